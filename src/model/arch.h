@@ -46,6 +46,7 @@ typedef struct {
     int32_t tie_embeddings;      /* lm_head shares the embedding matrix */
     int32_t attn_bias;           /* q/k/v projections have biases (qwen2) */
     int32_t qk_norm;             /* per-head RMSNorm on q and k (qwen3) */
+    int32_t sliding_window;      /* attend to at most this many positions; 0 = all */
     int32_t bos_id;              /* -1 if none */
     int32_t n_eos;
     int32_t eos_ids[AIR_MAX_EOS];
