@@ -1,0 +1,48 @@
+/*
+ * source.h - a model source: hyper-parameters plus tensors by neutral name.
+ *
+ * Every input format (HF folder with safetensors, GGUF file) opens into an
+ * air_source. The layer store writer asks it for each tensor of each layer by
+ * the architecture-neutral names of model/arch.h and never sees the format.
+ */
+#ifndef AIR_SOURCE_SOURCE_H
+#define AIR_SOURCE_SOURCE_H
+
+#include <stdint.h>
+
+#include "airllm.h"
+#include "kernels/ops.h"
+#include "model/arch.h"
+
+typedef struct {
+    air_dtype dtype;  /* dtype of the bytes read() returns */
+    int n_dims;       /* 1 or 2 */
+    int64_t shape[2]; /* (n_out, n_in) for matrices, (n) for vectors */
+    uint64_t nbytes;
+} air_src_tensor;
+
+typedef struct air_source air_source;
+struct air_source {
+    air_hparams hp;
+    char *tokenizer_json;   /* path, NULL if none */
+    char *tokenizer_config; /* path, NULL if none */
+    char *fingerprint;      /* identifies the source content (sizes, times, commit) */
+    char *name;             /* short human name of the model */
+    /* layer = -1 for whole-model tensors. Returns AIR_ERR_NOT_FOUND if the
+     * tensor does not exist (with a message naming the source tensor). */
+    air_status (*info)(air_source *s, int layer, const char *neutral, air_src_tensor *out);
+    air_status (*read)(air_source *s, int layer, const char *neutral, void *dst);
+    /* Called when the writer no longer needs anything from `layer` (lets a
+     * source delete consumed shards: delete_original). */
+    void (*done_with_layer)(air_source *s, int layer);
+    void (*close)(air_source *s);
+    void *impl;
+};
+
+/* Opens a Hugging Face model folder (config.json + safetensors). */
+air_status air_source_open_hfdir(const char *dir, int delete_original, air_source **out);
+
+/* Closes any source; NULL is a no-op. */
+void air_source_close(air_source *s);
+
+#endif
