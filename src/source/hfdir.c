@@ -318,6 +318,7 @@ static air_status hf_info(air_source *s, int layer, const char *neutral, air_src
     out->shape[0] = t->shape[0];
     out->shape[1] = t->n_dims == 2 ? t->shape[1] : 1;
     out->nbytes = t->nbytes;
+    snprintf(out->src_name, sizeof out->src_name, "%s (%s)", t->name, h->files[fi]->path);
     return AIR_OK;
 }
 

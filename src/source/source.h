@@ -19,6 +19,7 @@ typedef struct {
     int n_dims;       /* 1 or 2 */
     int64_t shape[2]; /* (n_out, n_in) for matrices, (n) for vectors */
     uint64_t nbytes;
+    char src_name[160]; /* the tensor's name in the source, for messages */
 } air_src_tensor;
 
 typedef struct air_source air_source;

@@ -1,0 +1,110 @@
+/*
+ * layerfile.h - one file of the layer store: a header, a tensor table and
+ * 4 KiB-aligned tensor data, checksummed.
+ *
+ *   [0, 64)                 air_lf_header
+ *   [64, 64 + 80*n)         air_lf_entry[n]
+ *   ... zero padding to header_bytes (a multiple of 4096)
+ *   [header_bytes, +data)   tensors, each at a 4096-aligned offset,
+ *                           zero padding to a multiple of 4096
+ *
+ * All integers little-endian. data_xxh3 covers the data section,
+ * table_xxh3 the entries; each entry also has its own tensor checksum so a
+ * partial read (one tensor, e.g. one expert) can be verified alone. Whole
+ * files are multiples of 4096 bytes so they can be read with O_DIRECT.
+ * See docs/layer-store.md.
+ */
+#ifndef AIR_STORE_LAYERFILE_H
+#define AIR_STORE_LAYERFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "airllm.h"
+#include "kernels/ops.h"
+
+#define AIR_LF_MAGIC "AIRLAYER"
+#define AIR_LF_VERSION 1
+#define AIR_LF_ALIGN 4096
+#define AIR_LF_MAX_TENSORS 32
+#define AIR_LF_NAME 32
+
+typedef struct {
+    char magic[8];
+    uint32_t version;
+    uint32_t n_tensors;
+    uint64_t header_bytes;
+    uint64_t data_bytes;
+    uint64_t data_xxh3;
+    uint64_t table_xxh3;
+    int32_t unit; /* layer index; -1 embeddings; -2 head */
+    uint32_t reserved0;
+    uint64_t reserved1;
+} air_lf_header;
+_Static_assert(sizeof(air_lf_header) == 64, "layer file header is 64 bytes");
+
+typedef struct {
+    char name[AIR_LF_NAME]; /* neutral name, NUL-padded */
+    uint32_t dtype;         /* air_dtype */
+    uint32_t n_dims;
+    int64_t shape[2];
+    uint64_t offset; /* from the start of the data section */
+    uint64_t nbytes;
+    uint64_t xxh3; /* of this tensor's nbytes */
+} air_lf_entry;
+_Static_assert(sizeof(air_lf_entry) == 80, "layer file entry is 80 bytes");
+
+/* A tensor ready for the kernels: points into a loaded layer buffer. */
+typedef struct {
+    const char *name;
+    air_dtype dtype;
+    int n_dims;
+    int64_t shape[2];
+    const void *data;
+    uint64_t nbytes;
+} air_tensor;
+
+/* A loaded layer file: tensor views into `buf`. */
+typedef struct {
+    int unit;
+    int n;
+    air_tensor t[AIR_LF_MAX_TENSORS];
+} air_layer;
+
+/* Finds a tensor in a loaded layer; NULL if absent. */
+const air_tensor *air_layer_get(const air_layer *l, const char *name);
+
+/* --- writing ------------------------------------------------------------- */
+typedef struct {
+    air_lf_header h;
+    air_lf_entry e[AIR_LF_MAX_TENSORS];
+    void *data; /* data section, grown as tensors are added */
+    uint64_t cap;
+} air_lf_builder;
+
+void air_lf_builder_init(air_lf_builder *b, int unit);
+/* Reserves room for a tensor and returns where to write its bytes. */
+air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
+                              const int64_t shape[2], uint64_t nbytes, void **dst);
+/* Checksums, writes to path atomically (temp + fsync + rename). */
+air_status air_lf_builder_write(air_lf_builder *b, const char *path, uint64_t *file_bytes,
+                                uint64_t *file_xxh3);
+void air_lf_builder_free(air_lf_builder *b);
+
+/* --- reading ------------------------------------------------------------- */
+/* Reads the header of a layer file and returns its total size. Checks magic,
+ * version and sizes against the file. */
+air_status air_lf_probe(const char *path, uint64_t *file_bytes);
+
+/* Reads a whole layer file into buf (AIR_LF_ALIGN-aligned, cap bytes), with
+ * O_DIRECT when the file system allows, verifies the checksums and binds
+ * tensor views into *out. direct: 1 to try O_DIRECT. */
+air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct, air_layer *out);
+
+/* Checks a loaded buffer (header, table, checksums) and binds the views. */
+air_status air_lf_bind(const char *path, const void *buf, uint64_t size, air_layer *out);
+
+/* Aligned allocation for layer buffers (free with free()). */
+void *air_lf_alloc(uint64_t bytes);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * manifest.c - air_hparams to and from the JSON of the store manifest.
+ */
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "util/error.h"
+
+#define HP_INT_FIELDS(X)                                                                           \
+    X(n_vocab) X(n_embd) X(n_layer) X(n_head) X(n_head_kv) X(head_dim) X(n_ff) X(n_ctx_train)      \
+    X(rope_orig_ctx) X(tie_embeddings) X(attn_bias) X(qk_norm) X(sliding_window) X(bos_id)
+#define HP_FLOAT_FIELDS(X)                                                                         \
+    X(rms_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
+
+cJSON *air_hparams_to_json(const air_hparams *hp) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "arch", air_arch_name(hp->arch));
+#define ADD_INT(f) cJSON_AddNumberToObject(j, #f, hp->f);
+#define ADD_FLOAT(f) cJSON_AddNumberToObject(j, #f, (double)hp->f);
+    HP_INT_FIELDS(ADD_INT)
+    HP_FLOAT_FIELDS(ADD_FLOAT)
+    cJSON_AddStringToObject(j, "rope_scaling",
+                            hp->rope_scaling == AIR_ROPE_SCALING_LLAMA3 ? "llama3" : "none");
+    cJSON *eos = cJSON_AddArrayToObject(j, "eos_ids");
+    for (int i = 0; i < hp->n_eos; i++)
+        cJSON_AddItemToArray(eos, cJSON_CreateNumber(hp->eos_ids[i]));
+    return j;
+}
+
+air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *hp) {
+    memset(hp, 0, sizeof *hp);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "arch");
+    int found = 0;
+    for (int a = 0; a < AIR_ARCH_COUNT && cJSON_IsString(v); a++)
+        if (strcmp(v->valuestring, air_arch_name((air_arch)a)) == 0) {
+            hp->arch = (air_arch)a;
+            found = 1;
+        }
+    if (!found)
+        return air_err(AIR_ERR_FORMAT, "%s: hparams.arch missing or unknown", path);
+#define GET_NUM(f)                                                                                 \
+    v = cJSON_GetObjectItemCaseSensitive(j, #f);                                                   \
+    if (!cJSON_IsNumber(v))                                                                        \
+        return air_err(AIR_ERR_FORMAT, "%s: hparams.%s missing", path, #f);
+#define GET_INT(f)                                                                                 \
+    GET_NUM(f)                                                                                     \
+    hp->f = (int32_t)v->valuedouble;
+#define GET_FLOAT(f)                                                                               \
+    GET_NUM(f)                                                                                     \
+    hp->f = (float)v->valuedouble;
+    HP_INT_FIELDS(GET_INT)
+    HP_FLOAT_FIELDS(GET_FLOAT)
+    v = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    hp->rope_scaling = cJSON_IsString(v) && strcmp(v->valuestring, "llama3") == 0
+                           ? AIR_ROPE_SCALING_LLAMA3
+                           : AIR_ROPE_SCALING_NONE;
+    v = cJSON_GetObjectItemCaseSensitive(j, "eos_ids");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v) {
+        if (hp->n_eos < AIR_MAX_EOS && cJSON_IsNumber(e))
+            hp->eos_ids[hp->n_eos++] = e->valueint;
+    }
+    if (hp->n_layer <= 0 || hp->n_embd <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+        hp->head_dim <= 0 || hp->n_vocab <= 0 || hp->n_ff <= 0 || hp->n_head % hp->n_head_kv)
+        return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid sizes", path);
+    return AIR_OK;
+}
