@@ -1,0 +1,183 @@
+/*
+ * dispatch.c - picks the kernel table from cpuid once, and drives the
+ * threaded matmul: activations are quantized once per call (for kernels that
+ * want int8 activations), then output rows are handed out in chunks to the
+ * pool's threads through an atomic counter.
+ *
+ * Each output element is computed by the same code whatever thread runs it,
+ * and chunk boundaries are multiples of the kernels' row tile, so results do
+ * not depend on the number of threads.
+ */
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "kernels/kernels.h"
+
+static const air_kernel_table *g_table; /* set once: first use or a forced ISA */
+
+static const air_kernel_table *table_for(air_isa isa) {
+    switch (isa) {
+    case AIR_ISA_REF: return &air_ktab_ref;
+#ifdef AIR_HAVE_X86
+    case AIR_ISA_AVX2: return &air_ktab_avx2;
+    case AIR_ISA_AVX512: return &air_ktab_avx512;
+#endif
+#ifdef AIR_HAVE_NEON
+    case AIR_ISA_NEON: return &air_ktab_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+int air_kernels_isa_supported(air_isa isa) {
+    switch (isa) {
+    case AIR_ISA_REF: return 1;
+#ifdef AIR_HAVE_X86
+    case AIR_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    case AIR_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+#endif
+#ifdef AIR_HAVE_NEON
+    case AIR_ISA_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+static air_isa best_isa(void) {
+    static const air_isa order[] = {AIR_ISA_AVX512, AIR_ISA_AVX2, AIR_ISA_NEON};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (air_kernels_isa_supported(order[i])) return order[i];
+    return AIR_ISA_REF;
+}
+
+const air_kernel_table *air_kernels_table(void) {
+    const air_kernel_table *t = __atomic_load_n(&g_table, __ATOMIC_ACQUIRE);
+    if (!t) {
+        t = table_for(best_isa());
+        __atomic_store_n(&g_table, t, __ATOMIC_RELEASE);
+    }
+    return t;
+}
+
+air_isa air_kernels_isa(void) { return air_kernels_table()->isa; }
+
+const char *air_isa_name(air_isa isa) {
+    switch (isa) {
+    case AIR_ISA_REF: return "ref";
+    case AIR_ISA_AVX2: return "avx2";
+    case AIR_ISA_AVX512: return "avx512";
+    case AIR_ISA_NEON: return "neon";
+    default: return "unknown";
+    }
+}
+
+int air_kernels_force_isa(air_isa isa) {
+    if (!air_kernels_isa_supported(isa)) return 0;
+    const air_kernel_table *t = table_for(isa);
+    if (!t) return 0;
+    __atomic_store_n(&g_table, t, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Threaded matmul                                                           */
+/* ------------------------------------------------------------------------- */
+
+#define ROW_TILE 8 /* chunk boundaries are multiples of this */
+
+typedef struct {
+    air_mm_fn fn;
+    const void *W;
+    int n_in, n_out, rows;
+    const void *x;
+    float *y;
+    int chunk, n_chunks;
+    atomic_int next;
+} mm_job;
+
+static void mm_worker(void *p, int ith, int nth) {
+    mm_job *j = p;
+    for (;;) {
+        int c = atomic_fetch_add(&j->next, 1);
+        if (c >= j->n_chunks) break;
+        int o0 = c * j->chunk;
+        int o1 = o0 + j->chunk < j->n_out ? o0 + j->chunk : j->n_out;
+        j->fn(j->W, j->n_in, j->x, j->rows, j->y, j->n_out, o0, o1);
+    }
+}
+
+/* Output rows per chunk: about 4 chunks per thread for balance, at least one
+ * tile, and at most what keeps a chunk's weights around L2 size for prefill. */
+static int chunk_rows(air_dtype wt, int n_out, int n_in, int rows, int nth) {
+    int c = (n_out + nth * 4 - 1) / (nth * 4);
+    if (rows > 1) {
+        size_t rb = air_dtype_row_bytes(wt, n_in);
+        int cap = rb ? (int)(AIR_MM_L2_BYTES / rb) : c;
+        if (c > cap) c = cap;
+    }
+    c = (c + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
+    return c < ROW_TILE ? ROW_TILE : c;
+}
+
+// y (rows, n_out) = x (rows, n_in) @ W (n_out, n_in)^T
+void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in, const float *x,
+                int rows, float *y) {
+    if (n_out <= 0 || rows <= 0 || (unsigned)wt >= AIR_DT_COUNT) return;
+    const air_kernel_table *k = air_kernels_table();
+    alignas(64) air_block_xq stack_xq[512]; /* 20 KB: one decode row up to n_in = 16384 */
+    air_block_xq *heap_xq = NULL;
+    const void *xin = x;
+    if (k->mm_xq[wt]) {
+        size_t per_row = (size_t)n_in / AIR_XQ_BLOCK;
+        size_t nb = per_row * (size_t)rows;
+        air_block_xq *xq = stack_xq;
+        if (nb > sizeof stack_xq / sizeof stack_xq[0]) xq = heap_xq = malloc(nb * sizeof *xq);
+        if (xq) {
+            for (int r = 0; r < rows; r++)
+                k->quantize_x(x + (size_t)r * n_in, xq + (size_t)r * per_row, n_in);
+            xin = xq;
+        } else {
+            k = &air_ktab_ref; /* out of memory: the fp32 path needs no scratch */
+        }
+    }
+    int nth = air_pool_size(pool);
+    mm_job job = {.fn = k->mm[wt], .W = W, .n_in = n_in, .n_out = n_out, .rows = rows,
+                  .x = xin, .y = y};
+    job.chunk = chunk_rows(wt, n_out, n_in, rows, nth);
+    job.n_chunks = (n_out + job.chunk - 1) / job.chunk;
+    atomic_init(&job.next, 0);
+    if (nth <= 1 || job.n_chunks == 1)
+        job.fn(W, n_in, xin, rows, y, n_out, 0, n_out);
+    else
+        air_pool_run(pool, mm_worker, &job);
+    free(heap_xq);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Small ops: straight to the table                                          */
+/* ------------------------------------------------------------------------- */
+
+void air_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    air_kernels_table()->rmsnorm(y, x, w, n, eps);
+}
+
+void air_silu_mul(float *out, const float *gate, const float *up, int n) {
+    air_kernels_table()->silu_mul(out, gate, up, n);
+}
+
+void air_softmax(float *x, int n) { air_kernels_table()->softmax(x, n); }
+
+float air_dot_f32(const float *a, const float *b, int n) {
+    return air_kernels_table()->dot(a, b, n);
+}
+
+void air_axpy_f32(float *y, float alpha, const float *x, int n) {
+    air_kernels_table()->axpy(y, alpha, x, n);
+}

@@ -1,0 +1,68 @@
+/*
+ * kernels.h - internal: the per-ISA function table behind ops.h.
+ *
+ * air_matmul() (dispatch.c) splits the output rows of W into chunks, hands
+ * them to the pool's threads, and each chunk calls the table's mm[wt] kernel
+ * on the range [o0, o1). Kernels with mm_xq[wt] set consume activations
+ * already quantized to int8 blocks (air_block_xq, one row of n_in / 32 blocks
+ * per activation row), which air_matmul prepares once per call.
+ */
+#ifndef AIR_KERNELS_KERNELS_H
+#define AIR_KERNELS_KERNELS_H
+
+#include "kernels/ops.h"
+#include "quant/quant.h"
+
+/* y (rows, n_out)[:, o0:o1] = x (rows, n_in) @ W[o0:o1]^T. x is fp32 rows or,
+ * for mm_xq kernels, air_block_xq rows. */
+typedef void (*air_mm_fn)(const void *W, int n_in, const void *x, int rows, float *y, int n_out,
+                          int o0, int o1);
+
+typedef struct {
+    air_isa isa;
+    air_mm_fn mm[AIR_DT_COUNT];
+    unsigned char mm_xq[AIR_DT_COUNT];
+    void (*quantize_x)(const float *x, air_block_xq *dst, int64_t n);
+    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
+    void (*silu_mul)(float *out, const float *gate, const float *up, int n);
+    void (*softmax)(float *x, int n);
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float alpha, const float *x, int n);
+} air_kernel_table;
+
+extern const air_kernel_table air_ktab_ref;
+
+/* The reference kernels, for SIMD tables to fall back on. */
+void air_ref_mm_f32(const void *W, int n_in, const void *x, int rows, float *y, int n_out, int o0,
+                    int o1);
+void air_ref_mm_f16(const void *W, int n_in, const void *x, int rows, float *y, int n_out, int o0,
+                    int o1);
+void air_ref_mm_bf16(const void *W, int n_in, const void *x, int rows, float *y, int n_out, int o0,
+                     int o1);
+void air_ref_mm_q8(const void *W, int n_in, const void *x, int rows, float *y, int n_out, int o0,
+                   int o1);
+void air_ref_mm_nf4(const void *W, int n_in, const void *x, int rows, float *y, int n_out, int o0,
+                    int o1);
+void air_ref_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+void air_ref_silu_mul(float *out, const float *gate, const float *up, int n);
+void air_ref_softmax(float *x, int n);
+float air_ref_dot(const float *a, const float *b, int n);
+void air_ref_axpy(float *y, float alpha, const float *x, int n);
+#if defined(__x86_64__) || defined(_M_X64)
+#define AIR_HAVE_X86 1
+extern const air_kernel_table air_ktab_avx2;
+extern const air_kernel_table air_ktab_avx512;
+#endif
+#if defined(__aarch64__)
+#define AIR_HAVE_NEON 1
+extern const air_kernel_table air_ktab_neon;
+#endif
+
+/* The table in use. */
+const air_kernel_table *air_kernels_table(void);
+
+/* Bytes of weight rows a prefill kernel keeps hot while it sweeps the
+ * activation rows (about half of a typical L2). */
+#define AIR_MM_L2_BYTES (256 * 1024)
+
+#endif
