@@ -1,0 +1,205 @@
+/*
+ * forward.c - the engine and the forward pass over all units.
+ *
+ *   x = embed(tokens)                      (rows, n_embd), read row by row
+ *   for each layer l: x = layer_l(x)        streamed unit l (llama.c)
+ *   logits = output(rmsnorm(x))             streamed head unit, wanted rows
+ *
+ * RoPE angles for the batch's positions are computed once per pass and shared
+ * by all layers (HF convention: inv_freq[i] = theta^(-2i/d), with the llama3
+ * rescaling of low frequencies when configured).
+ */
+#include "model/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine_internal.h"
+#include "util/error.h"
+
+void air_engine_default_options(air_engine_options *o) {
+    memset(o, 0, sizeof *o);
+    o->n_threads = 0;
+    o->stream.prefetch = 1;
+    o->stream.direct_io = 1;
+    o->stream.ram_budget = 0;
+}
+
+/* inv_freq as HF computes it, in fp32, with llama3 scaling. */
+static void rope_init(air_engine *e) {
+    const air_hparams *hp = &e->hp;
+    int half = hp->head_dim / 2;
+    e->inv_freq = malloc(sizeof(float) * (size_t)half);
+    for (int i = 0; i < half; i++) {
+        float expo = (float)(2 * i) / (float)hp->head_dim;
+        float f = 1.0f / powf(hp->rope_theta, expo);
+        if (hp->rope_scaling == AIR_ROPE_SCALING_LLAMA3) {
+            float old = (float)hp->rope_orig_ctx;
+            float low_wl = old / hp->rope_low_freq_factor;
+            float high_wl = old / hp->rope_high_freq_factor;
+            float wl = 2.0f * (float)M_PI / f;
+            if (wl > low_wl) {
+                f = f / hp->rope_factor;
+            } else if (wl >= high_wl) {
+                float smooth = (old / wl - hp->rope_low_freq_factor) /
+                               (hp->rope_high_freq_factor - hp->rope_low_freq_factor);
+                f = (1.0f - smooth) * f / hp->rope_factor + smooth * f;
+            }
+        }
+        e->inv_freq[i] = f;
+    }
+}
+
+air_status air_engine_open(const char *store_dir, const air_engine_options *opt, air_engine **out) {
+    *out = NULL;
+    air_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    air_status st = air_store_open(store_dir, &e->store);
+    if (st)
+        goto fail;
+    e->hp = *air_store_hparams(e->store);
+    if ((st = air_streamer_create(e->store, &opt->stream, &e->streamer)))
+        goto fail;
+    e->pool = air_pool_create(opt->n_threads);
+    if (!e->pool) {
+        st = air_err(AIR_ERR_NOMEM, "cannot create the thread pool");
+        goto fail;
+    }
+    rope_init(e);
+    *out = e;
+    return AIR_OK;
+fail:
+    air_engine_close(e);
+    return st;
+}
+
+void air_engine_close(air_engine *e) {
+    if (!e)
+        return;
+    air_streamer_free(e->streamer);
+    air_store_close(e->store);
+    air_pool_free(e->pool);
+    free(e->inv_freq);
+    free(e->scratch);
+    free(e);
+}
+
+const air_hparams *air_engine_hparams(const air_engine *e) { return &e->hp; }
+air_store *air_engine_store(air_engine *e) { return e->store; }
+air_streamer *air_engine_streamer(air_engine *e) { return e->streamer; }
+air_pool *air_engine_pool(air_engine *e) { return e->pool; }
+
+/* Scratch for n rows, grown on demand; carved into the buffers of llama.c. */
+air_status air_engine_scratch(air_engine *e, size_t floats, float **out) {
+    if (floats > e->scratch_cap) {
+        free(e->scratch);
+        e->scratch = malloc(floats * sizeof(float));
+        if (!e->scratch) {
+            e->scratch_cap = 0;
+            return air_err(AIR_ERR_NOMEM, "out of memory for activations (%zu MiB)",
+                           floats * sizeof(float) >> 20);
+        }
+        e->scratch_cap = floats;
+    }
+    *out = e->scratch;
+    return AIR_OK;
+}
+
+static air_status run_head(air_engine *e, const air_batch *b, float *x) {
+    const air_hparams *hp = &e->hp;
+    int u = hp->n_layer;
+    const air_layer *w;
+    air_status st = air_streamer_acquire(e->streamer, u, &w);
+    if (st)
+        return st;
+    const air_tensor *norm = air_layer_get(w, AIR_T_OUT_NORM), *out = air_layer_get(w, AIR_T_OUTPUT);
+    if (!norm || !out) {
+        air_streamer_release(e->streamer, u);
+        return air_err(AIR_ERR_FORMAT, "%s: head unit lacks out_norm/output",
+                       air_store_unit_path(e->store, u));
+    }
+    int k = 0;
+    for (int r = 0; r < b->n; r++) {
+        int want = b->want_logits ? b->want_logits[r] : r == b->n - 1;
+        if (!want)
+            continue;
+        /* pack wanted rows together, normalized, in place at row k */
+        air_rmsnorm(x + (size_t)k * hp->n_embd, x + (size_t)r * hp->n_embd, norm->data, hp->n_embd,
+                    hp->rms_eps);
+        k++;
+    }
+    air_matmul(e->pool, out->dtype, out->data, hp->n_vocab, hp->n_embd, x, k, b->logits);
+    air_streamer_release(e->streamer, u);
+    return AIR_OK;
+}
+
+air_status air_engine_forward(air_engine *e, const air_batch *b) {
+    const air_hparams *hp = &e->hp;
+    if (b->n <= 0)
+        return air_err(AIR_ERR_INVALID_ARG, "empty batch");
+    for (int r = 0; r < b->n; r++)
+        if (b->pos[r] < 0 || b->pos[r] >= b->kv[r]->max_seq)
+            return air_err(AIR_ERR_LIMIT, "position %d is past the context length %d "
+                           "(max_seq_len); start a new conversation or raise max_seq_len",
+                           b->pos[r], b->kv[r]->max_seq);
+    float *x = malloc(sizeof(float) * (size_t)b->n * hp->n_embd);
+    int half = hp->head_dim / 2;
+    e->rope_cos = malloc(sizeof(float) * (size_t)b->n * half);
+    e->rope_sin = malloc(sizeof(float) * (size_t)b->n * half);
+    air_status st = AIR_OK;
+    if (!x || !e->rope_cos || !e->rope_sin) {
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int r = 0; r < b->n; r++)
+        for (int i = 0; i < half; i++) {
+            float a = (float)b->pos[r] * e->inv_freq[i];
+            e->rope_cos[(size_t)r * half + i] = cosf(a);
+            e->rope_sin[(size_t)r * half + i] = sinf(a);
+        }
+    if ((st = air_store_embed_rows(e->store, b->tokens, b->n, x)))
+        goto out;
+    for (int l = 0; l < hp->n_layer && !st; l++) {
+        const air_layer *w;
+        if ((st = air_streamer_acquire(e->streamer, l, &w)))
+            break;
+        st = air_llama_layer(e, l, w, b, x);
+        air_streamer_release(e->streamer, l);
+    }
+    if (!st)
+        st = run_head(e, b, x);
+out:
+    free(x);
+    free(e->rope_cos);
+    free(e->rope_sin);
+    e->rope_cos = e->rope_sin = NULL;
+    return st;
+}
+
+air_status air_engine_eval(air_engine *e, air_kv *kv, const int32_t *tokens, int n, int all_logits,
+                           float *logits) {
+    int32_t *pos = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    air_kv **kvs = malloc(sizeof(air_kv *) * (size_t)(n > 0 ? n : 1));
+    uint8_t *want = malloc((size_t)(n > 0 ? n : 1));
+    if (!pos || !kvs || !want) {
+        free(pos);
+        free(kvs);
+        free(want);
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        pos[i] = kv->n_past + i;
+        kvs[i] = kv;
+        want[i] = all_logits || i == n - 1;
+    }
+    air_batch b = {n, tokens, pos, kvs, want, logits};
+    air_status st = air_engine_forward(e, &b);
+    if (!st)
+        kv->n_past += n;
+    free(pos);
+    free(kvs);
+    free(want);
+    return st;
+}

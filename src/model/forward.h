@@ -1,0 +1,61 @@
+/*
+ * forward.h - the engine: a layer store, its streamer, a thread pool and the
+ * batched forward pass.
+ *
+ * One forward pass runs a batch of rows (tokens) through every unit of the
+ * store in order; each streamed unit is read once per pass whatever the
+ * number of rows: all prompt tokens in prefill, every active sequence in
+ * decode.
+ */
+#ifndef AIR_MODEL_FORWARD_H
+#define AIR_MODEL_FORWARD_H
+
+#include <stdint.h>
+
+#include "kernels/pool.h"
+#include "model/kvcache.h"
+#include "runtime/streamer.h"
+#include "store/store.h"
+
+typedef struct {
+    int n_threads; /* <= 0: one per core */
+    air_streamer_options stream;
+} air_engine_options;
+
+void air_engine_default_options(air_engine_options *o);
+
+typedef struct air_engine air_engine;
+
+air_status air_engine_open(const char *store_dir, const air_engine_options *opt, air_engine **out);
+void air_engine_close(air_engine *e);
+
+const air_hparams *air_engine_hparams(const air_engine *e);
+air_store *air_engine_store(air_engine *e);
+air_streamer *air_engine_streamer(air_engine *e);
+air_pool *air_engine_pool(air_engine *e);
+
+/* A batch of rows. Rows of one sequence come in increasing positions; each
+ * row's key/value go into kv[r] at pos[r], and the row attends to positions
+ * [0, pos[r]] of its own sequence. */
+typedef struct {
+    int n;
+    const int32_t *tokens;
+    const int32_t *pos;
+    air_kv *const *kv;
+    const uint8_t *want_logits; /* rows whose logits are wanted; NULL: the last row */
+    float *logits;              /* (wanted rows, n_vocab), in row order */
+} air_batch;
+
+air_status air_engine_forward(air_engine *e, const air_batch *b);
+
+/* One sequence: tokens[n] at positions kv->n_past..; advances kv->n_past.
+ * logits: n_vocab floats for the last token, or n * n_vocab if all_logits. */
+air_status air_engine_eval(air_engine *e, air_kv *kv, const int32_t *tokens, int n, int all_logits,
+                           float *logits);
+
+/* Internal: one decoder layer over the batch (llama.c). */
+typedef struct air_fwd_scratch air_fwd_scratch;
+air_status air_llama_layer(air_engine *e, int layer, const air_layer *w, const air_batch *b,
+                           float *x);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * kvcache.h - the key/value cache of one sequence: for every layer and
+ * position, the (rotated) keys and the values of all KV heads, fp32.
+ *   k, v: (n_layer, max_seq, n_head_kv * head_dim)
+ */
+#ifndef AIR_MODEL_KVCACHE_H
+#define AIR_MODEL_KVCACHE_H
+
+#include <stddef.h>
+
+#include "airllm.h"
+#include "model/arch.h"
+
+typedef struct {
+    int n_layer, max_seq, kv_dim;
+    int n_past; /* positions filled */
+    float *k, *v;
+} air_kv;
+
+/* Allocates the cache for max_seq positions. Free with air_kv_free(). */
+air_status air_kv_init(air_kv *kv, const air_hparams *hp, int max_seq);
+void air_kv_free(air_kv *kv);
+size_t air_kv_bytes(const air_hparams *hp, int max_seq);
+
+static inline float *air_kv_k(const air_kv *kv, int layer, int pos) {
+    return kv->k + ((size_t)layer * kv->max_seq + pos) * kv->kv_dim;
+}
+static inline float *air_kv_v(const air_kv *kv, int layer, int pos) {
+    return kv->v + ((size_t)layer * kv->max_seq + pos) * kv->kv_dim;
+}
+
+#endif

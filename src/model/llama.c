@@ -1,0 +1,178 @@
+/*
+ * llama.c - one decoder layer of the Llama family (Llama, Mistral, Qwen2,
+ * Qwen3), over a batch of rows, exactly as HF transformers computes it:
+ *
+ *   h = rmsnorm(x) * attn_norm
+ *   q = h Wq^T (+bq)  k = h Wk^T (+bk)  v = h Wv^T (+bv)
+ *   q, k: per-head rmsnorm (qwen3), then rotate-half RoPE at each row's pos
+ *   k, v -> KV cache; a = softmax(q k^T / sqrt(head_dim)) v  (causal, GQA)
+ *   x += a Wo^T
+ *   h = rmsnorm(x) * ffn_norm
+ *   x += (silu(h Wgate^T) * (h Wup^T)) Wdown^T
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine_internal.h"
+#include "util/error.h"
+
+typedef struct {
+    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm, *ffn_norm,
+        *w_gate, *w_up, *w_down;
+} layer_w;
+
+static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
+    const air_hparams *hp = &e->hp;
+    struct {
+        const air_tensor **dst;
+        const char *name;
+        int need;
+    } tab[] = {
+        {&t->attn_norm, AIR_T_ATTN_NORM, 1}, {&t->wq, AIR_T_WQ, 1},
+        {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
+        {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
+        {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
+        {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
+        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, 1},
+        {&t->w_up, AIR_T_W_UP, 1},           {&t->w_down, AIR_T_W_DOWN, 1},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+        *tab[i].dst = air_layer_get(w, tab[i].name);
+        if (tab[i].need && !*tab[i].dst)
+            return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks tensor '%s'; delete the store "
+                           "folder to rebuild it", air_store_unit_path(e->store, l), l,
+                           tab[i].name);
+    }
+    return AIR_OK;
+}
+
+/* y (rows, n_out) = x (rows, n_in) @ W^T for a stored tensor. */
+static void mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y) {
+    air_matmul(e->pool, w->dtype, w->data, (int)w->shape[0], (int)w->shape[1], x, rows, y);
+}
+
+static void add_bias(float *y, const air_tensor *b, int rows, int n) {
+    const float *bb = b->data;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)r * n + i] += bb[i];
+}
+
+/* rotate-half RoPE on n_heads heads of one row */
+static void rope(float *v, int n_heads, int hd, const float *cs, const float *sn) {
+    int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *p = v + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float a = p[i], b = p[i + half];
+            p[i] = a * cs[i] - b * sn[i];
+            p[i + half] = b * cs[i] + a * sn[i];
+        }
+    }
+}
+
+typedef struct {
+    const air_engine *e;
+    const air_batch *b;
+    int layer;
+    const float *q; /* (rows, n_head * hd) */
+    float *out;     /* (rows, n_head * hd) */
+    float *scores;  /* (nth, max_seq) */
+    int max_seq;
+} attn_job;
+
+static void attn_worker(void *ctx, int ith, int nth) {
+    attn_job *j = ctx;
+    const air_hparams *hp = &j->e->hp;
+    int hd = hp->head_dim, nh = hp->n_head, group = hp->n_head / hp->n_head_kv;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = j->scores + (size_t)ith * j->max_seq;
+    int total = j->b->n * nh;
+    for (int task = ith; task < total; task += nth) {
+        int r = task / nh, h = task % nh, kvh = h / group;
+        const air_kv *kv = j->b->kv[r];
+        int pos = j->b->pos[r];
+        int start = 0;
+        if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0)
+            start = pos - hp->sliding_window + 1;
+        const float *q = j->q + ((size_t)r * nh + h) * hd;
+        for (int t = start; t <= pos; t++)
+            sc[t - start] = air_dot_f32(q, air_kv_k(kv, j->layer, t) + (size_t)kvh * hd, hd) * scale;
+        int n = pos - start + 1;
+        air_softmax(sc, n);
+        float *o = j->out + ((size_t)r * nh + h) * hd;
+        memset(o, 0, sizeof(float) * (size_t)hd);
+        for (int t = 0; t < n; t++)
+            air_axpy_f32(o, sc[t], air_kv_v(kv, j->layer, start + t) + (size_t)kvh * hd, hd);
+    }
+}
+
+air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
+    const air_hparams *hp = &e->hp;
+    layer_w w;
+    air_status st = bind(e, l, lw, &w);
+    if (st)
+        return st;
+    int n = b->n, d = hp->n_embd, hd = hp->head_dim;
+    int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd, ff = hp->n_ff;
+    int max_seq = 0;
+    for (int r = 0; r < n; r++)
+        if (b->kv[r]->max_seq > max_seq)
+            max_seq = b->kv[r]->max_seq;
+    int nth = air_pool_size(e->pool);
+    size_t need = (size_t)n * d + (size_t)n * qd * 2 + (size_t)n * kvd * 2 + (size_t)n * ff * 2 +
+                  (size_t)nth * max_seq;
+    float *buf;
+    if ((st = air_engine_scratch(e, need, &buf)))
+        return st;
+    float *h = buf, *q = h + (size_t)n * d, *att = q + (size_t)n * qd, *k = att + (size_t)n * qd,
+          *v = k + (size_t)n * kvd, *g = v + (size_t)n * kvd, *u = g + (size_t)n * ff,
+          *scores = u + (size_t)n * ff;
+
+    /* attention */
+    for (int r = 0; r < n; r++)
+        air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.attn_norm->data, d, hp->rms_eps);
+    mm(e, w.wq, h, n, q);
+    mm(e, w.wk, h, n, k);
+    mm(e, w.wv, h, n, v);
+    if (hp->attn_bias) {
+        add_bias(q, w.bq, n, qd);
+        add_bias(k, w.bk, n, kvd);
+        add_bias(v, w.bv, n, kvd);
+    }
+    int half = hd / 2;
+    for (int r = 0; r < n; r++) {
+        float *qr = q + (size_t)r * qd, *kr = k + (size_t)r * kvd;
+        if (hp->qk_norm) {
+            for (int hh = 0; hh < hp->n_head; hh++)
+                air_rmsnorm(qr + (size_t)hh * hd, qr + (size_t)hh * hd, w.q_norm->data, hd,
+                            hp->rms_eps);
+            for (int hh = 0; hh < hp->n_head_kv; hh++)
+                air_rmsnorm(kr + (size_t)hh * hd, kr + (size_t)hh * hd, w.k_norm->data, hd,
+                            hp->rms_eps);
+        }
+        const float *cs = e->rope_cos + (size_t)r * half, *sn = e->rope_sin + (size_t)r * half;
+        rope(qr, hp->n_head, hd, cs, sn);
+        rope(kr, hp->n_head_kv, hd, cs, sn);
+        memcpy(air_kv_k(b->kv[r], l, b->pos[r]), kr, sizeof(float) * (size_t)kvd);
+        memcpy(air_kv_v(b->kv[r], l, b->pos[r]), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
+    }
+    attn_job job = {e, b, l, q, att, scores, max_seq};
+    air_pool_run(e->pool, attn_worker, &job);
+    mm(e, w.wo, att, n, h);
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        x[i] += h[i];
+
+    /* MLP */
+    for (int r = 0; r < n; r++)
+        air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.ffn_norm->data, d, hp->rms_eps);
+    mm(e, w.w_gate, h, n, g);
+    mm(e, w.w_up, h, n, u);
+    for (int r = 0; r < n; r++)
+        air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
+    mm(e, w.w_down, g, n, h);
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        x[i] += h[i];
+    return AIR_OK;
+}

@@ -1,0 +1,287 @@
+/*
+ * streamer.c - pinned units, two streaming slots and the reader thread.
+ *
+ * Slot states: EMPTY -> LOADING (reader) -> READY -> INUSE (compute) -> EMPTY.
+ * The reader fills any EMPTY slot with the next streamed unit of the cycle.
+ * acquire(u) takes the slot holding u; if no slot holds or will hold u (the
+ * caller left the cycle, e.g. after an error), it discards what was read
+ * ahead and restarts the cycle at u.
+ */
+#include "runtime/streamer.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/error.h"
+
+enum { EMPTY, LOADING, READY, INUSE };
+
+typedef struct {
+    int unit;
+    int state;
+    air_status status;
+    char err[512];
+    void *buf;
+    air_layer layer;
+} slot;
+
+struct air_streamer {
+    air_store *store;
+    air_streamer_options opt;
+    int n_units;
+    /* pinned units */
+    uint8_t *pinned;
+    void **pin_buf;
+    air_layer *pin_layer;
+    /* streaming */
+    uint64_t slot_cap;
+    slot slots[2];
+    int next_unit; /* next unit the reader will load */
+    int stop;
+    int has_thread;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    air_streamer_stats stats;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int next_streamed(const air_streamer *s, int u) {
+    for (int i = 0; i < s->n_units; i++) {
+        u = (u + 1) % s->n_units;
+        if (!s->pinned[u])
+            return u;
+    }
+    return -1;
+}
+
+/* Loads unit u into slot sl (no lock held). */
+static void load_slot(air_streamer *s, slot *sl, int u) {
+    double t0 = now_s();
+    air_status st = air_lf_load(air_store_unit_path(s->store, u), sl->buf, s->slot_cap,
+                                s->opt.direct_io, &sl->layer);
+    double dt = now_s() - t0;
+    pthread_mutex_lock(&s->mu);
+    sl->status = st;
+    if (st)
+        snprintf(sl->err, sizeof sl->err, "%s", air_last_error());
+    else {
+        s->stats.bytes_read += air_store_unit_bytes(s->store, u);
+        s->stats.read_seconds += dt;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *reader_main(void *arg) {
+    air_streamer *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        slot *free_slot = NULL;
+        while (!s->stop) {
+            for (int i = 0; i < 2 && !free_slot; i++)
+                if (s->slots[i].state == EMPTY)
+                    free_slot = &s->slots[i];
+            if (free_slot && s->next_unit >= 0)
+                break;
+            free_slot = NULL;
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
+        if (s->stop)
+            break;
+        int u = s->next_unit;
+        s->next_unit = next_streamed(s, u);
+        free_slot->unit = u;
+        free_slot->state = LOADING;
+        pthread_mutex_unlock(&s->mu);
+        load_slot(s, free_slot, u);
+        pthread_mutex_lock(&s->mu);
+        free_slot->state = READY;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+void air_streamer_free(air_streamer *s) {
+    if (!s)
+        return;
+    if (s->has_thread) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = 1;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    for (int i = 0; i < 2; i++)
+        free(s->slots[i].buf);
+    for (int u = 0; u < s->n_units; u++)
+        if (s->pin_buf)
+            free(s->pin_buf[u]);
+    free(s->pin_buf);
+    free(s->pin_layer);
+    free(s->pinned);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+air_status air_streamer_create(air_store *store, const air_streamer_options *opt,
+                               air_streamer **out) {
+    *out = NULL;
+    air_streamer *s = calloc(1, sizeof *s);
+    if (!s)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    s->store = store;
+    s->opt = *opt;
+    s->n_units = air_store_n_units(store);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->pinned = calloc((size_t)s->n_units, 1);
+    s->pin_buf = calloc((size_t)s->n_units, sizeof(void *));
+    s->pin_layer = calloc((size_t)s->n_units, sizeof(air_layer));
+    air_status st = AIR_OK;
+    if (!s->pinned || !s->pin_buf || !s->pin_layer) {
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+
+    /* Residency plan: head first (read every pass, the largest unit), then
+     * layers from 0, while the budget holds. */
+    uint64_t used = 0;
+    int head = s->n_units - 1;
+    for (int k = 0; k < s->n_units; k++) {
+        int u = k == 0 ? head : k - 1;
+        uint64_t b = air_store_unit_bytes(store, u);
+        if (used + b > opt->ram_budget)
+            continue;
+        s->pin_buf[u] = air_lf_alloc(b);
+        if (!s->pin_buf[u]) {
+            st = air_err(AIR_ERR_NOMEM, "out of memory pinning unit %d (%llu bytes); lower the "
+                         "RAM budget", u, (unsigned long long)b);
+            goto fail;
+        }
+        if ((st = air_lf_load(air_store_unit_path(store, u), s->pin_buf[u], b, opt->direct_io,
+                              &s->pin_layer[u])))
+            goto fail;
+        s->pinned[u] = 1;
+        used += b;
+        s->stats.n_pinned++;
+    }
+    s->stats.pinned_bytes = used;
+
+    for (int u = 0; u < s->n_units; u++)
+        if (!s->pinned[u] && air_store_unit_bytes(store, u) > s->slot_cap)
+            s->slot_cap = air_store_unit_bytes(store, u);
+    if (s->slot_cap) {
+        for (int i = 0; i < 2; i++) {
+            s->slots[i].buf = air_lf_alloc(s->slot_cap);
+            s->slots[i].state = EMPTY;
+            s->slots[i].unit = -1;
+            if (!s->slots[i].buf) {
+                st = air_err(AIR_ERR_NOMEM, "out of memory for two streaming buffers of %llu bytes",
+                             (unsigned long long)s->slot_cap);
+                goto fail;
+            }
+        }
+        s->stats.buffer_bytes = 2 * s->slot_cap;
+        s->next_unit = next_streamed(s, s->n_units - 1);
+        if (opt->prefetch) {
+            if (pthread_create(&s->thread, NULL, reader_main, s) != 0) {
+                st = air_err(AIR_ERR_INTERNAL, "cannot start the reader thread");
+                goto fail;
+            }
+            s->has_thread = 1;
+        }
+    }
+    *out = s;
+    return AIR_OK;
+fail:
+    air_streamer_free(s);
+    return st;
+}
+
+int air_streamer_is_pinned(const air_streamer *s, int u) { return s->pinned[u]; }
+
+air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
+    if (u < 0 || u >= s->n_units)
+        return air_err(AIR_ERR_INTERNAL, "unit %d out of range", u);
+    if (s->pinned[u]) {
+        *out = &s->pin_layer[u];
+        return AIR_OK;
+    }
+    double t0 = now_s();
+    air_status st = AIR_OK;
+    if (!s->has_thread) {
+        /* synchronous: slot 0 */
+        slot *sl = &s->slots[0];
+        sl->unit = u;
+        load_slot(s, sl, u);
+        sl->state = INUSE;
+        st = sl->status;
+        if (st)
+            air_err(st, "%s", sl->err);
+        *out = &sl->layer;
+        s->stats.wait_seconds += now_s() - t0;
+        return st;
+    }
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        slot *hit = NULL;
+        int coming = 0;
+        for (int i = 0; i < 2; i++) {
+            if (s->slots[i].unit == u && s->slots[i].state == READY)
+                hit = &s->slots[i];
+            if (s->slots[i].unit == u && s->slots[i].state == LOADING)
+                coming = 1;
+        }
+        if (hit) {
+            hit->state = INUSE;
+            st = hit->status;
+            if (st)
+                air_err(st, "%s", hit->err);
+            *out = &hit->layer;
+            break;
+        }
+        if (!coming && s->next_unit != u) {
+            /* out of cycle: drop read-ahead and restart at u */
+            for (int i = 0; i < 2; i++)
+                if (s->slots[i].state == READY) {
+                    s->slots[i].state = EMPTY;
+                    s->slots[i].unit = -1;
+                }
+            s->next_unit = u;
+            pthread_cond_broadcast(&s->cv);
+        }
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    s->stats.wait_seconds += now_s() - t0;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+void air_streamer_release(air_streamer *s, int u) {
+    if (s->pinned[u])
+        return;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < 2; i++)
+        if (s->slots[i].unit == u && s->slots[i].state == INUSE) {
+            s->slots[i].state = EMPTY;
+            s->slots[i].unit = -1;
+        }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void air_streamer_get_stats(const air_streamer *s, air_streamer_stats *st) {
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu);
+    *st = s->stats;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
+}

@@ -1,0 +1,50 @@
+/*
+ * streamer.h - brings layer-store units into memory for the forward pass.
+ *
+ * Units are used in a fixed cycle (layer 0 .. n_layer-1, head, layer 0, ...).
+ * A residency plan pins a fixed set of units in RAM (as many as the budget
+ * holds: the head first, then layers from 0 — any fixed set saves the same
+ * I/O on a cyclic scan, where LRU would evict exactly what comes next). The
+ * other units stream through two buffers: with prefetching, a reader thread
+ * loads the next unit of the cycle while the current one computes.
+ *
+ * Peak memory of a fully streamed model: 2 x the largest unit.
+ */
+#ifndef AIR_RUNTIME_STREAMER_H
+#define AIR_RUNTIME_STREAMER_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+
+typedef struct {
+    int prefetch;        /* 1: reader thread one unit ahead (default) */
+    int direct_io;       /* 1: O_DIRECT reads where the file system allows */
+    uint64_t ram_budget; /* bytes of units to keep resident (0: stream all) */
+} air_streamer_options;
+
+typedef struct {
+    uint64_t bytes_read;  /* streamed bytes since creation */
+    double read_seconds;  /* time spent in reads */
+    double wait_seconds;  /* time compute waited for a unit */
+    int n_pinned;
+    uint64_t pinned_bytes;
+    uint64_t buffer_bytes; /* streaming buffers */
+} air_streamer_stats;
+
+typedef struct air_streamer air_streamer;
+
+air_status air_streamer_create(air_store *store, const air_streamer_options *opt,
+                               air_streamer **out);
+void air_streamer_free(air_streamer *s);
+
+/* Returns unit u, loaded and verified; blocks until it is. The layer stays
+ * valid until air_streamer_release(s, u). At most one unit is held at a time
+ * by the caller. */
+air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out);
+void air_streamer_release(air_streamer *s, int u);
+
+void air_streamer_get_stats(const air_streamer *s, air_streamer_stats *st);
+int air_streamer_is_pinned(const air_streamer *s, int u);
+
+#endif
