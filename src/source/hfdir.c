@@ -182,7 +182,17 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     if ((st = get_float(cfg, path, "rms_norm_eps", 1e-6, &d)))
         goto out;
     hp->rms_eps = (float)d;
-    if ((st = get_float(cfg, path, "rope_theta", 10000.0, &d)))
+    /* RoPE: classic layout (rope_theta + rope_scaling) or the newer
+     * rope_parameters object that holds both. */
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
+    if (rp && !cJSON_IsObject(rp) && !cJSON_IsNull(rp)) {
+        st = air_err(AIR_ERR_FORMAT, "%s: \"rope_parameters\" must be an object", path);
+        goto out;
+    }
+    if ((st = get_float(cJSON_IsObject(rp) && cJSON_GetObjectItemCaseSensitive(rp, "rope_theta")
+                            ? rp
+                            : cfg,
+                        path, "rope_theta", 10000.0, &d)))
         goto out;
     hp->rope_theta = (float)d;
 
@@ -202,11 +212,13 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
         hp->sliding_window = sw->valueint;
 
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
+    if ((!rs || cJSON_IsNull(rs)) && cJSON_IsObject(rp))
+        rs = rp;
     if (rs && !cJSON_IsNull(rs)) {
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
         if (!cJSON_IsString(ty))
             ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        const char *t = cJSON_IsString(ty) ? ty->valuestring : "(missing)";
+        const char *t = cJSON_IsString(ty) ? ty->valuestring : rs == rp ? "default" : "(missing)";
         if (strcmp(t, "llama3") == 0) {
             hp->rope_scaling = AIR_ROPE_SCALING_LLAMA3;
             double f, lo, hi;
