@@ -14,6 +14,7 @@
 
 #include "kernels/ops.h"
 #include "kernels/pool.h"
+#include "quant/quant.h"
 #include "test.h"
 
 /* ------------------------------------------------------------------------- */
@@ -46,11 +47,52 @@ static double nerr(const float *y, const double *ref, size_t n) {
 static const air_isa k_isas[] = {AIR_ISA_REF, AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
 #define N_ISAS (int)(sizeof k_isas / sizeof k_isas[0])
 
-/* Threshold on the normalized error of a matmul. */
-static double mm_threshold(air_isa isa, air_dtype t) {
-    if (isa == AIR_ISA_REF || t == AIR_DT_F32 || t == AIR_DT_F16 || t == AIR_DT_BF16)
-        return 2e-6;
-    return t == AIR_DT_Q8 ? 1.5e-2 : 2e-2; /* int8 activations (+ int8 NF4 codes) */
+/* 1 if (isa, t) runs the int8 path: activations quantized per 32 elements
+ * (and NF4 code values as int8). */
+static int int8_path(air_isa isa, air_dtype t) {
+    return isa != AIR_ISA_REF && (t == AIR_DT_Q8 || t == AIR_DT_NF4);
+}
+
+/* Threshold on the normalized error of a matmul vs the fp32 reference: per
+ * case, and over all cases of one (isa, format) together. A single case of an
+ * int8 path may have a few outputs that nearly cancel, hence the looser
+ * per-case bound; such a path is also checked tightly against an exact
+ * emulation of its integer arithmetic (mm_int8_emulated). */
+static double mm_threshold(air_isa isa, air_dtype t, int aggregate) {
+    if (!int8_path(isa, t)) return 2e-6;
+    if (!aggregate) return 0.1;
+    return t == AIR_DT_Q8 ? 1e-2 : 1.5e-2;
+}
+
+/* What the int8 kernels compute, in double: the same int8 activations and
+ * weight codes, exact integer dots, then the block scales. */
+static void mm_int8_emulated(air_dtype t, const void *W, int n_out, int n_in, const float *x,
+                             int rows, double *y) {
+    int nxb = n_in / AIR_XQ_BLOCK;
+    air_block_xq *xq = malloc(sizeof *xq * (size_t)nxb);
+    for (int r = 0; r < rows; r++) {
+        air_xq_quantize_row(x + (size_t)r * n_in, xq, n_in);
+        for (int o = 0; o < n_out; o++) {
+            double acc = 0;
+            for (int b = 0; b < nxb; b++) {
+                long isum = 0;
+                double dw;
+                if (t == AIR_DT_Q8) {
+                    const air_block_q8 *wb = (const air_block_q8 *)W + (size_t)o * nxb + b;
+                    for (int i = 0; i < 32; i++) isum += wb->qs[i] * xq[b].q[i];
+                    dw = air_f16_to_f32(wb->d);
+                } else {
+                    const air_block_nf4 *wb = (const air_block_nf4 *)W + (size_t)o * (nxb / 2) + b / 2;
+                    for (int i = 0; i < 32; i++)
+                        isum += air_nf4_values_i8[air_nf4_get(wb, (b & 1) * 32 + i)] * xq[b].q[i];
+                    dw = wb->absmax / 127.0;
+                }
+                acc += dw * xq[b].d * (double)isum;
+            }
+            y[(size_t)r * n_out + o] = acc;
+        }
+    }
+    free(xq);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -179,6 +221,8 @@ TEST(matmul_all_isas_formats_shapes) {
     static const int n_outs[] = {1, 7, 16, 33, 67};
     static const int n_ins[] = {64, 192, 576};
     static const int rowss[] = {1, 2, 7, 33};
+    /* aggregate error per (isa, format): sum of squared errors and of squared refs */
+    double agg_num[N_ISAS][AIR_DT_COUNT] = {{0}}, agg_den[N_ISAS][AIR_DT_COUNT] = {{0}};
     int ran = 0;
     for (int t = 0; t < AIR_DT_COUNT; t++)
         for (size_t a = 0; a < sizeof n_outs / sizeof *n_outs; a++)
@@ -186,31 +230,57 @@ TEST(matmul_all_isas_formats_shapes) {
                 for (size_t r = 0; r < sizeof rowss / sizeof *rowss; r++) {
                     mm_case c;
                     case_init(&c, (air_dtype)t, n_outs[a], n_ins[b], rowss[r]);
-                    float *y = malloc(sizeof(float) * (size_t)c.rows * c.n_out);
+                    size_t n = (size_t)c.rows * c.n_out;
+                    float *y = malloc(sizeof(float) * n);
+                    double *yem = NULL;
                     for (int k = 0; k < N_ISAS; k++) {
                         if (!air_kernels_force_isa(k_isas[k])) continue;
                         air_matmul(NULL, c.t, c.W, c.n_out, c.n_in, c.x, c.rows, y);
-                        double e = nerr(y, c.yref, (size_t)c.rows * c.n_out);
-                        double thr = mm_threshold(k_isas[k], c.t);
+                        double e = nerr(y, c.yref, n), e_em = 0;
+                        for (size_t i = 0; i < n; i++) {
+                            agg_num[k][t] += (y[i] - c.yref[i]) * (y[i] - c.yref[i]);
+                            agg_den[k][t] += c.yref[i] * c.yref[i];
+                        }
+                        if (int8_path(k_isas[k], c.t)) {
+                            if (!yem) {
+                                yem = malloc(sizeof(double) * n);
+                                mm_int8_emulated(c.t, c.W, c.n_out, c.n_in, c.x, c.rows, yem);
+                            }
+                            e_em = nerr(y, yem, n);
+                        }
+                        double thr = mm_threshold(k_isas[k], c.t, 0);
                         ran++;
-                        if (!(e <= thr)) {
+                        if (!(e <= thr) || !(e_em <= 1e-5)) {
                             size_t worst = 0;
-                            for (size_t i = 0; i < (size_t)c.rows * c.n_out; i++)
+                            for (size_t i = 0; i < n; i++)
                                 if (fabs(y[i] - c.yref[i]) > fabs(y[worst] - c.yref[worst])) worst = i;
                             float yw = y[worst];
                             double rw = c.yref[worst];
                             free(y);
+                            free(yem);
                             case_free(&c);
-                            T_FAIL("%s %s n_out=%d n_in=%d rows=%d: error %.3g > %.3g "
-                                   "(worst at %zu: %g vs %g)",
+                            T_FAIL("%s %s n_out=%d n_in=%d rows=%d: error %.3g (bound %.3g), vs "
+                                   "int8 emulation %.3g (bound 1e-5); worst at %zu: %g vs %g",
                                    air_isa_name(k_isas[k]), air_dtype_name((air_dtype)t), n_outs[a],
-                                   n_ins[b], rowss[r], e, thr, worst, yw, rw);
+                                   n_ins[b], rowss[r], e, thr, e_em, worst, yw, rw);
                         }
                     }
                     free(y);
+                    free(yem);
                     case_free(&c);
                 }
     ASSERT_TRUE(ran > 0);
+    for (int k = 0; k < N_ISAS; k++)
+        for (int t = 0; t < AIR_DT_COUNT; t++) {
+            if (agg_den[k][t] == 0) continue;
+            double e = sqrt(agg_num[k][t] / agg_den[k][t]);
+            double thr = mm_threshold(k_isas[k], (air_dtype)t, 1);
+            fprintf(stderr, "  %-6s %-4s normalized error %.3g (bound %.3g)\n",
+                    air_isa_name(k_isas[k]), air_dtype_name((air_dtype)t), e, thr);
+            if (!(e <= thr))
+                T_FAIL("%s %s: normalized error over all shapes %.3g > %.3g",
+                       air_isa_name(k_isas[k]), air_dtype_name((air_dtype)t), e, thr);
+        }
     air_kernels_force_isa(AIR_ISA_REF);
 }
 
@@ -237,7 +307,7 @@ TEST(matmul_threads_identical) {
                 if (!same)
                     T_FAIL("%s %s rows=%d: results differ between 1, 2, 3 threads",
                            air_isa_name(k_isas[k]), air_dtype_name((air_dtype)t), rowss[r]);
-                if (!(e <= mm_threshold(k_isas[k], (air_dtype)t)))
+                if (!(e <= mm_threshold(k_isas[k], (air_dtype)t, 0)))
                     T_FAIL("%s %s threaded: error %g", air_isa_name(k_isas[k]),
                            air_dtype_name((air_dtype)t), e);
             }
@@ -302,7 +372,7 @@ TEST(small_ops_all_isas) {
                 ref[i] = u[i] + 0.37 * (double)x[i];
             }
             air_axpy_f32(y, 0.37f, x, n);
-            if (nerr(y, ref, n) > 1e-7) T_FAIL("%s axpy n=%d: %g", isa, n, nerr(y, ref, n));
+            if (nerr(y, ref, n) > 3e-7) T_FAIL("%s axpy n=%d: %g", isa, n, nerr(y, ref, n));
         }
     }
     air_kernels_force_isa(AIR_ISA_REF);
