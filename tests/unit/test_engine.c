@@ -103,7 +103,8 @@ static void check_model(const char *model) {
     ASSERT_TRUE(store != NULL);
     air_engine *e = open_engine(store, 1, 0);
     ASSERT_TRUE(e != NULL);
-    const air_hparams *hp = air_engine_hparams(e);
+    air_hparams hpc = *air_engine_hparams(e);
+    const air_hparams *hp = &hpc;
     int nv = hp->n_vocab;
     air_kv kv;
     ASSERT_OK(air_kv_init(&kv, hp, 128));
