@@ -19,6 +19,8 @@
 #include "kernels/kernels.h"
 
 #define AI static inline __attribute__((always_inline))
+/* Full unrolling of the tile loops keeps the accumulators in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 AI float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -105,19 +107,19 @@ AI float load1(int t, const void *p, int i) {
 AI void tile_float(int t, int MR, int NR, const uint8_t *W, size_t rb, int n_in, const float *x,
                    float *y, int n_out, int o, int r) {
     __m256 acc[4][4];
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
+    UNROLL for (int m = 0; m < MR; m++)
+        UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n_in; i += 8) {
         __m256 xv[4];
-        for (int n = 0; n < NR; n++) xv[n] = _mm256_loadu_ps(x + (size_t)(r + n) * n_in + i);
-        for (int m = 0; m < MR; m++) {
+        UNROLL for (int n = 0; n < NR; n++) xv[n] = _mm256_loadu_ps(x + (size_t)(r + n) * n_in + i);
+        UNROLL for (int m = 0; m < MR; m++) {
             __m256 w = load8(t, W + (size_t)(o + m) * rb, i);
-            for (int n = 0; n < NR; n++) acc[m][n] = _mm256_fmadd_ps(w, xv[n], acc[m][n]);
+            UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_fmadd_ps(w, xv[n], acc[m][n]);
         }
     }
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++) {
+    UNROLL for (int m = 0; m < MR; m++)
+        UNROLL for (int n = 0; n < NR; n++) {
             float s = hsum8(acc[m][n]);
             for (int j = i; j < n_in; j++)
                 s += load1(t, W + (size_t)(o + m) * rb, j) * x[(size_t)(r + n) * n_in + j];
@@ -154,28 +156,28 @@ AI __m256 dot32(__m256i aw, __m256i w, __m256i x) {
 AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const air_block_xq *x, float *y,
                 int n_out, int o, int r) {
     __m256 acc[4][4];
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
+    UNROLL for (int m = 0; m < MR; m++)
+        UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m256i xv[4];
         float dx[4];
-        for (int n = 0; n < NR; n++) {
+        UNROLL for (int n = 0; n < NR; n++) {
             const air_block_xq *xb = x + (size_t)(r + n) * nb + b;
             xv[n] = _mm256_loadu_si256((const __m256i *)xb->q);
             dx[n] = xb->d;
         }
-        for (int m = 0; m < MR; m++) {
+        UNROLL for (int m = 0; m < MR; m++) {
             const air_block_q8 *wb = W + (size_t)(o + m) * nb + b;
             __m256i w = _mm256_loadu_si256((const __m256i *)wb->qs);
             __m256i aw = _mm256_sign_epi8(w, w);
             float dw = _cvtsh_ss(wb->d);
-            for (int n = 0; n < NR; n++)
+            UNROLL for (int n = 0; n < NR; n++)
                 acc[m][n] = _mm256_fmadd_ps(dot32(aw, w, xv[n]), _mm256_set1_ps(dw * dx[n]),
                                             acc[m][n]);
         }
     }
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++) y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
+    UNROLL for (int m = 0; m < MR; m++)
+        UNROLL for (int n = 0; n < NR; n++) y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
 }
 
 static void mm_q8(const void *W, int n_in, const void *xv, int rows, float *y, int n_out, int o0,
@@ -194,26 +196,26 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const air_block
         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)air_nf4_values_i8));
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256 acc[4][4];
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
+    UNROLL for (int m = 0; m < MR; m++)
+        UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m256i xlo[4], xhi[4];
         float dlo[4], dhi[4];
-        for (int n = 0; n < NR; n++) {
+        UNROLL for (int n = 0; n < NR; n++) {
             const air_block_xq *xb = x + (size_t)(r + n) * nb * 2 + 2 * b;
             xlo[n] = _mm256_loadu_si256((const __m256i *)xb[0].q);
             xhi[n] = _mm256_loadu_si256((const __m256i *)xb[1].q);
             dlo[n] = xb[0].d;
             dhi[n] = xb[1].d;
         }
-        for (int m = 0; m < MR; m++) {
+        UNROLL for (int m = 0; m < MR; m++) {
             const air_block_nf4 *wb = W + (size_t)(o + m) * nb + b;
             __m256i q = _mm256_loadu_si256((const __m256i *)wb->qs);
             __m256i wlo = _mm256_shuffle_epi8(table, _mm256_and_si256(q, m4));
             __m256i whi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
             __m256i alo = _mm256_sign_epi8(wlo, wlo), ahi = _mm256_sign_epi8(whi, whi);
             float a = wb->absmax * (1.0f / 127.0f);
-            for (int n = 0; n < NR; n++) {
+            UNROLL for (int n = 0; n < NR; n++) {
                 acc[m][n] = _mm256_fmadd_ps(dot32(alo, wlo, xlo[n]), _mm256_set1_ps(a * dlo[n]),
                                             acc[m][n]);
                 acc[m][n] = _mm256_fmadd_ps(dot32(ahi, whi, xhi[n]), _mm256_set1_ps(a * dhi[n]),
@@ -221,8 +223,8 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const air_block
             }
         }
     }
-    for (int m = 0; m < MR; m++)
-        for (int n = 0; n < NR; n++) y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
+    UNROLL for (int m = 0; m < MR; m++)
+        UNROLL for (int n = 0; n < NR; n++) y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
 }
 
 static void mm_nf4(const void *W, int n_in, const void *xv, int rows, float *y, int n_out, int o0,
@@ -240,7 +242,7 @@ static void quantize_x(const float *x, air_block_xq *dst, int64_t n) {
     for (int64_t b = 0; b < n / AIR_XQ_BLOCK; b++) {
         const float *xb = x + b * AIR_XQ_BLOCK;
         __m256 v[4], mx = _mm256_setzero_ps();
-        for (int k = 0; k < 4; k++) {
+        UNROLL for (int k = 0; k < 4; k++) {
             v[k] = _mm256_loadu_ps(xb + 8 * k);
             mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[k]));
         }
@@ -248,7 +250,7 @@ static void quantize_x(const float *x, air_block_xq *dst, int64_t n) {
         float d = amax / 127.0f;
         __m256 id = _mm256_set1_ps(d != 0.0f ? 127.0f / amax : 0.0f);
         __m256i q[4];
-        for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
+        UNROLL for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
         __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
         s4 = _mm_hadd_epi32(s4, s4);
