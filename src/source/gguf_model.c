@@ -1,0 +1,408 @@
+/*
+ * gguf_model.c - what GGUF files of the llama, qwen2 and qwen3 architectures
+ * mean for the runtime: hyper-parameters, tensor names, Q/K row order.
+ *
+ * air_gguf_hparams() reads general.architecture and the "{arch}.*" keys
+ * (llama.cpp's naming), and looks at which tensors exist to decide tied
+ * embeddings (no output.weight), q/k/v biases (blk.0.attn_q.bias) and
+ * per-head q/k norms (blk.0.attn_q_norm.weight). Llama 3.1-style RoPE
+ * scaling is not stored as keys: the converter writes the per-frequency
+ * factors as the tensor rope_freqs.weight, from which the scaling
+ * parameters are recovered here.
+ *
+ * Only the accessors of gguf.h are used, so this file never touches bytes
+ * of the file directly.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "source/gguf.h"
+#include "util/error.h"
+
+/* ------------------------------------------------------------------------- */
+/* Hyper-parameters                                                          */
+/* ------------------------------------------------------------------------- */
+typedef struct {
+    const air_gguf *g;
+    const char *arch;
+    char key[256];
+} hp_ctx;
+
+static const char *akey(hp_ctx *c, const char *suffix) {
+    snprintf(c->key, sizeof c->key, "%s.%s", c->arch, suffix);
+    return c->key;
+}
+
+/* Reads a positive integer "{arch}.suffix" stored as a scalar or as a
+ * per-layer array whose entries are all equal. Returns 1 found, 0 absent,
+ * or an error status (negated) through *st. */
+static int get_count(hp_ctx *c, const char *suffix, int32_t *v, air_status *st) {
+    const char *key = akey(c, suffix);
+    const air_gguf_value *x = air_gguf_get(c->g, key);
+    if (!x)
+        return 0;
+    int32_t val;
+    if (x->type == AIR_GGUF_ARRAY) {
+        /* per-layer values: accept only uniform ones */
+        int t = x->arr_type;
+        if (x->arr_n == 0 || (t != AIR_GGUF_UINT32 && t != AIR_GGUF_INT32)) {
+            *st = air_err(AIR_ERR_FORMAT, "%s: %s must be a positive integer",
+                          air_gguf_path(c->g), key);
+            return -1;
+        }
+        const int32_t *a = x->arr;
+        for (uint64_t i = 1; i < x->arr_n; i++)
+            if (a[i] != a[0]) {
+                *st = air_err(AIR_ERR_UNSUPPORTED,
+                              "%s: %s differs between layers (%d in layer 0, %d in layer %llu); "
+                              "per-layer shapes are not supported",
+                              air_gguf_path(c->g), key, a[0], a[i], (unsigned long long)i);
+                return -1;
+            }
+        val = a[0];
+    } else if (!air_gguf_get_i32(c->g, key, &val)) {
+        *st = air_err(AIR_ERR_FORMAT, "%s: %s must be an integer", air_gguf_path(c->g), key);
+        return -1;
+    }
+    if (val <= 0) {
+        *st = air_err(AIR_ERR_FORMAT, "%s: %s is %d; it must be positive", air_gguf_path(c->g),
+                      key, val);
+        return -1;
+    }
+    *v = val;
+    return 1;
+}
+
+static air_status require_count(hp_ctx *c, const char *suffix, int32_t *v) {
+    air_status st = AIR_OK;
+    int r = get_count(c, suffix, v, &st);
+    if (r < 0)
+        return st;
+    if (r == 0)
+        return air_err(AIR_ERR_FORMAT, "%s: required key %s.%s is missing", air_gguf_path(c->g),
+                       c->arch, suffix);
+    return AIR_OK;
+}
+
+static air_status optional_count(hp_ctx *c, const char *suffix, int32_t *v) {
+    air_status st = AIR_OK;
+    return get_count(c, suffix, v, &st) < 0 ? st : AIR_OK;
+}
+
+static air_status get_float(hp_ctx *c, const char *suffix, float *v) {
+    const char *key = akey(c, suffix);
+    if (!air_gguf_get(c->g, key))
+        return AIR_OK;
+    float f;
+    if (!air_gguf_get_f32(c->g, key, &f) || !isfinite(f) || f <= 0)
+        return air_err(AIR_ERR_FORMAT, "%s: %s must be a positive number", air_gguf_path(c->g),
+                       key);
+    *v = f;
+    return AIR_OK;
+}
+
+/* Recovers Llama 3.1 RoPE scaling from rope_freqs.weight: entry i is the
+ * factor that divides frequency theta^(-2i/head_dim): 1 for short
+ * wavelengths, `factor` for long ones, and 1 / ((1 - s) / factor + s) in
+ * between, with s = (orig_ctx / wavelen - low) / (high - low). Two
+ * in-between entries give low and high exactly (up to fp32 rounding). */
+static air_status rope_from_freqs(hp_ctx *c, const air_gguf_tensor *t, air_hparams *hp) {
+    const char *path = air_gguf_path(c->g);
+    int n = hp->head_dim / 2;
+    if (t->ggml_type != AIR_GGML_F32 || air_gguf_tensor_nelements(t) != n)
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: rope_freqs.weight must hold %d F32 values (head_dim / 2), found %lld "
+                       "of type %s",
+                       path, n, (long long)air_gguf_tensor_nelements(t),
+                       air_ggml_type_name(t->ggml_type));
+    float *f = malloc((size_t)n * sizeof *f);
+    if (!f)
+        return air_err(AIR_ERR_NOMEM, "%s: out of memory", path);
+    air_status st = air_gguf_dequantize(c->g, t, f);
+    if (st) {
+        free(f);
+        return st;
+    }
+    float factor = 1.0f;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(f[i]) || f[i] < 1.0f) {
+            free(f);
+            return air_err(AIR_ERR_UNSUPPORTED,
+                           "%s: rope_freqs.weight[%d] = %g: only Llama 3-style factors (>= 1) are "
+                           "supported",
+                           path, i, (double)f[i]);
+        }
+        if (f[i] > factor)
+            factor = f[i];
+    }
+    int32_t orig = 8192; /* the converter's default original context */
+    uint32_t u;
+    if (air_gguf_get_u32(c->g, akey(c, "rope.scaling.original_context_length"), &u) && u > 0 &&
+        u <= INT32_MAX)
+        orig = (int32_t)u;
+    /* x = orig / wavelen for the in-between entries, s from the factor */
+    double xs[2], ss[2];
+    int k = 0;
+    for (int i = 0; i < n && k < 2; i++) {
+        double r = f[i];
+        if (r <= 1.0 + 1e-6 || r >= factor * (1.0 - 1e-6))
+            continue;
+        double freq = pow((double)hp->rope_theta, -2.0 * i / hp->head_dim);
+        xs[k] = orig / (2.0 * M_PI / freq);
+        ss[k] = (1.0 / r - 1.0 / factor) / (1.0 - 1.0 / factor);
+        k++;
+    }
+    free(f);
+    hp->rope_scaling = AIR_ROPE_SCALING_LLAMA3;
+    hp->rope_factor = factor;
+    hp->rope_orig_ctx = orig;
+    hp->rope_low_freq_factor = 1.0f; /* Llama 3.1 values when they cannot be recovered */
+    hp->rope_high_freq_factor = 4.0f;
+    if (k == 2 && fabs(ss[0] - ss[1]) > 1e-9) {
+        double span = (xs[0] - xs[1]) / (ss[0] - ss[1]); /* high - low */
+        double low = xs[0] - ss[0] * span;
+        if (span > 0 && low > 0) {
+            /* the configs use round numbers: snap tiny rounding noise */
+            double lr = round(low * 1000) / 1000, hr = round((low + span) * 1000) / 1000;
+            hp->rope_low_freq_factor = (float)(fabs(lr - low) < 1e-3 ? lr : low);
+            hp->rope_high_freq_factor = (float)(fabs(hr - low - span) < 1e-3 ? hr : low + span);
+        }
+    }
+    return AIR_OK;
+}
+
+static air_status add_eos(air_hparams *hp, int32_t id) {
+    for (int i = 0; i < hp->n_eos; i++)
+        if (hp->eos_ids[i] == id)
+            return AIR_OK;
+    if (hp->n_eos < AIR_MAX_EOS)
+        hp->eos_ids[hp->n_eos++] = id;
+    return AIR_OK;
+}
+
+air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
+    const char *path = air_gguf_path(g);
+    memset(hp, 0, sizeof *hp);
+    hp->bos_id = -1;
+    hp_ctx ctx = {g, NULL, {0}}, *c = &ctx;
+    c->arch = air_gguf_get_str(g, "general.architecture");
+    if (!c->arch)
+        return air_err(AIR_ERR_FORMAT, "%s: general.architecture is missing or not a string",
+                       path);
+    if (strcmp(c->arch, "llama") == 0)
+        hp->arch = AIR_ARCH_LLAMA;
+    else if (strcmp(c->arch, "qwen2") == 0)
+        hp->arch = AIR_ARCH_QWEN2;
+    else if (strcmp(c->arch, "qwen3") == 0)
+        hp->arch = AIR_ARCH_QWEN3;
+    else
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3)",
+                       path, c->arch);
+
+    air_status st;
+    if ((st = require_count(c, "embedding_length", &hp->n_embd)) ||
+        (st = require_count(c, "block_count", &hp->n_layer)) ||
+        (st = require_count(c, "feed_forward_length", &hp->n_ff)) ||
+        (st = require_count(c, "attention.head_count", &hp->n_head)) ||
+        (st = require_count(c, "context_length", &hp->n_ctx_train)))
+        return st;
+    hp->n_head_kv = hp->n_head;
+    if ((st = optional_count(c, "attention.head_count_kv", &hp->n_head_kv)))
+        return st;
+    if (hp->n_head % hp->n_head_kv)
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: %s.attention.head_count (%d) is not a multiple of head_count_kv (%d)",
+                       path, c->arch, hp->n_head, hp->n_head_kv);
+    hp->head_dim = 0;
+    if ((st = optional_count(c, "attention.key_length", &hp->head_dim)))
+        return st;
+    if (!hp->head_dim) {
+        if (hp->n_embd % hp->n_head)
+            return air_err(AIR_ERR_FORMAT,
+                           "%s: embedding_length %d is not a multiple of head_count %d and "
+                           "%s.attention.key_length is missing",
+                           path, hp->n_embd, hp->n_head, c->arch);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    int32_t vlen = hp->head_dim, rdim = hp->head_dim;
+    if ((st = optional_count(c, "attention.value_length", &vlen)) ||
+        (st = optional_count(c, "rope.dimension_count", &rdim)))
+        return st;
+    if (vlen != hp->head_dim)
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "%s: value head size %d differs from key head size %d; not supported",
+                       path, vlen, hp->head_dim);
+    if (rdim != hp->head_dim)
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "%s: RoPE over %d of %d head dimensions (partial rotary) is not supported",
+                       path, rdim, hp->head_dim);
+    if (hp->head_dim % 2)
+        return air_err(AIR_ERR_FORMAT, "%s: head size %d must be even for RoPE", path,
+                       hp->head_dim);
+
+    hp->rms_eps = hp->arch == AIR_ARCH_LLAMA ? 1e-5f : 1e-6f;
+    hp->rope_theta = 10000.0f;
+    if ((st = get_float(c, "attention.layer_norm_rms_epsilon", &hp->rms_eps)) ||
+        (st = get_float(c, "rope.freq_base", &hp->rope_theta)))
+        return st;
+
+    /* RoPE scaling */
+    const char *stype = air_gguf_get_str(g, akey(c, "rope.scaling.type"));
+    float sfactor = 1.0f;
+    if ((st = get_float(c, "rope.scaling.factor", &sfactor)))
+        return st;
+    if (stype && strcmp(stype, "none") != 0 && sfactor != 1.0f)
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "%s: RoPE scaling '%s' (factor %g) is not supported (supported: none, "
+                       "llama3)",
+                       path, stype, (double)sfactor);
+    const air_gguf_tensor *rf = air_gguf_find_tensor(g, "rope_freqs.weight");
+    if (rf && (st = rope_from_freqs(c, rf, hp)))
+        return st;
+
+    int32_t sw = 0;
+    if ((st = optional_count(c, "attention.sliding_window", &sw)))
+        return st;
+    hp->sliding_window = sw;
+
+    /* vocabulary: explicit key, else the token list, else the embedding */
+    const air_gguf_tensor *emb = air_gguf_find_tensor(g, "token_embd.weight");
+    uint64_t ntok = 0;
+    int ttype;
+    hp->n_vocab = 0;
+    if ((st = optional_count(c, "vocab_size", &hp->n_vocab)))
+        return st;
+    if (!hp->n_vocab && air_gguf_get_arr(g, "tokenizer.ggml.tokens", &ttype, &ntok, NULL) &&
+        ntok > 0 && ntok <= INT32_MAX)
+        hp->n_vocab = (int32_t)ntok;
+    if (!hp->n_vocab && emb && emb->n_dims == 2 && emb->ne[1] <= INT32_MAX)
+        hp->n_vocab = (int32_t)emb->ne[1];
+    if (hp->n_vocab <= 0)
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: cannot tell the vocabulary size (no %s.vocab_size, "
+                       "tokenizer.ggml.tokens or token_embd.weight)",
+                       path, c->arch);
+    if (!emb)
+        return air_err(AIR_ERR_FORMAT, "%s: tensor token_embd.weight is missing", path);
+    if (emb->n_dims != 2 || emb->ne[0] != hp->n_embd || emb->ne[1] != hp->n_vocab)
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: token_embd.weight has shape [%lld, %lld] (GGUF order), expected "
+                       "[%d, %d] (embedding_length, vocabulary)",
+                       path, (long long)emb->ne[0], (long long)emb->ne[1], hp->n_embd,
+                       hp->n_vocab);
+
+    hp->tie_embeddings = air_gguf_find_tensor(g, "output.weight") == NULL;
+    hp->attn_bias = air_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+    hp->qk_norm = air_gguf_find_tensor(g, "blk.0.attn_q_norm.weight") != NULL;
+
+    /* special tokens */
+    static const char *const eos_keys[] = {"tokenizer.ggml.eos_token_id",
+                                           "tokenizer.ggml.eot_token_id",
+                                           "tokenizer.ggml.eom_token_id"};
+    int32_t id;
+    if (air_gguf_get_i32(g, "tokenizer.ggml.bos_token_id", &id) && id >= 0) {
+        if (id >= hp->n_vocab)
+            return air_err(AIR_ERR_FORMAT,
+                           "%s: tokenizer.ggml.bos_token_id %d is outside the vocabulary (%d)",
+                           path, id, hp->n_vocab);
+        hp->bos_id = id;
+    }
+    for (size_t i = 0; i < sizeof eos_keys / sizeof *eos_keys; i++) {
+        if (!air_gguf_get_i32(g, eos_keys[i], &id) || id < 0)
+            continue;
+        if (id >= hp->n_vocab)
+            return air_err(AIR_ERR_FORMAT, "%s: %s %d is outside the vocabulary (%d)", path,
+                           eos_keys[i], id, hp->n_vocab);
+        add_eos(hp, id);
+    }
+    return AIR_OK;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Tensor names                                                              */
+/* ------------------------------------------------------------------------- */
+static const char *const g_layer_names[][2] = {
+    {"attn_norm.weight", AIR_T_ATTN_NORM}, {"attn_q.weight", AIR_T_WQ},
+    {"attn_k.weight", AIR_T_WK},           {"attn_v.weight", AIR_T_WV},
+    {"attn_output.weight", AIR_T_WO},      {"attn_q.bias", AIR_T_BQ},
+    {"attn_k.bias", AIR_T_BK},             {"attn_v.bias", AIR_T_BV},
+    {"attn_q_norm.weight", AIR_T_Q_NORM},  {"attn_k_norm.weight", AIR_T_K_NORM},
+    {"ffn_norm.weight", AIR_T_FFN_NORM},   {"ffn_gate.weight", AIR_T_W_GATE},
+    {"ffn_up.weight", AIR_T_W_UP},         {"ffn_down.weight", AIR_T_W_DOWN},
+};
+
+static const char *const g_model_names[][2] = {
+    {"token_embd.weight", AIR_T_TOK_EMBD},
+    {"output_norm.weight", AIR_T_OUT_NORM},
+    {"output.weight", AIR_T_OUTPUT},
+};
+
+int air_gguf_map_name(const char *name, int *layer, const char **neutral) {
+    if (!name)
+        return 0;
+    if (strncmp(name, "blk.", 4) == 0) {
+        const char *p = name + 4;
+        long n = 0;
+        if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+            return 0;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            n = n * 10 + (*p - '0');
+            if (n > 1000000)
+                return 0;
+        }
+        if (*p != '.')
+            return 0;
+        p++;
+        for (size_t i = 0; i < sizeof g_layer_names / sizeof *g_layer_names; i++)
+            if (strcmp(p, g_layer_names[i][0]) == 0) {
+                *layer = (int)n;
+                *neutral = g_layer_names[i][1];
+                return 1;
+            }
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof g_model_names / sizeof *g_model_names; i++)
+        if (strcmp(name, g_model_names[i][0]) == 0) {
+            *layer = -1;
+            *neutral = g_model_names[i][1];
+            return 1;
+        }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Q/K row order                                                             */
+/* ------------------------------------------------------------------------- */
+int air_gguf_qk_permuted(const air_gguf *g) {
+    const char *arch = air_gguf_get_str(g, "general.architecture");
+    return arch && strcmp(arch, "llama") == 0;
+}
+
+/* The converter viewed each head's hd rows as (2, hd/2) -- the two halves
+ * that rotate-half RoPE pairs up -- and transposed them to (hd/2, 2), so
+ * that pair members became adjacent rows. The inverse reads file row
+ * 2 * i + s back into row s * hd/2 + i. */
+air_status air_gguf_unpermute_qk(float *w, int n_out, int n_in, int n_head) {
+    if (!w || n_out <= 0 || n_in <= 0 || n_head <= 0 || n_out % (2 * n_head))
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "unpermute_qk: %d rows cannot be split into %d heads of an even size",
+                       n_out, n_head);
+    const int hd = n_out / n_head, half = hd / 2;
+    const size_t row = (size_t)n_in;
+    float *tmp = malloc((size_t)hd * row * sizeof *tmp);
+    if (!tmp)
+        return air_err(AIR_ERR_NOMEM, "unpermute_qk: out of memory for %d x %d floats", hd, n_in);
+    for (int h = 0; h < n_head; h++) {
+        float *head = w + (size_t)h * hd * row;
+        memcpy(tmp, head, (size_t)hd * row * sizeof *tmp);
+        for (int i = 0; i < half; i++)
+            for (int s = 0; s < 2; s++)
+                memcpy(head + (size_t)(s * half + i) * row, tmp + (size_t)(2 * i + s) * row,
+                       row * sizeof *tmp);
+    }
+    free(tmp);
+    return AIR_OK;
+}
