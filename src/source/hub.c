@@ -356,12 +356,12 @@ static void on_bytes(void *user, uint64_t file_bytes, int final) {
     if (!p->c->progress)
         return;
     double t = now_s();
-    if (!final && t - p->last < 0.05)
-        return;
-    p->last = t;
     double el = t - p->t0;
     double rate = el > 0 && file_bytes > p->start_bytes ? (double)(file_bytes - p->start_bytes) / el : 0;
     uint64_t total = p->size >= 0 ? (uint64_t)p->size : 0;
+    if (!final && ((total && file_bytes >= total) || t - p->last < 0.05))
+        return; /* throttled; the final call reports completion, once */
+    p->last = t;
     if (final && total == 0)
         total = file_bytes;
     p->c->progress(p->c->progress_user, p->label, file_bytes, total, rate);

@@ -295,7 +295,7 @@ int air_hub_glob(const char *pattern, const char *path) {
 
 char *air_hub_repo_folder(const char *cache_dir, const char *repo_id) {
     air_strbuf sb = {0};
-    air_sb_puts(&sb, "models");
+    air_sb_puts(&sb, "models--");
     for (const char *p = repo_id; *p; p++) {
         if (*p == '/')
             air_sb_puts(&sb, "--");
