@@ -65,4 +65,42 @@ const air_kernel_table *air_kernels_table(void);
  * activation rows (about half of a typical L2). */
 #define AIR_MM_L2_BYTES (256 * 1024)
 
+/* The loop nest shared by the SIMD matmuls, inside a kernel with parameters
+ * (W, n_in, x, rows, y, n_out, o0, o1). TILE(MR, NR, o, r) computes outputs
+ * (r .. r+NR-1, o .. o+MR-1), each with the same summation order whatever the
+ * tile shape. Decode (rows = 1) takes 4x1 tiles; prefill takes 2x4 tiles over
+ * groups of weight rows small enough to stay in L2 while all activation rows
+ * sweep them. */
+#define AIR_MM_DRIVE(TILE, row_bytes)                                                              \
+    do {                                                                                           \
+        if (rows == 1) {                                                                           \
+            int o = o0;                                                                            \
+            for (; o + 4 <= o1; o += 4)                                                            \
+                TILE(4, 1, o, 0);                                                                  \
+            for (; o < o1; o++)                                                                    \
+                TILE(1, 1, o, 0);                                                                  \
+            break;                                                                                 \
+        }                                                                                          \
+        int ob = (int)(AIR_MM_L2_BYTES / (row_bytes)) & ~1;                                        \
+        if (ob < 2)                                                                                \
+            ob = 2;                                                                                \
+        for (int oo = o0; oo < o1; oo += ob) {                                                     \
+            int oe = oo + ob < o1 ? oo + ob : o1, r = 0;                                           \
+            for (; r + 4 <= rows; r += 4) {                                                        \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 4, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 4, o, r);                                                              \
+            }                                                                                      \
+            for (; r < rows; r++) {                                                                \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 1, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 1, o, r);                                                              \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 #endif

@@ -52,63 +52,38 @@ AI __m256 exp8(__m256 x) {
     y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
     y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
     y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
     y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
     return _mm256_andnot_ps(tiny, y);
 }
-
-/* ------------------------------------------------------------------------- */
-/* Tiling driver shared by all formats                                       */
-/* ------------------------------------------------------------------------- */
-
-/* TILE(MR, NR, o, r) computes outputs (r .. r+NR-1, o .. o+MR-1). */
-#define MM_DRIVE(TILE, row_bytes)                                                           \
-    do {                                                                                    \
-        if (rows == 1) {                                                                    \
-            int o = o0;                                                                     \
-            for (; o + 4 <= o1; o += 4) TILE(4, 1, o, 0);                                   \
-            for (; o < o1; o++) TILE(1, 1, o, 0);                                           \
-            break;                                                                          \
-        }                                                                                   \
-        int ob = (int)(AIR_MM_L2_BYTES / (row_bytes)) & ~1;                                 \
-        if (ob < 2) ob = 2;                                                                 \
-        for (int oo = o0; oo < o1; oo += ob) {                                              \
-            int oe = oo + ob < o1 ? oo + ob : o1, r = 0;                                    \
-            for (; r + 4 <= rows; r += 4) {                                                 \
-                int o = oo;                                                                 \
-                for (; o + 2 <= oe; o += 2) TILE(2, 4, o, r);                               \
-                if (o < oe) TILE(1, 4, o, r);                                               \
-            }                                                                               \
-            for (; r < rows; r++) {                                                         \
-                int o = oo;                                                                 \
-                for (; o + 2 <= oe; o += 2) TILE(2, 1, o, r);                               \
-                if (o < oe) TILE(1, 1, o, r);                                               \
-            }                                                                               \
-        }                                                                                   \
-    } while (0)
 
 /* ------------------------------------------------------------------------- */
 /* f32 / f16 / bf16 weights                                                  */
 /* ------------------------------------------------------------------------- */
 
 AI __m256 load8(int t, const void *p, int i) {
-    if (t == AIR_DT_F32) return _mm256_loadu_ps((const float *)p + i);
+    if (t == AIR_DT_F32)
+        return _mm256_loadu_ps((const float *)p + i);
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-    if (t == AIR_DT_F16) return _mm256_cvtph_ps(h);
+    if (t == AIR_DT_F16)
+        return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
 AI float load1(int t, const void *p, int i) {
-    if (t == AIR_DT_F32) return ((const float *)p)[i];
-    if (t == AIR_DT_F16) return air_f16_to_f32(((const uint16_t *)p)[i]);
+    if (t == AIR_DT_F32)
+        return ((const float *)p)[i];
+    if (t == AIR_DT_F16)
+        return air_f16_to_f32(((const uint16_t *)p)[i]);
     return air_bf16_to_f32(((const uint16_t *)p)[i]);
 }
 
 AI void tile_float(int t, int MR, int NR, const uint8_t *W, size_t rb, int n_in, const float *x,
                    float *y, int n_out, int o, int r) {
     __m256 acc[4][4];
-    UNROLL for (int m = 0; m < MR; m++)
-        UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+        _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n_in; i += 8) {
         __m256 xv[4];
@@ -118,23 +93,23 @@ AI void tile_float(int t, int MR, int NR, const uint8_t *W, size_t rb, int n_in,
             UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_fmadd_ps(w, xv[n], acc[m][n]);
         }
     }
-    UNROLL for (int m = 0; m < MR; m++)
-        UNROLL for (int n = 0; n < NR; n++) {
-            float s = hsum8(acc[m][n]);
-            for (int j = i; j < n_in; j++)
-                s += load1(t, W + (size_t)(o + m) * rb, j) * x[(size_t)(r + n) * n_in + j];
-            y[(size_t)(r + n) * n_out + o + m] = s;
-        }
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) {
+        float s = hsum8(acc[m][n]);
+        for (int j = i; j < n_in; j++)
+            s += load1(t, W + (size_t)(o + m) * rb, j) * x[(size_t)(r + n) * n_in + j];
+        y[(size_t)(r + n) * n_out + o + m] = s;
+    }
 }
 
-#define MM_FLOAT(name, T)                                                                     \
-    static void name(const void *W, int n_in, const void *xv, int rows, float *y, int n_out,  \
-                     int o0, int o1) {                                                        \
-        const float *x = xv;                                                                  \
-        size_t rb = air_dtype_row_bytes(T, n_in);                                             \
-        MM_DRIVE(TILE_FLOAT_##T, rb);                                                         \
+#define MM_FLOAT(name, T)                                                                          \
+    static void name(const void *W, int n_in, const void *xv, int rows, float *y, int n_out,       \
+                     int o0, int o1) {                                                             \
+        const float *x = xv;                                                                       \
+        size_t rb = air_dtype_row_bytes(T, n_in);                                                  \
+        AIR_MM_DRIVE(TILE_FLOAT_##T, rb);                                                          \
     }
-#define TILE_FLOAT(T, MR, NR, o, r) tile_float(T, MR, NR, (const uint8_t *)W, rb, n_in, x, y, n_out, o, r)
+#define TILE_FLOAT(T, MR, NR, o, r)                                                                \
+    tile_float(T, MR, NR, (const uint8_t *)W, rb, n_in, x, y, n_out, o, r)
 #define TILE_FLOAT_AIR_DT_F32(MR, NR, o, r) TILE_FLOAT(AIR_DT_F32, MR, NR, o, r)
 #define TILE_FLOAT_AIR_DT_F16(MR, NR, o, r) TILE_FLOAT(AIR_DT_F16, MR, NR, o, r)
 #define TILE_FLOAT_AIR_DT_BF16(MR, NR, o, r) TILE_FLOAT(AIR_DT_BF16, MR, NR, o, r)
@@ -156,8 +131,8 @@ AI __m256 dot32(__m256i aw, __m256i w, __m256i x) {
 AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const air_block_xq *x, float *y,
                 int n_out, int o, int r) {
     __m256 acc[4][4];
-    UNROLL for (int m = 0; m < MR; m++)
-        UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+        _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m256i xv[4];
         float dx[4];
@@ -171,13 +146,12 @@ AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const air_block_x
             __m256i w = _mm256_loadu_si256((const __m256i *)wb->qs);
             __m256i aw = _mm256_sign_epi8(w, w);
             float dw = _cvtsh_ss(wb->d);
-            UNROLL for (int n = 0; n < NR; n++)
-                acc[m][n] = _mm256_fmadd_ps(dot32(aw, w, xv[n]), _mm256_set1_ps(dw * dx[n]),
-                                            acc[m][n]);
+            UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+                _mm256_fmadd_ps(dot32(aw, w, xv[n]), _mm256_set1_ps(dw * dx[n]), acc[m][n]);
         }
     }
-    UNROLL for (int m = 0; m < MR; m++)
-        UNROLL for (int n = 0; n < NR; n++) y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++)
+        y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
 }
 
 static void mm_q8(const void *W, int n_in, const void *xv, int rows, float *y, int n_out, int o0,
@@ -185,7 +159,7 @@ static void mm_q8(const void *W, int n_in, const void *xv, int rows, float *y, i
     const air_block_xq *x = xv;
     int nb = n_in / AIR_Q8_BLOCK;
 #define TILE_Q8(MR, NR, o, r) tile_q8(MR, NR, W, nb, x, y, n_out, o, r)
-    MM_DRIVE(TILE_Q8, (size_t)nb * sizeof(air_block_q8));
+    AIR_MM_DRIVE(TILE_Q8, (size_t)nb * sizeof(air_block_q8));
 #undef TILE_Q8
 }
 
@@ -196,8 +170,8 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const air_block
         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)air_nf4_values_i8));
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256 acc[4][4];
-    UNROLL for (int m = 0; m < MR; m++)
-        UNROLL for (int n = 0; n < NR; n++) acc[m][n] = _mm256_setzero_ps();
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+        _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m256i xlo[4], xhi[4];
         float dlo[4], dhi[4];
@@ -216,15 +190,15 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const air_block
             __m256i alo = _mm256_sign_epi8(wlo, wlo), ahi = _mm256_sign_epi8(whi, whi);
             float a = wb->absmax * (1.0f / 127.0f);
             UNROLL for (int n = 0; n < NR; n++) {
-                acc[m][n] = _mm256_fmadd_ps(dot32(alo, wlo, xlo[n]), _mm256_set1_ps(a * dlo[n]),
-                                            acc[m][n]);
-                acc[m][n] = _mm256_fmadd_ps(dot32(ahi, whi, xhi[n]), _mm256_set1_ps(a * dhi[n]),
-                                            acc[m][n]);
+                acc[m][n] =
+                    _mm256_fmadd_ps(dot32(alo, wlo, xlo[n]), _mm256_set1_ps(a * dlo[n]), acc[m][n]);
+                acc[m][n] =
+                    _mm256_fmadd_ps(dot32(ahi, whi, xhi[n]), _mm256_set1_ps(a * dhi[n]), acc[m][n]);
             }
         }
     }
-    UNROLL for (int m = 0; m < MR; m++)
-        UNROLL for (int n = 0; n < NR; n++) y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++)
+        y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]);
 }
 
 static void mm_nf4(const void *W, int n_in, const void *xv, int rows, float *y, int n_out, int o0,
@@ -232,7 +206,7 @@ static void mm_nf4(const void *W, int n_in, const void *xv, int rows, float *y, 
     const air_block_xq *x = xv;
     int nb = n_in / AIR_NF4_BLOCK;
 #define TILE_NF4(MR, NR, o, r) tile_nf4(MR, NR, W, nb, x, y, n_out, o, r)
-    MM_DRIVE(TILE_NF4, (size_t)nb * sizeof(air_block_nf4));
+    AIR_MM_DRIVE(TILE_NF4, (size_t)nb * sizeof(air_block_nf4));
 #undef TILE_NF4
 }
 
@@ -278,13 +252,15 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) 
         acc = _mm256_fmadd_ps(v, v, acc);
     }
     float ss = hsum8(acc);
-    for (; i < n; i++) ss += x[i] * x[i];
+    for (; i < n; i++)
+        ss += x[i] * x[i];
     float scale = 1.0f / sqrtf(ss / (float)n + eps);
     __m256 sc = _mm256_set1_ps(scale);
     for (i = 0; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sc),
                                               _mm256_loadu_ps(w + i)));
-    for (; i < n; i++) y[i] = x[i] * scale * w[i];
+    for (; i < n; i++)
+        y[i] = x[i] * scale * w[i];
 }
 
 // out (n) = gate / (1 + exp(-gate)) * up
@@ -297,21 +273,25 @@ static void silu_mul(float *out, const float *gate, const float *up, int n) {
         __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, e));
         _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
     }
-    for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 // x (n) = exp(x - max) / sum(exp(x - max))
 static void softmax(float *x, int n) {
-    if (n <= 0) return;
+    if (n <= 0)
+        return;
     float mx = x[0];
     int i = 0;
     if (n >= 8) {
         __m256 m = _mm256_loadu_ps(x);
-        for (i = 8; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+        for (i = 8; i + 8 <= n; i += 8)
+            m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
         mx = hmax8(m);
     }
     for (; i < n; i++)
-        if (x[i] > mx) mx = x[i];
+        if (x[i] > mx)
+            mx = x[i];
     __m256 vm = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
     for (i = 0; i + 8 <= n; i += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
@@ -325,8 +305,10 @@ static void softmax(float *x, int n) {
     }
     float inv = 1.0f / sum;
     __m256 vi = _mm256_set1_ps(inv);
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
-    for (; i < n; i++) x[i] *= inv;
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+    for (; i < n; i++)
+        x[i] *= inv;
 }
 
 // sum_i a[i] * b[i]
@@ -340,7 +322,8 @@ static float dot(const float *a, const float *b, int n) {
     for (; i + 8 <= n; i += 8)
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
     float s = hsum8(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += a[i] * b[i];
+    for (; i < n; i++)
+        s += a[i] * b[i];
     return s;
 }
 
@@ -349,8 +332,10 @@ static void axpy(float *y, float alpha, const float *x, int n) {
     __m256 va = _mm256_set1_ps(alpha);
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += alpha * x[i];
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += alpha * x[i];
 }
 
 const air_kernel_table air_ktab_avx2 = {
