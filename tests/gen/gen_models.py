@@ -559,6 +559,7 @@ def write_broken(case, cfg, shards, config_edit=None):
     with open(p) as f:
         c = json.load(f)
     c["torch_dtype"] = "bfloat16"
+    c["architectures"] = ["LlamaForCausalLM"]  # a bare config does not record it
     if config_edit:
         config_edit(c)
     if True:
