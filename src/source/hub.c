@@ -429,6 +429,9 @@ static air_status download_blob(const air_hub_ctx *c, const char *repo_id, const
             goto out;
         }
     }
+    ps->label = f->path;
+    ps->size = f->size;
+    ps->start_bytes = f->size > 0 ? (uint64_t)f->size : 0;
     if (is_file(f->blob))
         goto out; /* another process finished it while we waited */
 
@@ -460,9 +463,7 @@ static air_status download_blob(const air_hub_ctx *c, const char *repo_id, const
         if (have && (st = hash_prefix(fd, have, sha, incomplete)) != AIR_OK)
             goto out;
     }
-    ps->label = f->path;
     ps->start_bytes = have;
-    ps->size = f->size;
     ps->t0 = now_s();
     ps->last = 0;
     st = air_hub_download(c, f->url, resolve_url, &what, fd, have, f->size, sha, incomplete,
@@ -583,12 +584,13 @@ static air_status fetch_files(const air_hub_ctx *c, const char *repo_id, const c
         struct statvfs vfs;
         if (blobs && air_mkdirs(blobs) == AIR_OK && statvfs(blobs, &vfs) == 0) {
             uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+            char need_s[32], avail_s[32];
             if (avail < all_total)
                 st = air_err(AIR_ERR_IO,
-                             "not enough disk space for model %s: %llu MiB to download, %llu MiB "
-                             "free in %s. Free some space or set HF_HUB_CACHE to a larger disk.",
-                             repo_id, (unsigned long long)(all_total >> 20),
-                             (unsigned long long)(avail >> 20), c->cache_dir);
+                             "disk full: model %s needs %s more, only %s free in %s. Free some "
+                             "space or set HF_HUB_CACHE to a folder on a larger disk.",
+                             repo_id, air_format_bytes(all_total, need_s, sizeof need_s),
+                             air_format_bytes(avail, avail_s, sizeof avail_s), c->cache_dir);
         }
         free(blobs);
     }
@@ -777,8 +779,9 @@ air_status air_hub_snapshot(const char *repo_id, const air_hub_options *o, char 
     if (!storage) {
         st = air_err(AIR_ERR_NOMEM, "out of memory");
     } else if (c.offline) {
-        st = cached_snapshot(&c, repo_id, storage, extra, "HF_HUB_OFFLINE is set", snapshot_dir,
-                             commit);
+        st = cached_snapshot(&c, repo_id, storage, extra,
+                             "offline mode is on (HF_HUB_OFFLINE or the offline option)",
+                             snapshot_dir, commit);
     } else if (air_hub_is_commit(c.revision) &&
                cached_snapshot(&c, repo_id, storage, extra, "", snapshot_dir, commit) == AIR_OK) {
         /* a commit never changes: a complete snapshot needs no network */
