@@ -40,9 +40,9 @@
 #include "util/fileio.h"
 #include "util/strbuf.h"
 
-static const char *const k_base_files[] = {"config.json",           "generation_config.json",
-                                           "tokenizer.json",        "tokenizer_config.json",
-                                           "special_tokens_map.json", NULL};
+static const char *const k_base_files[] = {
+    "config.json",           "generation_config.json",  "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json", NULL};
 #define INDEX_FILE "model.safetensors.index.json"
 #define SINGLE_FILE "model.safetensors"
 
@@ -233,7 +233,8 @@ static air_status snapshot_complete(const char *snap, const char *const *extra) 
 static air_status cached_snapshot(const air_hub_ctx *c, const char *repo_id, const char *storage,
                                   const char *const *extra, const char *why, char **dir,
                                   char **commit) {
-    char *sha = air_hub_is_commit(c->revision) ? strdup(c->revision) : read_ref(storage, c->revision);
+    char *sha =
+        air_hub_is_commit(c->revision) ? strdup(c->revision) : read_ref(storage, c->revision);
     if (!sha)
         return air_err(AIR_ERR_NOT_FOUND,
                        "%s and model %s (revision %s) is not in the cache %s (no refs/%s). Run "
@@ -292,9 +293,10 @@ static air_status write_ref(const char *storage, const char *rev, const char *sh
 static void write_cachedir_tag(const char *cache_dir) {
     char *p = air_path_join(cache_dir, "CACHEDIR.TAG");
     if (p && !air_path_exists(p)) {
-        static const char tag[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
-                                  "# Hugging Face hub cache (written by airllm.c); backup tools may "
-                                  "skip this folder.\n";
+        static const char tag[] =
+            "Signature: 8a477f597d28d172789f06886806bc55\n"
+            "# Hugging Face hub cache (written by airllm.c); backup tools may "
+            "skip this folder.\n";
         if (air_write_file_atomic(p, tag, sizeof tag - 1) != AIR_OK)
             air_err_clear();
     }
@@ -357,7 +359,8 @@ static void on_bytes(void *user, uint64_t file_bytes, int final) {
         return;
     double t = now_s();
     double el = t - p->t0;
-    double rate = el > 0 && file_bytes > p->start_bytes ? (double)(file_bytes - p->start_bytes) / el : 0;
+    double rate =
+        el > 0 && file_bytes > p->start_bytes ? (double)(file_bytes - p->start_bytes) / el : 0;
     uint64_t total = p->size >= 0 ? (uint64_t)p->size : 0;
     if (!final && ((total && file_bytes >= total) || t - p->last < 0.05))
         return; /* throttled; the final call reports completion, once */
@@ -487,7 +490,8 @@ static air_status download_blob(const air_hub_ctx *c, const char *repo_id, const
         }
     }
     if (fsync(fd) != 0) {
-        st = air_err(AIR_ERR_IO, "flushing %s: %s (is the disk full?)", incomplete, strerror(errno));
+        st =
+            air_err(AIR_ERR_IO, "flushing %s: %s (is the disk full?)", incomplete, strerror(errno));
         goto out;
     }
     if (rename(incomplete, f->blob) != 0)
@@ -679,7 +683,8 @@ static air_status no_weights_error(const char *repo_id, const strlist *sib) {
     for (size_t i = 0; i < sib->n && !other; i++) {
         const char *s = sib->v[i];
         size_t n = strlen(s);
-        if ((n > 4 && strcmp(s + n - 4, ".bin") == 0) || (n > 4 && strcmp(s + n - 4, ".pth") == 0) ||
+        if ((n > 4 && strcmp(s + n - 4, ".bin") == 0) ||
+            (n > 4 && strcmp(s + n - 4, ".pth") == 0) ||
             (n > 5 && strcmp(s + n - 5, ".gguf") == 0) || (n > 3 && strcmp(s + n - 3, ".pt") == 0))
             other = s;
     }

@@ -115,18 +115,18 @@ char *air_hub_blob_link(const char *path, const char *etag);
 
 typedef struct {
     long status;
-    char *location;     /* Location header, absolute (resolved against the request url) */
-    char *repo_commit;  /* X-Repo-Commit */
-    char *etag;         /* ETag (raw) */
-    char *linked_etag;  /* X-Linked-Etag (raw) */
+    char *location;      /* Location header, absolute (resolved against the request url) */
+    char *repo_commit;   /* X-Repo-Commit */
+    char *etag;          /* ETag (raw) */
+    char *linked_etag;   /* X-Linked-Etag (raw) */
     int64_t linked_size; /* X-Linked-Size, -1 if absent */
     int64_t content_length;
     char *content_range;
-    char *error_code;   /* X-Error-Code */
+    char *error_code;    /* X-Error-Code */
     char *error_message; /* X-Error-Message */
-    double retry_after; /* seconds, 0 if absent */
-    char *url;          /* final url (after followed redirects) */
-    char *body;         /* small bodies (JSON, error pages), NUL-terminated */
+    double retry_after;  /* seconds, 0 if absent */
+    char *url;           /* final url (after followed redirects) */
+    char *body;          /* small bodies (JSON, error pages), NUL-terminated */
     size_t body_len;
 } air_http_resp;
 

@@ -61,7 +61,9 @@ typedef struct {
 } xfer;
 
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 void air_http_resp_free(air_http_resp *r) {
     if (!r)
@@ -352,10 +354,11 @@ static air_status network_error(const air_hub_ctx *c, CURLcode rc, const char *e
     switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-        return air_err(AIR_ERR_NETWORK,
-                       "cannot reach the Hugging Face Hub at %s: DNS lookup failed (%s); no network? "
-                       "Check the connection or HF_ENDPOINT. %s",
-                       c->endpoint, detail, hint);
+        return air_err(
+            AIR_ERR_NETWORK,
+            "cannot reach the Hugging Face Hub at %s: DNS lookup failed (%s); no network? "
+            "Check the connection or HF_ENDPOINT. %s",
+            c->endpoint, detail, hint);
     case CURLE_COULDNT_CONNECT:
         return air_err(AIR_ERR_NETWORK,
                        "cannot connect to the Hugging Face Hub at %s: connection refused or no "
@@ -376,8 +379,8 @@ static air_status network_error(const air_hub_ctx *c, CURLcode rc, const char *e
     }
 }
 
-static air_status status_error(const air_hub_ctx *c, const air_http_resp *r,
-                               const air_hub_what *w, int attempts) {
+static air_status status_error(const air_hub_ctx *c, const air_http_resp *r, const air_hub_what *w,
+                               int attempts) {
     const char *code = r->error_code ? r->error_code : "";
     const char *msg = r->error_message ? r->error_message : "";
     const char *rev = w->revision ? w->revision : "main";

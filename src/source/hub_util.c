@@ -29,7 +29,9 @@
 
 #define DEFAULT_ENDPOINT "https://huggingface.co"
 
-void air_hub_default_options(air_hub_options *o) { memset(o, 0, sizeof *o); }
+void air_hub_default_options(air_hub_options *o) {
+    memset(o, 0, sizeof *o);
+}
 
 int air_hub_env_true(const char *v) {
     if (!v)
@@ -141,7 +143,8 @@ air_status air_hub_ctx_init(air_hub_ctx *c, const air_hub_options *o) {
             t = env_nonempty("HUGGING_FACE_HUB_TOKEN");
         c->token = t ? strdup(t) : token_from_file();
     }
-    c->cache_dir = o->cache_dir && o->cache_dir[0] ? expand_user(o->cache_dir) : default_cache_dir();
+    c->cache_dir =
+        o->cache_dir && o->cache_dir[0] ? expand_user(o->cache_dir) : default_cache_dir();
     c->revision = strdup(o->revision && o->revision[0] ? o->revision : "main");
     c->offline = o->offline || air_hub_env_true(getenv("HF_HUB_OFFLINE")) ||
                  air_hub_env_true(getenv("TRANSFORMERS_OFFLINE"));

@@ -70,7 +70,8 @@ static void draw(air_progress_bar *bar, int final) {
     air_format_bytes(bar->total, total, sizeof total);
     air_format_bytes((uint64_t)(bar->rate > 0 ? bar->rate : 0), rate, sizeof rate);
     if (bar->all_total > 0)
-        snprintf(all, sizeof all, "  [all %3.0f%%]", 100.0 * (double)bar->all_done / (double)bar->all_total);
+        snprintf(all, sizeof all, "  [all %3.0f%%]",
+                 100.0 * (double)bar->all_done / (double)bar->all_total);
 
     if (!bar->is_tty) {
         if (final)

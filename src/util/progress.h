@@ -31,11 +31,11 @@ typedef void (*air_progress_fn)(void *user, const char *label, uint64_t done, ui
 
 /* State of the default terminal renderer. Fill with air_progress_bar_init. */
 typedef struct {
-    FILE *out;         /* where to draw (stderr by default) */
-    int is_tty;        /* redraw one line in place; otherwise one line per finished item */
-    int line_open;     /* a partial line is on screen */
-    double last_draw;  /* monotonic seconds of the last redraw (throttles to 10 Hz) */
-    char label[128];   /* current item */
+    FILE *out;        /* where to draw (stderr by default) */
+    int is_tty;       /* redraw one line in place; otherwise one line per finished item */
+    int line_open;    /* a partial line is on screen */
+    double last_draw; /* monotonic seconds of the last redraw (throttles to 10 Hz) */
+    char label[128];  /* current item */
     uint64_t done, total;
     double rate;
     uint64_t all_done, all_total; /* overall progress, 0/0 if never reported */

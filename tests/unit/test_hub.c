@@ -19,8 +19,8 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -114,8 +114,9 @@ static void make_repos(void) {
     r = "tiny/single";
     put_str(r, "config.json", "{\"model_type\": \"qwen2\"}\n");
     put_random(r, "model.safetensors", 5000, 6);
-    put_str(r, ".hubrepo.json", "{\"aliases\": [\"old-org/single-old\"], \"weak_etag\": true, "
-                                "\"branches\": [\"v1.0\"]}");
+    put_str(r, ".hubrepo.json",
+            "{\"aliases\": [\"old-org/single-old\"], \"weak_etag\": true, "
+            "\"branches\": [\"v1.0\"]}");
 
     r = "tiny/gated";
     put_str(r, "config.json", "{\"model_type\": \"llama\"}\n");
@@ -159,7 +160,8 @@ static int start_server(void) {
         close(in[1]);
         close(out[0]);
         close(out[1]);
-        execlp("python3", "python3", script, "--root", g_repos, "--exit-on-stdin-eof", (char *)NULL);
+        execlp("python3", "python3", script, "--root", g_repos, "--exit-on-stdin-eof",
+               (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -215,7 +217,9 @@ static char *ctl(const char *fmt, ...) {
     return air_sb_take(&sb);
 }
 
-static void reset_log(void) { free(ctl("/_test/reset")); }
+static void reset_log(void) {
+    free(ctl("/_test/reset"));
+}
 
 static void inject(const char *mode, const char *match, int count, const char *method) {
     free(ctl("/_test/inject?mode=%s&match=%s&count=%d&method=%s", mode, match, count, method));
