@@ -18,21 +18,27 @@ static const air_kernel_table *g_table; /* set once: first use or a forced ISA *
 
 static const air_kernel_table *table_for(air_isa isa) {
     switch (isa) {
-    case AIR_ISA_REF: return &air_ktab_ref;
+    case AIR_ISA_REF:
+        return &air_ktab_ref;
 #ifdef AIR_HAVE_X86
-    case AIR_ISA_AVX2: return &air_ktab_avx2;
-    case AIR_ISA_AVX512: return &air_ktab_avx512;
+    case AIR_ISA_AVX2:
+        return &air_ktab_avx2;
+    case AIR_ISA_AVX512:
+        return &air_ktab_avx512;
 #endif
 #ifdef AIR_HAVE_NEON
-    case AIR_ISA_NEON: return &air_ktab_neon;
+    case AIR_ISA_NEON:
+        return &air_ktab_neon;
 #endif
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
 int air_kernels_isa_supported(air_isa isa) {
     switch (isa) {
-    case AIR_ISA_REF: return 1;
+    case AIR_ISA_REF:
+        return 1;
 #ifdef AIR_HAVE_X86
     case AIR_ISA_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -44,16 +50,19 @@ int air_kernels_isa_supported(air_isa isa) {
                __builtin_cpu_supports("f16c");
 #endif
 #ifdef AIR_HAVE_NEON
-    case AIR_ISA_NEON: return 1;
+    case AIR_ISA_NEON:
+        return 1;
 #endif
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
 static air_isa best_isa(void) {
     static const air_isa order[] = {AIR_ISA_AVX512, AIR_ISA_AVX2, AIR_ISA_NEON};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (air_kernels_isa_supported(order[i])) return order[i];
+        if (air_kernels_isa_supported(order[i]))
+            return order[i];
     return AIR_ISA_REF;
 }
 
@@ -66,22 +75,31 @@ const air_kernel_table *air_kernels_table(void) {
     return t;
 }
 
-air_isa air_kernels_isa(void) { return air_kernels_table()->isa; }
+air_isa air_kernels_isa(void) {
+    return air_kernels_table()->isa;
+}
 
 const char *air_isa_name(air_isa isa) {
     switch (isa) {
-    case AIR_ISA_REF: return "ref";
-    case AIR_ISA_AVX2: return "avx2";
-    case AIR_ISA_AVX512: return "avx512";
-    case AIR_ISA_NEON: return "neon";
-    default: return "unknown";
+    case AIR_ISA_REF:
+        return "ref";
+    case AIR_ISA_AVX2:
+        return "avx2";
+    case AIR_ISA_AVX512:
+        return "avx512";
+    case AIR_ISA_NEON:
+        return "neon";
+    default:
+        return "unknown";
     }
 }
 
 int air_kernels_force_isa(air_isa isa) {
-    if (!air_kernels_isa_supported(isa)) return 0;
+    if (!air_kernels_isa_supported(isa))
+        return 0;
     const air_kernel_table *t = table_for(isa);
-    if (!t) return 0;
+    if (!t)
+        return 0;
     __atomic_store_n(&g_table, t, __ATOMIC_RELEASE);
     return 1;
 }
@@ -106,7 +124,8 @@ static void mm_worker(void *p, int ith, int nth) {
     mm_job *j = p;
     for (;;) {
         int c = atomic_fetch_add(&j->next, 1);
-        if (c >= j->n_chunks) break;
+        if (c >= j->n_chunks)
+            break;
         int o0 = c * j->chunk;
         int o1 = o0 + j->chunk < j->n_out ? o0 + j->chunk : j->n_out;
         j->fn(j->W, j->n_in, j->x, j->rows, j->y, j->n_out, o0, o1);
@@ -120,7 +139,8 @@ static int chunk_rows(air_dtype wt, int n_out, int n_in, int rows, int nth) {
     if (rows > 1) {
         size_t rb = air_dtype_row_bytes(wt, n_in);
         int cap = rb ? (int)(AIR_MM_L2_BYTES / rb) : c;
-        if (c > cap) c = cap;
+        if (c > cap)
+            c = cap;
     }
     c = (c + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
     return c < ROW_TILE ? ROW_TILE : c;
@@ -129,7 +149,8 @@ static int chunk_rows(air_dtype wt, int n_out, int n_in, int rows, int nth) {
 // y (rows, n_out) = x (rows, n_in) @ W (n_out, n_in)^T
 void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in, const float *x,
                 int rows, float *y) {
-    if (n_out <= 0 || rows <= 0 || (unsigned)wt >= AIR_DT_COUNT) return;
+    if (n_out <= 0 || rows <= 0 || (unsigned)wt >= AIR_DT_COUNT)
+        return;
     const air_kernel_table *k = air_kernels_table();
     alignas(64) air_block_xq stack_xq[512]; /* 20 KB: one decode row up to n_in = 16384 */
     air_block_xq *heap_xq = NULL;
@@ -138,7 +159,8 @@ void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in
         size_t per_row = (size_t)n_in / AIR_XQ_BLOCK;
         size_t nb = per_row * (size_t)rows;
         air_block_xq *xq = stack_xq;
-        if (nb > sizeof stack_xq / sizeof stack_xq[0]) xq = heap_xq = malloc(nb * sizeof *xq);
+        if (nb > sizeof stack_xq / sizeof stack_xq[0])
+            xq = heap_xq = malloc(nb * sizeof *xq);
         if (xq) {
             for (int r = 0; r < rows; r++)
                 k->quantize_x(x + (size_t)r * n_in, xq + (size_t)r * per_row, n_in);
@@ -148,8 +170,8 @@ void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in
         }
     }
     int nth = air_pool_size(pool);
-    mm_job job = {.fn = k->mm[wt], .W = W, .n_in = n_in, .n_out = n_out, .rows = rows,
-                  .x = xin, .y = y};
+    mm_job job = {
+        .fn = k->mm[wt], .W = W, .n_in = n_in, .n_out = n_out, .rows = rows, .x = xin, .y = y};
     job.chunk = chunk_rows(wt, n_out, n_in, rows, nth);
     job.n_chunks = (n_out + job.chunk - 1) / job.chunk;
     atomic_init(&job.next, 0);
@@ -172,7 +194,9 @@ void air_silu_mul(float *out, const float *gate, const float *up, int n) {
     air_kernels_table()->silu_mul(out, gate, up, n);
 }
 
-void air_softmax(float *x, int n) { air_kernels_table()->softmax(x, n); }
+void air_softmax(float *x, int n) {
+    air_kernels_table()->softmax(x, n);
+}
 
 float air_dot_f32(const float *a, const float *b, int n) {
     return air_kernels_table()->dot(a, b, n);

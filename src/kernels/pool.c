@@ -39,7 +39,7 @@ struct air_pool {
     pthread_cond_t done; /* the caller waits here for pending == 0 */
     atomic_uint gen;
     atomic_int pending;
-    atomic_int sleeping;   /* workers blocked on `wake` */
+    atomic_int sleeping; /* workers blocked on `wake` */
     atomic_int caller_waits;
     atomic_int stop;
     air_pool_fn fn;
@@ -73,7 +73,8 @@ static void *worker_main(void *p) {
             pthread_mutex_unlock(&pool->mu);
         }
         seen = g;
-        if (atomic_load(&pool->stop)) return NULL;
+        if (atomic_load(&pool->stop))
+            return NULL;
         pool->fn(pool->ctx, ith, pool->n);
         if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->caller_waits)) {
             pthread_mutex_lock(&pool->mu);
@@ -97,14 +98,16 @@ air_pool *air_pool_create(int n_threads) {
         n_threads = n > 0 ? (int)n : 1;
     }
     air_pool *pool = calloc(1, sizeof *pool);
-    if (!pool) return NULL;
+    if (!pool)
+        return NULL;
     pool->n = n_threads;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);
     if (n_threads > 1) {
         pool->threads = calloc((size_t)n_threads - 1, sizeof *pool->threads);
-        if (!pool->threads) goto fail;
+        if (!pool->threads)
+            goto fail;
         for (int i = 1; i < n_threads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
             if (wa) {
@@ -125,14 +128,16 @@ fail:
 }
 
 void air_pool_free(air_pool *pool) {
-    if (!pool) return;
+    if (!pool)
+        return;
     if (pool->threads) {
         atomic_store(&pool->stop, 1);
         atomic_fetch_add(&pool->gen, 1);
         pthread_mutex_lock(&pool->mu);
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->mu);
-        for (int i = 1; i < pool->n; i++) pthread_join(pool->threads[i - 1], NULL);
+        for (int i = 1; i < pool->n; i++)
+            pthread_join(pool->threads[i - 1], NULL);
         free(pool->threads);
     }
     pthread_mutex_destroy(&pool->mu);
@@ -141,7 +146,9 @@ void air_pool_free(air_pool *pool) {
     free(pool);
 }
 
-int air_pool_size(const air_pool *pool) { return pool ? pool->n : 1; }
+int air_pool_size(const air_pool *pool) {
+    return pool ? pool->n : 1;
+}
 
 void air_pool_run(air_pool *pool, air_pool_fn fn, void *ctx) {
     if (!pool || pool->n <= 1) {
@@ -161,7 +168,8 @@ void air_pool_run(air_pool *pool, air_pool_fn fn, void *ctx) {
     if (atomic_load(&pool->pending) > 0) {
         pthread_mutex_lock(&pool->mu);
         atomic_store(&pool->caller_waits, 1);
-        while (atomic_load(&pool->pending) > 0) pthread_cond_wait(&pool->done, &pool->mu);
+        while (atomic_load(&pool->pending) > 0)
+            pthread_cond_wait(&pool->done, &pool->mu);
         atomic_store(&pool->caller_waits, 0);
         pthread_mutex_unlock(&pool->mu);
     }

@@ -17,31 +17,45 @@
 
 const char *air_dtype_name(air_dtype t) {
     switch (t) {
-    case AIR_DT_F32: return "f32";
-    case AIR_DT_F16: return "f16";
-    case AIR_DT_BF16: return "bf16";
-    case AIR_DT_Q8: return "8bit";
-    case AIR_DT_NF4: return "4bit";
-    default: return "unknown";
+    case AIR_DT_F32:
+        return "f32";
+    case AIR_DT_F16:
+        return "f16";
+    case AIR_DT_BF16:
+        return "bf16";
+    case AIR_DT_Q8:
+        return "8bit";
+    case AIR_DT_NF4:
+        return "4bit";
+    default:
+        return "unknown";
     }
 }
 
 int air_dtype_block(air_dtype t) {
     switch (t) {
-    case AIR_DT_Q8: return AIR_Q8_BLOCK;
-    case AIR_DT_NF4: return AIR_NF4_BLOCK;
-    default: return 1;
+    case AIR_DT_Q8:
+        return AIR_Q8_BLOCK;
+    case AIR_DT_NF4:
+        return AIR_NF4_BLOCK;
+    default:
+        return 1;
     }
 }
 
 size_t air_dtype_row_bytes(air_dtype t, int64_t n) {
     switch (t) {
-    case AIR_DT_F32: return (size_t)n * 4;
+    case AIR_DT_F32:
+        return (size_t)n * 4;
     case AIR_DT_F16:
-    case AIR_DT_BF16: return (size_t)n * 2;
-    case AIR_DT_Q8: return (size_t)(n / AIR_Q8_BLOCK) * sizeof(air_block_q8);
-    case AIR_DT_NF4: return (size_t)(n / AIR_NF4_BLOCK) * sizeof(air_block_nf4);
-    default: return 0;
+    case AIR_DT_BF16:
+        return (size_t)n * 2;
+    case AIR_DT_Q8:
+        return (size_t)(n / AIR_Q8_BLOCK) * sizeof(air_block_q8);
+    case AIR_DT_NF4:
+        return (size_t)(n / AIR_NF4_BLOCK) * sizeof(air_block_nf4);
+    default:
+        return 0;
     }
 }
 
@@ -64,9 +78,11 @@ static float bits_f32(uint32_t u) {
 float air_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    if (e == 0x1f) return bits_f32(sign | 0x7f800000 | (m << 13)); /* inf / nan */
+    if (e == 0x1f)
+        return bits_f32(sign | 0x7f800000 | (m << 13)); /* inf / nan */
     if (e == 0) {
-        if (m == 0) return bits_f32(sign);
+        if (m == 0)
+            return bits_f32(sign);
         /* subnormal: m * 2^-24, exact in fp32 */
         float v = (float)m * 0x1p-24f;
         return bits_f32(sign | f32_bits(v));
@@ -80,25 +96,32 @@ uint16_t air_f32_to_f16(float f) {
     uint32_t ax = x & 0x7fffffff;
     if (ax >= 0x7f800000) /* inf / nan (quiet) */
         return (uint16_t)(sign | (ax > 0x7f800000 ? 0x7e00 | ((ax >> 13) & 0x3ff) : 0x7c00));
-    if (ax >= 0x477ff000) return (uint16_t)(sign | 0x7c00); /* >= 65520 rounds to inf */
-    if (ax < 0x38800000) {                                  /* below 2^-14: subnormal */
-        if (ax < 0x33000000) return sign;                   /* <= 2^-25 rounds to 0 */
+    if (ax >= 0x477ff000)
+        return (uint16_t)(sign | 0x7c00); /* >= 65520 rounds to inf */
+    if (ax < 0x38800000) {                /* below 2^-14: subnormal */
+        if (ax < 0x33000000)
+            return sign; /* <= 2^-25 rounds to 0 */
         uint32_t e = ax >> 23, m = (ax & 0x7fffff) | 0x800000;
         uint32_t shift = 126 - e; /* value / 2^-24 = m >> shift */
         uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (r & 1))) r++;
+        if (rem > half || (rem == half && (r & 1)))
+            r++;
         return (uint16_t)(sign | r);
     }
     uint32_t r = (ax >> 13) - (112u << 10), rem = ax & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) r++;
+    if (rem > 0x1000 || (rem == 0x1000 && (r & 1)))
+        r++;
     return (uint16_t)(sign | r);
 }
 
-float air_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float air_bf16_to_f32(uint16_t h) {
+    return bits_f32((uint32_t)h << 16);
+}
 
 uint16_t air_f32_to_bf16(float f) {
     uint32_t x = f32_bits(f);
-    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
+    if ((x & 0x7fffffff) > 0x7f800000)
+        return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);
 }
@@ -109,31 +132,49 @@ uint16_t air_f32_to_bf16(float f) {
 
 void air_row_to_f32(air_dtype t, const void *src, float *dst, int64_t n) {
     switch (t) {
-    case AIR_DT_F32: memcpy(dst, src, (size_t)n * 4); break;
+    case AIR_DT_F32:
+        memcpy(dst, src, (size_t)n * 4);
+        break;
     case AIR_DT_F16:
-        for (int64_t i = 0; i < n; i++) dst[i] = air_f16_to_f32(((const uint16_t *)src)[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = air_f16_to_f32(((const uint16_t *)src)[i]);
         break;
     case AIR_DT_BF16:
-        for (int64_t i = 0; i < n; i++) dst[i] = air_bf16_to_f32(((const uint16_t *)src)[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = air_bf16_to_f32(((const uint16_t *)src)[i]);
         break;
-    case AIR_DT_Q8: air_q8_dequantize_row(src, dst, n); break;
-    case AIR_DT_NF4: air_nf4_dequantize_row(src, dst, n); break;
-    default: break;
+    case AIR_DT_Q8:
+        air_q8_dequantize_row(src, dst, n);
+        break;
+    case AIR_DT_NF4:
+        air_nf4_dequantize_row(src, dst, n);
+        break;
+    default:
+        break;
     }
 }
 
 void air_row_from_f32(air_dtype t, const float *src, void *dst, int64_t n) {
     switch (t) {
-    case AIR_DT_F32: memcpy(dst, src, (size_t)n * 4); break;
+    case AIR_DT_F32:
+        memcpy(dst, src, (size_t)n * 4);
+        break;
     case AIR_DT_F16:
-        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = air_f32_to_f16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            ((uint16_t *)dst)[i] = air_f32_to_f16(src[i]);
         break;
     case AIR_DT_BF16:
-        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = air_f32_to_bf16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            ((uint16_t *)dst)[i] = air_f32_to_bf16(src[i]);
         break;
-    case AIR_DT_Q8: air_q8_quantize_row(src, dst, n); break;
-    case AIR_DT_NF4: air_nf4_quantize_row(src, dst, n); break;
-    default: break;
+    case AIR_DT_Q8:
+        air_q8_quantize_row(src, dst, n);
+        break;
+    case AIR_DT_NF4:
+        air_nf4_quantize_row(src, dst, n);
+        break;
+    default:
+        break;
     }
 }
 
@@ -151,7 +192,8 @@ static void mm_ref(air_dtype t, const void *W, int n_in, const float *x, int row
     float wf[PIECE];
     for (int o = o0; o < o1; o++) {
         const uint8_t *wrow = (const uint8_t *)W + (size_t)o * row_bytes;
-        for (int r = 0; r < rows; r++) y[(size_t)r * n_out + o] = 0.0f;
+        for (int r = 0; r < rows; r++)
+            y[(size_t)r * n_out + o] = 0.0f;
         for (int p = 0; p < n_in; p += PIECE) {
             int len = n_in - p < PIECE ? n_in - p : PIECE;
             /* pieces start on block boundaries: PIECE is a multiple of 64 */
@@ -160,17 +202,18 @@ static void mm_ref(air_dtype t, const void *W, int n_in, const float *x, int row
             for (int r = 0; r < rows; r++) {
                 const float *xr = x + (size_t)r * n_in + p;
                 float acc = 0.0f;
-                for (int i = 0; i < len; i++) acc += wf[i] * xr[i];
+                for (int i = 0; i < len; i++)
+                    acc += wf[i] * xr[i];
                 y[(size_t)r * n_out + o] += acc;
             }
         }
     }
 }
 
-#define MM_REF(name, T)                                                                        \
-    void name(const void *W, int n_in, const void *x, int rows, float *y, int n_out,     \
-                     int o0, int o1) {                                                          \
-        mm_ref(T, W, n_in, (const float *)x, rows, y, n_out, o0, o1);                           \
+#define MM_REF(name, T)                                                                            \
+    void name(const void *W, int n_in, const void *x, int rows, float *y, int n_out, int o0,       \
+              int o1) {                                                                            \
+        mm_ref(T, W, n_in, (const float *)x, rows, y, n_out, o0, o1);                              \
     }
 MM_REF(air_ref_mm_f32, AIR_DT_F32)
 MM_REF(air_ref_mm_f16, AIR_DT_F16)
@@ -185,9 +228,11 @@ MM_REF(air_ref_mm_nf4, AIR_DT_NF4)
 // y (n) = x (n) / sqrt(mean(x^2) + eps) * w (n)
 void air_ref_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     float ss = 0.0f;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
     float scale = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * scale * w[i];
 }
 
 // out (n) = gate / (1 + exp(-gate)) * up
@@ -200,29 +245,34 @@ void air_ref_silu_mul(float *out, const float *gate, const float *up, int n) {
 
 // x (n) = exp(x - max) / sum(exp(x - max))
 void air_ref_softmax(float *x, int n) {
-    if (n <= 0) return;
+    if (n <= 0)
+        return;
     float mx = x[0];
     for (int i = 1; i < n; i++)
-        if (x[i] > mx) mx = x[i];
+        if (x[i] > mx)
+            mx = x[i];
     float sum = 0.0f;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - mx);
         sum += x[i];
     }
     float inv = 1.0f / sum;
-    for (int i = 0; i < n; i++) x[i] *= inv;
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
 }
 
 // sum_i a[i] * b[i]
 float air_ref_dot(const float *a, const float *b, int n) {
     float acc = 0.0f;
-    for (int i = 0; i < n; i++) acc += a[i] * b[i];
+    for (int i = 0; i < n; i++)
+        acc += a[i] * b[i];
     return acc;
 }
 
 // y (n) += alpha * x (n)
 void air_ref_axpy(float *y, float alpha, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+    for (int i = 0; i < n; i++)
+        y[i] += alpha * x[i];
 }
 
 const air_kernel_table air_ktab_ref = {

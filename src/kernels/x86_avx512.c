@@ -33,6 +33,7 @@ AI float hsum16(__m512 v) {
 AI __m512 exp16(__m512 x) {
     const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.3f);
     __mmask16 tiny = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    __mmask16 huge = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.72283935546875f), _CMP_GT_OQ);
     x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
     __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -48,6 +49,7 @@ AI __m512 exp16(__m512 x) {
     __m512i e =
         _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
     y = _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+    y = _mm512_mask_blend_ps(huge, y, _mm512_set1_ps(INFINITY));
     return _mm512_maskz_mov_ps((__mmask16)~tiny, y);
 }
 

@@ -60,7 +60,8 @@ void air_nf4_quantize_row(const float *x, air_block_nf4 *dst, int64_t n) {
         float amax = 0.0f;
         for (int i = 0; i < AIR_NF4_BLOCK; i++) {
             float a = fabsf(xb[i]);
-            if (a > amax) amax = a;
+            if (a > amax)
+                amax = a;
         }
         float inv = 1.0f / (amax < 1e-38f ? 1e-38f : amax);
         uint8_t codes[AIR_NF4_BLOCK];

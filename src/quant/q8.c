@@ -15,8 +15,10 @@
 
 static int8_t clamp127(float v) {
     float r = nearbyintf(v); /* round half to even, as the SIMD cvtps */
-    if (r > 127.0f) r = 127.0f;
-    if (r < -127.0f) r = -127.0f;
+    if (r > 127.0f)
+        r = 127.0f;
+    if (r < -127.0f)
+        r = -127.0f;
     return (int8_t)r;
 }
 
@@ -26,10 +28,12 @@ void air_q8_quantize_row(const float *x, air_block_q8 *dst, int64_t n) {
         float amax = 0.0f;
         for (int i = 0; i < AIR_Q8_BLOCK; i++) {
             float a = fabsf(xb[i]);
-            if (a > amax) amax = a;
+            if (a > amax)
+                amax = a;
         }
         float d = amax / 127.0f;
-        if (d > 65504.0f) d = 65504.0f;
+        if (d > 65504.0f)
+            d = 65504.0f;
         uint16_t dh = air_f32_to_f16(d);
         float df = air_f16_to_f32(dh);
         float id = df != 0.0f ? 1.0f / df : 0.0f;
@@ -53,7 +57,8 @@ void air_xq_quantize_row(const float *x, air_block_xq *dst, int64_t n) {
         float amax = 0.0f;
         for (int i = 0; i < AIR_XQ_BLOCK; i++) {
             float a = fabsf(xb[i]);
-            if (a > amax) amax = a;
+            if (a > amax)
+                amax = a;
         }
         float d = amax / 127.0f;
         float id = d != 0.0f ? 127.0f / amax : 0.0f;

@@ -30,21 +30,21 @@
 #define AIR_XQ_BLOCK 32
 
 typedef struct {
-    uint16_t d;                /* fp16 scale: x ~= d * qs[i] */
-    int8_t qs[AIR_Q8_BLOCK];   /* codes in [-127, 127] */
+    uint16_t d;              /* fp16 scale: x ~= d * qs[i] */
+    int8_t qs[AIR_Q8_BLOCK]; /* codes in [-127, 127] */
 } air_block_q8;
 static_assert(sizeof(air_block_q8) == 34, "air_block_q8 must be 34 bytes");
 
 typedef struct {
-    float absmax;                   /* fp32 absmax of the 64 elements */
-    uint8_t qs[AIR_NF4_BLOCK / 2];  /* byte j: element j (low nibble), j + 32 (high) */
+    float absmax;                  /* fp32 absmax of the 64 elements */
+    uint8_t qs[AIR_NF4_BLOCK / 2]; /* byte j: element j (low nibble), j + 32 (high) */
 } air_block_nf4;
 static_assert(sizeof(air_block_nf4) == 36, "air_block_nf4 must be 36 bytes");
 
 /* An activation block for the int8 kernels: x ~= d * q[i]. */
 typedef struct {
-    float d;                 /* scale, absmax / 127 */
-    float s;                 /* d * sum(q): offset correction for unsigned-weight dots */
+    float d; /* scale, absmax / 127 */
+    float s; /* d * sum(q): offset correction for unsigned-weight dots */
     int8_t q[AIR_XQ_BLOCK];
 } air_block_xq;
 static_assert(sizeof(air_block_xq) == 40, "air_block_xq must be 40 bytes");
