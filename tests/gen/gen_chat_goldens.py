@@ -9,7 +9,10 @@ Inputs (committed):
   tests/fixtures/chat/templates/templates.json   name -> file, bos/eos, source
   tests/fixtures/chat/templates/*.jinja          the templates, byte for byte
   tests/fixtures/chat/cases.json                 message sets (written by this script)
-Output:
+Outputs:
+  tests/fixtures/chat/jinja_snippets.json   small templates exercising one
+      Jinja feature each, rendered by transformers' own Jinja environment
+      (trim_blocks, lstrip_blocks, its tojson, ...): expected text or error.
   tests/fixtures/chat/goldens.json   one record per (template, case,
       add_generation_prompt): the expected text, or the error transformers
       raised ("error": message; the C side must fail with the same message
@@ -157,6 +160,176 @@ CASES = {
 }
 
 
+# (template, variables) pairs; variables avoid integral floats (JSON cannot
+# tell 1.0 from 1 once parsed by cJSON).
+MSGS = [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi", "n": 1},
+        {"role": "assistant", "content": "yo", "tool_calls": [{"function": {"name": "f"}}]}]
+SNIPPETS = [
+    # whitespace control, trim_blocks, lstrip_blocks
+    ("a\n  {% if true %}\n  b\n  {% endif %}\nc\n", {}),
+    ("a  {%- if true -%}  b  {%- endif -%}  c", {}),
+    ("x {{- ' y ' -}} z", {}),
+    ("  {{ 1 }}\n  {% if 1 %}x{% endif %}\n", {}),
+    ("a {#- comment -#} b\n{# c #}\nd", {}),
+    ("  {%+ if true %}k{% endif %}\n{% if true +%}\nm{% endif %}", {}),
+    ("{% raw %}{{ not evaluated }}{% endraw %}", {}),
+    ("line1\r\nline2\rline3\n\n", {}),
+    ("{% for i in range(3) %}\n  - {{ i }}\n{% endfor %}\n", {}),
+    ("{{ {'a': {'b': 1}} }}", {}),
+    ("\t{% if true %}tab{% endif %}", {}),
+    ("x\n    {# c #}\ny", {}),
+    # literals and printing
+    ("{{ 1 }} {{ -2 }} {{ 1.5 }} {{ 1.0 }} {{ 1e3 }} {{ 0.1 + 0.2 }} {{ 1e16 }} {{ 1e-7 }}", {}),
+    ("{{ 'a' 'b' }} {{ \"q'q\" }} {{ 'x\\ny' }} {{ '\\u00e9\\t|' }}", {}),
+    ("{{ [1, 'a', none, true, 2.5] }} {{ ('a',) }} {{ (1, 2) }} {{ {'k': 'v', 1: [none]} }}", {}),
+    ("{{ none }} {{ true }} {{ False }} {{ None }}", {}),
+    ("{{ \"it's\" }} {{ [\"it's\", 'say \"x\"', 'both \\' \"'] }}", {}),
+    ("{{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 1_000 }}", {}),
+    # arithmetic (Python semantics)
+    ("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 % -3 }} {{ 7 / 2 }} {{ 6 / 3 }}", {}),
+    ("{{ 2 ** 10 }} {{ 2 ** -1 }} {{ 2 ** 3 ** 2 }} {{ -2 ** 2 }} {{ 7.5 // 2 }} {{ -7.5 % 2 }}", {}),
+    ("{{ 'ab' * 3 }} {{ [1] * 3 }} {{ [1, 2] + [3] }} {{ 'a' ~ 1 ~ none ~ true }} {{ 1 + 2.5 }}", {}),
+    ("{{ true + 1 }} {{ 10 - 2 * 3 }} {{ (10 - 2) * 3 }} {{ 1 - 2 - 3 }}", {}),
+    ("{{ 'a' + 1 }}", {}),
+    ("{{ 1 / 0 }}", {}),
+    ("{{ 1 // 0 }}", {}),
+    ("{{ x + 1 }}", {}),
+    # comparisons, logic, membership
+    ("{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 'a' < 'b' }} {{ [1, 2] < [1, 3] }} {{ 1 == 1.0 }}", {}),
+    ("{{ 1 and 'x' }} {{ 0 or 'y' }} {{ none or 0 }} {{ not [] }} {{ '' and 1 }}", {}),
+    ("{{ 'a' in 'cat' }} {{ 1 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 3 not in [1] }} {{ 'x' in u }}", {}),
+    ("{{ 'yes' if 1 else 'no' }} {{ 'yes' if 0 else 'no' }} [{{ 'only' if false }}]", {}),
+    ("{{ 1 < 'a' }}", {}),
+    # variables, attributes, items, slices
+    ("{{ m.role }} {{ m['content'] }} {{ m.missing }}|{{ m.get('role') }} {{ m.get('x', 'dflt') }}",
+     {"m": MSGS[0]}),
+    ("{{ messages[0].role }} {{ messages[-1]['tool_calls'][0].function.name }} {{ messages[1].n }}",
+     {"messages": MSGS}),
+    ("{{ messages[5] }}|{{ m.a.b }}", {"messages": MSGS, "m": {}}),
+    ("{{ undefined_var }}|{{ undefined_var is defined }}|{{ undefined_var | length }}", {}),
+    ("{{ undefined_var.attr }}", {}),
+    ("{{ 'hello'[1:3] }} {{ 'hello'[::-1] }} {{ 'hello'[-2:] }} {{ [1, 2, 3, 4][::2] }} {{ [1, 2, 3][5:] }}", {}),
+    ("{{ 'héllo wörld'[1] }} {{ 'héllo'|length }} {{ 'héllo'[:2] }} {{ 'añb'[::-1] }}", {}),
+    ("{{ messages[1:] | length }} {{ messages[::-1][0].role }}", {"messages": MSGS}),
+    # is tests
+    ("{{ x is defined }} {{ y is undefined }} {{ none is none }} {{ 'a' is string }} {{ {} is mapping }}", {"x": 1}),
+    ("{{ [] is iterable }} {{ 'a' is iterable }} {{ 1 is iterable }} {{ [] is sequence }} {{ 1 is number }}", {}),
+    ("{{ 1 is integer }} {{ 1.5 is float }} {{ true is boolean }} {{ true is true }} {{ 0 is false }}", {}),
+    ("{{ 4 is even }} {{ 3 is odd }} {{ 9 is divisibleby 3 }} {{ 9 is divisibleby(4) }} {{ 2 is eq 2 }}", {}),
+    ("{{ 'a' is equalto 'a' }} {{ 3 is gt 2 }} {{ 3 is lt 2 }} {{ 2 is ge 2 }} {{ 1 is ne 1 }} {{ 1 is in [1] }}", {}),
+    ("{{ x is not none }} {{ x is not defined }} {{ 'ab' is lower }} {{ 'AB' is upper }} {{ range is callable }}", {"x": None}),
+    ("{{ 1 is sameas 1 }} {{ none is sameas none }} {{ true is sameas true }}", {}),
+    # loops
+    ("{% for x in xs %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}", {"xs": ["a", "b", "c"]}),
+    ("{% for x in [] %}x{% else %}empty{% endfor %}|{% for x in [1] %}x{% else %}empty{% endfor %}", {}),
+    ("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{% for k in d %}{{ k }}{% endfor %}", {"d": {"b": 1, "a": 2}}),
+    ("{% for x in range(10) if x is odd %}{{ x }}/{{ loop.index }}/{{ loop.length }} {% endfor %}", {}),
+    ("{% for x in range(10) %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 5 %}{% break %}{% endif %}{{ x }}{% endfor %}", {}),
+    ("{% for a in [1, 2] %}{% for b in 'xy' %}{{ a }}{{ b }}{{ loop.index }} {% endfor %}{{ loop.index }}|{% endfor %}", {}),
+    ("{% for x in [1, 2] %}[{{ y }}]{% set y = x %}{{ y }}{% endfor %}[{{ y }}]", {}),
+    ("{% for x in xs %}{{ loop.previtem }}-{{ x }}-{{ loop.nextitem }};{% endfor %}", {"xs": [1, 2, 3]}),
+    ("{% for x in xs %}{{ loop.cycle('odd', 'even') }} {% endfor %}", {"xs": [1, 2, 3]}),
+    ("{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }} {% endfor %}{% for a, b in [(1, 2)] %}{{ a }}{{ b }}{% endfor %}", {}),
+    ("{% for x in 'abc' %}{{ x }}.{% endfor %}", {}),
+    ("{% for x in 5 %}{% endfor %}", {}),
+    ("{% for a, b in [[1, 2, 3]] %}{% endfor %}", {}),
+    ("{% for i in xs recursive %}{{ i.n }}{% if i.c %}({{ loop(i.c) }}){% endif %}{% endfor %}",
+     {"xs": [{"n": 1, "c": [{"n": 2, "c": [{"n": 3}]}]}, {"n": 4}]}),
+    ("{% break %}", {}),
+    # set, namespace, with
+    ("{% set x = 1 %}{% set y, z = 2, 3 %}{{ x }}{{ y }}{{ z }}{% set t = 1, 2 %}{{ t }}", {}),
+    ("{% set ns = namespace(n=0, s='') %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% set ns.s = ns.s ~ i %}{% endfor %}{{ ns.n }} {{ ns.s }}", {}),
+    ("{% set ns = namespace() %}{% set ns.found = true %}{{ ns.found }}", {}),
+    ("{% set x %}block {{ 1 + 1 }}{% endset %}[{{ x }}]{% set y | upper %}up{% endset %}{{ y }}", {}),
+    ("{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}[{{ a }}]", {}),
+    ("{% set d = dict(a=1, b='x') %}{{ d }} {{ dict(d, c=3) }}", {}),
+    ("{% set x = 5 %}{% set x = 6 %}{{ x }}", {}),
+    ("{% set ns.x = 1 %}", {}),
+    ("{% set s = 'abc' %}{% set s.x = 1 %}", {}),
+    ("{% set ns = namespace(_x=1) %}", {}),
+    # macros and call
+    ("{% macro greet(name, greeting='Hello') %}{{ greeting }}, {{ name }}!{% endmacro %}{{ greet('Ann') }} {{ greet('Bob', 'Hi') }} {{ greet(greeting='Yo', name='Cy') }}", {}),
+    ("{% macro f(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ f(1, 2, 3, k=4) }}", {}),
+    ("{% macro render(x) %}{% if x is mapping %}{% for k, v in x.items() %}{{ k }}:{{ render(v) }};{% endfor %}{% else %}{{ x }}{% endif %}{% endmacro %}{{ render({'a': {'b': 1}, 'c': 2}) }}", {}),
+    ("{% macro wrap(tag) %}<{{ tag }}>{{ caller() }}</{{ tag }}>{% endmacro %}{% call wrap('b') %}bold {{ 1 }}{% endcall %}", {}),
+    ("{% macro list(items) %}{% for i in items %}{{ caller(i) }}{% endfor %}{% endmacro %}{% call(item) list([1, 2]) %}[{{ item }}]{% endcall %}", {}),
+    ("{% macro m() %}{{ outer }}{% endmacro %}{% set outer = 'late' %}{{ m() }}", {}),
+    ("{% macro inf(n) %}{{ inf(n + 1) }}{% endmacro %}{{ inf(0) }}", {}),
+    ("{% filter upper %}shout {{ 'it' }}{% endfilter %}", {}),
+    # filters
+    ("{{ '  pad  ' | trim }}|{{ 'xxaxx' | trim('x') }}|{{ 'Mixed Case' | upper }} {{ 'Mixed Case' | lower }}", {}),
+    ("{{ [1, 2, 3] | length }} {{ 'abc' | count }} {{ {'a': 1} | length }} {{ [3, 1, 2] | join(', ') }} {{ ['a', 'b'] | join }}", {}),
+    ("{{ x | default('d') }} {{ '' | default('d') }} {{ '' | default('d', true) }} {{ none | default('d') }} {{ y | d('dd') }}", {"y": 0}),
+    ("{{ [1, 2, 3] | first }} {{ [1, 2, 3] | last }} {{ 'abc' | first }} [{{ [] | first }}]", {}),
+    ("{{ d | items | list }} {{ d | dictsort }} {{ d | dictsort(by='value') }} {{ d | dictsort(reverse=true) }}", {"d": {"b": 1, "a": 3, "C": 2}}),
+    ("{{ messages | selectattr('role', 'equalto', 'user') | list | length }} {{ messages | rejectattr('tool_calls') | map(attribute='role') | join(',') }}", {"messages": MSGS}),
+    ("{{ messages | selectattr('tool_calls') | list | length }} {{ messages | map(attribute='n', default=0) | list }}", {"messages": MSGS}),
+    ("{{ ['a', 'B'] | map('upper') | list }} {{ [1, 2, 3, 4] | select('odd') | list }} {{ [1, 2, 3] | reject('even') | list }}", {}),
+    ("{{ 'a-b-c' | replace('-', '+') }} {{ 'aaa' | replace('a', 'b', 2) }}", {}),
+    ("{{ 'a\nb\n\nc' | indent }}|{{ 'a\nb' | indent(2, true) }}|{{ 'a\n\nb' | indent(2, blank=true) }}|{{ 'x\ny' | indent('> ') }}", {}),
+    ("{{ 1 | string }}{{ none | string }} {{ '42' | int + 1 }} {{ 'x' | int }} {{ '3.7' | int }} {{ 3.9 | int }} {{ '2.5' | float }} {{ 'z' | float }} {{ 2 | float }}", {}),
+    ("{{ 'hello world' | capitalize }} {{ 'hello wORLD-foo (bar)' | title }} {{ 'a' | safe }}", {}),
+    ("{{ ['b', 'A', 'a', 'c'] | unique | list }} {{ [3, 1, 2] | sort }} {{ ['b', 'A', 'c'] | sort }} {{ [3, 1, 2] | sort(reverse=true) }} {{ 'abc' | reverse }} {{ [1, 2] | reverse | list }}", {}),
+    ("{{ xs | sort(attribute='n') | map(attribute='n') | list }} {{ xs | map(attribute='n') | max }} {{ xs | map(attribute='n') | min }} {{ xs | sum(attribute='n') }}", {"xs": [{"n": 3}, {"n": 1}, {"n": 2}]}),
+    ("{{ -3 | abs }} {{ (-3) | abs }} {{ 2.5 | round }} {{ 3.5 | round }} {{ 3.14159 | round(2) }} {{ 3 | round }} {{ 2.1 | round(0, 'ceil') }} {{ 2.9 | round(method='floor') }}", {}),
+    ("{{ [1, 2, 3, 4, 5] | batch(2) | list }} {{ [1, 2, 3] | batch(2, 'x') | list }} {{ 'one two  three' | wordcount }}", {}),
+    ("{{ '%s-%d' | format('a', 3) }} {{ '%s!' % 'hi' }} {{ 'v=%s' % (1,) }}", {}),
+    ("{{ [1, 2] | list }} {{ 'ab' | list }} {{ {'a': 1} | list }} {{ 'x' | center(5) }}|", {}),
+    ("{{ x | tojson }}", {"x": {"a": [1, 2.5, None, True, "é\n\"\u2028\u0001"], "b": {}, "c": []}}),
+    ("{{ x | tojson(indent=2) }}", {"x": {"a": [1, {"b": None}], "e": {}, "l": []}}),
+    ("{{ x | tojson(indent=2, sort_keys=true) }}|{{ x | tojson(separators=(',', ':')) }}|{{ x | tojson(ensure_ascii=true) }}", {"x": {"z": "ü😀", "a": 1}}),
+    ("{{ 'str' | tojson }} {{ 1.5 | tojson }} {{ none | tojson }} {{ (1, 2) | tojson }} {{ {1: 2, true: 3} | tojson }}", {}),
+    ("{{ undefined_var | tojson }}", {}),
+    ("{{ tools | tojson }}", {"tools": [WEATHER_TOOL]}),
+    ("{{ 'abc' | nosuchfilter }}", {}),
+    # string methods
+    ("{{ '  x  '.strip() }}|{{ '  x  '.lstrip() }}|{{ '  x  '.rstrip() }}|{{ 'xxaxx'.strip('x') }}|{{ '\n\nhi\n'.lstrip('\n') }}", {}),
+    ("{{ 'hello'.startswith('he') }} {{ 'hello'.endswith('lo') }} {{ 'hello'.startswith(('x', 'h')) }} {{ 'hello'.endswith('x') }}", {}),
+    ("{{ 'a b  c'.split() }} {{ 'a,b,,c'.split(',') }} {{ 'a,b,c'.split(',', 1) }} {{ 'a,b,c'.rsplit(',', 1) }} {{ '  a  b '.split(none, 1) }}", {}),
+    ("{{ 'x</think>y</think>z'.split('</think>')[-1] }} {{ 'a<think>b'.split('<think>')[0] }}", {}),
+    ("{{ 'aXbXc'.replace('X', '-') }} {{ 'Hello'.upper() }} {{ 'Hello'.lower() }} {{ 'hello world'.title() }} {{ 'hELLO'.capitalize() }}", {}),
+    ("{{ '{} and {}'.format('a', 'b') }} {{ '{1}{0}'.format('a', 'b') }} {{ '{x}!'.format(x=5) }} {{ '{{lit}}'.format() }}", {}),
+    ("{{ 'hello'.find('l') }} {{ 'hello'.find('z') }} {{ 'hello'.rfind('l') }} {{ 'héllo'.find('l') }} {{ 'banana'.count('an') }} {{ '-'.join(['a', 'b']) }}", {}),
+    ("{{ '12'.isdigit() }} {{ 'ab'.isalpha() }} {{ '  '.isspace() }} {{ 'a\nb'.splitlines() }}", {}),
+    ("{{ d.keys() | list }} {{ d.values() | list }} {{ d.items() | list }} {{ d.get('a') }} {{ d.get('z') }}", {"d": {"a": 1, "b": [2]}}),
+    ("{{ [1, 2, 2].count(2) }} {{ [1, 2, 3].index(3) }}", {}),
+    ("{{ xs.append(1) }}", {"xs": []}),
+    ("{{ d.update({'a': 1}) }}", {"d": {}}),
+    # globals
+    ("{{ range(3) | list }} {{ range(1, 7, 2) | list }} {{ range(5, 0, -2) | list }}", {}),
+    ("{{ strftime_now('%Y-%m-%d %H:%M %A %B %d %b %j') }}", {}),
+    ("{{ raise_exception('custom failure: ' ~ 42) }}", {}),
+    # syntax errors
+    ("{% if x %}unclosed", {}),
+    ("{% for x in y %}{% endif %}", {}),
+    ("{{ 1 + }}", {}),
+    ("hello\n{{ 'unterminated }}", {}),
+    ("{% endfor %}", {}),
+    ("{% unknowntag %}", {}),
+    ("{{ x is nosuchtest }}", {}),
+    ("a\nb\n   {{ (1 ]] }}", {}),
+    ("{# unclosed comment", {}),
+]
+
+
+def render_snippets():
+    out = []
+    for src, variables in SNIPPETS:
+        rec = {"template": src, "vars": variables}
+        try:
+            rec["expected"] = ctu._compile_jinja_template(src).render(**variables)
+        except Exception as e:
+            rec["error"] = str(e)
+            rec["error_type"] = type(e).__name__
+        out.append(rec)
+    with open(os.path.join(ROOT, "jinja_snippets.json"), "w", encoding="utf-8") as f:
+        json.dump({"fake_date": FAKE_DATE.strftime("%Y-%m-%dT%H:%M:%S"), "snippets": out}, f,
+                  indent=1, ensure_ascii=False)
+        f.write("\n")
+    bad = sum("error" in r for r in out)
+    print(f"{len(out)} snippets ({bad} errors)", file=sys.stderr)
+
+
 def render(tmpl, bos, eos, case, add_gen):
     tok = Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>"))
     kw = {}
@@ -171,6 +344,7 @@ def render(tmpl, bos, eos, case, add_gen):
 
 
 def main():
+    render_snippets()
     tdir = os.path.join(ROOT, "templates")
     manifest = json.load(open(os.path.join(tdir, "templates.json"), encoding="utf-8"))
     with open(os.path.join(ROOT, "cases.json"), "w", encoding="utf-8") as f:

@@ -117,8 +117,8 @@ static void assign(jctx *c, const jnode *target, jv v, jframe *f) {
     /* tuple unpacking */
     jlist *items = jv_iterable(c, target, v);
     if (items->n != target->nargs)
-        jx_fail(c, target, AIR_ERR_FORMAT, "%s values to unpack (expected %zu, got %zu)",
-                items->n > target->nargs ? "too many" : "not enough", target->nargs, items->n);
+        jx_fail(c, target, AIR_ERR_FORMAT, "%s values to unpack (expected %zu)",
+                items->n > target->nargs ? "too many" : "not enough", target->nargs);
     for (size_t i = 0; i < target->nargs; i++)
         jd_setc(c, f->vars, target->args[i]->name, items->v[i]);
 }
@@ -712,8 +712,8 @@ static jv g_namespace(jctx *c, jnode *at, jv self, jv *args, size_t nargs, const
     for (size_t k = 0; k < d.u.d->n; k++)
         if (d.u.d->k[k].t == JV_STR && d.u.d->k[k].u.s->s[0] == '_')
             jx_fail(c, at, AIR_ERR_FORMAT,
-                    "chat templates cannot store underscore-prefixed attributes on a namespace, "
-                    "but got '%s'",
+                    "Chat templates cannot store underscore-prefixed attributes on a namespace, "
+                    "but got '%s'. Please rename the attribute.",
                     d.u.d->k[k].u.s->s);
     return d;
 }
@@ -1072,8 +1072,8 @@ static void exec_stmt(jctx *c, jnode *n, jframe *f) {
                 jx_fail(c, n, AIR_ERR_FORMAT, "cannot assign attribute on non-namespace object");
             if (n->b->name[0] == '_')
                 jx_fail(c, n, AIR_ERR_FORMAT,
-                        "chat templates cannot store underscore-prefixed attributes on a "
-                        "namespace, but got '%s'",
+                        "Chat templates cannot store underscore-prefixed attributes on a "
+                        "namespace, but got '%s'. Please rename the attribute.",
                         n->b->name);
             jd_setc(c, ns.u.d, n->b->name, v);
         } else

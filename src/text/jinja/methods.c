@@ -104,7 +104,7 @@ static jv split(jctx *c, const jnode *at, jstr *s, jv sepv, int64_t maxsplit, in
             jl_push(c, pieces.u.l, pair);
         }
         size_t np = pieces.u.l->n;
-        if (maxsplit < 0 || (size_t)maxsplit + 1 >= np) {
+        if (maxsplit < 0 || (size_t)maxsplit >= np) {
             for (size_t k = 0; k < np; k++) {
                 jlist *p = pieces.u.l->v[k].u.l;
                 jl_push(c, out.u.l, jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
@@ -116,13 +116,11 @@ static jv split(jctx *c, const jnode *at, jstr *s, jv sepv, int64_t maxsplit, in
                 jlist *p = pieces.u.l->v[k].u.l;
                 jl_push(c, out.u.l, jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
             }
-            jv r = jv_strobj(js_new(c, s->s + pieces.u.l->v[maxsplit].u.l->v[0].u.i,
-                                    s->len - (size_t)pieces.u.l->v[maxsplit].u.l->v[0].u.i));
-            jl_push(c, out.u.l, ju_strip(c, r.u.s, NULL, 2));
+            size_t rb = (size_t)pieces.u.l->v[maxsplit].u.l->v[0].u.i;
+            jl_push(c, out.u.l, jv_str(c, s->s + rb, s->len - rb));
         } else {
             size_t first = np - (size_t)maxsplit;
-            jv r = jv_str(c, s->s, (size_t)pieces.u.l->v[first - 1].u.l->v[1].u.i);
-            jl_push(c, out.u.l, ju_strip(c, r.u.s, NULL, 1));
+            jl_push(c, out.u.l, jv_str(c, s->s, (size_t)pieces.u.l->v[first - 1].u.l->v[1].u.i));
             for (size_t k = first; k < np; k++) {
                 jlist *p = pieces.u.l->v[k].u.l;
                 jl_push(c, out.u.l, jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
@@ -484,8 +482,7 @@ int jx_method(jctx *c, const jnode *at, jv self, const char *name, jv *args, siz
     if ((self.t == JV_DICT && in_list(DICT_UNSAFE, name)) ||
         (self.t == JV_LIST && in_list(LIST_UNSAFE, name)))
         jx_fail(c, at, AIR_ERR_FORMAT,
-                "access to attribute '%s' of '%s' object is unsafe (templates cannot modify "
-                "values)",
+                "access to attribute '%s' of '%s' object is unsafe.",
                 name, jv_type_name(self));
     if (self.t == JV_DICT) {
         jdict *d = self.u.d;
