@@ -367,9 +367,10 @@ static void on_bytes(void *user, uint64_t file_bytes, int final) {
     p->last = t;
     if (final && total == 0)
         total = file_bytes;
-    p->c->progress(p->c->progress_user, p->label, file_bytes, total, rate);
+    /* overall first, so a renderer drawing the file line shows it up to date */
     uint64_t this_file = file_bytes > p->start_bytes ? file_bytes - p->start_bytes : 0;
     p->c->progress(p->c->progress_user, NULL, p->all_before + this_file, p->all_total, rate);
+    p->c->progress(p->c->progress_user, p->label, file_bytes, total, rate);
 }
 
 static air_status hash_prefix(int fd, uint64_t n, EVP_MD_CTX *sha, const char *path) {

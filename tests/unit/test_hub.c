@@ -9,8 +9,9 @@
  *
  * Helper mode for tests/python/test_hub_cache_compat.py:
  *     test_hub snapshot <org/name> [extra-pattern...]
- * runs air_hub_snapshot() with the environment as given and prints the
- * snapshot folder (exit 0), or the error message on stderr (exit 1).
+ * runs air_hub_snapshot() with the environment as given, draws the progress
+ * bar on stderr, and prints the snapshot folder (exit 0), or the error
+ * message on stderr (exit 1).
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -767,8 +768,13 @@ static int helper_snapshot(int argc, char **argv) {
     air_hub_options o;
     air_hub_default_options(&o);
     o.extra_patterns = pats;
+    air_progress_bar bar;
+    air_progress_bar_init(&bar, stderr);
+    o.progress = air_progress_bar_cb;
+    o.progress_user = &bar;
     char *dir = NULL;
     air_status st = air_hub_snapshot(argv[2], &o, &dir, NULL);
+    air_progress_bar_finish(&bar);
     free(pats);
     if (st != AIR_OK) {
         fprintf(stderr, "%s\n", air_last_error());
