@@ -190,6 +190,10 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp);
  * tensor is not one the runtime uses (e.g. rope_freqs.weight). */
 int air_gguf_map_name(const char *gguf_name, int *layer, const char **neutral);
 
+/* The reverse: neutral name (+ layer, -1 for whole-model tensors) -> GGUF
+ * name in buf. Returns 0 if there is none or buf is too small. */
+int air_gguf_tensor_name(int layer, const char *neutral, char *buf, size_t cap);
+
 /* 1 if the file's attn_q / attn_k rows are in llama.cpp's interleaved
  * order (architecture "llama"), i.e. need air_gguf_unpermute_qk() before a
  * rotate-half RoPE. */
@@ -202,6 +206,8 @@ int air_gguf_qk_permuted(const air_gguf *g);
  * s * hd/2 + i. In place. AIR_ERR_INVALID_ARG if n_out is not a multiple of
  * 2 * n_head, AIR_ERR_NOMEM if the scratch row block cannot be allocated. */
 air_status air_gguf_unpermute_qk(float *w, int n_out, int n_in, int n_head);
+/* The same on rows of any format (row_bytes each), e.g. F16 rows. */
+air_status air_gguf_unpermute_rows(void *w, int n_out, size_t row_bytes, int n_head);
 
 /* Tokenizer data, ready for air_tokenizer_from_arrays(). Pointers borrowed
  * from the air_gguf. */
@@ -223,5 +229,18 @@ typedef struct {
 /* AIR_ERR_NOT_FOUND if the file has no tokenizer.ggml.tokens,
  * AIR_ERR_FORMAT if the arrays disagree in length or type. */
 air_status air_gguf_tokenizer_info(const air_gguf *g, air_gguf_tokenizer *out);
+
+/* ------------------------------------------------------------------------- */
+/* As a model source (source/source.h)                                       */
+/* ------------------------------------------------------------------------- */
+typedef struct air_source air_source;
+
+/* Opens a GGUF file as an air_source: hparams from the metadata, tensors by
+ * neutral name, F32/F16/BF16 as stored and quantized types dequantized to
+ * F32, llama Q/K rows already un-permuted. Close with air_source_close(). */
+air_status air_source_open_gguf(const char *path, air_source **out);
+/* The GGUF file behind a source opened by air_source_open_gguf() (for its
+ * tokenizer arrays and chat template), NULL for other sources. Borrowed. */
+const air_gguf *air_source_gguf(const air_source *s);
 
 #endif

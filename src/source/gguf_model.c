@@ -36,8 +36,8 @@ static const char *akey(hp_ctx *c, const char *suffix) {
 }
 
 /* Reads a positive integer "{arch}.suffix" stored as a scalar or as a
- * per-layer array whose entries are all equal. Returns 1 found, 0 absent,
- * or an error status (negated) through *st. */
+ * per-layer array whose entries are all equal. Returns 1 if found, 0 if
+ * absent, -1 on a bad value (with the status in *st). */
 static int get_count(hp_ctx *c, const char *suffix, int32_t *v, air_status *st) {
     const char *key = akey(c, suffix);
     const air_gguf_value *x = air_gguf_get(c->g, key);
@@ -173,13 +173,12 @@ static air_status rope_from_freqs(hp_ctx *c, const air_gguf_tensor *t, air_hpara
     return AIR_OK;
 }
 
-static air_status add_eos(air_hparams *hp, int32_t id) {
+static void add_eos(air_hparams *hp, int32_t id) {
     for (int i = 0; i < hp->n_eos; i++)
         if (hp->eos_ids[i] == id)
-            return AIR_OK;
+            return;
     if (hp->n_eos < AIR_MAX_EOS)
         hp->eos_ids[hp->n_eos++] = id;
-    return AIR_OK;
 }
 
 air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
@@ -373,6 +372,25 @@ int air_gguf_map_name(const char *name, int *layer, const char **neutral) {
     return 0;
 }
 
+int air_gguf_tensor_name(int layer, const char *neutral, char *buf, size_t cap) {
+    if (!neutral || !buf || cap == 0)
+        return 0;
+    if (layer >= 0) {
+        for (size_t i = 0; i < sizeof g_layer_names / sizeof *g_layer_names; i++)
+            if (strcmp(neutral, g_layer_names[i][1]) == 0) {
+                int n = snprintf(buf, cap, "blk.%d.%s", layer, g_layer_names[i][0]);
+                return n > 0 && (size_t)n < cap;
+            }
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof g_model_names / sizeof *g_model_names; i++)
+        if (strcmp(neutral, g_model_names[i][1]) == 0) {
+            int n = snprintf(buf, cap, "%s", g_model_names[i][0]);
+            return n > 0 && (size_t)n < cap;
+        }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Q/K row order                                                             */
 /* ------------------------------------------------------------------------- */
@@ -384,25 +402,32 @@ int air_gguf_qk_permuted(const air_gguf *g) {
 /* The converter viewed each head's hd rows as (2, hd/2) -- the two halves
  * that rotate-half RoPE pairs up -- and transposed them to (hd/2, 2), so
  * that pair members became adjacent rows. The inverse reads file row
- * 2 * i + s back into row s * hd/2 + i. */
-air_status air_gguf_unpermute_qk(float *w, int n_out, int n_in, int n_head) {
-    if (!w || n_out <= 0 || n_in <= 0 || n_head <= 0 || n_out % (2 * n_head))
+ * 2 * i + s back into row s * hd/2 + i. Rows are opaque bytes here, so any
+ * row-major format whose rows are whole blocks can be reordered. */
+air_status air_gguf_unpermute_rows(void *w, int n_out, size_t row_bytes, int n_head) {
+    if (!w || n_out <= 0 || row_bytes == 0 || n_head <= 0 || n_out % (2 * n_head))
         return air_err(AIR_ERR_INVALID_ARG,
                        "unpermute_qk: %d rows cannot be split into %d heads of an even size",
                        n_out, n_head);
     const int hd = n_out / n_head, half = hd / 2;
-    const size_t row = (size_t)n_in;
-    float *tmp = malloc((size_t)hd * row * sizeof *tmp);
+    unsigned char *tmp = malloc((size_t)hd * row_bytes);
     if (!tmp)
-        return air_err(AIR_ERR_NOMEM, "unpermute_qk: out of memory for %d x %d floats", hd, n_in);
+        return air_err(AIR_ERR_NOMEM, "unpermute_qk: out of memory for %d rows of %zu bytes", hd,
+                       row_bytes);
     for (int h = 0; h < n_head; h++) {
-        float *head = w + (size_t)h * hd * row;
-        memcpy(tmp, head, (size_t)hd * row * sizeof *tmp);
+        unsigned char *head = (unsigned char *)w + (size_t)h * hd * row_bytes;
+        memcpy(tmp, head, (size_t)hd * row_bytes);
         for (int i = 0; i < half; i++)
             for (int s = 0; s < 2; s++)
-                memcpy(head + (size_t)(s * half + i) * row, tmp + (size_t)(2 * i + s) * row,
-                       row * sizeof *tmp);
+                memcpy(head + (size_t)(s * half + i) * row_bytes,
+                       tmp + (size_t)(2 * i + s) * row_bytes, row_bytes);
     }
     free(tmp);
     return AIR_OK;
+}
+
+air_status air_gguf_unpermute_qk(float *w, int n_out, int n_in, int n_head) {
+    if (n_in <= 0)
+        return air_err(AIR_ERR_INVALID_ARG, "unpermute_qk: %d columns", n_in);
+    return air_gguf_unpermute_rows(w, n_out, (size_t)n_in * sizeof(float), n_head);
 }

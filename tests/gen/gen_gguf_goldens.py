@@ -204,8 +204,19 @@ def tiny_model(arch, *, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vo
         for l in range(n_layer):
             p = f"blk.{l}."
             t(p + "attn_norm.weight", n_embd, dtype=np.float32)
-            t(p + "attn_q.weight", n_head * head_dim, n_embd)
-            t(p + "attn_k.weight", n_head_kv * head_dim, n_embd)
+            if arch == "llama":
+                # the converter stores Q/K permuted; keep the HF order of
+                # layer 0 next to it so the un-permuting source can be checked
+                q = (rng.standard_normal((n_head * head_dim, n_embd)) * 0.1).astype(np.float16)
+                k = (rng.standard_normal((n_head_kv * head_dim, n_embd)) * 0.1).astype(np.float16)
+                w.add_tensor(p + "attn_q.weight", np.ascontiguousarray(llama_permute(q, n_head)))
+                w.add_tensor(p + "attn_k.weight", np.ascontiguousarray(llama_permute(k, n_head_kv)))
+                if l == 0:
+                    w.add_tensor("test.attn_q_hf.0", q)
+                    w.add_tensor("test.attn_k_hf.0", k)
+            else:
+                t(p + "attn_q.weight", n_head * head_dim, n_embd)
+                t(p + "attn_k.weight", n_head_kv * head_dim, n_embd)
             t(p + "attn_v.weight", n_head_kv * head_dim, n_embd)
             t(p + "attn_output.weight", n_embd, n_head * head_dim)
             if bias:

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "source/gguf.h"
+#include "source/source.h"
 #include "test.h"
 #include "util/fileio.h"
 
@@ -571,6 +572,61 @@ TEST(dequantize_rows_bounds) {
     air_gguf_close(g);
 }
 
+/* The llama fixture stores Q/K permuted as the converter does, plus the
+ * original order of layer 0: the source must hand out the original. */
+TEST(source_llama_unpermutes) {
+    air_source *s = NULL;
+    ASSERT_OK(air_source_open_gguf(test_data("gguf/tiny_llama.gguf"), &s));
+    ASSERT_EQ_INT(s->hp.n_layer, 2);
+    ASSERT_EQ_STR(s->name, "tiny_llama");
+    ASSERT_TRUE(strncmp(s->fingerprint, "gguf:tiny_llama.gguf:", 21) == 0);
+    const air_gguf *g = air_source_gguf(s);
+    ASSERT_TRUE(g != NULL);
+    static const char *const names[][2] = {{AIR_T_WQ, "test.attn_q_hf.0"},
+                                           {AIR_T_WK, "test.attn_k_hf.0"}};
+    for (int k = 0; k < 2; k++) {
+        air_src_tensor info;
+        ASSERT_OK(s->info(s, 0, names[k][0], &info));
+        ASSERT_EQ_INT(info.dtype, AIR_DT_F16);
+        ASSERT_EQ_INT(info.n_dims, 2);
+        ASSERT_EQ_INT(info.shape[0], k == 0 ? 128 : 64);
+        ASSERT_EQ_INT(info.shape[1], 128);
+        const air_gguf_tensor *hf = air_gguf_find_tensor(g, names[k][1]);
+        ASSERT_TRUE(hf != NULL && hf->size == info.nbytes);
+        void *buf = malloc(info.nbytes);
+        ASSERT_OK(s->read(s, 0, names[k][0], buf));
+        int same = memcmp(buf, air_gguf_tensor_data(g, hf), info.nbytes) == 0;
+        free(buf);
+        if (!same)
+            T_FAIL("%s read from the source is not in the original row order", names[k][0]);
+    }
+    air_src_tensor info;
+    ASSERT_OK(s->info(s, -1, AIR_T_OUT_NORM, &info));
+    ASSERT_EQ_INT(info.dtype, AIR_DT_F32);
+    ASSERT_EQ_INT(info.n_dims, 1);
+    ASSERT_EQ_INT(info.shape[0], 128);
+    ASSERT_ERR(s->info(s, 0, AIR_T_BQ, &info), AIR_ERR_NOT_FOUND, "blk.0.attn_q.bias");
+    ASSERT_ERR(s->info(s, 5, AIR_T_WQ, &info), AIR_ERR_NOT_FOUND, "blk.5.attn_q.weight");
+    air_source_close(s);
+
+    /* not a GGUF source */
+    ASSERT_TRUE(air_source_gguf(NULL) == NULL);
+    ASSERT_ERR(air_source_open_gguf("/nonexistent.gguf", &s), AIR_ERR_NOT_FOUND, "nonexistent");
+}
+
+TEST(neutral_to_gguf_names) {
+    char buf[64];
+    ASSERT_TRUE(air_gguf_tensor_name(3, AIR_T_W_DOWN, buf, sizeof buf));
+    ASSERT_EQ_STR(buf, "blk.3.ffn_down.weight");
+    ASSERT_TRUE(air_gguf_tensor_name(-1, AIR_T_TOK_EMBD, buf, sizeof buf));
+    ASSERT_EQ_STR(buf, "token_embd.weight");
+    ASSERT_TRUE(air_gguf_tensor_name(0, AIR_T_BV, buf, sizeof buf));
+    ASSERT_EQ_STR(buf, "blk.0.attn_v.bias");
+    ASSERT_TRUE(!air_gguf_tensor_name(0, "nope", buf, sizeof buf));
+    ASSERT_TRUE(!air_gguf_tensor_name(-1, AIR_T_WQ, buf, sizeof buf));
+    ASSERT_TRUE(!air_gguf_tensor_name(123, AIR_T_W_DOWN, buf, 8));
+}
+
 int main(void) {
     RUN(parses_hand_made_file);
     RUN(accepts_version_2);
@@ -591,5 +647,7 @@ int main(void) {
     RUN(tokenizer_arrays);
     RUN(unpermute_qk);
     RUN(dequantize_rows_bounds);
+    RUN(source_llama_unpermutes);
+    RUN(neutral_to_gguf_names);
     return test_summary();
 }

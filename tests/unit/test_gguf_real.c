@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "source/gguf.h"
+#include "source/source.h"
 #include "test.h"
 
 static char g_model[4096];
@@ -158,6 +159,34 @@ TEST(unpermute_real_q) {
     air_gguf_close(g);
 }
 
+/* As a source: Q4_1 weights come out as F32, Q rows un-permuted. */
+TEST(as_source) {
+    air_source *s = NULL;
+    ASSERT_OK(air_source_open_gguf(g_model, &s));
+    ASSERT_EQ_INT(s->hp.n_layer, 30);
+    ASSERT_EQ_STR(s->name, "SmolLM2-135M-Instruct.Q4_1");
+    air_src_tensor info;
+    ASSERT_OK(s->info(s, 7, AIR_T_WQ, &info));
+    ASSERT_EQ_INT(info.dtype, AIR_DT_F32);
+    ASSERT_EQ_INT(info.shape[0], 576);
+    ASSERT_EQ_INT(info.shape[1], 576);
+    ASSERT_EQ_INT(info.nbytes, 576 * 576 * 4);
+    float *a = malloc(info.nbytes), *b = malloc(info.nbytes);
+    ASSERT_OK(s->read(s, 7, AIR_T_WQ, a));
+    const air_gguf *g = air_source_gguf(s);
+    ASSERT_OK(air_gguf_dequantize(g, air_gguf_find_tensor(g, "blk.7.attn_q.weight"), b));
+    ASSERT_OK(air_gguf_unpermute_qk(b, 576, 576, 9));
+    int same = memcmp(a, b, info.nbytes) == 0;
+    free(a);
+    free(b);
+    ASSERT_TRUE(same);
+    ASSERT_OK(s->info(s, -1, AIR_T_TOK_EMBD, &info));
+    ASSERT_EQ_INT(info.shape[0], 49152);
+    ASSERT_EQ_INT(info.shape[1], 576);
+    ASSERT_ERR(s->info(s, -1, AIR_T_OUTPUT, &info), AIR_ERR_NOT_FOUND, "output.weight");
+    air_source_close(s);
+}
+
 int main(void) {
     if (!find_model()) {
         printf("SKIP: %s not found; run scripts/fetch-default-model.sh to test on the real "
@@ -168,5 +197,6 @@ int main(void) {
     RUN(hparams);
     RUN(dequantized_rows_match_reference);
     RUN(unpermute_real_q);
+    RUN(as_source);
     return test_summary();
 }
