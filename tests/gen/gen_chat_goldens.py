@@ -6,7 +6,8 @@ tiny tokenizer whose only special tokens are the template's bos/eos tokens,
 so the template sees exactly the variables air_chat_render() gives it.
 
 Inputs (committed):
-  tests/fixtures/chat/templates/templates.json   name -> file, bos/eos, source
+  tests/fixtures/chat/templates/templates.json   name -> file, bos/eos, source,
+                                                 optional extra variables
   tests/fixtures/chat/templates/*.jinja          the templates, byte for byte
   tests/fixtures/chat/cases.json                 message sets (written by this script)
 Outputs:
@@ -330,7 +331,7 @@ def render_snippets():
     print(f"{len(out)} snippets ({bad} errors)", file=sys.stderr)
 
 
-def render(tmpl, bos, eos, case, add_gen):
+def render(tmpl, bos, eos, case, add_gen, template_extra=None):
     tok = Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>"))
     kw = {}
     if bos is not None:
@@ -338,7 +339,8 @@ def render(tmpl, bos, eos, case, add_gen):
     if eos is not None:
         kw["eos_token"] = eos
     t = PreTrainedTokenizerFast(tokenizer_object=tok, **kw)
-    extra = case.get("extra", {})
+    extra = dict(template_extra or {})
+    extra.update(case.get("extra", {}))
     return t.apply_chat_template(case["messages"], tools=case.get("tools"), tokenize=False,
                                  add_generation_prompt=add_gen, chat_template=tmpl, **extra)
 
@@ -360,7 +362,8 @@ def main():
             for add_gen in (False, True):
                 rec = {"template": name, "case": cname, "add_generation_prompt": add_gen}
                 try:
-                    rec["expected"] = render(tmpl, info["bos_token"], info["eos_token"], case, add_gen)
+                    rec["expected"] = render(tmpl, info["bos_token"], info["eos_token"], case, add_gen,
+                                             info.get("extra"))
                 except Exception as e:  # the C side must fail too
                     rec["error"] = str(e)
                     rec["error_type"] = type(e).__name__

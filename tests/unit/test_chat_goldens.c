@@ -60,11 +60,21 @@ TEST(goldens_match_transformers) {
         ASSERT_OK(air_read_file(test_data(rel), &tmpl, &tlen));
         const cJSON *bos = cJSON_GetObjectItem(info, "bos_token");
         const cJSON *eos = cJSON_GetObjectItem(info, "eos_token");
+        /* extra variables: the template's own, then the case's */
+        cJSON *extra = cJSON_CreateObject();
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(info, "extra"))
+            cJSON_AddItemToObject(extra, e->string, cJSON_Duplicate(e, 1));
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(c, "extra")) {
+            cJSON_DeleteItemFromObject(extra, e->string);
+            cJSON_AddItemToObject(extra, e->string, cJSON_Duplicate(e, 1));
+        }
         char *out = NULL;
         air_status st = air_chat_render(
             tmpl, cJSON_GetObjectItem(c, "messages"), cJSON_GetObjectItem(c, "tools"), add_gen,
             cJSON_IsString(bos) ? bos->valuestring : NULL,
-            cJSON_IsString(eos) ? eos->valuestring : NULL, cJSON_GetObjectItem(c, "extra"), &out);
+            cJSON_IsString(eos) ? eos->valuestring : NULL, extra, &out);
+        cJSON_Delete(extra);
         const cJSON *exp = cJSON_GetObjectItem(rec, "expected");
         const cJSON *err = cJSON_GetObjectItem(rec, "error");
         if (exp) {

@@ -801,6 +801,36 @@ static argv_t eval_args(jctx *c, jnode *n, jframe *f, size_t extra_front) {
     a.kvals = jx_alloc(c, (a.nkw + 1) * sizeof(jv));
     for (size_t i = 0; i < n->nkw; i++)
         a.kvals[i] = eval(c, n->kvals[i], f);
+    if ((n->kind == N_CALL || n->kind == N_FILTER) && (n->b || n->c)) {
+        /* *args and **kwargs */
+        jlist *extra = n->b ? jv_iterable(c, n->b, eval(c, n->b, f)) : NULL;
+        jv kw = n->c ? eval(c, n->c, f) : jv_none();
+        if (n->c && (kw.t != JV_DICT || kw.u.d->kind != JD_DICT))
+            jx_fail(c, n->c, AIR_ERR_FORMAT, "argument after ** must be a mapping, not %s",
+                    jv_type_name(kw));
+        size_t ne = extra ? extra->n : 0, nk = n->c ? kw.u.d->n : 0;
+        jv *na = jx_alloc(c, (a.nargs + ne + 1) * sizeof(jv));
+        memcpy(na, a.args, a.nargs * sizeof(jv));
+        for (size_t i = 0; i < ne; i++)
+            na[a.nargs + i] = extra->v[i];
+        a.args = na;
+        a.nargs += ne;
+        const char **nkn = jx_alloc(c, (a.nkw + nk + 1) * sizeof(char *));
+        jv *nkv = jx_alloc(c, (a.nkw + nk + 1) * sizeof(jv));
+        for (size_t i = 0; i < a.nkw; i++) {
+            nkn[i] = a.knames[i];
+            nkv[i] = a.kvals[i];
+        }
+        for (size_t i = 0; i < nk; i++) {
+            if (kw.u.d->k[i].t != JV_STR)
+                jx_fail(c, n->c, AIR_ERR_FORMAT, "keywords must be strings");
+            nkn[a.nkw + i] = kw.u.d->k[i].u.s->s;
+            nkv[a.nkw + i] = kw.u.d->v[i];
+        }
+        a.knames = nkn;
+        a.kvals = nkv;
+        a.nkw += nk;
+    }
     return a;
 }
 

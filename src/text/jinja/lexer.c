@@ -323,14 +323,17 @@ static int lex_tag(lexer *L, char close, size_t tag_pos) {
         }
         char ch = L->s[i];
         /* numbers: float first, then integer */
-        if (is_digit(ch) && !(i > 0 && L->s[i - 1] == '.')) {
+        if (is_digit(ch)) {
             size_t d = digits(L, i), j = d;
             int is_float = 0;
-            if (j < L->n && L->s[j] == '.' && digits(L, j + 1) > j + 1) {
+            int after_dot = i > 0 && L->s[i - 1] == '.'; /* x.0.y: no floats there */
+            if (after_dot) {
+                /* integer only */
+            } else if (j < L->n && L->s[j] == '.' && digits(L, j + 1) > j + 1) {
                 j = digits(L, j + 1);
                 is_float = 1;
             }
-            if (j < L->n && (L->s[j] == 'e' || L->s[j] == 'E')) {
+            if (!after_dot && j < L->n && (L->s[j] == 'e' || L->s[j] == 'E')) {
                 size_t k = j + 1;
                 if (k < L->n && (L->s[k] == '+' || L->s[k] == '-'))
                     k++;

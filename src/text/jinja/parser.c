@@ -220,11 +220,24 @@ static void parse_call_args(parser *P, jnode *n) {
     expect_op(P, "(");
     nvec args = {0}, kvals = {0};
     svec knames = {0};
+    int dyn = 0;
     while (!tok_op(cur(P), ")")) {
-        if (args.n || knames.n)
+        if (args.n || knames.n || dyn)
             expect_op(P, ",");
         if (tok_op(cur(P), ")"))
             break;
+        if (tok_op(cur(P), "*") || tok_op(cur(P), "**")) { /* f(*args) / f(**kwargs) */
+            int kw = tok_op(cur(P), "**");
+            if ((kw && n->c) || (!kw && n->b))
+                perr(P, cur(P), "only one %s argument is supported", kw ? "**" : "*");
+            adv(P);
+            if (kw)
+                n->c = parse_expression(P, 1);
+            else
+                n->b = parse_expression(P, 1);
+            dyn++;
+            continue;
+        }
         if (cur(P)->type == TK_NAME && tok_op(peek(P, 1), "=")) {
             const char *k = cur(P)->s;
             adv(P);
