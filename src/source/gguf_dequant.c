@@ -7,6 +7,7 @@
  * fp16 scales. Every routine here turns whole blocks into fp32 values, in
  * the order of the elements in the row.
  *
+ * fp16 / bf16 scalars go through the kernels' exact conversions (ops.h).
  * The results are bit-exact with the dequantizers of the gguf Python package
  * (tests/gen/gen_gguf_goldens.py checks it): every product and sum is
  * rounded to fp32 in the same order as there, e.g. for Q4_K
@@ -14,6 +15,7 @@
  */
 #include <string.h>
 
+#include "kernels/ops.h"
 #include "source/gguf.h"
 #include "util/error.h"
 
@@ -162,47 +164,13 @@ int air_ggml_type_size(int type) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Scalars                                                                   */
-/* ------------------------------------------------------------------------- */
-/* fp16 -> fp32, exact for every input (subnormals, inf, NaN). */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else {
-        /* subnormal: normalize */
-        int e = -1;
-        do {
-            man <<= 1;
-            e++;
-        } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static float bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-/* ------------------------------------------------------------------------- */
 /* Per-type block loops. src may be unaligned: blocks are copied out first.  */
 /* ------------------------------------------------------------------------- */
 static void deq_q4_0(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q4_0), y += QK) {
         blk_q4_0 k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d);
+        const float d = air_f16_to_f32(k.d);
         for (int j = 0; j < QK / 2; j++) {
             y[j] = d * (float)((k.qs[j] & 0x0F) - 8);
             y[j + QK / 2] = d * (float)((k.qs[j] >> 4) - 8);
@@ -214,7 +182,7 @@ static void deq_q4_1(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q4_1), y += QK) {
         blk_q4_1 k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d), m = f16_to_f32(k.m);
+        const float d = air_f16_to_f32(k.d), m = air_f16_to_f32(k.m);
         for (int j = 0; j < QK / 2; j++) {
             float lo = d * (float)(k.qs[j] & 0x0F);
             float hi = d * (float)(k.qs[j] >> 4);
@@ -228,7 +196,7 @@ static void deq_q5_0(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q5_0), y += QK) {
         blk_q5_0 k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d);
+        const float d = air_f16_to_f32(k.d);
         uint32_t qh = (uint32_t)k.qh[0] | (uint32_t)k.qh[1] << 8 | (uint32_t)k.qh[2] << 16 |
                       (uint32_t)k.qh[3] << 24;
         for (int j = 0; j < QK / 2; j++) {
@@ -244,7 +212,7 @@ static void deq_q5_1(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q5_1), y += QK) {
         blk_q5_1 k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d), m = f16_to_f32(k.m);
+        const float d = air_f16_to_f32(k.d), m = air_f16_to_f32(k.m);
         uint32_t qh = (uint32_t)k.qh[0] | (uint32_t)k.qh[1] << 8 | (uint32_t)k.qh[2] << 16 |
                       (uint32_t)k.qh[3] << 24;
         for (int j = 0; j < QK / 2; j++) {
@@ -261,7 +229,7 @@ static void deq_q8_0(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q8_0), y += QK) {
         blk_q8_0 k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d);
+        const float d = air_f16_to_f32(k.d);
         for (int j = 0; j < QK; j++)
             y[j] = (float)k.qs[j] * d;
     }
@@ -273,7 +241,7 @@ static void deq_q2_k(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q2_k), y += QK_K) {
         blk_q2_k k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d), dmin = f16_to_f32(k.dmin);
+        const float d = air_f16_to_f32(k.d), dmin = air_f16_to_f32(k.dmin);
         for (int sb = 0; sb < QK_K / 16; sb++) {
             const float dl = d * (float)(k.scales[sb] & 0x0F);
             const float ml = dmin * (float)(k.scales[sb] >> 4);
@@ -294,7 +262,7 @@ static void deq_q3_k(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q3_k), y += QK_K) {
         blk_q3_k k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d);
+        const float d = air_f16_to_f32(k.d);
         for (int sb = 0; sb < 16; sb++) {
             int lo = (k.scales[sb % 8] >> (4 * (sb / 8))) & 0x0F;
             int hi = (k.scales[8 + sb % 4] >> (2 * (sb / 4))) & 0x03;
@@ -328,7 +296,7 @@ static void deq_q4_k(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q4_k), y += QK_K) {
         blk_q4_k k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d), dmin = f16_to_f32(k.dmin);
+        const float d = air_f16_to_f32(k.d), dmin = air_f16_to_f32(k.dmin);
         for (int sb = 0; sb < 8; sb++) {
             int sc, m;
             k_scale_min(k.scales, sb, &sc, &m);
@@ -347,7 +315,7 @@ static void deq_q5_k(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q5_k), y += QK_K) {
         blk_q5_k k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d), dmin = f16_to_f32(k.dmin);
+        const float d = air_f16_to_f32(k.d), dmin = air_f16_to_f32(k.dmin);
         for (int sb = 0; sb < 8; sb++) {
             int sc, m;
             k_scale_min(k.scales, sb, &sc, &m);
@@ -370,7 +338,7 @@ static void deq_q6_k(const uint8_t *src, float *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_q6_k), y += QK_K) {
         blk_q6_k k;
         memcpy(&k, src, sizeof k);
-        const float d = f16_to_f32(k.d);
+        const float d = air_f16_to_f32(k.d);
         for (int sb = 0; sb < 16; sb++) {
             const float dl = d * (float)k.scales[sb];
             for (int i = 0; i < 16; i++) {
@@ -425,14 +393,14 @@ air_status air_ggml_dequantize(int type, const void *src, float *dst, int64_t n)
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
-            dst[i] = f16_to_f32(h);
+            dst[i] = air_f16_to_f32(h);
         }
         break;
     case AIR_GGML_BF16:
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
-            dst[i] = bf16_to_f32(h);
+            dst[i] = air_bf16_to_f32(h);
         }
         break;
     case AIR_GGML_Q4_0: deq_q4_0(s, dst, nb); break;
