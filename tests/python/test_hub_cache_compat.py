@@ -8,8 +8,8 @@ Runs the local fake Hub (tests/hubserver/server.py), then
 
 airllm.c is driven through the helper mode of the unit test binary:
     test_hub snapshot <org/name>    (prints the snapshot folder)
-found through $AIR_TEST_HUB_BIN, else the first build*/tests/test_hub of the
-source tree. Skipped when huggingface_hub is not installed or the binary is
+found through $AIR_TEST_HUB_BIN, else build/tests/test_hub, else the first
+build*/tests/test_hub of the source tree. Skipped when huggingface_hub is not installed or the binary is
 not built. Run:
     cmake --build build --target test_hub
     python3 -m pytest -q tests/python/test_hub_cache_compat.py
@@ -37,8 +37,9 @@ def find_binary():
     b = os.environ.get("AIR_TEST_HUB_BIN")
     if b:
         return b
-    found = sorted(glob.glob(os.path.join(SRC, "build*", "tests", "test_hub")))
-    return found[0] if found else None
+    found = [os.path.join(SRC, "build", "tests", "test_hub")]
+    found += sorted(glob.glob(os.path.join(SRC, "build*", "tests", "test_hub")))
+    return next((f for f in found if os.access(f, os.X_OK)), None)
 
 
 BIN = find_binary()
