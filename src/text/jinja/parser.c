@@ -345,6 +345,8 @@ static jnode *parse_postfix(parser *P, jnode *node) {
         } else if (tok_op(t, "(")) {
             jnode *n = mk(P, N_CALL, t);
             n->a = node;
+            n->line = node->line; /* errors point at the callee */
+            n->col = node->col;
             parse_call_args(P, n);
             node = n;
         } else
@@ -427,6 +429,8 @@ static jnode *parse_filter_expr(parser *P, jnode *node) {
         else if (tok_op(t, "(")) {
             jnode *n = mk(P, N_CALL, t);
             n->a = node;
+            n->line = node->line; /* errors point at the callee */
+            n->col = node->col;
             parse_call_args(P, n);
             node = n;
         } else
@@ -946,8 +950,12 @@ static int parse_body(parser *P, const char *const *ends, nvec *out, const jtok 
         if (t->type == TK_EOF) {
             if (!ends)
                 return -1;
+            const char *end = ends[0];
+            for (int k = 0; ends[k]; k++)
+                if (!strncmp(ends[k], "end", 3))
+                    end = ends[k];
             perr(P, opener, "unexpected end of template: the '%.*s' block opened here is not closed "
-                 "(missing '{%% %s %%}')", (int)opener->len, opener->s, ends[0]);
+                 "(missing '{%% %s %%}')", (int)opener->len, opener->s, end);
         }
         if (t->type == TK_TEXT) {
             jnode *n = mk(P, N_TEXT, t);
@@ -978,9 +986,14 @@ static int parse_body(parser *P, const char *const *ends, nvec *out, const jtok 
                     }
             }
             if (nm->type == TK_NAME && nm->len > 3 && memcmp(nm->s, "end", 3) == 0) {
-                if (ends)
+                if (ends) {
+                    const char *end = ends[0];
+                    for (int k = 0; ends[k]; k++)
+                        if (!strncmp(ends[k], "end", 3))
+                            end = ends[k];
                     perr(P, nm, "unexpected '%.*s': the innermost open block needs '%s'",
-                         (int)nm->len, nm->s, ends[0]);
+                         (int)nm->len, nm->s, end);
+                }
                 perr(P, nm, "unexpected '%.*s': no block is open", (int)nm->len, nm->s);
             }
             if (nm->type == TK_NAME && (tok_name(nm, "elif") || tok_name(nm, "else")))
