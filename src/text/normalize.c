@@ -1,0 +1,206 @@
+/*
+ * normalize.c - normalizers (HF tokenizers/src/normalizers), applied in order
+ * to one segment of text (the part between two added tokens).
+ *
+ * HF keeps an alignment of every normalized byte to the original text; we
+ * need only the normalized string, so each step simply rewrites the buffer.
+ * Unicode normalization and case mapping come from utf8proc; lowercase
+ * follows Rust's char::to_lowercase (full mapping: U+0130 -> "i̇").
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "text/tokenizer_internal.h"
+
+static air_status oom(void) { return air_err(AIR_ERR_NOMEM, "out of memory while normalizing"); }
+
+static int is_ascii(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80)
+            return 0;
+    return 1;
+}
+
+static air_status unicode_norm(int options, const tk_bytes *in, tk_bytes *out) {
+    if (is_ascii(in->p, in->n))
+        return tk_bytes_append(out, in->p, in->n) ? oom() : AIR_OK;
+    utf8proc_uint8_t *res = NULL;
+    utf8proc_ssize_t r =
+        utf8proc_map((const utf8proc_uint8_t *)in->p, (utf8proc_ssize_t)in->n, &res,
+                     (utf8proc_option_t)(options | UTF8PROC_STABLE));
+    if (r < 0) {
+        free(res);
+        return air_err(AIR_ERR_FORMAT, "Unicode normalization failed: %s",
+                       utf8proc_errmsg(r));
+    }
+    int e = tk_bytes_append(out, res, (size_t)r);
+    free(res);
+    return e ? oom() : AIR_OK;
+}
+
+static air_status lowercase(const tk_bytes *in, tk_bytes *out) {
+    if (tk_bytes_reserve(out, in->n))
+        return oom();
+    const unsigned char *s = (const unsigned char *)in->p;
+    for (size_t i = 0; i < in->n;) {
+        if (s[i] < 0x80) {
+            char c = (char)s[i];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c + 32);
+            if (tk_bytes_append(out, &c, 1))
+                return oom();
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        i += (size_t)tk_utf8_next(s + i, &cp);
+        char u[8];
+        int l;
+        if (cp == 0x130) { /* SpecialCasing: İ -> i + combining dot above */
+            memcpy(u, "i\xCC\x87", 3);
+            l = 3;
+        } else
+            l = tk_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)cp), u);
+        if (tk_bytes_append(out, u, (size_t)l))
+            return oom();
+    }
+    return AIR_OK;
+}
+
+static air_status strip(const tk_bytes *in, int left, int right, tk_bytes *out) {
+    const unsigned char *s = (const unsigned char *)in->p;
+    size_t a = 0, b = in->n;
+    if (left)
+        while (a < b) {
+            uint32_t cp;
+            int l = tk_utf8_next(s + a, &cp);
+            if (!tk_is_whitespace(cp))
+                break;
+            a += (size_t)l;
+        }
+    if (right)
+        while (b > a) {
+            size_t k = b - 1;
+            while (k > a && (s[k] & 0xC0) == 0x80)
+                k--;
+            uint32_t cp;
+            tk_utf8_next(s + k, &cp);
+            if (!tk_is_whitespace(cp))
+                break;
+            b = k;
+        }
+    return tk_bytes_append(out, in->p + a, b - a) ? oom() : AIR_OK;
+}
+
+static air_status map_chars(const tk_bytes *in, int nmt, tk_bytes *out) {
+    /* StripAccents (nmt = 0) or Nmt (nmt = 1) */
+    const unsigned char *s = (const unsigned char *)in->p;
+    for (size_t i = 0; i < in->n;) {
+        uint32_t cp;
+        int l = tk_utf8_next(s + i, &cp);
+        i += (size_t)l;
+        if (!nmt) {
+            utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)cp);
+            if (k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC ||
+                k == UTF8PROC_CATEGORY_ME)
+                continue;
+        } else {
+            if ((cp >= 1 && cp <= 8) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||
+                cp == 0x8F || cp == 0x9F)
+                continue;
+            if (cp == 9 || cp == 0x0A || cp == 0x0C || cp == 0x0D || cp == 0x1680 ||
+                (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x2581 ||
+                cp == 0xFEFF || cp == 0xFFFD)
+                cp = ' ';
+        }
+        char u[4];
+        int m = tk_utf8_encode(cp, u);
+        if (tk_bytes_append(out, u, (size_t)m))
+            return oom();
+    }
+    return AIR_OK;
+}
+
+static air_status replace(const tk_norm *nz, tk_matcher *mt, const tk_bytes *in, tk_bytes *out) {
+    tk_spans sp = {0};
+    air_status st = tk_find_matches(&nz->pat, mt, in->p, in->n, &sp);
+    for (size_t i = 0; !st && i < sp.n; i++) {
+        int e = sp.v[i].match ? tk_bytes_append(out, nz->content, nz->content_len)
+                              : tk_bytes_append(out, in->p + sp.v[i].s, sp.v[i].e - sp.v[i].s);
+        if (e)
+            st = oom();
+    }
+    free(sp.v);
+    return st;
+}
+
+air_status tk_normalize(const air_tokenizer *t, tk_matcher *mt, const char *s, size_t n,
+                        tk_bytes *out) {
+    out->n = 0;
+    if (tk_bytes_append(out, s, n))
+        return oom();
+    if (!t->n_norm)
+        return AIR_OK;
+    tk_bytes tmp = {0};
+    air_status st = AIR_OK;
+    for (size_t k = 0; k < t->n_norm && !st; k++) {
+        const tk_norm *nz = &t->norm[k];
+        tmp.n = 0;
+        if (tk_bytes_reserve(&tmp, out->n)) {
+            st = oom();
+            break;
+        }
+        switch (nz->type) {
+        case TK_NORM_NFC:
+            st = unicode_norm(UTF8PROC_COMPOSE, out, &tmp);
+            break;
+        case TK_NORM_NFD:
+            st = unicode_norm(UTF8PROC_DECOMPOSE, out, &tmp);
+            break;
+        case TK_NORM_NFKC:
+            st = unicode_norm(UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out, &tmp);
+            break;
+        case TK_NORM_NFKD:
+            st = unicode_norm(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out, &tmp);
+            break;
+        case TK_NORM_LOWERCASE:
+            st = lowercase(out, &tmp);
+            break;
+        case TK_NORM_STRIP:
+            st = strip(out, nz->left, nz->right, &tmp);
+            break;
+        case TK_NORM_STRIP_ACCENTS:
+            st = map_chars(out, 0, &tmp);
+            break;
+        case TK_NORM_NMT:
+            st = map_chars(out, 1, &tmp);
+            break;
+        case TK_NORM_REPLACE:
+            st = replace(nz, mt, out, &tmp);
+            break;
+        case TK_NORM_PREPEND:
+            if (out->n && (tk_bytes_append(&tmp, nz->content, nz->content_len) ||
+                           tk_bytes_append(&tmp, out->p, out->n)))
+                st = oom();
+            break;
+        case TK_NORM_BYTELEVEL:
+            for (size_t i = 0; i < out->n && !st; i++) {
+                char u[4];
+                int l = tk_utf8_encode(tk_byte_to_char((unsigned char)out->p[i]), u);
+                if (tk_bytes_append(&tmp, u, (size_t)l))
+                    st = oom();
+            }
+            break;
+        }
+        if (!st) {
+            tk_bytes sw = *out;
+            *out = tmp;
+            tmp = sw;
+            if (!out->p && tk_bytes_append(out, "", 0))
+                st = oom();
+        }
+    }
+    free(tmp.p);
+    return st;
+}
