@@ -202,7 +202,7 @@ static void quantize_x(const float *x, air_block_xq *dst, int64_t n) {
         }
         float amax = vmaxvq_f32(mx);
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 127.0f / amax : 0.0f;
+        float id = amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f;
         int32x4_t s = vdupq_n_s32(0);
         UNROLL for (int k = 0; k < 8; k += 2) {
             int32x4_t q0 = vcvtnq_s32_f32(vmulq_n_f32(v[k], id));

@@ -224,7 +224,7 @@ static void quantize_x(const float *x, air_block_xq *dst, int64_t n) {
         }
         float amax = hmax8(mx);
         float d = amax / 127.0f;
-        __m256 id = _mm256_set1_ps(d != 0.0f ? 127.0f / amax : 0.0f);
+        __m256 id = _mm256_set1_ps(amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f);
         __m256i q[4];
         UNROLL for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
         __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));

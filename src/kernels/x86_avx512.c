@@ -227,7 +227,7 @@ static void quantize_x(const float *x, air_block_xq *dst, int64_t n) {
         __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
         float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         float d = amax / 127.0f;
-        __m512 id = _mm512_set1_ps(d != 0.0f ? 127.0f / amax : 0.0f);
+        __m512 id = _mm512_set1_ps(amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f);
         __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
         __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
         /* |q| <= 127: the truncating narrow is exact */

@@ -2,10 +2,12 @@
  * q8.c - Q8 ("8bit"): blocks of 32 int8 codes with one fp16 scale, and the
  * int8 quantizer of activations used by the integer dot-product kernels.
  *
- * Quantize (weights): absmax over the block, d = fp16(absmax / 127) (clamped
- * to the fp16 range), id = 1 / d (0 if d is 0), q = clamp(rint(x * id), -127,
- * 127), all fp32. Using the stored (rounded) d for the codes keeps the
- * dequantized value d * q as close to x as the format allows.
+ * Quantize (weights and activations alike): absmax over the block,
+ * q = rint(x * ((1 / absmax) * 127)) in fp32 with each operation rounded,
+ * round half to even (0 for an all-zero block): the codes of bitsandbytes'
+ * int8 absmax quantization (torch evaluates 127 / t as t.reciprocal() * 127)
+ * applied to each block of 32. The weight scale is stored as d = fp16(absmax / 127) (clamped to
+ * the fp16 range); its rounding (<= 2^-11 relative) is far below one int8 step.
  * Dequantize: x = fp32(d) * q.
  */
 #include <math.h>
@@ -32,12 +34,8 @@ void air_q8_quantize_row(const float *x, air_block_q8 *dst, int64_t n) {
                 amax = a;
         }
         float d = amax / 127.0f;
-        if (d > 65504.0f)
-            d = 65504.0f;
-        uint16_t dh = air_f32_to_f16(d);
-        float df = air_f16_to_f32(dh);
-        float id = df != 0.0f ? 1.0f / df : 0.0f;
-        dst[b].d = dh;
+        float id = amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f;
+        dst[b].d = air_f32_to_f16(d > 65504.0f ? 65504.0f : d);
         for (int i = 0; i < AIR_Q8_BLOCK; i++)
             dst[b].qs[i] = clamp127(xb[i] * id);
     }
@@ -61,7 +59,7 @@ void air_xq_quantize_row(const float *x, air_block_xq *dst, int64_t n) {
                 amax = a;
         }
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 127.0f / amax : 0.0f;
+        float id = amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f;
         int sum = 0;
         for (int i = 0; i < AIR_XQ_BLOCK; i++) {
             dst[b].q[i] = clamp127(xb[i] * id);

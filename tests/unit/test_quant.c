@@ -1,0 +1,170 @@
+/*
+ * test_quant.c - the NF4 and Q8 formats against bitsandbytes goldens
+ * (tests/fixtures/quant/goldens.bin, written by tests/gen/gen_quant_goldens.py):
+ * NF4 codes and absmax equal and dequantized values bit-exact; Q8 codes and
+ * fp16 scales equal and dequantized values bit-exact. Reads the fixture with
+ * stdio only, so it also runs in the static NEON build under qemu.
+ */
+#include <stdint.h>
+
+#include "kernels/ops.h"
+#include "quant/quant.h"
+#include "test.h"
+
+typedef struct {
+    uint32_t rows, n;
+    float *x, *nf4_absmax, *nf4_deq, *q8_deq;
+    uint8_t *nf4_code;
+    uint16_t *q8_scale;
+    int8_t *q8_code;
+} goldens;
+
+static int read_exact(FILE *f, void *dst, size_t bytes) { return fread(dst, 1, bytes, f) == bytes; }
+
+static int load_goldens(goldens *g) {
+    FILE *f = fopen(test_data("quant/goldens.bin"), "rb");
+    if (!f) return 0;
+    char magic[8];
+    int ok = read_exact(f, magic, 8) && memcmp(magic, "AIRQGLD1", 8) == 0 &&
+             read_exact(f, &g->rows, 4) && read_exact(f, &g->n, 4);
+    size_t e = ok ? (size_t)g->rows * g->n : 0;
+    if (ok) {
+        g->x = malloc(e * 4);
+        g->nf4_absmax = malloc(e / 64 * 4);
+        g->nf4_code = malloc(e);
+        g->nf4_deq = malloc(e * 4);
+        g->q8_scale = malloc(e / 32 * 2);
+        g->q8_code = malloc(e);
+        g->q8_deq = malloc(e * 4);
+        ok = read_exact(f, g->x, e * 4) && read_exact(f, g->nf4_absmax, e / 64 * 4) &&
+             read_exact(f, g->nf4_code, e) && read_exact(f, g->nf4_deq, e * 4) &&
+             read_exact(f, g->q8_scale, e / 32 * 2) && read_exact(f, g->q8_code, e) &&
+             read_exact(f, g->q8_deq, e * 4);
+    }
+    fclose(f);
+    return ok;
+}
+
+static void free_goldens(goldens *g) {
+    free(g->x);
+    free(g->nf4_absmax);
+    free(g->nf4_code);
+    free(g->nf4_deq);
+    free(g->q8_scale);
+    free(g->q8_code);
+    free(g->q8_deq);
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, 4) == 0; }
+
+TEST(block_layout) {
+    ASSERT_EQ_INT(sizeof(air_block_q8), 34);
+    ASSERT_EQ_INT(sizeof(air_block_nf4), 36);
+    ASSERT_EQ_INT(air_dtype_row_bytes(AIR_DT_NF4, 64), sizeof(air_block_nf4));
+    /* byte j holds element j (low nibble) and j + 32 (high nibble) */
+    float x[64] = {0};
+    x[0] = -1.0f;  /* code 0 */
+    x[1] = 1.0f;   /* code 15 */
+    x[32] = 0.5626170039176941f; /* code 13 */
+    air_block_nf4 b;
+    air_row_from_f32(AIR_DT_NF4, x, &b, 64);
+    ASSERT_TRUE(same_bits(b.absmax, 1.0f));
+    ASSERT_EQ_INT(b.qs[0], (13 << 4) | 0); /* elements 0 and 32 */
+    ASSERT_EQ_INT(b.qs[1], (7 << 4) | 15); /* elements 1 and 33 (0.0 -> code 7) */
+    ASSERT_EQ_INT(air_nf4_get(&b, 32), 13);
+}
+
+TEST(nf4_code_ties_go_low) {
+    for (int i = 0; i < 15; i++) {
+        float mid = (air_nf4_values[i] + air_nf4_values[i + 1]) * 0.5f;
+        ASSERT_EQ_INT(air_nf4_code(mid), i);
+        ASSERT_EQ_INT(air_nf4_code(nextafterf(mid, 2.0f)), i + 1);
+        ASSERT_EQ_INT(air_nf4_code(air_nf4_values[i]), i);
+    }
+    ASSERT_EQ_INT(air_nf4_code(1.0f), 15);
+    ASSERT_EQ_INT(air_nf4_code(0.0f), 7);
+}
+
+TEST(nf4_matches_bitsandbytes) {
+    goldens g;
+    memset(&g, 0, sizeof g);
+    if (!load_goldens(&g)) {
+        free_goldens(&g);
+        T_FAIL("cannot read %s (regenerate with tests/gen/gen_quant_goldens.py)",
+               test_data("quant/goldens.bin"));
+    }
+    int n = (int)g.n, nb = n / 64;
+    air_block_nf4 *blk = malloc(air_dtype_row_bytes(AIR_DT_NF4, n));
+    float *deq = malloc(sizeof(float) * n);
+    int bad = 0;
+    for (uint32_t r = 0; r < g.rows && !bad; r++) {
+        const float *x = g.x + (size_t)r * n;
+        air_row_from_f32(AIR_DT_NF4, x, blk, n);
+        air_row_to_f32(AIR_DT_NF4, blk, deq, n);
+        for (int b = 0; b < nb && !bad; b++)
+            if (!same_bits(blk[b].absmax, g.nf4_absmax[r * nb + b])) {
+                fprintf(stderr, "row %u block %d: absmax %.9g, bitsandbytes %.9g\n", r, b,
+                        blk[b].absmax, g.nf4_absmax[r * nb + b]);
+                bad = 1;
+            }
+        for (int i = 0; i < n && !bad; i++) {
+            int code = air_nf4_get(&blk[i / 64], i % 64);
+            int want = g.nf4_code[(size_t)r * n + i];
+            float wd = g.nf4_deq[(size_t)r * n + i];
+            if (code != want || !same_bits(deq[i], wd)) {
+                fprintf(stderr, "row %u element %d (x = %.9g): code %d, bitsandbytes %d; "
+                        "dequantized %.9g, bitsandbytes %.9g\n", r, i, x[i], code, want, deq[i], wd);
+                bad = 1;
+            }
+        }
+    }
+    free(blk);
+    free(deq);
+    free_goldens(&g);
+    ASSERT_TRUE(!bad);
+}
+
+TEST(q8_matches_bitsandbytes) {
+    goldens g;
+    memset(&g, 0, sizeof g);
+    if (!load_goldens(&g)) {
+        free_goldens(&g);
+        T_FAIL("cannot read %s", test_data("quant/goldens.bin"));
+    }
+    int n = (int)g.n, nb = n / 32;
+    air_block_q8 *blk = malloc(air_dtype_row_bytes(AIR_DT_Q8, n));
+    float *deq = malloc(sizeof(float) * n);
+    int bad = 0;
+    for (uint32_t r = 0; r < g.rows && !bad; r++) {
+        const float *x = g.x + (size_t)r * n;
+        air_row_from_f32(AIR_DT_Q8, x, blk, n);
+        air_row_to_f32(AIR_DT_Q8, blk, deq, n);
+        for (int b = 0; b < nb && !bad; b++)
+            if (blk[b].d != g.q8_scale[r * nb + b]) {
+                fprintf(stderr, "row %u block %d: scale 0x%04x, expected 0x%04x\n", r, b,
+                        blk[b].d, g.q8_scale[r * nb + b]);
+                bad = 1;
+            }
+        for (int i = 0; i < n && !bad; i++) {
+            int code = blk[i / 32].qs[i % 32], want = g.q8_code[(size_t)r * n + i];
+            float wd = g.q8_deq[(size_t)r * n + i];
+            if (code != want || !same_bits(deq[i], wd)) {
+                fprintf(stderr, "row %u element %d (x = %.9g): code %d, bitsandbytes %d; "
+                        "dequantized %.9g, expected %.9g\n", r, i, x[i], code, want, deq[i], wd);
+                bad = 1;
+            }
+        }
+    }
+    free(blk);
+    free(deq);
+    free_goldens(&g);
+    ASSERT_TRUE(!bad);
+}
+
+int main(void) {
+    RUN(block_layout);
+    RUN(nf4_code_ties_go_low);
+    RUN(nf4_matches_bitsandbytes);
+    RUN(q8_matches_bitsandbytes);
+    return test_summary();
+}
