@@ -128,11 +128,12 @@ static air_status rope_from_freqs(hp_ctx *c, const air_gguf_tensor *t, air_hpara
     float factor = 1.0f;
     for (int i = 0; i < n; i++) {
         if (!isfinite(f[i]) || f[i] < 1.0f) {
+            double bad = f[i];
             free(f);
             return air_err(AIR_ERR_UNSUPPORTED,
                            "%s: rope_freqs.weight[%d] = %g: only Llama 3-style factors (>= 1) are "
                            "supported",
-                           path, i, (double)f[i]);
+                           path, i, bad);
         }
         if (f[i] > factor)
             factor = f[i];

@@ -445,6 +445,26 @@ TEST(hparams_errors) {
     air_gguf_close(g);
 }
 
+/* rope_freqs.weight below 1 is not Llama 3 scaling: refused with its index */
+TEST(hparams_bad_rope_freqs) {
+    char *data;
+    size_t len;
+    ASSERT_OK(air_read_file(test_data("gguf/tiny_llama.gguf"), &data, &len));
+    air_gguf *g = NULL;
+    ASSERT_OK(air_gguf_open_memory(data, len, &g));
+    const air_gguf_tensor *t = air_gguf_find_tensor(g, "rope_freqs.weight");
+    ASSERT_TRUE(t != NULL);
+    size_t at = (size_t)(air_gguf_data_offset(g) + t->offset) + 5 * sizeof(float);
+    air_gguf_close(g);
+    float half = 0.5f;
+    memcpy(data + at, &half, sizeof half);
+    ASSERT_OK(air_gguf_open_memory(data, len, &g));
+    air_hparams hp;
+    ASSERT_ERR(air_gguf_hparams(g, &hp), AIR_ERR_UNSUPPORTED, "rope_freqs.weight[5] = 0.5");
+    air_gguf_close(g);
+    free(data);
+}
+
 TEST(map_names) {
     int layer = 99;
     const char *n = NULL;
@@ -643,6 +663,7 @@ int main(void) {
     RUN(hparams_qwen2);
     RUN(hparams_qwen3);
     RUN(hparams_errors);
+    RUN(hparams_bad_rope_freqs);
     RUN(map_names);
     RUN(tokenizer_arrays);
     RUN(unpermute_qk);
