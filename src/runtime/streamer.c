@@ -226,8 +226,11 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
         load_slot(s, sl, u);
         sl->state = INUSE;
         st = sl->status;
-        if (st)
+        if (st) {
             air_err(st, "%s", sl->err);
+            sl->state = EMPTY;
+            sl->unit = -1;
+        }
         *out = &sl->layer;
         s->stats.wait_seconds += now_s() - t0;
         return st;
@@ -245,12 +248,17 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
         if (hit) {
             hit->state = INUSE;
             st = hit->status;
-            if (st)
+            if (st) {
+                /* the caller gets no layer: free the slot now */
                 air_err(st, "%s", hit->err);
+                hit->state = EMPTY;
+                hit->unit = -1;
+                pthread_cond_broadcast(&s->cv);
+            }
             *out = &hit->layer;
             break;
         }
-        if (!coming && s->next_unit != u) {
+        if (!coming) {
             /* out of cycle: drop read-ahead and restart at u */
             for (int i = 0; i < 2; i++)
                 if (s->slots[i].state == READY) {

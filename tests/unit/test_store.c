@@ -1,0 +1,200 @@
+/*
+ * test_store.c - model sources and the layer store: clear errors on broken
+ * models, reuse of a complete store, resume of an interrupted split,
+ * checksum verification, delete_original, single-file models.
+ */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/forward.h"
+#include "source/source.h"
+#include "store/store.h"
+#include "test.h"
+#include "util/fileio.h"
+
+static air_status split_dir(const char *model_dir, const char *store, air_compression c) {
+    air_source *src = NULL;
+    air_status st = air_source_open_hfdir(model_dir, 0, &src);
+    if (st)
+        return st;
+    air_split_options so = {0};
+    so.compression = c;
+    st = air_store_split(src, store, &so);
+    air_source_close(src);
+    return st;
+}
+
+static air_status split_broken(const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/broken/%s", name);
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "broken-%s", name);
+    return split_dir(test_data(rel), test_tmp(tmp), AIR_COMP_NONE);
+}
+
+TEST(broken_models_give_clear_errors) {
+    ASSERT_OK(split_broken("control"));
+    ASSERT_ERR(split_broken("unknown_arch"), AIR_ERR_UNSUPPORTED, "FooForCausalLM");
+    ASSERT_ERR(split_broken("missing_tensor"), AIR_ERR_NOT_FOUND, "model.layers.0.mlp.down_proj.weight");
+    ASSERT_ERR(split_broken("wrong_shape"), AIR_ERR_FORMAT, "q_proj.weight");
+    ASSERT_ERR(split_broken("wrong_shape"), AIR_ERR_FORMAT, "expected");
+    ASSERT_ERR(split_broken("truncated_shard"), AIR_ERR_FORMAT, "truncated");
+    ASSERT_ERR(split_broken("bad_header"), AIR_ERR_FORMAT, "malformed");
+    ASSERT_ERR(split_broken("header_overflow"), AIR_ERR_FORMAT, "header length");
+    ASSERT_ERR(split_broken("header_len_wrap"), AIR_ERR_FORMAT, "header length");
+    ASSERT_ERR(split_broken("bad_rope"), AIR_ERR_UNSUPPORTED, "yarn");
+    ASSERT_ERR(split_broken("f64_dtype"), AIR_ERR_UNSUPPORTED, "F64");
+    ASSERT_ERR(split_dir("/nonexistent/model", test_tmp("none"), AIR_COMP_NONE), AIR_ERR_NOT_FOUND,
+               "config.json");
+}
+
+static time_t mtime(const char *dir, const char *name) {
+    char *p = air_path_join(dir, name);
+    struct stat sb;
+    time_t t = stat(p, &sb) == 0 ? sb.st_mtim.tv_sec * 1000000000L + sb.st_mtim.tv_nsec : 0;
+    free(p);
+    return t;
+}
+
+TEST(reuse_and_resume) {
+    char store[1024];
+    snprintf(store, sizeof store, "%s", test_tmp("resume"));
+    const char *model = test_data("models/llama");
+    ASSERT_OK(split_dir(model, store, AIR_COMP_NONE));
+    ASSERT_TRUE(air_store_exists(store));
+    time_t m0 = mtime(store, "layer_00000.bin"), m1 = mtime(store, "layer_00001.bin");
+    /* a second split reuses everything at once */
+    ASSERT_OK(split_dir(model, store, AIR_COMP_NONE));
+    ASSERT_EQ_INT(mtime(store, "layer_00000.bin"), m0);
+    /* an interrupted split: manifest missing, one layer half written */
+    char *man = air_path_join(store, "manifest.json");
+    char *l1 = air_path_join(store, "layer_00001.bin");
+    char *marker = air_path_join(store, "split.json");
+    unlink(man);
+    ASSERT_TRUE(truncate(l1, 4096) == 0);
+    /* the split.json marker of the same content is still there? recreate it
+     * as an interrupted run would have left it */
+    ASSERT_TRUE(!air_store_exists(store));
+    air_store *s = NULL;
+    ASSERT_ERR(air_store_open(store, &s), AIR_ERR_NOT_FOUND, "no complete layer store");
+    {
+        air_source *src;
+        ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+        air_split_options so = {0};
+        char mk[512];
+        snprintf(mk, sizeof mk, "{\"version\":1,\"compression\":\"none\",\"source_fingerprint\":\"%s\"}",
+                 src->fingerprint);
+        ASSERT_OK(air_write_file_atomic(marker, mk, strlen(mk)));
+        ASSERT_OK(air_store_split(src, store, &so));
+        air_source_close(src);
+    }
+    ASSERT_TRUE(air_store_exists(store));
+    ASSERT_TRUE(!air_path_exists(marker));
+    ASSERT_EQ_INT(mtime(store, "layer_00000.bin"), m0); /* kept */
+    ASSERT_TRUE(mtime(store, "layer_00001.bin") != m1); /* rebuilt */
+    ASSERT_OK(air_store_open(store, &s));
+    air_store_close(s);
+    free(man);
+    free(l1);
+    free(marker);
+}
+
+TEST(corrupt_layer_is_detected) {
+    char store[1024];
+    snprintf(store, sizeof store, "%s", test_tmp("corrupt"));
+    ASSERT_OK(split_dir(test_data("models/qwen2"), store, AIR_COMP_NONE));
+    char *l0 = air_path_join(store, "layer_00000.bin");
+    FILE *f = fopen(l0, "r+b");
+    ASSERT_TRUE(f != NULL);
+    fseek(f, 4096 + 100, SEEK_SET);
+    fputc(0x5a, f);
+    fclose(f);
+    air_engine_options o;
+    air_engine_default_options(&o);
+    air_engine *e = NULL;
+    ASSERT_OK(air_engine_open(store, &o, &e));
+    air_kv kv;
+    ASSERT_OK(air_kv_init(&kv, air_engine_hparams(e), 16));
+    float *lg = malloc(sizeof(float) * 1024);
+    int32_t tok = 5;
+    ASSERT_ERR(air_engine_eval(e, &kv, &tok, 1, 0, lg), AIR_ERR_FORMAT, "checksum mismatch");
+    ASSERT_ERR(air_engine_eval(e, &kv, &tok, 1, 0, lg), AIR_ERR_FORMAT, "layer_00000.bin");
+    /* a token outside the vocabulary */
+    int32_t bad = 100000;
+    ASSERT_ERR(air_engine_eval(e, &kv, &bad, 1, 0, lg), AIR_ERR_INVALID_ARG, "outside the vocabulary");
+    free(lg);
+    air_kv_free(&kv);
+    air_engine_close(e);
+    free(l0);
+}
+
+TEST(context_limit) {
+    char store[1024];
+    snprintf(store, sizeof store, "%s", test_tmp("ctx"));
+    ASSERT_OK(split_dir(test_data("models/qwen3"), store, AIR_COMP_NONE));
+    air_engine_options o;
+    air_engine_default_options(&o);
+    air_engine *e = NULL;
+    ASSERT_OK(air_engine_open(store, &o, &e));
+    air_kv kv;
+    ASSERT_OK(air_kv_init(&kv, air_engine_hparams(e), 4));
+    int32_t toks[6] = {1, 2, 3, 4, 5, 6};
+    float *lg = malloc(sizeof(float) * 1024);
+    ASSERT_ERR(air_engine_eval(e, &kv, toks, 6, 0, lg), AIR_ERR_LIMIT, "max_seq_len");
+    free(lg);
+    air_kv_free(&kv);
+    air_engine_close(e);
+}
+
+TEST(single_file_equals_sharded) {
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "%s", test_tmp("sharded"));
+    snprintf(b, sizeof b, "%s", test_tmp("single"));
+    ASSERT_OK(split_dir(test_data("models/llama"), a, AIR_COMP_NONE));
+    ASSERT_OK(split_dir(test_data("models/llama_single"), b, AIR_COMP_NONE));
+    const char *files[] = {"embed.bin", "layer_00000.bin", "layer_00002.bin", "head.bin"};
+    for (int i = 0; i < 4; i++) {
+        char *pa = air_path_join(a, files[i]), *pb = air_path_join(b, files[i]);
+        char *da, *db;
+        size_t na, nb;
+        ASSERT_OK(air_read_file(pa, &da, &na));
+        ASSERT_OK(air_read_file(pb, &db, &nb));
+        ASSERT_EQ_INT(na, nb);
+        ASSERT_TRUE(memcmp(da, db, na) == 0);
+        free(da);
+        free(db);
+        free(pa);
+        free(pb);
+    }
+}
+
+TEST(delete_original) {
+    /* work on a copy: the shards get deleted */
+    char src[1024], store[1024], cmd[4096];
+    snprintf(src, sizeof src, "%s", test_tmp("delorig-src"));
+    snprintf(store, sizeof store, "%s", test_tmp("delorig-store"));
+    snprintf(cmd, sizeof cmd, "cp -r '%s'/. '%s'/", test_data("models/mistral"), src);
+    ASSERT_TRUE(system(cmd) == 0);
+    air_source *s;
+    ASSERT_OK(air_source_open_hfdir(src, 1, &s));
+    air_split_options so = {0};
+    ASSERT_OK(air_store_split(s, store, &so));
+    air_source_close(s);
+    char *sh = air_path_join(src, "model-00001-of-00002.safetensors");
+    char *cfg = air_path_join(src, "config.json");
+    ASSERT_TRUE(!air_path_exists(sh));
+    ASSERT_TRUE(air_path_exists(cfg));
+    ASSERT_TRUE(air_store_exists(store));
+    free(sh);
+    free(cfg);
+}
+
+int main(void) {
+    RUN(broken_models_give_clear_errors);
+    RUN(reuse_and_resume);
+    RUN(corrupt_layer_is_detected);
+    RUN(context_limit);
+    RUN(single_file_equals_sharded);
+    RUN(delete_original);
+    return test_summary();
+}
