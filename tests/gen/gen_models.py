@@ -697,6 +697,10 @@ def check(name):
         g = json.load(f)
     files = sorted(os.listdir(d))
     shards = [f for f in files if f.endswith(".safetensors")]
+    if name.endswith("_single"):
+        assert shards == ["model.safetensors"] and "model.safetensors.index.json" not in files
+    else:
+        assert len(shards) >= 2 and "model.safetensors.index.json" in files, name
     m = load(d)
     prompt = g["prompt_ids"]
     la = full_logits(m, prompt)
