@@ -136,8 +136,8 @@ int tk_bpe_build_byte_tables(tk_bpe *m, tk_arena *arena, char *const *tok_str,
         return -1;
     for (int32_t id = 0; id < n; id++) {
         const unsigned char *s = (const unsigned char *)tok_str[id];
-        if (!s)
-            continue;
+        if (!s || tk_strmap_get(&m->vocab, (const char *)s, tok_len[id]) != id)
+            continue; /* only the model vocabulary */
         size_t len = tok_len[id], k = 0;
         char *d = tk_arena_alloc(arena, len + 1);
         if (!d)

@@ -247,7 +247,14 @@ def arrays_for(name, tj):
         types[i] = 3 if a["special"] else 4
     out = {"tokens": tokens, "types": types}
     if name == "llama2":
-        # SentencePiece BPE scores: pieces ordered by score, byte/control 0
+        # SentencePiece scores as GGUF stores them: the merge order of HF's
+        # tokenizer.json is the order of the merged pieces' scores, so a piece
+        # made by merge rank r gets score -r (pieces no merge makes: -1e9;
+        # byte and control tokens: 0)
+        first_rank = {}
+        for r, mg in enumerate(m["merges"]):
+            a, b = mg.split(" ") if isinstance(mg, str) else mg
+            first_rank.setdefault(a + b, r)
         scores = [0.0] * n
         for i, t in enumerate(tokens):
             if t.startswith("<0x") and len(t) == 6:
@@ -255,7 +262,7 @@ def arrays_for(name, tj):
             elif t == "<unk>":
                 types[i] = 2
             elif types[i] == 1:
-                scores[i] = -float(i)
+                scores[i] = -float(first_rank.get(t, 1e9))
         out["scores"] = scores
         out["bos_id"], out["eos_id"], out["add_bos"] = 1, 2, 1
         out["pre"] = "default"
