@@ -132,8 +132,8 @@ static int index_init(air_gguf *g, name_index *ix, int64_t n) {
 }
 
 /* Returns the slot holding `name` or the empty slot where it would go. */
-static int64_t *index_slot(const name_index *ix, const char *name, const char *(*name_of)(const air_gguf *, int64_t),
-                           const air_gguf *g) {
+static int64_t *index_slot(const name_index *ix, const char *name,
+                           const char *(*name_of)(const air_gguf *, int64_t), const air_gguf *g) {
     uint64_t i = hash_str(name) & ix->mask;
     for (;;) {
         int64_t *s = &ix->slots[i];
@@ -143,8 +143,12 @@ static int64_t *index_slot(const name_index *ix, const char *name, const char *(
     }
 }
 
-static const char *kv_name(const air_gguf *g, int64_t i) { return g->keys[i]; }
-static const char *tensor_name(const air_gguf *g, int64_t i) { return g->tensors[i].name; }
+static const char *kv_name(const air_gguf *g, int64_t i) {
+    return g->keys[i];
+}
+static const char *tensor_name(const air_gguf *g, int64_t i) {
+    return g->tensors[i].name;
+}
 
 /* ------------------------------------------------------------------------- */
 /* Bounds-checked cursor                                                     */
@@ -241,8 +245,9 @@ static size_t scalar_size(uint32_t t) {
 }
 
 static const char *value_type_name(uint32_t t) {
-    static const char *names[] = {"uint8", "int8",  "uint16", "int16",  "uint32", "int32", "float32",
-                                  "bool",  "string", "array", "uint64", "int64",  "float64"};
+    static const char *names[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                  "int32",  "float32", "bool",   "string", "array",
+                                  "uint64", "int64",   "float64"};
     return t < sizeof names / sizeof *names ? names[t] : "unknown";
 }
 
@@ -250,21 +255,68 @@ static const char *value_type_name(uint32_t t) {
 static void scalar_decode(uint32_t t, const uint8_t *p, air_gguf_value *v) {
     v->type = (int)t;
     switch (t) {
-    case AIR_GGUF_UINT8: v->v.u64 = p[0]; break;
-    case AIR_GGUF_BOOL: v->v.u64 = p[0] != 0; break;
-    case AIR_GGUF_INT8: v->v.i64 = (int8_t)p[0]; break;
-    case AIR_GGUF_UINT16: { uint16_t x; memcpy(&x, p, 2); v->v.u64 = x; break; }
-    case AIR_GGUF_INT16: { int16_t x; memcpy(&x, p, 2); v->v.i64 = x; break; }
-    case AIR_GGUF_UINT32: { uint32_t x; memcpy(&x, p, 4); v->v.u64 = x; break; }
-    case AIR_GGUF_INT32: { int32_t x; memcpy(&x, p, 4); v->v.i64 = x; break; }
-    case AIR_GGUF_FLOAT32: { float x; memcpy(&x, p, 4); v->v.f64 = x; break; }
-    case AIR_GGUF_UINT64: { uint64_t x; memcpy(&x, p, 8); v->v.u64 = x; break; }
-    case AIR_GGUF_INT64: { int64_t x; memcpy(&x, p, 8); v->v.i64 = x; break; }
-    case AIR_GGUF_FLOAT64: { double x; memcpy(&x, p, 8); v->v.f64 = x; break; }
+    case AIR_GGUF_UINT8:
+        v->v.u64 = p[0];
+        break;
+    case AIR_GGUF_BOOL:
+        v->v.u64 = p[0] != 0;
+        break;
+    case AIR_GGUF_INT8:
+        v->v.i64 = (int8_t)p[0];
+        break;
+    case AIR_GGUF_UINT16: {
+        uint16_t x;
+        memcpy(&x, p, 2);
+        v->v.u64 = x;
+        break;
+    }
+    case AIR_GGUF_INT16: {
+        int16_t x;
+        memcpy(&x, p, 2);
+        v->v.i64 = x;
+        break;
+    }
+    case AIR_GGUF_UINT32: {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        v->v.u64 = x;
+        break;
+    }
+    case AIR_GGUF_INT32: {
+        int32_t x;
+        memcpy(&x, p, 4);
+        v->v.i64 = x;
+        break;
+    }
+    case AIR_GGUF_FLOAT32: {
+        float x;
+        memcpy(&x, p, 4);
+        v->v.f64 = x;
+        break;
+    }
+    case AIR_GGUF_UINT64: {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        v->v.u64 = x;
+        break;
+    }
+    case AIR_GGUF_INT64: {
+        int64_t x;
+        memcpy(&x, p, 8);
+        v->v.i64 = x;
+        break;
+    }
+    case AIR_GGUF_FLOAT64: {
+        double x;
+        memcpy(&x, p, 8);
+        v->v.f64 = x;
+        break;
+    }
     }
 }
 
-static air_status parse_value(cursor *c, uint32_t type, air_gguf_value *v, const char *key, int depth);
+static air_status parse_value(cursor *c, uint32_t type, air_gguf_value *v, const char *key,
+                              int depth);
 
 static air_status parse_array(cursor *c, air_gguf_value *v, const char *key, int depth) {
     size_t at = c->off;
@@ -311,9 +363,10 @@ static air_status parse_array(cursor *c, air_gguf_value *v, const char *key, int
         if (depth >= GGUF_MAX_DEPTH)
             return bad(c, at, "key '%s': arrays nested deeper than %d levels", key, GGUF_MAX_DEPTH);
         if (n > left / 12) /* each element: u32 type + u64 length at least */
-            return bad(c, at,
-                       "key '%s': array of %llu arrays cannot fit in the %zu bytes left in the file",
-                       key, (unsigned long long)n, left);
+            return bad(
+                c, at,
+                "key '%s': array of %llu arrays cannot fit in the %zu bytes left in the file", key,
+                (unsigned long long)n, left);
         air_gguf_value *a = arena_alloc(c->g, (size_t)n * sizeof *a);
         if (!a)
             return air_err(AIR_ERR_NOMEM, "%s: out of memory reading key '%s'", c->g->path, key);
@@ -327,7 +380,8 @@ static air_status parse_array(cursor *c, air_gguf_value *v, const char *key, int
     return bad(c, at, "key '%s': unknown array element type %u (known: 0..12)", key, et);
 }
 
-static air_status parse_value(cursor *c, uint32_t type, air_gguf_value *v, const char *key, int depth) {
+static air_status parse_value(cursor *c, uint32_t type, air_gguf_value *v, const char *key,
+                              int depth) {
     size_t es = scalar_size(type);
     air_status st;
     if (es) {
@@ -367,8 +421,9 @@ static air_status parse(air_gguf *g) {
                    "little-endian file",
                    g->version >> 24);
     if (g->version == 1)
-        return bad(c, 4, "GGUF version 1 is not supported (only versions 2 and 3); re-convert "
-                         "the model with a current llama.cpp");
+        return bad(c, 4,
+                   "GGUF version 1 is not supported (only versions 2 and 3); re-convert "
+                   "the model with a current llama.cpp");
     if (g->version != 2 && g->version != 3)
         return bad(c, 4, "unknown GGUF version %u (supported: 2 and 3)", g->version);
 
@@ -484,8 +539,9 @@ static air_status parse(air_gguf *g) {
         if ((st = rd_u64(c, &t->offset, "tensor offset")))
             break;
         if (t->offset % g->alignment) {
-            st = bad(c, c->off - 8, "tensor '%s': offset %llu is not a multiple of the alignment %u",
-                     t->name, (unsigned long long)t->offset, g->alignment);
+            st =
+                bad(c, c->off - 8, "tensor '%s': offset %llu is not a multiple of the alignment %u",
+                    t->name, (unsigned long long)t->offset, g->alignment);
             break;
         }
     }
@@ -631,15 +687,25 @@ void air_gguf_close(air_gguf *g) {
     free(g);
 }
 
-uint32_t air_gguf_version(const air_gguf *g) { return g->version; }
-uint32_t air_gguf_alignment(const air_gguf *g) { return g->alignment; }
-uint64_t air_gguf_data_offset(const air_gguf *g) { return g->data_off; }
-const char *air_gguf_path(const air_gguf *g) { return g->path; }
+uint32_t air_gguf_version(const air_gguf *g) {
+    return g->version;
+}
+uint32_t air_gguf_alignment(const air_gguf *g) {
+    return g->alignment;
+}
+uint64_t air_gguf_data_offset(const air_gguf *g) {
+    return g->data_off;
+}
+const char *air_gguf_path(const air_gguf *g) {
+    return g->path;
+}
 
 /* ------------------------------------------------------------------------- */
 /* Metadata access                                                           */
 /* ------------------------------------------------------------------------- */
-int64_t air_gguf_n_kv(const air_gguf *g) { return g->n_kv; }
+int64_t air_gguf_n_kv(const air_gguf *g) {
+    return g->n_kv;
+}
 
 const char *air_gguf_key_at(const air_gguf *g, int64_t i) {
     return i >= 0 && i < g->n_kv ? g->keys[i] : NULL;
@@ -745,7 +811,9 @@ int air_gguf_get_arr(const air_gguf *g, const char *key, int *type, uint64_t *n,
 /* ------------------------------------------------------------------------- */
 /* Tensors                                                                   */
 /* ------------------------------------------------------------------------- */
-int64_t air_gguf_n_tensors(const air_gguf *g) { return g->n_tensors; }
+int64_t air_gguf_n_tensors(const air_gguf *g) {
+    return g->n_tensors;
+}
 
 const air_gguf_tensor *air_gguf_tensor_at(const air_gguf *g, int64_t i) {
     return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
@@ -771,9 +839,9 @@ air_status air_gguf_dequantize_rows(const air_gguf *g, const air_gguf_tensor *t,
     int64_t n = air_gguf_tensor_nelements(t);
     int64_t rows = t->ne[0] ? n / t->ne[0] : 0;
     if (row0 < 0 || n_rows < 0 || row0 > rows || n_rows > rows - row0)
-        return air_err(AIR_ERR_INVALID_ARG, "%s: tensor '%s' has %lld rows; rows %lld..%lld requested",
-                       g->path, t->name, (long long)rows, (long long)row0,
-                       (long long)(row0 + n_rows));
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "%s: tensor '%s' has %lld rows; rows %lld..%lld requested", g->path, t->name,
+                       (long long)rows, (long long)row0, (long long)(row0 + n_rows));
     uint64_t row_bytes = (uint64_t)t->ne[0] / (uint64_t)air_ggml_block_size(t->ggml_type) *
                          (uint64_t)air_ggml_type_size(t->ggml_type);
     const uint8_t *src = (const uint8_t *)air_gguf_tensor_data(g, t) + (uint64_t)row0 * row_bytes;
@@ -805,8 +873,8 @@ air_status air_gguf_tokenizer_info(const air_gguf *g, air_gguf_tokenizer *out) {
     memset(out, 0, sizeof *out);
     const air_gguf_value *tok = air_gguf_get(g, "tokenizer.ggml.tokens");
     if (!tok)
-        return air_err(AIR_ERR_NOT_FOUND, "%s: no tokenizer.ggml.tokens: the file has no vocabulary",
-                       g->path);
+        return air_err(AIR_ERR_NOT_FOUND,
+                       "%s: no tokenizer.ggml.tokens: the file has no vocabulary", g->path);
     if (tok->type != AIR_GGUF_ARRAY || tok->arr_type != AIR_GGUF_STRING || tok->arr_n > INT32_MAX)
         return air_err(AIR_ERR_FORMAT, "%s: tokenizer.ggml.tokens must be an array of strings",
                        g->path);
@@ -852,7 +920,8 @@ air_status air_gguf_tokenizer_info(const air_gguf *g, air_gguf_tokenizer *out) {
     out->add_bos = tok_flag(g, "tokenizer.ggml.add_bos_token");
     out->add_eos = tok_flag(g, "tokenizer.ggml.add_eos_token");
     out->chat_template = air_gguf_get_str(g, "tokenizer.chat_template");
-    const int32_t ids[] = {out->bos_id, out->eos_id, out->unk_id, out->pad_id, out->eot_id, out->eom_id};
+    const int32_t ids[] = {out->bos_id, out->eos_id, out->unk_id,
+                           out->pad_id, out->eot_id, out->eom_id};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         if (ids[i] >= out->n_tokens)
             return air_err(AIR_ERR_FORMAT,

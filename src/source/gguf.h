@@ -148,8 +148,7 @@ int air_gguf_get_bool(const air_gguf *g, const char *key, int *v);
 /* A STRING value, NULL if absent or not a string. */
 const char *air_gguf_get_str(const air_gguf *g, const char *key);
 /* An ARRAY value: returns 1 and sets *type, *n, *data as in air_gguf_value. */
-int air_gguf_get_arr(const air_gguf *g, const char *key, int *type, uint64_t *n,
-                     const void **data);
+int air_gguf_get_arr(const air_gguf *g, const char *key, int *type, uint64_t *n, const void **data);
 
 /* ------------------------------------------------------------------------- */
 /* Tensors                                                                   */

@@ -25,14 +25,14 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-#define QK 32   /* elements per block, legacy types */
+#define QK 32    /* elements per block, legacy types */
 #define QK_K 256 /* elements per block, K-quants */
 
 /* ------------------------------------------------------------------------- */
 /* Block layouts (as stored in the file)                                     */
 /* ------------------------------------------------------------------------- */
 typedef struct {
-    uint16_t d;        /* fp16 scale */
+    uint16_t d;         /* fp16 scale */
     uint8_t qs[QK / 2]; /* element j in the low nibble of qs[j], j + 16 in the high */
 } blk_q4_0;
 _Static_assert(sizeof(blk_q4_0) == 18, "Q4_0 block size");
@@ -111,38 +111,18 @@ typedef struct {
 } type_info;
 
 static const type_info g_types[AIR_GGML_TYPE_MAX] = {
-    [0] = {"F32", 1, 4},
-    [1] = {"F16", 1, 2},
-    [2] = {"Q4_0", 32, 18},
-    [3] = {"Q4_1", 32, 20},
-    [6] = {"Q5_0", 32, 22},
-    [7] = {"Q5_1", 32, 24},
-    [8] = {"Q8_0", 32, 34},
-    [9] = {"Q8_1", 32, 40},
-    [10] = {"Q2_K", 256, 84},
-    [11] = {"Q3_K", 256, 110},
-    [12] = {"Q4_K", 256, 144},
-    [13] = {"Q5_K", 256, 176},
-    [14] = {"Q6_K", 256, 210},
-    [15] = {"Q8_K", 256, 292},
-    [16] = {"IQ2_XXS", 256, 66},
-    [17] = {"IQ2_XS", 256, 74},
-    [18] = {"IQ3_XXS", 256, 98},
-    [19] = {"IQ1_S", 256, 50},
-    [20] = {"IQ4_NL", 32, 18},
-    [21] = {"IQ3_S", 256, 110},
-    [22] = {"IQ2_S", 256, 82},
-    [23] = {"IQ4_XS", 256, 136},
-    [24] = {"I8", 1, 1},
-    [25] = {"I16", 1, 2},
-    [26] = {"I32", 1, 4},
-    [27] = {"I64", 1, 8},
-    [28] = {"F64", 1, 8},
-    [29] = {"IQ1_M", 256, 56},
-    [30] = {"BF16", 1, 2},
-    [34] = {"TQ1_0", 256, 54},
-    [35] = {"TQ2_0", 256, 66},
-    [39] = {"MXFP4", 32, 17},
+    [0] = {"F32", 1, 4},         [1] = {"F16", 1, 2},         [2] = {"Q4_0", 32, 18},
+    [3] = {"Q4_1", 32, 20},      [6] = {"Q5_0", 32, 22},      [7] = {"Q5_1", 32, 24},
+    [8] = {"Q8_0", 32, 34},      [9] = {"Q8_1", 32, 40},      [10] = {"Q2_K", 256, 84},
+    [11] = {"Q3_K", 256, 110},   [12] = {"Q4_K", 256, 144},   [13] = {"Q5_K", 256, 176},
+    [14] = {"Q6_K", 256, 210},   [15] = {"Q8_K", 256, 292},   [16] = {"IQ2_XXS", 256, 66},
+    [17] = {"IQ2_XS", 256, 74},  [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
+    [20] = {"IQ4_NL", 32, 18},   [21] = {"IQ3_S", 256, 110},  [22] = {"IQ2_S", 256, 82},
+    [23] = {"IQ4_XS", 256, 136}, [24] = {"I8", 1, 1},         [25] = {"I16", 1, 2},
+    [26] = {"I32", 1, 4},        [27] = {"I64", 1, 8},        [28] = {"F64", 1, 8},
+    [29] = {"IQ1_M", 256, 56},   [30] = {"BF16", 1, 2},       [34] = {"TQ1_0", 256, 54},
+    [35] = {"TQ2_0", 256, 66},   [39] = {"MXFP4", 32, 17},
+    [40] = {"NVFP4", 64, 36},    [41] = {"Q1_0", 128, 18},
 };
 
 const char *air_ggml_type_name(int type) {
@@ -403,16 +383,36 @@ air_status air_ggml_dequantize(int type, const void *src, float *dst, int64_t n)
             dst[i] = air_bf16_to_f32(h);
         }
         break;
-    case AIR_GGML_Q4_0: deq_q4_0(s, dst, nb); break;
-    case AIR_GGML_Q4_1: deq_q4_1(s, dst, nb); break;
-    case AIR_GGML_Q5_0: deq_q5_0(s, dst, nb); break;
-    case AIR_GGML_Q5_1: deq_q5_1(s, dst, nb); break;
-    case AIR_GGML_Q8_0: deq_q8_0(s, dst, nb); break;
-    case AIR_GGML_Q2_K: deq_q2_k(s, dst, nb); break;
-    case AIR_GGML_Q3_K: deq_q3_k(s, dst, nb); break;
-    case AIR_GGML_Q4_K: deq_q4_k(s, dst, nb); break;
-    case AIR_GGML_Q5_K: deq_q5_k(s, dst, nb); break;
-    case AIR_GGML_Q6_K: deq_q6_k(s, dst, nb); break;
+    case AIR_GGML_Q4_0:
+        deq_q4_0(s, dst, nb);
+        break;
+    case AIR_GGML_Q4_1:
+        deq_q4_1(s, dst, nb);
+        break;
+    case AIR_GGML_Q5_0:
+        deq_q5_0(s, dst, nb);
+        break;
+    case AIR_GGML_Q5_1:
+        deq_q5_1(s, dst, nb);
+        break;
+    case AIR_GGML_Q8_0:
+        deq_q8_0(s, dst, nb);
+        break;
+    case AIR_GGML_Q2_K:
+        deq_q2_k(s, dst, nb);
+        break;
+    case AIR_GGML_Q3_K:
+        deq_q3_k(s, dst, nb);
+        break;
+    case AIR_GGML_Q4_K:
+        deq_q4_k(s, dst, nb);
+        break;
+    case AIR_GGML_Q5_K:
+        deq_q5_k(s, dst, nb);
+        break;
+    case AIR_GGML_Q6_K:
+        deq_q6_k(s, dst, nb);
+        break;
     }
     return AIR_OK;
 }

@@ -48,8 +48,8 @@ static int get_count(hp_ctx *c, const char *suffix, int32_t *v, air_status *st) 
         /* per-layer values: accept only uniform ones */
         int t = x->arr_type;
         if (x->arr_n == 0 || (t != AIR_GGUF_UINT32 && t != AIR_GGUF_INT32)) {
-            *st = air_err(AIR_ERR_FORMAT, "%s: %s must be a positive integer",
-                          air_gguf_path(c->g), key);
+            *st = air_err(AIR_ERR_FORMAT, "%s: %s must be a positive integer", air_gguf_path(c->g),
+                          key);
             return -1;
         }
         const int32_t *a = x->arr;
@@ -67,8 +67,8 @@ static int get_count(hp_ctx *c, const char *suffix, int32_t *v, air_status *st) 
         return -1;
     }
     if (val <= 0) {
-        *st = air_err(AIR_ERR_FORMAT, "%s: %s is %d; it must be positive", air_gguf_path(c->g),
-                      key, val);
+        *st = air_err(AIR_ERR_FORMAT, "%s: %s is %d; it must be positive", air_gguf_path(c->g), key,
+                      val);
         return -1;
     }
     *v = val;
@@ -189,8 +189,7 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
     hp_ctx ctx = {g, NULL, {0}}, *c = &ctx;
     c->arch = air_gguf_get_str(g, "general.architecture");
     if (!c->arch)
-        return air_err(AIR_ERR_FORMAT, "%s: general.architecture is missing or not a string",
-                       path);
+        return air_err(AIR_ERR_FORMAT, "%s: general.architecture is missing or not a string", path);
     if (strcmp(c->arch, "llama") == 0)
         hp->arch = AIR_ARCH_LLAMA;
     else if (strcmp(c->arch, "qwen2") == 0)
@@ -233,8 +232,8 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
         return st;
     if (vlen != hp->head_dim)
         return air_err(AIR_ERR_UNSUPPORTED,
-                       "%s: value head size %d differs from key head size %d; not supported",
-                       path, vlen, hp->head_dim);
+                       "%s: value head size %d differs from key head size %d; not supported", path,
+                       vlen, hp->head_dim);
     if (rdim != hp->head_dim)
         return air_err(AIR_ERR_UNSUPPORTED,
                        "%s: RoPE over %d of %d head dimensions (partial rotary) is not supported",
@@ -291,8 +290,7 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
         return air_err(AIR_ERR_FORMAT,
                        "%s: token_embd.weight has shape [%lld, %lld] (GGUF order), expected "
                        "[%d, %d] (embedding_length, vocabulary)",
-                       path, (long long)emb->ne[0], (long long)emb->ne[1], hp->n_embd,
-                       hp->n_vocab);
+                       path, (long long)emb->ne[0], (long long)emb->ne[1], hp->n_embd, hp->n_vocab);
 
     hp->tie_embeddings = air_gguf_find_tensor(g, "output.weight") == NULL;
     hp->attn_bias = air_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
@@ -325,13 +323,20 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
 /* Tensor names                                                              */
 /* ------------------------------------------------------------------------- */
 static const char *const g_layer_names[][2] = {
-    {"attn_norm.weight", AIR_T_ATTN_NORM}, {"attn_q.weight", AIR_T_WQ},
-    {"attn_k.weight", AIR_T_WK},           {"attn_v.weight", AIR_T_WV},
-    {"attn_output.weight", AIR_T_WO},      {"attn_q.bias", AIR_T_BQ},
-    {"attn_k.bias", AIR_T_BK},             {"attn_v.bias", AIR_T_BV},
-    {"attn_q_norm.weight", AIR_T_Q_NORM},  {"attn_k_norm.weight", AIR_T_K_NORM},
-    {"ffn_norm.weight", AIR_T_FFN_NORM},   {"ffn_gate.weight", AIR_T_W_GATE},
-    {"ffn_up.weight", AIR_T_W_UP},         {"ffn_down.weight", AIR_T_W_DOWN},
+    {"attn_norm.weight", AIR_T_ATTN_NORM},
+    {"attn_q.weight", AIR_T_WQ},
+    {"attn_k.weight", AIR_T_WK},
+    {"attn_v.weight", AIR_T_WV},
+    {"attn_output.weight", AIR_T_WO},
+    {"attn_q.bias", AIR_T_BQ},
+    {"attn_k.bias", AIR_T_BK},
+    {"attn_v.bias", AIR_T_BV},
+    {"attn_q_norm.weight", AIR_T_Q_NORM},
+    {"attn_k_norm.weight", AIR_T_K_NORM},
+    {"ffn_norm.weight", AIR_T_FFN_NORM},
+    {"ffn_gate.weight", AIR_T_W_GATE},
+    {"ffn_up.weight", AIR_T_W_UP},
+    {"ffn_down.weight", AIR_T_W_DOWN},
 };
 
 static const char *const g_model_names[][2] = {
@@ -408,8 +413,8 @@ int air_gguf_qk_permuted(const air_gguf *g) {
 air_status air_gguf_unpermute_rows(void *w, int n_out, size_t row_bytes, int n_head) {
     if (!w || n_out <= 0 || row_bytes == 0 || n_head <= 0 || n_out % (2 * n_head))
         return air_err(AIR_ERR_INVALID_ARG,
-                       "unpermute_qk: %d rows cannot be split into %d heads of an even size",
-                       n_out, n_head);
+                       "unpermute_qk: %d rows cannot be split into %d heads of an even size", n_out,
+                       n_head);
     const int hd = n_out / n_head, half = hd / 2;
     unsigned char *tmp = malloc((size_t)hd * row_bytes);
     if (!tmp)

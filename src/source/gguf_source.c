@@ -26,8 +26,7 @@ typedef struct {
     int permuted; /* llama: Q/K rows in the converter's interleaved order */
 } gg_impl;
 
-static air_status find(air_source *s, int layer, const char *neutral,
-                       const air_gguf_tensor **out) {
+static air_status find(air_source *s, int layer, const char *neutral, const air_gguf_tensor **out) {
     gg_impl *h = s->impl;
     char name[128];
     if (!air_gguf_tensor_name(layer, neutral, name, sizeof name))
@@ -62,9 +61,15 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
         return air_err(AIR_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, expected 1 or 2",
                        air_gguf_path(h->g), t->name, t->n_dims);
     switch (t->ggml_type) {
-    case AIR_GGML_F32: out->dtype = AIR_DT_F32; break;
-    case AIR_GGML_F16: out->dtype = AIR_DT_F16; break;
-    case AIR_GGML_BF16: out->dtype = AIR_DT_BF16; break;
+    case AIR_GGML_F32:
+        out->dtype = AIR_DT_F32;
+        break;
+    case AIR_GGML_F16:
+        out->dtype = AIR_DT_F16;
+        break;
+    case AIR_GGML_BF16:
+        out->dtype = AIR_DT_BF16;
+        break;
     default:
         if (!air_ggml_can_dequantize(t->ggml_type))
             return air_err(AIR_ERR_UNSUPPORTED,
@@ -107,8 +112,8 @@ static air_status gg_read(air_source *s, int layer, const char *neutral, void *d
         int64_t rows = info.shape[0];
         size_t row_bytes = (size_t)(info.nbytes / (uint64_t)rows);
         if (rows > INT32_MAX || (st = air_gguf_unpermute_rows(dst, (int)rows, row_bytes, heads)))
-            return air_err_context(st ? st : AIR_ERR_FORMAT, "%s: tensor '%s'",
-                                   air_gguf_path(h->g), t->name);
+            return air_err_context(st ? st : AIR_ERR_FORMAT, "%s: tensor '%s'", air_gguf_path(h->g),
+                                   t->name);
     }
     return AIR_OK;
 }

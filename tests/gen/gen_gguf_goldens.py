@@ -102,6 +102,12 @@ def gen_dequant():
     def build():
         w = gguf.GGUFWriter(None, "golden")
         w.add_string("golden.kind", "dequant")
+        # the whole type table, to check block and byte sizes of every type
+        known = sorted(gguf.GGML_QUANT_SIZES)
+        w.add_array("golden.type_ids", [int(t) for t in known])
+        w.add_array("golden.type_names", [t.name for t in known])
+        w.add_array("golden.block_sizes", [gguf.GGML_QUANT_SIZES[t][0] for t in known])
+        w.add_array("golden.type_sizes", [gguf.GGML_QUANT_SIZES[t][1] for t in known])
         for qt in types:
             bs, ts = gguf.GGML_QUANT_SIZES[qt]
             rows, cols = 4, 512  # 4 rows of 512 elements

@@ -23,8 +23,12 @@ static void put(buf *b, const void *p, size_t n) {
     memcpy(b->b + b->n, p, n);
     b->n += n;
 }
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
+static void put_u32(buf *b, uint32_t v) {
+    put(b, &v, 4);
+}
+static void put_u64(buf *b, uint64_t v) {
+    put(b, &v, 8);
+}
 static void put_str(buf *b, const char *s) {
     put_u64(b, strlen(s));
     put(b, s, strlen(s));
@@ -44,7 +48,7 @@ static void pad_to(buf *b, size_t align) {
 static void valid_file(buf *b) {
     b->n = 0;
     put_header(b, 3, 1, 1);
-    put_str(b, "k");          /* byte 24 */
+    put_str(b, "k"); /* byte 24 */
     put_u32(b, AIR_GGUF_UINT32);
     put_u32(b, 7);
     put_str(b, "t");          /* byte 41: tensor info; n_dims at 50, ne[0] at 54 */
@@ -167,11 +171,11 @@ TEST(custom_alignment) {
 /* ------------------------------------------------------------------------- */
 /* Malformed input: clear errors with the byte offset                        */
 /* ------------------------------------------------------------------------- */
-#define EXPECT_BAD(b, needle)                                                  \
-    do {                                                                       \
-        air_gguf *_g = NULL;                                                   \
-        ASSERT_ERR(air_gguf_open_memory((b).b, (b).n, &_g), AIR_ERR_FORMAT, needle); \
-        ASSERT_TRUE(_g == NULL);                                               \
+#define EXPECT_BAD(b, needle)                                                                      \
+    do {                                                                                           \
+        air_gguf *_g = NULL;                                                                       \
+        ASSERT_ERR(air_gguf_open_memory((b).b, (b).n, &_g), AIR_ERR_FORMAT, needle);               \
+        ASSERT_TRUE(_g == NULL);                                                                   \
     } while (0)
 
 TEST(rejects_bad_headers) {
@@ -208,7 +212,8 @@ TEST(rejects_every_truncation) {
      * the last tensor is optional */
     char *data;
     size_t len;
-    ASSERT_OK(air_read_file(src_path("tests/fuzz/corpus/fuzz_gguf/all_value_types.gguf"), &data, &len));
+    ASSERT_OK(
+        air_read_file(src_path("tests/fuzz/corpus/fuzz_gguf/all_value_types.gguf"), &data, &len));
     air_gguf *full = NULL;
     ASSERT_OK(air_gguf_open_memory(data, len, &full));
     uint64_t end = 0;
@@ -225,8 +230,8 @@ TEST(rejects_every_truncation) {
         air_gguf_close(g);
         if ((n < end) != (st == AIR_ERR_FORMAT)) {
             free(data);
-            T_FAIL("prefix of %zu bytes (tensors end at %llu): got %s", n,
-                   (unsigned long long)end, air_strerror(st));
+            T_FAIL("prefix of %zu bytes (tensors end at %llu): got %s", n, (unsigned long long)end,
+                   air_strerror(st));
         }
     }
     free(data);
@@ -441,7 +446,8 @@ TEST(hparams_errors) {
     put_u32(&b, AIR_GGUF_UINT32);
     put_u32(&b, 64);
     ASSERT_OK(air_gguf_open_memory(b.b, b.n, &g));
-    ASSERT_ERR(air_gguf_hparams(g, &hp), AIR_ERR_FORMAT, "required key llama.block_count is missing");
+    ASSERT_ERR(air_gguf_hparams(g, &hp), AIR_ERR_FORMAT,
+               "required key llama.block_count is missing");
     air_gguf_close(g);
 }
 
@@ -476,11 +482,20 @@ TEST(map_names) {
     ASSERT_TRUE(air_gguf_map_name("output.weight", &layer, &n));
     ASSERT_EQ_STR(n, "output");
     static const char *const pairs[][2] = {
-        {"attn_norm.weight", "attn_norm"}, {"attn_q.weight", "wq"},   {"attn_k.weight", "wk"},
-        {"attn_v.weight", "wv"},           {"attn_output.weight", "wo"}, {"attn_q.bias", "bq"},
-        {"attn_k.bias", "bk"},             {"attn_v.bias", "bv"},     {"attn_q_norm.weight", "q_norm"},
-        {"attn_k_norm.weight", "k_norm"},  {"ffn_norm.weight", "ffn_norm"},
-        {"ffn_gate.weight", "w_gate"},     {"ffn_up.weight", "w_up"}, {"ffn_down.weight", "w_down"},
+        {"attn_norm.weight", "attn_norm"},
+        {"attn_q.weight", "wq"},
+        {"attn_k.weight", "wk"},
+        {"attn_v.weight", "wv"},
+        {"attn_output.weight", "wo"},
+        {"attn_q.bias", "bq"},
+        {"attn_k.bias", "bk"},
+        {"attn_v.bias", "bv"},
+        {"attn_q_norm.weight", "q_norm"},
+        {"attn_k_norm.weight", "k_norm"},
+        {"ffn_norm.weight", "ffn_norm"},
+        {"ffn_gate.weight", "w_gate"},
+        {"ffn_up.weight", "w_up"},
+        {"ffn_down.weight", "w_down"},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
         char name[64];
@@ -588,7 +603,8 @@ TEST(dequantize_rows_bounds) {
     float row[32];
     ASSERT_OK(air_gguf_dequantize_rows(g, t, 35, 1, row));
     ASSERT_ERR(air_gguf_dequantize_rows(g, t, 35, 2, row), AIR_ERR_INVALID_ARG, "has 36 rows");
-    ASSERT_ERR(air_gguf_dequantize_rows(g, t, -1, 1, row), AIR_ERR_INVALID_ARG, "token_embd.weight");
+    ASSERT_ERR(air_gguf_dequantize_rows(g, t, -1, 1, row), AIR_ERR_INVALID_ARG,
+               "token_embd.weight");
     air_gguf_close(g);
 }
 

@@ -74,6 +74,30 @@ TEST(type_table) {
     ASSERT_TRUE(!air_ggml_can_dequantize(AIR_GGML_Q8_K));
 }
 
+/* Every type the gguf package knows has the same name and sizes here. */
+TEST(type_table_matches_reference) {
+    air_gguf *g = NULL;
+    ASSERT_OK(air_gguf_open(test_data("gguf/dequant.gguf"), &g));
+    int t1, t2, t3, t4;
+    uint64_t n1, n2, n3, n4;
+    const void *ids, *names, *bs, *ts;
+    ASSERT_TRUE(air_gguf_get_arr(g, "golden.type_ids", &t1, &n1, &ids));
+    ASSERT_TRUE(air_gguf_get_arr(g, "golden.type_names", &t2, &n2, &names));
+    ASSERT_TRUE(air_gguf_get_arr(g, "golden.block_sizes", &t3, &n3, &bs));
+    ASSERT_TRUE(air_gguf_get_arr(g, "golden.type_sizes", &t4, &n4, &ts));
+    ASSERT_TRUE(t1 == AIR_GGUF_INT32 && t2 == AIR_GGUF_STRING && t3 == AIR_GGUF_INT32 &&
+                t4 == AIR_GGUF_INT32);
+    ASSERT_TRUE(n1 >= 30 && n1 == n2 && n1 == n3 && n1 == n4);
+    for (uint64_t i = 0; i < n1; i++) {
+        int id = ((const int32_t *)ids)[i];
+        const char *name = ((const char *const *)names)[i];
+        ASSERT_EQ_STR(air_ggml_type_name(id), name);
+        ASSERT_EQ_INT(air_ggml_block_size(id), ((const int32_t *)bs)[i]);
+        ASSERT_EQ_INT(air_ggml_type_size(id), ((const int32_t *)ts)[i]);
+    }
+    air_gguf_close(g);
+}
+
 TEST(unsupported_and_partial) {
     uint8_t blk[292] = {0};
     float out[256];
@@ -86,6 +110,7 @@ TEST(unsupported_and_partial) {
 int main(void) {
     RUN(every_type_bit_exact);
     RUN(type_table);
+    RUN(type_table_matches_reference);
     RUN(unsupported_and_partial);
     return test_summary();
 }

@@ -121,8 +121,8 @@ TEST(dequantized_rows_match_reference) {
             if (memcmp(got, e, sizeof(float) * (size_t)t->ne[0]) != 0) {
                 for (int64_t i = 0; i < t->ne[0]; i++)
                     if (got[i] != e[i])
-                        fprintf(stderr, "%s row %d col %lld: got %.9g expected %.9g\n",
-                                names[k], row, (long long)i, (double)got[i], (double)e[i]);
+                        fprintf(stderr, "%s row %d col %lld: got %.9g expected %.9g\n", names[k],
+                                row, (long long)i, (double)got[i], (double)e[i]);
                 free(exp);
                 free(got);
                 T_FAIL("%s row %d differs from the reference", names[k], row);
