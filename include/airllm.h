@@ -66,6 +66,140 @@ const char *air_strerror(air_status status);
  * this thread. Empty string when no error happened. */
 const char *air_last_error(void);
 
+/* ------------------------------------------------------------------------- */
+/* Models                                                                    */
+/* ------------------------------------------------------------------------- */
+
+/* An opened model: its layer store, tokenizer and chat template. Immutable
+ * weights; generation calls on one model are serialized. */
+typedef struct air_model air_model;
+
+/* Progress of long work (download, split): `label` names the item, done/total
+ * in bytes (total 0 when unknown), rate in bytes per second. */
+typedef void (*air_progress_cb)(void *user, const char *label, uint64_t done, uint64_t total,
+                                double rate_bytes_per_s);
+
+typedef struct {
+    const char *compression; /* "4bit", "8bit" or "none"; NULL = the platform default
+                                ("4bit" on Linux, "none" on macOS), "8bit" for a .gguf
+                                file (its weights are already quantized) */
+    const char *hf_token;    /* NULL = $HF_TOKEN; never printed or stored */
+    const char *revision;    /* hub branch, tag or commit; NULL = "main" */
+    const char *cache_dir;   /* layer stores; NULL = $AIRLLM_CACHE, else
+                                $XDG_CACHE_HOME/airllm, else ~/.cache/airllm */
+    int delete_original;     /* delete each source shard once split */
+    int max_seq_len;         /* context length; 0 = min(model's, 4096) */
+    int prefetching;         /* read layer i+1 while layer i computes (default 1) */
+    uint64_t ram_budget;     /* bytes of layers kept resident (default 0: stream all) */
+    int n_threads;           /* 0 = one per core */
+    air_progress_cb progress; /* download/split progress; NULL = silent */
+    void *progress_user;
+} air_model_params;
+
+/* The defaults: the seed's (compression per platform, prefetching on). */
+air_model_params air_model_default_params(void);
+
+/* "4bit" on Linux, "none" on macOS. */
+const char *air_default_compression(void);
+
+/* Opens a model: a Hugging Face id ("org/name", downloaded into the
+ * huggingface_hub cache), a local HF folder, or a .gguf file. Builds the layer
+ * store on first use (slow, with progress), reuses it afterwards.
+ * On success *out is closed with air_model_close(). */
+air_status air_model_open(const char *model, const air_model_params *params, air_model **out);
+
+/* NULL is a no-op. */
+void air_model_close(air_model *m);
+
+/* Process-level cache keyed "model:compression" (thread-safe), as the seed's
+ * module-level cache: the first acquire opens the model, later ones return
+ * the same air_model. Models stay open for the life of the process (or until
+ * air_model_cache_clear()); air_model_release() marks the caller done. */
+air_status air_model_acquire(const char *model, const air_model_params *params, air_model **out);
+void air_model_release(air_model *m);
+/* Closes every cached model that no caller holds. */
+void air_model_cache_clear(void);
+
+/* Facts about an opened model; strings owned by the model. */
+typedef struct {
+    const char *name;        /* as given to air_model_open */
+    const char *arch;        /* "llama", "mistral", "qwen2", "qwen3" */
+    const char *compression; /* "none", "8bit", "4bit" */
+    const char *store_dir;   /* the layer store folder */
+    int n_layer, n_embd, n_vocab, max_seq_len;
+    uint64_t store_bytes; /* bytes streamed per forward pass when nothing is pinned */
+    int has_chat_template;
+} air_model_info;
+void air_model_get_info(const air_model *m, air_model_info *info);
+
+/* ------------------------------------------------------------------------- */
+/* Generation                                                                */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *role;    /* "system", "user", "assistant", "tool" */
+    const char *content;
+} air_message;
+
+typedef struct {
+    int max_tokens;          /* default 256 */
+    float temperature;       /* default 0.7; 0 = greedy */
+    float top_p;             /* default 1 (off) */
+    int top_k;               /* default 0 (off) */
+    float min_p;             /* default 0 (off) */
+    float repeat_penalty;    /* default 1 (off) */
+    uint64_t seed;           /* default 0: a fixed seed (same output each run) */
+    const char *const *stop; /* stop strings (not included in the text), may be NULL */
+    int n_stop;
+    int json;                /* format="json": instruction + constrained decoding */
+    /* Streaming: called with each new piece of text (UTF-8, never a split
+     * character); return non-zero to stop. May be NULL. */
+    int (*on_text)(void *user, const char *piece);
+    /* Polled between tokens; non-zero aborts (AIR_ERR_ABORTED). May be NULL. */
+    int (*should_abort)(void *user);
+    void *user;
+} air_gen_params;
+
+air_gen_params air_gen_default_params(void);
+
+typedef struct {
+    char *text;                /* the response; freed by air_result_free() */
+    const char *finish_reason; /* "stop" (EOS or stop string), "length", "callback" (static) */
+    int prompt_tokens, completion_tokens;
+    double prefill_seconds, decode_seconds;
+    double prefill_tokens_per_s, decode_tokens_per_s;
+} air_result;
+
+/* One user prompt (with an optional system prompt; may be NULL), through the
+ * model's chat template. */
+air_status air_generate_text(air_model *m, const char *system, const char *prompt,
+                             const air_gen_params *params, air_result *out);
+
+/* A conversation through the model's chat template (or the fallback
+ * "role: content" lines when the model has none). */
+air_status air_chat(air_model *m, const air_message *messages, int n_messages,
+                    const air_gen_params *params, air_result *out);
+
+/* Frees out->text; NULL is a no-op. */
+void air_result_free(air_result *r);
+
+/* The seed's get_llm_response as JSON in, JSON out, for bindings.
+ * request: {"prompt"?, "messages"?, "model", "max_tokens"?, "temperature"?,
+ * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "compression"?,
+ * "hf_token"?, "delete_original"?, "max_seq_len"?, "prefetching"?,
+ * "cache_dir"?, "ram_budget"?} (see docs/c-api.md).
+ * *response (caller frees with air_free): {"response", "messages",
+ * "raw_response", "tool_calls": [], "tool_results": [], "usage": {...}}.
+ * Models are taken from the process-level cache. on_text may be NULL. */
+air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
+                                void *user, char **response);
+
+/* Frees memory returned by the library (strings). */
+void air_free(void *p);
+
+/* Library version, "MAJOR.MINOR.PATCH". */
+const char *air_version(void);
+
 #ifdef __cplusplus
 }
 #endif

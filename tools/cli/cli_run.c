@@ -1,0 +1,190 @@
+/*
+ * cli_run.c - `airllm run`: one answer streamed to stdout, or an interactive
+ * chat when stdin is a terminal and no prompt is given.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util/strbuf.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: airllm run [MODEL] [PROMPT] [options]\n"
+            "\n"
+            "Streams the model's answer to PROMPT (read from stdin when not given; an\n"
+            "interactive chat when stdin is a terminal). MODEL defaults to the bundled\n"
+            "SmolLM2-135M-Instruct.\n"
+            "\n"
+            "Generation options:\n"
+            "  -s, --system TEXT       system prompt\n"
+            "  -n, --max-tokens N      tokens to generate at most (default 256)\n"
+            "      --temperature T     sampling temperature, 0 = greedy (default 0.7)\n"
+            "      --top-p P           nucleus sampling (default 1 = off)\n"
+            "      --top-k K           top-k sampling (default 0 = off)\n"
+            "      --seed N            random seed (default 0, a fixed seed)\n"
+            "      --stop TEXT         stop when TEXT is generated (repeatable)\n"
+            "      --json              answer with a JSON object (constrained decoding)\n"
+            "      --stats             print token counts and speed on stderr\n"
+            "\n" CLI_MODEL_HELP "\n"
+            "Examples:\n"
+            "  airllm run \"Why is the sky blue?\"\n"
+            "  airllm run ./Qwen2.5-7B-Instruct \"Hello\" --temperature 0 -n 64\n");
+}
+
+static int print_piece(void *user, const char *piece) {
+    (void)user;
+    fputs(piece, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static char *read_all_stdin(void) {
+    air_strbuf sb = {0};
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, stdin)) > 0)
+        air_sb_append(&sb, buf, n);
+    return air_sb_take(&sb);
+}
+
+static int report(const air_result *r, int stats) {
+    if (stats)
+        fprintf(stderr,
+                "\n[%d prompt tokens, %.2f tok/s prefill; %d generated, %.2f tok/s decode; "
+                "finish: %s]\n",
+                r->prompt_tokens, r->prefill_tokens_per_s, r->completion_tokens,
+                r->decode_tokens_per_s, r->finish_reason);
+    return 0;
+}
+
+int cli_run(int argc, char **argv) {
+    cli_model_opts mo;
+    cli_model_opts_init(&mo);
+    air_gen_params gp = air_gen_default_params();
+    const char *system = NULL;
+    const char *stops[16];
+    int stats = 0;
+    static struct option opts[] = {{"system", required_argument, 0, 's'},
+                                   {"max-tokens", required_argument, 0, 'n'},
+                                   {"temperature", required_argument, 0, 2001},
+                                   {"top-p", required_argument, 0, 2002},
+                                   {"top-k", required_argument, 0, 2003},
+                                   {"seed", required_argument, 0, 2004},
+                                   {"stop", required_argument, 0, 2005},
+                                   {"json", no_argument, 0, 2006},
+                                   {"stats", no_argument, 0, 2007},
+                                   {"help", no_argument, 0, 'h'},
+                                   CLI_MODEL_OPTIONS,
+                                   {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "s:n:c:t:qh", opts, NULL)) != -1) {
+        if (cli_model_opt(&mo, c, optarg))
+            continue;
+        switch (c) {
+        case 's': system = optarg; break;
+        case 'n': gp.max_tokens = atoi(optarg); break;
+        case 2001: gp.temperature = (float)atof(optarg); break;
+        case 2002: gp.top_p = (float)atof(optarg); break;
+        case 2003: gp.top_k = atoi(optarg); break;
+        case 2004: gp.seed = strtoull(optarg, NULL, 10); break;
+        case 2005:
+            if (gp.n_stop < 16)
+                stops[gp.n_stop++] = optarg;
+            break;
+        case 2006: gp.json = 1; break;
+        case 2007: stats = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    gp.stop = stops;
+    gp.on_text = print_piece;
+    gp.should_abort = cli_interrupted;
+
+    /* [MODEL] [PROMPT]: one positional argument is a model if it names one */
+    const char *model = NULL, *prompt = NULL;
+    char *default_model = NULL;
+    int npos = argc - optind;
+    if (npos >= 2) {
+        model = argv[optind];
+        prompt = argv[optind + 1];
+    } else if (npos == 1) {
+        const char *a = argv[optind];
+        if (access(a, F_OK) == 0 || (strchr(a, '/') && !strchr(a, ' ')))
+            model = a;
+        else
+            prompt = a;
+    }
+    if (!model) {
+        default_model = cli_default_model();
+        if (!default_model) {
+            fprintf(stderr, "airllm: no model given and the default model is not fetched; run "
+                            "scripts/fetch-default-model.sh or name a model\n");
+            return 1;
+        }
+        model = default_model;
+    }
+    air_model *m = cli_open(model, &mo);
+    if (!m) {
+        free(default_model);
+        return 1;
+    }
+    int rc = 0;
+    if (prompt || !isatty(0)) {
+        char *in = prompt ? NULL : read_all_stdin();
+        air_result r;
+        air_status st = air_generate_text(m, system, prompt ? prompt : in, &gp, &r);
+        free(in);
+        if (st) {
+            fprintf(stderr, "\nairllm: %s\n", air_last_error());
+            rc = st == AIR_ERR_ABORTED ? 130 : 1;
+        } else {
+            fputc('\n', stdout);
+            report(&r, stats);
+            air_result_free(&r);
+        }
+    } else {
+        /* interactive chat */
+        air_message *hist = NULL;
+        int n = 0;
+        if (system) {
+            hist = realloc(hist, sizeof *hist * (size_t)(n + 1));
+            hist[n++] = (air_message){"system", strdup(system)};
+        }
+        fprintf(stderr, "Chatting with %s. Empty line or Ctrl-D to quit.\n", model);
+        char line[8192];
+        for (;;) {
+            fprintf(stderr, ">>> ");
+            if (!fgets(line, sizeof line, stdin))
+                break;
+            line[strcspn(line, "\n")] = 0;
+            if (!*line)
+                break;
+            hist = realloc(hist, sizeof *hist * (size_t)(n + 2));
+            hist[n++] = (air_message){"user", strdup(line)};
+            air_result r;
+            air_status st = air_chat(m, hist, n, &gp, &r);
+            if (st) {
+                fprintf(stderr, "\nairllm: %s\n", air_last_error());
+                n--;
+                free((char *)hist[n].content);
+                if (st == AIR_ERR_ABORTED)
+                    break;
+                continue;
+            }
+            fputc('\n', stdout);
+            report(&r, stats);
+            hist[n++] = (air_message){"assistant", r.text};
+        }
+        for (int i = 0; i < n; i++)
+            free((char *)hist[i].content);
+        free(hist);
+    }
+    air_model_close(m);
+    free(default_model);
+    return rc;
+}

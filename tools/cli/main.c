@@ -1,0 +1,94 @@
+/*
+ * main.c - the `airllm` command: a thin layer over the public API.
+ *
+ *   airllm run [MODEL] [PROMPT]   stream an answer (stdin when no prompt;
+ *                                 interactive chat when stdin is a terminal)
+ *   airllm pull MODEL             download and split, with progress
+ *   airllm list                   layer stores on disk, with sizes
+ *   airllm rm MODEL               delete a model's layer stores
+ *   airllm bench [MODEL]          speed against the disk's bandwidth
+ *
+ * Exit codes: 0 success, 1 error from the library (message on stderr),
+ * 2 bad usage, 130 interrupted.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "airllm.h"
+#include "cli.h"
+#include "util/progress.h"
+
+static volatile sig_atomic_t g_interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+int cli_interrupted(void *user) {
+    (void)user;
+    return g_interrupted;
+}
+
+static void usage_main(FILE *f) {
+    fprintf(f,
+            "airllm %s - run large language models layer by layer from disk\n"
+            "\n"
+            "Usage: airllm <command> [options]\n"
+            "\n"
+            "Commands:\n"
+            "  run [MODEL] [PROMPT]   generate an answer, streamed to stdout\n"
+            "  pull MODEL             download (hub id) and split a model into its layer store\n"
+            "  list                   list layer stores on disk with their sizes\n"
+            "  rm MODEL               delete the layer stores of a model\n"
+            "  bench [MODEL]          measure prefill/decode speed against disk bandwidth\n"
+            "\n"
+            "MODEL is a Hugging Face id (org/name), a local Hugging Face folder or a .gguf file;\n"
+            "without one, the default model (SmolLM2-135M-Instruct, fetched by\n"
+            "scripts/fetch-default-model.sh) is used.\n"
+            "\n"
+            "Examples:\n"
+            "  airllm run \"What is the capital of France?\"\n"
+            "  airllm run Qwen/Qwen2.5-7B-Instruct \"Explain entanglement\" --max-tokens 128\n"
+            "  echo \"Summarize relativity\" | airllm run ./Meta-Llama-3.1-8B-Instruct --compression 8bit\n"
+            "  airllm run --json \"List 3 languages under the key 'languages'\"\n"
+            "  airllm pull meta-llama/Meta-Llama-3.1-70B-Instruct\n"
+            "  airllm bench ./my-model --prompt-tokens 64 --gen-tokens 16\n"
+            "\n"
+            "Run 'airllm <command> --help' for the options of a command.\n"
+            "Exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted.\n",
+            air_version());
+}
+
+int main(int argc, char **argv) {
+    signal(SIGINT, on_sigint);
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage_main(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("airllm %s\n", air_version());
+        return 0;
+    }
+    argc--;
+    argv++;
+    if (!strcmp(cmd, "run"))
+        return cli_run(argc, argv);
+    if (!strcmp(cmd, "pull"))
+        return cli_pull(argc, argv);
+    if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
+        return cli_list(argc, argv);
+    if (!strcmp(cmd, "rm"))
+        return cli_rm(argc, argv);
+    if (!strcmp(cmd, "bench"))
+        return cli_bench(argc, argv);
+    fprintf(stderr, "airllm: unknown command '%s' (see airllm --help)\n", cmd);
+    return 2;
+}
