@@ -59,8 +59,10 @@ static int int8_path(air_isa isa, air_dtype t) {
  * per-case bound; such a path is also checked tightly against an exact
  * emulation of its integer arithmetic (mm_int8_emulated). */
 static double mm_threshold(air_isa isa, air_dtype t, int aggregate) {
-    if (!int8_path(isa, t)) return 2e-6;
-    if (!aggregate) return 0.1;
+    if (!int8_path(isa, t))
+        return 2e-6;
+    if (!aggregate)
+        return 0.1;
     return t == AIR_DT_Q8 ? 1e-2 : 1.5e-2;
 }
 
@@ -79,10 +81,12 @@ static void mm_int8_emulated(air_dtype t, const void *W, int n_out, int n_in, co
                 double dw;
                 if (t == AIR_DT_Q8) {
                     const air_block_q8 *wb = (const air_block_q8 *)W + (size_t)o * nxb + b;
-                    for (int i = 0; i < 32; i++) isum += wb->qs[i] * xq[b].q[i];
+                    for (int i = 0; i < 32; i++)
+                        isum += wb->qs[i] * xq[b].q[i];
                     dw = air_f16_to_f32(wb->d);
                 } else {
-                    const air_block_nf4 *wb = (const air_block_nf4 *)W + (size_t)o * (nxb / 2) + b / 2;
+                    const air_block_nf4 *wb =
+                        (const air_block_nf4 *)W + (size_t)o * (nxb / 2) + b / 2;
                     for (int i = 0; i < 32; i++)
                         isum += air_nf4_values_i8[air_nf4_get(wb, (b & 1) * 32 + i)] * xq[b].q[i];
                     dw = wb->absmax / 127.0;
@@ -102,9 +106,11 @@ static void mm_int8_emulated(air_dtype t, const void *W, int n_out, int n_in, co
 TEST(f16_round_trip_all) {
     for (uint32_t h = 0; h < 65536; h++) {
         uint16_t hh = (uint16_t)h;
-        if ((hh & 0x7c00) == 0x7c00 && (hh & 0x3ff)) continue; /* nan */
+        if ((hh & 0x7c00) == 0x7c00 && (hh & 0x3ff))
+            continue; /* nan */
         float f = air_f16_to_f32(hh);
-        if (air_f32_to_f16(f) != hh) T_FAIL("f16 0x%04x -> %g -> 0x%04x", h, f, air_f32_to_f16(f));
+        if (air_f32_to_f16(f) != hh)
+            T_FAIL("f16 0x%04x -> %g -> 0x%04x", h, f, air_f32_to_f16(f));
     }
 }
 
@@ -115,14 +121,14 @@ TEST(f16_rounding) {
     ASSERT_EQ_INT(air_f32_to_f16(65519.0f), 0x7bff);
     ASSERT_EQ_INT(air_f32_to_f16(65520.0f), 0x7c00);
     ASSERT_EQ_INT(air_f32_to_f16(0x1p-24f), 0x0001);
-    ASSERT_EQ_INT(air_f32_to_f16(0x1p-25f), 0x0000);           /* tie to even (0) */
-    ASSERT_EQ_INT(air_f32_to_f16(0x1.8p-24f), 0x0002);         /* 1.5 ulp: tie to even (2) */
-    ASSERT_EQ_INT(air_f32_to_f16(0x1.002p0f), 0x3c00);         /* 1 + 2^-11: tie to even */
-    ASSERT_EQ_INT(air_f32_to_f16(0x1.006p0f), 0x3c02);         /* 1 + 3*2^-11: tie up */
-    ASSERT_EQ_INT(air_f32_to_f16(0x1.0021p0f), 0x3c01);        /* just above the tie */
-    ASSERT_EQ_INT(air_f32_to_f16(0x1.ff8p-15f), 0x03ff);       /* largest subnormal */
-    ASSERT_EQ_INT(air_f32_to_f16(0x1.ffcp-15f), 0x0400);       /* tie: up to the normal */
-    ASSERT_EQ_INT(air_f32_to_f16(0x1.ff4p-15f), 0x03fe);       /* tie: down to even */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1p-25f), 0x0000);     /* tie to even (0) */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1.8p-24f), 0x0002);   /* 1.5 ulp: tie to even (2) */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1.002p0f), 0x3c00);   /* 1 + 2^-11: tie to even */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1.006p0f), 0x3c02);   /* 1 + 3*2^-11: tie up */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1.0021p0f), 0x3c01);  /* just above the tie */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1.ff8p-15f), 0x03ff); /* largest subnormal */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1.ffcp-15f), 0x0400); /* tie: up to the normal */
+    ASSERT_EQ_INT(air_f32_to_f16(0x1.ff4p-15f), 0x03fe); /* tie: down to even */
     ASSERT_EQ_INT(air_f32_to_f16(INFINITY), 0x7c00);
     ASSERT_TRUE((air_f32_to_f16(NAN) & 0x7fff) > 0x7c00);
     ASSERT_NEAR(air_f16_to_f32(0x3555), 0.333251953125, 0);
@@ -156,16 +162,19 @@ TEST(row_round_trip) {
     enum { N = 256 };
     float x[N], y[N];
     unsigned char buf[N * 4];
-    for (int i = 0; i < N; i++) x[i] = grand() * 0.05f;
+    for (int i = 0; i < N; i++)
+        x[i] = grand() * 0.05f;
     /* f32 is exact; bf16 and f16 within their precision; Q8 / NF4 within a step */
     const double tol[AIR_DT_COUNT] = {0, 1e-3, 8e-3, 1.5e-2, 0.2};
     for (int t = 0; t < AIR_DT_COUNT; t++) {
         air_row_from_f32((air_dtype)t, x, buf, N);
         air_row_to_f32((air_dtype)t, buf, y, N);
         double ref[N];
-        for (int i = 0; i < N; i++) ref[i] = x[i];
+        for (int i = 0; i < N; i++)
+            ref[i] = x[i];
         double e = nerr(y, ref, N);
-        if (e > tol[t]) T_FAIL("%s: round-trip error %g > %g", air_dtype_name((air_dtype)t), e, tol[t]);
+        if (e > tol[t])
+            T_FAIL("%s: round-trip error %g > %g", air_dtype_name((air_dtype)t), e, tol[t]);
     }
 }
 
@@ -195,12 +204,14 @@ static void case_init(mm_case *c, air_dtype t, int n_out, int n_in, int rows) {
     float *tmp = malloc(sizeof(float) * (size_t)n_in);
     for (int o = 0; o < n_out; o++) {
         float s = 0.02f * (1.0f + (float)(o % 5)); /* rows of different scales */
-        for (int i = 0; i < n_in; i++) tmp[i] = grand() * s;
+        for (int i = 0; i < n_in; i++)
+            tmp[i] = grand() * s;
         air_row_from_f32(t, tmp, (char *)c->W + rb * o, n_in);
         air_row_to_f32(t, (char *)c->W + rb * o, c->Wf + (size_t)o * n_in, n_in);
     }
     free(tmp);
-    for (size_t i = 0; i < (size_t)rows * n_in; i++) c->x[i] = grand();
+    for (size_t i = 0; i < (size_t)rows * n_in; i++)
+        c->x[i] = grand();
     for (int r = 0; r < rows; r++)
         for (int o = 0; o < n_out; o++) {
             double acc = 0;
@@ -234,7 +245,8 @@ TEST(matmul_all_isas_formats_shapes) {
                     float *y = malloc(sizeof(float) * n);
                     double *yem = NULL;
                     for (int k = 0; k < N_ISAS; k++) {
-                        if (!air_kernels_force_isa(k_isas[k])) continue;
+                        if (!air_kernels_force_isa(k_isas[k]))
+                            continue;
                         air_matmul(NULL, c.t, c.W, c.n_out, c.n_in, c.x, c.rows, y);
                         double e = nerr(y, c.yref, n), e_em = 0;
                         for (size_t i = 0; i < n; i++) {
@@ -253,7 +265,8 @@ TEST(matmul_all_isas_formats_shapes) {
                         if (!(e <= thr) || !(e_em <= 1e-5)) {
                             size_t worst = 0;
                             for (size_t i = 0; i < n; i++)
-                                if (fabs(y[i] - c.yref[i]) > fabs(y[worst] - c.yref[worst])) worst = i;
+                                if (fabs(y[i] - c.yref[i]) > fabs(y[worst] - c.yref[worst]))
+                                    worst = i;
                             float yw = y[worst];
                             double rw = c.yref[worst];
                             free(y);
@@ -272,7 +285,8 @@ TEST(matmul_all_isas_formats_shapes) {
     ASSERT_TRUE(ran > 0);
     for (int k = 0; k < N_ISAS; k++)
         for (int t = 0; t < AIR_DT_COUNT; t++) {
-            if (agg_den[k][t] == 0) continue;
+            if (agg_den[k][t] == 0)
+                continue;
             double e = sqrt(agg_num[k][t] / agg_den[k][t]);
             double thr = mm_threshold(k_isas[k], (air_dtype)t, 1);
             fprintf(stderr, "  %-6s %-4s normalized error %.3g (bound %.3g)\n",
@@ -286,9 +300,11 @@ TEST(matmul_all_isas_formats_shapes) {
 
 TEST(matmul_threads_identical) {
     air_pool *pools[3] = {air_pool_create(1), air_pool_create(2), air_pool_create(3)};
-    for (int p = 0; p < 3; p++) ASSERT_TRUE(pools[p] != NULL);
+    for (int p = 0; p < 3; p++)
+        ASSERT_TRUE(pools[p] != NULL);
     for (int k = 0; k < N_ISAS; k++) {
-        if (!air_kernels_force_isa(k_isas[k])) continue;
+        if (!air_kernels_force_isa(k_isas[k]))
+            continue;
         for (int t = 0; t < AIR_DT_COUNT; t++) {
             static const int rowss[] = {1, 5};
             for (int r = 0; r < 2; r++) {
@@ -302,7 +318,8 @@ TEST(matmul_threads_identical) {
                 }
                 int same = memcmp(y[0], y[1], n * 4) == 0 && memcmp(y[0], y[2], n * 4) == 0;
                 double e = nerr(y[2], c.yref, n);
-                for (int p = 0; p < 3; p++) free(y[p]);
+                for (int p = 0; p < 3; p++)
+                    free(y[p]);
                 case_free(&c);
                 if (!same)
                     T_FAIL("%s %s rows=%d: results differ between 1, 2, 3 threads",
@@ -313,7 +330,8 @@ TEST(matmul_threads_identical) {
             }
         }
     }
-    for (int p = 0; p < 3; p++) air_pool_free(pools[p]);
+    for (int p = 0; p < 3; p++)
+        air_pool_free(pools[p]);
     air_kernels_force_isa(AIR_ISA_REF);
 }
 
@@ -327,7 +345,8 @@ TEST(small_ops_all_isas) {
     static float x[MAXN], w[MAXN], g[MAXN], y[MAXN], u[MAXN];
     static double ref[MAXN];
     for (int k = 0; k < N_ISAS; k++) {
-        if (!air_kernels_force_isa(k_isas[k])) continue;
+        if (!air_kernels_force_isa(k_isas[k]))
+            continue;
         const char *isa = air_isa_name(k_isas[k]);
         for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
             int n = sizes[s];
@@ -339,25 +358,34 @@ TEST(small_ops_all_isas) {
             }
             /* rmsnorm */
             double ss = 0;
-            for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+            for (int i = 0; i < n; i++)
+                ss += (double)x[i] * x[i];
             double sc = 1.0 / sqrt(ss / n + 1e-5);
-            for (int i = 0; i < n; i++) ref[i] = x[i] * sc * w[i];
+            for (int i = 0; i < n; i++)
+                ref[i] = x[i] * sc * w[i];
             air_rmsnorm(y, x, w, n, 1e-5f);
-            if (nerr(y, ref, n) > 1e-6) T_FAIL("%s rmsnorm n=%d: %g", isa, n, nerr(y, ref, n));
+            if (nerr(y, ref, n) > 1e-6)
+                T_FAIL("%s rmsnorm n=%d: %g", isa, n, nerr(y, ref, n));
             /* silu_mul */
-            for (int i = 0; i < n; i++) ref[i] = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+            for (int i = 0; i < n; i++)
+                ref[i] = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
             air_silu_mul(y, g, u, n);
-            if (nerr(y, ref, n) > 1e-6) T_FAIL("%s silu_mul n=%d: %g", isa, n, nerr(y, ref, n));
+            if (nerr(y, ref, n) > 1e-6)
+                T_FAIL("%s silu_mul n=%d: %g", isa, n, nerr(y, ref, n));
             /* softmax (scores with a wide range) */
             double mx = -1e30, sum = 0;
             for (int i = 0; i < n; i++) {
                 y[i] = 8.0f * grand();
-                if (y[i] > mx) mx = y[i];
+                if (y[i] > mx)
+                    mx = y[i];
             }
-            for (int i = 0; i < n; i++) sum += (ref[i] = exp(y[i] - mx));
-            for (int i = 0; i < n; i++) ref[i] /= sum;
+            for (int i = 0; i < n; i++)
+                sum += (ref[i] = exp(y[i] - mx));
+            for (int i = 0; i < n; i++)
+                ref[i] /= sum;
             air_softmax(y, n);
-            if (nerr(y, ref, n) > 1e-5) T_FAIL("%s softmax n=%d: %g", isa, n, nerr(y, ref, n));
+            if (nerr(y, ref, n) > 1e-5)
+                T_FAIL("%s softmax n=%d: %g", isa, n, nerr(y, ref, n));
             /* dot */
             double d = 0, da = 0;
             for (int i = 0; i < n; i++) {
@@ -365,14 +393,16 @@ TEST(small_ops_all_isas) {
                 da += fabs((double)x[i] * u[i]);
             }
             float df = air_dot_f32(x, u, n);
-            if (fabs(df - d) > 1e-6 * da + 1e-30) T_FAIL("%s dot n=%d: %g vs %g", isa, n, df, d);
+            if (fabs(df - d) > 1e-6 * da + 1e-30)
+                T_FAIL("%s dot n=%d: %g vs %g", isa, n, df, d);
             /* axpy */
             for (int i = 0; i < n; i++) {
                 y[i] = u[i];
                 ref[i] = u[i] + 0.37 * (double)x[i];
             }
             air_axpy_f32(y, 0.37f, x, n);
-            if (nerr(y, ref, n) > 3e-7) T_FAIL("%s axpy n=%d: %g", isa, n, nerr(y, ref, n));
+            if (nerr(y, ref, n) > 3e-7)
+                T_FAIL("%s axpy n=%d: %g", isa, n, nerr(y, ref, n));
         }
     }
     air_kernels_force_isa(AIR_ISA_REF);
@@ -380,7 +410,8 @@ TEST(small_ops_all_isas) {
 
 TEST(softmax_extremes) {
     for (int k = 0; k < N_ISAS; k++) {
-        if (!air_kernels_force_isa(k_isas[k])) continue;
+        if (!air_kernels_force_isa(k_isas[k]))
+            continue;
         float x[11] = {-1e30f, 0, 1000, 1000, -INFINITY, 3, -3, 80, -80, 999, 0};
         air_softmax(x, 11);
         double s = 0;
@@ -423,8 +454,10 @@ TEST(pool_runs_every_index) {
         ASSERT_TRUE(pool != NULL);
         ASSERT_EQ_INT(air_pool_size(pool), n);
         pool_ctx c = {{0}, 0};
-        for (int it = 0; it < 2000; it++) air_pool_run(pool, pool_fn, &c); /* back-to-back */
-        for (int i = 0; i < n; i++) ASSERT_EQ_INT(c.hits[i], 2000);
+        for (int it = 0; it < 2000; it++)
+            air_pool_run(pool, pool_fn, &c); /* back-to-back */
+        for (int i = 0; i < n; i++)
+            ASSERT_EQ_INT(c.hits[i], 2000);
         ASSERT_EQ_INT(c.hits[n], 0);
         ASSERT_EQ_INT(c.nth_seen, n);
         air_pool_free(pool);
@@ -439,7 +472,8 @@ TEST(pool_runs_every_index) {
 static void sleepy_fn(void *p, int ith, int nth) {
     pool_ctx *c = p;
     struct timespec ts = {0, 2000000}; /* 2 ms: long enough for the others to sleep */
-    if (ith == nth - 1) nanosleep(&ts, NULL);
+    if (ith == nth - 1)
+        nanosleep(&ts, NULL);
     __atomic_fetch_add(&c->hits[0], 1, __ATOMIC_RELAXED);
 }
 

@@ -19,11 +19,14 @@ typedef struct {
     int8_t *q8_code;
 } goldens;
 
-static int read_exact(FILE *f, void *dst, size_t bytes) { return fread(dst, 1, bytes, f) == bytes; }
+static int read_exact(FILE *f, void *dst, size_t bytes) {
+    return fread(dst, 1, bytes, f) == bytes;
+}
 
 static int load_goldens(goldens *g) {
     FILE *f = fopen(test_data("quant/goldens.bin"), "rb");
-    if (!f) return 0;
+    if (!f)
+        return 0;
     char magic[8];
     int ok = read_exact(f, magic, 8) && memcmp(magic, "AIRQGLD1", 8) == 0 &&
              read_exact(f, &g->rows, 4) && read_exact(f, &g->n, 4);
@@ -55,7 +58,9 @@ static void free_goldens(goldens *g) {
     free(g->q8_deq);
 }
 
-static int same_bits(float a, float b) { return memcmp(&a, &b, 4) == 0; }
+static int same_bits(float a, float b) {
+    return memcmp(&a, &b, 4) == 0;
+}
 
 TEST(block_layout) {
     ASSERT_EQ_INT(sizeof(air_block_q8), 34);
@@ -63,8 +68,8 @@ TEST(block_layout) {
     ASSERT_EQ_INT(air_dtype_row_bytes(AIR_DT_NF4, 64), sizeof(air_block_nf4));
     /* byte j holds element j (low nibble) and j + 32 (high nibble) */
     float x[64] = {0};
-    x[0] = -1.0f;  /* code 0 */
-    x[1] = 1.0f;   /* code 15 */
+    x[0] = -1.0f;                /* code 0 */
+    x[1] = 1.0f;                 /* code 15 */
     x[32] = 0.5626170039176941f; /* code 13 */
     air_block_nf4 b;
     air_row_from_f32(AIR_DT_NF4, x, &b, 64);
@@ -112,8 +117,10 @@ TEST(nf4_matches_bitsandbytes) {
             int want = g.nf4_code[(size_t)r * n + i];
             float wd = g.nf4_deq[(size_t)r * n + i];
             if (code != want || !same_bits(deq[i], wd)) {
-                fprintf(stderr, "row %u element %d (x = %.9g): code %d, bitsandbytes %d; "
-                        "dequantized %.9g, bitsandbytes %.9g\n", r, i, x[i], code, want, deq[i], wd);
+                fprintf(stderr,
+                        "row %u element %d (x = %.9g): code %d, bitsandbytes %d; "
+                        "dequantized %.9g, bitsandbytes %.9g\n",
+                        r, i, x[i], code, want, deq[i], wd);
                 bad = 1;
             }
         }
@@ -141,16 +148,18 @@ TEST(q8_matches_bitsandbytes) {
         air_row_to_f32(AIR_DT_Q8, blk, deq, n);
         for (int b = 0; b < nb && !bad; b++)
             if (blk[b].d != g.q8_scale[r * nb + b]) {
-                fprintf(stderr, "row %u block %d: scale 0x%04x, expected 0x%04x\n", r, b,
-                        blk[b].d, g.q8_scale[r * nb + b]);
+                fprintf(stderr, "row %u block %d: scale 0x%04x, expected 0x%04x\n", r, b, blk[b].d,
+                        g.q8_scale[r * nb + b]);
                 bad = 1;
             }
         for (int i = 0; i < n && !bad; i++) {
             int code = blk[i / 32].qs[i % 32], want = g.q8_code[(size_t)r * n + i];
             float wd = g.q8_deq[(size_t)r * n + i];
             if (code != want || !same_bits(deq[i], wd)) {
-                fprintf(stderr, "row %u element %d (x = %.9g): code %d, bitsandbytes %d; "
-                        "dequantized %.9g, expected %.9g\n", r, i, x[i], code, want, deq[i], wd);
+                fprintf(stderr,
+                        "row %u element %d (x = %.9g): code %d, bitsandbytes %d; "
+                        "dequantized %.9g, expected %.9g\n",
+                        r, i, x[i], code, want, deq[i], wd);
                 bad = 1;
             }
         }

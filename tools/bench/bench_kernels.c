@@ -41,9 +41,11 @@ static uint64_t rnd(void) {
 
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
-    for (int i = 0; i < n; i++) s += v[i];
+    for (int i = 0; i < n; i++)
+        s += v[i];
     *mean = s / n;
-    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    for (int i = 0; i < n; i++)
+        q += (v[i] - *mean) * (v[i] - *mean);
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
@@ -72,8 +74,10 @@ static void bw_fn(void *p, int ith, int nth) {
 static double mem_bandwidth(air_pool *pool, size_t bytes, int reps) {
     size_t n = bytes / 4;
     float *buf = malloc(n * 4);
-    if (!buf) return 0;
-    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023) * 1e-3f;
+    if (!buf)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (float)(i & 1023) * 1e-3f;
     bw_job j = {.buf = buf, .n = n};
     double best = 0;
     for (int r = 0; r < reps; r++) {
@@ -81,7 +85,8 @@ static double mem_bandwidth(air_pool *pool, size_t bytes, int reps) {
         air_pool_run(pool, bw_fn, &j);
         t = now_s() - t;
         double gbs = (double)bytes / t / 1e9;
-        if (gbs > best) best = gbs;
+        if (gbs > best)
+            best = gbs;
     }
     free(buf);
     return best;
@@ -100,19 +105,22 @@ static void fill(air_dtype t, void *W, int n_out, int n_in) {
     size_t n = (size_t)n_out * n_in;
     switch (t) {
     case AIR_DT_F32:
-        for (size_t i = 0; i < n; i++) ((float *)W)[i] = (float)((int)(rnd() & 255) - 128) * 1e-4f;
+        for (size_t i = 0; i < n; i++)
+            ((float *)W)[i] = (float)((int)(rnd() & 255) - 128) * 1e-4f;
         break;
     case AIR_DT_F16:
     case AIR_DT_BF16: {
         uint16_t base = t == AIR_DT_F16 ? air_f32_to_f16(0.01f) : air_f32_to_bf16(0.01f);
-        for (size_t i = 0; i < n; i++) ((uint16_t *)W)[i] = (uint16_t)((base ^ (rnd() & 0x807f)));
+        for (size_t i = 0; i < n; i++)
+            ((uint16_t *)W)[i] = (uint16_t)((base ^ (rnd() & 0x807f)));
         break;
     }
     case AIR_DT_Q8: {
         air_block_q8 *b = W;
         for (size_t i = 0; i < n / AIR_Q8_BLOCK; i++) {
             b[i].d = air_f32_to_f16(1e-4f);
-            for (int k = 0; k < AIR_Q8_BLOCK; k++) b[i].qs[k] = (int8_t)((rnd() % 255) - 127);
+            for (int k = 0; k < AIR_Q8_BLOCK; k++)
+                b[i].qs[k] = (int8_t)((rnd() % 255) - 127);
         }
         break;
     }
@@ -120,11 +128,13 @@ static void fill(air_dtype t, void *W, int n_out, int n_in) {
         air_block_nf4 *b = W;
         for (size_t i = 0; i < n / AIR_NF4_BLOCK; i++) {
             b[i].absmax = 0.05f;
-            for (int k = 0; k < AIR_NF4_BLOCK / 2; k++) b[i].qs[k] = (uint8_t)rnd();
+            for (int k = 0; k < AIR_NF4_BLOCK / 2; k++)
+                b[i].qs[k] = (uint8_t)rnd();
         }
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -134,8 +144,10 @@ static int parse_threads(const char *s, int *out, int max) {
     int n = 0;
     while (*s && n < max) {
         out[n++] = atoi(s);
-        while (*s && *s != ',') s++;
-        if (*s == ',') s++;
+        while (*s && *s != ',')
+            s++;
+        if (*s == ',')
+            s++;
     }
     return n;
 }
@@ -154,7 +166,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (reps < 1) reps = 1;
+    if (reps < 1)
+        reps = 1;
     air_pool *pools[8];
     for (int t = 0; t < n_threads; t++) {
         pools[t] = air_pool_create(threads[t]);
@@ -177,7 +190,8 @@ int main(int argc, char **argv) {
     }
     double bw_max = 0;
     for (int t = 0; t < n_threads; t++)
-        if (bw[t] > bw_max) bw_max = bw[t];
+        if (bw[t] > bw_max)
+            bw_max = bw[t];
 
     /* 2. decode */
     int dim = quick ? 1024 : 4096, ffn = quick ? 2752 : 11008, layers = quick ? 1 : 2;
@@ -193,7 +207,8 @@ int main(int argc, char **argv) {
     }
     float *x = malloc(sizeof(float) * (size_t)ffn * 128);
     float *y = malloc(sizeof(float) * (size_t)ffn * 128);
-    for (size_t i = 0; i < (size_t)ffn * 128; i++) x[i] = (float)((int)(rnd() & 255) - 128) / 64.0f;
+    for (size_t i = 0; i < (size_t)ffn * 128; i++)
+        x[i] = (float)((int)(rnd() & 255) - 128) / 64.0f;
     printf("\nDecode (rows = 1): %d matrices, %.0f M weights (%.2f GB as fp32) per token; "
            "%% of the best measured bandwidth (%.1f GB/s), from the best run\n\n",
            nm, elems / 1e6, elems * 4 / 1e9, bw_max);
@@ -205,8 +220,10 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nm; i++) {
             size_t sz = air_dtype_row_bytes((air_dtype)t, m[i].n_in) * m[i].n_out;
             m[i].W = malloc(sz);
-            if (!m[i].W) ok = 0;
-            else fill((air_dtype)t, m[i].W, m[i].n_out, m[i].n_in);
+            if (!m[i].W)
+                ok = 0;
+            else
+                fill((air_dtype)t, m[i].W, m[i].n_out, m[i].n_in);
             bytes += (double)sz;
         }
         if (ok)
@@ -224,14 +241,16 @@ int main(int argc, char **argv) {
                 double mean, sd, best = 0;
                 stats(v, rr, &mean, &sd);
                 for (int r = 0; r < rr; r++)
-                    if (v[r] > best) best = v[r];
+                    if (v[r] > best)
+                        best = v[r];
                 double gbs = bytes * best / 1e9;
                 printf("| %s | %.2f | %d | %.2f ± %.2f | %.2f | %.1f | %.0f%% |\n",
                        air_dtype_name((air_dtype)t), bytes * 8 / elems, threads[p], mean, sd, best,
                        gbs, 100 * gbs / bw_max);
                 fflush(stdout);
             }
-        for (int i = 0; i < nm; i++) free(m[i].W);
+        for (int i = 0; i < nm; i++)
+            free(m[i].W);
     }
 
     /* 3. prefill */
@@ -239,7 +258,8 @@ int main(int argc, char **argv) {
     printf("| format | threads | rows = 64 | rows = 128 |\n|---|---|---|---|\n");
     for (int t = 0; t < AIR_DT_COUNT; t++) {
         void *W = malloc(air_dtype_row_bytes((air_dtype)t, dim) * dim);
-        if (!W) continue;
+        if (!W)
+            continue;
         fill((air_dtype)t, W, dim, dim);
         for (int p = 0; p < n_threads; p++) {
             printf("| %s | %d |", air_dtype_name((air_dtype)t), threads[p]);
@@ -251,7 +271,8 @@ int main(int argc, char **argv) {
                     double t0 = now_s();
                     air_matmul(pools[p], (air_dtype)t, W, dim, dim, x, rows, y);
                     double dt = now_s() - t0;
-                    if (dt < best) best = dt;
+                    if (dt < best)
+                        best = dt;
                 }
                 printf(" %.1f |", 2.0 * rows * dim * dim / best / 1e9);
             }
@@ -262,6 +283,7 @@ int main(int argc, char **argv) {
     }
     free(x);
     free(y);
-    for (int t = 0; t < n_threads; t++) air_pool_free(pools[t]);
+    for (int t = 0; t < n_threads; t++)
+        air_pool_free(pools[t]);
     return 0;
 }
