@@ -79,6 +79,8 @@ typedef struct air_model air_model;
 typedef void (*air_progress_cb)(void *user, const char *label, uint64_t done, uint64_t total,
                                 double rate_bytes_per_s);
 
+#define AIR_RAM_AUTO UINT64_MAX
+
 typedef struct {
     const char *compression; /* "4bit", "8bit" or "none"; NULL = the platform default
                                 ("4bit" on Linux, "none" on macOS), "8bit" for a .gguf
@@ -90,7 +92,9 @@ typedef struct {
     int delete_original;     /* delete each source shard once split */
     int max_seq_len;         /* context length; 0 = min(model's, 4096) */
     int prefetching;         /* read layer i+1 while layer i computes (default 1) */
-    uint64_t ram_budget;     /* bytes of layers kept resident (default 0: stream all) */
+    uint64_t ram_budget;     /* bytes of layers kept resident; 0 = stream every layer;
+                                AIR_RAM_AUTO (the default) = half of the memory available
+                                at open time */
     int n_threads;           /* 0 = one per core */
     air_progress_cb progress; /* download/split progress; NULL = silent */
     void *progress_user;

@@ -41,6 +41,7 @@ air_model_params air_model_default_params(void) {
     air_model_params p;
     memset(&p, 0, sizeof p);
     p.prefetching = 1;
+    p.ram_budget = AIR_RAM_AUTO;
     return p;
 }
 
@@ -70,6 +71,20 @@ char *air_default_cache_dir(void) {
     char *r = air_path_join(c, "airllm");
     free(c);
     return r;
+}
+
+/* Half of MemAvailable: what a model may pin by default. */
+static uint64_t auto_budget(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb * 1024 / 2;
 }
 
 static int is_gguf_path(const char *s) {
@@ -226,7 +241,7 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     air_engine_default_options(&eo);
     eo.n_threads = p.n_threads;
     eo.stream.prefetch = p.prefetching;
-    eo.stream.ram_budget = p.ram_budget;
+    eo.stream.ram_budget = p.ram_budget == AIR_RAM_AUTO ? auto_budget() : p.ram_budget;
     if ((st = air_engine_open(m->store_dir, &eo, &m->engine)))
         goto fail;
     const air_hparams *hp = air_engine_hparams(m->engine);
