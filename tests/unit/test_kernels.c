@@ -439,13 +439,13 @@ TEST(softmax_extremes) {
 
 typedef struct {
     int hits[8];
-    int nth_seen;
+    int nth_seen[8];
 } pool_ctx;
 
 static void pool_fn(void *p, int ith, int nth) {
     pool_ctx *c = p;
     c->hits[ith]++;
-    c->nth_seen = nth;
+    c->nth_seen[ith] = nth;
 }
 
 TEST(pool_runs_every_index) {
@@ -453,16 +453,17 @@ TEST(pool_runs_every_index) {
         air_pool *pool = air_pool_create(n);
         ASSERT_TRUE(pool != NULL);
         ASSERT_EQ_INT(air_pool_size(pool), n);
-        pool_ctx c = {{0}, 0};
+        pool_ctx c = {{0}, {0}};
         for (int it = 0; it < 2000; it++)
             air_pool_run(pool, pool_fn, &c); /* back-to-back */
         for (int i = 0; i < n; i++)
             ASSERT_EQ_INT(c.hits[i], 2000);
         ASSERT_EQ_INT(c.hits[n], 0);
-        ASSERT_EQ_INT(c.nth_seen, n);
+        for (int i = 0; i < n; i++)
+            ASSERT_EQ_INT(c.nth_seen[i], n);
         air_pool_free(pool);
     }
-    pool_ctx c = {{0}, 0};
+    pool_ctx c = {{0}, {0}};
     air_pool_run(NULL, pool_fn, &c);
     ASSERT_EQ_INT(c.hits[0], 1);
     ASSERT_EQ_INT(air_pool_size(NULL), 1);
@@ -480,7 +481,7 @@ static void sleepy_fn(void *p, int ith, int nth) {
 TEST(pool_wakes_sleepers) {
     air_pool *pool = air_pool_create(3);
     ASSERT_TRUE(pool != NULL);
-    pool_ctx c = {{0}, 0};
+    pool_ctx c = {{0}, {0}};
     for (int it = 0; it < 5; it++) {
         air_pool_run(pool, sleepy_fn, &c);
         struct timespec ts = {0, 30000000}; /* 30 ms idle: workers go to sleep */
