@@ -25,6 +25,10 @@
 
 #include "text/jinja/jinja_int.h"
 
+/* Bounds the C stack: expression trees can be deep (long `a or b or ...`
+ * chains) and macros recurse; together they must stay well inside 8 MiB. */
+#define MAX_EVAL_NEST 2000
+
 static jv eval(jctx *c, jnode *n, jframe *f);
 static void exec_body(jctx *c, jnode **body, size_t n, jframe *f);
 
@@ -196,11 +200,10 @@ jv jx_getitem(jctx *c, const jnode *at, jv obj, jv key) {
     }
     if (key.t == JV_STR)
         return jx_getattr(c, at, obj, key.u.s->s);
-    air_strbuf sb = {0};
-    jv_write_repr(c, &sb, key);
-    jv r = jv_undef_msg(c, "%s has no element %s", obj_repr(obj), sb.data ? sb.data : "");
-    air_sb_free(&sb);
-    return r;
+    air_strbuf *sb = jx_cap_push(c);
+    jv_write_repr(c, sb, key);
+    jv k = jx_cap_pop(c);
+    return jv_undef_msg(c, "%s has no element %.200s", obj_repr(obj), k.u.s->s);
 }
 
 /* Python slice index adjustment */
@@ -836,8 +839,11 @@ static argv_t eval_args(jctx *c, jnode *n, jframe *f, size_t extra_front) {
 
 static jv apply_filter(jctx *c, jnode *n, jframe *f, jv input) {
     /* n is an N_FILTER chain whose innermost operand is NULL (block filters) */
+    if (++c->nest > MAX_EVAL_NEST)
+        jx_fail(c, n, AIR_ERR_LIMIT, "the template chains more than %d filters", MAX_EVAL_NEST);
     jv v = n->a ? (n->a->kind == N_FILTER ? apply_filter(c, n->a, f, input) : eval(c, n->a, f))
                 : input;
+    c->nest--;
     argv_t a = eval_args(c, n, f, 0);
     return jx_filter(c, n, n->name, v, a.args, a.nargs, a.knames, a.kvals, a.nkw);
 }
@@ -884,7 +890,17 @@ static jv eval_call(jctx *c, jnode *n, jframe *f, const char **extra_kn, jv *ext
     return jx_call(c, n, fn, a.args, a.nargs, a.knames, a.kvals, a.nkw);
 }
 
+static jv eval_node(jctx *c, jnode *n, jframe *f);
 static jv eval(jctx *c, jnode *n, jframe *f) {
+    if (++c->nest > MAX_EVAL_NEST)
+        jx_fail(c, n, AIR_ERR_LIMIT,
+                "the template nests expressions and calls more than %d deep", MAX_EVAL_NEST);
+    jv r = eval_node(c, n, f);
+    c->nest--;
+    return r;
+}
+
+static jv eval_node(jctx *c, jnode *n, jframe *f) {
     switch (n->kind) {
     case N_LIT:
         return n->lit;
@@ -1069,7 +1085,16 @@ static void run_for(jctx *c, jnode *n, jframe *f, jv iterable, int depth) {
     c->in_loop--;
 }
 
+static void exec_stmt_node(jctx *c, jnode *n, jframe *f);
 static void exec_stmt(jctx *c, jnode *n, jframe *f) {
+    if (++c->nest > MAX_EVAL_NEST)
+        jx_fail(c, n, AIR_ERR_LIMIT,
+                "the template nests statements and calls more than %d deep", MAX_EVAL_NEST);
+    exec_stmt_node(c, n, f);
+    c->nest--;
+}
+
+static void exec_stmt_node(jctx *c, jnode *n, jframe *f) {
     step(c, n);
     switch (n->kind) {
     case N_TEXT:

@@ -223,6 +223,7 @@ struct jctx {
     jcap *out;         /* current output buffer; freed on unwind */
     size_t out_limit;
     int depth, max_depth;
+    int nest; /* C recursion depth of eval/exec, bounded by MAX_EVAL_NEST */
     uint64_t steps, max_steps;
     jframe *globals;
     int loop_ctl; /* 0, 1 = break, 2 = continue */

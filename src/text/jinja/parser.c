@@ -315,12 +315,17 @@ static jnode *parse_subscript(parser *P, jnode *node) {
         if (!tok_op(cur(P), ","))
             break;
     }
+    if (subs.n == 0)
+        perr(P, cur(P), "expected a subscript expression inside '[]'");
     expect_op(P, "]");
     jnode *n = mk(P, N_ITEM, t);
     n->a = node;
     if (subs.n == 1)
         n->b = subs.v[0];
     else {
+        for (size_t i = 0; i < subs.n; i++)
+            if (subs.v[i]->kind == N_SLICE)
+                perr(P, t, "a slice cannot be part of a tuple subscript");
         jnode *tu = mk(P, N_TUPLE, t);
         tu->args = subs.v;
         tu->nargs = subs.n;

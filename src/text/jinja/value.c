@@ -245,7 +245,10 @@ static double num_f(jv v) {
 }
 static int64_t num_i(jv v) { return v.t == JV_INT ? v.u.i : (int64_t)v.u.b; }
 
-int jv_equal(jv a, jv b) {
+static int equal_depth(jv a, jv b, int depth);
+int jv_equal(jv a, jv b) { return equal_depth(a, b, 0); }
+
+static int equal_depth(jv a, jv b, int depth) {
     if (is_num(a) && is_num(b)) {
         if (a.t == JV_FLOAT || b.t == JV_FLOAT)
             return num_f(a) == num_f(b);
@@ -260,20 +263,24 @@ int jv_equal(jv a, jv b) {
     case JV_STR:
         return a.u.s->len == b.u.s->len && memcmp(a.u.s->s, b.u.s->s, a.u.s->len) == 0;
     case JV_LIST:
-        if (a.tuple != b.tuple || a.u.l->n != b.u.l->n)
+        if (a.u.l == b.u.l)
+            return a.tuple == b.tuple;
+        if (a.tuple != b.tuple || a.u.l->n != b.u.l->n || depth > 200)
             return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!jv_equal(a.u.l->v[i], b.u.l->v[i]))
+            if (!equal_depth(a.u.l->v[i], b.u.l->v[i], depth + 1))
                 return 0;
         return 1;
     case JV_DICT:
-        if (a.u.d->kind != JD_DICT || b.u.d->kind != JD_DICT)
-            return a.u.d == b.u.d;
+        if (a.u.d == b.u.d)
+            return 1;
+        if (a.u.d->kind != JD_DICT || b.u.d->kind != JD_DICT || depth > 200)
+            return 0;
         if (a.u.d->n != b.u.d->n)
             return 0;
         for (size_t i = 0; i < a.u.d->n; i++) {
             jv *o = jd_find(b.u.d, a.u.d->k[i]);
-            if (!o || !jv_equal(a.u.d->v[i], *o))
+            if (!o || !equal_depth(a.u.d->v[i], *o, depth + 1))
                 return 0;
         }
         return 1;
@@ -284,7 +291,12 @@ int jv_equal(jv a, jv b) {
     }
 }
 
-int jv_compare(jctx *c, const jnode *at, jv a, jv b) {
+static int compare_depth(jctx *c, const jnode *at, jv a, jv b, int depth);
+int jv_compare(jctx *c, const jnode *at, jv a, jv b) { return compare_depth(c, at, a, b, 0); }
+
+static int compare_depth(jctx *c, const jnode *at, jv a, jv b, int depth) {
+    if (depth > 200)
+        jx_fail(c, at, AIR_ERR_LIMIT, "comparing values nested more than 200 levels deep");
     if (is_num(a) && is_num(b)) {
         if (a.t == JV_FLOAT || b.t == JV_FLOAT) {
             double x = num_f(a), y = num_f(b);
@@ -305,7 +317,7 @@ int jv_compare(jctx *c, const jnode *at, jv a, jv b) {
         for (size_t i = 0; i < n; i++) {
             if (jv_equal(a.u.l->v[i], b.u.l->v[i]))
                 continue;
-            return jv_compare(c, at, a.u.l->v[i], b.u.l->v[i]);
+            return compare_depth(c, at, a.u.l->v[i], b.u.l->v[i], depth + 1);
         }
         return a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n ? 1 : 0;
     }
