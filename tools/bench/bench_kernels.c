@@ -12,7 +12,7 @@
  * Prints markdown tables; --quick shrinks the set for a smoke run. Weight
  * values are random codes / scales: speed does not depend on them.
  *
- *     bench_kernels [--threads 1,2] [--reps 5] [--quick]
+ *     bench_kernels [--threads 1,2] [--reps 5] [--isa ref|avx2|avx512|neon] [--quick]
  */
 #include <math.h>
 #include <stdint.h>
@@ -161,8 +161,24 @@ int main(int argc, char **argv) {
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
-        else {
-            fprintf(stderr, "usage: %s [--threads 1,2] [--reps 5] [--quick]\n", argv[0]);
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            const char *name = argv[++i];
+            int found = 0;
+            for (int k = AIR_ISA_REF; k <= AIR_ISA_NEON; k++)
+                if (!strcmp(name, air_isa_name((air_isa)k))) {
+                    found = 1;
+                    if (!air_kernels_force_isa((air_isa)k)) {
+                        fprintf(stderr, "ISA %s is not supported by this CPU or build\n", name);
+                        return 1;
+                    }
+                }
+            if (!found) {
+                fprintf(stderr, "unknown ISA '%s' (ref, avx2, avx512, neon)\n", name);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: %s [--threads 1,2] [--reps 5] [--isa NAME] [--quick]\n",
+                    argv[0]);
             return 2;
         }
     }
