@@ -203,8 +203,8 @@ air_status air_chat_template_render(const air_chat_template *t, const cJSON *mes
 }
 
 air_status air_chat_render(const char *tmpl, const cJSON *messages, const cJSON *tools,
-                           int add_generation_prompt, const char *bos_token,
-                           const char *eos_token, const cJSON *extra, char **out) {
+                           int add_generation_prompt, const char *bos_token, const char *eos_token,
+                           const cJSON *extra, char **out) {
     air_chat_template *t = NULL;
     if (out)
         *out = NULL;

@@ -44,8 +44,8 @@
  * newline). A content that is not a string is shown as its "text" parts
  * joined (content lists) or as JSON; a missing content is empty. */
 air_status air_chat_render(const char *tmpl, const cJSON *messages, const cJSON *tools,
-                           int add_generation_prompt, const char *bos_token,
-                           const char *eos_token, const cJSON *extra, char **out);
+                           int add_generation_prompt, const char *bos_token, const char *eos_token,
+                           const cJSON *extra, char **out);
 
 /* Parsing once and rendering many times. */
 typedef struct air_chat_template air_chat_template;

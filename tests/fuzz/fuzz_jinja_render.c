@@ -22,7 +22,8 @@ static const char *VARS =
     "{\"role\": \"assistant\", \"content\": \"<think>\\nok\\n</think>\\n\\nIt is 22 C.\","
     " \"reasoning_content\": \"r\"}],"
     " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get_weather\","
-    " \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}],"
+    " \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": "
+    "\"string\"}}}}}],"
     " \"add_generation_prompt\": true, \"bos_token\": \"<s>\", \"eos_token\": \"</s>\","
     " \"n\": 3, \"x\": 1.5, \"flag\": false, \"none\": null}";
 

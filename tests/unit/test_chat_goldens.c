@@ -32,8 +32,9 @@ static void show_diff(const char *got, const char *exp) {
     while (got[i] && got[i] == exp[i])
         i++;
     size_t from = i > 40 ? i - 40 : 0;
-    fprintf(stderr, "  first difference at byte %zu\n  got:      \"%.80s\"\n  expected: \"%.80s\"\n",
-            i, got + from, exp + from);
+    fprintf(stderr,
+            "  first difference at byte %zu\n  got:      \"%.80s\"\n  expected: \"%.80s\"\n", i,
+            got + from, exp + from);
 }
 
 static int n_checked, n_errors_checked;
@@ -54,7 +55,8 @@ TEST(goldens_match_transformers) {
         const cJSON *info = cJSON_GetObjectItem(manifest, tname);
         const cJSON *c = cJSON_GetObjectItem(cases, cname);
         char rel[512];
-        snprintf(rel, sizeof rel, "chat/templates/%s", cJSON_GetObjectItem(info, "file")->valuestring);
+        snprintf(rel, sizeof rel, "chat/templates/%s",
+                 cJSON_GetObjectItem(info, "file")->valuestring);
         char *tmpl = NULL;
         size_t tlen = 0;
         ASSERT_OK(air_read_file(test_data(rel), &tmpl, &tlen));
@@ -70,10 +72,10 @@ TEST(goldens_match_transformers) {
             cJSON_AddItemToObject(extra, e->string, cJSON_Duplicate(e, 1));
         }
         char *out = NULL;
-        air_status st = air_chat_render(
-            tmpl, cJSON_GetObjectItem(c, "messages"), cJSON_GetObjectItem(c, "tools"), add_gen,
-            cJSON_IsString(bos) ? bos->valuestring : NULL,
-            cJSON_IsString(eos) ? eos->valuestring : NULL, extra, &out);
+        air_status st = air_chat_render(tmpl, cJSON_GetObjectItem(c, "messages"),
+                                        cJSON_GetObjectItem(c, "tools"), add_gen,
+                                        cJSON_IsString(bos) ? bos->valuestring : NULL,
+                                        cJSON_IsString(eos) ? eos->valuestring : NULL, extra, &out);
         cJSON_Delete(extra);
         const cJSON *exp = cJSON_GetObjectItem(rec, "expected");
         const cJSON *err = cJSON_GetObjectItem(rec, "error");

@@ -122,6 +122,29 @@ TEST(deep_nesting_is_a_syntax_error) {
     ASSERT_ERR(render(src2, NULL, NULL, &out), AIR_ERR_FORMAT, "nested more than");
 }
 
+TEST(long_chains_hit_a_limit_not_the_stack) {
+    size_t n = 20000;
+    char *src = malloc(n * 8 + 64), *p = src;
+    p += sprintf(p, "{{ 0");
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, " or 0");
+    sprintf(p, " }}");
+    char *out;
+    ASSERT_ERR(render(src, NULL, NULL, &out), AIR_ERR_LIMIT, "more than 2000 deep");
+    p = src + sprintf(src, "{{ 'x'");
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "|trim");
+    sprintf(p, " }}");
+    ASSERT_ERR(render(src, NULL, NULL, &out), AIR_ERR_LIMIT, "filters");
+    free(src);
+    /* a value that contains itself can still be printed and compared */
+    ASSERT_OK(render("{% set ns = namespace(l=[]) %}{% for i in range(300) %}{% set ns.l = [ns.l] "
+                     "%}{% endfor %}{{ ns.l == ns.l }}{{ (ns.l | string) | length > 0 }}",
+                     NULL, NULL, &out));
+    ASSERT_EQ_STR(out, "TrueTrue");
+    free(out);
+}
+
 TEST(fake_date) {
     char *out;
     setenv("AIR_FAKE_DATE", "2025-02-03", 1);
@@ -157,13 +180,16 @@ TEST(template_is_reusable_and_const) {
     air_jinja_free(NULL);
 }
 
-static cJSON *msgs(const char *json) { return cJSON_Parse(json); }
+static cJSON *msgs(const char *json) {
+    return cJSON_Parse(json);
+}
 
 TEST(fallback_without_template) {
-    cJSON *m = msgs("[{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": "
-                    "\"Hi\\nthere\"}, {\"role\": \"assistant\"}, {\"role\": \"user\", \"content\": "
-                    "[{\"type\": \"text\", \"text\": \"a\"}, {\"type\": \"image\"}, {\"type\": "
-                    "\"text\", \"text\": \"b\"}]}]");
+    cJSON *m =
+        msgs("[{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\", \"content\": "
+             "\"Hi\\nthere\"}, {\"role\": \"assistant\"}, {\"role\": \"user\", \"content\": "
+             "[{\"type\": \"text\", \"text\": \"a\"}, {\"type\": \"image\"}, {\"type\": "
+             "\"text\", \"text\": \"b\"}]}]");
     char *out = NULL;
     ASSERT_OK(air_chat_render(NULL, m, NULL, 1, "<s>", "</s>", NULL, &out));
     ASSERT_EQ_STR(out, "system: S\nuser: Hi\nthere\nassistant: \nuser: ab\nassistant:");
@@ -189,8 +215,9 @@ TEST(chat_variables) {
 }
 
 TEST(reasoning_fields_are_aliased) {
-    cJSON *m = msgs("[{\"role\": \"assistant\", \"content\": \"a\", \"reasoning\": \"r\"},"
-                    " {\"role\": \"assistant\", \"thinking\": \"t\", \"reasoning_content\": \"rc\"}]");
+    cJSON *m =
+        msgs("[{\"role\": \"assistant\", \"content\": \"a\", \"reasoning\": \"r\"},"
+             " {\"role\": \"assistant\", \"thinking\": \"t\", \"reasoning_content\": \"rc\"}]");
     char *out = NULL;
     ASSERT_OK(air_chat_render("{% for m in messages %}{{ m | tojson }}\n{% endfor %}", m, NULL, 0,
                               NULL, NULL, NULL, &out));
@@ -242,6 +269,7 @@ int main(void) {
     RUN(recursion_limit);
     RUN(step_and_memory_limits);
     RUN(deep_nesting_is_a_syntax_error);
+    RUN(long_chains_hit_a_limit_not_the_stack);
     RUN(fake_date);
     RUN(template_is_reusable_and_const);
     RUN(fallback_without_template);

@@ -81,7 +81,9 @@ air_strbuf *jx_cap_push(jctx *c) {
     return &c->out->sb;
 }
 
-jv jx_cap_pop(jctx *c) { return cap_pop(c); }
+jv jx_cap_pop(jctx *c) {
+    return cap_pop(c);
+}
 
 static void step(jctx *c, const jnode *at) {
     if (++c->steps > c->max_steps)
@@ -174,7 +176,9 @@ jv jx_getattr(jctx *c, const jnode *at, jv obj, const char *name) {
     return jv_undef_msg(c, "'%s' has no attribute '%s'", obj_repr(obj), name);
 }
 
-static int64_t norm_index(int64_t i, size_t n) { return i < 0 ? i + (int64_t)n : i; }
+static int64_t norm_index(int64_t i, size_t n) {
+    return i < 0 ? i + (int64_t)n : i;
+}
 
 jv jx_getitem(jctx *c, const jnode *at, jv obj, jv key) {
     if (obj.t == JV_UNDEF)
@@ -270,11 +274,15 @@ static jv do_slice(jctx *c, const jnode *at, jv obj, jv vs, jv ve, jv vst) {
 /* ------------------------------------------------------------------------- */
 /* Arithmetic                                                                 */
 /* ------------------------------------------------------------------------- */
-static int is_num(jv v) { return v.t == JV_BOOL || v.t == JV_INT || v.t == JV_FLOAT; }
+static int is_num(jv v) {
+    return v.t == JV_BOOL || v.t == JV_INT || v.t == JV_FLOAT;
+}
 static double as_f(jv v) {
     return v.t == JV_FLOAT ? v.u.f : v.t == JV_INT ? (double)v.u.i : (double)v.u.b;
 }
-static int64_t as_i(jv v) { return v.t == JV_INT ? v.u.i : (int64_t)v.u.b; }
+static int64_t as_i(jv v) {
+    return v.t == JV_INT ? v.u.i : (int64_t)v.u.b;
+}
 
 static const char *op_sym(int op) {
     static const char *s[] = {"+", "-", "*", "/", "//", "%", "**", "~"};
@@ -288,8 +296,8 @@ static _Noreturn void bad_operands(jctx *c, const jnode *at, int op, jv a, jv b)
     if (op == OP_ADD && a.t == JV_LIST)
         jx_fail(c, at, AIR_ERR_FORMAT, "can only concatenate %s (not \"%s\") to %s",
                 jv_type_name(a), jv_type_name(b), jv_type_name(a));
-    jx_fail(c, at, AIR_ERR_FORMAT, "unsupported operand type(s) for %s: '%s' and '%s'",
-            op_sym(op), jv_type_name(a), jv_type_name(b));
+    jx_fail(c, at, AIR_ERR_FORMAT, "unsupported operand type(s) for %s: '%s' and '%s'", op_sym(op),
+            jv_type_name(a), jv_type_name(b));
 }
 
 static jv repeat(jctx *c, const jnode *at, jv seq, int64_t k) {
@@ -883,8 +891,8 @@ static jv eval_call(jctx *c, jnode *n, jframe *f, const char **extra_kn, jv *ext
     jv fn = eval(c, n->a, f);
     if (fn.t == JV_FUNC && fn.u.fn->fn == method_tramp) {
         jv res;
-        if (jx_method(c, n, fn.u.fn->self, fn.u.fn->name, a.args, a.nargs, a.knames, a.kvals,
-                      a.nkw, &res))
+        if (jx_method(c, n, fn.u.fn->self, fn.u.fn->name, a.args, a.nargs, a.knames, a.kvals, a.nkw,
+                      &res))
             return res;
     }
     return jx_call(c, n, fn, a.args, a.nargs, a.knames, a.kvals, a.nkw);
@@ -893,8 +901,8 @@ static jv eval_call(jctx *c, jnode *n, jframe *f, const char **extra_kn, jv *ext
 static jv eval_node(jctx *c, jnode *n, jframe *f);
 static jv eval(jctx *c, jnode *n, jframe *f) {
     if (++c->nest > MAX_EVAL_NEST)
-        jx_fail(c, n, AIR_ERR_LIMIT,
-                "the template nests expressions and calls more than %d deep", MAX_EVAL_NEST);
+        jx_fail(c, n, AIR_ERR_LIMIT, "the template nests expressions and calls more than %d deep",
+                MAX_EVAL_NEST);
     jv r = eval_node(c, n, f);
     c->nest--;
     return r;
@@ -1088,8 +1096,8 @@ static void run_for(jctx *c, jnode *n, jframe *f, jv iterable, int depth) {
 static void exec_stmt_node(jctx *c, jnode *n, jframe *f);
 static void exec_stmt(jctx *c, jnode *n, jframe *f) {
     if (++c->nest > MAX_EVAL_NEST)
-        jx_fail(c, n, AIR_ERR_LIMIT,
-                "the template nests statements and calls more than %d deep", MAX_EVAL_NEST);
+        jx_fail(c, n, AIR_ERR_LIMIT, "the template nests statements and calls more than %d deep",
+                MAX_EVAL_NEST);
     exec_stmt_node(c, n, f);
     c->nest--;
 }

@@ -19,11 +19,13 @@
 #include "text/jinja/jinja_int.h"
 
 static const char *const FILTERS[] = {
-    "tojson", "trim", "upper", "lower", "length", "count", "join", "default", "d", "first",
-    "last", "items", "selectattr", "rejectattr", "select", "reject", "map", "replace", "indent",
-    "safe", "string", "int", "float", "list", "capitalize", "title", "unique", "reverse", "sort",
-    "dictsort", "abs", "round", "batch", "wordcount", "format", "min", "max", "sum", "attr",
-    "center", "escape", "e", "forceescape", "tuple", "bool", NULL};
+    "tojson",      "trim",     "upper", "lower",      "length", "count",      "join",
+    "default",     "d",        "first", "last",       "items",  "selectattr", "rejectattr",
+    "select",      "reject",   "map",   "replace",    "indent", "safe",       "string",
+    "int",         "float",    "list",  "capitalize", "title",  "unique",     "reverse",
+    "sort",        "dictsort", "abs",   "round",      "batch",  "wordcount",  "format",
+    "min",         "max",      "sum",   "attr",       "center", "escape",     "e",
+    "forceescape", "tuple",    "bool",  NULL};
 
 int jx_has_filter(const char *name) {
     for (int i = 0; FILTERS[i]; i++)
@@ -36,7 +38,9 @@ static _Noreturn void fail_undef(jctx *c, const jnode *at, jv u) {
     jx_fail(c, at, AIR_ERR_FORMAT, "%s", u.u.s ? u.u.s->s : "value is undefined");
 }
 
-static jstr *soft_str(jctx *c, jv v) { return jv_to_jstr(c, v); }
+static jstr *soft_str(jctx *c, jv v) {
+    return jv_to_jstr(c, v);
+}
 
 static int64_t to_int(jctx *c, const jnode *at, jv v, const char *what) {
     if (v.t == JV_INT)
@@ -225,7 +229,8 @@ static jv do_indent(jctx *c, const jnode *at, jstr *s, jv width, int first, int 
 }
 
 static int is_word_cp(int cp) {
-    if (cp == '_' || (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z'))
+    if (cp == '_' || (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') ||
+        (cp >= 'A' && cp <= 'Z'))
         return 1;
     if (cp < 0x80)
         return 0;
@@ -529,7 +534,8 @@ jv jx_filter(jctx *c, const jnode *at, const char *name, jv v, jv *args, size_t 
         int cs = jv_truthy(ARG(1, "case_sensitive", jv_bool(0)));
         jv attr = ARG(2, "attribute", jv_none());
         jlist *l = jv_iterable(c, at, v);
-        jv *keys = jx_alloc(c, (l->n + 1) * sizeof(jv)), *vals = jx_alloc(c, (l->n + 1) * sizeof(jv));
+        jv *keys = jx_alloc(c, (l->n + 1) * sizeof(jv)),
+           *vals = jx_alloc(c, (l->n + 1) * sizeof(jv));
         for (size_t i = 0; i < l->n; i++) {
             vals[i] = l->v[i];
             keys[i] = sort_key(c, attr.t == JV_NONE ? l->v[i] : get_path(c, at, l->v[i], attr), cs);

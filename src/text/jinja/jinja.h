@@ -34,10 +34,10 @@ typedef struct air_jinja_template air_jinja_template;
 
 /* Limits applied while rendering; zero fields take the defaults. */
 typedef struct {
-    size_t max_output;     /* bytes of rendered text (default 64 MiB) */
-    size_t max_memory;     /* bytes of values alive in one render (default 512 MiB) */
-    int max_depth;         /* nested macro calls / recursive loops (default 64) */
-    uint64_t max_steps;    /* evaluated statements + loop iterations (default 50M) */
+    size_t max_output;  /* bytes of rendered text (default 64 MiB) */
+    size_t max_memory;  /* bytes of values alive in one render (default 512 MiB) */
+    int max_depth;      /* nested macro calls / recursive loops (default 64) */
+    uint64_t max_steps; /* evaluated statements + loop iterations (default 50M) */
 } air_jinja_limits;
 
 /* Parses `len` bytes of template text. On success *out is a template the

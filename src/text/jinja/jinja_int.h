@@ -61,7 +61,7 @@ typedef struct jv {
         int b;
         int64_t i;
         double f;
-        jstr *s;   /* JV_STR; JV_UNDEF: the message an error would give (or NULL) */
+        jstr *s; /* JV_STR; JV_UNDEF: the message an error would give (or NULL) */
         struct jlist *l;
         struct jdict *d;
         struct jfunc *fn;
@@ -188,7 +188,7 @@ typedef struct jnode {
     struct jnode *a, *b, *c;
     struct jnode **args; /* items, positional args, compare operands, targets */
     size_t nargs;
-    const char **knames; /* keyword arg names, macro parameter names */
+    const char **knames;  /* keyword arg names, macro parameter names */
     struct jnode **kvals; /* keyword arg values, dict values, macro defaults */
     size_t nkw;
     int *ops; /* N_CMP operators */
@@ -250,7 +250,9 @@ static inline jv jv_undef(jstr *msg) {
     v.u.s = msg;
     return v;
 }
-static inline jv jv_none(void) { return (jv){.t = JV_NONE}; }
+static inline jv jv_none(void) {
+    return (jv){.t = JV_NONE};
+}
 static inline jv jv_bool(int b) {
     jv v = {.t = JV_BOOL};
     v.u.b = b ? 1 : 0;
@@ -286,11 +288,11 @@ int jv_truthy(jv v);
 int jv_equal(jv a, jv b);
 /* Python ordering; fails (jx_fail) for unorderable types */
 int jv_compare(jctx *c, const jnode *at, jv a, jv b);
-const char *jv_type_name(jv v); /* "str", "int", "dict", ... */
+const char *jv_type_name(jv v);                    /* "str", "int", "dict", ... */
 void jv_write_str(jctx *c, air_strbuf *sb, jv v);  /* str(v) */
 void jv_write_repr(jctx *c, air_strbuf *sb, jv v); /* repr(v) */
-jstr *jv_to_jstr(jctx *c, jv v);                  /* str(v) as a new string */
-void jv_write_float(air_strbuf *sb, double f);    /* Python repr(float) */
+jstr *jv_to_jstr(jctx *c, jv v);                   /* str(v) as a new string */
+void jv_write_float(air_strbuf *sb, double f);     /* Python repr(float) */
 jv jv_from_cjson(jctx *c, const cJSON *j);
 /* Iterates: lists, tuples, dict keys, string characters; undefined = empty. */
 jlist *jv_iterable(jctx *c, const jnode *at, jv v);
@@ -298,14 +300,15 @@ size_t jv_length(jctx *c, const jnode *at, jv v);
 void jx_sb(jctx *c, air_status st); /* fails on a strbuf error */
 
 /* UTF-8 helpers (value.c) */
-size_t ju_cplen(const char *s, size_t n);               /* number of code points */
-size_t ju_offset(const char *s, size_t n, size_t cp);   /* byte offset of code point */
-int ju_decode(const char *s, size_t n, size_t *i);      /* next code point, advances */
+size_t ju_cplen(const char *s, size_t n);             /* number of code points */
+size_t ju_offset(const char *s, size_t n, size_t cp); /* byte offset of code point */
+int ju_decode(const char *s, size_t n, size_t *i);    /* next code point, advances */
 void ju_encode(air_strbuf *sb, int cp);
 int ju_isspace(int cp); /* Python str.isspace */
 /* Python str.strip family; chars NULL = whitespace. which: 1 left, 2 right, 3 both */
 jv ju_strip(jctx *c, jstr *s, jstr *chars, int which);
-jv ju_case(jctx *c, jstr *s, int mode); /* 0 lower, 1 upper, 2 capitalize, 3 title(str), 4 title(filter) */
+jv ju_case(jctx *c, jstr *s,
+           int mode); /* 0 lower, 1 upper, 2 capitalize, 3 title(str), 4 title(filter) */
 
 /* json.c */
 typedef struct {
@@ -323,8 +326,8 @@ air_strbuf *jx_cap_push(jctx *c);
 jv jx_cap_pop(jctx *c);
 jv jx_getattr(jctx *c, const jnode *at, jv obj, const char *name);
 jv jx_getitem(jctx *c, const jnode *at, jv obj, jv key);
-jv jx_call(jctx *c, const jnode *at, jv fn, jv *args, size_t nargs, const char **knames,
-           jv *kvals, size_t nkw);
+jv jx_call(jctx *c, const jnode *at, jv fn, jv *args, size_t nargs, const char **knames, jv *kvals,
+           size_t nkw);
 jv jx_binop(jctx *c, const jnode *at, int op, jv a, jv b);
 jv jx_str_format(jctx *c, const jnode *at, jstr *fmt, jv args); /* "%s" % args */
 

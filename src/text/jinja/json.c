@@ -149,8 +149,8 @@ static void write(jctx *c, const jnode *at, air_strbuf *sb, jv v, const jjson_op
                     json_float(t, k.u.f);
                 keys[i] = jx_cap_pop(c).u.s;
             } else
-                jx_fail(c, at, AIR_ERR_FORMAT,
-                        "keys must be str, int, float, bool or None, not %s", jv_type_name(k));
+                jx_fail(c, at, AIR_ERR_FORMAT, "keys must be str, int, float, bool or None, not %s",
+                        jv_type_name(k));
             order[i] = i;
         }
         if (o->sort_keys) {

@@ -146,11 +146,15 @@ static size_t block_end_at(const lexer *L, size_t i, char close) {
     return 0;
 }
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 static int is_name0(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
 }
-static int is_name(unsigned char c) { return is_name0(c) || is_digit((char)c); }
+static int is_name(unsigned char c) {
+    return is_name0(c) || is_digit((char)c);
+}
 
 /* digits with single underscores between them: (\d+_)*\d+ ; returns end or i */
 static size_t digits(const lexer *L, size_t i) {
@@ -245,7 +249,8 @@ static int decode_string(lexer *L, size_t b, size_t e, jtok *t) {
                 int h = i + (size_t)k < e ? hexval(L->s[i + (size_t)k]) : -1;
                 if (h < 0) {
                     air_sb_free(&sb);
-                    L->st = lex_err(L, i - 2, "truncated \\", x == 'x' ? "xXX escape" : "uXXXX escape");
+                    L->st =
+                        lex_err(L, i - 2, "truncated \\", x == 'x' ? "xXX escape" : "uXXXX escape");
                     return 0;
                 }
                 cp = cp * 16 + h;
@@ -287,14 +292,14 @@ static int decode_string(lexer *L, size_t b, size_t e, jtok *t) {
     return 1;
 }
 
-static const char *const OPS[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%",
-                                  "~",  "[",  "]",  "(",  ")",  "{",  "}", ">", "<", "=", ".",
-                                  ":",  "|",  ",",  ";",  NULL};
+static const char *const OPS[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/",
+                                  "*",  "%",  "~",  "[",  "]",  "(",  ")", "{", "}",
+                                  ">",  "<",  "=",  ".",  ":",  "|",  ",", ";", NULL};
 
-#define OOM()                                                                                  \
-    do {                                                                                       \
-        L->st = air_err(AIR_ERR_NOMEM, "out of memory while reading the template");           \
-        return 0;                                                                              \
+#define OOM()                                                                                      \
+    do {                                                                                           \
+        L->st = air_err(AIR_ERR_NOMEM, "out of memory while reading the template");                \
+        return 0;                                                                                  \
     } while (0)
 
 /* Lexes the inside of a {{ }} or {% %} tag starting at L->pos. Returns 1 and
@@ -306,8 +311,9 @@ static int lex_tag(lexer *L, char close, size_t tag_pos) {
         size_t i = skip_ws(L->s, L->n, L->pos);
         L->pos = i;
         if (i >= L->n) {
-            L->st = lex_err(L, tag_pos, "unexpected end of template: the tag opened here is not closed",
-                            close == '%' ? " (missing '%}')" : " (missing '}}')");
+            L->st =
+                lex_err(L, tag_pos, "unexpected end of template: the tag opened here is not closed",
+                        close == '%' ? " (missing '%}')" : " (missing '}}')");
             return 0;
         }
         if (depth == 0) {
@@ -375,7 +381,8 @@ static int lex_tag(lexer *L, char close, size_t tag_pos) {
                 }
             } else if (ch == '0') {
                 j = i + 1;
-                while (j < L->n && (L->s[j] == '0' || (L->s[j] == '_' && j + 1 < L->n && L->s[j + 1] == '0')))
+                while (j < L->n &&
+                       (L->s[j] == '0' || (L->s[j] == '_' && j + 1 < L->n && L->s[j + 1] == '0')))
                     j++;
             } else {
                 j = d;

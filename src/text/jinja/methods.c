@@ -14,16 +14,15 @@
 #include "text/jinja/jinja_int.h"
 
 static const char *const STR_METHODS[] = {
-    "strip", "lstrip", "rstrip", "startswith", "endswith", "split", "rsplit", "replace",
-    "upper", "lower", "title", "capitalize", "format", "find", "rfind", "count", "join",
-    "isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower", "splitlines", "index",
-    NULL};
+    "strip",   "lstrip",  "rstrip",     "startswith", "endswith",   "split",   "rsplit",
+    "replace", "upper",   "lower",      "title",      "capitalize", "format",  "find",
+    "rfind",   "count",   "join",       "isdigit",    "isalpha",    "isalnum", "isspace",
+    "isupper", "islower", "splitlines", "index",      NULL};
 static const char *const DICT_METHODS[] = {"items", "keys", "values", "get", "copy", NULL};
-static const char *const DICT_UNSAFE[] = {"update", "pop", "popitem", "setdefault", "clear",
-                                          NULL};
+static const char *const DICT_UNSAFE[] = {"update", "pop", "popitem", "setdefault", "clear", NULL};
 static const char *const LIST_METHODS[] = {"index", "count", "copy", NULL};
-static const char *const LIST_UNSAFE[] = {"append", "extend", "insert", "pop", "remove",
-                                          "sort", "reverse", "clear", NULL};
+static const char *const LIST_UNSAFE[] = {"append", "extend",  "insert", "pop", "remove",
+                                          "sort",   "reverse", "clear",  NULL};
 
 static int in_list(const char *const *l, const char *name) {
     for (int i = 0; l[i]; i++)
@@ -107,14 +106,16 @@ static jv split(jctx *c, const jnode *at, jstr *s, jv sepv, int64_t maxsplit, in
         if (maxsplit < 0 || (size_t)maxsplit >= np) {
             for (size_t k = 0; k < np; k++) {
                 jlist *p = pieces.u.l->v[k].u.l;
-                jl_push(c, out.u.l, jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
+                jl_push(c, out.u.l,
+                        jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
             }
             return out;
         }
         if (!right) {
             for (int64_t k = 0; k < maxsplit; k++) {
                 jlist *p = pieces.u.l->v[k].u.l;
-                jl_push(c, out.u.l, jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
+                jl_push(c, out.u.l,
+                        jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
             }
             size_t rb = (size_t)pieces.u.l->v[maxsplit].u.l->v[0].u.i;
             jl_push(c, out.u.l, jv_str(c, s->s + rb, s->len - rb));
@@ -123,7 +124,8 @@ static jv split(jctx *c, const jnode *at, jstr *s, jv sepv, int64_t maxsplit, in
             jl_push(c, out.u.l, jv_str(c, s->s, (size_t)pieces.u.l->v[first - 1].u.l->v[1].u.i));
             for (size_t k = first; k < np; k++) {
                 jlist *p = pieces.u.l->v[k].u.l;
-                jl_push(c, out.u.l, jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
+                jl_push(c, out.u.l,
+                        jv_str(c, s->s + p->v[0].u.i, (size_t)(p->v[1].u.i - p->v[0].u.i)));
             }
         }
         return out;
@@ -207,8 +209,8 @@ static jv replace(jctx *c, jstr *s, jstr *old, jstr *new_, int64_t count) {
     }
     size_t i = 0;
     while (i < s->len) {
-        const char *h = (count < 0 || done < count) ? memmem(s->s + i, s->len - i, old->s, old->len)
-                                                     : NULL;
+        const char *h =
+            (count < 0 || done < count) ? memmem(s->s + i, s->len - i, old->s, old->len) : NULL;
         if (!h) {
             air_sb_append(&sb, s->s + i, s->len - i);
             break;
@@ -279,7 +281,9 @@ static jv format(jctx *c, const jnode *at, jstr *f, jv *args, size_t nargs, cons
     return jv_from_sb(c, &sb);
 }
 
-static size_t cp_index(jstr *s, size_t byte) { return ju_cplen(s->s, byte); }
+static size_t cp_index(jstr *s, size_t byte) {
+    return ju_cplen(s->s, byte);
+}
 
 static int str_pred(jstr *s, int kind) {
     if (s->len == 0)
@@ -323,8 +327,8 @@ static int str_pred(jstr *s, int kind) {
     return kind >= 4 ? any_cased : 1;
 }
 
-static int str_method(jctx *c, const jnode *at, jstr *s, const char *name, jv *args,
-                      size_t nargs, const char **kn, jv *kv, size_t nkw, jv *res) {
+static int str_method(jctx *c, const jnode *at, jstr *s, const char *name, jv *args, size_t nargs,
+                      const char **kn, jv *kv, size_t nkw, jv *res) {
 #define ARG(i, nm) jx_arg(args, nargs, kn, kv, nkw, i, nm, jv_none())
     if (!strcmp(name, "strip") || !strcmp(name, "lstrip") || !strcmp(name, "rstrip")) {
         jv ch = ARG(0, "chars");
@@ -359,8 +363,8 @@ static int str_method(jctx *c, const jnode *at, jstr *s, const char *name, jv *a
         return 1;
     }
     if (!strcmp(name, "split") || !strcmp(name, "rsplit")) {
-        *res = split(c, at, s, ARG(0, "sep"), int_arg(c, at, ARG(1, "maxsplit"), -1),
-                     name[0] == 'r');
+        *res =
+            split(c, at, s, ARG(0, "sep"), int_arg(c, at, ARG(1, "maxsplit"), -1), name[0] == 'r');
         return 1;
     }
     if (!strcmp(name, "splitlines")) {
@@ -380,8 +384,8 @@ static int str_method(jctx *c, const jnode *at, jstr *s, const char *name, jv *a
         return 1;
     }
     if (!strcmp(name, "replace")) {
-        *res = replace(c, s, str_arg(c, at, ARG(0, "old"), name), str_arg(c, at, ARG(1, "new"), name),
-                       int_arg(c, at, ARG(2, "count"), -1));
+        *res = replace(c, s, str_arg(c, at, ARG(0, "old"), name),
+                       str_arg(c, at, ARG(1, "new"), name), int_arg(c, at, ARG(2, "count"), -1));
         return 1;
     }
     if (!strcmp(name, "upper") || !strcmp(name, "lower") || !strcmp(name, "title") ||
@@ -413,8 +417,8 @@ static int str_method(jctx *c, const jnode *at, jstr *s, const char *name, jv *a
                 }
             }
         } else if (off <= s->len) {
-            const char *h = sub->len ? memmem(s->s + off, s->len - off, sub->s, sub->len)
-                                     : s->s + off;
+            const char *h =
+                sub->len ? memmem(s->s + off, s->len - off, sub->s, sub->len) : s->s + off;
             if (h)
                 found = (int64_t)cp_index(s, (size_t)(h - s->s));
         }
@@ -481,9 +485,8 @@ int jx_method(jctx *c, const jnode *at, jv self, const char *name, jv *args, siz
     }
     if ((self.t == JV_DICT && in_list(DICT_UNSAFE, name)) ||
         (self.t == JV_LIST && in_list(LIST_UNSAFE, name)))
-        jx_fail(c, at, AIR_ERR_FORMAT,
-                "access to attribute '%s' of '%s' object is unsafe.",
-                name, jv_type_name(self));
+        jx_fail(c, at, AIR_ERR_FORMAT, "access to attribute '%s' of '%s' object is unsafe.", name,
+                jv_type_name(self));
     if (self.t == JV_DICT) {
         jdict *d = self.u.d;
         if (!strcmp(name, "get")) {

@@ -48,7 +48,9 @@ static void *palloc(parser *P, size_t n) {
     return p;
 }
 
-static const jtok *cur(parser *P) { return &P->t[P->i]; }
+static const jtok *cur(parser *P) {
+    return &P->t[P->i];
+}
 static const jtok *peek(parser *P, size_t k) {
     size_t j = P->i + k;
     return &P->t[j < P->n ? j : P->n - 1];
@@ -163,7 +165,9 @@ static void enter(parser *P) {
     if (++P->nest > MAX_NEST)
         perr(P, cur(P), "template nested more than %d levels deep", MAX_NEST);
 }
-static void leave(parser *P) { P->nest--; }
+static void leave(parser *P) {
+    P->nest--;
+}
 
 /* ------------------------------------------------------------------------- */
 /* Expressions                                                                */
@@ -609,12 +613,12 @@ static jnode *parse_compare(parser *P) {
     int nops = 0;
     for (;;) {
         const jtok *t = cur(P);
-        int op = tok_op(t, "==")   ? OP_EQ
-                 : tok_op(t, "!=") ? OP_NE
-                 : tok_op(t, "<")  ? OP_LT
-                 : tok_op(t, "<=") ? OP_LE
-                 : tok_op(t, ">")  ? OP_GT
-                 : tok_op(t, ">=") ? OP_GE
+        int op = tok_op(t, "==")     ? OP_EQ
+                 : tok_op(t, "!=")   ? OP_NE
+                 : tok_op(t, "<")    ? OP_LT
+                 : tok_op(t, "<=")   ? OP_LE
+                 : tok_op(t, ">")    ? OP_GT
+                 : tok_op(t, ">=")   ? OP_GE
                  : tok_name(t, "in") ? OP_IN
                                      : -1;
         if (op < 0 && tok_name(t, "not") && tok_name(peek(P, 1), "in")) {
@@ -959,8 +963,10 @@ static int parse_body(parser *P, const char *const *ends, nvec *out, const jtok 
             for (int k = 0; ends[k]; k++)
                 if (!strncmp(ends[k], "end", 3))
                     end = ends[k];
-            perr(P, opener, "unexpected end of template: the '%.*s' block opened here is not closed "
-                 "(missing '{%% %s %%}')", (int)opener->len, opener->s, end);
+            perr(P, opener,
+                 "unexpected end of template: the '%.*s' block opened here is not closed "
+                 "(missing '{%% %s %%}')",
+                 (int)opener->len, opener->s, end);
         }
         if (t->type == TK_TEXT) {
             jnode *n = mk(P, N_TEXT, t);

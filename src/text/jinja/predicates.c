@@ -9,11 +9,14 @@
 
 #include "text/jinja/jinja_int.h"
 
-static const char *const TESTS[] = {
-    "defined", "undefined", "none", "string", "mapping", "iterable", "sequence", "number",
-    "integer", "float", "boolean", "true", "false", "even", "odd", "divisibleby", "equalto",
-    "eq", "==", "ne", "!=", "lt", "<", "lessthan", "le", "<=", "gt", ">", "greaterthan", "ge",
-    ">=", "in", "sameas", "callable", "lower", "upper", "escaped", "filter", "test", NULL};
+static const char *const TESTS[] = {"defined",     "undefined", "none",   "string",      "mapping",
+                                    "iterable",    "sequence",  "number", "integer",     "float",
+                                    "boolean",     "true",      "false",  "even",        "odd",
+                                    "divisibleby", "equalto",   "eq",     "==",          "ne",
+                                    "!=",          "lt",        "<",      "lessthan",    "le",
+                                    "<=",          "gt",        ">",      "greaterthan", "ge",
+                                    ">=",          "in",        "sameas", "callable",    "lower",
+                                    "upper",       "escaped",   "filter", "test",        NULL};
 
 int jx_has_test(const char *name) {
     for (int i = 0; TESTS[i]; i++)
@@ -91,8 +94,7 @@ int jx_test(jctx *c, const jnode *at, const char *name, jv v, jv *args, size_t n
     }
     if (IS("in")) {
         if (a0.t == JV_STR && v.t == JV_STR)
-            return v.u.s->len == 0 ||
-                   memmem(a0.u.s->s, a0.u.s->len, v.u.s->s, v.u.s->len) != NULL;
+            return v.u.s->len == 0 || memmem(a0.u.s->s, a0.u.s->len, v.u.s->s, v.u.s->len) != NULL;
         if (a0.t == JV_LIST) {
             for (size_t i = 0; i < a0.u.l->n; i++)
                 if (jv_equal(a0.u.l->v[i], v))
@@ -103,8 +105,7 @@ int jx_test(jctx *c, const jnode *at, const char *name, jv v, jv *args, size_t n
             return jd_find(a0.u.d, v) != NULL;
         if (a0.t == JV_UNDEF)
             return 0;
-        jx_fail(c, at, AIR_ERR_FORMAT, "argument of type '%s' is not iterable",
-                jv_type_name(a0));
+        jx_fail(c, at, AIR_ERR_FORMAT, "argument of type '%s' is not iterable", jv_type_name(a0));
     }
     if (IS("sameas")) {
         if (v.t != a0.t)

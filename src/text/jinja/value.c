@@ -122,8 +122,12 @@ jv jv_from_sb(jctx *c, air_strbuf *sb) {
     return jv_strobj(r);
 }
 
-jv jv_str(jctx *c, const char *s, size_t n) { return jv_strobj(js_new(c, s, n)); }
-jv jv_cstr(jctx *c, const char *s) { return jv_str(c, s, strlen(s)); }
+jv jv_str(jctx *c, const char *s, size_t n) {
+    return jv_strobj(js_new(c, s, n));
+}
+jv jv_cstr(jctx *c, const char *s) {
+    return jv_str(c, s, strlen(s));
+}
 
 jv jv_list(jctx *c, size_t cap) {
     jv v = {.t = JV_LIST};
@@ -239,14 +243,20 @@ int jv_truthy(jv v) {
     }
 }
 
-static int is_num(jv v) { return v.t == JV_BOOL || v.t == JV_INT || v.t == JV_FLOAT; }
+static int is_num(jv v) {
+    return v.t == JV_BOOL || v.t == JV_INT || v.t == JV_FLOAT;
+}
 static double num_f(jv v) {
     return v.t == JV_FLOAT ? v.u.f : v.t == JV_INT ? (double)v.u.i : (double)v.u.b;
 }
-static int64_t num_i(jv v) { return v.t == JV_INT ? v.u.i : (int64_t)v.u.b; }
+static int64_t num_i(jv v) {
+    return v.t == JV_INT ? v.u.i : (int64_t)v.u.b;
+}
 
 static int equal_depth(jv a, jv b, int depth);
-int jv_equal(jv a, jv b) { return equal_depth(a, b, 0); }
+int jv_equal(jv a, jv b) {
+    return equal_depth(a, b, 0);
+}
 
 static int equal_depth(jv a, jv b, int depth) {
     if (is_num(a) && is_num(b)) {
@@ -292,7 +302,9 @@ static int equal_depth(jv a, jv b, int depth) {
 }
 
 static int compare_depth(jctx *c, const jnode *at, jv a, jv b, int depth);
-int jv_compare(jctx *c, const jnode *at, jv a, jv b) { return compare_depth(c, at, a, b, 0); }
+int jv_compare(jctx *c, const jnode *at, jv a, jv b) {
+    return compare_depth(c, at, a, b, 0);
+}
 
 static int compare_depth(jctx *c, const jnode *at, jv a, jv b, int depth) {
     if (depth > 200)
@@ -342,8 +354,9 @@ const char *jv_type_name(jv v) {
     case JV_LIST:
         return v.tuple ? "tuple" : "list";
     case JV_DICT:
-        return v.u.d->kind == JD_NAMESPACE ? "Namespace" : v.u.d->kind == JD_LOOP ? "LoopContext"
-                                                                                  : "dict";
+        return v.u.d->kind == JD_NAMESPACE ? "Namespace"
+               : v.u.d->kind == JD_LOOP    ? "LoopContext"
+                                           : "dict";
     default:
         return "function";
     }
@@ -529,8 +542,12 @@ static void write_any(jctx *c, air_strbuf *sb, jv v, int repr, int depth) {
     }
 }
 
-void jv_write_str(jctx *c, air_strbuf *sb, jv v) { write_any(c, sb, v, 0, 0); }
-void jv_write_repr(jctx *c, air_strbuf *sb, jv v) { write_any(c, sb, v, 1, 0); }
+void jv_write_str(jctx *c, air_strbuf *sb, jv v) {
+    write_any(c, sb, v, 0, 0);
+}
+void jv_write_repr(jctx *c, air_strbuf *sb, jv v) {
+    write_any(c, sb, v, 1, 0);
+}
 
 jstr *jv_to_jstr(jctx *c, jv v) {
     if (v.t == JV_STR)
