@@ -148,9 +148,9 @@ typedef struct {
 typedef struct {
     int max_tokens;          /* default 256 */
     float temperature;       /* default 0.7; 0 = greedy */
-    float top_p;             /* default 1 (off) */
-    int top_k;               /* default 0 (off) */
-    float min_p;             /* default 0 (off) */
+    float top_p;             /* default 0.95 (1 = off) */
+    int top_k;               /* default 40 (0 = off) */
+    float min_p;             /* default 0.05 (0 = off) */
     float repeat_penalty;    /* default 1 (off) */
     uint64_t seed;           /* default 0: a fixed seed (same output each run) */
     const char *const *stop; /* stop strings (not included in the text), may be NULL */

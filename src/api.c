@@ -50,7 +50,11 @@ air_gen_params air_gen_default_params(void) {
     memset(&p, 0, sizeof p);
     p.max_tokens = 256;
     p.temperature = 0.7f;
-    p.top_p = 1.0f;
+    /* the truncation llama.cpp and Ollama use by default: without it a small
+     * model at temperature 0.7 samples from a long tail of junk tokens */
+    p.top_k = 40;
+    p.top_p = 0.95f;
+    p.min_p = 0.05f;
     p.repeat_penalty = 1.0f;
     return p;
 }

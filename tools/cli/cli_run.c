@@ -23,8 +23,9 @@ static void usage(FILE *f) {
             "  -s, --system TEXT       system prompt\n"
             "  -n, --max-tokens N      tokens to generate at most (default 256)\n"
             "      --temperature T     sampling temperature, 0 = greedy (default 0.7)\n"
-            "      --top-p P           nucleus sampling (default 1 = off)\n"
-            "      --top-k K           top-k sampling (default 0 = off)\n"
+            "      --top-p P           nucleus sampling (default 0.95; 1 = off)\n"
+            "      --top-k K           top-k sampling (default 40; 0 = off)\n"
+            "      --min-p P           drop tokens below P x the top probability (default 0.05)\n"
             "      --seed N            random seed (default 0, a fixed seed)\n"
             "      --stop TEXT         stop when TEXT is generated (repeatable)\n"
             "      --json              answer with a JSON object (constrained decoding)\n"
@@ -74,6 +75,7 @@ int cli_run(int argc, char **argv) {
                                    {"top-p", required_argument, 0, 2002},
                                    {"top-k", required_argument, 0, 2003},
                                    {"seed", required_argument, 0, 2004},
+                                   {"min-p", required_argument, 0, 2008},
                                    {"stop", required_argument, 0, 2005},
                                    {"json", no_argument, 0, 2006},
                                    {"stats", no_argument, 0, 2007},
@@ -91,6 +93,7 @@ int cli_run(int argc, char **argv) {
         case 2002: gp.top_p = (float)atof(optarg); break;
         case 2003: gp.top_k = atoi(optarg); break;
         case 2004: gp.seed = strtoull(optarg, NULL, 10); break;
+        case 2008: gp.min_p = (float)atof(optarg); break;
         case 2005:
             if (gp.n_stop < 16)
                 stops[gp.n_stop++] = optarg;
