@@ -20,7 +20,9 @@
 
 #include "text/tokenizer_internal.h"
 
-static air_status oom(void) { return air_err(AIR_ERR_NOMEM, "out of memory while decoding"); }
+static air_status oom(void) {
+    return air_err(AIR_ERR_NOMEM, "out of memory while decoding");
+}
 
 /* A list of token strings: concatenated bytes + offsets. */
 typedef struct {
@@ -51,7 +53,9 @@ static int tl_reserve(tlist *l) {
 }
 
 /* Appends bytes to the current (last, open) token. */
-static int tl_put(tlist *l, const void *s, size_t n) { return tk_bytes_append(&l->b, s, n); }
+static int tl_put(tlist *l, const void *s, size_t n) {
+    return tk_bytes_append(&l->b, s, n);
+}
 /* Closes the current token. */
 static int tl_end(tlist *l) {
     if (tl_reserve(l))
@@ -65,8 +69,12 @@ static int tl_add(tlist *l, const void *s, size_t n) {
         return -1;
     return tl_put(l, s, n) || tl_end(l);
 }
-static inline const char *tl_str(const tlist *l, size_t i) { return l->b.p + l->off[i]; }
-static inline size_t tl_len(const tlist *l, size_t i) { return l->off[i + 1] - l->off[i]; }
+static inline const char *tl_str(const tlist *l, size_t i) {
+    return l->b.p ? l->b.p + l->off[i] : "";
+}
+static inline size_t tl_len(const tlist *l, size_t i) {
+    return l->off[i + 1] - l->off[i];
+}
 
 static void tl_free(tlist *l) {
     free(l->b.p);
@@ -81,7 +89,7 @@ static int parse_byte_token(const char *s, size_t n) {
     int v = 0;
     for (int i = 3; i < 5; i++) {
         char c = s[i];
-        int h = c >= '0' && c <= '9' ? c - '0'
+        int h = c >= '0' && c <= '9'   ? c - '0'
                 : c >= 'a' && c <= 'f' ? c - 'a' + 10
                 : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                        : -1;
@@ -93,9 +101,9 @@ static int parse_byte_token(const char *s, size_t n) {
 }
 
 static const char *wordpiece_cleanup[][2] = {
-    {" .", "."},     {" ?", "?"},     {" !", "!"},     {" ,", ","},         {" ' ", "'"},
-    {" n't", "n't"}, {" 'm", "'m"},   {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"},
-    {" 're", "'re"}};
+    {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+    {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+    {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
 
 static int replace_all(tk_bytes *out, const char *s, size_t n, const char *pat, const char *rep) {
     size_t pl = strlen(pat), rl = strlen(rep), i = 0;
@@ -119,6 +127,10 @@ static air_status step(const tk_dec *d, tk_matcher *mt, const tlist *in, tlist *
             const unsigned char *s = (const unsigned char *)tl_str(in, i);
             size_t n = tl_len(in, i), start = raw.n;
             int ok = 1;
+            if (tk_bytes_reserve(&raw, n)) {
+                free(raw.p);
+                return oom();
+            }
             for (size_t k = 0; k < n;) {
                 uint32_t cp;
                 k += (size_t)tk_utf8_next(s + k, &cp);
@@ -127,11 +139,7 @@ static air_status step(const tk_dec *d, tk_matcher *mt, const tlist *in, tlist *
                     ok = 0;
                     break;
                 }
-                char c = (char)b;
-                if (tk_bytes_append(&raw, &c, 1)) {
-                    free(raw.p);
-                    return oom();
-                }
+                raw.p[raw.n++] = (char)b; /* a token's bytes never outnumber its chars' bytes */
             }
             if (!ok) {
                 raw.n = start;

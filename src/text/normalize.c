@@ -13,7 +13,9 @@
 
 #include "text/tokenizer_internal.h"
 
-static air_status oom(void) { return air_err(AIR_ERR_NOMEM, "out of memory while normalizing"); }
+static air_status oom(void) {
+    return air_err(AIR_ERR_NOMEM, "out of memory while normalizing");
+}
 
 static int is_ascii(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -26,13 +28,11 @@ static air_status unicode_norm(int options, const tk_bytes *in, tk_bytes *out) {
     if (is_ascii(in->p, in->n))
         return tk_bytes_append(out, in->p, in->n) ? oom() : AIR_OK;
     utf8proc_uint8_t *res = NULL;
-    utf8proc_ssize_t r =
-        utf8proc_map((const utf8proc_uint8_t *)in->p, (utf8proc_ssize_t)in->n, &res,
-                     (utf8proc_option_t)(options | UTF8PROC_STABLE));
+    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)in->p, (utf8proc_ssize_t)in->n,
+                                      &res, (utf8proc_option_t)(options | UTF8PROC_STABLE));
     if (r < 0) {
         free(res);
-        return air_err(AIR_ERR_FORMAT, "Unicode normalization failed: %s",
-                       utf8proc_errmsg(r));
+        return air_err(AIR_ERR_FORMAT, "Unicode normalization failed: %s", utf8proc_errmsg(r));
     }
     int e = tk_bytes_append(out, res, (size_t)r);
     free(res);
@@ -102,8 +102,7 @@ static air_status map_chars(const tk_bytes *in, int nmt, tk_bytes *out) {
         i += (size_t)l;
         if (!nmt) {
             utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)cp);
-            if (k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC ||
-                k == UTF8PROC_CATEGORY_ME)
+            if (k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME)
                 continue;
         } else {
             if ((cp >= 1 && cp <= 8) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||

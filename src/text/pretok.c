@@ -16,7 +16,9 @@
 
 #include "text/tokenizer_internal.h"
 
-static air_status oom(void) { return air_err(AIR_ERR_NOMEM, "out of memory in pre-tokenizer"); }
+static air_status oom(void) {
+    return air_err(AIR_ERR_NOMEM, "out of memory in pre-tokenizer");
+}
 
 void tk_work_free(tk_work *w) {
     tk_matcher_free(&w->mt);
@@ -101,8 +103,8 @@ void tk_apply_behavior(tk_spans *sp, tk_split_behavior b, int invert) {
 
 /* Spans of a character predicate (HF: impl Pattern for Fn(char) -> bool):
  * every matching character is its own match. */
-static int char_spans(const char *s, size_t n, int (*pred)(uint32_t, const void *),
-                      const void *arg, tk_spans *o) {
+static int char_spans(const char *s, size_t n, int (*pred)(uint32_t, const void *), const void *arg,
+                      tk_spans *o) {
     o->n = 0;
     size_t last = 0;
     for (size_t i = 0; i < n;) {
@@ -134,7 +136,9 @@ static int pred_space(uint32_t c, const void *a) {
     (void)a;
     return tk_is_whitespace(c);
 }
-static int pred_char(uint32_t c, const void *a) { return c == *(const uint32_t *)a; }
+static int pred_char(uint32_t c, const void *a) {
+    return c == *(const uint32_t *)a;
+}
 
 static air_status run(const air_tokenizer *t, tk_work *w, size_t step, const char *s, size_t n,
                       int at_origin, int byte_level, tk_ids *out);

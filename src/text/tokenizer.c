@@ -16,10 +16,12 @@
 #include "text/tokenizer_internal.h"
 #include "util/fileio.h"
 
-#define GPT2_REGEX                                                                               \
+#define GPT2_REGEX                                                                                 \
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
-static air_status oom(void) { return air_err(AIR_ERR_NOMEM, "out of memory loading tokenizer"); }
+static air_status oom(void) {
+    return air_err(AIR_ERR_NOMEM, "out of memory loading tokenizer");
+}
 
 /* ========================================================================= */
 /* Allocation / finalization                                                  */
@@ -82,11 +84,11 @@ air_status tk_add_added(air_tokenizer *t, int32_t id, const char *content, size_
     a->len = len;
     a->norm = a->content;
     a->norm_len = len;
-    a->special = (uint8_t)!!special;
-    a->lstrip = (uint8_t)!!lstrip;
-    a->rstrip = (uint8_t)!!rstrip;
-    a->single_word = (uint8_t)!!single_word;
-    a->normalized = (uint8_t)!!normalized;
+    a->special = (uint8_t) !!special;
+    a->lstrip = (uint8_t) !!lstrip;
+    a->rstrip = (uint8_t) !!rstrip;
+    a->single_word = (uint8_t) !!single_word;
+    a->normalized = (uint8_t) !!normalized;
     if (normalized && t->n_norm) {
         tk_bytes nb = {0};
         tk_matcher mt = {0};
@@ -183,8 +185,8 @@ air_status tk_finalize(air_tokenizer *t) {
         if (a->special)
             t->special[a->id] = 1;
         tk_trie *tr = a->normalized ? &t->trie_norm : &t->trie_raw;
-        if (trie_add(tr, a->normalized ? a->norm : a->content,
-                     a->normalized ? a->norm_len : a->len, (int32_t)i))
+        if (trie_add(tr, a->normalized ? a->norm : a->content, a->normalized ? a->norm_len : a->len,
+                     (int32_t)i))
             return oom();
         if (a->normalized)
             t->has_trie_norm = 1;
@@ -215,8 +217,7 @@ typedef struct {
     char path[256];
 } jctx;
 
-static const char *jpath_push(jctx *c, const char *fmt, const char *key, size_t idx,
-                              char *saved) {
+static const char *jpath_push(jctx *c, const char *fmt, const char *key, size_t idx, char *saved) {
     size_t l = strlen(c->path);
     memcpy(saved, c->path, l + 1);
     if (key)
@@ -548,16 +549,16 @@ static air_status load_decoder(air_tokenizer *t, jctx *c, const tj_val *v, size_
     } else if (!strcmp(type, "BPEDecoder")) {
         const tj_val *s = tj_get(v, "suffix");
         d->type = TK_DEC_BPE;
-        d->content = tk_arena_strdup(&t->arena, tj_is_str(s) ? s->u.s : "</w>",
-                                     tj_is_str(s) ? s->n : 4);
+        d->content =
+            tk_arena_strdup(&t->arena, tj_is_str(s) ? s->u.s : "</w>", tj_is_str(s) ? s->n : 4);
         d->content_len = tj_is_str(s) ? s->n : 4;
         if (!d->content)
             st = oom();
     } else if (!strcmp(type, "WordPiece")) {
         const tj_val *s = tj_get(v, "prefix");
         d->type = TK_DEC_WORDPIECE;
-        d->content = tk_arena_strdup(&t->arena, tj_is_str(s) ? s->u.s : "##",
-                                     tj_is_str(s) ? s->n : 2);
+        d->content =
+            tk_arena_strdup(&t->arena, tj_is_str(s) ? s->u.s : "##", tj_is_str(s) ? s->n : 2);
         d->content_len = tj_is_str(s) ? s->n : 2;
         d->cleanup = jbool(tj_get(v, "cleanup"), 1);
         if (!d->content)
@@ -613,8 +614,9 @@ static air_status special_ids(air_tokenizer *t, jctx *c, const tj_val *sp, const
         return AIR_OK;
     }
     (void)t;
-    return air_err(AIR_ERR_FORMAT, "%s: %s: template uses special token \"%.*s\" missing from "
-                                   "special_tokens",
+    return air_err(AIR_ERR_FORMAT,
+                   "%s: %s: template uses special token \"%.*s\" missing from "
+                   "special_tokens",
                    c->file, c->path, (int)nlen, name);
 }
 
@@ -686,8 +688,8 @@ static air_status load_post(air_tokenizer *t, jctx *c, const tj_val *v) {
             st = jbad(c, "single template without the sequence $A");
     } else if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
         const tj_val *cls = tj_get(v, "cls"), *sep = tj_get(v, "sep");
-        if (!cls || cls->type != TJ_ARR || cls->n != 2 || cls->u.items[1].type != TJ_NUM ||
-            !sep || sep->type != TJ_ARR || sep->n != 2 || sep->u.items[1].type != TJ_NUM)
+        if (!cls || cls->type != TJ_ARR || cls->n != 2 || cls->u.items[1].type != TJ_NUM || !sep ||
+            sep->type != TJ_ARR || sep->n != 2 || sep->u.items[1].type != TJ_NUM)
             return jbad(c, "cls/sep must be [token, id] pairs");
         if (tk_ids_push(&pre, (int32_t)cls->u.items[1].u.num) ||
             tk_ids_push(&post, (int32_t)sep->u.items[1].u.num))
@@ -739,8 +741,9 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
         goto out;
     }
     if (!type && !merges) {
-        st = air_err(AIR_ERR_UNSUPPORTED, "%s: model: model without type or merges is not "
-                                          "supported (only BPE)",
+        st = air_err(AIR_ERR_UNSUPPORTED,
+                     "%s: model: model without type or merges is not "
+                     "supported (only BPE)",
                      c->file);
         goto out;
     }
@@ -754,8 +757,9 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
     }
     const tj_val *drop = tj_get(m, "dropout");
     if (drop && drop->type == TJ_NUM && drop->u.num > 0.0) {
-        st = air_err(AIR_ERR_UNSUPPORTED, "%s: model.dropout: BPE dropout (%g) is random; only "
-                                          "deterministic tokenizers are supported",
+        st = air_err(AIR_ERR_UNSUPPORTED,
+                     "%s: model.dropout: BPE dropout (%g) is random; only "
+                     "deterministic tokenizers are supported",
                      c->file, drop->u.num);
         goto out;
     }
@@ -766,9 +770,8 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
         if (id->type != TJ_NUM || id->u.num < 0 || id->u.num > 1e8) {
             char s2[256];
             jpath_push(c, "%s", "vocab", 0, s2);
-            st = air_err(AIR_ERR_FORMAT, "%s: %s: entry \"%.*s\" has no valid id", c->file,
-                         c->path, (int)(vocab->keys[i].n > 60 ? 60 : vocab->keys[i].n),
-                         vocab->keys[i].s);
+            st = air_err(AIR_ERR_FORMAT, "%s: %s: entry \"%.*s\" has no valid id", c->file, c->path,
+                         (int)(vocab->keys[i].n > 60 ? 60 : vocab->keys[i].n), vocab->keys[i].s);
             goto out;
         }
         if ((int32_t)id->u.num > maxid)
@@ -839,15 +842,16 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
             bb = mv->u.items[1].u.s;
             bn = mv->u.items[1].n;
         } else {
-            st = air_err(AIR_ERR_FORMAT,
-                         "%s: model.merges[%u]: expected \"a b\" or [\"a\", \"b\"]", c->file, i);
+            st = air_err(AIR_ERR_FORMAT, "%s: model.merges[%u]: expected \"a b\" or [\"a\", \"b\"]",
+                         c->file, i);
             goto out;
         }
         int32_t ia = tk_strmap_get(&b->vocab, a, an), ib = tk_strmap_get(&b->vocab, bb, bn);
         size_t pl = b->prefix_len;
         if (ia < 0 || ib < 0 || bn < pl) {
-            st = air_err(AIR_ERR_FORMAT, "%s: model.merges[%u]: token \"%.*s\" is not in the "
-                                         "vocabulary",
+            st = air_err(AIR_ERR_FORMAT,
+                         "%s: model.merges[%u]: token \"%.*s\" is not in the "
+                         "vocabulary",
                          c->file, i, ia < 0 ? (int)an : (int)bn, ia < 0 ? a : bb);
             goto out;
         }
@@ -863,8 +867,9 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
         if (buf != stackbuf)
             free(buf);
         if (inew < 0) {
-            st = air_err(AIR_ERR_FORMAT, "%s: model.merges[%u]: merged token \"%.*s%.*s\" is not "
-                                         "in the vocabulary",
+            st = air_err(AIR_ERR_FORMAT,
+                         "%s: model.merges[%u]: merged token \"%.*s%.*s\" is not "
+                         "in the vocabulary",
                          c->file, i, (int)an, a, (int)(bn - pl), bb + pl);
             goto out;
         }
@@ -1185,8 +1190,7 @@ static air_status encode_segment(const air_tokenizer *t, tk_work *w, const char 
                 return oom();
             continue;
         }
-        air_status st =
-            tk_pretok_and_bpe(t, w, x + g->s, g->e - g->s, at_origin && g->s == 0, out);
+        air_status st = tk_pretok_and_bpe(t, w, x + g->s, g->e - g->s, at_origin && g->s == 0, out);
         if (st)
             return st;
     }
@@ -1280,7 +1284,9 @@ air_status air_tokenizer_decode(const air_tokenizer *t, const int32_t *ids, size
     return air_tokenizer_decode_n(t, ids, n, skip_special, text, NULL);
 }
 
-int32_t air_tokenizer_vocab_size(const air_tokenizer *t) { return t ? t->n_ids : 0; }
+int32_t air_tokenizer_vocab_size(const air_tokenizer *t) {
+    return t ? t->n_ids : 0;
+}
 
 const char *air_tokenizer_id_to_token(const air_tokenizer *t, int32_t id) {
     if (!t || id < 0 || id >= t->n_ids)
@@ -1302,10 +1308,18 @@ int air_tokenizer_is_special(const air_tokenizer *t, int32_t id) {
     return t->special[id];
 }
 
-const char *air_tokenizer_bos_token(const air_tokenizer *t) { return t ? t->bos_token : NULL; }
-const char *air_tokenizer_eos_token(const air_tokenizer *t) { return t ? t->eos_token : NULL; }
+const char *air_tokenizer_bos_token(const air_tokenizer *t) {
+    return t ? t->bos_token : NULL;
+}
+const char *air_tokenizer_eos_token(const air_tokenizer *t) {
+    return t ? t->eos_token : NULL;
+}
 const char *air_tokenizer_chat_template(const air_tokenizer *t) {
     return t ? t->chat_template : NULL;
 }
-int32_t air_tokenizer_bos_id(const air_tokenizer *t) { return t ? t->bos_id : -1; }
-int32_t air_tokenizer_eos_id(const air_tokenizer *t) { return t ? t->eos_id : -1; }
+int32_t air_tokenizer_bos_id(const air_tokenizer *t) {
+    return t ? t->bos_id : -1;
+}
+int32_t air_tokenizer_eos_id(const air_tokenizer *t) {
+    return t ? t->eos_id : -1;
+}

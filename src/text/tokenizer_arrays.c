@@ -19,21 +19,25 @@
 
 #include "text/tokenizer_internal.h"
 
-#define LLAMA3_REGEX                                                                             \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "                   \
+#define LLAMA3_REGEX                                                                               \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "                     \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define QWEN2_REGEX                                                                              \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                        \
+#define QWEN2_REGEX                                                                                \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                          \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define DSV3_REGEX_1 "\\p{N}{1,3}"
-#define DSV3_REGEX_2 "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+"
-#define DSV3_REGEX_3                                                                             \
-    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|" \
+#define DSV3_REGEX_2                                                                               \
+    "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+"
+#define DSV3_REGEX_3                                                                               \
+    "[!\"#$%&'()*+,\\-./"                                                                          \
+    ":;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"              \
     " ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define GPT2_REGEX                                                                               \
+#define GPT2_REGEX                                                                                 \
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
-static air_status oom(void) { return air_err(AIR_ERR_NOMEM, "out of memory building tokenizer"); }
+static air_status oom(void) {
+    return air_err(AIR_ERR_NOMEM, "out of memory building tokenizer");
+}
 
 air_tok_array_opts air_tok_array_default_opts(void) {
     air_tok_array_opts o;
@@ -293,8 +297,9 @@ air_status air_tokenizer_from_arrays_ex(air_tok_family fam, const char *const *t
             const char *sp = m ? strchr(m, ' ') : NULL;
             if (!sp || strchr(sp + 1, ' ')) {
                 free(mb.p);
-                st = air_err(AIR_ERR_FORMAT, "merges[%d]: \"%s\" is not two tokens separated by "
-                                             "one space",
+                st = air_err(AIR_ERR_FORMAT,
+                             "merges[%d]: \"%s\" is not two tokens separated by "
+                             "one space",
                              (int)i, m ? m : "(null)");
                 goto fail;
             }
@@ -310,8 +315,9 @@ air_status air_tokenizer_from_arrays_ex(air_tok_family fam, const char *const *t
             int32_t c = tk_strmap_get(&t->bpe.vocab, mb.p, mb.n);
             if (a < 0 || b < 0 || c < 0) {
                 free(mb.p);
-                st = air_err(AIR_ERR_FORMAT, "merges[%d]: \"%s\" uses a token missing from the "
-                                             "vocabulary",
+                st = air_err(AIR_ERR_FORMAT,
+                             "merges[%d]: \"%s\" uses a token missing from the "
+                             "vocabulary",
                              (int)i, m);
                 goto fail;
             }
@@ -332,8 +338,8 @@ air_status air_tokenizer_from_arrays_ex(air_tok_family fam, const char *const *t
             continue;
         if (!t->tok_len[i])
             continue;
-        if ((st = tk_add_added(t, i, t->tok_str[i], t->tok_len[i],
-                               types[i] == AIR_TOK_TYPE_CONTROL, 0, 0, 0, 0, &cap)))
+        if ((st = tk_add_added(t, i, t->tok_str[i], t->tok_len[i], types[i] == AIR_TOK_TYPE_CONTROL,
+                               0, 0, 0, 0, &cap)))
             goto fail;
     }
     if (is_spm && unk >= 0 && tk_strmap_get(&t->added_map, t->tok_str[unk], t->tok_len[unk]) < 0 &&

@@ -36,7 +36,7 @@ typedef struct {
     tk_arena_chunk *head;
 } tk_arena;
 
-void *tk_arena_alloc(tk_arena *a, size_t n); /* 8-aligned, NULL on OOM */
+void *tk_arena_alloc(tk_arena *a, size_t n);                 /* 8-aligned, NULL on OOM */
 char *tk_arena_strdup(tk_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 void tk_arena_free(tk_arena *a);
 
@@ -87,10 +87,10 @@ size_t tk_utf8_valid_prefix(const unsigned char *s, size_t n);
  * Rust from_utf8_lossy). */
 int tk_utf8_lossy_append(tk_bytes *out, const char *s, size_t n);
 
-int tk_is_whitespace(uint32_t cp); /* Rust char::is_whitespace (White_Space) */
-int tk_is_numeric(uint32_t cp);    /* Rust char::is_numeric (Nd, Nl, No) */
+int tk_is_whitespace(uint32_t cp);  /* Rust char::is_whitespace (White_Space) */
+int tk_is_numeric(uint32_t cp);     /* Rust char::is_numeric (Nd, Nl, No) */
 int tk_is_punctuation(uint32_t cp); /* ASCII punctuation or Unicode P* */
-int tk_is_word(uint32_t cp);       /* Rust regex \w (Unicode) */
+int tk_is_word(uint32_t cp);        /* Rust regex \w (Unicode) */
 
 /* ========================================================================= */
 /* JSON (tokenizer_json.c): a fast arena DOM, enough for tokenizer.json      */
@@ -228,9 +228,9 @@ typedef enum {
 } tk_norm_type;
 typedef struct {
     tk_norm_type type;
-    int left, right;    /* Strip */
-    tk_pattern pat;     /* Replace */
-    char *content;      /* Replace content / Prepend string */
+    int left, right; /* Strip */
+    tk_pattern pat;  /* Replace */
+    char *content;   /* Replace content / Prepend string */
     size_t content_len;
 } tk_norm;
 
@@ -300,7 +300,7 @@ typedef struct tk_cache tk_cache;
 typedef struct {
     tk_strmap vocab; /* token string -> id */
     tk_pairmap merges;
-    int32_t unk_id; /* -1 if no unk_token */
+    int32_t unk_id;    /* -1 if no unk_token */
     int has_unk_token; /* unk_token set (it must then be in the vocab) */
     int fuse_unk, byte_fallback, ignore_merges;
     char *prefix, *suffix; /* continuing_subword_prefix / end_of_word_suffix; NULL if empty */
@@ -352,11 +352,11 @@ typedef struct {
 struct air_tokenizer {
     tk_arena arena;
     tk_bpe bpe;
-    int32_t n_ids;     /* vocab size incl. added tokens */
+    int32_t n_ids;          /* vocab size incl. added tokens */
     size_t n_vocab_entries; /* entries of the model vocabulary (HF get_vocab_size) */
-    char **tok_str;    /* [n_ids] raw strings (NULL for holes) */
-    uint32_t *tok_len; /* [n_ids] */
-    char **dec_str;    /* [n_ids] string fed to the decoder */
+    char **tok_str;         /* [n_ids] raw strings (NULL for holes) */
+    uint32_t *tok_len;      /* [n_ids] */
+    char **dec_str;         /* [n_ids] string fed to the decoder */
     uint32_t *dec_len;
     uint8_t *special; /* [n_ids] */
     tk_added *added;

@@ -37,8 +37,8 @@ static air_status jerr(jp *j, const char *msg) {
         } else
             col++;
     }
-    j->err = air_err(AIR_ERR_FORMAT, "%s: invalid JSON at line %zu, column %zu: %s", j->what,
-                     line, col, msg);
+    j->err = air_err(AIR_ERR_FORMAT, "%s: invalid JSON at line %zu, column %zu: %s", j->what, line,
+                     col, msg);
     return j->err;
 }
 
@@ -139,14 +139,30 @@ static air_status parse_string(jp *j, const char **out, uint32_t *outn) {
         j->p++;
         char e = *j->p++;
         switch (e) {
-        case '"': d[n++] = '"'; break;
-        case '\\': d[n++] = '\\'; break;
-        case '/': d[n++] = '/'; break;
-        case 'b': d[n++] = '\b'; break;
-        case 'f': d[n++] = '\f'; break;
-        case 'n': d[n++] = '\n'; break;
-        case 'r': d[n++] = '\r'; break;
-        case 't': d[n++] = '\t'; break;
+        case '"':
+            d[n++] = '"';
+            break;
+        case '\\':
+            d[n++] = '\\';
+            break;
+        case '/':
+            d[n++] = '/';
+            break;
+        case 'b':
+            d[n++] = '\b';
+            break;
+        case 'f':
+            d[n++] = '\f';
+            break;
+        case 'n':
+            d[n++] = '\n';
+            break;
+        case 'r':
+            d[n++] = '\r';
+            break;
+        case 't':
+            d[n++] = '\t';
+            break;
         case 'u': {
             uint32_t cp;
             if (read_hex4(j, &cp))
@@ -294,8 +310,8 @@ static air_status parse_value(jp *j, tj_val *v) {
             if (p >= j->end || !(*p >= '0' && *p <= '9'))
                 return jerr(j, "bad number");
             while (p < j->end && k < 60 &&
-                   ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
-                    *p == '+' || *p == '-'))
+                   ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
+                    *p == '-'))
                 buf[k++] = *p++;
             buf[k] = 0;
             char *e;
@@ -353,4 +369,6 @@ const tj_val *tj_get(const tj_val *obj, const char *key) {
     return NULL;
 }
 
-int tj_is_str(const tj_val *v) { return v && v->type == TJ_STR; }
+int tj_is_str(const tj_val *v) {
+    return v && v->type == TJ_STR;
+}

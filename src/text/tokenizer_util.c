@@ -235,8 +235,8 @@ int tk_is_whitespace(uint32_t c) {
         return c == 0x20 || (c >= 0x09 && c <= 0x0D);
     if (c < 0x85)
         return 0;
-    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+    return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 int tk_is_numeric(uint32_t c) {
@@ -343,9 +343,9 @@ static int strmap_grow(tk_strmap *m) {
         tk_strslot *s = &m->slots[i];
         if (!s->k)
             continue;
-        uint32_t j = (uint32_t)XXH3_64bits(s->k, (s->hl & 4095u) < 4095 ? (s->hl & 4095u)
-                                                                           : strlen(s->k)) &
-                     n.mask;
+        uint32_t j =
+            (uint32_t)XXH3_64bits(s->k, (s->hl & 4095u) < 4095 ? (s->hl & 4095u) : strlen(s->k)) &
+            n.mask;
         while (n.slots[j].k)
             j = (j + 1) & n.mask;
         n.slots[j] = *s;
@@ -361,7 +361,8 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t kn, int32_t v) {
         return -1;
     if ((m->count + 1) * 8 > (m->mask + 1) * 5 && strmap_grow(m))
         return -1;
-    uint32_t h = (uint32_t)XXH3_64bits(k, kn), hl = (h & 0xFFFFF000u) | (uint32_t)(kn < 4095 ? kn : 4095);
+    uint32_t h = (uint32_t)XXH3_64bits(k, kn),
+             hl = (h & 0xFFFFF000u) | (uint32_t)(kn < 4095 ? kn : 4095);
     uint32_t i = h & m->mask;
     for (;;) {
         tk_strslot *s = &m->slots[i];
@@ -383,7 +384,8 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t kn, int32_t v) {
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t kn) {
     if (!m->slots)
         return -1;
-    uint32_t h = (uint32_t)XXH3_64bits(k, kn), hl = (h & 0xFFFFF000u) | (uint32_t)(kn < 4095 ? kn : 4095);
+    uint32_t h = (uint32_t)XXH3_64bits(k, kn),
+             hl = (h & 0xFFFFF000u) | (uint32_t)(kn < 4095 ? kn : 4095);
     uint32_t i = h & m->mask;
     for (;;) {
         const tk_strslot *s = &m->slots[i];
@@ -476,7 +478,9 @@ void tk_pairmap_free(tk_pairmap *m) {
  * Mark | Nd | Pc | Join_Control (PCRE2 10.42's is L | N | _). Rewrite these
  * escapes into explicit classes so PCRE2 matches what onig matches. \S and
  * \W inside a character class cannot be expanded and are left as they are. */
-#define ONIG_SPACE "\\t\\n\\x0b\\f\\r\\x20\\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+#define ONIG_SPACE                                                                                 \
+    "\\t\\n\\x0b\\f\\r\\x20\\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{"  \
+    "205f}\\x{3000}"
 #define ONIG_WORD "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}"
 
 static char *onig_compat(const char *src, size_t n, size_t *out_len) {
@@ -612,15 +616,14 @@ static int spans_push(tk_spans *o, size_t s, size_t e, int match) {
 }
 
 /* One search from `start`: 1 found, 0 none, <0 error status. */
-static int regex_search(const tk_pattern *p, tk_matcher *mt, const char *s, size_t n,
-                        size_t start, size_t *ms, size_t *me) {
+static int regex_search(const tk_pattern *p, tk_matcher *mt, const char *s, size_t n, size_t start,
+                        size_t *ms, size_t *me) {
     if (!mt->md) {
         mt->md = pcre2_match_data_create(4, NULL);
         if (!mt->md)
             return -AIR_ERR_NOMEM;
     }
-    int rc = pcre2_match(p->code, (PCRE2_SPTR)s, n, start, PCRE2_NO_UTF_CHECK, mt->md,
-                         mt->mctx);
+    int rc = pcre2_match(p->code, (PCRE2_SPTR)s, n, start, PCRE2_NO_UTF_CHECK, mt->md, mt->mctx);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
         /* a long run needs more JIT stack: retry with a large one */
         if (!mt->mctx)
@@ -682,8 +685,9 @@ air_status tk_find_matches(const tk_pattern *p, tk_matcher *mt, const char *s, s
             if (r < 0) {
                 if (r == -AIR_ERR_NOMEM)
                     return air_err(AIR_ERR_NOMEM, "out of memory");
-                return air_err(AIR_ERR_LIMIT, "regex matching failed (resource limit) on a "
-                                              "%zu-byte piece of text",
+                return air_err(AIR_ERR_LIMIT,
+                               "regex matching failed (resource limit) on a "
+                               "%zu-byte piece of text",
                                n);
             }
             if (!r)

@@ -66,8 +66,12 @@ static void check_arrays(const char *name, air_tok_family fam) {
     tt_json_free(&gj);
 }
 
-TEST(from_arrays_llama3_1) { check_arrays("llama3_1", AIR_TOK_BPE_BYTELEVEL); }
-TEST(from_arrays_llama2) { check_arrays("llama2", AIR_TOK_BPE_SPM); }
+TEST(from_arrays_llama3_1) {
+    check_arrays("llama3_1", AIR_TOK_BPE_BYTELEVEL);
+}
+TEST(from_arrays_llama2) {
+    check_arrays("llama2", AIR_TOK_BPE_SPM);
+}
 
 TEST(from_arrays_errors) {
     const char *toks[] = {"a", "b", "ab"};
@@ -113,20 +117,23 @@ TEST(errors) {
                         "\"pretokenizers\": [{\"type\": \"Digits\"}, {\"type\": "
                         "\"UnicodeScripts\"}]}}",
                         &t),
-               AIR_ERR_UNSUPPORTED, "pre_tokenizer.pretokenizers[1]: unknown pre-tokenizer type "
-                                    "\"UnicodeScripts\"");
+               AIR_ERR_UNSUPPORTED,
+               "pre_tokenizer.pretokenizers[1]: unknown pre-tokenizer type "
+               "\"UnicodeScripts\"");
     ASSERT_ERR(load_str("{" MINI_MODEL ", \"normalizer\": {\"type\": \"Sequence\", "
                         "\"normalizers\": [{\"type\": \"Precompiled\"}]}}",
                         &t),
-               AIR_ERR_UNSUPPORTED, "normalizer.normalizers[0]: unknown normalizer type "
-                                    "\"Precompiled\"");
+               AIR_ERR_UNSUPPORTED,
+               "normalizer.normalizers[0]: unknown normalizer type "
+               "\"Precompiled\"");
     ASSERT_ERR(load_str("{" MINI_MODEL ", \"decoder\": {\"type\": \"CTC\"}}", &t),
                AIR_ERR_UNSUPPORTED, "decoder: unknown decoder type \"CTC\"");
     ASSERT_ERR(load_str("{" MINI_MODEL ", \"post_processor\": {\"type\": \"Sequence\", "
                         "\"processors\": [{\"type\": \"Magic\"}]}}",
                         &t),
-               AIR_ERR_UNSUPPORTED, "post_processor.processors[0]: unknown post-processor type "
-                                    "\"Magic\"");
+               AIR_ERR_UNSUPPORTED,
+               "post_processor.processors[0]: unknown post-processor type "
+               "\"Magic\"");
     ASSERT_ERR(load_str("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", &t),
                AIR_ERR_UNSUPPORTED, "model \"Unigram\"");
     ASSERT_ERR(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": "
@@ -157,8 +164,12 @@ static air_tokenizer *qwen, *llama2;
 
 TEST(invalid_utf8_is_lossy) {
     /* each maximal invalid subsequence counts as one U+FFFD */
-    const char *bad = "a\xff" "b\xe2\x82" "c\xed\xa0\x80";
-    const char *fixed = "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd";
+    const char *bad = "a\xff"
+                      "b\xe2\x82"
+                      "c\xed\xa0\x80";
+    const char *fixed = "a\xef\xbf\xbd"
+                        "b\xef\xbf\xbd"
+                        "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd";
     int32_t *x, *y;
     size_t nx, ny;
     ASSERT_OK(air_tokenizer_encode(qwen, bad, strlen(bad), 0, &x, &nx));

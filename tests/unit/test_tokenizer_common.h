@@ -159,7 +159,9 @@ static int tt_bytes_equal(const char *got, size_t gn, const tj_val *want, const 
     size_t i = 0;
     while (i < gn && i < want->n && got[i] == want->u.s[i])
         i++;
-    fprintf(stderr, "%s / %s / %s: text differs at byte %zu (C %zu bytes, HF %u):\n  C : \"%.60s\"\n  HF: \"%.60s\"\n",
+    fprintf(stderr,
+            "%s / %s / %s: text differs at byte %zu (C %zu bytes, HF %u):\n  C : \"%.60s\"\n  HF: "
+            "\"%.60s\"\n",
             tok, cname, what, i, gn, want->n, got + (i > 10 ? i - 10 : 0),
             want->u.s + (i > 10 ? i - 10 : 0));
     return 0;
@@ -254,9 +256,25 @@ static int tt_check_goldens(const air_tokenizer *t, const tj_val *gold, const tj
                 bad++;
                 continue;
             }
-            if (!tt_ids_equal(ids[sp], n[sp], sp ? want1 : want0,
-                              sp ? "add_special" : "no_special", tok, cname))
+            if (!tt_ids_equal(ids[sp], n[sp], sp ? want1 : want0, sp ? "add_special" : "no_special",
+                              tok, cname))
                 bad++;
+        }
+        /* where HF round-trips (decode(encode(x)) == x), so must we */
+        const tj_val *rt = tj_get(g, "roundtrip");
+        if (!only_ids && rt && rt->type == TJ_TRUE && ids[0]) {
+            tk_bytes lossy = {0};
+            tk_utf8_lossy_append(&lossy, text, len);
+            tk_bytes_append(&lossy, "", 0);
+            char *back = NULL;
+            size_t bn = 0;
+            if (air_tokenizer_decode_n(t, ids[0], n[0], 0, &back, &bn) != AIR_OK || bn != lossy.n ||
+                memcmp(back, lossy.p, bn) != 0) {
+                fprintf(stderr, "%s / %s: decode(encode(text)) != text\n", tok, cname);
+                bad++;
+            }
+            free(back);
+            free(lossy.p);
         }
         if (!only_ids && ids[1]) {
             /* decode the HF ids (so a decode check does not depend on encode) */

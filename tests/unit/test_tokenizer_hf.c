@@ -11,12 +11,11 @@
 static const tj_val *corpus;
 static tt_json corpus_doc;
 
-#define T_FAIL_NORET(name, st)                                                                  \
-    do {                                                                                       \
-        fprintf(stderr, "loading %s failed: %s: %s\n", name, air_strerror(st), air_last_error()); \
-        t_cur_failed = 1;                                                                      \
+#define T_FAIL_NORET(name, st)                                                                     \
+    do {                                                                                           \
+        fprintf(stderr, "loading %s failed: %s: %s\n", name, air_strerror(st), air_last_error());  \
+        t_cur_failed = 1;                                                                          \
     } while (0)
-
 
 static void check_real(const char *name) {
     air_tokenizer *t = NULL;
@@ -42,11 +41,21 @@ static void check_real(const char *name) {
         t_cur_failed = 1;
 }
 
-TEST(llama3_1) { check_real("llama3_1"); }
-TEST(qwen3) { check_real("qwen3"); }
-TEST(llama2) { check_real("llama2"); }
-TEST(deepseek_v3) { check_real("deepseek_v3"); }
-TEST(gemma3) { check_real("gemma3"); }
+TEST(llama3_1) {
+    check_real("llama3_1");
+}
+TEST(qwen3) {
+    check_real("qwen3");
+}
+TEST(llama2) {
+    check_real("llama2");
+}
+TEST(deepseek_v3) {
+    check_real("deepseek_v3");
+}
+TEST(gemma3) {
+    check_real("gemma3");
+}
 
 TEST(config_fields) {
     air_tokenizer *t = NULL;
