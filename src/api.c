@@ -280,6 +280,7 @@ void air_model_close(air_model *m) {
     if (!m)
         return;
     air_engine_close(m->engine);
+    air_json_grammar_free(m->grammar);
     air_tokenizer_free(m->tok);
     air_chat_template_free(m->tmpl);
     free(m->template_src);

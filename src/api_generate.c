@@ -28,6 +28,8 @@ typedef struct {
     int stopped;      /* by a stop string */
     int cb_stopped;   /* by the callback */
     air_status err;
+    uint8_t *gmask;   /* format="json": the grammar's mask (its vocabulary size) */
+    int n_vocab;      /* the model's */
 } run_ctx;
 
 /* Length of the prefix of s[0..n) that ends on a UTF-8 character boundary. */
@@ -96,6 +98,18 @@ static int on_token(void *user, int32_t id) {
     }
     filter(c, 0);
     return c->stopped || c->cb_stopped;
+}
+
+/* The JSON grammar's mask, fitted to the model's vocabulary (ids past the
+ * tokenizer's are never allowed). */
+static int constrain(void *user, const int32_t *gen, int n, uint8_t *allowed) {
+    run_ctx *c = user;
+    int gv = air_json_grammar_n_vocab(c->m->grammar);
+    int done = air_json_grammar_constrain(c->m->grammar, gen, n, c->gmask);
+    int k = gv < c->n_vocab ? gv : c->n_vocab;
+    memcpy(allowed, c->gmask, (size_t)k);
+    memset(allowed + k, 0, (size_t)(c->n_vocab - k));
+    return done;
 }
 
 static int should_abort(void *user) {
@@ -187,7 +201,21 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
     air_gen_stats gs = {0};
     air_kv kv;
     pthread_mutex_lock(&m->mu);
-    st = air_kv_init(&kv, air_engine_hparams(m->engine), m->max_seq);
+    c.n_vocab = air_engine_hparams(m->engine)->n_vocab;
+    if (p.json) {
+        if (!m->grammar)
+            st = air_json_grammar_new(m->tok, m->eos, m->n_eos, &m->grammar);
+        if (!st) {
+            air_json_grammar_reset(m->grammar);
+            air_json_grammar_set_budget(m->grammar, p.max_tokens);
+            c.gmask = malloc((size_t)air_json_grammar_n_vocab(m->grammar));
+            if (!c.gmask)
+                st = air_err(AIR_ERR_NOMEM, "out of memory");
+            go.constrain = constrain;
+        }
+    }
+    if (!st)
+        st = air_kv_init(&kv, air_engine_hparams(m->engine), m->max_seq);
     if (!st) {
         st = air_generate(m->engine, &kv, ids, (int)n_ids, &go, &gen, &n_gen, &gs);
         air_kv_free(&kv);
@@ -213,6 +241,7 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
             gs.decode_seconds > 0 && gs.n_generated > 1 ? (gs.n_generated - 1) / gs.decode_seconds : 0;
     }
     air_sb_free(&c.text);
+    free(c.gmask);
     air_detok_free(c.detok);
     free(ids);
     free(gen);

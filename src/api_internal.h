@@ -9,6 +9,7 @@
 #include "airllm.h"
 #include "model/forward.h"
 #include "store/store.h"
+#include "sample/grammar.h"
 #include "text/chat.h"
 #include "text/tokenizer.h"
 
@@ -23,7 +24,8 @@ struct air_model {
     int32_t eos[AIR_MAX_EOS + 2]; /* config + generation_config + tokenizer EOS ids */
     int n_eos;
     int max_seq;
-    pthread_mutex_t mu; /* one generation at a time */
+    air_json_grammar *grammar; /* format="json", built on first use */
+    pthread_mutex_t mu;        /* one generation at a time */
 };
 
 char *air_default_cache_dir(void);
