@@ -117,8 +117,10 @@ def load():
                 lib = ctypes.CDLL(path)
                 _declare(lib)
             except (OSError, AttributeError) as e:
+                stale = " (an older build of the library? rebuild it)" if isinstance(
+                    e, AttributeError) or "undefined symbol" in str(e) else ""
                 raise LibraryNotFoundError(
-                    f"airllm_c could not load {path}: {e}\n" + BUILD_HINT) from None
+                    f"airllm_c could not load {path}: {e}{stale}\n" + BUILD_HINT) from None
             _path = getattr(lib, "_name", path)
             _lib = lib
     return _lib
