@@ -528,24 +528,23 @@ static double rng_unit(uint64_t *s) {
     return (double)(rng_next(s) >> 11) / 9007199254740992.0;
 }
 
-/* Draws from softmax(logits / 1) over the allowed tokens (temperature 1, no
- * truncation), in one pass over the vocabulary. */
-static int32_t draw(const float *logits, const uint8_t *allowed, int32_t nv, uint64_t *rs) {
-    float mx = -INFINITY;
-    for (int32_t t = 0; t < nv; t++)
-        if (allowed[t] && logits[t] > mx)
-            mx = logits[t];
-    if (mx == -INFINITY)
-        return -1;
+/* Draws from softmax(logits) over the allowed tokens (temperature 1, no
+ * truncation). w: scratch of nv floats. Logits stay below 20, so exp needs
+ * no max subtraction. */
+static int32_t draw(const float *logits, const uint8_t *allowed, int32_t nv, float *w,
+                    uint64_t *rs) {
     double sum = 0;
-    for (int32_t t = 0; t < nv; t++)
-        if (allowed[t])
-            sum += exp((double)(logits[t] - mx));
+    for (int32_t t = 0; t < nv; t++) {
+        w[t] = allowed[t] ? expf(logits[t]) : 0.0f;
+        sum += w[t];
+    }
+    if (sum <= 0)
+        return -1;
     double u = rng_unit(rs) * sum, c = 0;
     int32_t last = -1;
     for (int32_t t = 0; t < nv; t++)
-        if (allowed[t]) {
-            c += exp((double)(logits[t] - mx));
+        if (w[t] > 0) {
+            c += w[t];
             last = t;
             if (c >= u)
                 return t;
@@ -590,6 +589,7 @@ static void run_generations(const air_tokenizer *tok, air_json_grammar *g, int n
                             int max_tokens, uint64_t seed, char bias, gen_report *rep) {
     int32_t nv = air_json_grammar_n_vocab(g);
     float *logits = malloc(sizeof(float) * (size_t)nv);
+    float *w = malloc(sizeof(float) * (size_t)nv);
     uint8_t *allowed = malloc((size_t)nv);
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)(max_tokens + 1));
     uint8_t *boost = calloc((size_t)nv, 1);
@@ -615,7 +615,7 @@ static void run_generations(const air_tokenizer *tok, air_json_grammar *g, int n
             rep->masks++;
             if (stop)
                 break;
-            int32_t id = draw(logits, allowed, nv, &rs);
+            int32_t id = draw(logits, allowed, nv, w, &rs);
             if (id < 0 || id == eos) {
                 rep->eos_stops++;
                 break;
@@ -646,6 +646,7 @@ static void run_generations(const air_tokenizer *tok, air_json_grammar *g, int n
         free(text);
     }
     free(logits);
+    free(w);
     free(allowed);
     free(gen);
     free(boost);
@@ -662,14 +663,16 @@ static void report(const char *name, const gen_report *rep) {
 TEST(random_generations_parse) {
     if (!gram_llama3 || !gram_llama2)
         T_FAIL("tokenizers not loaded");
-    int per = UNDER_SANITIZER ? 6 : 25; /* per seed group; 4 groups x 2 tokenizers */
+    int per = UNDER_SANITIZER ? 3 : 25; /* per seed group; 4 groups x 2 tokenizers */
     gen_report r3 = {0}, r2 = {0};
+    double t0 = now_s();
     for (uint64_t s = 1; s <= 4; s++) {
         run_generations(tok_llama3, gram_llama3, per, 64, s * 1000, 0, &r3);
         run_generations(tok_llama2, gram_llama2, per, 64, s * 1000, 0, &r2);
     }
     report("llama3_1", &r3);
     report("llama2", &r2);
+    fprintf(stderr, "(%.1f s in all, with the random logits and the draws)\n", now_s() - t0);
     ASSERT_EQ_INT(r3.parsed, r3.runs);
     ASSERT_EQ_INT(r3.objects, r3.runs);
     ASSERT_EQ_INT(r2.parsed, r2.runs);
@@ -681,7 +684,7 @@ TEST(random_generations_parse) {
 TEST(biased_generations_parse) {
     if (!gram_llama3 || !gram_llama2)
         T_FAIL("tokenizers not loaded");
-    int per = UNDER_SANITIZER ? 2 : 6;
+    int per = UNDER_SANITIZER ? 1 : 6;
     const char biases[] = {' ', '[', '\\', '"', '{', '\n'};
     gen_report r = {0};
     for (size_t b = 0; b < sizeof biases; b++) {
