@@ -128,45 +128,15 @@ int tk_bpe_build_byte_tables(tk_bpe *m, tk_arena *arena, char *const *tok_str,
         m->bl_id[b] = tk_strmap_get(&m->vocab, u, (size_t)l);
     }
     m->bl_ready = 1;
-    if (!m->ignore_merges)
-        return 0;
-    /* raw-bytes view of the vocabulary for byte-level tokens (only needed
-     * for ignore_merges, whose whole-word lookup happens on raw bytes) */
-    if (tk_strmap_init(&m->bl_vocab, (size_t)n))
-        return -1;
-    for (int32_t id = 0; id < n; id++) {
-        const unsigned char *s = (const unsigned char *)tok_str[id];
-        if (!s || tk_strmap_get(&m->vocab, (const char *)s, tok_len[id]) != id)
-            continue; /* only the model vocabulary */
-        size_t len = tok_len[id], k = 0;
-        char *d = tk_arena_alloc(arena, len + 1);
-        if (!d)
-            return -1;
-        int ok = len > 0;
-        for (size_t i = 0; i < len;) {
-            uint32_t cp;
-            if (tk_utf8_valid_prefix(s + i, len - i) == 0) {
-                ok = 0;
-                break;
-            }
-            i += (size_t)tk_utf8_next(s + i, &cp);
-            int b = tk_char_to_byte(cp);
-            if (b < 0) {
-                ok = 0;
-                break;
-            }
-            d[k++] = (char)b;
-        }
-        d[k] = 0;
-        if (ok && tk_strmap_put(&m->bl_vocab, d, k, id))
-            return -1;
-    }
+    (void)arena;
+    (void)tok_str;
+    (void)tok_len;
+    (void)n;
     return 0;
 }
 
 void tk_bpe_free(tk_bpe *m) {
     tk_strmap_free(&m->vocab);
-    tk_strmap_free(&m->bl_vocab);
     tk_pairmap_free(&m->merges);
     tk_cache_free(m->cache);
     free(m->prefix);
@@ -275,9 +245,9 @@ static void merge_all(const tk_bpe *m, word *w) {
     hent *heap = w->heap;
     size_t hcap = w->c == w->sbuf ? 128 : 2 * w->cap + 2;
     for (size_t i = 0; i + 1 < w->n; i++) {
-        int64_t k = tk_pairmap_find(mm, w->c[i], w->c[i + 1]);
-        if (k >= 0)
-            heap_push(heap, &hn, (hent){mm->rank[k], (int32_t)i, mm->newid[k]});
+        const tk_pairslot *k = tk_pairmap_find(mm, w->c[i], w->c[i + 1]);
+        if (k)
+            heap_push(heap, &hn, (hent){k->rank, (int32_t)i, k->newid});
     }
     while (hn) {
         hent top = heap_pop(heap, &hn);
@@ -287,8 +257,8 @@ static void merge_all(const tk_bpe *m, word *w) {
         int32_t nx = w->next[pos];
         if (nx < 0)
             continue;
-        int64_t k = tk_pairmap_find(mm, w->c[pos], w->c[nx]);
-        if (k < 0 || mm->newid[k] != top.newid)
+        const tk_pairslot *k = tk_pairmap_find(mm, w->c[pos], w->c[nx]);
+        if (!k || k->newid != top.newid)
             continue;
         /* merge pos with nx */
         w->c[pos] = top.newid;
@@ -300,14 +270,14 @@ static void merge_all(const tk_bpe *m, word *w) {
         int32_t pv = w->prev[pos];
         if (pv >= 0 && hn < hcap) {
             k = tk_pairmap_find(mm, w->c[pv], w->c[pos]);
-            if (k >= 0)
-                heap_push(heap, &hn, (hent){mm->rank[k], pv, mm->newid[k]});
+            if (k)
+                heap_push(heap, &hn, (hent){k->rank, pv, k->newid});
         }
         int32_t nn = w->next[pos];
         if (nn >= 0 && hn < hcap) {
             k = tk_pairmap_find(mm, w->c[pos], w->c[nn]);
-            if (k >= 0)
-                heap_push(heap, &hn, (hent){mm->rank[k], pos, mm->newid[k]});
+            if (k)
+                heap_push(heap, &hn, (hent){k->rank, pos, k->newid});
         }
     }
 }
@@ -413,8 +383,8 @@ air_status tk_bpe_word(const tk_bpe *m, const char *s, size_t n, int byte_level,
         free(tmp.p);
         return st;
     }
-    if (m->ignore_merges) {
-        int32_t id = fast_bl ? tk_strmap_get(&m->bl_vocab, s, n) : tk_strmap_get(&m->vocab, s, n);
+    if (m->ignore_merges && !fast_bl) {
+        int32_t id = tk_strmap_get(&m->vocab, s, n);
         if (id >= 0)
             return tk_ids_push(out, id) ? air_err(AIR_ERR_NOMEM, "out of memory") : AIR_OK;
     }
@@ -426,6 +396,27 @@ air_status tk_bpe_word(const tk_bpe *m, const char *s, size_t n, int byte_level,
         if (e)
             return tk_ids_append(out, e->ids, e->nids) ? air_err(AIR_ERR_NOMEM, "out of memory")
                                                        : AIR_OK;
+    }
+    if (m->ignore_merges && fast_bl) {
+        /* whole-word lookup of the byte-level string (after the cache: the
+         * result is cached like any other) */
+        char stackbuf[256];
+        char *mb = 2 * n <= sizeof stackbuf ? stackbuf : malloc(2 * n);
+        if (!mb)
+            return air_err(AIR_ERR_NOMEM, "out of memory");
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            k += (size_t)tk_utf8_encode(tk_byte_to_char((unsigned char)s[i]), mb + k);
+        int32_t id = tk_strmap_get(&m->vocab, mb, k);
+        if (mb != stackbuf)
+            free(mb);
+        if (id >= 0) {
+            if (tk_ids_push(out, id))
+                return air_err(AIR_ERR_NOMEM, "out of memory");
+            if (use_cache)
+                cache_put(m->cache, h, s, n, &id, 1);
+            return AIR_OK;
+        }
     }
     word w;
     memset(&w, 0, sizeof w);

@@ -131,9 +131,9 @@ static int trie_add(tk_trie *tr, const char *s, size_t n, int32_t idx) {
     int32_t node = 0;
     tr->first[(unsigned char)s[0]] = 1;
     for (size_t i = 0; i < n; i++) {
-        int64_t k = tk_pairmap_find(&tr->edges, node, (unsigned char)s[i]);
-        if (k >= 0) {
-            node = tr->edges.newid[k];
+        const tk_pairslot *k = tk_pairmap_find(&tr->edges, node, (unsigned char)s[i]);
+        if (k) {
+            node = k->newid;
             continue;
         }
         int nn = trie_node(tr);
@@ -722,6 +722,107 @@ static air_status set_affix(char **dst, size_t *dlen, const tj_val *v) {
     return AIR_OK;
 }
 
+/* One merge as two strings ("a b" or ["a", "b"]); -1 if malformed. */
+static int merge_parts(const tj_val *mv, const char **a, size_t *an, const char **b, size_t *bn) {
+    if (mv->type == TJ_STR) {
+        const char *sp = memchr(mv->u.s, ' ', mv->n);
+        if (!sp || memchr(sp + 1, ' ', mv->n - (size_t)(sp + 1 - mv->u.s)))
+            return -1;
+        *a = mv->u.s;
+        *an = (size_t)(sp - mv->u.s);
+        *b = sp + 1;
+        *bn = mv->n - *an - 1;
+        return 0;
+    }
+    if (mv->type == TJ_ARR && mv->n == 2 && tj_is_str(&mv->u.items[0]) &&
+        tj_is_str(&mv->u.items[1])) {
+        *a = mv->u.items[0].u.s;
+        *an = mv->u.items[0].n;
+        *b = mv->u.items[1].u.s;
+        *bn = mv->u.items[1].n;
+        return 0;
+    }
+    return -1;
+}
+
+#define MERGE_PF 12 /* prefetch distance */
+
+static air_status load_merges(jctx *c, tk_bpe *b, const tj_val *merges) {
+    size_t n = merges->n, pl = b->prefix_len;
+    int32_t *ids = malloc((n ? n : 1) * 3 * sizeof *ids);
+    char stackbuf[512], pfbuf[512];
+    air_status st = AIR_OK;
+    if (!ids || tk_pairmap_init(&b->merges, n)) {
+        free(ids);
+        return oom();
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *a, *bb;
+        size_t an, bn;
+        if (i + MERGE_PF < n && !merge_parts(&merges->u.items[i + MERGE_PF], &a, &an, &bb, &bn)) {
+            tk_strmap_prefetch(&b->vocab, a, an);
+            tk_strmap_prefetch(&b->vocab, bb, bn);
+            if (bn >= pl && an + bn - pl <= sizeof pfbuf) {
+                memcpy(pfbuf, a, an);
+                memcpy(pfbuf + an, bb + pl, bn - pl);
+                tk_strmap_prefetch(&b->vocab, pfbuf, an + bn - pl);
+            }
+        }
+        const tj_val *mv = &merges->u.items[i];
+        if (merge_parts(mv, &a, &an, &bb, &bn)) {
+            st = mv->type == TJ_STR
+                     ? air_err(AIR_ERR_FORMAT,
+                               "%s: model.merges[%zu]: \"%.*s\" is not two tokens separated by "
+                               "one space",
+                               c->file, i, (int)(mv->n > 80 ? 80 : mv->n), mv->u.s)
+                     : air_err(AIR_ERR_FORMAT,
+                               "%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", c->file,
+                               i);
+            break;
+        }
+        int32_t ia = tk_strmap_get(&b->vocab, a, an), ib = tk_strmap_get(&b->vocab, bb, bn);
+        if (ia < 0 || ib < 0 || bn < pl) {
+            st = air_err(AIR_ERR_FORMAT,
+                         "%s: model.merges[%zu]: token \"%.*s\" is not in the vocabulary", c->file,
+                         i, ia < 0 ? (int)an : (int)bn, ia < 0 ? a : bb);
+            break;
+        }
+        size_t mn = an + bn - pl;
+        char *buf = mn <= sizeof stackbuf ? stackbuf : malloc(mn);
+        if (!buf) {
+            st = oom();
+            break;
+        }
+        memcpy(buf, a, an);
+        memcpy(buf + an, bb + pl, bn - pl);
+        int32_t inew = tk_strmap_get(&b->vocab, buf, mn);
+        if (buf != stackbuf)
+            free(buf);
+        if (inew < 0) {
+            st = air_err(AIR_ERR_FORMAT,
+                         "%s: model.merges[%zu]: merged token \"%.*s%.*s\" is not in the "
+                         "vocabulary",
+                         c->file, i, (int)an, a, (int)(bn - pl), bb + pl);
+            break;
+        }
+        ids[3 * i] = ia;
+        ids[3 * i + 1] = ib;
+        ids[3 * i + 2] = inew;
+    }
+    /* later duplicates overwrite earlier ones, like HF's HashMap collect */
+    for (size_t i = 0; !st && i < n; i++) {
+        if (i + MERGE_PF < n) {
+            uint64_t k = ((uint64_t)(uint32_t)ids[3 * (i + MERGE_PF)] << 32) |
+                         (uint32_t)ids[3 * (i + MERGE_PF) + 1];
+            __builtin_prefetch(&b->merges.slots[tk_pair_hash(k) & b->merges.mask], 1);
+        }
+        if (tk_pairmap_put(&b->merges, ids[3 * i], ids[3 * i + 1], (int32_t)i, ids[3 * i + 2]))
+            st = oom();
+    }
+    free(ids);
+    return st;
+}
+
 static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
     PATH_SAVE;
     PATH_KEY(c, "model");
@@ -786,6 +887,8 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
     }
     for (uint32_t i = 0; i < vocab->n; i++) {
         int32_t id = (int32_t)vocab->u.items[i].u.num;
+        if (i + 16 < vocab->n) /* memory latency dominates: prefetch ahead */
+            tk_strmap_prefetch(&b->vocab, vocab->keys[i + 16].s, vocab->keys[i + 16].n);
         char *s = tk_arena_strdup(&t->arena, vocab->keys[i].s, vocab->keys[i].n);
         if (!s || tk_strmap_put(&b->vocab, s, vocab->keys[i].n, id)) {
             st = oom();
@@ -812,73 +915,11 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
     if ((st = set_affix(&b->prefix, &b->prefix_len, tj_get(m, "continuing_subword_prefix"))) ||
         (st = set_affix(&b->suffix, &b->suffix_len, tj_get(m, "end_of_word_suffix"))))
         goto out;
-    /* merges */
-    if (tk_pairmap_init(&b->merges, merges->n)) {
-        st = oom();
+    /* merges: resolve every merge to (a, b, merged) ids, then insert them;
+     * both phases prefetch a few merges ahead, since loading is bound by the
+     * latency of random accesses to the hash tables */
+    if ((st = load_merges(c, b, merges)))
         goto out;
-    }
-    char stackbuf[512];
-    for (uint32_t i = 0; i < merges->n; i++) {
-        const tj_val *mv = &merges->u.items[i];
-        const char *a, *bb;
-        size_t an, bn;
-        if (mv->type == TJ_STR) {
-            const char *sp = memchr(mv->u.s, ' ', mv->n);
-            if (!sp || memchr(sp + 1, ' ', mv->n - (size_t)(sp + 1 - mv->u.s))) {
-                st = air_err(AIR_ERR_FORMAT,
-                             "%s: model.merges[%u]: \"%.*s\" is not two tokens separated by one "
-                             "space",
-                             c->file, i, (int)(mv->n > 80 ? 80 : mv->n), mv->u.s);
-                goto out;
-            }
-            a = mv->u.s;
-            an = (size_t)(sp - a);
-            bb = sp + 1;
-            bn = mv->n - an - 1;
-        } else if (mv->type == TJ_ARR && mv->n == 2 && tj_is_str(&mv->u.items[0]) &&
-                   tj_is_str(&mv->u.items[1])) {
-            a = mv->u.items[0].u.s;
-            an = mv->u.items[0].n;
-            bb = mv->u.items[1].u.s;
-            bn = mv->u.items[1].n;
-        } else {
-            st = air_err(AIR_ERR_FORMAT, "%s: model.merges[%u]: expected \"a b\" or [\"a\", \"b\"]",
-                         c->file, i);
-            goto out;
-        }
-        int32_t ia = tk_strmap_get(&b->vocab, a, an), ib = tk_strmap_get(&b->vocab, bb, bn);
-        size_t pl = b->prefix_len;
-        if (ia < 0 || ib < 0 || bn < pl) {
-            st = air_err(AIR_ERR_FORMAT,
-                         "%s: model.merges[%u]: token \"%.*s\" is not in the "
-                         "vocabulary",
-                         c->file, i, ia < 0 ? (int)an : (int)bn, ia < 0 ? a : bb);
-            goto out;
-        }
-        size_t mn = an + bn - pl;
-        char *buf = mn <= sizeof stackbuf ? stackbuf : malloc(mn);
-        if (!buf) {
-            st = oom();
-            goto out;
-        }
-        memcpy(buf, a, an);
-        memcpy(buf + an, bb + pl, bn - pl);
-        int32_t inew = tk_strmap_get(&b->vocab, buf, mn);
-        if (buf != stackbuf)
-            free(buf);
-        if (inew < 0) {
-            st = air_err(AIR_ERR_FORMAT,
-                         "%s: model.merges[%u]: merged token \"%.*s%.*s\" is not "
-                         "in the vocabulary",
-                         c->file, i, (int)an, a, (int)(bn - pl), bb + pl);
-            goto out;
-        }
-        /* later duplicates overwrite earlier ones, like HF's HashMap collect */
-        if (tk_pairmap_put(&b->merges, ia, ib, (int32_t)i, inew)) {
-            st = oom();
-            goto out;
-        }
-    }
 out:
     PATH_RESTORE(c);
     return st;
@@ -1101,10 +1142,10 @@ static int find_added(const air_tokenizer *t, const tk_trie *tr, const char *s, 
                 continue;
             int32_t node = 0;
             for (size_t k = i; k < n; k++) {
-                int64_t e = tk_pairmap_find(&tr->edges, node, (unsigned char)s[k]);
-                if (e < 0)
+                const tk_pairslot *e = tk_pairmap_find(&tr->edges, node, (unsigned char)s[k]);
+                if (!e)
                     break;
-                node = tr->edges.newid[e];
+                node = e->newid;
                 if (tr->term[node] >= 0) {
                     best = tr->term[node];
                     best_len = k + 1 - i;

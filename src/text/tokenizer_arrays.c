@@ -190,7 +190,7 @@ static air_status derive_spm_merges(air_tokenizer *t, const float *scores, int32
         st = oom();
     for (size_t i = 0; !st && i < nc; i++) {
         /* the first (best) rank of a pair wins */
-        if (tk_pairmap_find(&t->bpe.merges, c[i].l, c[i].r) >= 0)
+        if (tk_pairmap_find(&t->bpe.merges, c[i].l, c[i].r))
             continue;
         if (tk_pairmap_put(&t->bpe.merges, c[i].l, c[i].r, (int32_t)i, c[i].tok))
             st = oom();

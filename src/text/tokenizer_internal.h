@@ -127,10 +127,13 @@ int tj_is_str(const tj_val *v);
 /* Hash maps                                                                  */
 /* ========================================================================= */
 typedef struct {
-    const char *k; /* NULL = empty */
-    uint32_t hl;   /* hash (high 20 bits) | min(length, 4095) (low 12 bits) */
-    int32_t v;
-} tk_strslot; /* 16 bytes: memory latency dominates loading, keep it small */
+    union {
+        const char *p; /* keys longer than 8 bytes (NUL-terminated when >= 4095) */
+        char in[8];    /* shorter keys inline: no second cache miss to compare */
+    } k;
+    uint32_t hl; /* hash (high 20 bits) | min(length, 4095) (low 12 bits) */
+    int32_t v1;  /* value + 1; 0 = empty */
+} tk_strslot;    /* 16 bytes: memory latency dominates, keep it small */
 typedef struct {
     tk_strslot *slots;
     uint32_t mask, count;
@@ -139,15 +142,21 @@ int tk_strmap_init(tk_strmap *m, size_t expected);
 /* Inserts or overwrites; key memory must outlive the map. 0 ok, -1 OOM. */
 int tk_strmap_put(tk_strmap *m, const char *k, size_t kn, int32_t v);
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t kn); /* -1 absent */
+/* Starts loading the slot of k into the cache (batched lookups). */
+void tk_strmap_prefetch(const tk_strmap *m, const char *k, size_t kn);
 void tk_strmap_free(tk_strmap *m);
 
 typedef struct {
-    uint64_t *keys; /* UINT64_MAX = empty */
-    int32_t *rank;
-    int32_t *newid;
+    uint64_t key; /* (a << 32) | b; UINT64_MAX = empty */
+    int32_t rank;
+    int32_t newid;
+} tk_pairslot; /* one 16-byte slot: a lookup costs one cache miss */
+typedef struct {
+    tk_pairslot *slots;
     uint32_t mask, count;
 } tk_pairmap;
 int tk_pairmap_init(tk_pairmap *m, size_t expected);
+/* Inserts or overwrites. 0 ok, -1 OOM. */
 int tk_pairmap_put(tk_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t newid);
 static inline uint32_t tk_pair_hash(uint64_t k) {
     k ^= k >> 33;
@@ -155,18 +164,18 @@ static inline uint32_t tk_pair_hash(uint64_t k) {
     k ^= k >> 33;
     return (uint32_t)k;
 }
-/* Returns slot index or -1. */
-static inline int64_t tk_pairmap_find(const tk_pairmap *m, int32_t a, int32_t b) {
-    if (!m->keys)
-        return -1;
+/* Returns the slot or NULL. */
+static inline const tk_pairslot *tk_pairmap_find(const tk_pairmap *m, int32_t a, int32_t b) {
+    if (!m->slots)
+        return NULL;
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t i = tk_pair_hash(k) & m->mask;
     for (;;) {
-        uint64_t x = m->keys[i];
-        if (x == k)
-            return i;
-        if (x == UINT64_MAX)
-            return -1;
+        const tk_pairslot *s = &m->slots[i];
+        if (s->key == k)
+            return s;
+        if (s->key == UINT64_MAX)
+            return NULL;
         i = (i + 1) & m->mask;
     }
 }
@@ -308,7 +317,6 @@ typedef struct {
     int32_t byte_fb[256]; /* "<0xXX>" ids, -1 if absent */
     /* Byte-level fast path: bl_id[b] = id of the byte-level character of b. */
     int32_t bl_id[256];
-    tk_strmap bl_vocab; /* raw bytes -> id of tokens made only of byte-level chars */
     int bl_ready;
     tk_cache *cache;
 } tk_bpe;

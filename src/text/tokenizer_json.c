@@ -303,6 +303,20 @@ static air_status parse_value(jp *j, tj_val *v) {
     default:
         if (c == '-' || (c >= '0' && c <= '9')) {
             const char *p = j->p;
+            /* fast path: a plain non-negative integer (every vocabulary id) */
+            if (c != '0' || p + 1 >= j->end || !(p[1] >= '0' && p[1] <= '9')) {
+                const char *q = p;
+                uint64_t iv = 0;
+                while (q < j->end && *q >= '0' && *q <= '9' && q - p < 15)
+                    iv = iv * 10 + (uint64_t)(*q++ - '0');
+                if (q > p && (q >= j->end ||
+                              (*q != '.' && *q != 'e' && *q != 'E' && !(*q >= '0' && *q <= '9')))) {
+                    v->type = TJ_NUM;
+                    v->u.num = (double)iv;
+                    j->p = q;
+                    return AIR_OK;
+                }
+            }
             char buf[64];
             size_t k = 0;
             if (*p == '-')

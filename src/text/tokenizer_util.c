@@ -310,17 +310,28 @@ int tk_char_to_byte(uint32_t cp) {
 /* ========================================================================= */
 /* String map                                                                 */
 /* ========================================================================= */
-static inline uint32_t str_hl(const char *k, size_t n) {
-    uint32_t h = (uint32_t)XXH3_64bits(k, n);
+static inline uint32_t make_hl(uint32_t h, size_t n) {
     return (h & 0xFFFFF000u) | (uint32_t)(n < 4095 ? n : 4095);
+}
+
+static inline const char *slot_key(const tk_strslot *s, size_t *n) {
+    size_t l = s->hl & 4095u;
+    if (l <= 8) {
+        *n = l;
+        return s->k.in;
+    }
+    *n = l < 4095 ? l : strlen(s->k.p);
+    return s->k.p;
 }
 
 static inline int slot_eq(const tk_strslot *s, uint32_t hl, const char *k, size_t n) {
     if (s->hl != hl)
         return 0;
+    if (n <= 8)
+        return memcmp(s->k.in, k, n) == 0;
     if (n < 4095)
-        return memcmp(s->k, k, n) == 0;
-    return strlen(s->k) == n && memcmp(s->k, k, n) == 0; /* long keys: NUL-terminated */
+        return memcmp(s->k.p, k, n) == 0;
+    return strlen(s->k.p) == n && memcmp(s->k.p, k, n) == 0; /* long keys: NUL-terminated */
 }
 
 int tk_strmap_init(tk_strmap *m, size_t expected) {
@@ -341,12 +352,12 @@ static int strmap_grow(tk_strmap *m) {
         return -1;
     for (uint32_t i = 0; i <= m->mask; i++) {
         tk_strslot *s = &m->slots[i];
-        if (!s->k)
+        if (!s->v1)
             continue;
-        uint32_t j =
-            (uint32_t)XXH3_64bits(s->k, (s->hl & 4095u) < 4095 ? (s->hl & 4095u) : strlen(s->k)) &
-            n.mask;
-        while (n.slots[j].k)
+        size_t kn;
+        const char *k = slot_key(s, &kn);
+        uint32_t j = (uint32_t)XXH3_64bits(k, kn) & n.mask;
+        while (n.slots[j].v1)
             j = (j + 1) & n.mask;
         n.slots[j] = *s;
     }
@@ -361,20 +372,23 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t kn, int32_t v) {
         return -1;
     if ((m->count + 1) * 8 > (m->mask + 1) * 5 && strmap_grow(m))
         return -1;
-    uint32_t h = (uint32_t)XXH3_64bits(k, kn),
-             hl = (h & 0xFFFFF000u) | (uint32_t)(kn < 4095 ? kn : 4095);
+    uint32_t h = (uint32_t)XXH3_64bits(k, kn), hl = make_hl(h, kn);
     uint32_t i = h & m->mask;
     for (;;) {
         tk_strslot *s = &m->slots[i];
-        if (!s->k) {
-            s->k = k;
+        if (!s->v1) {
+            if (kn <= 8) {
+                memset(s->k.in, 0, 8);
+                memcpy(s->k.in, k, kn);
+            } else
+                s->k.p = k;
             s->hl = hl;
-            s->v = v;
+            s->v1 = v + 1;
             m->count++;
             return 0;
         }
         if (slot_eq(s, hl, k, kn)) {
-            s->v = v;
+            s->v1 = v + 1;
             return 0;
         }
         i = (i + 1) & m->mask;
@@ -384,17 +398,21 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t kn, int32_t v) {
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t kn) {
     if (!m->slots)
         return -1;
-    uint32_t h = (uint32_t)XXH3_64bits(k, kn),
-             hl = (h & 0xFFFFF000u) | (uint32_t)(kn < 4095 ? kn : 4095);
+    uint32_t h = (uint32_t)XXH3_64bits(k, kn), hl = make_hl(h, kn);
     uint32_t i = h & m->mask;
     for (;;) {
         const tk_strslot *s = &m->slots[i];
-        if (!s->k)
+        if (!s->v1)
             return -1;
         if (slot_eq(s, hl, k, kn))
-            return s->v;
+            return s->v1 - 1;
         i = (i + 1) & m->mask;
     }
+}
+
+void tk_strmap_prefetch(const tk_strmap *m, const char *k, size_t kn) {
+    if (m->slots)
+        __builtin_prefetch(&m->slots[(uint32_t)XXH3_64bits(k, kn) & m->mask]);
 }
 
 void tk_strmap_free(tk_strmap *m) {
@@ -410,14 +428,11 @@ int tk_pairmap_init(tk_pairmap *m, size_t expected) {
     uint32_t cap = 16;
     while (cap < expected * 2 + 16)
         cap *= 2;
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->rank = malloc(cap * sizeof *m->rank);
-    m->newid = malloc(cap * sizeof *m->newid);
-    if (!m->keys || !m->rank || !m->newid) {
-        tk_pairmap_free(m);
+    m->slots = malloc(cap * sizeof *m->slots);
+    if (!m->slots)
         return -1;
-    }
-    memset(m->keys, 0xFF, cap * sizeof *m->keys);
+    for (uint32_t i = 0; i < cap; i++)
+        m->slots[i].key = UINT64_MAX;
     m->mask = cap - 1;
     m->count = 0;
     return 0;
@@ -428,15 +443,13 @@ static int pairmap_grow(tk_pairmap *m) {
     if (tk_pairmap_init(&n, (size_t)(m->mask + 1)))
         return -1;
     for (uint32_t i = 0; i <= m->mask; i++) {
-        uint64_t k = m->keys[i];
-        if (k == UINT64_MAX)
+        const tk_pairslot *s = &m->slots[i];
+        if (s->key == UINT64_MAX)
             continue;
-        uint32_t j = tk_pair_hash(k) & n.mask;
-        while (n.keys[j] != UINT64_MAX)
+        uint32_t j = tk_pair_hash(s->key) & n.mask;
+        while (n.slots[j].key != UINT64_MAX)
             j = (j + 1) & n.mask;
-        n.keys[j] = k;
-        n.rank[j] = m->rank[i];
-        n.newid[j] = m->newid[i];
+        n.slots[j] = *s;
     }
     n.count = m->count;
     tk_pairmap_free(m);
@@ -445,28 +458,25 @@ static int pairmap_grow(tk_pairmap *m) {
 }
 
 int tk_pairmap_put(tk_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t newid) {
-    if (!m->keys && tk_pairmap_init(m, 16))
+    if (!m->slots && tk_pairmap_init(m, 16))
         return -1;
     if ((m->count + 1) * 2 > m->mask + 1 && pairmap_grow(m))
         return -1;
     uint64_t k = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     uint32_t i = tk_pair_hash(k) & m->mask;
-    while (m->keys[i] != UINT64_MAX && m->keys[i] != k)
+    while (m->slots[i].key != UINT64_MAX && m->slots[i].key != k)
         i = (i + 1) & m->mask;
-    if (m->keys[i] == UINT64_MAX)
+    if (m->slots[i].key == UINT64_MAX)
         m->count++;
-    m->keys[i] = k;
-    m->rank[i] = rank;
-    m->newid[i] = newid;
+    m->slots[i].key = k;
+    m->slots[i].rank = rank;
+    m->slots[i].newid = newid;
     return 0;
 }
 
 void tk_pairmap_free(tk_pairmap *m) {
-    free(m->keys);
-    free(m->rank);
-    free(m->newid);
-    m->keys = NULL;
-    m->rank = m->newid = NULL;
+    free(m->slots);
+    m->slots = NULL;
     m->count = 0;
 }
 
