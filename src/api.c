@@ -96,6 +96,17 @@ static int is_gguf_path(const char *s) {
     return n > 5 && strcmp(s + n - 5, ".gguf") == 0;
 }
 
+/* The requested compression; NULL means the platform's default, but 8bit for
+ * a GGUF file (its weights are already quantized). */
+static air_status resolve_compression(const char *model, const char *name, air_compression *c) {
+    if (!name)
+        name = model && is_gguf_path(model) ? "8bit" : air_default_compression();
+    if (!air_compression_parse(name, c))
+        return air_err(AIR_ERR_INVALID_ARG, "unknown compression \"%s\" (use \"4bit\", \"8bit\" "
+                       "or \"none\")", name);
+    return AIR_OK;
+}
+
 /* A readable, unique folder name for a model: "<base>-<hash of the key>". */
 static char *store_key(const char *display, const char *unique) {
     const char *base = strrchr(display, '/');
@@ -165,11 +176,9 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         return air_err(AIR_ERR_INVALID_ARG, "no model given");
     air_model_params p = params ? *params : air_model_default_params();
     air_compression comp;
-    if (!p.compression) /* default: the platform's, but 8bit for GGUF (already quantized) */
-        p.compression = is_gguf_path(model) ? "8bit" : air_default_compression();
-    if (!air_compression_parse(p.compression, &comp))
-        return air_err(AIR_ERR_INVALID_ARG, "unknown compression \"%s\" (use \"4bit\", \"8bit\" "
-                       "or \"none\")", p.compression);
+    air_status cst = resolve_compression(model, p.compression, &comp);
+    if (cst)
+        return cst;
     air_model *m = calloc(1, sizeof *m);
     if (!m)
         return air_err(AIR_ERR_NOMEM, "out of memory");
@@ -322,10 +331,9 @@ static cache_entry *g_cache;
 air_status air_model_acquire(const char *model, const air_model_params *params, air_model **out) {
     air_model_params p = params ? *params : air_model_default_params();
     air_compression comp;
-    if (!p.compression)
-        p.compression = model && is_gguf_path(model) ? "8bit" : air_default_compression();
-    if (!air_compression_parse(p.compression, &comp))
-        return air_err(AIR_ERR_INVALID_ARG, "unknown compression \"%s\"", p.compression);
+    air_status cst = resolve_compression(model, p.compression, &comp);
+    if (cst)
+        return cst;
     char key[1024];
     snprintf(key, sizeof key, "%s:%s", model ? model : "", air_compression_name(comp));
     pthread_mutex_lock(&g_cache_mu);
