@@ -18,6 +18,8 @@ struct air_engine {
     float *rope_cos, *rope_sin; /* (rows, head_dim / 2) for the current batch */
     float *scratch;
     size_t scratch_cap;
+    int (*should_abort)(void *user); /* polled between layers; may be NULL */
+    void *abort_user;
 };
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);

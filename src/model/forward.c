@@ -88,6 +88,11 @@ void air_engine_close(air_engine *e) {
 
 const air_hparams *air_engine_hparams(const air_engine *e) { return &e->hp; }
 air_store *air_engine_store(air_engine *e) { return e->store; }
+
+void air_engine_set_abort(air_engine *e, int (*should_abort)(void *user), void *user) {
+    e->should_abort = should_abort;
+    e->abort_user = user;
+}
 air_streamer *air_engine_streamer(air_engine *e) { return e->streamer; }
 air_pool *air_engine_pool(air_engine *e) { return e->pool; }
 
@@ -162,6 +167,10 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
     if ((st = air_store_embed_rows(e->store, b->tokens, b->n, x)))
         goto out;
     for (int l = 0; l < hp->n_layer && !st; l++) {
+        if (e->should_abort && e->should_abort(e->abort_user)) {
+            st = air_err(AIR_ERR_ABORTED, "aborted at layer %d of the forward pass", l);
+            break;
+        }
         const air_layer *w;
         if ((st = air_streamer_acquire(e->streamer, l, &w)))
             break;

@@ -53,6 +53,11 @@ air_status air_engine_forward(air_engine *e, const air_batch *b);
 air_status air_engine_eval(air_engine *e, air_kv *kv, const int32_t *tokens, int n, int all_logits,
                            float *logits);
 
+/* A callback polled between layers of every pass (NULL: none); a non-zero
+ * answer ends the pass with AIR_ERR_ABORTED. Not thread-safe: set it before
+ * a generation starts. */
+void air_engine_set_abort(air_engine *e, int (*should_abort)(void *user), void *user);
+
 /* Internal: one decoder layer over the batch (llama.c). */
 typedef struct air_fwd_scratch air_fwd_scratch;
 air_status air_llama_layer(air_engine *e, int layer, const air_layer *w, const air_batch *b,

@@ -42,6 +42,7 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
         st = air_err(AIR_ERR_ABORTED, "generation aborted");
         goto out;
     }
+    air_engine_set_abort(e, opt->should_abort, opt->user);
     double t0 = now_s();
     if ((st = air_engine_eval(e, kv, prompt, n_prompt, 0, logits)))
         goto out;
@@ -79,6 +80,7 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
     *n_out = n;
     gen = NULL;
 out:
+    air_engine_set_abort(e, NULL, NULL);
     free(gen);
     free(logits);
     free(allowed);
