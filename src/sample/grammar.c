@@ -317,23 +317,21 @@ static air_status string_fast_path(air_json_grammar *g) {
         uint32_t len = g->off[t + 1] - g->off[t];
         air_json_fsm x = in_str;
         uint32_t i = 0;
+        int closed = 0;
         for (; i < len; i++) {
             if (!air_jf_step(&x, b[i]))
                 break;
-            if (x.mode == AIR_JF_COLON)
-                break; /* the key closed: the rest depends on the context */
+            if (x.mode == AIR_JF_COLON) {
+                closed = 1; /* the rest depends on the context */
+                break;
+            }
         }
-        if (i < len && x.mode == AIR_JF_COLON) {
+        if (closed) {
             g->str_extra[t] = SX_EXIT;
             g->exit_at[t] = (uint16_t)(i + 1);
             g->exit_ids[g->n_exit++] = t;
         } else if (i == len) {
-            int c = air_jf_min_close(&x) - base;
-            g->str_extra[t] = (uint8_t)(x.mode == AIR_JF_COLON ? SX_EXIT : c);
-            if (x.mode == AIR_JF_COLON) {
-                g->exit_at[t] = (uint16_t)len;
-                g->exit_ids[g->n_exit++] = t;
-            }
+            g->str_extra[t] = (uint8_t)(air_jf_min_close(&x) - base);
         }
     }
     return AIR_OK;

@@ -7,8 +7,9 @@
  * 2. The input as a token sequence through the grammar over a small
  *    byte-level vocabulary (all 256 bytes plus multi-byte JSON pieces, an
  *    EOS): two input bytes pick a token; a token the mask bans is passed
- *    anyway when the first byte's top bit is set (the grammar must then say
- *    "invalid" and end), else skipped. When the grammar says "complete", the
+ *    anyway when the first byte's top bit is set (if its bytes are invalid
+ *    there, the grammar must then say "invalid" and end; if only the budget
+ *    banned it, the response goes on), else skipped. When the grammar says "complete", the
  *    bytes of the kept tokens are a complete JSON object for the automaton
  *    and for cJSON. A budget from the first byte exercises the closing mode.
  */
@@ -124,6 +125,8 @@ static void grammar_run(const uint8_t *data, size_t size) {
     if (data[0] & 1)
         air_json_grammar_set_budget(g_gram, 2 + data[0] / 4);
     int n = 0, forced = 0, stopped = 0;
+    air_json_fsm fsm;
+    air_jf_init(&fsm);
     size_t tl = 0;
     for (size_t i = 1; i + 1 < size; i += 2) {
         if (air_json_grammar_constrain(g_gram, gen, n, allowed)) {
@@ -131,20 +134,22 @@ static void grammar_run(const uint8_t *data, size_t size) {
             break;
         }
         int32_t id = (int32_t)(((unsigned)data[i] << 8 | data[i + 1]) % (unsigned)nv);
+        size_t len = 0;
+        const uint8_t *b = air_json_grammar_token_bytes(g_gram, id, &len);
         if (!allowed[id]) {
             if (!(data[i] & 0x80))
                 continue;
-            forced = 1;
+            /* banned by the budget only (the text stays valid), or invalid */
+            air_json_fsm x = fsm;
+            forced = !(b && air_jf_feed(&x, b, len));
         }
         gen[n++] = id;
-        size_t len = 0;
-        const uint8_t *b = air_json_grammar_token_bytes(g_gram, id, &len);
-        if (b && !forced) {
-            memcpy(text + tl, b, len);
-            tl += len;
-        }
         if (forced)
             break;
+        if (!b || !air_jf_feed(&fsm, b, len))
+            abort(); /* an allowed token the automaton rejects */
+        memcpy(text + tl, b, len);
+        tl += len;
     }
     int last = air_json_grammar_constrain(g_gram, gen, n, allowed);
     air_json_result r = air_json_grammar_result(g_gram);

@@ -700,6 +700,38 @@ TEST(biased_generations_parse) {
     ASSERT_EQ_INT(r.objects, r.runs);
 }
 
+/* The other vocabularies in the fixtures (Qwen3 and DeepSeek-V3 byte-level,
+ * Gemma 3 SentencePiece with whitespace added tokens): a few generations. */
+TEST(other_tokenizers) {
+    static const char *names[] = {"qwen3", "deepseek_v3", "gemma3"};
+    int per = UNDER_SANITIZER ? 1 : 8;
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        air_tokenizer *tok = load_tok(names[k]);
+        if (!tok)
+            T_FAIL("cannot load %s", names[k]);
+        int32_t eos = air_tokenizer_eos_id(tok);
+        air_json_grammar *g = NULL;
+        double t0 = now_s();
+        air_status st = air_json_grammar_new(tok, &eos, eos >= 0 ? 1 : 0, &g);
+        if (st != AIR_OK) {
+            air_tokenizer_free(tok);
+            T_FAIL("%s: %s", names[k], air_last_error());
+        }
+        fprintf(stderr, "%s: %d tokens, grammar built in %.0f ms\n", names[k],
+                (int)air_json_grammar_n_vocab(g), (now_s() - t0) * 1e3);
+        gen_report r = {0};
+        run_generations(tok, g, per, 64, 4242, 0, &r);
+        run_generations(tok, g, per, 48, 4343, '"', &r);
+        report(names[k], &r);
+        int budget_exact = air_json_grammar_budget_exact(g);
+        air_json_grammar_free(g);
+        air_tokenizer_free(tok);
+        ASSERT_TRUE(budget_exact);
+        ASSERT_EQ_INT(r.parsed, r.runs);
+        ASSERT_EQ_INT(r.objects, r.runs);
+    }
+}
+
 /* Mask time inside a string, where almost the whole vocabulary is walked,
  * from states that all differ (different depths: no cache hits); also the
  * first mask of a response. Printed, not asserted. */
@@ -728,6 +760,29 @@ TEST(mask_timing) {
     }
     fprintf(stderr, "mask (llama3_1, %d tokens, inside a string, uncached): %.3f ms per token\n",
             (int)nv, dt * 1e3 / n_states);
+    /* states outside strings walk the trie; the worst are those where a
+     * value may start ('"' then string bytes, digits, ...) */
+    static const char *outside[] = {"{",          "{\"k\":",     "{\"k\": [",     "{\"k\": [1",
+                                    "{\"k\": 1,", "{\"k\": [{}", "{\"k\": [1.5e", "{\"k\": [t"};
+    int n_out = (int)(sizeof outside / sizeof *outside);
+    double worst = 0;
+    dt = 0;
+    for (int i = 0; i < n_out; i++) {
+        int32_t *enc;
+        size_t n_enc;
+        ASSERT_OK(
+            air_tokenizer_encode(tok_llama3, outside[i], strlen(outside[i]), 0, &enc, &n_enc));
+        air_json_grammar_reset(g);
+        double t0 = now_s();
+        ASSERT_EQ_INT(air_json_grammar_constrain(g, enc, (int)n_enc, allowed), 0);
+        double t = now_s() - t0;
+        dt += t;
+        worst = t > worst ? t : worst;
+        free(enc);
+    }
+    fprintf(stderr,
+            "mask (llama3_1, outside strings, uncached): %.3f ms per token, worst %.3f ms\n",
+            dt * 1e3 / n_out, worst * 1e3);
     free(allowed);
 }
 
@@ -746,6 +801,7 @@ int main(void) {
     RUN(random_generations_parse);
     RUN(biased_generations_parse);
     RUN(mask_timing);
+    RUN(other_tokenizers);
     air_json_grammar_free(gram_llama3);
     air_json_grammar_free(gram_llama2);
     air_tokenizer_free(tok_llama3);
