@@ -68,7 +68,7 @@ static air_status lowercase(const tk_bytes *in, tk_bytes *out) {
     return AIR_OK;
 }
 
-static air_status strip(const tk_bytes *in, int left, int right, tk_bytes *out) {
+static air_status strip(const tk_bytes *in, int left, int right, tk_bytes *out, int *moved) {
     const unsigned char *s = (const unsigned char *)in->p;
     size_t a = 0, b = in->n;
     if (left)
@@ -90,10 +90,12 @@ static air_status strip(const tk_bytes *in, int left, int right, tk_bytes *out) 
                 break;
             b = k;
         }
+    if (a > 0)
+        *moved = 1;
     return tk_bytes_append(out, in->p + a, b - a) ? oom() : AIR_OK;
 }
 
-static air_status map_chars(const tk_bytes *in, int nmt, tk_bytes *out) {
+static air_status map_chars(const tk_bytes *in, int nmt, tk_bytes *out, int *moved) {
     /* StripAccents (nmt = 0) or Nmt (nmt = 1) */
     const unsigned char *s = (const unsigned char *)in->p;
     for (size_t i = 0; i < in->n;) {
@@ -106,8 +108,11 @@ static air_status map_chars(const tk_bytes *in, int nmt, tk_bytes *out) {
                 continue;
         } else {
             if ((cp >= 1 && cp <= 8) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||
-                cp == 0x8F || cp == 0x9F)
+                cp == 0x8F || cp == 0x9F) {
+                if (out->n == 0)
+                    *moved = 1;
                 continue;
+            }
             if (cp == 9 || cp == 0x0A || cp == 0x0C || cp == 0x0D || cp == 0x1680 ||
                 (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x2581 ||
                 cp == 0xFEFF || cp == 0xFFFD)
@@ -121,9 +126,13 @@ static air_status map_chars(const tk_bytes *in, int nmt, tk_bytes *out) {
     return AIR_OK;
 }
 
-static air_status replace(const tk_norm *nz, tk_matcher *mt, const tk_bytes *in, tk_bytes *out) {
+static air_status replace(const tk_norm *nz, tk_matcher *mt, const tk_bytes *in, tk_bytes *out,
+                          int *moved) {
     tk_spans sp = {0};
     air_status st = tk_find_matches(&nz->pat, mt, in->p, in->n, &sp);
+    /* leading characters replaced by nothing */
+    if (!st && nz->content_len == 0 && sp.n && sp.v[0].match && sp.v[0].s == 0 && sp.v[0].e > 0)
+        *moved = 1;
     for (size_t i = 0; !st && i < sp.n; i++) {
         int e = sp.v[i].match ? tk_bytes_append(out, nz->content, nz->content_len)
                               : tk_bytes_append(out, in->p + sp.v[i].s, sp.v[i].e - sp.v[i].s);
@@ -135,7 +144,10 @@ static air_status replace(const tk_norm *nz, tk_matcher *mt, const tk_bytes *in,
 }
 
 air_status tk_normalize(const air_tokenizer *t, tk_matcher *mt, const char *s, size_t n,
-                        tk_bytes *out) {
+                        tk_bytes *out, int *lead_moved) {
+    int moved = 0;
+    if (lead_moved)
+        *lead_moved = 0;
     out->n = 0;
     if (tk_bytes_append(out, s, n))
         return oom();
@@ -167,16 +179,16 @@ air_status tk_normalize(const air_tokenizer *t, tk_matcher *mt, const char *s, s
             st = lowercase(out, &tmp);
             break;
         case TK_NORM_STRIP:
-            st = strip(out, nz->left, nz->right, &tmp);
+            st = strip(out, nz->left, nz->right, &tmp, &moved);
             break;
         case TK_NORM_STRIP_ACCENTS:
-            st = map_chars(out, 0, &tmp);
+            st = map_chars(out, 0, &tmp, &moved);
             break;
         case TK_NORM_NMT:
-            st = map_chars(out, 1, &tmp);
+            st = map_chars(out, 1, &tmp, &moved);
             break;
         case TK_NORM_REPLACE:
-            st = replace(nz, mt, out, &tmp);
+            st = replace(nz, mt, out, &tmp, &moved);
             break;
         case TK_NORM_PREPEND:
             if (out->n && (tk_bytes_append(&tmp, nz->content, nz->content_len) ||
@@ -201,5 +213,7 @@ air_status tk_normalize(const air_tokenizer *t, tk_matcher *mt, const char *s, s
         }
     }
     free(tmp.p);
+    if (lead_moved)
+        *lead_moved = moved;
     return st;
 }

@@ -92,7 +92,7 @@ air_status tk_add_added(air_tokenizer *t, int32_t id, const char *content, size_
     if (normalized && t->n_norm) {
         tk_bytes nb = {0};
         tk_matcher mt = {0};
-        air_status st = tk_normalize(t, &mt, content, len, &nb);
+        air_status st = tk_normalize(t, &mt, content, len, &nb, NULL);
         tk_matcher_free(&mt);
         if (st) {
             free(nb.p);
@@ -1192,7 +1192,8 @@ static int find_added(const air_tokenizer *t, const tk_trie *tr, const char *s, 
                     break;
                 stop += (size_t)l;
             }
-            pos = stop > pos ? stop : pos;
+            /* HF resumes the search at the match end, not after the stripped
+             * spaces: a following token may overlap them (kept as HF does) */
         }
         if (start_offset < start && segs_add(out, start_offset, start, -1))
             return -1;
@@ -1212,11 +1213,14 @@ static air_status encode_segment(const air_tokenizer *t, tk_work *w, const char 
     const char *x = s;
     size_t xn = n;
     if (t->n_norm) {
-        air_status st = tk_normalize(t, &w->mt, s, n, nbuf);
+        int moved = 0;
+        air_status st = tk_normalize(t, &w->mt, s, n, nbuf, &moved);
         if (st)
             return st;
         x = nbuf->p;
         xn = nbuf->n;
+        if (moved) /* the normalized text no longer starts at original offset 0 */
+            at_origin = 0;
     }
     if (xn == 0)
         return AIR_OK;

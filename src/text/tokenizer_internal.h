@@ -396,9 +396,12 @@ typedef struct {
 } tk_work;
 void tk_work_free(tk_work *w);
 
-/* normalize.c: runs the normalizer list on s, result in *out (reset first). */
+/* normalize.c: runs the normalizer list on s, result in *out (reset first).
+ * *lead_moved (may be NULL) is set when a normalizer removed the leading
+ * characters, so the result no longer starts at the segment's first original
+ * byte (HF offsets_original().0 != 0). */
 air_status tk_normalize(const air_tokenizer *t, tk_matcher *mt, const char *s, size_t n,
-                        tk_bytes *out);
+                        tk_bytes *out, int *lead_moved);
 /* pretok.c: runs the pre-tokenizers on one piece of normalized text and BPEs
  * the resulting words into out. at_origin: the piece starts at offset 0 of
  * the original input (Metaspace prepend_scheme "first"). */

@@ -580,7 +580,17 @@ air_status tk_pattern_init(tk_pattern *p, const char *src, size_t n, int is_rege
     char *conv = onig_compat(src, n, &cn);
     if (!conv)
         return air_err(AIR_ERR_NOMEM, "out of memory");
-    p->code = pcre2_compile((PCRE2_SPTR)conv, cn, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+    /* Oniguruma's default (Ruby) syntax: ^ and $ are line anchors, a line
+     * ends at \n only, and . matches anything but \n */
+    pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+    if (!cc) {
+        free(conv);
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    }
+    pcre2_set_newline(cc, PCRE2_NEWLINE_LF);
+    p->code =
+        pcre2_compile((PCRE2_SPTR)conv, cn, PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE, &ec, &eo, cc);
+    pcre2_compile_context_free(cc);
     free(conv);
     if (!p->code) {
         PCRE2_UCHAR msg[256];

@@ -139,6 +139,8 @@ def corpus():
     add("long_mixed_100k", long_mixed(rng, 100_000))
     add("long_no_space_100k", ("abcdefghij" * 10_000))
     # invalid UTF-8 (raw bytes)
+    add("added_overlap", "a <tool>  xyz <tool>\t\tx  fox foxes HELLO hello world  world!")
+    add("strip_first", "   leading spaces then [INST] words\u0301 \x01\x02ctrl")
     add("bad_ff", raw=b"\xff")
     add("bad_trunc2", raw=b"abc\xc3")
     add("bad_trunc3", raw=b"x\xe2\x82 y")
@@ -348,6 +350,10 @@ def variants(cases):
          "normalized": False, "special": False},
         {"id": 10004, "content": "<|im_start|>", "single_word": False, "lstrip": False,
          "rstrip": False, "normalized": False, "special": True},
+        {"id": 10005, "content": " xy", "single_word": False, "lstrip": False,
+         "rstrip": False, "normalized": False, "special": False},
+        {"id": 10006, "content": "\t\tx", "single_word": False, "lstrip": False,
+         "rstrip": False, "normalized": False, "special": False},
     ]
     mk("bl_added_opts", bl, added_tokens=added,
        normalizer={"type": "Lowercase"},
@@ -375,6 +381,15 @@ def variants(cases):
        added_tokens=sp["added_tokens"] + [{"id": 5000, "content": "[INST]", "single_word": False,
                                             "lstrip": False, "rstrip": False, "normalized": False,
                                             "special": True}])
+    first = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}
+    for nm, norm in [("strip", {"type": "Strip", "strip_left": True, "strip_right": False}),
+                     ("nmt", {"type": "Nmt"}),
+                     ("accents", {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "StripAccents"}]}),
+                     ("replace_empty", {"type": "Replace", "pattern": {"Regex": "^\\s+"}, "content": ""})]:
+        mk("spm_first_" + nm, sp, normalizer=norm, pre_tokenizer=first, decoder=first,
+           added_tokens=sp["added_tokens"] + [{"id": 5000, "content": "[INST]", "single_word": False,
+                                                "lstrip": False, "rstrip": False, "normalized": False,
+                                                "special": True}])
     mk("spm_metaspace_never_nosplit", sp,
        pre_tokenizer={"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "never", "split": False},
        decoder={"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "never", "split": False})
