@@ -393,8 +393,12 @@ air_status air_json_grammar_new(const air_tokenizer *tok, const int32_t *eos_ids
             continue;
         char *dec = NULL;
         size_t dlen = 0;
-        if ((st = air_tokenizer_decode_n(tok, &t, 1, 0, &dec, &dlen)))
-            goto fail;
+        if ((st = air_tokenizer_decode_n(tok, &t, 1, 0, &dec, &dlen))) {
+            if (st == AIR_ERR_NOMEM)
+                goto fail;
+            st = AIR_OK; /* a token that does not decode is banned */
+            continue;
+        }
         int len = token_bytes(piece, dec, dlen, inv, buf);
         free(dec);
         if (len <= 0 || never_json(buf, len))
@@ -591,9 +595,12 @@ int air_json_grammar_constrain(void *user, const int32_t *generated, int n, uint
             g->st.mode = AIR_JF_FAIL;
     }
     if (g->st.mode == AIR_JF_FAIL || g->st.mode == AIR_JF_DONE) {
-        only_eos(g, allowed);
+        if (allowed)
+            only_eos(g, allowed);
         return 1;
     }
+    if (!allowed)
+        return 0;
     const cost_cache *c = costs_for(g, &g->st);
     if (c->min_cost >= COST_BANNED) {
         only_eos(g, allowed);

@@ -12,6 +12,8 @@
  *     opt.constrain = air_json_grammar_constrain;
  *     opt.user = g;
  *     air_generate(e, kv, prompt, n_prompt, &opt, &ids, &n_ids, NULL);
+ *     air_json_grammar_constrain(g, ids, n_ids, NULL); // sees the last token
+ *     if (air_json_grammar_result(g) != AIR_JSON_COMPLETE) ...
  *     air_json_grammar_free(g);
  *
  * Construction precomputes the bytes of every token (the rule is in
@@ -64,7 +66,11 @@ void air_json_grammar_set_budget(air_json_grammar *g, int remaining_tokens);
  * far; if n is smaller than what was seen, the state is rebuilt from
  * generated[0..n)), fills allowed[n_vocab] (1 = allowed), and returns 1 when
  * generation must end: the object is complete, or a token that the mask
- * banned was generated anyway, or nothing can follow. Returns 0 otherwise. */
+ * banned was generated anyway, or nothing can follow. Returns 0 otherwise.
+ * allowed may be NULL to only advance the state: air_generate does not call
+ * constrain after the last token when it stops at max_tokens, so call
+ * air_json_grammar_constrain(g, ids, n_ids, NULL) before reading
+ * air_json_grammar_result. */
 int air_json_grammar_constrain(void *g, const int32_t *generated, int n, uint8_t *allowed);
 
 /* Where the response stands: AIR_JSON_COMPLETE, AIR_JSON_PREFIX, or

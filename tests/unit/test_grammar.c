@@ -9,8 +9,13 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "model/forward.h"
+#include "model/kvcache.h"
+#include "runtime/generate.h"
 #include "sample/grammar.h"
 #include "sample/json_fsm.h"
+#include "source/source.h"
+#include "store/store.h"
 #include "test.h"
 #include "text/tokenizer.h"
 
@@ -732,6 +737,82 @@ TEST(other_tokenizers) {
     }
 }
 
+/* End to end through air_generate: the random-weight tiny_chat model
+ * (byte-level BPE, 512 tokens) with the project's sampler at temperature 1
+ * and the grammar as the constrain callback. */
+TEST(generate_with_tiny_model) {
+    const char *store = test_tmp("grammar-store-tiny_chat");
+    air_source *src = NULL;
+    ASSERT_OK(air_source_open_hfdir(test_data("models/tiny_chat"), 0, &src));
+    air_split_options so = {0};
+    air_status st = air_store_split(src, store, &so);
+    air_source_close(src);
+    ASSERT_OK(st);
+    air_engine_options eo;
+    air_engine_default_options(&eo);
+    eo.n_threads = 1;
+    air_engine *e = NULL;
+    ASSERT_OK(air_engine_open(store, &eo, &e));
+    air_tokenizer *tok = NULL;
+    char js[4200], cfg[4200];
+    snprintf(js, sizeof js, "%s", test_data("models/tiny_chat/tokenizer.json"));
+    snprintf(cfg, sizeof cfg, "%s", test_data("models/tiny_chat/tokenizer_config.json"));
+    ASSERT_OK(air_tokenizer_load(js, cfg, &tok));
+    int32_t eos[2] = {511, 509}; /* generation_config.json */
+    air_json_grammar *g = NULL;
+    ASSERT_OK(air_json_grammar_new(tok, eos, 2, &g));
+    const air_hparams *hp = air_engine_hparams(e);
+    ASSERT_EQ_INT(air_json_grammar_n_vocab(g), hp->n_vocab);
+    int32_t prompt[4] = {509, 40, 41, 42};
+    int runs = UNDER_SANITIZER ? 3 : 12, parsed = 0;
+    for (int r = 0; r < runs; r++) {
+        air_kv kv;
+        ASSERT_OK(air_kv_init(&kv, hp, 128));
+        air_gen_options go = {0};
+        go.max_tokens = 40;
+        air_sampler_default_params(&go.sampler);
+        go.sampler.temperature = 1.0f;
+        go.sampler.top_k = 0;
+        go.sampler.top_p = 1.0f;
+        go.sampler.min_p = 0.0f;
+        go.sampler.seed = 100 + (uint64_t)r;
+        go.eos_ids = eos;
+        go.n_eos = 2;
+        go.constrain = air_json_grammar_constrain;
+        go.user = g;
+        air_json_grammar_reset(g);
+        air_json_grammar_set_budget(g, go.max_tokens);
+        int32_t *out = NULL;
+        int n_out = 0;
+        st = air_generate(e, &kv, prompt, 4, &go, &out, &n_out, NULL);
+        air_kv_free(&kv);
+        if (st != AIR_OK) {
+            free(out);
+            T_FAIL("generate: %s", air_last_error());
+        }
+        air_json_grammar_constrain(g, out, n_out, NULL); /* the last token */
+        char *text = NULL;
+        ASSERT_OK(air_tokenizer_decode(tok, out, (size_t)n_out, 1, &text));
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
+        if (j && cJSON_IsObject(j) && air_json_grammar_result(g) == AIR_JSON_COMPLETE)
+            parsed++;
+        else
+            fprintf(stderr, "run %d: not a JSON object: %s\n", r, text);
+        if (r == 0)
+            fprintf(stderr, "  tiny_chat sample (%d tokens): %s\n", n_out, text);
+        cJSON_Delete(j);
+        free(text);
+        free(out);
+    }
+    fprintf(stderr, "tiny_chat via air_generate: %d of %d outputs are JSON objects\n", parsed,
+            runs);
+    ASSERT_EQ_INT(parsed, runs);
+    air_json_grammar_free(g);
+    air_tokenizer_free(tok);
+    air_engine_close(e);
+}
+
 /* Mask time inside a string, where almost the whole vocabulary is walked,
  * from states that all differ (different depths: no cache hits); also the
  * first mask of a response. Printed, not asserted. */
@@ -802,6 +883,7 @@ int main(void) {
     RUN(biased_generations_parse);
     RUN(mask_timing);
     RUN(other_tokenizers);
+    RUN(generate_with_tiny_model);
     air_json_grammar_free(gram_llama3);
     air_json_grammar_free(gram_llama2);
     air_tokenizer_free(tok_llama3);
