@@ -206,6 +206,11 @@ typedef struct {
     size_t n, cap;
 } tk_spans;
 
+/* tokenizer_unitab.c (generated): for each class letter of tk_onig_classes
+ * ("LMNPS"), the ranges Oniguruma's \p{X} matches beyond PCRE2's. */
+extern const char tk_onig_classes[];
+extern const char *const tk_onig_extra[];
+
 /* Per-call matching state (match data, JIT stack), lazily created. */
 typedef struct {
     pcre2_match_data *md;

@@ -523,6 +523,25 @@ static char *onig_compat(const char *src, size_t n, size_t *out_len) {
                 rep = "[^" ONIG_WORD "]";
             if (e == 'Q')
                 quoted = 1;
+            /* \p{X} / \P{X} with X one of tk_onig_classes: add the code points
+             * newer Unicode versions assigned to X (Oniguruma has them) */
+            if ((e == 'p' || (e == 'P' && !in_class)) && i + 4 < n && src[i + 2] == '{' &&
+                src[i + 4] == '}' && src[i + 3] && strchr(tk_onig_classes, src[i + 3])) {
+                const char *extra =
+                    tk_onig_extra[strchr(tk_onig_classes, src[i + 3]) - tk_onig_classes];
+                char prop[8] = {'\\', 'p', '{', src[i + 3], '}', 0};
+                int bad = 0;
+                if (!in_class)
+                    bad |= tk_bytes_append(&b, e == 'P' ? "[^" : "[", e == 'P' ? 2 : 1);
+                bad |= tk_bytes_append(&b, prop, 5);
+                bad |= tk_bytes_append(&b, extra, strlen(extra));
+                if (!in_class)
+                    bad |= tk_bytes_append(&b, "]", 1);
+                if (bad)
+                    goto oom;
+                i += 4;
+                continue;
+            }
             if (rep) {
                 if (tk_bytes_append(&b, rep, strlen(rep)))
                     goto oom;

@@ -57,6 +57,106 @@ TEST(gemma3) {
     check_real("gemma3");
 }
 
+/* ------------------------------------------------------------------------- */
+/* Unicode sweep: every code point of planes 0-2 (and samples beyond) in a few
+ * contexts; the generator stored one FNV-1a hash of HF's ids per chunk of 64
+ * code points. Under sanitizers every 8th chunk only (it is ~8 MB of text). */
+/* ------------------------------------------------------------------------- */
+#if defined(__SANITIZE_ADDRESS__)
+#define SWEEP_STRIDE 8
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SWEEP_STRIDE 8
+#endif
+#endif
+#ifndef SWEEP_STRIDE
+#define SWEEP_STRIDE 1
+#endif
+
+static uint64_t fnv64(const int32_t *ids, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 4; k++) {
+            h ^= (uint8_t)((uint32_t)ids[i] >> (8 * k));
+            h *= 0x100000001b3ULL;
+        }
+    return h;
+}
+
+static int sweep_cp(uint32_t c) {
+    return !(c >= 0xD800 && c <= 0xDFFF) &&
+           (c < 0x30000 || (c >= 0xE0000 && c < 0xE0200) || c % 4096 == 0);
+}
+
+static void check_sweep(const char *name) {
+    tt_json sj;
+    const tj_val *sw = tt_read_gz_json(test_data("tokenizers/unicode_sweep.json.gz"), &sj);
+    ASSERT_TRUE(sw != NULL);
+    const tj_val *hs = tj_get(tj_get(sw, "tokenizers"), name);
+    ASSERT_TRUE(hs != NULL);
+    size_t block = (size_t)tj_get(sw, "block")->u.num;
+    air_tokenizer *t = NULL;
+    air_status st = tt_load_real(name, &t);
+    if (st) {
+        tt_json_free(&sj);
+        T_FAIL("loading %s: %s", name, air_last_error());
+    }
+    uint32_t *cps = malloc(0x110000 * sizeof *cps);
+    size_t ncp = 0;
+    for (uint32_t c = 0; c < 0x110000; c++)
+        if (sweep_cp(c))
+            cps[ncp++] = c;
+    tk_bytes text = {0};
+    int bad = 0, checked = 0;
+    for (size_t k = 0; k * block < ncp && k < hs->n; k += SWEEP_STRIDE) {
+        text.n = 0;
+        for (size_t i = k * block; i < ncp && i < (k + 1) * block; i++) {
+            char u[4];
+            int l = tk_utf8_encode(cps[i], u);
+            /* "a%sb %s%s1%s x %s's%s\n%s " */
+            const char *lit[8] = {"a", "b ", "", "1", " x ", "'s", "\n", " "};
+            for (int r = 0; r < 7; r++) {
+                tk_bytes_append(&text, lit[r], strlen(lit[r]));
+                tk_bytes_append(&text, u, (size_t)l);
+            }
+            tk_bytes_append(&text, lit[7], 1);
+        }
+        int32_t *ids;
+        size_t n;
+        if (air_tokenizer_encode(t, text.p, text.n, 0, &ids, &n) != AIR_OK) {
+            bad++;
+            continue;
+        }
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv64(ids, n));
+        free(ids);
+        checked++;
+        if (strcmp(hex, hs->u.items[k].u.s) != 0) {
+            if (bad < 10)
+                fprintf(stderr, "%s: code points U+%04X..U+%04X encode differently from HF\n", name,
+                        cps[k * block], cps[(k + 1) * block < ncp ? (k + 1) * block - 1 : ncp - 1]);
+            bad++;
+        }
+    }
+    fprintf(stderr, "  %s: %d chunks of %zu code points checked, %d differ\n", name, checked, block,
+            bad);
+    free(text.p);
+    free(cps);
+    air_tokenizer_free(t);
+    tt_json_free(&sj);
+    ASSERT_EQ_INT(bad, 0);
+}
+
+TEST(unicode_sweep_llama3_1) {
+    check_sweep("llama3_1");
+}
+TEST(unicode_sweep_qwen3) {
+    check_sweep("qwen3");
+}
+TEST(unicode_sweep_deepseek_v3) {
+    check_sweep("deepseek_v3");
+}
+
 TEST(config_fields) {
     air_tokenizer *t = NULL;
     ASSERT_OK(tt_load_real("qwen3", &t));
@@ -141,6 +241,9 @@ int main(void) {
     RUN(llama2);
     RUN(deepseek_v3);
     RUN(gemma3);
+    RUN(unicode_sweep_llama3_1);
+    RUN(unicode_sweep_qwen3);
+    RUN(unicode_sweep_deepseek_v3);
     RUN(config_fields);
     RUN(variants);
     tt_json_free(&corpus_doc);
