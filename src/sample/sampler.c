@@ -67,6 +67,28 @@ static int by_logit_desc(const void *a, const void *b) {
     return x->id - y->id;
 }
 
+/* min-heap on (logit, then larger id = worse) so the root is the weakest
+ * kept candidate */
+static int worse(const struct cand *a, const struct cand *b) {
+    return a->logit < b->logit || (a->logit == b->logit && a->id > b->id);
+}
+
+static void sift_down(struct cand *h, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && worse(&h[l], &h[w]))
+            w = l;
+        if (r < n && worse(&h[r], &h[w]))
+            w = r;
+        if (w == i)
+            return;
+        struct cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
 int32_t air_sampler_sample(air_sampler *s, float *logits, const int32_t *history, int n_history,
                            const uint8_t *allowed) {
     int n = s->n_vocab;
@@ -94,16 +116,27 @@ int32_t air_sampler_sample(air_sampler *s, float *logits, const int32_t *history
                 best = i;
         return best;
     }
-    /* candidates sorted by logit (partial work is not worth it at these sizes) */
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (logits[i] > -INFINITY)
-            s->cand[m++] = (struct cand){logits[i], i};
+    /* candidates by decreasing logit: with top-k, a min-heap keeps the k best
+     * in one pass (O(n log k)) and only those are sorted */
+    int m = 0, k = s->p.top_k > 0 && s->p.top_k < n ? s->p.top_k : n;
+    for (int i = 0; i < n; i++) {
+        if (!(logits[i] > -INFINITY))
+            continue;
+        struct cand c = {logits[i], i};
+        if (m < k) {
+            s->cand[m++] = c;
+            if (k < n && m == k) /* heapify once full */
+                for (int j = k / 2 - 1; j >= 0; j--)
+                    sift_down(s->cand, k, j);
+        } else if (k < n && (c.logit > s->cand[0].logit ||
+                             (c.logit == s->cand[0].logit && c.id < s->cand[0].id))) {
+            s->cand[0] = c;
+            sift_down(s->cand, k, 0);
+        }
+    }
     if (m == 0)
         return 0;
     qsort(s->cand, (size_t)m, sizeof *s->cand, by_logit_desc);
-    if (s->p.top_k > 0 && s->p.top_k < m)
-        m = s->p.top_k;
     float maxl = s->cand[0].logit;
     double sum = 0;
     for (int i = 0; i < m; i++) {
