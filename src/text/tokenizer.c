@@ -975,7 +975,22 @@ static char *token_string(tk_arena *a, const tj_val *v) {
     return NULL;
 }
 
+/* tokenizer.json must be UTF-8 (HF reads it into a Rust/Python string);
+ * everything downstream, PCRE2 with PCRE2_NO_UTF_CHECK included, relies on it. */
+static air_status check_utf8(const char *s, size_t n, const char *file) {
+    size_t v = tk_utf8_valid_prefix((const unsigned char *)s, n);
+    if (v == n)
+        return AIR_OK;
+    size_t line = 1;
+    for (size_t i = 0; i < v; i++)
+        line += s[i] == '\n';
+    return air_err(AIR_ERR_FORMAT, "%s: not valid UTF-8 (byte %zu, line %zu)", file, v, line);
+}
+
 static air_status load_config(air_tokenizer *t, const char *cfg, size_t n, const char *file) {
+    air_status cst = check_utf8(cfg, n, file);
+    if (cst)
+        return cst;
     tj_doc doc;
     air_status st = tj_parse(cfg, n, file, &doc);
     if (st)
@@ -1011,8 +1026,11 @@ static air_status load_impl(const char *json, size_t len, const char *cfg, size_
     if (!json || !out)
         return air_err(AIR_ERR_INVALID_ARG, "air_tokenizer_load: NULL argument");
     *out = NULL;
+    air_status st = check_utf8(json, len, file);
+    if (st)
+        return st;
     tj_doc doc;
-    air_status st = tj_parse(json, len, file, &doc);
+    st = tj_parse(json, len, file, &doc);
     if (st)
         return st;
     air_tokenizer *t = tk_alloc();

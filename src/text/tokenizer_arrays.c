@@ -231,6 +231,10 @@ air_status air_tokenizer_from_arrays_ex(air_tok_family fam, const char *const *t
         }
         int32_t ty = types ? types[i] : AIR_TOK_TYPE_NORMAL;
         size_t len = strlen(tokens[i]);
+        if (tk_utf8_valid_prefix((const unsigned char *)tokens[i], len) != len) {
+            st = air_err(AIR_ERR_FORMAT, "from_arrays: token %d is not valid UTF-8", (int)i);
+            goto fail;
+        }
         char *s = tk_arena_strdup(&t->arena, tokens[i], len);
         if (!s) {
             st = oom();

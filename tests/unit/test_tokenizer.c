@@ -152,6 +152,15 @@ TEST(errors) {
                         "{\"Regex\": \"a\"}, \"behavior\": \"Sideways\"}}",
                         &t),
                AIR_ERR_FORMAT, "unknown split behavior");
+    /* found by fuzzing: invalid UTF-8 inside JSON strings reached PCRE2 */
+    ASSERT_ERR(load_str("{" MINI_MODEL ", \"normalizer\": {\"type\": \"Prepend\", "
+                        "\"prepend\": \"\xff\"}}",
+                        &t),
+               AIR_ERR_FORMAT, "not valid UTF-8");
+    const char *bad_tok[] = {"a", "\xc3"};
+    ASSERT_ERR(air_tokenizer_from_arrays(AIR_TOK_BPE_BYTELEVEL, bad_tok, NULL, NULL, 2, NULL, 0,
+                                         "gpt2", -1, -1, 0, &t),
+               AIR_ERR_FORMAT, "token 1 is not valid UTF-8");
     ASSERT_ERR(air_tokenizer_load("/no/such/tokenizer.json", NULL, &t), AIR_ERR_NOT_FOUND,
                "/no/such/tokenizer.json");
     ASSERT_TRUE(t == NULL);
