@@ -14,6 +14,11 @@
 
 #define AI static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
+/* Decode streams weight rows from RAM: prefetch this far ahead of each row
+ * (far enough to cover memory latency with several rows in flight). */
+#ifndef PF_BYTES
+#define PF_BYTES 16384
+#endif
 
 /* e^x, max relative error ~2 ulp; 0 below -87.3, inf above 88.7. */
 AI float32x4_t exp4(float32x4_t x) {
@@ -125,6 +130,8 @@ AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const air_block_x
         }
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_q8 *wb = W + (size_t)(o + m) * nb + b;
+            if (NR == 1)
+                __builtin_prefetch((const char *)wb + PF_BYTES);
             int8x16_t w0 = vld1q_s8(wb->qs), w1 = vld1q_s8(wb->qs + 16);
             float dw = air_f16_to_f32(wb->d);
             UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
@@ -166,6 +173,8 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const air_block
         }
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_nf4 *wb = W + (size_t)(o + m) * nb + b;
+            if (NR == 1)
+                __builtin_prefetch((const char *)wb + PF_BYTES);
             uint8x16_t q0 = vld1q_u8(wb->qs), q1 = vld1q_u8(wb->qs + 16);
             int8x16_t w0 = vqtbl1q_s8(table, vandq_u8(q0, m4));  /* elements 0..15 */
             int8x16_t w1 = vqtbl1q_s8(table, vandq_u8(q1, m4));  /* 16..31 */

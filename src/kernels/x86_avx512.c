@@ -16,6 +16,11 @@
 
 #define AI static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
+/* Decode streams weight rows from RAM: prefetch this far ahead of each row
+ * (far enough to cover memory latency with several rows in flight). */
+#ifndef PF_BYTES
+#define PF_BYTES 16384
+#endif
 
 AI float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -142,6 +147,8 @@ AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const air_block_x
         }
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_q8 *wb = W + (size_t)(o + m) * nb + b;
+            if (NR == 1)
+                _mm_prefetch((const char *)wb + PF_BYTES, _MM_HINT_T0);
             __m256i uw = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)wb->qs), bias);
             float dw = _cvtsh_ss(wb->d);
             UNROLL for (int n = 0; n < NR; n++) {
@@ -194,6 +201,8 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const air_block
         }
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_nf4 *wb = W + (size_t)(o + m) * nb + b;
+            if (NR == 1)
+                _mm_prefetch((const char *)wb + PF_BYTES, _MM_HINT_T0);
             __m256i q = _mm256_loadu_si256((const __m256i *)wb->qs);
             __m256i ulo = _mm256_shuffle_epi8(table, _mm256_and_si256(q, m4));
             __m256i uhi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));

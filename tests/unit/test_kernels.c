@@ -491,6 +491,35 @@ TEST(pool_wakes_sleepers) {
     air_pool_free(pool);
 }
 
+static void jitter_fn(void *p, int ith, int nth) {
+    pool_ctx *c = p;
+    unsigned h = (unsigned)(c->hits[7] * 2654435761u) ^ (unsigned)ith * 40503u;
+    if ((h >> 7) % 3 == 0) { /* some threads are late, by up to ~0.3 ms */
+        struct timespec ts = {0, (long)((h >> 11) % 300) * 1000};
+        nanosleep(&ts, NULL);
+    }
+    __atomic_fetch_add(&c->hits[ith], 1, __ATOMIC_RELAXED);
+}
+
+/* Runs with random late threads and idle gaps (workers fall asleep between
+ * some runs, not others): every run must complete, nothing may be lost. */
+TEST(pool_stress) {
+    air_pool *pool = air_pool_create(4);
+    ASSERT_TRUE(pool != NULL);
+    pool_ctx c = {{0}, {0}};
+    for (int it = 0; it < 300; it++) {
+        c.hits[7] = it;
+        air_pool_run(pool, jitter_fn, &c);
+        if (it % 37 == 0) {
+            struct timespec ts = {0, 3000000}; /* 3 ms idle */
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ_INT(c.hits[i], 300);
+    air_pool_free(pool);
+}
+
 TEST(dispatch) {
     ASSERT_TRUE(air_kernels_isa_supported(AIR_ISA_REF));
     ASSERT_TRUE(air_kernels_force_isa(AIR_ISA_REF));
@@ -517,5 +546,6 @@ int main(void) {
     RUN(softmax_extremes);
     RUN(pool_runs_every_index);
     RUN(pool_wakes_sleepers);
+    RUN(pool_stress);
     return test_summary();
 }
