@@ -117,8 +117,7 @@ static void cache_put(tk_cache *c, uint64_t h, const char *s, size_t n, const in
 /* ========================================================================= */
 /* Byte tables                                                                */
 /* ========================================================================= */
-int tk_bpe_build_byte_tables(tk_bpe *m, tk_arena *arena, char *const *tok_str,
-                             const uint32_t *tok_len, int32_t n) {
+void tk_bpe_build_byte_tables(tk_bpe *m) {
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
@@ -128,11 +127,6 @@ int tk_bpe_build_byte_tables(tk_bpe *m, tk_arena *arena, char *const *tok_str,
         m->bl_id[b] = tk_strmap_get(&m->vocab, u, (size_t)l);
     }
     m->bl_ready = 1;
-    (void)arena;
-    (void)tok_str;
-    (void)tok_len;
-    (void)n;
-    return 0;
 }
 
 void tk_bpe_free(tk_bpe *m) {

@@ -172,8 +172,7 @@ air_status tk_finalize(air_tokenizer *t) {
     if (!t->dec_str || !t->dec_len || !t->special)
         return oom();
     /* byte tables see only the model vocabulary */
-    if (tk_bpe_build_byte_tables(&t->bpe, &t->arena, t->tok_str, t->tok_len, n))
-        return oom();
+    tk_bpe_build_byte_tables(&t->bpe);
     memcpy(t->dec_str, t->tok_str, (size_t)n * sizeof *t->dec_str);
     memcpy(t->dec_len, t->tok_len, (size_t)n * sizeof *t->dec_len);
     for (size_t i = 0; i < t->n_added; i++) {

@@ -326,8 +326,8 @@ typedef struct {
     tk_cache *cache;
 } tk_bpe;
 
-int tk_bpe_build_byte_tables(tk_bpe *m, tk_arena *arena, char *const *tok_str,
-                             const uint32_t *tok_len, int32_t n);
+/* Fills byte_fb and bl_id from the vocabulary. */
+void tk_bpe_build_byte_tables(tk_bpe *m);
 /* Tokenizes one pre-tokenized piece; byte_level: s is raw bytes to be seen
  * through the GPT-2 byte->char map. Appends ids. */
 air_status tk_bpe_word(const tk_bpe *m, const char *s, size_t n, int byte_level, tk_ids *out);
