@@ -296,6 +296,19 @@ def train_small(kind, texts):
     return json.loads(tok.to_str())
 
 
+def train_affixes(texts):
+    """Word-level BPE with continuing_subword_prefix and end_of_word_suffix."""
+    from tokenizers import models, trainers, pre_tokenizers, decoders
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##",
+                               end_of_word_suffix="</w>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    tr = trainers.BpeTrainer(vocab_size=800, special_tokens=["[UNK]"],
+                             continuing_subword_prefix="##", end_of_word_suffix="</w>")
+    tok.train_from_iterator(texts, tr)
+    return json.loads(tok.to_str())
+
+
 def variants(cases):
     texts = [case_text(c) for c in cases if len(case_text(c)) < 5000] * 3
     bl = train_small("bytelevel", texts)
@@ -373,6 +386,15 @@ def variants(cases):
     bl2 = json.loads(json.dumps(bl))
     bl2["model"]["ignore_merges"] = True
     mk("bl_ignore_merges", bl2)
+    mk("bl_dec_wordpiece", bl, decoder={"type": "WordPiece", "prefix": "##", "cleanup": True})
+    mk("bl_dec_replace_regex", bl, decoder={"type": "Sequence", "decoders": [
+        {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        {"type": "Replace", "pattern": R("[aeiou]+"), "content": "_"},
+        {"type": "Strip", "content": "_", "start": 2, "stop": 0}]})
+    af = train_affixes(texts)
+    mk("bpe_affixes", af)
+    mk("bpe_affixes_wordpiece_dec", af, decoder={"type": "WordPiece", "prefix": "##", "cleanup": False},
+       pre_tokenizer={"type": "BertPreTokenizer"})
     # SentencePiece family
     mk("spm_metaspace", sp)
     mk("spm_metaspace_first", sp,
