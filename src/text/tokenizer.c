@@ -1148,7 +1148,7 @@ static int prev_char_is_word(const char *s, size_t pos) {
 /* HF AddedVocabulary::find_matches: leftmost-longest non-overlapping
  * matches, with single_word / lstrip / rstrip. */
 static int find_added(const air_tokenizer *t, const tk_trie *tr, const char *s, size_t n,
-                      segs *out) {
+                      int skip_special, segs *out) {
     out->n = 0;
     size_t pos = 0, start_offset = 0;
     while (pos < n) {
@@ -1176,6 +1176,8 @@ static int find_added(const air_tokenizer *t, const tk_trie *tr, const char *s, 
         size_t start = i, stop = i + best_len;
         pos = stop;
         const tk_added *a = &t->added[best];
+        if (skip_special && t->special[a->id]) /* HF encode_special_tokens */
+            continue;
         if (a->single_word) {
             int start_space = start == 0 || !prev_char_is_word(s, start);
             int stop_space = stop == n;
@@ -1226,7 +1228,8 @@ static int find_added(const air_tokenizer *t, const tk_trie *tr, const char *s, 
 /* One segment of text between raw added tokens: normalize, split on
  * normalized added tokens, pre-tokenize and BPE. */
 static air_status encode_segment(const air_tokenizer *t, tk_work *w, const char *s, size_t n,
-                                 int at_origin, tk_bytes *nbuf, segs *sub, tk_ids *out) {
+                                 int at_origin, int skip_special, tk_bytes *nbuf, segs *sub,
+                                 tk_ids *out) {
     const char *x = s;
     size_t xn = n;
     if (t->n_norm) {
@@ -1243,7 +1246,7 @@ static air_status encode_segment(const air_tokenizer *t, tk_work *w, const char 
         return AIR_OK;
     if (!t->has_trie_norm)
         return tk_pretok_and_bpe(t, w, x, xn, at_origin, out);
-    if (find_added(t, &t->trie_norm, x, xn, sub))
+    if (find_added(t, &t->trie_norm, x, xn, skip_special, sub))
         return oom();
     for (size_t i = 0; i < sub->n; i++) {
         const seg *g = &sub->v[i];
@@ -1261,6 +1264,13 @@ static air_status encode_segment(const air_tokenizer *t, tk_work *w, const char 
 
 air_status air_tokenizer_encode(const air_tokenizer *t, const char *text, size_t len,
                                 int add_special, int32_t **ids, size_t *n_ids) {
+    return air_tokenizer_encode_ex(t, text, len, add_special ? AIR_TOK_ADD_SPECIAL : 0, ids, n_ids);
+}
+
+air_status air_tokenizer_encode_ex(const air_tokenizer *t, const char *text, size_t len,
+                                   unsigned flags, int32_t **ids, size_t *n_ids) {
+    int add_special = (flags & AIR_TOK_ADD_SPECIAL) != 0;
+    int skip_special = (flags & AIR_TOK_SPLIT_SPECIAL) != 0;
     if (!t || !ids || !n_ids || (!text && len))
         return air_err(AIR_ERR_INVALID_ARG, "air_tokenizer_encode: NULL argument");
     *ids = NULL;
@@ -1288,9 +1298,9 @@ air_status air_tokenizer_encode(const air_tokenizer *t, const char *text, size_t
         goto done;
     }
     if (!t->has_trie_raw) {
-        st = encode_segment(t, &w, s, len, 1, &nbuf, &sub, &out);
+        st = encode_segment(t, &w, s, len, 1, skip_special, &nbuf, &sub, &out);
     } else {
-        if (find_added(t, &t->trie_raw, s, len, &top)) {
+        if (find_added(t, &t->trie_raw, s, len, skip_special, &top)) {
             st = oom();
             goto done;
         }
@@ -1301,7 +1311,8 @@ air_status air_tokenizer_encode(const air_tokenizer *t, const char *text, size_t
                     st = oom();
                 continue;
             }
-            st = encode_segment(t, &w, s + g->s, g->e - g->s, g->s == 0, &nbuf, &sub, &out);
+            st = encode_segment(t, &w, s + g->s, g->e - g->s, g->s == 0, skip_special, &nbuf, &sub,
+                                &out);
         }
     }
     if (!st && add_special && t->has_post && tk_ids_append(&out, t->post.post, t->post.n_post))

@@ -67,6 +67,19 @@ void air_tokenizer_free(air_tokenizer *tok);
 air_status air_tokenizer_encode(const air_tokenizer *tok, const char *text, size_t len,
                                 int add_special, int32_t **ids, size_t *n_ids);
 
+/* Flags of air_tokenizer_encode_ex. */
+enum {
+    AIR_TOK_ADD_SPECIAL = 1, /* apply the post-processor (BOS etc.) */
+    /* do not recognize special added tokens in the text: "<|im_start|>" typed
+     * by a user is encoded as ordinary text (HF encode_special_tokens = True);
+     * non-special added tokens are still matched */
+    AIR_TOK_SPLIT_SPECIAL = 2
+};
+
+/* air_tokenizer_encode with flags (AIR_TOK_*). */
+air_status air_tokenizer_encode_ex(const air_tokenizer *tok, const char *text, size_t len,
+                                   unsigned flags, int32_t **ids, size_t *n_ids);
+
 /* Decodes ids to text like HF Tokenizer.decode (ids outside the vocabulary
  * are skipped, as HF does). skip_special: drop special added tokens. On
  * success *text is a malloc'd NUL-terminated string the caller frees. */

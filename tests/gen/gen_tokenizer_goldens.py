@@ -190,6 +190,11 @@ def goldens_for(tok, cases, rng, with_stream=True):
         g = {"name": c["name"], "ids": e0}
         if e1 != e0:
             g["ids_special"] = e1
+        tok.encode_special_tokens = True  # special tokens in the text are plain text
+        e2 = tok.encode(text, add_special_tokens=False).ids
+        tok.encode_special_tokens = False
+        if e2 != e0:
+            g["ids_split_special"] = e2
         d0 = safe_decode(tok, e1, False)
         d1 = safe_decode(tok, e1, True)
         if d0 is not None:  # HF panics on some inputs (Strip decoder on an empty token)

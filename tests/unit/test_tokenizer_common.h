@@ -276,6 +276,14 @@ static int tt_check_goldens(const air_tokenizer *t, const tj_val *gold, const tj
             free(back);
             free(lossy.p);
         }
+        /* special tokens not recognized (HF encode_special_tokens) */
+        const tj_val *want2 = tj_get(g, "ids_split_special");
+        int32_t *ids2 = NULL;
+        size_t n2 = 0;
+        if (air_tokenizer_encode_ex(t, text, len, AIR_TOK_SPLIT_SPECIAL, &ids2, &n2) != AIR_OK ||
+            !tt_ids_equal(ids2, n2, want2 ? want2 : want0, "split_special", tok, cname))
+            bad++;
+        free(ids2);
         if (!only_ids && ids[1]) {
             /* decode the HF ids (so a decode check does not depend on encode) */
             size_t hn;
