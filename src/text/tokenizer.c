@@ -192,13 +192,18 @@ air_status tk_finalize(air_tokenizer *t) {
         else
             t->has_trie_raw = 1;
     }
-    /* special flags by content, as HF's is_special_token(content) */
+    /* special flags by content, as HF's is_special_token(content): a
+     * non-special added token with the content of a special one is special */
+    tk_strmap spc = {0};
     for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].special)
-            for (size_t k = 0; k < t->n_added; k++)
-                if (k != i && t->added[k].len == t->added[i].len && !t->added[k].special &&
-                    !memcmp(t->added[k].content, t->added[i].content, t->added[i].len))
-                    t->special[t->added[k].id] = 1;
+        if (t->added[i].special && tk_strmap_put(&spc, t->added[i].content, t->added[i].len, 1)) {
+            tk_strmap_free(&spc);
+            return oom();
+        }
+    for (size_t i = 0; i < t->n_added && spc.count; i++)
+        if (!t->added[i].special && tk_strmap_get(&spc, t->added[i].content, t->added[i].len) >= 0)
+            t->special[t->added[i].id] = 1;
+    tk_strmap_free(&spc);
     t->bpe.cache = tk_cache_new(1 << 16);
     if (!t->bpe.cache)
         return oom();

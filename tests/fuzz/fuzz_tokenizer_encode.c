@@ -141,12 +141,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0)
         return 0;
     int sel = data[0] & 1, add = (data[0] >> 1) & 1, skip = (data[0] >> 2) & 1;
+    int split = (data[0] >> 3) & 1;
     const air_tokenizer *t = toks[sel];
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
     int32_t *ids = NULL;
     size_t n = 0;
-    if (air_tokenizer_encode(t, text, len, add, &ids, &n) != AIR_OK)
+    if (air_tokenizer_encode_ex(
+            t, text, len, (add ? AIR_TOK_ADD_SPECIAL : 0u) | (split ? AIR_TOK_SPLIT_SPECIAL : 0u),
+            &ids, &n) != AIR_OK)
         abort(); /* encoding never fails on any input */
     char *dec = NULL;
     size_t dn = 0;
