@@ -73,6 +73,55 @@ TEST(from_arrays_llama2) {
     check_arrays("llama2", AIR_TOK_BPE_SPM);
 }
 
+TEST(from_arrays_options) {
+    /* Gemma-style SPM: no "▁" prefix; EOS appended */
+    tt_json aj;
+    const tj_val *a = tt_read_gz_json(test_data("tokenizers/arrays/llama2.json.gz"), &aj);
+    ASSERT_TRUE(a != NULL);
+    const tj_val *toks = tj_get(a, "tokens"), *types = tj_get(a, "types");
+    const tj_val *scores = tj_get(a, "scores");
+    int32_t n = (int32_t)toks->n;
+    const char **tv = malloc((size_t)n * sizeof *tv);
+    int32_t *ty = malloc((size_t)n * sizeof *ty);
+    float *sc = malloc((size_t)n * sizeof *sc);
+    for (int32_t i = 0; i < n; i++) {
+        tv[i] = toks->u.items[i].u.s;
+        ty[i] = (int32_t)types->u.items[i].u.num;
+        sc[i] = (float)scores->u.items[i].u.num;
+    }
+    air_tok_array_opts o = air_tok_array_default_opts();
+    o.bos_id = 1;
+    o.eos_id = 2;
+    o.add_eos = 1;
+    o.add_space_prefix = 0;
+    air_tokenizer *t = NULL;
+    air_status st =
+        air_tokenizer_from_arrays_ex(AIR_TOK_BPE_SPM, tv, sc, ty, n, NULL, 0, NULL, &o, &t);
+    free(tv);
+    free(ty);
+    free(sc);
+    tt_json_free(&aj);
+    ASSERT_OK(st);
+    int32_t *ids;
+    size_t m;
+    ASSERT_OK(air_tokenizer_encode(t, "Hello world", 11, 1, &ids, &m));
+    /* <s> "Hello" "▁world" </s>: no leading "▁" */
+    ASSERT_EQ_INT(m, 4);
+    ASSERT_EQ_INT(ids[0], 1);
+    ASSERT_EQ_STR(air_tokenizer_id_to_token(t, ids[1]), "Hello");
+    ASSERT_EQ_STR(air_tokenizer_id_to_token(t, ids[2]), "\xe2\x96\x81world");
+    ASSERT_EQ_INT(ids[3], 2);
+    char *text;
+    ASSERT_OK(air_tokenizer_decode(t, ids, m, 1, &text));
+    ASSERT_EQ_STR(text, "Hello world");
+    free(text);
+    free(ids);
+    ASSERT_EQ_STR(air_tokenizer_bos_token(t), "<s>");
+    ASSERT_EQ_STR(air_tokenizer_eos_token(t), "</s>");
+    ASSERT_TRUE(air_tokenizer_is_special(t, 1));
+    air_tokenizer_free(t);
+}
+
 TEST(from_arrays_errors) {
     const char *toks[] = {"a", "b", "ab"};
     const char *bad_merges[] = {"a c"};
@@ -351,6 +400,7 @@ int main(void) {
     }
     RUN(from_arrays_llama3_1);
     RUN(from_arrays_llama2);
+    RUN(from_arrays_options);
     RUN(from_arrays_errors);
     RUN(errors);
     RUN(invalid_utf8_is_lossy);
