@@ -24,12 +24,40 @@ static int is_ascii(const char *s, size_t n) {
     return 1;
 }
 
-static air_status unicode_norm(int options, const tk_bytes *in, tk_bytes *out) {
-    if (is_ascii(in->p, in->n))
-        return tk_bytes_append(out, in->p, in->n) ? oom() : AIR_OK;
+static const tk_cpmap *cpmap_find(const tk_cpmap *m, size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m[mid].cp == cp)
+            return m[mid].out ? &m[mid] : NULL;
+        if (m[mid].cp < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int u32_find(const uint32_t *a, size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a[mid] == cp)
+            return 1;
+        if (a[mid] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static air_status utf8proc_piece(int options, const char *s, size_t n, tk_bytes *out) {
+    if (n == 0)
+        return AIR_OK;
     utf8proc_uint8_t *res = NULL;
-    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)in->p, (utf8proc_ssize_t)in->n,
-                                      &res, (utf8proc_option_t)(options | UTF8PROC_STABLE));
+    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
+                                      (utf8proc_option_t)(options | UTF8PROC_STABLE));
     if (r < 0) {
         free(res);
         return air_err(AIR_ERR_FORMAT, "Unicode normalization failed: %s", utf8proc_errmsg(r));
@@ -37,6 +65,36 @@ static air_status unicode_norm(int options, const tk_bytes *in, tk_bytes *out) {
     int e = tk_bytes_append(out, res, (size_t)r);
     free(res);
     return e ? oom() : AIR_OK;
+}
+
+/* form: 0 NFC, 1 NFD, 2 NFKC, 3 NFKD. Code points HF's (older) tables treat
+ * differently are barriers: the text around them is normalized separately
+ * and they become HF's result for them alone (see tokenizer_unitab.c). */
+static air_status unicode_norm(int form, int options, const tk_bytes *in, tk_bytes *out) {
+    if (is_ascii(in->p, in->n))
+        return tk_bytes_append(out, in->p, in->n) ? oom() : AIR_OK;
+    const tk_cpmap *tab = tk_hf_norm[form];
+    size_t tn = tk_hf_norm_n[form], start = 0;
+    const unsigned char *s = (const unsigned char *)in->p;
+    for (size_t i = 0; i < in->n;) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        int l = tk_utf8_next(s + i, &cp);
+        const tk_cpmap *b = tn ? cpmap_find(tab, tn, cp) : NULL;
+        if (b) {
+            air_status st = utf8proc_piece(options, in->p + start, i - start, out);
+            if (st)
+                return st;
+            if (tk_bytes_append(out, b->out, strlen(b->out)))
+                return oom();
+            start = i + (size_t)l;
+        }
+        i += (size_t)l;
+    }
+    return utf8proc_piece(options, in->p + start, in->n - start, out);
 }
 
 static air_status lowercase(const tk_bytes *in, tk_bytes *out) {
@@ -57,6 +115,12 @@ static air_status lowercase(const tk_bytes *in, tk_bytes *out) {
         i += (size_t)tk_utf8_next(s + i, &cp);
         char u[8];
         int l;
+        const tk_cpmap *x = cpmap_find(tk_hf_lower, tk_hf_lower_n, cp);
+        if (x) { /* HF (Rust char, newer Unicode) differs from utf8proc */
+            if (tk_bytes_append(out, x->out, strlen(x->out)))
+                return oom();
+            continue;
+        }
         if (cp == 0x130) { /* SpecialCasing: İ -> i + combining dot above */
             memcpy(u, "i\xCC\x87", 3);
             l = 3;
@@ -104,8 +168,15 @@ static air_status map_chars(const tk_bytes *in, int nmt, tk_bytes *out, int *mov
         i += (size_t)l;
         if (!nmt) {
             utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)cp);
-            if (k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME)
+            int mark =
+                k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
+            if (cp >= 0x80 && u32_find(tk_hf_mark_flip, tk_hf_mark_flip_n, cp))
+                mark = !mark; /* HF's older combining-mark table */
+            if (mark) {
+                if (out->n == 0)
+                    *moved = 1;
                 continue;
+            }
         } else {
             if ((cp >= 1 && cp <= 8) || cp == 0x0B || (cp >= 0x0E && cp <= 0x1F) || cp == 0x7F ||
                 cp == 0x8F || cp == 0x9F) {
@@ -164,16 +235,16 @@ air_status tk_normalize(const air_tokenizer *t, tk_matcher *mt, const char *s, s
         }
         switch (nz->type) {
         case TK_NORM_NFC:
-            st = unicode_norm(UTF8PROC_COMPOSE, out, &tmp);
+            st = unicode_norm(0, UTF8PROC_COMPOSE, out, &tmp);
             break;
         case TK_NORM_NFD:
-            st = unicode_norm(UTF8PROC_DECOMPOSE, out, &tmp);
+            st = unicode_norm(1, UTF8PROC_DECOMPOSE, out, &tmp);
             break;
         case TK_NORM_NFKC:
-            st = unicode_norm(UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out, &tmp);
+            st = unicode_norm(2, UTF8PROC_COMPOSE | UTF8PROC_COMPAT, out, &tmp);
             break;
         case TK_NORM_NFKD:
-            st = unicode_norm(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out, &tmp);
+            st = unicode_norm(3, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, out, &tmp);
             break;
         case TK_NORM_LOWERCASE:
             st = lowercase(out, &tmp);

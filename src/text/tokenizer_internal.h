@@ -211,6 +211,18 @@ typedef struct {
 extern const char tk_onig_classes[];
 extern const char *const tk_onig_extra[];
 
+/* tokenizer_unitab.c: normalizer exceptions (sorted by code point). */
+typedef struct {
+    uint32_t cp;
+    const char *out; /* HF's result for the code point alone (UTF-8) */
+} tk_cpmap;
+extern const tk_cpmap *const tk_hf_norm[4]; /* NFC, NFD, NFKC, NFKD barriers */
+extern const size_t tk_hf_norm_n[4];
+extern const tk_cpmap *const tk_hf_lower; /* Lowercase */
+extern const size_t tk_hf_lower_n;
+extern const uint32_t *const tk_hf_mark_flip; /* StripAccents: mark status differs */
+extern const size_t tk_hf_mark_flip_n;
+
 /* Per-call matching state (match data, JIT stack), lazily created. */
 typedef struct {
     pcre2_match_data *md;

@@ -470,6 +470,136 @@ int main(int argc, char **argv) {
 """
 CLASSES = "LMNPS"
 
+# utf8proc side of the normalizer tables: what our C normalizers compute
+# without the tables (utf8proc_map / utf8proc_tolower / utf8proc_category).
+UNORM_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+int main(void) {
+  static char line[1 << 16];
+  int opts[4] = {UTF8PROC_STABLE | UTF8PROC_COMPOSE, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE,
+                 UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT,
+                 UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT};
+  while (fgets(line, sizeof line, stdin)) {
+    size_t n = strlen(line);
+    if (n && line[n - 1] == '\n') line[--n] = 0;
+    for (int f = 0; f < 4; f++) {
+      utf8proc_uint8_t *r = NULL;
+      utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)line, (utf8proc_ssize_t)n, &r,
+                                        (utf8proc_option_t)opts[f]);
+      for (utf8proc_ssize_t i = 0; i < m; i++) printf("%02x", r[i]);
+      printf(f < 3 ? " " : "");
+      free(r);
+    }
+    /* lowercase and mark flag of the first code point */
+    utf8proc_int32_t cp;
+    utf8proc_iterate((const utf8proc_uint8_t *)line, (utf8proc_ssize_t)n, &cp);
+    utf8proc_category_t k = utf8proc_category(cp);
+    printf(" %x %d\n", cp == 0x130 ? 0x130 : utf8proc_tolower(cp),
+           k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME);
+  }
+  return 0;
+}
+"""
+
+
+def norm_tables():
+    """Code points where HF's normalizers (older Unicode tables in
+    unicode-normalization-alignments; Rust char for lowercase) differ from
+    utf8proc. Returns C source for tokenizer_unitab.c."""
+    import subprocess
+    import tempfile
+    from tokenizers import normalizers as N
+    cps = [c for c in range(0x20, 0x110000) if not (0xD800 <= c <= 0xDFFF)
+           and c not in (0x85, 0x2028, 0x2029)]
+    probes = []  # (cp, text)
+    for c in cps:
+        probes.append((c, chr(c)))
+        probes.append((c, "a" + chr(c) + "\u0316"))  # ordering against a ccc-220 mark
+        probes.append((c, chr(c) + "\u0301"))        # composition with a following mark
+    with tempfile.TemporaryDirectory() as d:
+        src, exe = os.path.join(d, "unorm.c"), os.path.join(d, "unorm")
+        open(src, "w").write(UNORM_C)
+        subprocess.check_call(["gcc", "-O2", src, "-lutf8proc", "-o", exe])
+        inp = "\n".join(t for _, t in probes) + "\n"
+        out = subprocess.run([exe], input=inp.encode("utf-8", "surrogatepass"),
+                             stdout=subprocess.PIPE, check=True).stdout.decode().splitlines()
+    forms = [N.NFC(), N.NFD(), N.NFKC(), N.NFKD()]
+    SEP = "\u0001"
+    hf = []
+    for f in forms:
+        joined = f.normalize_str(SEP.join(t for _, t in probes))
+        parts = joined.split(SEP)
+        assert len(parts) == len(probes)
+        hf.append(parts)
+    barrier = [dict() for _ in range(4)]  # cp -> HF output of the cp alone
+    for i, (c, t) in enumerate(probes):
+        ours = out[i].split(" ")
+        for fi in range(4):
+            if bytes.fromhex(ours[fi]).decode() != hf[fi][i]:
+                barrier[fi][c] = None
+    single = {c: i for i, (c, t) in enumerate(probes) if len(t) == 1}
+    # compositions utf8proc applies and HF's older tables do not (e.g. U+11935
+    # U+11930 -> U+11938): probe utf8proc's own decompositions; where HF
+    # composes differently, the first code point becomes a barrier
+    dec = {}
+    for c in cps:
+        u = bytes.fromhex(out[single[c]].split(" ")[1]).decode()
+        if u != chr(c) and len(u) >= 2:
+            dec[c] = u
+    keys = sorted(dec)
+    with tempfile.TemporaryDirectory() as d:
+        src, exe = os.path.join(d, "unorm.c"), os.path.join(d, "unorm")
+        open(src, "w").write(UNORM_C)
+        subprocess.check_call(["gcc", "-O2", src, "-lutf8proc", "-o", exe])
+        o2 = subprocess.run([exe], input=("\n".join(dec[c] for c in keys) + "\n").encode(),
+                            stdout=subprocess.PIPE, check=True).stdout.decode().splitlines()
+    for fi in (0, 2):
+        hfj = forms[fi].normalize_str(SEP.join(dec[c] for c in keys)).split(SEP)
+        for c, line, h in zip(keys, o2, hfj):
+            if bytes.fromhex(line.split(" ")[fi]).decode() != h:
+                barrier[fi].setdefault(ord(dec[c][0]), None)
+    for fi in range(4):
+        for c in barrier[fi]:
+            barrier[fi][c] = hf[fi][single[c]]
+    lower_hf = N.Lowercase().normalize_str(SEP.join(chr(c) for c in cps)).split(SEP)
+    strip_hf = N.StripAccents().normalize_str(SEP.join(chr(c) for c in cps)).split(SEP)
+    lower, marks = {}, []
+    for k, c in enumerate(cps):
+        o = out[single[c]].split(" ")
+        ours_lower = "i\u0307" if c == 0x130 else chr(int(o[4], 16))
+        if lower_hf[k] != ours_lower:
+            lower[c] = lower_hf[k]
+        if (strip_hf[k] == "") != (o[5] == "1"):
+            marks.append(c)
+
+    def cstr(x):
+        return '"' + "".join("\\x%02x" % b for b in x.encode()) + '"'
+
+    L = []
+    names = ["nfc", "nfd", "nfkc", "nfkd"]
+    for fi in range(4):
+        items = sorted(barrier[fi].items())
+        L.append("static const tk_cpmap norm_%s[] = {" % names[fi])
+        L += ["    {0x%x, %s}," % (c, cstr(o)) for c, o in items] or ["    {0, 0}, /* none */"]
+        L.append("};")
+    L.append("const tk_cpmap *const tk_hf_norm[4] = {norm_nfc, norm_nfd, norm_nfkc, norm_nfkd};")
+    L.append("const size_t tk_hf_norm_n[4] = {%s};" % ", ".join(str(len(b)) for b in barrier))
+    L.append("static const tk_cpmap lower[] = {")
+    L += ["    {0x%x, %s}," % (c, cstr(o)) for c, o in sorted(lower.items())] or ["    {0, 0},"]
+    L.append("};")
+    L.append("const tk_cpmap *const tk_hf_lower = lower;")
+    L.append("const size_t tk_hf_lower_n = %d;" % len(lower))
+    L.append("static const uint32_t marks[] = {%s};" %
+             (", ".join("0x%x" % c for c in marks) or "0"))
+    L.append("const uint32_t *const tk_hf_mark_flip = marks;")
+    L.append("const size_t tk_hf_mark_flip_n = %d;" % len(marks))
+    print("normalizer tables: barriers %s, lowercase %d, marks %d" %
+          ([len(b) for b in barrier], len(lower), len(marks)), file=sys.stderr)
+    return L
+
 
 def unicode_table():
     """Writes src/text/tokenizer_unitab.c: for each of \p{L M N P S}, the code
@@ -510,7 +640,8 @@ def unicode_table():
     lines = ["/*", " * tokenizer_unitab.c - generated by tests/gen/gen_tokenizer_goldens.py",
              " * --unicode-table: for \\p{L M N P S}, the code points HF's Oniguruma (newer",
              " * Unicode) matches and this PCRE2 does not; appended to those classes when",
-             " * compiling regexes. Regenerate after a PCRE2 or tokenizers upgrade.", " */",
+             " * compiling regexes. Then the normalizer exceptions below. Regenerate after",
+             " * a PCRE2, utf8proc or tokenizers upgrade.", " */",
              '#include "text/tokenizer_internal.h"', "",
              'const char tk_onig_classes[] = "%s";' % CLASSES, "",
              "const char *const tk_onig_extra[%d] = {" % len(CLASSES)]
@@ -527,6 +658,14 @@ def unicode_table():
         for k, part in enumerate(parts):
             lines.append('    "%s"%s' % (part, "," if k == len(parts) - 1 else ""))
     lines.append("};")
+    lines.append("")
+    lines.append("/* Normalizers: code points where HF's tables (older Unicode in")
+    lines.append(" * unicode-normalization-alignments, Rust char for lowercase) differ from")
+    lines.append(" * utf8proc. norm_*: code points HF treats differently in NFC/NFD/NFKC/NFKD")
+    lines.append(" * (alone, before a mark, or after a letter); the text is normalized around")
+    lines.append(" * them and they become HF's result for them alone. lower: HF's lowercase.")
+    lines.append(" * marks: code points whose combining-mark status (StripAccents) differs. */")
+    lines += norm_tables()
     with open(os.path.join(ROOT, "src", "text", "tokenizer_unitab.c"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
