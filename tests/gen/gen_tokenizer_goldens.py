@@ -706,6 +706,22 @@ def unicode_sweep(names):
             hs.append("%016x" % fnv64(ids))
         out["tokenizers"][n] = hs
         print("sweep", n, len(hs), file=sys.stderr)
+    # normalizers: each code point alone, between "a" and U+0316, before U+0301
+    from tokenizers import normalizers as N
+    norms = {"NFC": N.NFC(), "NFD": N.NFD(), "NFKC": N.NFKC(), "NFKD": N.NFKD(),
+             "Lowercase": N.Lowercase(), "StripAccents": N.StripAccents(), "Nmt": N.Nmt()}
+    out["normalizers"] = {}
+    for k, f in norms.items():
+        hs = []
+        for i in range(0, len(cps), SWEEP_BLOCK):
+            t = "|".join("%s|a%s\u0316|%s\u0301" % (chr(c), chr(c), chr(c))
+                         for c in cps[i:i + SWEEP_BLOCK])
+            h = 0xcbf29ce484222325
+            for b in f.normalize_str(t).encode("utf-8"):
+                h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+            hs.append("%016x" % h)
+        out["normalizers"][k] = hs
+        print("sweep", k, file=sys.stderr)
     wgz(os.path.join(FIX, "unicode_sweep.json.gz"), out)
 
 

@@ -157,6 +157,80 @@ TEST(unicode_sweep_deepseek_v3) {
     check_sweep("deepseek_v3");
 }
 
+/* Normalizers over the same code points (alone, "a" cp U+0316, cp U+0301). */
+TEST(unicode_sweep_normalizers) {
+    tt_json sj;
+    const tj_val *sw = tt_read_gz_json(test_data("tokenizers/unicode_sweep.json.gz"), &sj);
+    ASSERT_TRUE(sw != NULL);
+    const tj_val *ns = tj_get(sw, "normalizers");
+    size_t block = (size_t)tj_get(sw, "block")->u.num;
+    uint32_t *cps = malloc(0x110000 * sizeof *cps);
+    size_t ncp = 0;
+    for (uint32_t c = 0; c < 0x110000; c++)
+        if (sweep_cp(c))
+            cps[ncp++] = c;
+    int bad = 0;
+    for (uint32_t k = 0; ns && k < ns->n; k++) {
+        char js[256];
+        snprintf(js, sizeof js,
+                 "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}, "
+                 "\"normalizer\": {\"type\": \"%.*s\"}}",
+                 (int)ns->keys[k].n, ns->keys[k].s);
+        air_tokenizer *t = NULL;
+        if (air_tokenizer_load_from_memory(js, strlen(js), NULL, &t) != AIR_OK) {
+            fprintf(stderr, "%s\n", air_last_error());
+            bad++;
+            continue;
+        }
+        const tj_val *hs = &ns->u.items[k];
+        tk_bytes text = {0}, out = {0};
+        tk_matcher mt = {0};
+        int nb = 0;
+        for (size_t c = 0; c * block < ncp && c < hs->n; c += SWEEP_STRIDE) {
+            text.n = 0;
+            for (size_t i = c * block; i < ncp && i < (c + 1) * block; i++) {
+                char u[4];
+                size_t l = (size_t)tk_utf8_encode(cps[i], u);
+                if (i > c * block)
+                    tk_bytes_append(&text, "|", 1);
+                tk_bytes_append(&text, u, l);
+                tk_bytes_append(&text, "|a", 2);
+                tk_bytes_append(&text, u, l);
+                tk_bytes_append(&text, "\xcc\x96|", 3);
+                tk_bytes_append(&text, u, l);
+                tk_bytes_append(&text, "\xcc\x81", 2);
+            }
+            if (tk_normalize(t, &mt, text.p, text.n, &out, NULL) != AIR_OK) {
+                nb++;
+                continue;
+            }
+            uint64_t h = 0xcbf29ce484222325ULL;
+            for (size_t i = 0; i < out.n; i++) {
+                h ^= (uint8_t)out.p[i];
+                h *= 0x100000001b3ULL;
+            }
+            char hex[17];
+            snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+            if (strcmp(hex, hs->u.items[c].u.s) != 0) {
+                if (nb < 5)
+                    fprintf(stderr, "%.*s: code points U+%04X.. normalize differently from HF\n",
+                            (int)ns->keys[k].n, ns->keys[k].s, cps[c * block]);
+                nb++;
+            }
+        }
+        fprintf(stderr, "  %.*s: %d chunks differ\n", (int)ns->keys[k].n, ns->keys[k].s, nb);
+        bad += nb;
+        free(text.p);
+        free(out.p);
+        tk_matcher_free(&mt);
+        air_tokenizer_free(t);
+    }
+    free(cps);
+    tt_json_free(&sj);
+    ASSERT_TRUE(ns != NULL);
+    ASSERT_EQ_INT(bad, 0);
+}
+
 TEST(config_fields) {
     air_tokenizer *t = NULL;
     ASSERT_OK(tt_load_real("qwen3", &t));
@@ -244,6 +318,7 @@ int main(void) {
     RUN(unicode_sweep_llama3_1);
     RUN(unicode_sweep_qwen3);
     RUN(unicode_sweep_deepseek_v3);
+    RUN(unicode_sweep_normalizers);
     RUN(config_fields);
     RUN(variants);
     tt_json_free(&corpus_doc);
