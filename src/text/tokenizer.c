@@ -239,6 +239,13 @@ static air_status jbad(jctx *c, const char *what) {
     return air_err(AIR_ERR_FORMAT, "%s: %s: %s", c->file, c->path[0] ? c->path : "(root)", what);
 }
 
+/* A JSON number as an id/count in [0, 2^31): -1 otherwise (no UB casts). */
+static int32_t jint(const tj_val *v) {
+    if (!v || v->type != TJ_NUM || !(v->u.num >= 0.0) || v->u.num >= 2147483647.0)
+        return -1;
+    return (int32_t)v->u.num;
+}
+
 static int jbool(const tj_val *v, int dflt) {
     if (!v)
         return dflt;
@@ -538,8 +545,8 @@ static air_status load_decoder(air_tokenizer *t, jctx *c, const tj_val *v, size_
         d->type = TK_DEC_STRIP;
         st = jchar(c, tj_get(v, "content"), "content", &d->ch);
         const tj_val *a = tj_get(v, "start"), *b = tj_get(v, "stop");
-        d->start = a && a->type == TJ_NUM ? (int)a->u.num : 0;
-        d->stop = b && b->type == TJ_NUM ? (int)b->u.num : 0;
+        d->start = jint(a) > 0 ? jint(a) : 0;
+        d->stop = jint(b) > 0 ? jint(b) : 0;
     } else if (!strcmp(type, "Replace")) {
         const tj_val *p = tj_get(v, "pattern"), *ct = tj_get(v, "content");
         if (!p || !tj_is_str(ct))
@@ -613,7 +620,7 @@ static air_status special_ids(air_tokenizer *t, jctx *c, const tj_val *sp, const
         if (!ids || ids->type != TJ_ARR)
             return jbad(c, "special token without an \"ids\" array");
         for (uint32_t k = 0; k < ids->n; k++)
-            if (ids->u.items[k].type != TJ_NUM || tk_ids_push(out, (int32_t)ids->u.items[k].u.num))
+            if (jint(&ids->u.items[k]) < 0 || tk_ids_push(out, jint(&ids->u.items[k])))
                 return jbad(c, "bad special token id");
         return AIR_OK;
     }
@@ -692,11 +699,10 @@ static air_status load_post(air_tokenizer *t, jctx *c, const tj_val *v) {
             st = jbad(c, "single template without the sequence $A");
     } else if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
         const tj_val *cls = tj_get(v, "cls"), *sep = tj_get(v, "sep");
-        if (!cls || cls->type != TJ_ARR || cls->n != 2 || cls->u.items[1].type != TJ_NUM || !sep ||
-            sep->type != TJ_ARR || sep->n != 2 || sep->u.items[1].type != TJ_NUM)
+        if (!cls || cls->type != TJ_ARR || cls->n != 2 || jint(&cls->u.items[1]) < 0 || !sep ||
+            sep->type != TJ_ARR || sep->n != 2 || jint(&sep->u.items[1]) < 0)
             return jbad(c, "cls/sep must be [token, id] pairs");
-        if (tk_ids_push(&pre, (int32_t)cls->u.items[1].u.num) ||
-            tk_ids_push(&post, (int32_t)sep->u.items[1].u.num))
+        if (tk_ids_push(&pre, jint(&cls->u.items[1])) || tk_ids_push(&post, jint(&sep->u.items[1])))
             st = oom();
     } else {
         return air_err(AIR_ERR_UNSUPPORTED,
@@ -872,7 +878,9 @@ static air_status load_model(air_tokenizer *t, jctx *c, const tj_val *m) {
     int32_t maxid = -1;
     for (uint32_t i = 0; i < vocab->n; i++) {
         const tj_val *id = &vocab->u.items[i];
-        if (id->type != TJ_NUM || id->u.num < 0 || id->u.num > 1e8) {
+        /* ids below 2^24 and not absurdly sparse (each id costs a table slot) */
+        if (jint(id) < 0 || id->u.num >= 16777216.0 ||
+            id->u.num > 16.0 * (double)vocab->n + 1048576.0) {
             char s2[256];
             jpath_push(c, "%s", "vocab", 0, s2);
             st = air_err(AIR_ERR_FORMAT, "%s: %s: entry \"%.*s\" has no valid id", c->file, c->path,
