@@ -22,9 +22,9 @@
  *     free(ids); free(text);
  *     air_tokenizer_free(tok);
  *
- * Thread safety: a loaded tokenizer is immutable except for an internal word
- * cache guarded by a mutex; encode/decode may be called from many threads at
- * once. An air_detok belongs to one thread at a time.
+ * Thread safety: a loaded tokenizer is immutable except for an internal,
+ * lock-free, insert-only word cache; encode/decode may be called from many
+ * threads at once. An air_detok belongs to one thread at a time.
  *
  * Input text that is not valid UTF-8 is decoded lossily first: every maximal
  * invalid subsequence becomes U+FFFD, exactly like Python's
