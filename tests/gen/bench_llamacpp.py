@@ -92,9 +92,10 @@ def decode_tps(path, threads, n_tok, reps):
 def ours(bench, threads):
     out = subprocess.run([bench, "--threads", ",".join(map(str, threads)), "--reps", "5"],
                          check=True, capture_output=True, text=True).stdout
+    print(out, flush=True)
     res = {}
     for line in out.splitlines():
-        XX
+        m = re.match(r"\|\s*(8bit|4bit)\s*\|\s*[\d.]+\s*\|\s*(\d+)\s*\|\s*([\d.]+)", line)
         if m:
             res[(m.group(1), int(m.group(2)))] = float(m.group(3))
     return res
