@@ -14,6 +14,10 @@
 
 #include "kernels/kernels.h"
 
+#ifdef AIR_HAVE_X86
+#include <cpuid.h>
+#endif
+
 static const air_kernel_table *g_table; /* set once: first use or a forced ISA */
 
 static const air_kernel_table *table_for(air_isa isa) {
@@ -35,19 +39,55 @@ static const air_kernel_table *table_for(air_isa isa) {
     }
 }
 
+#ifdef AIR_HAVE_X86
+/* CPU features from cpuid and what the OS saves (xgetbv), read directly:
+ * the same code for every compiler. */
+typedef struct {
+    int avx2, fma, f16c, avx512; /* avx512: F, BW, VL, DQ and VNNI */
+} x86_features;
+
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static x86_features x86_detect(void) {
+    x86_features f = {0};
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return f;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    f.fma = (c >> 12) & 1;
+    f.f16c = (c >> 29) & 1;
+    if (!osxsave || !avx)
+        return (x86_features){0};
+    uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) /* XMM and YMM state */
+        return (x86_features){0};
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return f;
+    f.avx2 = (b >> 5) & 1;
+    int zmm = (xcr0 & 0xe0) == 0xe0; /* opmask, ZMM_Hi256, Hi16_ZMM state */
+    f.avx512 = zmm && ((b >> 16) & 1) /* F */ && ((b >> 17) & 1) /* DQ */ &&
+               ((b >> 30) & 1) /* BW */ && ((b >> 31) & 1) /* VL */ && ((c >> 11) & 1) /* VNNI */;
+    return f;
+}
+#endif
+
 int air_kernels_isa_supported(air_isa isa) {
     switch (isa) {
     case AIR_ISA_REF:
         return 1;
 #ifdef AIR_HAVE_X86
-    case AIR_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
-    case AIR_ISA_AVX512:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+    case AIR_ISA_AVX2: {
+        x86_features f = x86_detect();
+        return f.avx2 && f.fma && f.f16c;
+    }
+    case AIR_ISA_AVX512: {
+        x86_features f = x86_detect();
+        return f.avx512 && f.fma && f.f16c;
+    }
 #endif
 #ifdef AIR_HAVE_NEON
     case AIR_ISA_NEON:
