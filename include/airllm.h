@@ -133,6 +133,7 @@ typedef struct {
     int n_layer, n_embd, n_vocab, max_seq_len;
     uint64_t store_bytes; /* bytes streamed per forward pass when nothing is pinned */
     int has_chat_template;
+    double split_seconds; /* time this open spent building the layer store; 0 if reused */
 } air_model_info;
 void air_model_get_info(const air_model *m, air_model_info *info);
 

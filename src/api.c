@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -241,7 +242,11 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         so.pool = air_pool_create(p.n_threads);
         so.progress = p.progress;
         so.progress_user = p.progress_user;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         st = air_store_split(src, m->store_dir, &so);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        m->split_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
         air_pool_free(so.pool);
         air_source_close(src);
         src = NULL;
@@ -312,6 +317,7 @@ void air_model_get_info(const air_model *m, air_model_info *info) {
     info->max_seq_len = m->max_seq;
     info->store_bytes = air_store_total_bytes(air_engine_store(m->engine));
     info->has_chat_template = m->template_src != NULL;
+    info->split_seconds = m->split_seconds;
 }
 
 /* ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ struct air_model {
     int32_t eos[AIR_MAX_EOS + 2]; /* config + generation_config + tokenizer EOS ids */
     int n_eos;
     int max_seq;
+    double split_seconds; /* 0 when the store was reused */
     air_json_grammar *grammar; /* format="json", built on first use */
     pthread_mutex_t mu;        /* one generation at a time */
 };

@@ -4,6 +4,8 @@
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <time.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,40 @@
 #include "api_internal.h"
 #include "cli.h"
 #include "util/fileio.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Sequential write bandwidth of the file system holding dir: 256 MiB with
+ * O_DIRECT, fsynced, then deleted. 0 when it cannot be measured. */
+static double disk_write_gbs(const char *dir) {
+    char *path = air_path_join(dir, ".write-probe");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+    if (fd < 0)
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    double r = 0;
+    size_t chunk = 8u << 20, total = 256u << 20, done = 0;
+    void *buf = NULL;
+    if (fd >= 0 && posix_memalign(&buf, 4096, chunk) == 0) {
+        memset(buf, 0x5a, chunk);
+        double t0 = now_s();
+        while (done < total && write(fd, buf, chunk) == (ssize_t)chunk)
+            done += chunk;
+        fsync(fd);
+        double dt = now_s() - t0;
+        if (done == total && dt > 0)
+            r = (double)total / dt / 1e9;
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    free(path);
+    return r;
+}
 
 int cli_pull(int argc, char **argv) {
     cli_model_opts mo;
@@ -44,6 +80,13 @@ int cli_pull(int argc, char **argv) {
     char sz[32];
     printf("%s: %s, %d layers, %s, %s in %s\n", info.name, info.arch, info.n_layer,
            info.compression, air_format_bytes(info.store_bytes, sz, sizeof sz), info.store_dir);
+    if (info.split_seconds > 0) {
+        /* split now: compare its write rate with the disk's */
+        double dt = info.split_seconds, disk = disk_write_gbs(info.store_dir);
+        printf("split: %.1f s, %.3f GB/s of store written; disk sequential write %.2f GB/s "
+               "(O_DIRECT, 256 MiB)\n",
+               dt, (double)info.store_bytes / dt / 1e9, disk);
+    }
     air_model_close(m);
     return 0;
 }
