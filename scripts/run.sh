@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up (Debian packages, build, the default model) and asks the
 # model a question, streaming the answer.
-#   scripts/run.sh "What is the capital of France?"   [extra airllm run options]
+#   scripts/run.sh "Give me three tips for learning to program."   [airllm run options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -9,6 +9,6 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target airllm_cli >/dev/null
 model="$(scripts/fetch-default-model.sh)"
 if [ $# -eq 0 ]; then
-  set -- "What is the capital of France?"
+  set -- "Give me three tips for learning to program."
 fi
 exec build/airllm run "$model" "$@"
