@@ -319,6 +319,10 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
         }
         free(path);
     }
+    if (opt->progress) { /* the estimate is rough: end the bar at what was written */
+        double dt = now_s() - t0;
+        opt->progress(opt->progress_user, "split", done, done, dt > 0 ? (double)done / dt : 0);
+    }
     if (src->done_with_layer)
         src->done_with_layer(src, hp->n_layer);
     if (src->tokenizer_json && (st = copy_file(src->tokenizer_json, dir, "tokenizer.json")))
