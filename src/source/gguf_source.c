@@ -122,15 +122,9 @@ static void gg_done_with_layer(air_source *s, int layer) {}
 
 static void gg_close(air_source *s) {
     gg_impl *h = s->impl;
-    if (h) {
+    if (h)
         air_gguf_close(h->g);
-        free(h);
-    }
-    free(s->tokenizer_json);
-    free(s->tokenizer_config);
-    free(s->fingerprint);
-    free(s->name);
-    free(s);
+    air_source_free_common(s);
 }
 
 const air_gguf *air_source_gguf(const air_source *s) {
@@ -141,14 +135,11 @@ const air_gguf *air_source_gguf(const air_source *s) {
 
 air_status air_source_open_gguf(const char *path, air_source **out) {
     *out = NULL;
-    air_source *s = calloc(1, sizeof *s);
-    gg_impl *h = calloc(1, sizeof *h);
-    if (!s || !h) {
-        free(s);
-        free(h);
-        return air_err(AIR_ERR_NOMEM, "out of memory");
-    }
-    s->impl = h;
+    air_source *s;
+    air_status ast = air_source_alloc(sizeof(gg_impl), &s);
+    if (ast)
+        return ast;
+    gg_impl *h = s->impl;
     s->info = gg_info;
     s->read = gg_read;
     s->done_with_layer = gg_done_with_layer;

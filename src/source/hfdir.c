@@ -373,13 +373,8 @@ static void hf_close(air_source *s) {
         free(h->read_flags);
         free(h->remaining);
         free(h->dir);
-        free(h);
     }
-    free(s->tokenizer_json);
-    free(s->tokenizer_config);
-    free(s->fingerprint);
-    free(s->name);
-    free(s);
+    air_source_free_common(s);
 }
 
 /* Shard file names: from the index when present, else model.safetensors. */
@@ -433,14 +428,11 @@ out:
 
 air_status air_source_open_hfdir(const char *dir, int delete_original, air_source **out) {
     *out = NULL;
-    air_source *s = calloc(1, sizeof *s);
-    hf_impl *h = calloc(1, sizeof *h);
-    if (!s || !h) {
-        free(s);
-        free(h);
-        return air_err(AIR_ERR_NOMEM, "out of memory");
-    }
-    s->impl = h;
+    air_source *s;
+    air_status ast = air_source_alloc(sizeof(hf_impl), &s);
+    if (ast)
+        return ast;
+    hf_impl *h = s->impl;
     s->info = hf_info;
     s->read = hf_read;
     s->done_with_layer = hf_done_with_layer;
@@ -511,7 +503,3 @@ fail:
     return st;
 }
 
-void air_source_close(air_source *s) {
-    if (s)
-        s->close(s);
-}

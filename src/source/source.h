@@ -8,6 +8,7 @@
 #ifndef AIR_SOURCE_SOURCE_H
 #define AIR_SOURCE_SOURCE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "airllm.h"
@@ -39,6 +40,12 @@ struct air_source {
     void (*close)(air_source *s);
     void *impl;
 };
+
+/* For source implementations: allocates a zeroed source with a zeroed impl
+ * of impl_size bytes (AIR_ERR_NOMEM if out of memory), and frees the fields
+ * every source owns (tokenizer paths, fingerprint, name, impl, the source). */
+air_status air_source_alloc(size_t impl_size, air_source **out);
+void air_source_free_common(air_source *s);
 
 /* Opens a Hugging Face model folder (config.json + safetensors). */
 air_status air_source_open_hfdir(const char *dir, int delete_original, air_source **out);
