@@ -83,9 +83,12 @@ int cli_pull(int argc, char **argv) {
     if (info.split_seconds > 0) {
         /* split now: compare its write rate with the disk's */
         double dt = info.split_seconds, disk = disk_write_gbs(info.store_dir);
-        printf("split: %.1f s, %.3f GB/s of store written; disk sequential write %.2f GB/s "
-               "(O_DIRECT, 256 MiB)\n",
-               dt, (double)info.store_bytes / dt / 1e9, disk);
+        printf("split: %.1f s, %.3f GB/s of store written; ", dt,
+               (double)info.store_bytes / dt / 1e9);
+        if (disk > 0)
+            printf("disk sequential write %.2f GB/s (O_DIRECT, 256 MiB)\n", disk);
+        else
+            printf("disk write bandwidth not measured (no room for a 256 MiB probe file)\n");
     }
     air_model_close(m);
     return 0;
