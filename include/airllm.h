@@ -205,6 +205,13 @@ void air_free(void *p);
 /* Library version, "MAJOR.MINOR.PATCH". */
 const char *air_version(void);
 
+/* One line on the compute kernels: the instruction set in use and those this
+ * CPU supports, e.g. "kernels: avx512; supported: ref avx2 avx512; not
+ * supported: neon". The environment variable AIR_ISA (ref, avx2, avx512,
+ * neon), read at first use, picks a supported one instead of the best.
+ * Static storage; not thread-safe against a concurrent first use. */
+const char *air_system_info(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,32 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAIR_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
+# The same suite once more for every other instruction set this CPU supports
+# (AIR_ISA picks the kernels the library starts on), and the NEON kernels
+# under qemu on x86; the log names what ran and what was skipped.
+info=$(build/airllm --version | sed -n 2p) # "kernels: avx512; supported: ref avx2 avx512; not supported: neon"
+best=$(sed -E 's/^kernels: ([a-z0-9]+);.*/\1/' <<<"$info")
+supported=$(sed -E 's/.*; supported:([a-z0-9 ]*)(;.*)?$/\1/' <<<"$info")
+unsupported=$(sed -nE 's/.*; not supported:([a-z0-9 ]*)$/\1/p' <<<"$info")
+ran="$best"
+for isa in $supported; do
+  [ "$isa" = "$best" ] && continue
+  echo "== the test suite with AIR_ISA=$isa"
+  AIR_ISA=$isa ctest --test-dir build --output-on-failure -j"$jobs"
+  ran="$ran $isa"
+done
+skipped=""
+for isa in $unsupported; do
+  if [ "$isa" = neon ] && [ "$(uname -m)" = x86_64 ]; then
+    echo "== the NEON kernels under qemu (aarch64)"
+    scripts/test-neon.sh
+    ran="$ran neon(qemu: kernel and quant tests)"
+  else
+    skipped="$skipped $isa"
+  fi
+done
+echo "kernel ISAs tested: $ran; skipped (not supported here):${skipped:- none}"
+
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAIR_SANITIZE=ON -DAIR_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -68,13 +68,21 @@ int main(int argc, char **argv) {
         usage_main(stderr);
         return 2;
     }
+    const char *isa = getenv("AIR_ISA");
+    if (isa && *isa) {
+        char want[48];
+        snprintf(want, sizeof want, "kernels: %s;", isa);
+        if (strncmp(air_system_info(), want, strlen(want)))
+            fprintf(stderr, "airllm: AIR_ISA=%s is not an instruction set this CPU supports (%s); "
+                    "using the best one\n", isa, air_system_info());
+    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         usage_main(stdout);
         return 0;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("airllm %s\n", air_version());
+        printf("airllm %s\n%s\n", air_version(), air_system_info());
         return 0;
     }
     argc--;
