@@ -93,8 +93,10 @@ typedef struct {
     int max_seq_len;         /* context length; 0 = min(model's, 4096) */
     int prefetching;         /* read layer i+1 while layer i computes (default 1) */
     uint64_t ram_budget;     /* bytes of layers kept resident; 0 = stream every layer;
-                                AIR_RAM_AUTO (the default) = half of the memory available
-                                at open time */
+                                AIR_RAM_AUTO (the default) = 3/4 of the memory this
+                                process can take at open time (MemAvailable, or the
+                                room under its memory cgroup's limit if tighter), less
+                                two streaming buffers and the KV cache of max_seq_len */
     int n_threads;           /* 0 = one per core */
     air_progress_cb progress; /* download/split progress; NULL = silent */
     void *progress_user;

@@ -78,20 +78,6 @@ char *air_default_cache_dir(void) {
     return r;
 }
 
-/* Half of MemAvailable: what a model may pin by default. */
-static uint64_t auto_budget(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return (uint64_t)kb * 1024 / 2;
-}
-
 static int is_gguf_path(const char *s) {
     size_t n = strlen(s);
     return n > 5 && strcmp(s + n - 5, ".gguf") == 0;
@@ -259,15 +245,14 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     air_engine_default_options(&eo);
     eo.n_threads = p.n_threads;
     eo.stream.prefetch = p.prefetching;
-    eo.stream.ram_budget = p.ram_budget == AIR_RAM_AUTO ? auto_budget() : p.ram_budget;
+    eo.stream.ram_budget = p.ram_budget;
+    eo.max_seq = p.max_seq_len;
     if ((st = air_engine_open(m->store_dir, &eo, &m->engine)))
         goto fail;
     const air_hparams *hp = air_engine_hparams(m->engine);
     for (int i = 0; i < hp->n_eos; i++)
         m->eos[m->n_eos++] = hp->eos_ids[i];
-    m->max_seq = p.max_seq_len > 0 ? p.max_seq_len
-                                   : (hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train
-                                                                                    : 4096);
+    m->max_seq = air_engine_max_seq(m->engine);
 
     /* 4. tokenizer and chat template */
     if ((st = load_text(m, gg)))

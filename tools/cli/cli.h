@@ -46,7 +46,8 @@ air_model *cli_open(const char *model, cli_model_opts *o);
     "      --max-seq-len N   context length (default: the model's, at most 4096)\n"              \
     "      --no-prefetch     do not read the next layer while the current one computes\n"         \
     "      --ram SIZE        keep this much of the model resident (e.g. 8G; 0 = stream all\n"  \
-    "                        layers; default: half of the available memory)\n"         \
+    "                        layers; default: 3/4 of the memory available, container\n"   \
+    "                        limits included, less streaming buffers and KV cache)\n"      \
     "  -t, --threads N       compute threads (default: all cores)\n"                             \
     "      --hf-token TOKEN  token for gated hub models (default $HF_TOKEN)\n"                   \
     "      --revision REV    hub branch, tag or commit (default main)\n"                         \

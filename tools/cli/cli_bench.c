@@ -150,8 +150,11 @@ int cli_bench(int argc, char **argv) {
     printf("model: %s (%s, %d layers, %s, store %s, largest unit %s)\n", info.name, info.arch,
            info.n_layer, info.compression, air_format_bytes(info.store_bytes, sz, sizeof sz),
            air_format_bytes(largest, sz2, sizeof sz2));
-    printf("prefetch: %s, pinned units: %d (%s), threads: %d\n", mo.mp.prefetching ? "on" : "off",
-           s2.n_pinned, air_format_bytes(s2.pinned_bytes, sz, sizeof sz),
+    char bud[32];
+    printf("prefetch: %s, RAM budget %s%s, pinned units: %d (%s), threads: %d\n",
+           mo.mp.prefetching ? "on" : "off", air_format_bytes(s2.ram_budget, bud, sizeof bud),
+           mo.mp.ram_budget == AIR_RAM_AUTO ? " (auto)" : "", s2.n_pinned,
+           air_format_bytes(s2.pinned_bytes, sz, sizeof sz),
            air_pool_size(air_engine_pool(e)));
     printf("disk sequential read (O_DIRECT, same files): %.2f GB/s over %s\n\n", disk_gbs,
            air_format_bytes(disk_bytes, sz, sizeof sz));
