@@ -3,11 +3,10 @@
  * that changes whenever any of it changes.
  *
  * One entry per file, "kind:name:size:what;", sorted by name within a kind:
- *   c  config.json                              content hash
+ *   c  config.json, model.safetensors.index.json content hash
  *   t  generation_config.json, the tokenizer and chat template files
  *      (additional_chat_templates/NAME.jinja too) content hash
- *   w  model.safetensors.index.json             content hash
- *      every *.safetensors file, a .gguf file   size and modification time (ns)
+ *   w  every *.safetensors file, a .gguf file   size and modification time (ns)
  * A file that is absent has no entry, so adding one changes the string too.
  * Weights are fingerprinted by size and time: hashing gigabytes at every open
  * would cost more than the open itself.
@@ -85,13 +84,13 @@ char *air_source_fingerprint(const char *path, int is_gguf, int with_weights) {
         add_stat(&fp, path, base && base[1] ? base + 1 : path);
     } else {
         add_hashed(&fp, 'c', path, "config.json");
+        /* the index stays when delete_original removed the shards */
+        add_hashed(&fp, 'c', path, "model.safetensors.index.json");
         for (size_t i = 0; i < sizeof k_text_files / sizeof k_text_files[0]; i++)
             add_hashed(&fp, 't', path, k_text_files[i]);
         each_sorted(&fp, path, "additional_chat_templates", ".jinja", 't');
-        if (with_weights) {
-            add_hashed(&fp, 'w', path, "model.safetensors.index.json");
+        if (with_weights)
             each_sorted(&fp, path, "", ".safetensors", 'w');
-        }
     }
     char *r = air_sb_take(&fp);
     return r ? r : strdup("");
