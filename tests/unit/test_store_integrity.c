@@ -163,7 +163,7 @@ TEST(random_flips_are_errors) {
     char names[64][256];
     int n = list_files(store, names, 64);
     ASSERT_TRUE(n >= 6); /* manifest, embed, 2 layers, head, tokenizer files */
-    int silent = 0;
+    int silent = 0, unclear = 0;
     for (int i = 0; i < 200; i++) {
         const char *name = names[rng() % (uint64_t)n];
         char *path = air_path_join(store, name);
@@ -176,14 +176,16 @@ TEST(random_flips_are_errors) {
             if (silent++ < 10)
                 fprintf(stderr, "  flip of bit %u at byte %ld of %s went unnoticed\n", x, at, name);
         } else if (!strstr(air_last_error(), "airllm rm")) {
-            T_FAIL("flip at byte %ld of %s: the error says no fix: %s", at, name,
-                   air_last_error());
+            if (unclear++ < 3)
+                fprintf(stderr, "  flip at byte %ld of %s: the error says no fix: %s\n", at, name,
+                        air_last_error());
         }
         xor_byte(path, at, x);
         free(path);
     }
-    if (silent)
-        T_FAIL("%d of 200 flipped bytes gave no error", silent);
+    if (silent || unclear)
+        T_FAIL("of 200 flipped bytes, %d gave no error and %d an error without the fix", silent,
+               unclear);
     ASSERT_OK(use_model(model, cache));
     free(store);
 }
@@ -233,18 +235,25 @@ TEST(edited_manifest_fields_are_errors) {
                               {"\"rope_theta\":\t10000", "\"rope_theta\":\t20000"},
                               {"\"n_ctx_train\":\t", "\"n_ctx_train\":\t1"},
                               {"\"compression\":\t\"none\"", "\"compression\":\t\"8bit\""}};
+    int bad = 0;
     for (int i = 0; i < 4; i++) {
         if (!replace_in_file(man, edits[i][0], edits[i][1])) {
-            T_FAIL("manifest has no %s", edits[i][0]);
+            fprintf(stderr, "  manifest has no %s\n", edits[i][0]);
+            bad++;
             continue;
         }
         air_status st = use_model(model, cache);
-        if (st == AIR_OK)
-            T_FAIL("manifest edit %s -> %s ran silently", edits[i][0], edits[i][1]);
-        else if (!strstr(air_last_error(), "manifest") || !strstr(air_last_error(), "airllm rm"))
-            T_FAIL("manifest edit %s: unclear error: %s", edits[i][0], air_last_error());
+        if (st == AIR_OK) {
+            fprintf(stderr, "  manifest edit %s -> %s ran silently\n", edits[i][0], edits[i][1]);
+            bad++;
+        } else if (!strstr(air_last_error(), "manifest") || !strstr(air_last_error(), "airllm rm")) {
+            fprintf(stderr, "  manifest edit %s: unclear error: %s\n", edits[i][0],
+                    air_last_error());
+            bad++;
+        }
         ASSERT_OK(air_write_file_atomic(man, orig, len));
     }
+    ASSERT_EQ_INT(bad, 0);
     ASSERT_OK(use_model(model, cache));
     free(orig);
     free(man);
@@ -459,7 +468,8 @@ static int expected_store_file(const char *name) {
     return strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
            strcmp(name, "manifest.json") == 0 || strcmp(name, "embed.bin") == 0 ||
            strcmp(name, "head.bin") == 0 || strncmp(name, "layer_", 6) == 0 ||
-           strncmp(name, "tokenizer", 9) == 0;
+           strncmp(name, "tokenizer", 9) == 0 ||
+           strcmp(name, "split.json") == 0; /* the marker of format 1 while it splits */
 }
 
 /* The first unexpected name in dir, or NULL. */
@@ -530,6 +540,9 @@ TEST(killed_pull_leaves_no_probe) {
         waitpid(pid, &ws, 0);
     if (seen)
         printf("  saw %s in the store folder; killed the pull\n", seen);
+    else
+        printf("  the pull %s\n", WIFSIGNALED(ws) ? "was killed after its split, during its probe"
+                                                 : "ended before it could be killed");
     const char *left = litter(store, buf, sizeof buf);
     if (left)
         T_FAIL("a killed pull left %s in %s", left, store);
