@@ -32,6 +32,17 @@ static void copy_dir(const char *from, const char *to) {
         fprintf(stderr, "cannot copy %s\n", from);
 }
 
+/* A copy of the tiny_chat model under <tag>-model and an empty cache
+ * <tag>-cache (both 1024 bytes). */
+static void fresh_model(const char *tag, char *model, char *cache) {
+    char name[256];
+    snprintf(name, sizeof name, "%s-model", tag);
+    snprintf(model, 1024, "%s", test_tmp(name));
+    copy_dir(test_data("models/tiny_chat"), model);
+    snprintf(name, sizeof name, "%s-cache", tag);
+    snprintf(cache, 1024, "%s", test_tmp(name));
+}
+
 static air_model_params params(const char *cache) {
     air_model_params p = air_model_default_params();
     p.cache_dir = cache;
@@ -152,9 +163,7 @@ static long long mtime_ns(const char *dir, const char *name) {
  * an error, and the store works again once the byte is restored. */
 TEST(random_flips_are_errors) {
     char model[1024], cache[1024];
-    snprintf(model, sizeof model, "%s", test_tmp("flip-model"));
-    copy_dir(test_data("models/tiny_chat"), model);
-    snprintf(cache, sizeof cache, "%s", test_tmp("flip-cache"));
+    fresh_model("flip", model, cache);
     ASSERT_OK(use_model(model, cache));
     char *store = store_of(model, cache);
     ASSERT_TRUE(store != NULL);
@@ -266,9 +275,7 @@ TEST(edited_manifest_fields_are_errors) {
 
 TEST(edited_config_rebuilds_the_store) {
     char model[1024], cache[1024];
-    snprintf(model, sizeof model, "%s", test_tmp("cfg-model"));
-    copy_dir(test_data("models/tiny_chat"), model);
-    snprintf(cache, sizeof cache, "%s", test_tmp("cfg-cache"));
+    fresh_model("cfg", model, cache);
     air_model_params p = params(cache);
     air_model *m = NULL;
     ASSERT_OK(air_model_open(model, &p, &m));
@@ -305,12 +312,10 @@ TEST(tokenizer_added_later_is_used) {
     char model[1024], cache[1024], tok[1024];
     snprintf(tok, sizeof tok, "%s", test_tmp("tok-files"));
     copy_dir(test_data("models/tiny_chat"), tok);
-    snprintf(model, sizeof model, "%s", test_tmp("tok-model"));
-    copy_dir(test_data("models/tiny_chat"), model);
+    fresh_model("tok", model, cache);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "rm '%s/tokenizer.json' '%s/tokenizer_config.json'", model, model);
     ASSERT_TRUE(system(cmd) == 0);
-    snprintf(cache, sizeof cache, "%s", test_tmp("tok-cache"));
     air_model_params p = params(cache);
     air_model *m = NULL;
     ASSERT_OK(air_model_open(model, &p, &m));
@@ -361,9 +366,7 @@ TEST(tokenizer_added_later_is_used) {
  * older format version is rebuilt without a word. */
 TEST(deleted_shards_and_old_versions) {
     char model[1024], cache[1024];
-    snprintf(model, sizeof model, "%s", test_tmp("del-model"));
-    copy_dir(test_data("models/tiny_chat"), model);
-    snprintf(cache, sizeof cache, "%s", test_tmp("del-cache"));
+    fresh_model("del", model, cache);
     air_model_params p = params(cache);
     p.delete_original = 1;
     air_model *m = NULL;
@@ -498,9 +501,7 @@ TEST(killed_pull_leaves_no_probe) {
         return;
     }
     char model[1024], cache[1024];
-    snprintf(model, sizeof model, "%s", test_tmp("pull-model"));
-    copy_dir(test_data("models/tiny_chat"), model);
-    snprintf(cache, sizeof cache, "%s", test_tmp("pull-cache"));
+    fresh_model("pull", model, cache);
     char *store = store_of(model, cache); /* where it goes (split now, then removed) */
     ASSERT_TRUE(store != NULL);
     if (!store)
