@@ -114,7 +114,8 @@ int cli_pull(int argc, char **argv) {
     return 0;
 }
 
-/* Calls fn for each store: (key folder, compression folder, manifest). */
+/* Calls fn for each store: (key folder, compression folder, manifest; NULL
+ * when the manifest is there but does not parse: a damaged store). */
 typedef void (*store_fn)(void *user, const char *key_dir, const char *store_dir, const cJSON *man);
 
 static int each_store(const char *cache, store_fn fn, void *user) {
@@ -137,11 +138,9 @@ static int each_store(const char *cache, store_fn fn, void *user) {
             char *text;
             size_t len;
             if (air_read_file(mp, &text, &len) == AIR_OK) {
-                cJSON *man = cJSON_Parse(text);
-                if (man) {
-                    fn(user, kd, sd, man);
-                    n++;
-                }
+                cJSON *man = cJSON_ParseWithLength(text, len);
+                fn(user, kd, sd, man);
+                n++;
                 cJSON_Delete(man);
                 free(text);
             }
@@ -162,7 +161,8 @@ static void print_store(void *user, const char *kd, const char *sd, const cJSON 
     const cJSON *model = cJSON_GetObjectItem(man, "model"), *comp = cJSON_GetObjectItem(man, "compression");
     const cJSON *hp = cJSON_GetObjectItem(man, "hparams");
     char sz[32];
-    printf("%-48s %-6s %-7s %4d %10s  %s\n", cJSON_IsString(model) ? model->valuestring : "?",
+    printf("%-48s %-6s %-7s %4d %10s  %s\n",
+           cJSON_IsString(model) ? model->valuestring : man ? "?" : "(damaged manifest)",
            cJSON_IsString(comp) ? comp->valuestring : "?",
            cJSON_IsString(cJSON_GetObjectItem(hp, "arch")) ? cJSON_GetObjectItem(hp, "arch")->valuestring : "?",
            cJSON_GetObjectItem(hp, "n_layer") ? cJSON_GetObjectItem(hp, "n_layer")->valueint : 0,
@@ -212,8 +212,15 @@ static void rm_store(void *user, const char *kd, const char *sd, const cJSON *ma
     rm_ctx *r = user;
     const cJSON *model = cJSON_GetObjectItem(man, "model");
     const char *base = strrchr(kd, '/');
+    base = base ? base + 1 : kd;
+    /* a damaged manifest does not say its model: the key folder does
+     * ("<base name of the model>-<8 hex digits>") */
+    const char *mb = strrchr(r->model, '/');
+    mb = mb && mb[1] ? mb + 1 : r->model;
+    size_t bl = strlen(base), ml = strlen(mb);
+    int by_key = !man && bl == ml + 9 && strncmp(base, mb, ml) == 0 && base[ml] == '-';
     if (!(cJSON_IsString(model) && strcmp(model->valuestring, r->model) == 0) &&
-        !(base && strcmp(base + 1, r->model) == 0))
+        strcmp(base, r->model) != 0 && !by_key)
         return;
     /* manifest first: a store without one never looks complete */
     DIR *d = opendir(sd);
