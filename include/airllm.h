@@ -75,7 +75,9 @@ const char *air_last_error(void);
 typedef struct air_model air_model;
 
 /* Progress of long work (download, split): `label` names the item, done/total
- * in bytes (total 0 when unknown), rate in bytes per second. */
+ * in bytes (total 0 when unknown), rate in bytes per second. A negative rate
+ * marks a status message in `label` (for example that the split waits for
+ * another process building the same store). */
 typedef void (*air_progress_cb)(void *user, const char *label, uint64_t done, uint64_t total,
                                 double rate_bytes_per_s);
 
@@ -110,7 +112,8 @@ const char *air_default_compression(void);
 
 /* Opens a model: a Hugging Face id ("org/name", downloaded into the
  * huggingface_hub cache), a local HF folder, or a .gguf file. Builds the layer
- * store on first use (slow, with progress), reuses it afterwards.
+ * store on first use (slow, with progress), reuses it afterwards while the
+ * source's files are unchanged (it is rebuilt when they change).
  * On success *out is closed with air_model_close(). */
 air_status air_model_open(const char *model, const air_model_params *params, air_model **out);
 

@@ -216,7 +216,14 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     m->store_dir = air_path_join(sub, air_compression_name(comp));
     if (is_gguf && (st = air_gguf_open(src_path, &gg)))
         goto fail;
-    if (!air_store_exists(m->store_dir)) {
+    /* reused only when it was split from exactly the source files there now */
+    int current = 0;
+    char *fp = air_source_fingerprint(src_path, is_gguf, !p.delete_original);
+    st = air_store_check(m->store_dir, fp, &current);
+    free(fp);
+    if (st)
+        goto fail;
+    if (!current) {
         st = is_gguf ? air_source_open_gguf(src_path, &src)
                      : air_source_open_hfdir(src_path, p.delete_original, &src);
         if (st)

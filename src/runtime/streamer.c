@@ -67,8 +67,8 @@ static int next_streamed(const air_streamer *s, int u) {
 /* Loads unit u into slot sl (no lock held). */
 static void load_slot(air_streamer *s, slot *sl, int u) {
     double t0 = now_s();
-    air_status st = air_lf_load(air_store_unit_path(s->store, u), sl->buf, s->slot_cap,
-                                s->opt.direct_io, &sl->layer);
+    air_status st =
+        air_store_load_unit(s->store, u, sl->buf, s->slot_cap, s->opt.direct_io, &sl->layer);
     double dt = now_s() - t0;
     pthread_mutex_lock(&s->mu);
     sl->status = st;
@@ -187,8 +187,8 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
                          "RAM budget", u, (unsigned long long)b);
             goto fail;
         }
-        if ((st = air_lf_load(air_store_unit_path(store, u), s->pin_buf[u], b, opt->direct_io,
-                              &s->pin_layer[u])))
+        if ((st = air_store_load_unit(store, u, s->pin_buf[u], b, opt->direct_io,
+                                      &s->pin_layer[u])))
             goto fail;
         s->pinned[u] = 1;
         used += b;

@@ -441,7 +441,6 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     h->delete_original = delete_original;
     char **names = NULL;
     int n = 0;
-    air_strbuf fp = {0};
     air_status st = parse_config(dir, &s->hp);
     if (st)
         goto fail;
@@ -454,12 +453,6 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     for (int i = 0; i < n; i++) {
         char *p = air_path_join(dir, names[i]);
         st = air_st_open(p, &h->files[i]);
-        if (!st) {
-            struct stat sb;
-            stat(p, &sb);
-            air_sb_printf(&fp, "%s:%lld:%lld;", names[i], (long long)sb.st_size,
-                          (long long)sb.st_mtime);
-        }
         free(p);
         if (st)
             goto fail;
@@ -475,7 +468,9 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
             h->remaining[i] += used;
         }
     }
-    s->fingerprint = air_sb_take(&fp);
+    /* after delete_original the weights are gone: a store made that way
+     * depends on the rest only */
+    s->fingerprint = air_source_fingerprint(dir, 0, !delete_original);
     char *tj = air_path_join(dir, "tokenizer.json");
     char *tc = air_path_join(dir, "tokenizer_config.json");
     if (air_path_exists(tj))
@@ -498,7 +493,6 @@ fail:
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    air_sb_free(&fp);
     hf_close(s);
     return st;
 }

@@ -115,6 +115,15 @@ void air_progress_bar_cb(void *user, const char *label, uint64_t done, uint64_t 
         bar->all_total = total;
         return;
     }
+    if (rate_bytes_per_s < 0) { /* a status message */
+        if (bar->line_open) {
+            fputc('\n', bar->out);
+            bar->line_open = 0;
+        }
+        fprintf(bar->out, "%s\n", label);
+        fflush(bar->out);
+        return;
+    }
     if (strcmp(bar->label, label) != 0) {
         if (bar->line_open && bar->is_tty) {
             fputc('\n', bar->out);

@@ -17,6 +17,8 @@
  *   - label != NULL: progress of one item (a file path). `total` is 0 when the
  *     size is unknown. The last call for an item has done == total.
  *   - label == NULL: overall progress of the operation, summed over all items.
+ *   - rate_bytes_per_s < 0: `label` is a status message (for example that
+ *     the operation waits for another process), shown on a line of its own.
  * `rate_bytes_per_s` is the current transfer rate (0 when not yet known).
  * Callbacks run on the thread that runs the operation.
  */
