@@ -373,30 +373,6 @@ static void on_bytes(void *user, uint64_t file_bytes, int final) {
     p->c->progress(p->c->progress_user, p->label, file_bytes, total, rate);
 }
 
-static air_status hash_prefix(int fd, uint64_t n, EVP_MD_CTX *sha, const char *path) {
-    static const size_t BUF = 1 << 20;
-    char *buf = malloc(BUF);
-    if (!buf)
-        return air_err(AIR_ERR_NOMEM, "out of memory");
-    uint64_t off = 0;
-    air_status st = AIR_OK;
-    while (off < n) {
-        size_t want = n - off < BUF ? (size_t)(n - off) : BUF;
-        ssize_t r = pread(fd, buf, want, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            st = air_err(AIR_ERR_IO, "reading %s to resume: %s", path,
-                         r == 0 ? "unexpected end" : strerror(errno));
-            break;
-        }
-        EVP_DigestUpdate(sha, buf, (size_t)r);
-        off += (uint64_t)r;
-    }
-    free(buf);
-    return st;
-}
-
 static int is_sha256_hex(const char *s) {
     size_t n = 0;
     for (; s[n]; n++)
@@ -464,7 +440,7 @@ static air_status download_blob(const air_hub_ctx *c, const char *repo_id, const
             st = air_err(AIR_ERR_INTERNAL, "cannot initialise SHA-256 (OpenSSL)");
             goto out;
         }
-        if (have && (st = hash_prefix(fd, have, sha, incomplete)) != AIR_OK)
+        if (have && (st = air_hub_hash_prefix(fd, have, sha, incomplete)) != AIR_OK)
             goto out;
     }
     ps->start_bytes = have;
@@ -814,6 +790,12 @@ air_status air_hub_snapshot(const char *repo_id, const air_hub_options *o, char 
                 sha = NULL;
             }
         }
+    }
+    if (st != AIR_OK) { /* no password, token or signed query in what the user sees */
+        char *safe = air_hub_redact(air_last_error(), c.token);
+        if (safe)
+            air_err(st, "%s", safe);
+        free(safe);
     }
     free(sha);
     free(storage);
