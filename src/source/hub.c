@@ -5,8 +5,8 @@
  * Online flow (same requests and cache writes as huggingface_hub):
  *   1. GET {endpoint}/api/models/{repo}/revision/{rev} -> commit sha and the
  *      file list ("siblings"); write refs/{rev} = sha.
- *   2. Pick the files: config, tokenizer and generation files when present,
- *      the extra patterns, then model.safetensors.index.json (fetched first)
+ *   2. Pick the files: config, tokenizer, chat template and generation files
+ *      when present, the extra patterns, then model.safetensors.index.json (fetched first)
  *      and the shards it names, or a single model.safetensors.
  *   3. For each file not yet in snapshots/{sha}/: HEAD
  *      {endpoint}/{repo}/resolve/{sha}/{path} for its ETag (X-Linked-Etag
@@ -42,7 +42,10 @@
 
 static const char *const k_base_files[] = {
     "config.json",           "generation_config.json",  "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", NULL};
+    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+    "chat_template.json",    NULL};
+/* named chat templates (text/chat_files.h): <dir>/<name>.jinja, not deeper */
+#define NAMED_TEMPLATES_DIR "additional_chat_templates/"
 #define INDEX_FILE "model.safetensors.index.json"
 #define SINGLE_FILE "model.safetensors"
 
@@ -678,6 +681,12 @@ static air_status no_weights_error(const char *repo_id, const strlist *sib) {
                    repo_id);
 }
 
+static int is_named_template(const char *path) {
+    size_t d = strlen(NAMED_TEMPLATES_DIR), n = strlen(path);
+    return n > d + 6 && strncmp(path, NAMED_TEMPLATES_DIR, d) == 0 && !strchr(path + d, '/') &&
+           strcmp(path + n - 6, ".jinja") == 0;
+}
+
 static air_status online_snapshot(const air_hub_ctx *c, const char *repo_id, const char *storage,
                                   const char *const *extra, char **sha_out) {
     strlist sib = {0}, want = {0}, weights = {0};
@@ -690,6 +699,9 @@ static air_status online_snapshot(const air_hub_ctx *c, const char *repo_id, con
     for (size_t i = 0; st == AIR_OK && k_base_files[i]; i++)
         if (sl_has(&sib, k_base_files[i]))
             st = sl_add(&want, k_base_files[i]);
+    for (size_t j = 0; st == AIR_OK && j < sib.n; j++)
+        if (is_named_template(sib.v[j]))
+            st = sl_add(&want, sib.v[j]);
     for (size_t i = 0; st == AIR_OK && extra && extra[i]; i++)
         for (size_t j = 0; st == AIR_OK && j < sib.n; j++)
             if (air_hub_glob(extra[i], sib.v[j])) {

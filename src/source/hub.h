@@ -20,7 +20,9 @@
  *     <cache>/.locks/models--<org>--<name>/<etag>.lock
  *
  * Only the files airllm.c needs are fetched: config.json, generation_config.json,
- * tokenizer.json, tokenizer_config.json, special_tokens_map.json when present,
+ * tokenizer.json, tokenizer_config.json, special_tokens_map.json, the chat
+ * template files (chat_template.jinja, chat_template.json,
+ * additional_chat_templates/<name>.jinja) when present,
  * and the safetensors weights (model.safetensors.index.json and its shards, or
  * a single model.safetensors), plus files matching `extra_patterns`.
  *

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
 
@@ -329,6 +330,8 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
         goto out;
     if (src->tokenizer_config &&
         (st = copy_file(src->tokenizer_config, dir, "tokenizer_config.json")))
+        goto out;
+    if (src->chat_template_dir && (st = air_chat_template_copy_files(src->chat_template_dir, dir)))
         goto out;
 
     cJSON *m = cJSON_CreateObject();
