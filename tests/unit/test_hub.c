@@ -446,6 +446,19 @@ TEST(progress_bar_renderer) {
     /* not a terminal: one line per completed file */
     ASSERT_EQ_STR(text, "model.safetensors  2.0 KiB  2.0 KiB/s  [all  10%]\n");
     free(text);
+    /* a file still downloading shows up every plain_every_s, notices always */
+    f = fopen(path, "w+");
+    ASSERT_TRUE(f != NULL);
+    air_progress_bar_init(&bar, f);
+    bar.plain_every_s = 0;
+    air_progress_bar_cb(&bar, "big.safetensors", 1024, 4096, 512.0);
+    air_progress_bar_notice(&bar, "big.safetensors: timed out; retrying in 0.5 s");
+    air_progress_bar_finish(&bar);
+    fclose(f);
+    ASSERT_OK(air_read_file(path, &text, &n));
+    ASSERT_EQ_STR(text, "big.safetensors  1.0 KiB of 4.0 KiB  512 B/s\n"
+                        "big.safetensors: timed out; retrying in 0.5 s\n");
+    free(text);
     char b[32];
     ASSERT_EQ_STR(air_format_bytes(1536, b, sizeof b), "1.5 KiB");
     ASSERT_EQ_STR(air_format_bytes(999, b, sizeof b), "999 B");
