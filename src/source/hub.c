@@ -40,10 +40,14 @@
 #include "util/fileio.h"
 #include "util/strbuf.h"
 
-static const char *const k_base_files[] = {
-    "config.json",           "generation_config.json",  "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-    "chat_template.json",    NULL};
+static const char *const k_base_files[] = {"config.json",
+                                           "generation_config.json",
+                                           "tokenizer.json",
+                                           "tokenizer_config.json",
+                                           "special_tokens_map.json",
+                                           "chat_template.jinja",
+                                           "chat_template.json",
+                                           NULL};
 /* named chat templates (text/chat_files.h): <dir>/<name>.jinja, not deeper */
 #define NAMED_TEMPLATES_DIR "additional_chat_templates/"
 #define INDEX_FILE "model.safetensors.index.json"

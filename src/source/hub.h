@@ -59,11 +59,11 @@ typedef struct {
     const char *const *extra_patterns; /* NULL-terminated globs of extra files, may be NULL */
     air_progress_fn progress;          /* may be NULL; see util/progress.h */
     void *progress_user;
-    int max_attempts; /* failed attempts in a row without progress, per request (5xx, timeouts,
-                         dropped connections); all attempts of a request are capped at 4x this;
-                         0 = $AIR_HUB_MAX_ATTEMPTS, else 5 */
-    double timeout_s; /* wall-clock limit of one request (one file: every attempt and wait);
-                         0 = $AIR_HUB_TIMEOUT, else 600 s plus the file's size at 128 KiB/s */
+    int max_attempts;     /* failed attempts in a row without progress, per request (5xx, timeouts,
+                             dropped connections); all attempts of a request are capped at 4x this;
+                             0 = $AIR_HUB_MAX_ATTEMPTS, else 5 */
+    double timeout_s;     /* wall-clock limit of one request (one file: every attempt and wait);
+                             0 = $AIR_HUB_TIMEOUT, else 600 s plus the file's size at 128 KiB/s */
     long low_speed_limit; /* an attempt slower than this many bytes/s ... */
     long low_speed_time;  /* ... for this many seconds is abandoned and retried;
                              0 = $AIR_HUB_LOW_SPEED_LIMIT / $AIR_HUB_LOW_SPEED_TIME, else

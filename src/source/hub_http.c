@@ -46,8 +46,8 @@
 #define BACKOFF_BASE_S 0.5
 #define BACKOFF_MAX_S 8.0
 #define RETRY_AFTER_MAX_S 30.0
-#define ATTEMPT_CAP_FACTOR 4      /* all attempts of a request <= this x max_attempts */
-#define AUTO_TIMEOUT_BASE_S 600.0 /* automatic deadline: this ... */
+#define ATTEMPT_CAP_FACTOR 4       /* all attempts of a request <= this x max_attempts */
+#define AUTO_TIMEOUT_BASE_S 600.0  /* automatic deadline: this ... */
 #define AUTO_TIMEOUT_RATE 131072.0 /* ... plus the expected size at this many bytes/s */
 
 enum { MODE_JSON, MODE_HEAD, MODE_FILE };
@@ -59,11 +59,11 @@ typedef struct {
     air_http_resp *resp;
     /* MODE_FILE */
     int fd;
-    uint64_t offset;   /* bytes in the file when this attempt started */
-    uint64_t size;     /* bytes in the file now */
-    uint64_t pos;      /* file offset of the next body byte of this attempt */
-    int64_t expected;  /* size of the whole file, -1 if unknown */
-    const char *path;  /* the file being written, for messages */
+    uint64_t offset;  /* bytes in the file when this attempt started */
+    uint64_t size;    /* bytes in the file now */
+    uint64_t pos;     /* file offset of the next body byte of this attempt */
+    int64_t expected; /* size of the whole file, -1 if unknown */
+    const char *path; /* the file being written, for messages */
     EVP_MD_CTX *sha;
     int body_checked; /* first body byte seen and status/Content-Range validated */
     int write_errno;  /* errno of a failed write() */
@@ -234,15 +234,17 @@ static int file_body_start(xfer *x) {
     if (x->expected >= 0) {
         int64_t left = x->expected - (int64_t)x->pos;
         if (total >= 0 && total != x->expected) {
-            set_bad_answer(x, "the server sent %s of a %lld-byte file, but the Hub said the file "
-                              "has %lld bytes",
+            set_bad_answer(x,
+                           "the server sent %s of a %lld-byte file, but the Hub said the file "
+                           "has %lld bytes",
                            r->status == 206 ? "a range" : "the body", (long long)total,
                            (long long)x->expected);
             return 0;
         }
         if (r->content_length >= 0 && r->content_length != left) {
-            set_bad_answer(x, "the server announced Content-Length %lld where %lld bytes were "
-                              "left of the %lld the Hub said the file has",
+            set_bad_answer(x,
+                           "the server announced Content-Length %lld where %lld bytes were "
+                           "left of the %lld the Hub said the file has",
                            (long long)r->content_length, (long long)left, (long long)x->expected);
             return 0;
         }
@@ -644,8 +646,8 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
                              "downloading %s of model %s from %s stopped: %s. Not retried: the "
                              "server does not serve the file the Hub described; check HF_ENDPOINT "
                              "and any proxy. The %llu bytes received before are kept in %s.",
-                             label, what->repo_id, url, x->bad_answer,
-                             (unsigned long long)x->size, x->path);
+                             label, what->repo_id, url, x->bad_answer, (unsigned long long)x->size,
+                             x->path);
                 goto done;
             }
             if (x->body_too_big) {
@@ -675,7 +677,8 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
                 x->size = 0;
                 if (x->sha)
                     EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
-                snprintf(reason, sizeof reason, "HTTP 416: the kept bytes are longer than the file");
+                snprintf(reason, sizeof reason,
+                         "HTTP 416: the kept bytes are longer than the file");
             } else if (rc == CURLE_OK && !transient_status(r->status)) {
                 break;
             } else if (rc != CURLE_OK && !transient_curl(rc)) {

@@ -25,8 +25,7 @@
  * frees) or NULL when the folder has none; *origin names where it came from
  * (static string, NULL when none). AIR_ERR_FORMAT for an unreadable or
  * malformed file, or named templates without a "default". */
-air_status air_chat_template_find(const char *dir, int with_tools, char **out,
-                                  const char **origin);
+air_status air_chat_template_find(const char *dir, int with_tools, char **out, const char **origin);
 
 /* 1 if `dir` holds any of the chat template files of step 1 or 3. */
 int air_chat_template_files_exist(const char *dir);

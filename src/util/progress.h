@@ -44,9 +44,9 @@ typedef struct {
     double rate;
     uint64_t all_done, all_total; /* overall progress, 0/0 if never reported */
     double start;                 /* monotonic seconds at init */
-    double plain_every_s; /* not a terminal: a line for an unfinished item at most this
-                             often (default 10 s; 0 = every update) */
-    double last_plain;    /* monotonic seconds of the last such line */
+    double plain_every_s;         /* not a terminal: a line for an unfinished item at most this
+                                     often (default 10 s; 0 = every update) */
+    double last_plain;            /* monotonic seconds of the last such line */
 } air_progress_bar;
 
 /* Prepares `bar` to draw on `out` (NULL = stderr). */

@@ -131,9 +131,12 @@ TEST(files_copied_keep_the_choice) {
 TEST(model_saved_by_transformers_5_uses_chat_template_jinja) {
     char dir[4200], from[4200], to[4300];
     snprintf(dir, sizeof dir, "%s", test_tmp("chat-files-model"));
-    static const char *const model_files[] = {
-        "config.json", "generation_config.json", "model.safetensors.index.json",
-        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", NULL};
+    static const char *const model_files[] = {"config.json",
+                                              "generation_config.json",
+                                              "model.safetensors.index.json",
+                                              "model-00001-of-00002.safetensors",
+                                              "model-00002-of-00002.safetensors",
+                                              NULL};
     static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json",
                                             "chat_template.jinja", NULL};
     char *data = NULL;
@@ -186,8 +189,7 @@ TEST(model_saved_by_transformers_5_uses_chat_template_jinja) {
         gp.max_tokens = 24;
         air_result r;
         ASSERT_OK(air_chat(m, msgs, k, &gp, &r));
-        ASSERT_EQ_INT(r.prompt_tokens,
-                      cJSON_GetArraySize(cJSON_GetObjectItem(conv, "prompt_ids")));
+        ASSERT_EQ_INT(r.prompt_tokens, cJSON_GetArraySize(cJSON_GetObjectItem(conv, "prompt_ids")));
         ASSERT_EQ_STR(r.text, str_or_null(conv, "greedy_text"));
         air_result_free(&r);
     }

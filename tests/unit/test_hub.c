@@ -817,7 +817,6 @@ TEST(connection_refused) {
     setenv("HF_ENDPOINT", g_endpoint, 1);
 }
 
-
 /* A server that sends part of a file and then stalls: each attempt is given
  * up after the low-speed time, the whole download after AIR_HUB_TIMEOUT,
  * every retry is announced, and the next run resumes from the kept bytes. */
@@ -890,8 +889,7 @@ TEST(lying_content_length_fails_at_once) {
     inject("lie", "model-00002", 1000, "GET");
     char *dir = NULL;
     double t0 = mono_now();
-    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_NETWORK,
-               "10737418240");
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_NETWORK, "10737418240");
     ASSERT_TRUE(mono_now() - t0 < 20.0);
     ASSERT_TRUE(strstr(air_last_error(), "model-00002-of-00002.safetensors") != NULL);
     ASSERT_EQ_INT(count_log("GET", "model-00002", "cdn", -1, -1), 1);
@@ -918,8 +916,8 @@ TEST(limit_settings_validated) {
 
 /* A password in HF_ENDPOINT never shows in an error or a notice. */
 TEST(endpoint_password_redacted) {
-    char *r = air_hub_redact("at http://user:secret@h:1/a?sig=xyz and https://h/b tok_ABCD",
-                             "tok_ABCD");
+    char *r =
+        air_hub_redact("at http://user:secret@h:1/a?sig=xyz and https://h/b tok_ABCD", "tok_ABCD");
     ASSERT_EQ_STR(r, "at http://***@h:1/a?*** and https://h/b ***");
     free(r);
     /* an endpoint nobody listens on */
