@@ -102,6 +102,9 @@ typedef struct {
     int n_threads;           /* 0 = one per core */
     air_progress_cb progress; /* download/split progress; NULL = silent */
     void *progress_user;
+    /* One-line messages while opening (a download retried, with the reason and
+     * where it resumes); NULL = silent. Receives progress_user. */
+    void (*notice)(void *user, const char *message);
 } air_model_params;
 
 /* The defaults: the seed's (compression per platform, prefetching on). */

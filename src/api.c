@@ -22,6 +22,7 @@
 #include "source/gguf.h"
 #include "source/hub.h"
 #include "source/source.h"
+#include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
@@ -116,11 +117,14 @@ static air_status load_text(air_model *m, const air_gguf *g) {
     char *tj = air_path_join(m->store_dir, "tokenizer.json");
     char *tc = air_path_join(m->store_dir, "tokenizer_config.json");
     air_status st = AIR_OK;
-    const char *tmpl = NULL;
+    const char *tmpl = NULL, *origin = "the GGUF file";
+    char *file_tmpl = NULL;
     if (air_path_exists(tj)) {
         st = air_tokenizer_load(tj, air_path_exists(tc) ? tc : NULL, &m->tok);
+        /* chat_template.jinja, tokenizer_config.json, chat_template.json */
         if (!st)
-            tmpl = air_tokenizer_chat_template(m->tok);
+            st = air_chat_template_find(m->store_dir, 0, &file_tmpl, &origin);
+        tmpl = file_tmpl;
     } else if (g) {
         air_gguf_tokenizer ti;
         st = air_gguf_tokenizer_info(g, &ti);
@@ -143,8 +147,9 @@ static air_status load_text(air_model *m, const air_gguf *g) {
         m->template_src = strdup(tmpl);
         st = air_chat_template_parse(tmpl, &m->tmpl);
         if (st)
-            air_err_context(st, "the model's chat template");
+            air_err_context(st, "the model's chat template (%s)", origin);
     }
+    free(file_tmpl);
     if (!st && !m->tmpl)
         st = air_chat_template_parse(NULL, &m->tmpl); /* the role: content fallback */
     if (!st && m->tok) {
@@ -197,6 +202,7 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         ho.revision = p.revision;
         ho.progress = p.progress;
         ho.progress_user = p.progress_user;
+        ho.notice = p.notice;
         char *commit = NULL;
         if ((st = air_hub_snapshot(model, &ho, &src_path, &commit)))
             goto fail;

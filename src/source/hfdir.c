@@ -16,6 +16,7 @@
 
 #include "source/safetensors.h"
 #include "source/source.h"
+#include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
@@ -481,6 +482,8 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
         s->tokenizer_config = tc;
     else
         free(tc);
+    if (air_chat_template_files_exist(dir))
+        s->chat_template_dir = strdup(dir);
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     s->name = strdup(base);

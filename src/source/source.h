@@ -28,6 +28,7 @@ struct air_source {
     air_hparams hp;
     char *tokenizer_json;   /* path, NULL if none */
     char *tokenizer_config; /* path, NULL if none */
+    char *chat_template_dir; /* folder with chat template files (text/chat_files.h), NULL if none */
     char *fingerprint;      /* air_source_fingerprint of the source */
     char *name;             /* short human name of the model */
     /* layer = -1 for whole-model tensors. Returns AIR_ERR_NOT_FOUND if the

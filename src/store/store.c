@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "store/store.h"
+#include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
 
@@ -198,13 +199,24 @@ out:
     return st;
 }
 
+/* A copied file's name: a plain name, or one inside the named chat templates'
+ * folder; nothing that could leave the store folder. */
+static int copy_name_ok(const char *name) {
+    const char *slash = strchr(name, '/');
+    size_t nd = strlen(AIR_CHAT_NAMED_DIR);
+    if (slash && ((size_t)(slash - name) != nd || strncmp(name, AIR_CHAT_NAMED_DIR, nd) != 0))
+        return 0;
+    const char *base = slash ? slash + 1 : name;
+    return *base && base[0] != '.' && !strchr(base, '/');
+}
+
 /* A copied text file (tokenizer.json ...): present, of the recorded size and
  * checksum. */
 static air_status check_copy(const char *dir, const char *name, const cJSON *f) {
     uint64_t want;
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(f, "bytes");
     if (!parse_hex64(cJSON_GetObjectItemCaseSensitive(f, "xxh3"), &want) || !cJSON_IsNumber(b) ||
-        strchr(name, '/') || name[0] == '.')
+        !copy_name_ok(name))
         return air_err(AIR_ERR_FORMAT, "%s/manifest.json: entry of %s is malformed; "
                        AIR_STORE_FIX, dir, name);
     char *p = air_path_join(dir, name);

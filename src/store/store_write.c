@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "store/store.h"
+#include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
 
@@ -244,6 +245,34 @@ static air_status copy_file(const char *from, const char *dir, const char *name,
     return st;
 }
 
+/* The chat template files (chat_files.h) of the source folder, copied with
+ * their checksums; those of an earlier split that the source no longer has
+ * are removed first, so the runtime never finds a stale template. */
+static air_status copy_chat_templates(const char *from_dir, const char *dir, cJSON *files) {
+    air_status st = AIR_OK;
+    char **old = air_chat_template_files(dir, &st);
+    for (int i = 0; old && old[i]; i++) {
+        char *p = air_path_join(dir, old[i]);
+        unlink(p);
+        free(p);
+    }
+    air_chat_template_files_free(old);
+    char **rel = st || !from_dir ? NULL : air_chat_template_files(from_dir, &st);
+    for (int i = 0; !st && rel && rel[i]; i++) {
+        char *from = air_path_join(from_dir, rel[i]);
+        if (strchr(rel[i], '/')) {
+            char *sub = air_path_join(dir, AIR_CHAT_NAMED_DIR);
+            st = sub ? air_mkdirs(sub) : air_err(AIR_ERR_NOMEM, "out of memory");
+            free(sub);
+        }
+        if (!st)
+            st = from ? copy_file(from, dir, rel[i], files) : air_err(AIR_ERR_NOMEM, "out of memory");
+        free(from);
+    }
+    air_chat_template_files_free(rel);
+    return st;
+}
+
 /* Takes the store's build lock (an flock on the folder), waiting for another
  * process that holds it; says so through the progress callback. Returns the
  * descriptor to close when done. */
@@ -413,6 +442,8 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
             free(p);
         }
     }
+    if ((st = copy_chat_templates(src->chat_template_dir, dir, files)))
+        goto out;
 
     char hex[24];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)model_id);

@@ -95,6 +95,7 @@ air_model *cli_open(const char *model, cli_model_opts *o) {
     if (!o->quiet) {
         o->mp.progress = air_progress_bar_cb;
         o->mp.progress_user = &o->bar;
+        o->mp.notice = air_progress_bar_notice;
     }
     air_model *m = NULL;
     air_status st = air_model_open(model, &o->mp, &m);

@@ -136,6 +136,14 @@ int cli_run(int argc, char **argv) {
         free(default_model);
         return 1;
     }
+    air_model_info info;
+    air_model_get_info(m, &info);
+    if (!info.has_chat_template)
+        fprintf(stderr,
+                "airllm: %s has no chat template (none in chat_template.jinja, "
+                "tokenizer_config.json or chat_template.json); the prompt is sent as plain "
+                "\"role: content\" lines\n",
+                model);
     int rc = 0;
     if (prompt || !isatty(0)) {
         char *in = prompt ? NULL : read_all_stdin();
