@@ -241,11 +241,16 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         so.pool = air_pool_create(p.n_threads);
         so.progress = p.progress;
         so.progress_user = p.progress_user;
+        int built = 0;
+        so.built = &built;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         st = air_store_split(src, m->store_dir, &so);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        m->split_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        /* 0 when another process built it while this one waited */
+        m->split_seconds = built ? (double)(t1.tv_sec - t0.tv_sec) +
+                                       (t1.tv_nsec - t0.tv_nsec) * 1e-9
+                                 : 0;
         air_pool_free(so.pool);
         air_source_close(src);
         src = NULL;

@@ -6,7 +6,8 @@
  *   c  config.json, model.safetensors.index.json content hash
  *   t  generation_config.json, the tokenizer and chat template files
  *      (additional_chat_templates/NAME.jinja too) content hash
- *   w  every *.safetensors file, a .gguf file   size and modification time (ns)
+ *   w  every *.safetensors file, a .gguf file   size and modification time (ns),
+ *                                               or the blob a hub-cache link names
  * A file that is absent has no entry, so adding one changes the string too.
  * Weights are fingerprinted by size and time: hashing gigabytes at every open
  * would cost more than the open itself.
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "source/source.h"
@@ -39,11 +41,25 @@ static void add_hashed(air_strbuf *fp, char kind, const char *dir, const char *n
     free(p);
 }
 
+/* A weights file: its size and modification time, or for a link into a hub
+ * cache (snapshots/{sha}/{name} -> ../../blobs/{etag}) the blob it names:
+ * its name is the content's hash, and a download again gives it a new
+ * time but not a new name. */
 static void add_stat(air_strbuf *fp, const char *path, const char *name) {
     struct stat sb;
-    if (stat(path, &sb) == 0)
+    if (stat(path, &sb) != 0)
+        return;
+    char target[4096];
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n > 0) {
+        target[n] = 0;
+        const char *blob = strrchr(target, '/');
+        air_sb_printf(fp, "w:%s:%lld:blob-%s;", name, (long long)sb.st_size,
+                      blob ? blob + 1 : target);
+    } else {
         air_sb_printf(fp, "w:%s:%lld:%lld;", name, (long long)sb.st_size,
                       (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec);
+    }
 }
 
 static int ends_with(const char *s, const char *suffix) {

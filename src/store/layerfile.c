@@ -199,7 +199,7 @@ static air_status check_fixed(const char *path, const air_lf_header *h, uint64_t
         h->data_bytes % AIR_LF_ALIGN)
         return air_err(AIR_ERR_FORMAT, "%s: corrupt layer file header (bytes 12..32); "
                        AIR_STORE_FIX, path);
-    if (size != h->header_bytes + h->data_bytes)
+    if (size < h->header_bytes || size - h->header_bytes != h->data_bytes)
         return air_err(AIR_ERR_FORMAT, "%s: file is %llu bytes, its header says %llu: truncated or "
                        "corrupt; " AIR_STORE_FIX, path, (unsigned long long)size,
                        (unsigned long long)(h->header_bytes + h->data_bytes));

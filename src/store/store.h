@@ -41,6 +41,8 @@ typedef struct {
     air_pool *pool; /* for conversion/quantization; may be NULL */
     air_split_progress_fn progress;
     void *progress_user;
+    int *built; /* if not NULL: set to 1 when this call wrote the store, 0 when it found
+                   it complete (perhaps after waiting for another process) */
 } air_split_options;
 
 /* Writes the layer store for `src` into `dir` unless a complete store for the

@@ -356,6 +356,8 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
      * process we waited for): nothing to do. A store of other content, of an
      * older format or with a corrupt manifest is rebuilt. */
     int current = 0;
+    if (opt->built)
+        *opt->built = 0;
     if (air_store_check(dir, src->fingerprint, &current) != AIR_OK)
         air_err_clear();
     if (current)
@@ -462,6 +464,8 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     st = text ? air_write_file_atomic(manifest, text, strlen(text))
               : air_err(AIR_ERR_NOMEM, "out of memory");
     free(text);
+    if (!st && opt->built)
+        *opt->built = 1;
 out:
     cJSON_Delete(files);
     free(manifest);
