@@ -52,11 +52,16 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
         st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"model\" is required");
         goto out;
     }
-    /* messages, then the prompt as a last user turn (the seed's behaviour) */
+    /* messages, then the prompt: it replaces the content of a last user turn,
+     * or becomes a new user turn (as npcpy's providers do) */
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "messages");
     const char *prompt = jstr(req, "prompt");
     int nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
     msgs = calloc((size_t)nm + 1, sizeof *msgs);
+    if (!msgs) {
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     const cJSON *e;
     cJSON_ArrayForEach(e, jm) {
         const char *role = jstr(e, "role"), *content = jstr(e, "content");
@@ -66,11 +71,19 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
         }
         msgs[n++] = (air_message){role, content ? content : ""};
     }
-    if (prompt && (n == 0 || strcmp(msgs[n - 1].role, "user") != 0 ||
-                   strcmp(msgs[n - 1].content, prompt) != 0))
+    if (prompt && n > 0 && strcmp(msgs[n - 1].role, "user") == 0)
+        msgs[n - 1].content = prompt;
+    else if (prompt)
         msgs[n++] = (air_message){"user", prompt};
     if (n == 0) {
         st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: give a \"prompt\" or \"messages\"");
+        goto out;
+    }
+    /* extra chat template variables, e.g. {"enable_thinking": false} */
+    const cJSON *vars = cJSON_GetObjectItemCaseSensitive(req, "chat_template_kwargs");
+    if (vars && !cJSON_IsObject(vars) && !cJSON_IsNull(vars)) {
+        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"chat_template_kwargs\" must be a "
+                     "JSON object of template variables");
         goto out;
     }
 
@@ -122,7 +135,7 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     gp.stop = stops;
     gp.on_text = on_text;
     gp.user = user;
-    st = air_chat(m, msgs, n, &gp, &r);
+    st = air_chat_vars(m, msgs, n, cJSON_IsObject(vars) ? vars : NULL, &gp, &r);
     air_model_release(m);
     if (st)
         goto out;
@@ -147,6 +160,9 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     cJSON_AddNumberToObject(u, "prompt_tokens", r.prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", r.completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", r.prompt_tokens + r.completion_tokens);
+    /* npcpy's names for the same counts */
+    cJSON_AddNumberToObject(u, "input_tokens", r.prompt_tokens);
+    cJSON_AddNumberToObject(u, "output_tokens", r.completion_tokens);
     cJSON_AddNumberToObject(u, "prefill_seconds", r.prefill_seconds);
     cJSON_AddNumberToObject(u, "decode_seconds", r.decode_seconds);
     cJSON_AddNumberToObject(u, "prefill_tokens_per_s", r.prefill_tokens_per_s);

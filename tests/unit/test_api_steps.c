@@ -1,0 +1,235 @@
+/*
+ * test_api_steps.c - the steps of a chat turn through the public API, one by
+ * one (air_apply_chat_template, air_tokenize, air_generate_ids,
+ * air_detokenize), on tests/fixtures/models/tiny_chat against the goldens that
+ * transformers wrote (tests/gen/gen_tiny_chat.py): the prompt text, its ids,
+ * the greedy ids (with the EOS id that ended them) and the greedy text. Also
+ * get_llm_response's handling of a prompt given with messages, and of
+ * chat_template_kwargs.
+ */
+#include <cjson/cJSON.h>
+
+#include "airllm.h"
+#include "test.h"
+#include "util/fileio.h"
+
+static char g_cache[1024];
+static cJSON *g_golden;
+static air_model *g_m;
+
+static const cJSON *conversation(int i) {
+    return cJSON_GetArrayItem(cJSON_GetObjectItem(g_golden, "conversations"), i);
+}
+
+/* ids[n] equal to the JSON array want, first difference reported */
+static int same_ids(const int32_t *ids, size_t n, const cJSON *want) {
+    size_t k = (size_t)cJSON_GetArraySize(want);
+    for (size_t i = 0; i < n && i < k; i++)
+        if (ids[i] != cJSON_GetArrayItem(want, (int)i)->valueint) {
+            fprintf(stderr, "  id %zu: got %d, expected %d\n", i, ids[i],
+                    cJSON_GetArrayItem(want, (int)i)->valueint);
+            return 0;
+        }
+    if (n != k)
+        fprintf(stderr, "  %zu ids, expected %zu\n", n, k);
+    return n == k;
+}
+
+TEST(template_tokenize_generate_detokenize_match_transformers) {
+    const cJSON *conv;
+    cJSON_ArrayForEach(conv, cJSON_GetObjectItem(g_golden, "conversations")) {
+        char *msgs = cJSON_PrintUnformatted(cJSON_GetObjectItem(conv, "messages"));
+        char *prompt = NULL;
+        ASSERT_OK(air_apply_chat_template(g_m, msgs, 1, NULL, &prompt));
+        free(msgs);
+        ASSERT_EQ_STR(prompt, cJSON_GetObjectItem(conv, "prompt_text")->valuestring);
+
+        int32_t *ids = NULL;
+        size_t n = 0;
+        ASSERT_OK(air_tokenize(g_m, prompt, strlen(prompt), 0, &ids, &n));
+        air_free(prompt);
+        ASSERT_TRUE(same_ids(ids, n, cJSON_GetObjectItem(conv, "prompt_ids")));
+
+        air_gen_params gp = air_gen_default_params();
+        gp.temperature = 0;
+        gp.max_tokens = cJSON_GetObjectItem(g_golden, "max_new_tokens")->valueint;
+        air_result r;
+        int32_t *gen = NULL;
+        size_t n_gen = 0;
+        ASSERT_OK(air_generate_ids(g_m, ids, n, &gp, &r, &gen, &n_gen));
+        air_free(ids);
+        const cJSON *want = cJSON_GetObjectItem(conv, "greedy_ids");
+        ASSERT_TRUE(same_ids(gen, n_gen, want));
+        const char *text = cJSON_GetObjectItem(conv, "greedy_text")->valuestring;
+        ASSERT_EQ_STR(r.text, text);
+        int stopped = cJSON_IsTrue(cJSON_GetObjectItem(conv, "stopped_on_eos"));
+        ASSERT_EQ_STR(r.finish_reason, stopped ? "stop" : "length");
+        /* completion_tokens counts the text's tokens, not the EOS */
+        ASSERT_EQ_INT(r.completion_tokens, (int)n_gen - stopped);
+        air_result_free(&r);
+
+        char *dec = NULL;
+        size_t len = 0;
+        ASSERT_OK(air_detokenize(g_m, gen, n_gen, 1, &dec, &len));
+        ASSERT_EQ_STR(dec, text);
+        ASSERT_EQ_INT(len, strlen(text));
+        air_free(dec);
+        ASSERT_OK(air_detokenize(g_m, gen, n_gen, 0, &dec, NULL));
+        ASSERT_EQ_INT(strstr(dec, "<|im_end|>") != NULL, stopped);
+        air_free(dec);
+        air_free(gen);
+    }
+}
+
+TEST(template_variables_reach_the_template) {
+    const cJSON *conv = conversation(0);
+    char *msgs = cJSON_PrintUnformatted(cJSON_GetObjectItem(conv, "messages"));
+    char *with = NULL, *without = NULL;
+    ASSERT_OK(air_apply_chat_template(g_m, msgs, 1, NULL, &with));
+    /* a variable given overrides the one the library sets */
+    ASSERT_OK(air_apply_chat_template(g_m, msgs, 1, "{\"add_generation_prompt\": false}", &without));
+    const char *gen_prompt = "<|im_start|>assistant\n";
+    ASSERT_EQ_INT(strlen(with), strlen(without) + strlen(gen_prompt));
+    ASSERT_EQ_STR(with + strlen(without), gen_prompt);
+    air_free(with);
+    air_free(without);
+    free(msgs);
+}
+
+TEST(step_errors_are_clear) {
+    char *text = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    ASSERT_ERR(air_apply_chat_template(g_m, "{\"role\": \"user\"}", 1, NULL, &text),
+               AIR_ERR_INVALID_ARG, "JSON array");
+    ASSERT_ERR(air_apply_chat_template(g_m, "[{\"content\": \"hi\"}]", 1, NULL, &text),
+               AIR_ERR_INVALID_ARG, "message 0");
+    ASSERT_ERR(air_apply_chat_template(g_m, "[]", 1, "[1]", &text), AIR_ERR_INVALID_ARG,
+               "JSON object");
+    ASSERT_TRUE(text == NULL);
+    int32_t bad[] = {1, 2, 1 << 20};
+    air_gen_params gp = air_gen_default_params();
+    air_result r;
+    ASSERT_ERR(air_generate_ids(g_m, bad, 3, &gp, &r, NULL, NULL), AIR_ERR_INVALID_ARG,
+               "position 2");
+    ASSERT_ERR(air_generate_ids(g_m, bad, 0, &gp, &r, NULL, NULL), AIR_ERR_INVALID_ARG, "empty");
+    ASSERT_TRUE(r.text == NULL);
+    /* a model without a tokenizer */
+    air_model_params mp = air_model_default_params();
+    mp.compression = "none";
+    mp.cache_dir = g_cache;
+    air_model *m = NULL;
+    ASSERT_OK(air_model_open(test_data("models/llama"), &mp, &m));
+    ASSERT_ERR(air_tokenize(m, "hi", 2, 1, &ids, &n), AIR_ERR_UNSUPPORTED, "tokenizer");
+    ASSERT_TRUE(ids == NULL);
+    ASSERT_ERR(air_detokenize(m, bad, 2, 1, &text, NULL), AIR_ERR_UNSUPPORTED, "tokenizer");
+    air_model_close(m);
+}
+
+/* get_llm_response with a prompt and messages ending in a user turn: the
+ * prompt replaces that turn's content (npcpy's providers do so). */
+TEST(prompt_replaces_a_last_user_turn) {
+    char req[4096];
+    snprintf(req, sizeof req,
+             "{\"model\": \"%s\", \"prompt\": \"Hello, who are you?\", \"messages\": "
+             "[{\"role\": \"user\", \"content\": \"an earlier text\"}], \"temperature\": 0, "
+             "\"max_tokens\": 24, \"compression\": null, \"cache_dir\": \"%s\"}",
+             test_data("models/tiny_chat"), g_cache);
+    char *resp = NULL;
+    ASSERT_OK(air_get_llm_response(req, NULL, NULL, &resp));
+    cJSON *j = cJSON_Parse(resp);
+    air_free(resp);
+    const cJSON *conv = conversation(0);
+    ASSERT_EQ_STR(cJSON_GetObjectItem(j, "response")->valuestring,
+                  cJSON_GetObjectItem(conv, "greedy_text")->valuestring);
+    const cJSON *msgs = cJSON_GetObjectItem(j, "messages");
+    ASSERT_EQ_INT(cJSON_GetArraySize(msgs), 2);
+    const cJSON *first = cJSON_GetArrayItem(msgs, 0);
+    ASSERT_EQ_STR(cJSON_GetObjectItem(first, "role")->valuestring, "user");
+    ASSERT_EQ_STR(cJSON_GetObjectItem(first, "content")->valuestring, "Hello, who are you?");
+    const cJSON *u = cJSON_GetObjectItem(j, "usage");
+    ASSERT_EQ_INT(cJSON_GetObjectItem(u, "prompt_tokens")->valueint,
+                  cJSON_GetArraySize(cJSON_GetObjectItem(conv, "prompt_ids")));
+    ASSERT_EQ_INT(cJSON_GetObjectItem(u, "input_tokens")->valueint,
+                  cJSON_GetObjectItem(u, "prompt_tokens")->valueint);
+    ASSERT_EQ_INT(cJSON_GetObjectItem(u, "output_tokens")->valueint,
+                  cJSON_GetObjectItem(u, "completion_tokens")->valueint);
+    cJSON_Delete(j);
+
+    /* after an assistant turn the prompt is a new user turn */
+    snprintf(req, sizeof req,
+             "{\"model\": \"%s\", \"prompt\": \"And you?\", \"messages\": "
+             "[{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": "
+             "\"Hello\"}], \"temperature\": 0, \"max_tokens\": 2, \"compression\": null, "
+             "\"cache_dir\": \"%s\"}",
+             test_data("models/tiny_chat"), g_cache);
+    ASSERT_OK(air_get_llm_response(req, NULL, NULL, &resp));
+    j = cJSON_Parse(resp);
+    air_free(resp);
+    msgs = cJSON_GetObjectItem(j, "messages");
+    ASSERT_EQ_INT(cJSON_GetArraySize(msgs), 4);
+    ASSERT_EQ_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 2), "content")->valuestring,
+                  "And you?");
+    cJSON_Delete(j);
+}
+
+TEST(chat_template_kwargs_reach_the_template) {
+    /* a variable given overrides the library's: without the generation
+     * prompt, the prompt is shorter by its tokens (usage shows it) */
+    char req[4096];
+    int counts[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(req, sizeof req,
+                 "{\"model\": \"%s\", \"prompt\": \"Hello, who are you?\", \"temperature\": 0, "
+                 "\"max_tokens\": 1, \"compression\": null, \"cache_dir\": \"%s\"%s}",
+                 test_data("models/tiny_chat"), g_cache,
+                 k ? ", \"chat_template_kwargs\": {\"add_generation_prompt\": false}" : "");
+        char *resp = NULL;
+        ASSERT_OK(air_get_llm_response(req, NULL, NULL, &resp));
+        cJSON *j = cJSON_Parse(resp);
+        air_free(resp);
+        counts[k] = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens")->valueint;
+        cJSON_Delete(j);
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    ASSERT_OK(air_tokenize(g_m, "<|im_start|>assistant\n", 22, 0, &ids, &n));
+    air_free(ids);
+    ASSERT_TRUE(n > 0);
+    ASSERT_EQ_INT(counts[0] - counts[1], n);
+    char *resp = NULL;
+    snprintf(req, sizeof req,
+             "{\"model\": \"%s\", \"prompt\": \"x\", \"chat_template_kwargs\": [1], "
+             "\"compression\": null, \"cache_dir\": \"%s\"}",
+             test_data("models/tiny_chat"), g_cache);
+    ASSERT_ERR(air_get_llm_response(req, NULL, NULL, &resp), AIR_ERR_INVALID_ARG,
+               "chat_template_kwargs");
+}
+
+int main(void) {
+    snprintf(g_cache, sizeof g_cache, "%s", test_tmp("api-steps-cache"));
+    char *text;
+    size_t len;
+    if (air_read_file(test_data("models/tiny_chat/golden.json"), &text, &len) != AIR_OK) {
+        fprintf(stderr, "missing golden: %s\n", air_last_error());
+        return 1;
+    }
+    g_golden = cJSON_Parse(text);
+    free(text);
+    air_model_params mp = air_model_default_params();
+    mp.compression = "none";
+    mp.cache_dir = g_cache;
+    if (air_model_open(test_data("models/tiny_chat"), &mp, &g_m) != AIR_OK) {
+        fprintf(stderr, "cannot open tiny_chat: %s\n", air_last_error());
+        return 1;
+    }
+    RUN(template_tokenize_generate_detokenize_match_transformers);
+    RUN(template_variables_reach_the_template);
+    RUN(step_errors_are_clear);
+    RUN(prompt_replaces_a_last_user_turn);
+    RUN(chat_template_kwargs_reach_the_template);
+    air_model_close(g_m);
+    air_model_cache_clear();
+    cJSON_Delete(g_golden);
+    return test_summary();
+}
