@@ -232,12 +232,23 @@ air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
  * request: {"prompt"?, "messages"?, "model", "max_tokens"?, "temperature"?,
  * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "compression"?,
  * "hf_token"?, "delete_original"?, "max_seq_len"?, "prefetching"?,
- * "cache_dir"?, "ram_budget"?} (see docs/c-api.md).
+ * "cache_dir"?, "ram_budget"?, "chat_template_kwargs"?} (see docs/c-api.md).
+ * A "prompt" given with messages that end in a user turn replaces that
+ * turn's content; otherwise it is appended as a user turn. "prompt_ids" (token
+ * ids) replaces both, for a prompt already templated and tokenized.
  * *response (caller frees with air_free): {"response", "messages",
- * "raw_response", "tool_calls": [], "tool_results": [], "usage": {...}}.
+ * "raw_response", "tool_calls": [], "tool_results": [], "completion_ids",
+ * "usage": {...}, "finish_reason"}.
  * Models are taken from the process-level cache. on_text may be NULL. */
 air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
                                 void *user, char **response);
+
+/* air_model_acquire with the model and open options given as in
+ * air_get_llm_response's request ("model", "compression", "hf_token",
+ * "cache_dir", ...; other keys are ignored): the same cached model, for
+ * bindings that call the functions taking an air_model. Release with
+ * air_model_release(). */
+air_status air_model_acquire_json(const char *request_json, air_model **out);
 
 /* Frees memory returned by the library (strings). */
 void air_free(void *p);

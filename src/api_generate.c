@@ -246,7 +246,8 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
 }
 
 air_status air_chat_vars(air_model *m, const air_message *msgs, int n, const cJSON *vars,
-                         const air_gen_params *params, air_result *out) {
+                         const air_gen_params *params, air_result *out, int32_t **gen_ids,
+                         size_t *n_gen) {
     memset(out, 0, sizeof *out);
     if (!m || (!msgs && n > 0) || n < 0)
         return air_err(AIR_ERR_INVALID_ARG, "air_chat: no model or messages");
@@ -263,14 +264,14 @@ air_status air_chat_vars(air_model *m, const air_message *msgs, int n, const cJS
     st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids, &n_ids);
     free(prompt);
     if (!st)
-        st = run_ids(m, ids, n_ids, params, out, NULL, NULL);
+        st = run_ids(m, ids, n_ids, params, out, gen_ids, n_gen);
     free(ids);
     return st;
 }
 
 air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_params *params,
                     air_result *out) {
-    return air_chat_vars(m, msgs, n, NULL, params, out);
+    return air_chat_vars(m, msgs, n, NULL, params, out, NULL, NULL);
 }
 
 air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,

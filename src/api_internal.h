@@ -39,8 +39,10 @@ air_status air_render_template(const air_model *m, const cJSON *messages, int ad
                                const cJSON *vars, char **out);
 
 /* air_chat with extra template variables (a cJSON object or NULL, borrowed),
- * e.g. {"enable_thinking": false}. */
+ * e.g. {"enable_thinking": false}; *gen_ids (NULL to skip) as
+ * air_generate_ids gives them. */
 air_status air_chat_vars(air_model *m, const air_message *messages, int n_messages,
-                         const cJSON *vars, const air_gen_params *params, air_result *out);
+                         const cJSON *vars, const air_gen_params *params, air_result *out,
+                         int32_t **gen_ids, size_t *n_gen);
 
 #endif

@@ -4,8 +4,8 @@
  * air_detokenize), on tests/fixtures/models/tiny_chat against the goldens that
  * transformers wrote (tests/gen/gen_tiny_chat.py): the prompt text, its ids,
  * the greedy ids (with the EOS id that ended them) and the greedy text. Also
- * get_llm_response's handling of a prompt given with messages, and of
- * chat_template_kwargs.
+ * get_llm_response's handling of a prompt given with messages, of
+ * chat_template_kwargs and of prompt_ids, and air_model_acquire_json.
  */
 #include <cjson/cJSON.h>
 
@@ -154,6 +154,8 @@ TEST(prompt_replaces_a_last_user_turn) {
                   cJSON_GetObjectItem(u, "prompt_tokens")->valueint);
     ASSERT_EQ_INT(cJSON_GetObjectItem(u, "output_tokens")->valueint,
                   cJSON_GetObjectItem(u, "completion_tokens")->valueint);
+    ASSERT_TRUE(cJSON_Compare(cJSON_GetObjectItem(j, "completion_ids"),
+                              cJSON_GetObjectItem(conv, "greedy_ids"), 1));
     cJSON_Delete(j);
 
     /* after an assistant turn the prompt is a new user turn */
@@ -206,6 +208,57 @@ TEST(chat_template_kwargs_reach_the_template) {
                "chat_template_kwargs");
 }
 
+/* prompt_ids: generation from ids through the JSON entry point, and the
+ * model from air_model_acquire_json is the cached one. */
+TEST(prompt_ids_and_acquire_json) {
+    const cJSON *conv = conversation(2);
+    char *ids = cJSON_PrintUnformatted(cJSON_GetObjectItem(conv, "prompt_ids"));
+    char req[8192];
+    snprintf(req, sizeof req,
+             "{\"model\": \"%s\", \"prompt_ids\": %s, \"temperature\": 0, \"max_tokens\": 24, "
+             "\"compression\": null, \"cache_dir\": \"%s\"}",
+             test_data("models/tiny_chat"), ids, g_cache);
+    free(ids);
+    char *resp = NULL;
+    ASSERT_OK(air_get_llm_response(req, NULL, NULL, &resp));
+    cJSON *j = cJSON_Parse(resp);
+    air_free(resp);
+    ASSERT_EQ_STR(cJSON_GetObjectItem(j, "response")->valuestring,
+                  cJSON_GetObjectItem(conv, "greedy_text")->valuestring);
+    ASSERT_TRUE(cJSON_GetObjectItem(j, "messages") == NULL);
+    ASSERT_TRUE(cJSON_Compare(cJSON_GetObjectItem(j, "completion_ids"),
+                              cJSON_GetObjectItem(conv, "greedy_ids"), 1));
+    ASSERT_EQ_STR(cJSON_GetObjectItem(j, "finish_reason")->valuestring, "stop");
+    cJSON_Delete(j);
+
+    air_model *a = NULL, *b = NULL;
+    ASSERT_OK(air_model_acquire_json(req, &a));
+    air_model_params mp = air_model_default_params();
+    mp.compression = "none";
+    mp.cache_dir = g_cache;
+    ASSERT_OK(air_model_acquire(test_data("models/tiny_chat"), &mp, &b));
+    ASSERT_TRUE(a == b);
+    air_model_release(a);
+    air_model_release(b);
+
+    ASSERT_ERR(air_model_acquire_json("{\"compression\": null}", &a), AIR_ERR_INVALID_ARG,
+               "\"model\" is required");
+    ASSERT_TRUE(a == NULL);
+    ASSERT_ERR(air_model_acquire_json("[", &a), AIR_ERR_INVALID_ARG, "not a JSON object");
+    const char *bad[] = {"[1, 2.5]", "[-1]", "[1e12]", "[\"a\"]", "7"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(req, sizeof req,
+                 "{\"model\": \"%s\", \"prompt_ids\": %s, \"compression\": null, "
+                 "\"cache_dir\": \"%s\"}",
+                 test_data("models/tiny_chat"), bad[i], g_cache);
+        ASSERT_ERR(air_get_llm_response(req, NULL, NULL, &resp), AIR_ERR_INVALID_ARG, "prompt_ids");
+    }
+    snprintf(req, sizeof req,
+             "{\"model\": \"%s\", \"prompt_ids\": [1], \"prompt\": \"x\", \"compression\": null}",
+             test_data("models/tiny_chat"));
+    ASSERT_ERR(air_get_llm_response(req, NULL, NULL, &resp), AIR_ERR_INVALID_ARG, "instead of");
+}
+
 int main(void) {
     snprintf(g_cache, sizeof g_cache, "%s", test_tmp("api-steps-cache"));
     char *text;
@@ -228,6 +281,7 @@ int main(void) {
     RUN(step_errors_are_clear);
     RUN(prompt_replaces_a_last_user_turn);
     RUN(chat_template_kwargs_reach_the_template);
+    RUN(prompt_ids_and_acquire_json);
     air_model_close(g_m);
     air_model_cache_clear();
     cJSON_Delete(g_golden);
