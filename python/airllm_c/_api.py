@@ -698,6 +698,12 @@ class Model:
                 self._h = h
         return h
 
+    def open(self):
+        """Opens the model now (building its layer store on first use) instead
+        of at the first call; returns self."""
+        self._handle()
+        return self
+
     def apply_chat_template(self, messages, add_generation_prompt=True, **template_vars):
         """The prompt text of a conversation through the model's chat template
         (as transformers' apply_chat_template(..., tokenize=False)). messages:
