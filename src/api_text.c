@@ -24,8 +24,8 @@ air_status air_render_template(const air_model *m, const cJSON *messages, int ad
                                const cJSON *vars, char **out) {
     const char *bos = m->tok ? air_tokenizer_bos_token(m->tok) : NULL;
     const char *eos = m->tok ? air_tokenizer_eos_token(m->tok) : NULL;
-    return air_chat_template_render(m->tmpl, messages, NULL, add_generation_prompt,
-                                    bos ? bos : "", eos ? eos : "", vars, out);
+    return air_chat_template_render(m->tmpl, messages, NULL, add_generation_prompt, bos ? bos : "",
+                                    eos ? eos : "", vars, out);
 }
 
 air_status air_apply_chat_template(const air_model *m, const char *messages_json,
@@ -33,23 +33,27 @@ air_status air_apply_chat_template(const air_model *m, const char *messages_json
     if (text)
         *text = NULL;
     if (!m || !messages_json || !text)
-        return air_err(AIR_ERR_INVALID_ARG, "air_apply_chat_template: no model, messages or output");
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "air_apply_chat_template: no model, messages or output");
     cJSON *msgs = cJSON_Parse(messages_json);
     cJSON *vars = vars_json ? cJSON_Parse(vars_json) : NULL;
     air_status st = AIR_OK;
     if (!cJSON_IsArray(msgs)) {
         st = air_err(AIR_ERR_INVALID_ARG, "air_apply_chat_template: messages must be a JSON array "
-                     "of {\"role\", \"content\"} objects");
+                                          "of {\"role\", \"content\"} objects");
     } else if (vars_json && !cJSON_IsObject(vars)) {
         st = air_err(AIR_ERR_INVALID_ARG, "air_apply_chat_template: the template variables must "
-                     "be a JSON object");
+                                          "be a JSON object");
     } else {
         int i = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, msgs) {
-            if (!cJSON_IsObject(e) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "role"))) {
-                st = air_err(AIR_ERR_INVALID_ARG, "air_apply_chat_template: message %d is not an "
-                             "object with a \"role\" string", i);
+            if (!cJSON_IsObject(e) ||
+                !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "role"))) {
+                st = air_err(AIR_ERR_INVALID_ARG,
+                             "air_apply_chat_template: message %d is not an "
+                             "object with a \"role\" string",
+                             i);
                 break;
             }
             i++;
