@@ -756,6 +756,10 @@ class Model:
         "completion_ids": the generated ids, ending with the EOS id when one
         stopped generation. Generation options as for chat()."""
         gen_opts = self._gen(gen, "generate_ids")
+        if gen_opts.get("think") is not None:
+            raise ValueError("generate_ids(): think acts on the chat template, which a tokenized "
+                             "prompt has already been through; pass enable_thinking to "
+                             "apply_chat_template() instead")
         ids = _check_ids(ids)
         if not ids:
             raise ValueError("generate_ids() needs at least one token id")

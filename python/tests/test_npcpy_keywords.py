@@ -133,6 +133,8 @@ def test_think_sets_enable_thinking(ask, thinking_model):
         "prompt_tokens"] == len(m.tokenize(off, add_special=False))
     with pytest.raises(ValueError, match="think"):
         ask("Hi", think="maybe")
+    with pytest.raises(ValueError, match="apply_chat_template"):
+        m.generate_ids([1, 2], think=False)
 
 
 def test_other_names_still_raise_type_error(ask):
