@@ -234,7 +234,8 @@ air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
  * "hf_token"?, "delete_original"?, "max_seq_len"?, "prefetching"?,
  * "cache_dir"?, "ram_budget"?, "chat_template_kwargs"?} (see docs/c-api.md).
  * A "prompt" given with messages that end in a user turn replaces that
- * turn's content; otherwise it is appended as a user turn. "prompt_ids" (token
+ * turn's content; otherwise it is appended as a user turn (an empty one is
+ * ignored). "prompt_ids" (token
  * ids) replaces both, for a prompt already templated and tokenized.
  * *response (caller frees with air_free): {"response", "messages",
  * "raw_response", "tool_calls": [], "tool_results": [], "completion_ids",

@@ -173,7 +173,10 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
             goto out;
     } else {
         /* messages, then the prompt: it replaces the content of a last user
-         * turn, or becomes a new user turn (as npcpy's providers do) */
+         * turn, or becomes a new user turn (as npcpy's providers do; an empty
+         * prompt adds nothing) */
+        if (prompt && !*prompt)
+            prompt = NULL;
         int nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
         msgs = calloc((size_t)nm + 1, sizeof *msgs);
         if (!msgs) {

@@ -354,6 +354,15 @@ TEST(prompt_replaces_a_last_user_turn) {
     ASSERT_EQ_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 2), "content")->valuestring,
                   "And you?");
     cJSON_Delete(j);
+
+    /* an empty prompt adds nothing */
+    ASSERT_OK(llm("\"prompt\": \"\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], "
+                  "\"max_tokens\": 1", &j));
+    msgs = cJSON_GetObjectItem(j, "messages");
+    ASSERT_EQ_INT(cJSON_GetArraySize(msgs), 2);
+    ASSERT_EQ_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")->valuestring, "Hi");
+    cJSON_Delete(j);
+    ASSERT_ERR(llm("\"prompt\": \"\"", &j), AIR_ERR_INVALID_ARG, "give a");
 }
 
 TEST(chat_template_kwargs_reach_the_template) {
