@@ -196,16 +196,68 @@ air_status air_chat(air_model *m, const air_message *messages, int n_messages,
 /* Frees out->text; NULL is a no-op. */
 void air_result_free(air_result *r);
 
+/* ------------------------------------------------------------------------- */
+/* The steps of air_chat, one by one                                         */
+/* ------------------------------------------------------------------------- */
+/* For front ends that template, tokenize and decode themselves (the Python
+ * `airllm` compatibility package): chat template -> air_tokenize ->
+ * air_generate_ids -> air_detokenize. air_chat is these steps in one call.
+ * AIR_ERR_UNSUPPORTED when the model has no tokenizer. */
+
+/* Renders a conversation with the model's chat template, as transformers'
+ * apply_chat_template(messages, tokenize=False, add_generation_prompt=...):
+ * messages_json is a JSON array of {"role", "content", ...} objects (every key
+ * reaches the template); vars_json is NULL or a JSON object of extra template
+ * variables (e.g. {"enable_thinking": false}). A model without a template
+ * gets the fallback "role: content" lines. *text: caller frees with air_free. */
+air_status air_apply_chat_template(const air_model *m, const char *messages_json,
+                                   int add_generation_prompt, const char *vars_json, char **text);
+
+/* Encodes `len` bytes of UTF-8 text with the model's tokenizer. add_special:
+ * apply its post-processor (BOS etc.) like transformers' add_special_tokens=True.
+ * *ids: caller frees with air_free (non-NULL even when *n_ids is 0). */
+air_status air_tokenize(const air_model *m, const char *text, size_t len, int add_special,
+                        int32_t **ids, size_t *n_ids);
+
+/* Decodes ids to text like transformers' decode (ids outside the vocabulary are
+ * skipped); skip_special drops special tokens. *text: NUL-terminated, caller
+ * frees with air_free; *len (may be NULL): its length in bytes (the text may
+ * hold NUL bytes). */
+air_status air_detokenize(const air_model *m, const int32_t *ids, size_t n_ids, int skip_special,
+                          char **text, size_t *len);
+
+/* Generates after a prompt given as token ids (already templated and
+ * tokenized; no JSON instruction is added, params->json only constrains
+ * decoding). *out as air_chat gives it (the text, cut before a stop string;
+ * free with air_result_free). *gen_ids (NULL to skip): every generated id,
+ * ending with the EOS id when generation stopped at one (as transformers'
+ * generate returns them); caller frees with air_free. */
+air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
+                            const air_gen_params *params, air_result *out, int32_t **gen_ids,
+                            size_t *n_gen);
+
 /* The seed's get_llm_response as JSON in, JSON out, for bindings.
  * request: {"prompt"?, "messages"?, "model", "max_tokens"?, "temperature"?,
  * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "compression"?,
  * "hf_token"?, "delete_original"?, "max_seq_len"?, "prefetching"?,
- * "cache_dir"?, "ram_budget"?} (see docs/c-api.md).
+ * "cache_dir"?, "ram_budget"?, "chat_template_kwargs"?} (see docs/c-api.md).
+ * A "prompt" given with messages that end in a user turn replaces that
+ * turn's content; otherwise it is appended as a user turn (an empty one is
+ * ignored). "prompt_ids" (token
+ * ids) replaces both, for a prompt already templated and tokenized.
  * *response (caller frees with air_free): {"response", "messages",
- * "raw_response", "tool_calls": [], "tool_results": [], "usage": {...}}.
+ * "raw_response", "tool_calls": [], "tool_results": [], "completion_ids",
+ * "usage": {...}, "finish_reason"}.
  * Models are taken from the process-level cache. on_text may be NULL. */
 air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
                                 void *user, char **response);
+
+/* air_model_acquire with the model and open options given as in
+ * air_get_llm_response's request ("model", "compression", "hf_token",
+ * "cache_dir", ...; other keys are ignored): the same cached model, for
+ * bindings that call the functions taking an air_model. Release with
+ * air_model_release(). */
+air_status air_model_acquire_json(const char *request_json, air_model **out);
 
 /* Frees memory returned by the library (strings). */
 void air_free(void *p);

@@ -63,10 +63,12 @@ PLATFORM_DEFAULT = _PlatformDefault()
 MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "prefetching",
                  "cache_dir", "ram_budget", "n_threads", "revision")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
-               "stop", "format")
+               "stop", "format", "think")
 # Accepted for drop-in compatibility with get_llm_response of other providers
 # and ignored: they have no meaning for a local model.
-IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "context", "attachments")
+IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "attachments")
+# Text only: these are refused when not empty.
+TEXT_ONLY_OPTIONS = ("tools", "tool_choice", "tool_map", "images")
 
 
 # ---------------------------------------------------------------------------
@@ -98,6 +100,42 @@ def _check_float(name, v, minimum=None):
     if minimum is not None and v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
     return v
+
+
+def _check_ids(ids):
+    """Token ids as a list of int (any iterable of integers, e.g. a list or a
+    tensor row's tolist())."""
+    if hasattr(ids, "tolist") and not isinstance(ids, list):
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise TypeError(f"token ids must be a sequence of int, not {type(ids).__name__}")
+    out = []
+    for i, v in enumerate(ids):
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"token ids[{i}] must be an int, not {type(v).__name__}")
+        v = v.__index__()
+        if not 0 <= v < 2 ** 31:
+            raise ValueError(f"token ids[{i}] = {v} is not a token id")
+        out.append(v)
+    return out
+
+
+def _check_json(what, value):
+    """value as UTF-8 JSON; TypeError when it cannot be written as JSON."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what} must be JSON data (dicts, lists, strings, numbers): {e}") \
+            from None
+
+
+def _take_text(lib, ptr, n=None):
+    """The library's string at ptr (n bytes, or up to the NUL), freed."""
+    try:
+        raw = ctypes.string_at(ptr, n) if n is not None else ctypes.string_at(ptr)
+        return raw.decode("utf-8", errors="replace")
+    finally:
+        lib.air_free(ptr)
 
 
 def _content_text(i, content):
@@ -136,6 +174,50 @@ def _check_messages(messages):
             raise ValueError(f"messages[{i}] has no 'role'")
         out.append({"role": role, "content": _content_text(i, m.get("content"))})
     return out
+
+
+def _conversation(prompt, messages):
+    """The conversation as npcpy's providers send it: copies of the caller's
+    message dicts, with a non-empty prompt replacing the content of a last
+    user turn (the first text part of a content list), or appended as a new
+    user turn. Validation comes later (_check_messages)."""
+    if messages is None:
+        messages = []
+    if isinstance(messages, (str, bytes)) or not hasattr(messages, "__iter__"):
+        raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
+    conv = [dict(m) if isinstance(m, dict) else m for m in messages]
+    prompt = _check_str("prompt", prompt)
+    if not prompt:
+        return conv
+    last = conv[-1] if conv else None
+    if isinstance(last, dict) and last.get("role") == "user":
+        content = last.get("content")
+        if isinstance(content, list):
+            parts = [dict(p) if isinstance(p, dict) else p for p in content]
+            for p in parts:
+                if isinstance(p, dict) and p.get("type") == "text":
+                    p["text"] = prompt
+                    break
+            else:
+                parts.append({"type": "text", "text": prompt})
+            last["content"] = parts
+        else:
+            last["content"] = prompt
+    else:
+        conv.append({"role": "user", "content": prompt})
+    return conv
+
+
+def _think_vars(think):
+    """npcpy's think= as chat template variables (enable_thinking, and
+    reasoning_effort for "low"/"medium"/"high")."""
+    if think is None:
+        return None
+    if isinstance(think, bool):
+        return {"enable_thinking": think}
+    if isinstance(think, str) and think in ("low", "medium", "high"):
+        return {"enable_thinking": True, "reasoning_effort": think}
+    raise ValueError(f"think must be None, True, False, 'low', 'medium' or 'high', got {think!r}")
 
 
 def _model_request(model, opts):
@@ -198,6 +280,9 @@ def _gen_request(opts):
         if fmt != "json":
             raise ValueError(f"format must be None or 'json', got {fmt!r}")
         req["format"] = "json"
+    tvars = _think_vars(opts.get("think"))
+    if tvars:
+        req["chat_template_kwargs"] = tvars
     return req
 
 
@@ -210,10 +295,12 @@ def _split_kwargs(kwargs, where):
             gen_opts[k] = v
         elif k in IGNORED_OPTIONS:
             continue
-        elif k in ("tools", "tool_choice", "tool_map", "images"):
+        elif k in TEXT_ONLY_OPTIONS:
             if v:
-                raise ValueError(f"{k}: the airllm provider supports text only, no tools or "
-                                 "images")
+                what = "images" if k == "images" else "tools"
+                raise ValueError(f"{k}: airllm_c runs text-only language models, so it cannot "
+                                 f"take {what}; leave {k} empty (got {type(v).__name__} "
+                                 f"of {len(v) if hasattr(v, '__len__') else 1})")
         else:
             raise TypeError(f"{where}() got an unexpected keyword argument {k!r}")
     return model_opts, gen_opts
@@ -224,6 +311,7 @@ def _split_kwargs(kwargs, where):
 # ---------------------------------------------------------------------------
 
 _active = weakref.WeakSet()  # running calls, stopped at interpreter exit
+_handle_lock = threading.Lock()  # Model._handle: one acquire per object
 _shutting_down = threading.Event()
 
 
@@ -242,6 +330,15 @@ def _redact(text, secrets):
         if s and len(s) >= 4:
             text = text.replace(s, "<hidden>")
     return text
+
+
+def _error(lib, status, secrets):
+    """The AirLLMError of a failed call; read on the thread that made it (the
+    library's last error is per thread)."""
+    detail = (lib.air_last_error() or b"").decode("utf-8", errors="replace")
+    desc = (lib.air_strerror(status) or b"").decode("utf-8", errors="replace")
+    name = _lib.STATUS_NAMES.get(status, f"status {status}")
+    return AirLLMError(status, name, desc, _redact(detail, secrets))
 
 
 class _Run:
@@ -287,10 +384,7 @@ class _Run:
             out = ctypes.c_void_p()
             status = lib.air_get_llm_response(self.request, cb, None, ctypes.byref(out))
             if status != 0:
-                detail = (lib.air_last_error() or b"").decode("utf-8", errors="replace")
-                desc = (lib.air_strerror(status) or b"").decode("utf-8", errors="replace")
-                name = _lib.STATUS_NAMES.get(status, f"status {status}")
-                self.error = AirLLMError(status, name, desc, _redact(detail, self.secrets))
+                self.error = _error(lib, status, self.secrets)
                 return
             try:
                 text = ctypes.string_at(out.value).decode("utf-8", errors="replace")
@@ -325,13 +419,13 @@ def _secrets(model_req):
     return out
 
 
-def _finish(result, in_messages):
-    """Rebuilds result["messages"] from the caller's own message dicts (so
-    extra keys survive), then what the library appended (the prompt as a user
-    turn when it was added, and the assistant reply)."""
+def _finish(result, conv):
+    """Rebuilds result["messages"] from the conversation sent (copies of the
+    caller's message dicts, so extra keys and content lists survive), then the
+    assistant reply the library appended."""
     lib_msgs = result.get("messages") or []
-    if in_messages is not None and len(lib_msgs) >= len(in_messages):
-        result["messages"] = [dict(m) for m in in_messages] + lib_msgs[len(in_messages):]
+    if conv is not None and len(lib_msgs) >= len(conv):
+        result["messages"] = [dict(m) for m in conv] + lib_msgs[len(conv):]
     return result
 
 
@@ -344,10 +438,11 @@ def _call(request, secrets, in_messages):
 
 
 class _StreamState:
-    def __init__(self, request, secrets, in_messages):
+    def __init__(self, request, secrets, in_messages, include_usage=False):
         self.request = request
         self.secrets = secrets
         self.in_messages = in_messages
+        self.include_usage = include_usage
         self.run = None
 
     def result(self):
@@ -377,7 +472,13 @@ def _pieces(state):
         run.thread.join()
     if run.error is not None:
         raise run.error
-    return state.result()
+    result = state.result()
+    if state.include_usage and result is not None:
+        # npcpy's usage event at the end of a stream
+        u = result.get("usage") or {}
+        yield {"type": "usage", "input_tokens": u.get("prompt_tokens", 0),
+               "output_tokens": u.get("completion_tokens", 0)}
+    return result
 
 
 class ResponseStream(collections.abc.Generator):
@@ -389,15 +490,16 @@ class ResponseStream(collections.abc.Generator):
     ``with`` block) stops generation and waits for the worker thread.
     Afterwards ``.result`` is the full response dict, with ``usage`` and
     ``finish_reason`` ("callback" when the stream was closed early), or None
-    when the call failed or never started. The generator's return value
+    when the call failed or never started. With include_usage, the last item
+    is not text but {"type": "usage", "input_tokens", "output_tokens"}. The generator's return value
     (``StopIteration.value``, or the value of ``yield from``) is the same dict.
     A library failure is raised by the iteration as AirLLMError.
     """
 
-    def __init__(self, request, secrets, in_messages):
+    def __init__(self, request, secrets, in_messages, include_usage=False):
         # The generator refers to this small state, not to the stream object,
         # so that dropping the last reference to the stream closes it at once.
-        self._state = _StreamState(request, secrets, in_messages)
+        self._state = _StreamState(request, secrets, in_messages, include_usage)
         self._gen = _pieces(self._state)
 
     @property
@@ -427,16 +529,14 @@ class ResponseStream(collections.abc.Generator):
 
 
 def _request(prompt, messages, model, model_opts, gen_opts):
-    prompt = _check_str("prompt", prompt)
-    msgs = _check_messages(messages)
-    if prompt is None and not msgs:
+    """The JSON request; the conversation is resolved here (_conversation), so
+    the library gets "messages" only."""
+    msgs = _check_messages(_conversation(prompt, messages))
+    if not msgs:
         raise ValueError("give a prompt or a non-empty messages list")
     req = _model_request(model, model_opts)
     req.update(_gen_request(gen_opts))
-    if msgs:
-        req["messages"] = msgs
-    if prompt is not None:
-        req["prompt"] = prompt
+    req["messages"] = msgs
     return req
 
 
@@ -447,17 +547,23 @@ def _request(prompt, messages, model, model_opts, gen_opts):
 def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, max_tokens=256,
                      temperature=0.7, format=None, compression=PLATFORM_DEFAULT, hf_token=None,
                      delete_original=False, max_seq_len=None, prefetching=True, stream=False,
-                     **kwargs):
+                     context=None, include_usage=False, n_samples=1,
+                     auto_process_tool_calls=False, **kwargs):
     """Generates a reply with a local model, streamed layer by layer from disk.
 
-    prompt: a user message, appended to ``messages`` unless it is already
-    their last user turn. model: a Hugging Face id ("org/name"), a local HF
-    folder or a .gguf file. compression: "4bit", "8bit", or None for none;
-    the default is the platform's ("4bit" on Linux, none on macOS).
-    format="json" makes the reply a single JSON object. Other keyword
-    arguments: top_p, top_k, min_p, repeat_penalty, seed, stop (a string or
-    a list), cache_dir, ram_budget (bytes of layers kept in memory),
-    n_threads, revision.
+    prompt: a user message; it replaces the content of a last user turn of
+    ``messages``, or is appended as a new user turn (as npcpy does). context:
+    appended to the prompt as "User Provided Context: ...". model: a Hugging
+    Face id ("org/name"), a local HF folder or a .gguf file. compression:
+    "4bit", "8bit", or None for none; the default is the platform's ("4bit"
+    on Linux, none on macOS). format="json" makes the reply a single JSON
+    object. think: True/False sets the chat template's enable_thinking.
+    n_samples > 1 runs the request that many times (seeds seed, seed+1, ...)
+    and returns every run. include_usage=True with stream=True ends the
+    stream with a {"type": "usage", ...} item. Other keyword arguments:
+    top_p, top_k, min_p, repeat_penalty, seed, stop (a string or a list),
+    cache_dir, ram_budget (bytes of layers kept in memory), n_threads,
+    revision.
 
     Returns a dict with "response" (the text), "messages" (the conversation
     with the reply appended), "raw_response", "tool_calls" ([]),
@@ -471,11 +577,41 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     model_opts.update(compression=compression, hf_token=hf_token, delete_original=delete_original,
                       max_seq_len=max_seq_len, prefetching=prefetching)
     gen_opts.update(max_tokens=max_tokens, temperature=temperature, format=format)
-    req = _request(prompt, messages, model, model_opts, gen_opts)
-    in_messages = list(messages) if messages is not None else []
+    if not isinstance(include_usage, bool):
+        raise TypeError(f"include_usage must be a bool, not {type(include_usage).__name__}")
+    if not isinstance(auto_process_tool_calls, bool):
+        raise TypeError("auto_process_tool_calls must be a bool, not "
+                        f"{type(auto_process_tool_calls).__name__}")
+    # (auto_process_tool_calls has nothing to act on: tools are refused above)
+    n_samples = 1 if n_samples is None else _check_int("n_samples", n_samples, 0) or 1
+    if context:
+        prompt = _check_str("prompt", prompt)
+        prompt = (f"{prompt}\n\n\nUser Provided Context: {context}" if prompt
+                  else f"User Provided Context: {context}")
+    conv = _conversation(prompt, messages)
+    req = _request(None, conv, model, model_opts, gen_opts)
     if stream:
-        return ResponseStream(req, _secrets(req), in_messages)
-    return _call(req, _secrets(req), in_messages)
+        if n_samples > 1:
+            raise ValueError("n_samples > 1 returns every run's full response: it needs "
+                             "stream=False")
+        return ResponseStream(req, _secrets(req), conv, include_usage)
+    if n_samples == 1:
+        return _call(req, _secrets(req), conv)
+    return _samples(req, conv, n_samples)
+
+
+def _samples(req, conv, n):
+    """n runs of one request, as npcpy's get_llm_response returns them
+    (n_samples): run i samples with seed + i, so the runs differ unless
+    decoding is greedy."""
+    runs = []
+    for i in range(n):
+        r = dict(req, seed=req.get("seed", 0) + i)
+        if r["seed"] >= 2 ** 53:
+            raise ValueError("seed + n_samples must stay below 2**53")
+        raw = _call(r, _secrets(r), conv)
+        runs.append({"response": raw["response"], "raw": raw, "combo": {}, "sample_index": i})
+    return {"response": runs[0]["response"], "runs": runs, "messages": runs[0]["raw"]["messages"]}
 
 
 def version():
@@ -532,11 +668,105 @@ class Model:
     def response(self, prompt=None, messages=None, stream=False, **gen):
         """The full get_llm_response dict (or its generator with stream=True)."""
         gen_opts = self._gen(gen, "response")
-        req = _request(prompt, messages, self.model, self._options, gen_opts)
-        in_messages = list(messages) if messages is not None else []
+        conv = _conversation(prompt, messages)
+        req = _request(None, conv, self.model, self._options, gen_opts)
         if stream:
-            return ResponseStream(req, _secrets(req), in_messages)
-        return _call(req, _secrets(req), in_messages)
+            return ResponseStream(req, _secrets(req), conv)
+        return _call(req, _secrets(req), conv)
+
+    # -- the steps of a chat turn, one by one (for front ends that template,
+    # tokenize and decode themselves, such as the `airllm` compatibility
+    # package). They use the model from the library's process cache, opened
+    # on the first call and held until this object is collected.
+
+    def _handle(self):
+        h = self.__dict__.get("_h")
+        if h is not None:
+            return h
+        with _handle_lock:
+            h = self.__dict__.get("_h")
+            if h is None:
+                req = _model_request(self.model, self._options)
+                lib = _lib.load()
+                out = ctypes.c_void_p()
+                st = lib.air_model_acquire_json(
+                    json.dumps(req, ensure_ascii=False).encode("utf-8"), ctypes.byref(out))
+                if st != 0:
+                    raise _error(lib, st, _secrets(req))
+                h = out.value
+                weakref.finalize(self, lib.air_model_release, h)
+                self._h = h
+        return h
+
+    def open(self):
+        """Opens the model now (building its layer store on first use) instead
+        of at the first call; returns self."""
+        self._handle()
+        return self
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, **template_vars):
+        """The prompt text of a conversation through the model's chat template
+        (as transformers' apply_chat_template(..., tokenize=False)). messages:
+        dicts with "role" and "content" (any other key reaches the template);
+        template_vars: extra template variables, e.g. enable_thinking=False."""
+        msgs = _check_json("messages", list(_conversation(None, messages)))
+        lib = _lib.load()
+        out = ctypes.c_void_p()
+        st = lib.air_apply_chat_template(
+            self._handle(), msgs, 1 if add_generation_prompt else 0,
+            _check_json("template variables", template_vars) if template_vars else None,
+            ctypes.byref(out))
+        if st != 0:
+            raise _error(lib, st, _secrets(self._options))
+        return _take_text(lib, out.value)
+
+    def tokenize(self, text, add_special=True):
+        """Token ids of text (a list of int). add_special applies the
+        tokenizer's post-processor (BOS etc.), as add_special_tokens=True."""
+        data = _check_str("text", text, allow_none=False).encode("utf-8", errors="surrogatepass")
+        lib = _lib.load()
+        ids = ctypes.POINTER(ctypes.c_int32)()
+        n = ctypes.c_size_t()
+        st = lib.air_tokenize(self._handle(), data, len(data), 1 if add_special else 0,
+                              ctypes.byref(ids), ctypes.byref(n))
+        if st != 0:
+            raise _error(lib, st, _secrets(self._options))
+        try:
+            return ids[:n.value]
+        finally:
+            lib.air_free(ids)
+
+    def detokenize(self, ids, skip_special=True):
+        """The text of token ids (as transformers' decode); skip_special drops
+        special tokens."""
+        ids = _check_ids(ids)
+        lib = _lib.load()
+        arr = (ctypes.c_int32 * len(ids))(*ids)
+        out = ctypes.c_void_p()
+        n = ctypes.c_size_t()
+        st = lib.air_detokenize(self._handle(), arr, len(ids), 1 if skip_special else 0,
+                                ctypes.byref(out), ctypes.byref(n))
+        if st != 0:
+            raise _error(lib, st, _secrets(self._options))
+        return _take_text(lib, out.value, n.value)
+
+    def generate_ids(self, ids, **gen):
+        """Generates after a prompt given as token ids (already templated and
+        tokenized). Returns the get_llm_response dict without "messages", with
+        "completion_ids": the generated ids, ending with the EOS id when one
+        stopped generation. Generation options as for chat()."""
+        gen_opts = self._gen(gen, "generate_ids")
+        if gen_opts.get("think") is not None:
+            raise ValueError("generate_ids(): think acts on the chat template, which a tokenized "
+                             "prompt has already been through; pass enable_thinking to "
+                             "apply_chat_template() instead")
+        ids = _check_ids(ids)
+        if not ids:
+            raise ValueError("generate_ids() needs at least one token id")
+        req = _model_request(self.model, self._options)
+        req.update(_gen_request(gen_opts))
+        req["prompt_ids"] = ids
+        return _call(req, _secrets(req), None)
 
     def chat(self, messages, **gen):
         """The assistant's reply to a conversation, as a string."""

@@ -58,6 +58,7 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
             is_eos |= id == opt->eos_ids[i];
         if (is_eos) {
             stt.stopped_by_eos = 1;
+            stt.eos_id = id;
             break;
         }
         gen[n++] = id;

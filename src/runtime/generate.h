@@ -30,6 +30,7 @@ typedef struct {
     int n_prompt, n_generated;
     double prefill_seconds, decode_seconds;
     int stopped_by_eos;
+    int32_t eos_id; /* the EOS id sampled last, when stopped_by_eos (not in the output) */
 } air_gen_stats;
 
 /* Generates after `prompt` in sequence kv (which must be empty or hold a
