@@ -22,7 +22,7 @@ includedir=$(pkg-config --variable=includedir airllm)
 for f in "$prefix/bin/airllm" "$includedir/airllm.h" "$libdir/libairllm.a" "$libdir/libairllm.so"; do
   [ -e "$f" ] || { echo "FAIL: $f was not installed"; exit 1; }
 done
-version=$("$prefix/bin/airllm" --version)
+version=$("$prefix/bin/airllm" --version | head -n 1)
 [ "$version" = "airllm $(pkg-config --modversion airllm)" ] ||
   { echo "FAIL: airllm --version says '$version', airllm.pc $(pkg-config --modversion airllm)"; exit 1; }
 
