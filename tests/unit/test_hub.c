@@ -920,6 +920,9 @@ TEST(endpoint_password_redacted) {
         air_hub_redact("at http://user:secret@h:1/a?sig=xyz and https://h/b tok_ABCD", "tok_ABCD");
     ASSERT_EQ_STR(r, "at http://***@h:1/a?*** and https://h/b ***");
     free(r);
+    r = air_hub_redact("http://proxy/http://u:SECRET@host/x/tok_ABCD", "tok_ABCD");
+    ASSERT_EQ_STR(r, "http://proxy/http://***@host/x/***"); /* a url in a url */
+    free(r);
     /* an endpoint nobody listens on */
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
