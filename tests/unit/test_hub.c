@@ -824,7 +824,7 @@ TEST(stalled_download_is_bounded_and_resumes) {
     const char *cache = fresh_cache("cache-stall");
     setenv("AIR_HUB_LOW_SPEED_LIMIT", "1000", 1);
     setenv("AIR_HUB_LOW_SPEED_TIME", "1", 1);
-    setenv("AIR_HUB_TIMEOUT", "5", 1);
+    setenv("AIR_HUB_TIMEOUT", "8", 1);
     inject("stall", "model-00001", 1000, "GET");
     notices_seen seen = {0};
     air_hub_options o;
@@ -838,7 +838,7 @@ TEST(stalled_download_is_bounded_and_resumes) {
     ASSERT_ERR(st, AIR_ERR_NETWORK, "model-00001-of-00002.safetensors");
     ASSERT_TRUE(strstr(air_last_error(), "AIR_HUB_TIMEOUT") != NULL);
     ASSERT_TRUE(strstr(air_last_error(), "resume") != NULL);
-    ASSERT_TRUE(took < 20.0); /* bounded: 5 s, plus one attempt's slack */
+    ASSERT_TRUE(took < 20.0); /* bounded: 8 s, plus slack for a loaded machine */
     ASSERT_TRUE(dir == NULL);
     /* the retries were announced, with the file and where they resume */
     ASSERT_TRUE(seen.n >= 1);
