@@ -674,6 +674,35 @@ TEST(server_ignoring_range) {
     free(dir);
 }
 
+/* A server that ignores the Range and then drops the connection: the kept
+ * bytes are compared, not thrown away, so the retry asks for the same range. */
+TEST(ignored_range_keeps_the_kept_bytes) {
+    const char *cache = fresh_cache("cache-norange-keep");
+    char sha[65], p[2048], src[2048];
+    random_sha(SHARD1_SIZE, 1, sha);
+    snprintf(p, sizeof p, "%s/models--tiny--sharded/blobs", cache);
+    ASSERT_OK(air_mkdirs(p));
+    snprintf(p, sizeof p, "%s/models--tiny--sharded/blobs/%s.incomplete", cache, sha);
+    snprintf(src, sizeof src, "%s/tiny/sharded/model-00001-of-00002.safetensors", g_repos);
+    char *data = NULL;
+    size_t n = 0;
+    ASSERT_OK(air_read_file(src, &data, &n));
+    ASSERT_OK(air_write_file_atomic(p, data, 250000)); /* more than half of the file */
+    free(data);
+    inject("ignore-range-drop", "model-00001", 1, "GET");
+    char *dir = NULL;
+    ASSERT_OK(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL));
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", 1, 0), 2);
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", 0, -1), 0);
+    /* the first answer (200, half the file) was compared, not written over */
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", -1, -1), 2);
+    ASSERT_TRUE(log_has_range("model-00001", "bytes=250000-"));
+    ASSERT_TRUE(!log_has_range("model-00001", "bytes=153608-"));
+    snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
+    ASSERT_TRUE(file_equals(p, "tiny/sharded", "model-00001-of-00002.safetensors"));
+    free(dir);
+}
+
 TEST(sha256_mismatch_detected) {
     const char *cache = fresh_cache("cache-corrupt");
     inject("corrupt", "model-00002", 1, "GET");
@@ -1013,6 +1042,7 @@ int main(int argc, char **argv) {
     RUN(retry_after_500_and_dropped_connection);
     RUN(retries_are_bounded);
     RUN(server_ignoring_range);
+    RUN(ignored_range_keeps_the_kept_bytes);
     RUN(sha256_mismatch_detected);
     RUN(gated_needs_token);
     RUN(not_found_messages);
