@@ -185,8 +185,11 @@ air_status air_hub_head(const air_hub_ctx *c, const char *url, const air_hub_wha
  * bytes (resume with Range), feeding every written byte to `sha` (an
  * EVP_MD_CTX, may be NULL), until `expected` bytes (or the end if -1). Sends
  * Authorization only while on the origin of `auth_origin_url`. Retries
- * transient failures, resuming where the file ends. Calls `on_bytes` with the
- * file size after each chunk (for progress). */
+ * transient failures within the limits of `c`, always resuming where the file
+ * ends (a server that ignores the Range has its body compared with the kept
+ * bytes); an answer whose size contradicts `expected` fails at once. Calls
+ * `on_bytes` with the file size after each chunk (for progress). `dest_path`
+ * names the file in messages. */
 typedef void (*air_http_bytes_fn)(void *user, uint64_t file_bytes, int final);
 /* Feeds the first n bytes of fd to `sha` (an EVP_MD_CTX); path for messages. */
 air_status air_hub_hash_prefix(int fd, uint64_t n, void *sha, const char *path);

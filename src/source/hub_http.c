@@ -263,8 +263,12 @@ static size_t compare_kept(xfer *x, const char *buf, size_t n) {
         ssize_t r = pread(x->fd, tmp, want, (off_t)(x->pos + done));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            break;
+        if (r < 0) {
+            x->write_errno = errno;
+            return 0;
+        }
+        if (r == 0)
+            break; /* the file is shorter than we thought: keep what matched */
         size_t k = 0;
         while (k < (size_t)r && tmp[k] == buf[done + k])
             k++;

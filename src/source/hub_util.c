@@ -226,46 +226,67 @@ static int url_end(char ch) {
            ch == '>' || ch == ')' || ch == ']' || ch == ',';
 }
 
-char *air_hub_redact(const char *text, const char *token) {
-    if (!text)
-        return NULL;
+/* text with every occurrence of token (at least 4 characters) replaced by "***". */
+static char *redact_token(const char *text, const char *token) {
     air_strbuf sb = {0};
     size_t tl = token ? strlen(token) : 0;
-    const char *p = text;
-    while (*p) {
+    for (const char *p = text; *p;) {
         if (tl >= 4 && strncmp(p, token, tl) == 0) {
             air_sb_puts(&sb, "***");
             p += tl;
-            continue;
+        } else {
+            air_sb_putc(&sb, *p++);
         }
-        if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
-            /* the authority runs to the first '/', '?', '#' or end of the url */
-            air_sb_puts(&sb, "://");
-            p += 3;
-            const char *a = p;
-            while (!url_end(*a) && *a != '/' && *a != '?' && *a != '#')
-                a++;
-            const char *at = NULL;
-            for (const char *q = p; q < a; q++)
-                if (*q == '@')
-                    at = q;
-            if (at) {
-                air_sb_puts(&sb, "***@");
-                p = at + 1;
-            }
-            air_sb_append(&sb, p, (size_t)(a - p));
-            p = a;
-            while (!url_end(*p) && *p != '?' && *p != '#')
-                air_sb_putc(&sb, *p++);
-            if (*p == '?') {
-                air_sb_puts(&sb, "?***");
-                while (!url_end(*p) && *p != '#')
-                    p++;
-            }
-            continue;
-        }
-        air_sb_putc(&sb, *p++);
     }
+    if (!sb.data)
+        air_sb_puts(&sb, "");
+    return air_sb_take(&sb);
+}
+
+static int at_scheme_end(const char *p) {
+    return p[0] == ':' && p[1] == '/' && p[2] == '/';
+}
+
+char *air_hub_redact(const char *text, const char *token) {
+    if (!text)
+        return NULL;
+    char *plain = redact_token(text, token);
+    if (!plain)
+        return NULL;
+    air_strbuf sb = {0};
+    const char *p = plain;
+    while (*p) {
+        if (!at_scheme_end(p)) {
+            air_sb_putc(&sb, *p++);
+            continue;
+        }
+        /* the authority runs to the first '/', '?', '#', end of the url or
+         * another "://" (a url inside this one is redacted on its own) */
+        air_sb_puts(&sb, "://");
+        p += 3;
+        const char *a = p;
+        while (!url_end(*a) && *a != '/' && *a != '?' && *a != '#' && !at_scheme_end(a))
+            a++;
+        const char *at = NULL;
+        for (const char *q = p; q < a; q++)
+            if (*q == '@')
+                at = q;
+        if (at) {
+            air_sb_puts(&sb, "***@");
+            p = at + 1;
+        }
+        air_sb_append(&sb, p, (size_t)(a - p));
+        p = a;
+        /* the path, up to a query, a fragment or a url inside it */
+        while (!url_end(*p) && *p != '?' && *p != '#' && !at_scheme_end(p))
+            air_sb_putc(&sb, *p++);
+        if (*p == '?') {
+            air_sb_puts(&sb, "?***");
+            while (!url_end(*p) && *p != '#')
+                p++;
+        }
+    }
+    free(plain);
     if (!sb.data)
         air_sb_puts(&sb, "");
     return air_sb_take(&sb);

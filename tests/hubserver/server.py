@@ -38,6 +38,7 @@ Test control (on the hub port):
         drop         send the headers and half of the body, then close
         corrupt      send the body with one byte flipped
         ignore-range answer 200 with the whole body despite a Range header
+        ignore-range-drop  both: 200 with the whole body, closed half way
         stall        honour the Range, send the first STALL_BYTES of the body (at
                      most half of it, at least one byte), then hold the connection
                      open without sending (STALL_S)
@@ -62,7 +63,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".onnx", ".pth", ".pt", ".msgpack", ".h5")
 SETTINGS_FILE = ".hubrepo.json"
 ERROR_MODES = ("500", "503")
-BODY_MODES = ("drop", "corrupt", "ignore-range", "stall", "lie")
+BODY_MODES = ("drop", "corrupt", "ignore-range", "ignore-range-drop", "stall", "lie")
 STALL_S = 60  # how long a stalled transfer is held open (the client gives up first)
 STALL_BYTES = 2048
 LIE_LENGTH = 10 * 1024**3
@@ -231,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
         start, end = 0, size - 1
         rng = self.headers.get("Range")
         status = 200
-        if rng and mode != "ignore-range":
+        if rng and mode not in ("ignore-range", "ignore-range-drop"):
             try:
                 unit, spec = rng.split("=", 1)
                 a, b = spec.split("-", 1)
@@ -273,7 +274,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(STALL_S)
             self.close_connection = True
             return
-        if mode == "drop":
+        if mode in ("drop", "ignore-range-drop"):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True

@@ -140,9 +140,8 @@ int cli_run(int argc, char **argv) {
     air_model_get_info(m, &info);
     if (!info.has_chat_template)
         fprintf(stderr,
-                "airllm: %s has no chat template (none in chat_template.jinja, "
-                "tokenizer_config.json or chat_template.json); the prompt is sent as plain "
-                "\"role: content\" lines\n",
+                "airllm: %s has no chat template; the prompt is sent as plain \"role: "
+                "content\" lines, which the model may not have been trained on\n",
                 model);
     int rc = 0;
     if (prompt || !isatty(0)) {
