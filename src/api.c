@@ -176,6 +176,13 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     if (!model || !*model)
         return air_err(AIR_ERR_INVALID_ARG, "no model given");
     air_model_params p = params ? *params : air_model_default_params();
+    if (p.max_seq_len < 0 || p.max_seq_len > AIR_MAX_SEQ_LEN)
+        return air_err(AIR_ERR_INVALID_ARG, "max_seq_len is %d; it must be from 1 to %d, or 0 "
+                       "for the model's (at most 4096)", p.max_seq_len, AIR_MAX_SEQ_LEN);
+    if (p.n_threads < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "n_threads is %d; it must be 0 (one per CPU) or more",
+                       p.n_threads);
+    p.n_threads = air_pool_threads(p.n_threads);
     air_compression comp;
     air_status cst = resolve_compression(model, p.compression, &comp);
     if (cst)
@@ -242,6 +249,8 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         so.pool = air_pool_create(p.n_threads);
         so.progress = p.progress;
         so.progress_user = p.progress_user;
+        so.should_abort = p.should_abort;
+        so.abort_user = p.abort_user;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         st = air_store_split(src, m->store_dir, &so);

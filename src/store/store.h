@@ -39,12 +39,16 @@ typedef struct {
     air_pool *pool; /* for conversion/quantization; may be NULL */
     air_split_progress_fn progress;
     void *progress_user;
+    int (*should_abort)(void *user); /* polled before each tensor; may be NULL */
+    void *abort_user;
 } air_split_options;
 
 /* Writes the layer store for `src` into `dir` unless a complete store for the
  * same source content and compression is already there (then returns at
  * once). An interrupted split resumes: unit files that were completely
- * written are kept. The manifest is written last. */
+ * written are kept. The manifest is written last. When should_abort returns
+ * non-zero, returns AIR_ERR_ABORTED before the next tensor, leaving only
+ * complete unit files. */
 air_status air_store_split(air_source *src, const char *dir, const air_split_options *opt);
 
 /* 1 if dir holds a complete store (a manifest that parses). */
