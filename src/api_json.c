@@ -33,8 +33,11 @@ static int jbool(const cJSON *o, const char *k, int def) {
  * floats (air_gen_params). */
 
 static const char *type_name(const cJSON *v) {
-    return cJSON_IsString(v) ? "a string" : cJSON_IsBool(v) ? "a boolean"
-         : cJSON_IsArray(v)  ? "an array" : cJSON_IsObject(v) ? "an object" : "a number";
+    return cJSON_IsString(v)   ? "a string"
+           : cJSON_IsBool(v)   ? "a boolean"
+           : cJSON_IsArray(v)  ? "an array"
+           : cJSON_IsObject(v) ? "an object"
+                               : "a number";
 }
 
 /* A string field: absent or null gives NULL. */
@@ -44,8 +47,8 @@ static air_status opt_str(const cJSON *o, const char *k, const char **out) {
     if (!v || cJSON_IsNull(v))
         return AIR_OK;
     if (!cJSON_IsString(v))
-        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a string, not %s",
-                       k, type_name(v));
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a string, not %s", k,
+                       type_name(v));
     *out = v->valuestring;
     return AIR_OK;
 }
@@ -57,8 +60,8 @@ static air_status opt_num(const cJSON *o, const char *k, double *out, int *prese
     if (!v || cJSON_IsNull(v))
         return AIR_OK;
     if (!cJSON_IsNumber(v))
-        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a number, not %s",
-                       k, type_name(v));
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a number, not %s", k,
+                       type_name(v));
     *out = v->valuedouble;
     *present = 1;
     return AIR_OK;
@@ -70,8 +73,10 @@ static air_status opt_int(const cJSON *o, const char *k, double lo, double hi, d
     if (st || !*present)
         return st;
     if (!(*out >= lo && *out <= hi) || *out != floor(*out))
-        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" is %.15g; it must be an "
-                       "integer from %.0f to %.0f", k, *out, lo, hi);
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "get_llm_response: \"%s\" is %.15g; it must be an "
+                       "integer from %.0f to %.0f",
+                       k, *out, lo, hi);
     return AIR_OK;
 }
 
@@ -93,8 +98,10 @@ static air_status opt_int(const cJSON *o, const char *k, double lo, double hi, d
         if ((st = opt_num(req, key, &d_, &p_)))                                                    \
             goto out;                                                                              \
         if (p_ && !(fabs(d_) <= FLT_MAX)) {                                                        \
-            st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" is %g; it must be a "    \
-                         "finite number", key, d_);                                                \
+            st = air_err(AIR_ERR_INVALID_ARG,                                                      \
+                         "get_llm_response: \"%s\" is %g; it must be a "                           \
+                         "finite number",                                                          \
+                         key, d_);                                                                 \
             goto out;                                                                              \
         }                                                                                          \
         if (p_)                                                                                    \
@@ -130,8 +137,10 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     if ((st = opt_str(req, "prompt", &prompt)))
         goto out;
     if (jm && !cJSON_IsNull(jm) && !cJSON_IsArray(jm)) {
-        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"messages\" must be an array, not "
-                     "%s", type_name(jm));
+        st = air_err(AIR_ERR_INVALID_ARG,
+                     "get_llm_response: \"messages\" must be an array, not "
+                     "%s",
+                     type_name(jm));
         goto out;
     }
     int nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
@@ -182,8 +191,10 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     if ((st = opt_str(req, "format", &fmt)))
         goto out;
     if (fmt && strcmp(fmt, "json") != 0) {
-        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"format\" is \"%s\"; it must be "
-                     "\"json\" or null", fmt);
+        st = air_err(AIR_ERR_INVALID_ARG,
+                     "get_llm_response: \"format\" is \"%s\"; it must be "
+                     "\"json\" or null",
+                     fmt);
         goto out;
     }
     gp.json = fmt != NULL;

@@ -51,8 +51,8 @@ struct air_pool {
     int spin; /* spin iterations before sleeping; 0 when n exceeds the CPUs */
     pthread_t *threads;
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* workers wait here for a new generation */
-    pthread_cond_t done; /* the caller waits here for pending == 0 */
+    pthread_cond_t wake;    /* workers wait here for a new generation */
+    pthread_cond_t done;    /* the caller waits here for pending == 0 */
     _Atomic uint64_t claim; /* generation << 32 | next unclaimed slice */
     atomic_int pending;     /* slices of the current run not finished */
     atomic_int stop;

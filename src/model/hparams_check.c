@@ -57,7 +57,8 @@ air_status air_hparams_check(const air_hparams *hp, const char *path,
         (st = int_in(path, keys[AIR_HP_SLIDING_WINDOW], hp->sliding_window, 0, MAX_CTX)))
         return st;
     if (hp->n_head % hp->n_head_kv)
-        return air_err(AIR_ERR_FORMAT, "%s: \"%s\" (%d) is not a multiple of \"%s\" (%d): every "
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: \"%s\" (%d) is not a multiple of \"%s\" (%d): every "
                        "key/value head must serve the same number of query heads",
                        path, keys[AIR_HP_HEAD], hp->n_head, keys[AIR_HP_HEAD_KV], hp->n_head_kv);
     if (hp->head_dim % 2)
@@ -75,10 +76,11 @@ air_status air_hparams_check(const air_hparams *hp, const char *path,
                              "a finite number > 0");
         if (!(isfinite(hp->rope_high_freq_factor) &&
               hp->rope_high_freq_factor > hp->rope_low_freq_factor))
-            return air_err(AIR_ERR_FORMAT, "%s: \"%s\" is %g; it must be a finite number above "
-                           "\"%s\" (%g)", path, keys[AIR_HP_ROPE_HIGH],
-                           (double)hp->rope_high_freq_factor, keys[AIR_HP_ROPE_LOW],
-                           (double)hp->rope_low_freq_factor);
+            return air_err(AIR_ERR_FORMAT,
+                           "%s: \"%s\" is %g; it must be a finite number above "
+                           "\"%s\" (%g)",
+                           path, keys[AIR_HP_ROPE_HIGH], (double)hp->rope_high_freq_factor,
+                           keys[AIR_HP_ROPE_LOW], (double)hp->rope_low_freq_factor);
         if ((st = int_in(path, keys[AIR_HP_ROPE_ORIG_CTX], hp->rope_orig_ctx, 1, MAX_CTX)))
             return st;
     }

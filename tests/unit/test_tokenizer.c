@@ -208,8 +208,9 @@ TEST(errors) {
                AIR_ERR_FORMAT, "not valid UTF-8");
     /* found by fuzzing: a malformed TemplateProcessing after a special token
      * leaked the ids collected so far (the ASan build checks for leaks) */
-#define TP_BOS "\"post_processor\": {\"type\": \"TemplateProcessing\", \"special_tokens\": " \
-               "{\"<s>\": {\"id\": \"<s>\", \"ids\": [0]}}, \"single\": [\"<s>\", "
+#define TP_BOS                                                                                     \
+    "\"post_processor\": {\"type\": \"TemplateProcessing\", \"special_tokens\": "                  \
+    "{\"<s>\": {\"id\": \"<s>\", \"ids\": [0]}}, \"single\": [\"<s>\", "
     ASSERT_ERR(load_str("{" MINI_MODEL ", " TP_BOS "\"$A\", \"$A\"]}}", &t), AIR_ERR_FORMAT,
                "two sequences");
     ASSERT_ERR(load_str("{" MINI_MODEL ", " TP_BOS "{\"SpecialToken\": {}}]}}", &t), AIR_ERR_FORMAT,
