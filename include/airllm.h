@@ -209,7 +209,9 @@ void air_result_free(air_result *r);
  * "cache_dir"?, "ram_budget"?} (see docs/c-api.md).
  * *response (caller frees with air_free): {"response", "messages",
  * "raw_response", "tool_calls": [], "tool_results": [], "usage": {...}}.
- * Models are taken from the process-level cache. on_text may be NULL. */
+ * Models are taken from the process-level cache. on_text may be NULL; while a
+ * model is split on first use it is called with an empty piece between
+ * tensors, and non-zero stops the split (AIR_ERR_ABORTED, resumable). */
 air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
                                 void *user, char **response);
 

@@ -110,6 +110,19 @@ static air_status opt_int(const cJSON *o, const char *k, double lo, double hi, d
 
 #define JSON_MAX_EXACT 9007199254740992.0 /* 2^53: larger integers are not exact in JSON */
 
+/* While a model is split on first use, on_text is polled with an empty piece:
+ * non-zero stops the split (a binding stops a call the same way whatever it
+ * is doing). */
+typedef struct {
+    int (*on_text)(void *, const char *);
+    void *user;
+} split_poll;
+
+static int split_should_abort(void *user) {
+    const split_poll *sp = user;
+    return sp->on_text && sp->on_text(sp->user, "") != 0;
+}
+
 air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
                                 void *user, char **response) {
     *response = NULL;
@@ -209,6 +222,9 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     gp.stop = stops;
     gp.on_text = on_text;
     gp.user = user;
+    split_poll sp = {on_text, user};
+    mp.should_abort = split_should_abort;
+    mp.abort_user = &sp;
     if ((st = air_model_acquire(model, &mp, &m)))
         goto out;
     st = air_chat(m, msgs, n, &gp, &r);

@@ -285,6 +285,7 @@ class _Run:
         self.on_piece = on_piece
         self.on_done = on_done
         self.stop = threading.Event()
+        self.finished = threading.Event()  # set when the library call has returned
         self.result = None
         self.error = None
         self.thread = None
@@ -330,15 +331,22 @@ class _Run:
             _active.discard(self)
             if self.on_done is not None:
                 self.on_done()
+            self.finished.set()
 
     def wait(self):
-        """Waits for the worker; Ctrl-C stops generation, then re-raises."""
+        """Waits for the worker; Ctrl-C stops generation (or the split of a
+        model opened for the first time) at its next check, waits for the
+        library call to return, then re-raises.
+
+        It waits on an Event, not on Thread.join: a join interrupted by
+        KeyboardInterrupt can leave the thread looking finished while the
+        call still runs, and the next join then returns at once."""
         try:
-            while self.thread.is_alive():
-                self.thread.join(0.1)
+            while not self.finished.wait(0.1):
+                pass
         except BaseException:
             self.stop.set()
-            self.thread.join()
+            self.finished.wait()
             raise
 
 

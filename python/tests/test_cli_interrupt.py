@@ -1,7 +1,8 @@
 """Ctrl-C (SIGINT) or SIGTERM during a split stops `airllm pull` and `airllm
 run` promptly with exit code 128 + the signal and a message; the store holds
 only complete unit files and no manifest, and the next pull resumes from them
-and writes the same store as an uninterrupted split.
+and writes the same store as an uninterrupted split. Ctrl-C in Python during
+get_llm_response's first-use split raises KeyboardInterrupt promptly too.
 
 The model is written here: a random-free Llama of 24 layers (BF16, one
 safetensors file, about 170 MB) whose 4-bit split takes a few seconds on one
@@ -13,11 +14,14 @@ import os
 import signal
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import REPO
+
+import airllm_c
 
 CLI = os.environ.get("AIRLLM_CLI") or os.path.join(REPO, "build", "airllm")
 
@@ -149,3 +153,36 @@ def test_signal_stops_split_and_pull_resumes(model, reference, tmp_path, cmd, si
             open(os.path.join(reference, "manifest.json")) as b:
         ma, mb = json.load(a), json.load(b)
     assert ma["hparams"] == mb["hparams"] and ma["files"] == mb["files"]
+
+
+def test_python_ctrl_c_stops_split(lib, model, tmp_path):
+    cache = str(tmp_path / "cache")
+    sent = []
+
+    def interrupt_when_split_runs():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if os.path.isdir(cache) and os.listdir(cache) and \
+                    os.path.exists(os.path.join(store_dir(cache), "layer_00002.bin")):
+                sent.append(time.monotonic())
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.01)
+
+    t = threading.Thread(target=interrupt_when_split_runs, daemon=True)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        airllm_c.get_llm_response("Hello", model=model, compression="4bit", cache_dir=cache,
+                                  n_threads=1)
+    assert sent, "the split ended before it could be interrupted"
+    took = time.monotonic() - sent[0]
+    assert took < 10, f"took {took:.1f} s to stop"
+    # the library call has returned (the split did not go on in the background)
+    assert not [r for r in list(airllm_c._api._active)]
+    units = unit_files(store_dir(cache))
+    time.sleep(1)
+    assert unit_files(store_dir(cache)) == units, "the split went on after the interrupt"
+    names = os.listdir(store_dir(cache))
+    assert "manifest.json" not in names and "split.json" in names
+    assert not [n for n in names if n.endswith(".tmp")], names
+    assert len(units) < LAYERS + 2
