@@ -43,8 +43,12 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* Spin iterations before sleeping (a pause is ~10-140 cycles: tens of us). */
-#define SPIN_ITERS (1 << 14)
+/* Spin iterations before sleeping (a pause is ~10-140 cycles: tens of us);
+ * -DAIR_POOL_SPIN_ITERS=N overrides it for experiments (tools/bench/bench_threads). */
+#ifndef AIR_POOL_SPIN_ITERS
+#define AIR_POOL_SPIN_ITERS (1 << 14)
+#endif
+#define SPIN_ITERS AIR_POOL_SPIN_ITERS
 
 struct air_pool {
     int n;    /* threads including the caller = slices per run */
