@@ -196,6 +196,9 @@ TEST(parameters_are_validated) {
     mp.max_seq_len = -1;
     ASSERT_ERR(air_model_open(test_data("models/tiny_chat"), &mp, &m), AIR_ERR_INVALID_ARG,
                "max_seq_len is -1");
+    /* the cached open checks them too, opened before or not */
+    ASSERT_ERR(air_model_acquire(test_data("models/tiny_chat"), &mp, &m), AIR_ERR_INVALID_ARG,
+               "max_seq_len is -1");
     mp = params();
     mp.max_seq_len = AIR_MAX_SEQ_LEN + 1;
     ASSERT_ERR(air_model_open(test_data("models/tiny_chat"), &mp, &m), AIR_ERR_INVALID_ARG,
