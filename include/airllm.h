@@ -92,20 +92,30 @@ typedef struct {
     const char *cache_dir;   /* layer stores; NULL = $AIRLLM_CACHE, else
                                 $XDG_CACHE_HOME/airllm, else ~/.cache/airllm */
     int delete_original;     /* delete each source shard once split */
-    int max_seq_len;         /* context length; 0 = min(model's, 4096) */
+    int max_seq_len;         /* context length, 0 to AIR_MAX_SEQ_LEN; 0 = min(model's, 4096) */
     int prefetching;         /* read layer i+1 while layer i computes (default 1) */
     uint64_t ram_budget;     /* bytes of layers kept resident; 0 = stream every layer;
                                 AIR_RAM_AUTO (the default) = 3/4 of the memory this
                                 process can take at open time (MemAvailable, or the
                                 room under its memory cgroup's limit if tighter), less
                                 two streaming buffers and the KV cache of max_seq_len */
-    int n_threads;           /* 0 = one per core */
+    int n_threads;           /* >= 0; 0 = one per CPU this process may run on (its
+                                affinity mask); larger counts are capped to that, since
+                                more compute threads than CPUs only slow down */
     air_progress_cb progress; /* download/split progress; NULL = silent */
     void *progress_user;
     /* One-line messages while opening (a download retried, with the reason and
      * where it resumes); NULL = silent. Receives progress_user. */
     void (*notice)(void *user, const char *message);
+    /* Polled while the layer store is built (between tensors); non-zero stops
+     * the split with AIR_ERR_ABORTED. Unit files already complete are kept and
+     * the next open resumes from them; no partial file is left. May be NULL. */
+    int (*should_abort)(void *user);
+    void *abort_user;
 } air_model_params;
+
+/* The largest max_seq_len accepted. */
+#define AIR_MAX_SEQ_LEN (1 << 24)
 
 /* The defaults: the seed's (compression per platform, prefetching on). */
 air_model_params air_model_default_params(void);
@@ -154,16 +164,20 @@ typedef struct {
     const char *content;
 } air_message;
 
+/* Values outside the ranges below make air_chat/air_generate_text return
+ * AIR_ERR_INVALID_ARG naming the field. */
 typedef struct {
-    int max_tokens;          /* default 256 */
-    float temperature;       /* default 0.7; 0 = greedy */
-    float top_p;             /* default 0.95 (1 = off) */
-    int top_k;               /* default 40 (0 = off) */
-    float min_p;             /* default 0.05 (0 = off) */
-    float repeat_penalty;    /* default 1 (off) */
+    int max_tokens;          /* >= 0, default 256; >= 2 with json (the shortest object,
+                                "{}", takes two tokens) */
+    float temperature;       /* finite, >= 0; default 0.7; 0 = greedy */
+    float top_p;             /* 0 to 1, default 0.95 (1 = off, 0 = the most likely token) */
+    int top_k;               /* >= 0, default 40 (0 = off) */
+    float min_p;             /* 0 to 1, default 0.05 (0 = off) */
+    float repeat_penalty;    /* finite, > 0; default 1 (off) */
     uint64_t seed;           /* default 0: a fixed seed (same output each run) */
-    const char *const *stop; /* stop strings (not included in the text), may be NULL */
-    int n_stop;
+    const char *const *stop; /* n_stop stop strings (not included in the text); may be
+                                NULL when n_stop is 0 */
+    int n_stop;              /* >= 0 */
     int json;                /* format="json": instruction + constrained decoding */
     /* Streaming: called with each new piece of text (UTF-8, never a split
      * character); return non-zero to stop. May be NULL. */
@@ -248,7 +262,9 @@ air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
  * *response (caller frees with air_free): {"response", "messages",
  * "raw_response", "tool_calls": [], "tool_results": [], "completion_ids",
  * "usage": {...}, "finish_reason"}.
- * Models are taken from the process-level cache. on_text may be NULL. */
+ * Models are taken from the process-level cache. on_text may be NULL; while a
+ * model is split on first use it is called with an empty piece between
+ * tensors, and non-zero stops the split (AIR_ERR_ABORTED, resumable). */
 air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
                                 void *user, char **response);
 

@@ -95,6 +95,19 @@ static air_status resolve_compression(const char *model, const char *name, air_c
     return AIR_OK;
 }
 
+/* The ranges documented on air_model_params, and the compression. */
+static air_status check_params(const char *model, const air_model_params *p, air_compression *c) {
+    if (p->max_seq_len < 0 || p->max_seq_len > AIR_MAX_SEQ_LEN)
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "max_seq_len is %d; it must be from 1 to %d, or 0 for the model's (at "
+                       "most 4096)",
+                       p->max_seq_len, AIR_MAX_SEQ_LEN);
+    if (p->n_threads < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "n_threads is %d; it must be 0 (one per CPU) or more",
+                       p->n_threads);
+    return resolve_compression(model, p->compression, c);
+}
+
 /* A readable, unique folder name for a model: "<base>-<hash of the key>". */
 static char *store_key(const char *display, const char *unique) {
     const char *base = strrchr(display, '/');
@@ -168,9 +181,10 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         return air_err(AIR_ERR_INVALID_ARG, "no model given");
     air_model_params p = params ? *params : air_model_default_params();
     air_compression comp;
-    air_status cst = resolve_compression(model, p.compression, &comp);
+    air_status cst = check_params(model, &p, &comp);
     if (cst)
         return cst;
+    p.n_threads = air_pool_threads(p.n_threads);
     air_model *m = calloc(1, sizeof *m);
     if (!m)
         return air_err(AIR_ERR_NOMEM, "out of memory");
@@ -243,6 +257,8 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         so.progress_user = p.progress_user;
         int built = 0;
         so.built = &built;
+        so.should_abort = p.should_abort;
+        so.abort_user = p.abort_user;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         st = air_store_split(src, m->store_dir, &so);
@@ -340,7 +356,7 @@ static cache_entry *g_cache;
 air_status air_model_acquire(const char *model, const air_model_params *params, air_model **out) {
     air_model_params p = params ? *params : air_model_default_params();
     air_compression comp;
-    air_status cst = resolve_compression(model, p.compression, &comp);
+    air_status cst = check_params(model, &p, &comp);
     if (cst)
         return cst;
     char key[1024];

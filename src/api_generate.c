@@ -9,6 +9,7 @@
  * caller's ids.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,19 +154,54 @@ static air_status render(air_model *m, const air_message *msgs, int n, int json,
     return st;
 }
 
+/* The ranges documented on air_gen_params. */
+static air_status check_params(const air_gen_params *p) {
+    if (p->max_tokens < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "max_tokens is %d; it must be 0 or more",
+                       p->max_tokens);
+    if (p->json && p->max_tokens < 2)
+        return air_err(AIR_ERR_INVALID_ARG, "max_tokens is %d with format json; it must be 2 or "
+                       "more (the shortest JSON object, {}, takes two tokens)", p->max_tokens);
+    if (!isfinite(p->temperature) || p->temperature < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "temperature is %g; it must be a finite number >= 0 "
+                       "(0 = greedy)", (double)p->temperature);
+    if (!(p->top_p >= 0 && p->top_p <= 1))
+        return air_err(AIR_ERR_INVALID_ARG, "top_p is %g; it must be from 0 to 1 (1 = off)",
+                       (double)p->top_p);
+    if (!(p->min_p >= 0 && p->min_p <= 1))
+        return air_err(AIR_ERR_INVALID_ARG, "min_p is %g; it must be from 0 to 1 (0 = off)",
+                       (double)p->min_p);
+    if (p->top_k < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "top_k is %d; it must be 0 or more (0 = off)",
+                       p->top_k);
+    if (!isfinite(p->repeat_penalty) || p->repeat_penalty <= 0)
+        return air_err(AIR_ERR_INVALID_ARG, "repeat_penalty is %g; it must be a finite number "
+                       "> 0 (1 = off)", (double)p->repeat_penalty);
+    if (p->n_stop < 0 || (p->n_stop > 0 && !p->stop))
+        return air_err(AIR_ERR_INVALID_ARG, "n_stop is %d with stop %s; give n_stop >= 0 stop "
+                       "strings", p->n_stop, p->stop ? "set" : "NULL");
+    for (int i = 0; i < p->n_stop; i++)
+        if (!p->stop[i])
+            return air_err(AIR_ERR_INVALID_ARG, "stop string %d is NULL", i);
+    return AIR_OK;
+}
+
 /* Generates after the prompt ids: the token loop with streaming, stop strings
  * and the JSON grammar. *gen_ids (NULL to skip) gets the generated ids, with
  * the EOS id that ended generation. */
 static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const air_gen_params *params,
                           air_result *out, int32_t **gen_ids, size_t *n_gen) {
     air_gen_params p = params ? *params : air_gen_default_params();
+    air_status cst = check_params(&p);
+    if (cst)
+        return cst;
     int32_t *gen = NULL;
     int n_out = 0;
     run_ctx c = {0};
     c.m = m;
     c.p = &p;
     for (int i = 0; i < p.n_stop; i++)
-        if (p.stop[i] && strlen(p.stop[i]) > c.max_stop)
+        if (strlen(p.stop[i]) > c.max_stop)
             c.max_stop = strlen(p.stop[i]);
     c.detok = air_detok_new(m->tok, 1);
     if (!c.detok)

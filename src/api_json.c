@@ -8,6 +8,9 @@
  * ("prompt_ids"). air_model_acquire_json opens a model from the same keys.
  */
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,22 +23,117 @@ static const char *jstr(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int jnum(const cJSON *o, const char *k, double *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v))
-        return 0;
-    *out = v->valuedouble;
-    return 1;
-}
-
 static int jbool(const cJSON *o, const char *k, int def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (cJSON_IsBool(v))
         return cJSON_IsTrue(v);
     if (cJSON_IsNumber(v))
-        return v->valueint != 0;
+        return v->valuedouble != 0;
     return def;
 }
+
+/* The request's fields are checked before use: a field of the wrong type, a
+ * fraction where an integer is needed, or a number the C type cannot hold is
+ * an error naming the field (a double converted to an int or float out of
+ * range is undefined behaviour). The library checks the ranges of the
+ * floats (air_gen_params). */
+
+static const char *type_name(const cJSON *v) {
+    return cJSON_IsString(v)   ? "a string"
+           : cJSON_IsBool(v)   ? "a boolean"
+           : cJSON_IsArray(v)  ? "an array"
+           : cJSON_IsObject(v) ? "an object"
+                               : "a number";
+}
+
+/* A string field: absent or null gives NULL. */
+static air_status opt_str(const cJSON *o, const char *k, const char **out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return AIR_OK;
+    if (!cJSON_IsString(v))
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a string, not %s", k,
+                       type_name(v));
+    *out = v->valuestring;
+    return AIR_OK;
+}
+
+/* A number field; absent or null leaves *out alone. */
+static air_status opt_num(const cJSON *o, const char *k, double *out, int *present) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    *present = 0;
+    if (!v || cJSON_IsNull(v))
+        return AIR_OK;
+    if (!cJSON_IsNumber(v))
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a number, not %s", k,
+                       type_name(v));
+    *out = v->valuedouble;
+    *present = 1;
+    return AIR_OK;
+}
+
+static air_status opt_int(const cJSON *o, const char *k, double lo, double hi, double *out,
+                          int *present) {
+    air_status st = opt_num(o, k, out, present);
+    if (st || !*present)
+        return st;
+    if (!(*out >= lo && *out <= hi) || *out != floor(*out))
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "get_llm_response: \"%s\" is %.15g; it must be an "
+                       "integer from %.0f to %.0f",
+                       k, *out, lo, hi);
+    return AIR_OK;
+}
+
+/* A float field: any finite number a float holds; the library checks its range. */
+static air_status opt_float(const cJSON *o, const char *k, float *dst) {
+    double d;
+    int present;
+    air_status st = opt_num(o, k, &d, &present);
+    if (st || !present)
+        return st;
+    if (!(fabs(d) <= FLT_MAX))
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" is %g; it must be a finite "
+                       "number", k, d);
+    *dst = (float)d;
+    return AIR_OK;
+}
+
+#define JSON_MAX_EXACT 9007199254740992.0 /* 2^53: larger integers are not exact in JSON */
+
+/* An integer field into an int / uint64_t, absent leaves it alone. */
+static air_status opt_i32(const cJSON *o, const char *k, double lo, double hi, int *dst) {
+    double d;
+    int present;
+    air_status st = opt_int(o, k, lo, hi, &d, &present);
+    if (!st && present)
+        *dst = (int)d;
+    return st;
+}
+
+static air_status opt_u64(const cJSON *o, const char *k, double hi, uint64_t *dst) {
+    double d;
+    int present;
+    air_status st = opt_int(o, k, 0, hi, &d, &present);
+    if (!st && present)
+        *dst = (uint64_t)d;
+    return st;
+}
+
+/* While a model is split on first use, on_text is polled with an empty piece:
+ * non-zero stops the split (a binding stops a call the same way whatever it
+ * is doing). */
+typedef struct {
+    int (*on_text)(void *, const char *);
+    void *user;
+} split_poll;
+
+static int split_should_abort(void *user) {
+    const split_poll *sp = user;
+    return sp->on_text && sp->on_text(sp->user, "") != 0;
+}
+
 
 static cJSON *parse_request(const char *json, const char *what) {
     cJSON *req = cJSON_Parse(json ? json : "");
@@ -47,28 +145,34 @@ static cJSON *parse_request(const char *json, const char *what) {
     return req;
 }
 
-/* The model and its open options; strings borrowed from req. */
-static air_status acquire(const cJSON *req, const char *what, air_model **m) {
+/* The model and its open options; strings borrowed from req. on_text, when
+ * given, is polled while a split runs (split_poll). */
+static air_status acquire(const cJSON *req, const char *what, split_poll *sp, air_model **m) {
     const char *model = jstr(req, "model");
     if (!model)
         return air_err(AIR_ERR_INVALID_ARG, "%s: \"model\" is required", what);
     air_model_params mp = air_model_default_params();
-    double d;
+    air_status st;
     if (cJSON_GetObjectItemCaseSensitive(req, "compression")) {
-        const char *c = jstr(req, "compression");
+        const char *c;
+        if ((st = opt_str(req, "compression", &c)))
+            return st;
         mp.compression = c ? c : "none"; /* null -> no compression */
     }
-    mp.hf_token = jstr(req, "hf_token");
-    mp.cache_dir = jstr(req, "cache_dir");
-    mp.revision = jstr(req, "revision");
+    if ((st = opt_str(req, "hf_token", &mp.hf_token)) ||
+        (st = opt_str(req, "cache_dir", &mp.cache_dir)) ||
+        (st = opt_str(req, "revision", &mp.revision)))
+        return st;
     mp.delete_original = jbool(req, "delete_original", 0);
     mp.prefetching = jbool(req, "prefetching", 1);
-    if (jnum(req, "max_seq_len", &d))
-        mp.max_seq_len = (int)d;
-    if (jnum(req, "ram_budget", &d))
-        mp.ram_budget = (uint64_t)d;
-    if (jnum(req, "n_threads", &d))
-        mp.n_threads = (int)d;
+    if ((st = opt_i32(req, "max_seq_len", 0, AIR_MAX_SEQ_LEN, &mp.max_seq_len)) ||
+        (st = opt_u64(req, "ram_budget", JSON_MAX_EXACT, &mp.ram_budget)) ||
+        (st = opt_i32(req, "n_threads", 0, INT_MAX, &mp.n_threads)))
+        return st;
+    if (sp && sp->on_text) {
+        mp.should_abort = split_should_abort;
+        mp.abort_user = sp;
+    }
     return air_model_acquire(model, &mp, m);
 }
 
@@ -80,7 +184,7 @@ air_status air_model_acquire_json(const char *request_json, air_model **out) {
     cJSON *req = parse_request(request_json, "air_model_acquire_json");
     if (!req)
         return AIR_ERR_INVALID_ARG;
-    air_status st = acquire(req, "air_model_acquire_json", out);
+    air_status st = acquire(req, "air_model_acquire_json", NULL, out);
     cJSON_Delete(req);
     return st;
 }
@@ -88,25 +192,24 @@ air_status air_model_acquire_json(const char *request_json, air_model **out) {
 /* Generation options; *stops (caller frees) holds the stop strings, borrowed
  * from req. */
 static air_status gen_params(const cJSON *req, air_gen_params *gp, const char ***stops) {
-    double d;
     *gp = air_gen_default_params();
     *stops = NULL;
-    if (jnum(req, "max_tokens", &d))
-        gp->max_tokens = (int)d;
-    if (jnum(req, "temperature", &d))
-        gp->temperature = (float)d;
-    if (jnum(req, "top_p", &d))
-        gp->top_p = (float)d;
-    if (jnum(req, "top_k", &d))
-        gp->top_k = (int)d;
-    if (jnum(req, "min_p", &d))
-        gp->min_p = (float)d;
-    if (jnum(req, "repeat_penalty", &d))
-        gp->repeat_penalty = (float)d;
-    if (jnum(req, "seed", &d))
-        gp->seed = (uint64_t)d;
-    const char *fmt = jstr(req, "format");
-    gp->json = fmt && strcmp(fmt, "json") == 0;
+    air_status st;
+    if ((st = opt_i32(req, "max_tokens", 0, INT_MAX, &gp->max_tokens)) ||
+        (st = opt_float(req, "temperature", &gp->temperature)) ||
+        (st = opt_float(req, "top_p", &gp->top_p)) ||
+        (st = opt_i32(req, "top_k", 0, INT_MAX, &gp->top_k)) ||
+        (st = opt_float(req, "min_p", &gp->min_p)) ||
+        (st = opt_float(req, "repeat_penalty", &gp->repeat_penalty)) ||
+        (st = opt_u64(req, "seed", JSON_MAX_EXACT, &gp->seed)))
+        return st;
+    const char *fmt;
+    if ((st = opt_str(req, "format", &fmt)))
+        return st;
+    if (fmt && strcmp(fmt, "json") != 0)
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"format\" is \"%s\"; it must be "
+                       "\"json\" or null", fmt);
+    gp->json = fmt != NULL;
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(req, "stop"), *e;
     if (!cJSON_IsString(js) && !cJSON_IsArray(js))
         return AIR_OK;
@@ -161,7 +264,16 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     }
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "messages");
     const cJSON *jids = cJSON_GetObjectItemCaseSensitive(req, "prompt_ids");
-    const char *prompt = jstr(req, "prompt");
+    const char *prompt;
+    if ((st = opt_str(req, "prompt", &prompt)))
+        goto out;
+    if (jm && !cJSON_IsNull(jm) && !cJSON_IsArray(jm)) {
+        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"messages\" must be an array, not %s",
+                     type_name(jm));
+        goto out;
+    }
+    if (cJSON_IsNull(jm))
+        jm = NULL;
     if (jids) {
         /* a prompt already templated and tokenized */
         if (!cJSON_IsArray(jids) || prompt || jm) {
@@ -213,7 +325,8 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
         goto out;
     gp.on_text = on_text;
     gp.user = user;
-    if ((st = acquire(req, "get_llm_response", &m)))
+    split_poll sp = {on_text, user};
+    if ((st = acquire(req, "get_llm_response", &sp, &m)))
         goto out;
     if (ids)
         st = air_generate_ids(m, ids, n_ids, &gp, &r, &gen, &n_gen);

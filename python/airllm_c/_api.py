@@ -83,22 +83,43 @@ def _check_str(name, v, allow_none=True):
     return v
 
 
-def _check_int(name, v, minimum=None):
+# Ranges of the numeric arguments, as the C library accepts them
+# (air_gen_params and air_model_params in airllm.h).
+INT_MAX = 2 ** 31 - 1
+EXACT_MAX = 2 ** 53  # larger integers are not exact in the JSON request
+FLT_MAX = 3.4028234663852886e38
+MAX_SEQ_LEN = 1 << 24
+
+
+def _range_text(minimum, maximum, exclusive_min=False):
+    low = f"> {minimum}" if exclusive_min else f">= {minimum}"
+    if maximum is None:
+        return low
+    return f"from {minimum} to {maximum}"
+
+
+def _check_int(name, v, minimum=None, maximum=None):
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"{name} must be an int, not {type(v).__name__}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise ValueError(f"{name} must be an int {_range_text(minimum, maximum)}, got {v}")
     return v
 
 
-def _check_float(name, v, minimum=None):
+def _check_float(name, v, minimum=None, maximum=None, exclusive_min=False):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(v).__name__}")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got {v}") from None
     if v != v or v in (float("inf"), float("-inf")):
-        raise ValueError(f"{name} must be finite, got {v}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+        raise ValueError(f"{name} must be a finite number, got {v}")
+    if ((minimum is not None and (v < minimum or (exclusive_min and v == minimum)))
+            or (maximum is not None and v > maximum)):
+        shown = None if maximum == FLT_MAX else maximum
+        raise ValueError(f"{name} must be a number {_range_text(minimum, shown, exclusive_min)}, "
+                         f"got {v}")
     return v
 
 
@@ -244,11 +265,11 @@ def _model_request(model, opts):
     req["delete_original"] = bool(opts.get("delete_original", False))
     req["prefetching"] = bool(opts.get("prefetching", True))
     if opts.get("max_seq_len") is not None:
-        req["max_seq_len"] = _check_int("max_seq_len", opts["max_seq_len"], 0)
+        req["max_seq_len"] = _check_int("max_seq_len", opts["max_seq_len"], 0, MAX_SEQ_LEN)
     if opts.get("ram_budget") is not None:
-        req["ram_budget"] = _check_int("ram_budget", opts["ram_budget"], 0)
+        req["ram_budget"] = _check_int("ram_budget", opts["ram_budget"], 0, EXACT_MAX)
     if opts.get("n_threads") is not None:
-        req["n_threads"] = _check_int("n_threads", opts["n_threads"], 0)
+        req["n_threads"] = _check_int("n_threads", opts["n_threads"], 0, INT_MAX)
     return req
 
 
@@ -256,17 +277,19 @@ def _gen_request(opts):
     """JSON fields of one generation; opts holds GEN_OPTIONS keys."""
     req = {}
     if opts.get("max_tokens") is not None:
-        req["max_tokens"] = _check_int("max_tokens", opts["max_tokens"], 0)
-    for k in ("temperature", "top_p", "min_p", "repeat_penalty"):
+        req["max_tokens"] = _check_int("max_tokens", opts["max_tokens"], 0, INT_MAX)
+    if opts.get("temperature") is not None:
+        req["temperature"] = _check_float("temperature", opts["temperature"], 0, FLT_MAX)
+    for k in ("top_p", "min_p"):
         if opts.get(k) is not None:
-            req[k] = _check_float(k, opts[k], 0.0)
+            req[k] = _check_float(k, opts[k], 0, 1)
+    if opts.get("repeat_penalty") is not None:
+        req["repeat_penalty"] = _check_float("repeat_penalty", opts["repeat_penalty"], 0, FLT_MAX,
+                                             exclusive_min=True)
     if opts.get("top_k") is not None:
-        req["top_k"] = _check_int("top_k", opts["top_k"], 0)
+        req["top_k"] = _check_int("top_k", opts["top_k"], 0, INT_MAX)
     if opts.get("seed") is not None:
-        seed = _check_int("seed", opts["seed"], 0)
-        if seed >= 2 ** 53:
-            raise ValueError("seed must be below 2**53")
-        req["seed"] = seed
+        req["seed"] = _check_int("seed", opts["seed"], 0, EXACT_MAX)
     stop = opts.get("stop")
     if stop is not None:
         if isinstance(stop, str):
@@ -279,6 +302,9 @@ def _gen_request(opts):
     if fmt is not None:
         if fmt != "json":
             raise ValueError(f"format must be None or 'json', got {fmt!r}")
+        if req.get("max_tokens", 256) < 2:
+            raise ValueError(f"max_tokens must be 2 or more with format='json' (the shortest "
+                             f"JSON object, {{}}, takes two tokens), got {req['max_tokens']}")
         req["format"] = "json"
     tvars = _think_vars(opts.get("think"))
     if tvars:
@@ -356,6 +382,7 @@ class _Run:
         self.on_piece = on_piece
         self.on_done = on_done
         self.stop = threading.Event()
+        self.finished = threading.Event()  # set when the library call has returned
         self.result = None
         self.error = None
         self.thread = None
@@ -398,15 +425,22 @@ class _Run:
             _active.discard(self)
             if self.on_done is not None:
                 self.on_done()
+            self.finished.set()
 
     def wait(self):
-        """Waits for the worker; Ctrl-C stops generation, then re-raises."""
+        """Waits for the worker; Ctrl-C stops generation (or the split of a
+        model opened for the first time) at its next check, waits for the
+        library call to return, then re-raises.
+
+        It waits on an Event, not on Thread.join: a join interrupted by
+        KeyboardInterrupt can leave the thread looking finished while the
+        call still runs, and the next join then returns at once."""
         try:
-            while self.thread.is_alive():
-                self.thread.join(0.1)
+            while not self.finished.wait(0.1):
+                pass
         except BaseException:
             self.stop.set()
-            self.thread.join()
+            self.finished.wait()
             raise
 
 

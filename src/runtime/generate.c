@@ -29,6 +29,8 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
                        "%d (max_seq_len) allows; shorten it or raise max_seq_len",
                        kv->n_past + n_prompt, kv->max_seq);
     int cap = opt->max_tokens > 0 ? opt->max_tokens : 0;
+    if (cap > kv->max_seq) /* the context ends generation before that */
+        cap = kv->max_seq;
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)(cap + 1));
     float *logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
     uint8_t *allowed = opt->constrain ? malloc((size_t)hp->n_vocab) : NULL;

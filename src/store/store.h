@@ -43,6 +43,8 @@ typedef struct {
     void *progress_user;
     int *built; /* if not NULL: set to 1 when this call wrote the store, 0 when it found
                    it complete (perhaps after waiting for another process) */
+    int (*should_abort)(void *user); /* polled before each tensor; may be NULL */
+    void *abort_user;
 } air_split_options;
 
 /* Writes the layer store for `src` into `dir` unless a complete store for the
@@ -53,7 +55,8 @@ typedef struct {
  * manifest is written last. The split holds an exclusive lock on `dir`; a
  * second process splitting the same store reports that it waits (through
  * the progress callback, label "waiting ...", rate -1) and then uses the
- * finished store. */
+ * finished store. When should_abort returns non-zero, returns
+ * AIR_ERR_ABORTED before the next tensor, leaving only complete unit files. */
 air_status air_store_split(air_source *src, const char *dir, const air_split_options *opt);
 
 /* 1 if dir holds a manifest (complete or not, current or not). */

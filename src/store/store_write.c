@@ -158,6 +158,11 @@ static air_status write_unit(air_source *src, const air_split_options *opt,
     air_status st = AIR_OK;
     void *raw = NULL;
     for (int i = 0; i < nw && !st; i++) {
+        if (opt->should_abort && opt->should_abort(opt->abort_user)) {
+            st = air_err(AIR_ERR_ABORTED, "the split was interrupted; the units already written "
+                         "are kept and the next run resumes from them");
+            break;
+        }
         air_src_tensor info;
         int layer = src_layer ? src_layer[i] : unit;
         const char *sname = src_name ? src_name[i] : w[i].name;

@@ -9,6 +9,7 @@
  * of a prompt given with messages, of chat_template_kwargs and of prompt_ids.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 
 #include "airllm.h"
 #include "test.h"
@@ -428,6 +429,129 @@ TEST(prompt_ids_and_acquire_json) {
                "instead of");
 }
 
+/* Every numeric parameter out of its range is AIR_ERR_INVALID_ARG naming it,
+ * through the C structs and through the JSON request (where a number the C
+ * type cannot hold used to be converted anyway: undefined behaviour). */
+TEST(parameters_are_validated) {
+    air_model_params mp = params();
+    air_model *m = NULL;
+    mp.max_seq_len = -1;
+    ASSERT_ERR(air_model_open(test_data("models/tiny_chat"), &mp, &m), AIR_ERR_INVALID_ARG,
+               "max_seq_len is -1");
+    /* the cached open checks them too, opened before or not */
+    ASSERT_ERR(air_model_acquire(test_data("models/tiny_chat"), &mp, &m), AIR_ERR_INVALID_ARG,
+               "max_seq_len is -1");
+    mp = params();
+    mp.max_seq_len = AIR_MAX_SEQ_LEN + 1;
+    ASSERT_ERR(air_model_open(test_data("models/tiny_chat"), &mp, &m), AIR_ERR_INVALID_ARG,
+               "max_seq_len");
+    mp = params();
+    mp.n_threads = -3;
+    ASSERT_ERR(air_model_open(test_data("models/tiny_chat"), &mp, &m), AIR_ERR_INVALID_ARG,
+               "n_threads is -3");
+    mp = params();
+    mp.n_threads = 100000; /* capped to the CPUs, not an error */
+    ASSERT_OK(air_model_open(test_data("models/tiny_chat"), &mp, &m));
+
+    static const struct {
+        const char *field;
+        int i;
+        float f;
+        const char *needle;
+    } bad[] = {
+        {"max_tokens", -1, 0, "max_tokens is -1"},
+        {"temperature", 0, -1.0f, "temperature is -1"},
+        {"temperature", 0, NAN, "temperature is nan"},
+        {"temperature", 0, INFINITY, "temperature is inf"},
+        {"top_p", 0, 2.0f, "top_p is 2"},
+        {"top_p", 0, -0.5f, "top_p is -0.5"},
+        {"top_p", 0, NAN, "top_p is nan"},
+        {"min_p", 0, 2.0f, "min_p is 2"},
+        {"top_k", -5, 0, "top_k is -5"},
+        {"repeat_penalty", 0, 0.0f, "repeat_penalty is 0"},
+        {"json", 1, 0, "format json"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        air_gen_params gp = air_gen_default_params();
+        gp.max_tokens = 4;
+        if (!strcmp(bad[k].field, "max_tokens"))
+            gp.max_tokens = bad[k].i;
+        else if (!strcmp(bad[k].field, "temperature"))
+            gp.temperature = bad[k].f;
+        else if (!strcmp(bad[k].field, "top_p"))
+            gp.top_p = bad[k].f;
+        else if (!strcmp(bad[k].field, "min_p"))
+            gp.min_p = bad[k].f;
+        else if (!strcmp(bad[k].field, "top_k"))
+            gp.top_k = bad[k].i;
+        else if (!strcmp(bad[k].field, "repeat_penalty"))
+            gp.repeat_penalty = bad[k].f;
+        else {
+            gp.json = 1;
+            gp.max_tokens = 1;
+        }
+        air_result r;
+        ASSERT_ERR(air_generate_text(m, NULL, "hi", &gp, &r), AIR_ERR_INVALID_ARG, bad[k].needle);
+    }
+    /* edges that are accepted: greedy, top_p 0 (the most likely token), min_p 1 */
+    air_gen_params gp = air_gen_default_params();
+    gp.max_tokens = 0;
+    air_result r;
+    ASSERT_OK(air_generate_text(m, NULL, "hi", &gp, &r));
+    ASSERT_EQ_STR(r.text, "");
+    air_result_free(&r);
+    gp.max_tokens = 3;
+    gp.top_p = 0;
+    gp.min_p = 1;
+    gp.top_k = 0;
+    gp.seed = UINT64_MAX;
+    ASSERT_OK(air_generate_text(m, NULL, "hi", &gp, &r));
+    air_result_free(&r);
+    const char *stops[1] = {NULL};
+    gp.stop = stops;
+    gp.n_stop = 1;
+    ASSERT_ERR(air_generate_text(m, NULL, "hi", &gp, &r), AIR_ERR_INVALID_ARG, "stop string 0");
+    air_model_close(m);
+
+    /* the JSON request */
+    static const struct {
+        const char *fields, *needle;
+    } jbad[] = {
+        {"\"max_tokens\": 1e20", "\"max_tokens\" is 1e+20"},
+        {"\"max_tokens\": 2147483648", "\"max_tokens\" is 2147483648"},
+        {"\"max_tokens\": -1", "\"max_tokens\" is -1"},
+        {"\"max_tokens\": 2.5", "\"max_tokens\" is 2.5"},
+        {"\"max_tokens\": \"10\"", "\"max_tokens\" must be a number, not a string"},
+        {"\"top_k\": -5", "\"top_k\" is -5"},
+        {"\"seed\": -1", "\"seed\" is -1"},
+        {"\"seed\": 1e300", "\"seed\" is 1e+300"},
+        {"\"n_threads\": 1e10", "\"n_threads\" is 10000000000"},
+        {"\"max_seq_len\": -2", "\"max_seq_len\" is -2"},
+        {"\"ram_budget\": 1e30", "\"ram_budget\" is 1e+30"},
+        {"\"temperature\": 1e300", "\"temperature\" is 1e+300"},
+        {"\"temperature\": -1", "temperature is -1"},
+        {"\"top_p\": 2", "top_p is 2"},
+        {"\"min_p\": 2", "min_p is 2"},
+        {"\"format\": \"yaml\"", "\"format\" is \"yaml\""},
+        {"\"format\": \"json\", \"max_tokens\": 0", "format json"},
+        {"\"compression\": 4", "\"compression\" must be a string, not a number"},
+        {"\"prompt\": 5", "\"prompt\" must be a string"},
+    };
+    for (size_t k = 0; k < sizeof jbad / sizeof *jbad; k++) {
+        char req[1024];
+        /* the field under test comes first: with duplicate keys the first counts */
+        snprintf(req, sizeof req,
+                 "{%s, \"model\": \"%s\", \"prompt\": \"hi\", \"compression\": null, "
+                 "\"cache_dir\": \"%s\"}",
+                 jbad[k].fields, test_data("models/tiny_chat"), g_cache);
+        char *resp = NULL;
+        ASSERT_ERR(air_get_llm_response(req, NULL, NULL, &resp), AIR_ERR_INVALID_ARG,
+                   jbad[k].needle);
+        ASSERT_TRUE(resp == NULL);
+    }
+    air_model_cache_clear();
+}
+
 int main(void) {
     snprintf(g_cache, sizeof g_cache, "%s", test_tmp("api-cache"));
     char *text;
@@ -454,6 +578,7 @@ int main(void) {
     RUN(prompt_replaces_a_last_user_turn);
     RUN(chat_template_kwargs_reach_the_template);
     RUN(prompt_ids_and_acquire_json);
+    RUN(parameters_are_validated);
     air_model_close(g_m);
     air_model_cache_clear();
     cJSON_Delete(g_golden);

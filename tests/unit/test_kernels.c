@@ -19,6 +19,7 @@
  * inputs whichever ISAs ran before it. ISAs the CPU lacks are skipped and
  * said so; AIR_ISA=<isa> makes the library start on one (see dispatch).
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -656,6 +657,70 @@ TEST(dispatch) {
     air_kernels_force_isa(AIR_ISA_REF);
 }
 
+/* More threads than CPUs (workers that often are not running): every slice of
+ * every run is done exactly once, by whichever thread claims it. */
+typedef struct {
+    int hits[64];
+    pthread_t by[64];
+} claim_ctx;
+
+static void claim_fn(void *p, int ith, int nth) {
+    claim_ctx *c = p;
+    (void)nth;
+    __atomic_fetch_add(&c->hits[ith], 1, __ATOMIC_RELAXED);
+    c->by[ith] = pthread_self();
+}
+
+TEST(pool_oversubscribed) {
+    int n = air_cpu_count() * 4 + 1;
+    if (n > 64)
+        n = 64;
+    air_pool *pool = air_pool_create(n);
+    ASSERT_TRUE(pool != NULL);
+    ASSERT_EQ_INT(air_pool_size(pool), n);
+    claim_ctx c;
+    memset(&c, 0, sizeof c);
+    for (int it = 0; it < 500; it++)
+        air_pool_run(pool, claim_fn, &c);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ_INT(c.hits[i], 500);
+    air_pool_free(pool);
+}
+
+/* Slices are claimed, not assigned: right after the workers fell asleep, the
+ * caller takes slices other than 0 itself instead of waiting for the workers
+ * to wake up (a worker that is slow to be scheduled never holds a run up). */
+TEST(pool_caller_takes_unclaimed_slices) {
+    air_pool *pool = air_pool_create(4);
+    ASSERT_TRUE(pool != NULL);
+    int caller_took_other = 0;
+    for (int it = 0; it < 10 && !caller_took_other; it++) {
+        struct timespec ts = {0, 30000000}; /* 30 ms idle: workers go to sleep */
+        nanosleep(&ts, NULL);
+        claim_ctx c;
+        memset(&c, 0, sizeof c);
+        air_pool_run(pool, claim_fn, &c);
+        for (int i = 0; i < 4; i++) {
+            ASSERT_EQ_INT(c.hits[i], 1);
+            if (i > 0 && pthread_equal(c.by[i], pthread_self()))
+                caller_took_other = 1;
+        }
+    }
+    ASSERT_TRUE(caller_took_other);
+    air_pool_free(pool);
+}
+
+TEST(pool_thread_counts) {
+    int cpus = air_cpu_count();
+    ASSERT_TRUE(cpus >= 1);
+    ASSERT_EQ_INT(air_pool_threads(0), cpus);
+    ASSERT_EQ_INT(air_pool_threads(-1), cpus);
+    ASSERT_EQ_INT(air_pool_threads(1), 1);
+    ASSERT_EQ_INT(air_pool_threads(cpus), cpus);
+    ASSERT_EQ_INT(air_pool_threads(cpus + 5), cpus);
+    ASSERT_EQ_INT(air_pool_threads(1000000), cpus);
+}
+
 int main(void) {
     RUN(isa_from_environment); /* first: before any test forces an ISA */
     RUN(f16_round_trip_all);
@@ -671,5 +736,8 @@ int main(void) {
     RUN(pool_runs_every_index);
     RUN(pool_wakes_sleepers);
     RUN(pool_stress);
+    RUN(pool_oversubscribed);
+    RUN(pool_caller_takes_unclaimed_slices);
+    RUN(pool_thread_counts);
     return test_summary();
 }

@@ -73,8 +73,8 @@ int cli_bench(int argc, char **argv) {
         if (cli_model_opt(&mo, c, optarg))
             continue;
         switch (c) {
-        case 'p': pp = atoi(optarg); break;
-        case 'g': tg = atoi(optarg); break;
+        case 'p': pp = (int)cli_opt_int("-p/--prompt-tokens", optarg, 1, 65536); break;
+        case 'g': tg = (int)cli_opt_int("-g/--gen-tokens", optarg, 1, 65536); break;
         case 'h':
             printf("Usage: airllm bench [MODEL] [options]\n\n"
                    "Measures prefill (ppN) and decode (tgN) speed with the model streamed from\n"
@@ -97,7 +97,7 @@ int cli_bench(int argc, char **argv) {
     air_model *m = cli_open(model, &mo);
     if (!m) {
         free(def);
-        return 1;
+        return mo.rc;
     }
     air_engine *e = m->engine;
     air_store *s = air_engine_store(e);

@@ -94,7 +94,7 @@ int cli_pull(int argc, char **argv) {
     }
     air_model *m = cli_open(argv[optind], &mo);
     if (!m)
-        return 1;
+        return mo.rc;
     air_model_info info;
     air_model_get_info(m, &info);
     char sz[32];
