@@ -35,7 +35,7 @@ for t in tests/unit/test_kernels*.c tests/unit/test_quant*.c; do
   name=$(basename "${t%.c}")
   "$cc" "${cflags[@]}" -static "$t" "${objs[@]}" -o "$out/$name" -lm -lpthread
   echo "== $name (aarch64, qemu)"
-  if ! AIR_TEST_DATA="$PWD/tests/fixtures" AIR_TEST_TMP="$PWD/$out/tmp" \
+  if ! AIR_TEST_DATA="$PWD/tests/fixtures" AIR_TEST_TMP="$PWD/$out/tmp" AIR_TEST_EMULATED=1 \
        qemu-aarch64 "$out/$name"; then
     status=1
   fi

@@ -691,6 +691,13 @@ TEST(pool_oversubscribed) {
  * caller takes slices other than 0 itself instead of waiting for the workers
  * to wake up (a worker that is slow to be scheduled never holds a run up). */
 TEST(pool_caller_takes_unclaimed_slices) {
+    /* Under user-mode emulation (scripts/test-neon.sh sets AIR_TEST_EMULATED)
+     * the emulated caller is slower than a futex wake-up, so the workers claim
+     * every slice first; the property is checked on native runs. */
+    if (getenv("AIR_TEST_EMULATED")) {
+        fprintf(stderr, "  skipped under emulation (timing of wake-ups)\n");
+        return;
+    }
     air_pool *pool = air_pool_create(4);
     ASSERT_TRUE(pool != NULL);
     int caller_took_other = 0;
