@@ -157,6 +157,8 @@ typedef struct {
     const char *const *stop; /* stop strings (not included in the text), may be NULL */
     int n_stop;
     int json;                /* format="json": instruction + constrained decoding */
+    int raw;                 /* raw completion: air_generate_text() sends the prompt as it is
+                                (air_complete()); default 0 */
     /* Streaming: called with each new piece of text (UTF-8, never a split
      * character); return non-zero to stop. May be NULL. */
     int (*on_text)(void *user, const char *piece);
@@ -176,7 +178,8 @@ typedef struct {
 } air_result;
 
 /* One user prompt (with an optional system prompt; may be NULL), through the
- * model's chat template. */
+ * model's chat template; with params->raw, air_complete(prompt) instead (a
+ * system prompt is then an error). */
 air_status air_generate_text(air_model *m, const char *system, const char *prompt,
                              const air_gen_params *params, air_result *out);
 
@@ -185,12 +188,20 @@ air_status air_generate_text(air_model *m, const char *system, const char *promp
 air_status air_chat(air_model *m, const air_message *messages, int n_messages,
                     const air_gen_params *params, air_result *out);
 
+/* Raw completion: continues `text` as it is, with no chat template (for base
+ * models, and the /v1/completions and Ollama "raw" requests of a server). The
+ * tokenizer adds BOS (and any other special token) as its settings say;
+ * special tokens written in the text are recognized. With params->json the
+ * output is still constrained to JSON, but no instruction is added. */
+air_status air_complete(air_model *m, const char *text, const air_gen_params *params,
+                        air_result *out);
+
 /* Frees out->text; NULL is a no-op. */
 void air_result_free(air_result *r);
 
 /* The seed's get_llm_response as JSON in, JSON out, for bindings.
  * request: {"prompt"?, "messages"?, "model", "max_tokens"?, "temperature"?,
- * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "compression"?,
+ * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "raw"?, "compression"?,
  * "hf_token"?, "delete_original"?, "max_seq_len"?, "prefetching"?,
  * "cache_dir"?, "ram_budget"?} (see docs/c-api.md).
  * *response (caller frees with air_free): {"response", "messages",

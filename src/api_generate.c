@@ -153,38 +153,22 @@ static air_status render(air_model *m, const air_message *msgs, int n, int json,
     return st;
 }
 
-air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_params *params,
-                    air_result *out) {
-    memset(out, 0, sizeof *out);
-    if (!m || (!msgs && n > 0) || n < 0)
-        return air_err(AIR_ERR_INVALID_ARG, "air_chat: no model or messages");
-    if (!m->tok)
-        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
-                       "generation needs one", m->name);
-    air_gen_params p = params ? *params : air_gen_default_params();
-    char *prompt = NULL;
-    int32_t *ids = NULL, *gen = NULL;
-    size_t n_ids = 0;
+/* Generates from token ids (owned by the caller) and fills *out. */
+static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const air_gen_params *pp,
+                          air_result *out) {
+    air_gen_params p = *pp;
+    int32_t *gen = NULL;
     int n_gen = 0;
+    air_status st = AIR_OK;
     run_ctx c = {0};
     c.m = m;
     c.p = &p;
     for (int i = 0; i < p.n_stop; i++)
         if (p.stop[i] && strlen(p.stop[i]) > c.max_stop)
             c.max_stop = strlen(p.stop[i]);
-    air_status st = render(m, msgs, n, p.json, &prompt);
-    if (st)
-        return st;
-    /* a template writes its own BOS; the fallback lets the tokenizer add it */
-    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids, &n_ids);
-    free(prompt);
-    if (st)
-        return st;
     c.detok = air_detok_new(m->tok, 1);
-    if (!c.detok) {
-        free(ids);
+    if (!c.detok)
         return air_err(AIR_ERR_NOMEM, "out of memory");
-    }
     air_gen_options go = {0};
     go.max_tokens = p.max_tokens;
     go.sampler.temperature = p.temperature;
@@ -243,13 +227,74 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
     air_sb_free(&c.text);
     free(c.gmask);
     air_detok_free(c.detok);
-    free(ids);
     free(gen);
+    return st;
+}
+
+static air_status need_tokenizer(air_model *m) {
+    if (!m->tok)
+        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
+                       "generation needs one", m->name);
+    return AIR_OK;
+}
+
+air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_params *params,
+                    air_result *out) {
+    memset(out, 0, sizeof *out);
+    if (!m || (!msgs && n > 0) || n < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "air_chat: no model or messages");
+    air_gen_params p = params ? *params : air_gen_default_params();
+    if (p.raw)
+        return air_err(AIR_ERR_INVALID_ARG, "air_chat: raw completion takes one text, not a "
+                       "conversation; use air_complete()");
+    air_status st = need_tokenizer(m);
+    if (st)
+        return st;
+    char *prompt = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    if ((st = render(m, msgs, n, p.json, &prompt)))
+        return st;
+    /* a template writes its own BOS; the fallback lets the tokenizer add it */
+    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids, &n_ids);
+    free(prompt);
+    if (!st)
+        st = run_ids(m, ids, n_ids, &p, out);
+    free(ids);
+    return st;
+}
+
+air_status air_complete(air_model *m, const char *text, const air_gen_params *params,
+                        air_result *out) {
+    memset(out, 0, sizeof *out);
+    if (!m || !text)
+        return air_err(AIR_ERR_INVALID_ARG, "air_complete: no model or text");
+    air_status st = need_tokenizer(m);
+    if (st)
+        return st;
+    air_gen_params p = params ? *params : air_gen_default_params();
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    /* no template: special tokens (BOS) as the tokenizer's settings say */
+    st = air_tokenizer_encode(m->tok, text, strlen(text), 1, &ids, &n_ids);
+    if (!st && n_ids == 0)
+        st = air_err(AIR_ERR_INVALID_ARG, "air_complete: the text encodes to no tokens (an "
+                     "empty text, and the tokenizer adds no BOS)");
+    if (!st)
+        st = run_ids(m, ids, n_ids, &p, out);
+    free(ids);
     return st;
 }
 
 air_status air_generate_text(air_model *m, const char *system, const char *prompt,
                              const air_gen_params *params, air_result *out) {
+    if (params && params->raw) {
+        memset(out, 0, sizeof *out);
+        if (system && *system)
+            return air_err(AIR_ERR_INVALID_ARG, "raw completion has no system prompt (there is "
+                           "no chat template to put it in); put it in the text");
+        return air_complete(m, prompt ? prompt : "", params, out);
+    }
     air_message msgs[2];
     int n = 0;
     if (system && *system)

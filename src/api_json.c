@@ -122,7 +122,14 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     gp.stop = stops;
     gp.on_text = on_text;
     gp.user = user;
-    st = air_chat(m, msgs, n, &gp, &r);
+    gp.raw = jbool(req, "raw", 0);
+    if (gp.raw && (nm > 0 || !prompt)) {
+        air_model_release(m);
+        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"raw\": true continues one "
+                     "\"prompt\" as it is; it takes no \"messages\"");
+        goto out;
+    }
+    st = gp.raw ? air_complete(m, prompt, &gp, &r) : air_chat(m, msgs, n, &gp, &r);
     air_model_release(m);
     if (st)
         goto out;

@@ -63,7 +63,7 @@ PLATFORM_DEFAULT = _PlatformDefault()
 MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "prefetching",
                  "cache_dir", "ram_budget", "n_threads", "revision")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
-               "stop", "format")
+               "stop", "format", "raw")
 # Accepted for drop-in compatibility with get_llm_response of other providers
 # and ignored: they have no meaning for a local model.
 IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "context", "attachments")
@@ -198,6 +198,12 @@ def _gen_request(opts):
         if fmt != "json":
             raise ValueError(f"format must be None or 'json', got {fmt!r}")
         req["format"] = "json"
+    raw = opts.get("raw")
+    if raw is not None:
+        if not isinstance(raw, bool):
+            raise TypeError(f"raw must be True or False, got {raw!r}")
+        if raw:
+            req["raw"] = True
     return req
 
 
@@ -433,6 +439,9 @@ def _request(prompt, messages, model, model_opts, gen_opts):
         raise ValueError("give a prompt or a non-empty messages list")
     req = _model_request(model, model_opts)
     req.update(_gen_request(gen_opts))
+    if req.get("raw") and (msgs or prompt is None):
+        raise ValueError("raw=True continues one prompt as it is; it takes no messages "
+                         "(nor a system prompt)")
     if msgs:
         req["messages"] = msgs
     if prompt is not None:
@@ -456,8 +465,9 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     the default is the platform's ("4bit" on Linux, none on macOS).
     format="json" makes the reply a single JSON object. Other keyword
     arguments: top_p, top_k, min_p, repeat_penalty, seed, stop (a string or
-    a list), cache_dir, ram_budget (bytes of layers kept in memory),
-    n_threads, revision.
+    a list), raw (True: continue the prompt as it is, with no chat template,
+    BOS added as the tokenizer says; for base models), cache_dir, ram_budget
+    (bytes of layers kept in memory), n_threads, revision.
 
     Returns a dict with "response" (the text), "messages" (the conversation
     with the reply appended), "raw_response", "tool_calls" ([]),
