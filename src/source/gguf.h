@@ -180,7 +180,8 @@ air_status air_gguf_dequantize_rows(const air_gguf *g, const air_gguf_tensor *t,
 /* ------------------------------------------------------------------------- */
 /* Model conventions                                                         */
 /* ------------------------------------------------------------------------- */
-/* Fills hp from general.architecture ("llama", "qwen2", "qwen3") and the
+/* Fills hp from general.architecture ("llama", "qwen2", "qwen3", "gemma2",
+ * "gemma3") and the
  * {arch}.* keys; tensors decide tie_embeddings / attn_bias / qk_norm. */
 air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp);
 

@@ -184,7 +184,9 @@ static void add_eos(air_hparams *hp, int32_t id) {
 
 /* Gemma 2 / Gemma 3 as llama.cpp reads them. The converter stores the norm
  * weights as 1 + w (so norm_add_one stays 0) and no key for what llama.cpp
- * fixes per architecture: one global layer in 2 (gemma2) or 6 (gemma3),
+ * fixes per architecture unless a key says otherwise: one global layer in 2
+ * (gemma2) or 6 (gemma3; attention.sliding_window_pattern: a period or one
+ * bool per layer),
  * local RoPE base 10000 (gemma3), attention scale 1/sqrt(head_dim) except
  * for the 27B models (n_embd / n_head: their query_pre_attn_scalar). */
 static air_status gemma_hparams(hp_ctx *c, air_hparams *hp) {
@@ -194,10 +196,26 @@ static air_status gemma_hparams(hp_ctx *c, air_hparams *hp) {
     hp->act = AIR_ACT_GELU_TANH;
     hp->embd_scale = sqrtf((float)hp->n_embd);
     hp->swa_period = g3 ? 6 : 2;
+    /* the pattern: a period, or one bool per layer (true: sliding) */
     const air_gguf_value *pat = air_gguf_get(c->g, akey(c, "attention.sliding_window_pattern"));
-    if (pat && pat->type != AIR_GGUF_ARRAY &&
-        (st = optional_count(c, "attention.sliding_window_pattern", &hp->swa_period)))
+    if (pat && pat->type == AIR_GGUF_ARRAY) {
+        if (pat->arr_type != AIR_GGUF_BOOL || pat->arr_n != (uint64_t)hp->n_layer)
+            return air_err(AIR_ERR_FORMAT, "%s: %s must hold one bool per layer (%d)",
+                           air_gguf_path(c->g), c->key, hp->n_layer);
+        const uint8_t *swa = pat->arr;
+        int first_full = 0;
+        while (first_full < hp->n_layer && swa[first_full])
+            first_full++;
+        hp->swa_period = first_full + 1;
+        for (int l = 0; l < hp->n_layer; l++)
+            if (!swa[l] != ((l + 1) % hp->swa_period == 0))
+                return air_err(AIR_ERR_UNSUPPORTED,
+                               "%s: %s: layer %d breaks the pattern of one global layer every "
+                               "%d; only periodic patterns are supported",
+                               air_gguf_path(c->g), c->key, l, hp->swa_period);
+    } else if (pat && (st = optional_count(c, "attention.sliding_window_pattern", &hp->swa_period))) {
         return st;
+    }
     hp->rope_theta_swa = g3 ? 10000.0f : 0.0f;
     if (g3 && (st = get_float(c, "rope.freq_base_swa", &hp->rope_theta_swa)))
         return st;
@@ -206,8 +224,8 @@ static air_status gemma_hparams(hp_ctx *c, air_hparams *hp) {
     if ((st = get_float(c, "attn_logit_softcapping", &hp->attn_softcap)) ||
         (st = get_float(c, "final_logit_softcapping", &hp->final_softcap)))
         return st;
-    if (g3) /* llama.cpp's gemma3 graph applies neither */
-        hp->attn_softcap = hp->final_softcap = 0.0f;
+    if (g3) /* llama.cpp's gemma3 graph soft-caps the logits only */
+        hp->attn_softcap = 0.0f;
     return AIR_OK;
 }
 
