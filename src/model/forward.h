@@ -66,7 +66,21 @@ air_status air_llama_layer(air_engine *e, int layer, const air_layer *w, const a
 air_status air_gemma_layer(air_engine *e, int layer, const air_layer *w, const air_batch *b,
                            float *x);
 
-/* Internal, shared by the layer files (llama.c). Rotate-half RoPE on n_heads
+/* Internal, shared by the layer files (llama.c). A layer's tensors by
+ * neutral name: *dst = the tensor or NULL; a missing one with need set is
+ * AIR_ERR_FORMAT naming the unit file. */
+typedef struct {
+    const air_tensor **dst;
+    const char *name;
+    int need;
+} air_bind;
+air_status air_bind_tensors(const air_engine *e, int layer, const air_layer *w, const air_bind *tab,
+                            size_t n);
+
+/* y (rows, n_out) = x (rows, n_in) @ W^T for a stored tensor W (n_out, n_in). */
+void air_mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y);
+
+/* Rotate-half RoPE on n_heads
  * heads of hd values of one row, with that row's cos/sin (hd / 2 each). */
 void air_rope_heads(float *v, int n_heads, int hd, const float *cs, const float *sn);
 

@@ -35,19 +35,14 @@ typedef struct {
 } gemma_w;
 
 static air_status bind(const air_engine *e, int l, const air_layer *w, gemma_w *t) {
-    const air_hparams *hp = &e->hp;
-    struct {
-        const air_tensor **dst;
-        const char *name;
-        int need;
-    } tab[] = {
+    air_bind tab[] = {
         {&t->attn_norm, AIR_T_ATTN_NORM, 1},
         {&t->wq, AIR_T_WQ, 1},
         {&t->wk, AIR_T_WK, 1},
         {&t->wv, AIR_T_WV, 1},
         {&t->wo, AIR_T_WO, 1},
-        {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm},
-        {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
+        {&t->q_norm, AIR_T_Q_NORM, e->hp.qk_norm},
+        {&t->k_norm, AIR_T_K_NORM, e->hp.qk_norm},
         {&t->attn_post_norm, AIR_T_ATTN_POST_NORM, 1},
         {&t->ffn_norm, AIR_T_FFN_NORM, 1},
         {&t->w_gate, AIR_T_W_GATE, 1},
@@ -55,19 +50,7 @@ static air_status bind(const air_engine *e, int l, const air_layer *w, gemma_w *
         {&t->w_down, AIR_T_W_DOWN, 1},
         {&t->ffn_post_norm, AIR_T_FFN_POST_NORM, 1},
     };
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
-        *tab[i].dst = air_layer_get(w, tab[i].name);
-        if (tab[i].need && !*tab[i].dst)
-            return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks tensor '%s'; delete the store "
-                           "folder to rebuild it", air_store_unit_path(e->store, l), l,
-                           tab[i].name);
-    }
-    return AIR_OK;
-}
-
-/* y (rows, n_out) = x (rows, n_in) @ W^T for a stored tensor. */
-static void mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y) {
-    air_matmul(e->pool, w->dtype, w->data, (int)w->shape[0], (int)w->shape[1], x, rows, y);
+    return air_bind_tensors(e, l, w, tab, sizeof tab / sizeof tab[0]);
 }
 
 /* The multiplier of a norm: w, or 1 + w (computed in fp32, as HF does) into
@@ -150,9 +133,9 @@ air_status air_gemma_layer(air_engine *e, int l, const air_layer *lw, const air_
 
     /* attention */
     norm_rows(hp, h, x, n, d, w.attn_norm, wtmp);
-    mm(e, w.wq, h, n, q);
-    mm(e, w.wk, h, n, k);
-    mm(e, w.wv, h, n, v);
+    air_mm(e, w.wq, h, n, q);
+    air_mm(e, w.wk, h, n, k);
+    air_mm(e, w.wv, h, n, v);
     if (hp->qk_norm) {
         norm_rows(hp, q, q, n * hp->n_head, hd, w.q_norm, wtmp);
         norm_rows(hp, k, k, n * hp->n_head_kv, hd, w.k_norm, wtmp);
@@ -168,18 +151,18 @@ air_status air_gemma_layer(air_engine *e, int l, const air_layer *lw, const air_
     air_attn_opts ao = {hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hd),
                         hp->attn_softcap, sliding ? hp->sliding_window : 0};
     air_attention(e, b, l, q, att, scores, max_seq, &ao);
-    mm(e, w.wo, att, n, h);
+    air_mm(e, w.wo, att, n, h);
     norm_rows(hp, h, h, n, d, w.attn_post_norm, wtmp);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
 
     /* MLP */
     norm_rows(hp, h, x, n, d, w.ffn_norm, wtmp);
-    mm(e, w.w_gate, h, n, g);
-    mm(e, w.w_up, h, n, u);
+    air_mm(e, w.w_gate, h, n, g);
+    air_mm(e, w.w_up, h, n, u);
     for (int r = 0; r < n; r++)
         gelu_tanh_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
-    mm(e, w.w_down, g, n, h);
+    air_mm(e, w.w_down, g, n, h);
     norm_rows(hp, h, h, n, d, w.ffn_post_norm, wtmp);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];

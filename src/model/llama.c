@@ -22,22 +22,9 @@ typedef struct {
         *w_gate, *w_up, *w_down;
 } layer_w;
 
-static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
-    const air_hparams *hp = &e->hp;
-    struct {
-        const air_tensor **dst;
-        const char *name;
-        int need;
-    } tab[] = {
-        {&t->attn_norm, AIR_T_ATTN_NORM, 1}, {&t->wq, AIR_T_WQ, 1},
-        {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
-        {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
-        {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
-        {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
-        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, 1},
-        {&t->w_up, AIR_T_W_UP, 1},           {&t->w_down, AIR_T_W_DOWN, 1},
-    };
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+air_status air_bind_tensors(const air_engine *e, int l, const air_layer *w, const air_bind *tab,
+                            size_t n) {
+    for (size_t i = 0; i < n; i++) {
         *tab[i].dst = air_layer_get(w, tab[i].name);
         if (tab[i].need && !*tab[i].dst)
             return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks tensor '%s'; delete the store "
@@ -47,8 +34,21 @@ static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *
     return AIR_OK;
 }
 
-/* y (rows, n_out) = x (rows, n_in) @ W^T for a stored tensor. */
-static void mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y) {
+static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
+    const air_hparams *hp = &e->hp;
+    air_bind tab[] = {
+        {&t->attn_norm, AIR_T_ATTN_NORM, 1}, {&t->wq, AIR_T_WQ, 1},
+        {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
+        {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
+        {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
+        {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
+        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, 1},
+        {&t->w_up, AIR_T_W_UP, 1},           {&t->w_down, AIR_T_W_DOWN, 1},
+    };
+    return air_bind_tensors(e, l, w, tab, sizeof tab / sizeof tab[0]);
+}
+
+void air_mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y) {
     air_matmul(e->pool, w->dtype, w->data, (int)w->shape[0], (int)w->shape[1], x, rows, y);
 }
 
@@ -144,9 +144,9 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
     /* attention */
     for (int r = 0; r < n; r++)
         air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.attn_norm->data, d, hp->rms_eps);
-    mm(e, w.wq, h, n, q);
-    mm(e, w.wk, h, n, k);
-    mm(e, w.wv, h, n, v);
+    air_mm(e, w.wq, h, n, q);
+    air_mm(e, w.wk, h, n, k);
+    air_mm(e, w.wv, h, n, v);
     if (hp->attn_bias) {
         add_bias(q, w.bq, n, qd);
         add_bias(k, w.bk, n, kvd);
@@ -171,18 +171,18 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
     }
     air_attn_opts ao = {1.0f / sqrtf((float)hd), 0.0f, hp->sliding_window};
     air_attention(e, b, l, q, att, scores, max_seq, &ao);
-    mm(e, w.wo, att, n, h);
+    air_mm(e, w.wo, att, n, h);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
 
     /* MLP */
     for (int r = 0; r < n; r++)
         air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.ffn_norm->data, d, hp->rms_eps);
-    mm(e, w.w_gate, h, n, g);
-    mm(e, w.w_up, h, n, u);
+    air_mm(e, w.w_gate, h, n, g);
+    air_mm(e, w.w_up, h, n, u);
     for (int r = 0; r < n; r++)
         air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
-    mm(e, w.w_down, g, n, h);
+    air_mm(e, w.w_down, g, n, h);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
     return AIR_OK;
