@@ -223,6 +223,7 @@ typedef struct {
     int32_t bos_id, eos_id, unk_id, pad_id; /* -1 if absent */
     int32_t eot_id, eom_id;                 /* -1 if absent */
     int add_bos, add_eos;                   /* -1 if absent, else 0/1 */
+    int add_space_prefix;                   /* -1 if absent, else 0/1 (Gemma: 0) */
     const char *chat_template;              /* NULL if absent */
 } air_gguf_tokenizer;
 
