@@ -80,6 +80,23 @@ static air_model *lcpp_open(const char *path, const char *cache, int max_seq_len
     return m;
 }
 
+/* *out (n_vocab floats, caller frees) = logits after ids[0..n) from a fresh
+ * KV cache; *out stays NULL on failure. */
+static air_status lcpp_last_logits(air_model *m, const int32_t *ids, int n, float **out) {
+    const air_hparams *hp = air_engine_hparams(m->engine);
+    float *lg = malloc(sizeof(float) * hp->n_vocab);
+    air_kv kv;
+    air_status st = lg ? air_kv_init(&kv, hp, n) : AIR_ERR_NOMEM;
+    if (!st) {
+        st = air_engine_eval(m->engine, &kv, ids, n, 0, lg);
+        air_kv_free(&kv);
+    }
+    if (st)
+        free(lg);
+    *out = st ? NULL : lg;
+    return st;
+}
+
 /* -log softmax(z)[target] over nv logits, in double. */
 static double lcpp_nll(const float *z, int nv, int target) {
     double mx = z[0], sum = 0;

@@ -160,18 +160,8 @@ static air_status our_logits_last(void) {
         return AIR_OK;
     int n_prompt;
     int32_t *prompt = gold_ids("prompt_ids", &n_prompt);
-    const air_hparams *hp = air_engine_hparams(g_m->engine);
-    g_logits = malloc(sizeof(float) * hp->n_vocab);
-    air_kv kv;
-    air_status st = air_kv_init(&kv, hp, n_prompt);
-    if (!st)
-        st = air_engine_eval(g_m->engine, &kv, prompt, n_prompt, 0, g_logits);
-    air_kv_free(&kv);
+    air_status st = lcpp_last_logits(g_m, prompt, n_prompt, &g_logits);
     free(prompt);
-    if (st) {
-        free(g_logits);
-        g_logits = NULL;
-    }
     return st;
 }
 
