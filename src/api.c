@@ -149,6 +149,8 @@ static air_status load_text(air_model *m, const air_gguf *g) {
             o.eos_id = ti.eos_id;
             o.add_bos = ti.add_bos < 0 ? fam == AIR_TOK_BPE_SPM : ti.add_bos;
             o.add_eos = ti.add_eos > 0;
+            if (ti.add_space_prefix >= 0) /* SPM: Gemma's says 0 */
+                o.add_space_prefix = ti.add_space_prefix;
             st = air_tokenizer_from_arrays_ex(fam, ti.tokens, ti.scores, ti.types, ti.n_tokens,
                                               ti.merges, ti.n_merges, ti.pre, &o, &m->tok);
             tmpl = ti.chat_template;

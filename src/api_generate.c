@@ -287,6 +287,9 @@ air_status air_chat_vars(air_model *m, const air_message *msgs, int n, const cJS
     memset(out, 0, sizeof *out);
     if (!m || (!msgs && n > 0) || n < 0)
         return air_err(AIR_ERR_INVALID_ARG, "air_chat: no model or messages");
+    if (params && params->raw)
+        return air_err(AIR_ERR_INVALID_ARG, "air_chat: raw completion takes one text, not a "
+                       "conversation; use air_complete()");
     if (!m->tok)
         return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
                        "generation needs one", m->name);
@@ -337,8 +340,36 @@ air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
     return run_ids(m, ids, n_ids, params, out, gen_ids, n_gen);
 }
 
+air_status air_complete(air_model *m, const char *text, const air_gen_params *params,
+                        air_result *out) {
+    memset(out, 0, sizeof *out);
+    if (!m || !text)
+        return air_err(AIR_ERR_INVALID_ARG, "air_complete: no model or text");
+    if (!m->tok)
+        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
+                       "generation needs one", m->name);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    /* no template: special tokens (BOS) as the tokenizer's settings say */
+    air_status st = air_tokenizer_encode(m->tok, text, strlen(text), 1, &ids, &n_ids);
+    if (!st && n_ids == 0)
+        st = air_err(AIR_ERR_INVALID_ARG, "air_complete: the text encodes to no tokens (an "
+                     "empty text, and the tokenizer adds no BOS)");
+    if (!st)
+        st = run_ids(m, ids, n_ids, params, out, NULL, NULL);
+    free(ids);
+    return st;
+}
+
 air_status air_generate_text(air_model *m, const char *system, const char *prompt,
                              const air_gen_params *params, air_result *out) {
+    if (params && params->raw) {
+        memset(out, 0, sizeof *out);
+        if (system && *system)
+            return air_err(AIR_ERR_INVALID_ARG, "raw completion has no system prompt (there is "
+                           "no chat template to put it in); put it in the text");
+        return air_complete(m, prompt ? prompt : "", params, out);
+    }
     air_message msgs[2];
     int n = 0;
     if (system && *system)

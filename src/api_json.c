@@ -325,11 +325,19 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
         goto out;
     gp.on_text = on_text;
     gp.user = user;
+    gp.raw = jbool(req, "raw", 0);
+    if (gp.raw && (jids || jm || !prompt)) {
+        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"raw\": true continues one "
+                     "\"prompt\" as it is; it takes no \"messages\"");
+        goto out;
+    }
     split_poll sp = {on_text, user};
     if ((st = acquire(req, "get_llm_response", &sp, &m)))
         goto out;
     if (ids)
         st = air_generate_ids(m, ids, n_ids, &gp, &r, &gen, &n_gen);
+    else if (gp.raw)
+        st = air_complete(m, prompt, &gp, &r);
     else
         st = air_chat_vars(m, msgs, n, cJSON_IsObject(vars) ? vars : NULL, &gp, &r, &gen, &n_gen);
     air_model_release(m);

@@ -63,7 +63,7 @@ PLATFORM_DEFAULT = _PlatformDefault()
 MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "prefetching",
                  "cache_dir", "ram_budget", "n_threads", "revision")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
-               "stop", "format", "think")
+               "stop", "format", "think", "raw")
 # Accepted for drop-in compatibility with get_llm_response of other providers
 # and ignored: they have no meaning for a local model.
 IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "attachments")
@@ -309,6 +309,12 @@ def _gen_request(opts):
     tvars = _think_vars(opts.get("think"))
     if tvars:
         req["chat_template_kwargs"] = tvars
+    raw = opts.get("raw")
+    if raw is not None:
+        if not isinstance(raw, bool):
+            raise TypeError(f"raw must be True or False, got {raw!r}")
+        if raw:
+            req["raw"] = True
     return req
 
 
@@ -564,12 +570,18 @@ class ResponseStream(collections.abc.Generator):
 
 def _request(prompt, messages, model, model_opts, gen_opts):
     """The JSON request; the conversation is resolved here (_conversation), so
-    the library gets "messages" only."""
+    the library gets "messages" only, or with raw=True the prompt alone."""
+    req = _model_request(model, model_opts)
+    req.update(_gen_request(gen_opts))
+    if req.get("raw"):
+        if messages or prompt is None:
+            raise ValueError("raw=True continues one prompt as it is; it takes no messages "
+                             "(nor a system prompt)")
+        req["prompt"] = _check_str("prompt", prompt)
+        return req
     msgs = _check_messages(_conversation(prompt, messages))
     if not msgs:
         raise ValueError("give a prompt or a non-empty messages list")
-    req = _model_request(model, model_opts)
-    req.update(_gen_request(gen_opts))
     req["messages"] = msgs
     return req
 
@@ -596,8 +608,9 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     and returns every run. include_usage=True with stream=True ends the
     stream with a {"type": "usage", ...} item. Other keyword arguments:
     top_p, top_k, min_p, repeat_penalty, seed, stop (a string or a list),
-    cache_dir, ram_budget (bytes of layers kept in memory), n_threads,
-    revision.
+    raw (True: continue the prompt as it is, with no chat template, BOS
+    added as the tokenizer says; for base models), cache_dir, ram_budget
+    (bytes of layers kept in memory), n_threads, revision.
 
     Returns a dict with "response" (the text), "messages" (the conversation
     with the reply appended), "raw_response", "tool_calls" ([]),
@@ -623,7 +636,7 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
         prompt = (f"{prompt}\n\n\nUser Provided Context: {context}" if prompt
                   else f"User Provided Context: {context}")
     conv = _conversation(prompt, messages)
-    req = _request(None, conv, model, model_opts, gen_opts)
+    req = _request(prompt, messages, model, model_opts, gen_opts)
     if stream:
         if n_samples > 1:
             raise ValueError("n_samples > 1 returns every run's full response: it needs "
@@ -703,7 +716,7 @@ class Model:
         """The full get_llm_response dict (or its generator with stream=True)."""
         gen_opts = self._gen(gen, "response")
         conv = _conversation(prompt, messages)
-        req = _request(None, conv, self.model, self._options, gen_opts)
+        req = _request(prompt, messages, self.model, self._options, gen_opts)
         if stream:
             return ResponseStream(req, _secrets(req), conv)
         return _call(req, _secrets(req), conv)

@@ -191,3 +191,26 @@ def test_model_object_rejects_misplaced_options(tiny_chat):
     m = airllm_c.Model(tiny_chat, compression=None)
     with pytest.raises(TypeError, match="Model\\(\\)"):
         m.generate("Hello", compression="8bit")
+
+
+def test_raw_completion_of_the_rendered_prompt_matches_golden(ask, golden):
+    # raw=True: the text goes to the tokenizer as it is (this tokenizer adds no
+    # BOS), so the chat template's own rendering gives transformers' ids and
+    # greedy continuation
+    for conv in golden["conversations"]:
+        r = ask(conv["prompt_text"], raw=True, max_tokens=golden["max_new_tokens"])
+        assert r["usage"]["prompt_tokens"] == len(conv["prompt_ids"]), conv["name"]
+        assert r["response"] == conv["greedy_text"], conv["name"]
+
+
+def test_raw_takes_no_messages(ask):
+    with pytest.raises(ValueError, match="raw"):
+        ask("Hello", raw=True, messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(TypeError, match="raw"):
+        ask("Hello", raw="yes")
+
+
+def test_raw_differs_from_chat(ask):
+    # without the template the model sees other ids
+    chat, raw = ask("Hello", max_tokens=4), ask("Hello", raw=True, max_tokens=4)
+    assert raw["usage"]["prompt_tokens"] < chat["usage"]["prompt_tokens"]

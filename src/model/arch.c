@@ -9,6 +9,8 @@ const char *air_arch_name(air_arch a) {
     case AIR_ARCH_MISTRAL: return "mistral";
     case AIR_ARCH_QWEN2: return "qwen2";
     case AIR_ARCH_QWEN3: return "qwen3";
+    case AIR_ARCH_GEMMA2: return "gemma2";
+    case AIR_ARCH_GEMMA3: return "gemma3";
     default: return "unknown";
     }
 }

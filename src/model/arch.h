@@ -18,15 +18,23 @@ typedef enum {
     AIR_ARCH_MISTRAL = 1,
     AIR_ARCH_QWEN2 = 2, /* q/k/v biases */
     AIR_ARCH_QWEN3 = 3, /* per-head q/k RMSNorm, explicit head_dim */
+    AIR_ARCH_GEMMA2 = 4, /* Gemma 2: gemma.c, soft-capped attention and logits */
+    AIR_ARCH_GEMMA3 = 5, /* Gemma 3 (text): gemma.c, q/k norms, local/global RoPE */
     AIR_ARCH_COUNT
 } air_arch;
 
 typedef enum {
     AIR_ROPE_SCALING_NONE = 0,
     AIR_ROPE_SCALING_LLAMA3 = 1, /* Llama 3.1 frequency scaling */
+    AIR_ROPE_SCALING_LINEAR = 2, /* every frequency divided by rope_factor */
 } air_rope_scaling;
 
 #define AIR_MAX_EOS 8
+
+typedef enum {
+    AIR_ACT_SILU = 0,      /* silu(gate) * up */
+    AIR_ACT_GELU_TANH = 1, /* gelu(gate), tanh approximation, * up (gemma) */
+} air_activation;
 
 typedef struct {
     air_arch arch;
@@ -49,6 +57,18 @@ typedef struct {
     int32_t attn_bias;           /* q/k/v projections have biases (qwen2) */
     int32_t qk_norm;             /* per-head RMSNorm on q and k (qwen3) */
     int32_t sliding_window;      /* attend to at most this many positions; 0 = all */
+    /* Gemma (0 for the Llama family, so older manifests read unchanged): */
+    int32_t swa_period;          /* sliding_window applies to every layer l except those with
+                                    (l + 1) % swa_period == 0 (global layers); 0 = to all */
+    float rope_theta_swa;        /* RoPE base of the sliding-window layers (no scaling there);
+                                    0 = rope_theta */
+    float embd_scale;            /* embeddings are multiplied by this (sqrt(n_embd)); 0 = 1 */
+    int32_t norm_add_one;        /* RMSNorm weights are offsets: multiply by (1 + w) */
+    int32_t post_norms;          /* RMSNorm on the outputs of attention and MLP too */
+    air_activation act;          /* gated MLP activation */
+    float attn_scale;            /* attention score scale; 0 = 1/sqrt(head_dim) */
+    float attn_softcap;          /* scores = c * tanh(scores / c); 0 = none */
+    float final_softcap;         /* logits = c * tanh(logits / c); 0 = none */
     int32_t bos_id;              /* -1 if none */
     int32_t n_eos;
     int32_t eos_ids[AIR_MAX_EOS];
@@ -84,7 +104,9 @@ const char *air_arch_name(air_arch a);
 #define AIR_T_BV "bv"                /* (n_head_kv * head_dim), qwen2 */
 #define AIR_T_Q_NORM "q_norm"        /* (head_dim), qwen3 */
 #define AIR_T_K_NORM "k_norm"        /* (head_dim), qwen3 */
+#define AIR_T_ATTN_POST_NORM "attn_post_norm" /* (n_embd), post_norms */
 #define AIR_T_FFN_NORM "ffn_norm"    /* (n_embd) */
+#define AIR_T_FFN_POST_NORM "ffn_post_norm"   /* (n_embd), post_norms */
 #define AIR_T_W_GATE "w_gate"        /* (n_ff, n_embd) */
 #define AIR_T_W_UP "w_up"            /* (n_ff, n_embd) */
 #define AIR_T_W_DOWN "w_down"        /* (n_embd, n_ff) */

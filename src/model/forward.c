@@ -47,6 +47,8 @@ static void rope_init(air_engine *e) {
                 f = (1.0f - smooth) * f / hp->rope_factor + smooth * f;
             }
         }
+        if (hp->rope_scaling == AIR_ROPE_SCALING_LINEAR)
+            f = f / hp->rope_factor;
         e->inv_freq[i] = f;
     }
 }
@@ -131,17 +133,32 @@ static air_status run_head(air_engine *e, const air_batch *b, float *x) {
         return air_err(AIR_ERR_FORMAT, "%s: head unit lacks out_norm/output",
                        air_store_unit_path(e->store, u));
     }
+    const float *nw = norm->data;
+    float *plus1 = NULL;
+    if (hp->norm_add_one) { /* gemma: weights hold w, the norm multiplies by 1 + w */
+        if (!(plus1 = malloc(sizeof(float) * (size_t)hp->n_embd))) {
+            air_streamer_release(e->streamer, u);
+            return air_err(AIR_ERR_NOMEM, "out of memory");
+        }
+        for (int i = 0; i < hp->n_embd; i++)
+            plus1[i] = 1.0f + nw[i];
+        nw = plus1;
+    }
     int k = 0;
     for (int r = 0; r < b->n; r++) {
         int want = b->want_logits ? b->want_logits[r] : r == b->n - 1;
         if (!want)
             continue;
         /* pack wanted rows together, normalized, in place at row k */
-        air_rmsnorm(x + (size_t)k * hp->n_embd, x + (size_t)r * hp->n_embd, norm->data, hp->n_embd,
+        air_rmsnorm(x + (size_t)k * hp->n_embd, x + (size_t)r * hp->n_embd, nw, hp->n_embd,
                     hp->rms_eps);
         k++;
     }
+    free(plus1);
     air_matmul(e->pool, out->dtype, out->data, hp->n_vocab, hp->n_embd, x, k, b->logits);
+    if (hp->final_softcap > 0) /* gemma 2 */
+        for (size_t i = 0; i < (size_t)k * hp->n_vocab; i++)
+            b->logits[i] = tanhf(b->logits[i] / hp->final_softcap) * hp->final_softcap;
     air_streamer_release(e->streamer, u);
     return AIR_OK;
 }
@@ -172,6 +189,9 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
         }
     if ((st = air_store_embed_rows(e->store, b->tokens, b->n, x)))
         goto out;
+    if (hp->embd_scale != 0.0f && hp->embd_scale != 1.0f) /* gemma: sqrt(n_embd) */
+        for (size_t i = 0; i < (size_t)b->n * hp->n_embd; i++)
+            x[i] *= hp->embd_scale;
     for (int l = 0; l < hp->n_layer && !st; l++) {
         if (e->should_abort && e->should_abort(e->abort_user)) {
             st = air_err(AIR_ERR_ABORTED, "aborted at layer %d of the forward pass", l);
@@ -180,7 +200,10 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
         const air_layer *w;
         if ((st = air_streamer_acquire(e->streamer, l, &w)))
             break;
-        st = air_llama_layer(e, l, w, b, x);
+        if (hp->arch == AIR_ARCH_GEMMA2 || hp->arch == AIR_ARCH_GEMMA3)
+            st = air_gemma_layer(e, l, w, b, x);
+        else
+            st = air_llama_layer(e, l, w, b, x);
         air_streamer_release(e->streamer, l);
     }
     if (!st)

@@ -66,5 +66,40 @@ void air_engine_set_abort(air_engine *e, int (*should_abort)(void *user), void *
 typedef struct air_fwd_scratch air_fwd_scratch;
 air_status air_llama_layer(air_engine *e, int layer, const air_layer *w, const air_batch *b,
                            float *x);
+/* Internal: one Gemma 2 / Gemma 3 decoder layer over the batch (gemma.c). */
+air_status air_gemma_layer(air_engine *e, int layer, const air_layer *w, const air_batch *b,
+                           float *x);
+
+/* Internal, shared by the layer files (llama.c). A layer's tensors by
+ * neutral name: *dst = the tensor or NULL; a missing one with need set is
+ * AIR_ERR_FORMAT naming the unit file. */
+typedef struct {
+    const air_tensor **dst;
+    const char *name;
+    int need;
+} air_bind;
+air_status air_bind_tensors(const air_engine *e, int layer, const air_layer *w, const air_bind *tab,
+                            size_t n);
+
+/* y (rows, n_out) = x (rows, n_in) @ W^T for a stored tensor W (n_out, n_in). */
+void air_mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y);
+
+/* Rotate-half RoPE on n_heads
+ * heads of hd values of one row, with that row's cos/sin (hd / 2 each). */
+void air_rope_heads(float *v, int n_heads, int hd, const float *cs, const float *sn);
+
+/* How scores are formed: s = q.k * scale, then s = softcap * tanh(s / softcap)
+ * when softcap > 0; each row sees the last `window` positions (0: all). */
+typedef struct {
+    float scale;
+    float softcap;
+    int window;
+} air_attn_opts;
+
+/* out (rows, n_head * head_dim) = softmax(scores) V for every row of b over
+ * its own sequence's cache of `layer` (causal, grouped-query), q (rows,
+ * n_head * head_dim) already rotated; scores: pool size * max_seq floats. */
+void air_attention(air_engine *e, const air_batch *b, int layer, const float *q, float *out,
+                   float *scores, int max_seq, const air_attn_opts *o);
 
 #endif

@@ -22,22 +22,9 @@ typedef struct {
         *w_gate, *w_up, *w_down;
 } layer_w;
 
-static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
-    const air_hparams *hp = &e->hp;
-    struct {
-        const air_tensor **dst;
-        const char *name;
-        int need;
-    } tab[] = {
-        {&t->attn_norm, AIR_T_ATTN_NORM, 1}, {&t->wq, AIR_T_WQ, 1},
-        {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
-        {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
-        {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
-        {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
-        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, 1},
-        {&t->w_up, AIR_T_W_UP, 1},           {&t->w_down, AIR_T_W_DOWN, 1},
-    };
-    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
+air_status air_bind_tensors(const air_engine *e, int l, const air_layer *w, const air_bind *tab,
+                            size_t n) {
+    for (size_t i = 0; i < n; i++) {
         *tab[i].dst = air_layer_get(w, tab[i].name);
         if (tab[i].need && !*tab[i].dst)
             return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks tensor '%s'; " AIR_STORE_FIX,
@@ -47,8 +34,21 @@ static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *
     return AIR_OK;
 }
 
-/* y (rows, n_out) = x (rows, n_in) @ W^T for a stored tensor. */
-static void mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y) {
+static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
+    const air_hparams *hp = &e->hp;
+    air_bind tab[] = {
+        {&t->attn_norm, AIR_T_ATTN_NORM, 1}, {&t->wq, AIR_T_WQ, 1},
+        {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
+        {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
+        {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
+        {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
+        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, 1},
+        {&t->w_up, AIR_T_W_UP, 1},           {&t->w_down, AIR_T_W_DOWN, 1},
+    };
+    return air_bind_tensors(e, l, w, tab, sizeof tab / sizeof tab[0]);
+}
+
+void air_mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y) {
     air_matmul(e->pool, w->dtype, w->data, (int)w->shape[0], (int)w->shape[1], x, rows, y);
 }
 
@@ -60,7 +60,7 @@ static void add_bias(float *y, const air_tensor *b, int rows, int n) {
 }
 
 /* rotate-half RoPE on n_heads heads of one row */
-static void rope(float *v, int n_heads, int hd, const float *cs, const float *sn) {
+void air_rope_heads(float *v, int n_heads, int hd, const float *cs, const float *sn) {
     int half = hd / 2;
     for (int h = 0; h < n_heads; h++) {
         float *p = v + (size_t)h * hd;
@@ -80,13 +80,15 @@ typedef struct {
     float *out;     /* (rows, n_head * hd) */
     float *scores;  /* (nth, max_seq) */
     int max_seq;
+    air_attn_opts o;
 } attn_job;
 
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_job *j = ctx;
     const air_hparams *hp = &j->e->hp;
     int hd = hp->head_dim, nh = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = j->o.scale, cap = j->o.softcap;
+    int window = j->o.window;
     float *sc = j->scores + (size_t)ith * j->max_seq;
     int total = j->b->n * nh;
     for (int task = ith; task < total; task += nth) {
@@ -94,18 +96,27 @@ static void attn_worker(void *ctx, int ith, int nth) {
         const air_kv *kv = j->b->kv[r];
         int pos = j->b->pos[r];
         int start = 0;
-        if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0)
-            start = pos - hp->sliding_window + 1;
+        if (window > 0 && pos - window + 1 > 0)
+            start = pos - window + 1;
         const float *q = j->q + ((size_t)r * nh + h) * hd;
         for (int t = start; t <= pos; t++)
             sc[t - start] = air_dot_f32(q, air_kv_k(kv, j->layer, t) + (size_t)kvh * hd, hd) * scale;
         int n = pos - start + 1;
+        if (cap > 0)
+            for (int t = 0; t < n; t++)
+                sc[t] = tanhf(sc[t] / cap) * cap;
         air_softmax(sc, n);
         float *o = j->out + ((size_t)r * nh + h) * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int t = 0; t < n; t++)
             air_axpy_f32(o, sc[t], air_kv_v(kv, j->layer, start + t) + (size_t)kvh * hd, hd);
     }
+}
+
+void air_attention(air_engine *e, const air_batch *b, int layer, const float *q, float *out,
+                   float *scores, int max_seq, const air_attn_opts *o) {
+    attn_job job = {e, b, layer, q, out, scores, max_seq, *o};
+    air_pool_run(e->pool, attn_worker, &job);
 }
 
 air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
@@ -133,9 +144,9 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
     /* attention */
     for (int r = 0; r < n; r++)
         air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.attn_norm->data, d, hp->rms_eps);
-    mm(e, w.wq, h, n, q);
-    mm(e, w.wk, h, n, k);
-    mm(e, w.wv, h, n, v);
+    air_mm(e, w.wq, h, n, q);
+    air_mm(e, w.wk, h, n, k);
+    air_mm(e, w.wv, h, n, v);
     if (hp->attn_bias) {
         add_bias(q, w.bq, n, qd);
         add_bias(k, w.bk, n, kvd);
@@ -153,25 +164,25 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
                             hp->rms_eps);
         }
         const float *cs = e->rope_cos + (size_t)r * half, *sn = e->rope_sin + (size_t)r * half;
-        rope(qr, hp->n_head, hd, cs, sn);
-        rope(kr, hp->n_head_kv, hd, cs, sn);
+        air_rope_heads(qr, hp->n_head, hd, cs, sn);
+        air_rope_heads(kr, hp->n_head_kv, hd, cs, sn);
         memcpy(air_kv_k(b->kv[r], l, b->pos[r]), kr, sizeof(float) * (size_t)kvd);
         memcpy(air_kv_v(b->kv[r], l, b->pos[r]), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
     }
-    attn_job job = {e, b, l, q, att, scores, max_seq};
-    air_pool_run(e->pool, attn_worker, &job);
-    mm(e, w.wo, att, n, h);
+    air_attn_opts ao = {1.0f / sqrtf((float)hd), 0.0f, hp->sliding_window};
+    air_attention(e, b, l, q, att, scores, max_seq, &ao);
+    air_mm(e, w.wo, att, n, h);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
 
     /* MLP */
     for (int r = 0; r < n; r++)
         air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.ffn_norm->data, d, hp->rms_eps);
-    mm(e, w.w_gate, h, n, g);
-    mm(e, w.w_up, h, n, u);
+    air_mm(e, w.w_gate, h, n, g);
+    air_mm(e, w.w_up, h, n, u);
     for (int r = 0; r < n; r++)
         air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
-    mm(e, w.w_down, g, n, h);
+    air_mm(e, w.w_down, g, n, h);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
     return AIR_OK;

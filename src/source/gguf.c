@@ -919,6 +919,7 @@ air_status air_gguf_tokenizer_info(const air_gguf *g, air_gguf_tokenizer *out) {
     out->eom_id = tok_id(g, "tokenizer.ggml.eom_token_id");
     out->add_bos = tok_flag(g, "tokenizer.ggml.add_bos_token");
     out->add_eos = tok_flag(g, "tokenizer.ggml.add_eos_token");
+    out->add_space_prefix = tok_flag(g, "tokenizer.ggml.add_space_prefix");
     out->chat_template = air_gguf_get_str(g, "tokenizer.chat_template");
     const int32_t ids[] = {out->bos_id, out->eos_id, out->unk_id,
                            out->pad_id, out->eot_id, out->eom_id};

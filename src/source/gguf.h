@@ -180,7 +180,8 @@ air_status air_gguf_dequantize_rows(const air_gguf *g, const air_gguf_tensor *t,
 /* ------------------------------------------------------------------------- */
 /* Model conventions                                                         */
 /* ------------------------------------------------------------------------- */
-/* Fills hp from general.architecture ("llama", "qwen2", "qwen3") and the
+/* Fills hp from general.architecture ("llama", "qwen2", "qwen3", "gemma2",
+ * "gemma3") and the
  * {arch}.* keys; tensors decide tie_embeddings / attn_bias / qk_norm. */
 air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp);
 
@@ -222,6 +223,7 @@ typedef struct {
     int32_t bos_id, eos_id, unk_id, pad_id; /* -1 if absent */
     int32_t eot_id, eom_id;                 /* -1 if absent */
     int add_bos, add_eos;                   /* -1 if absent, else 0/1 */
+    int add_space_prefix;                   /* -1 if absent, else 0/1 (Gemma: 0) */
     const char *chat_template;              /* NULL if absent */
 } air_gguf_tokenizer;
 

@@ -214,6 +214,53 @@ static void add_eos(air_hparams *hp, int32_t id) {
         hp->eos_ids[hp->n_eos++] = id;
 }
 
+/* Gemma 2 / Gemma 3 as llama.cpp reads them. The converter stores the norm
+ * weights as 1 + w (so norm_add_one stays 0) and no key for what llama.cpp
+ * fixes per architecture unless a key says otherwise: one global layer in 2
+ * (gemma2) or 6 (gemma3; attention.sliding_window_pattern: a period or one
+ * bool per layer),
+ * local RoPE base 10000 (gemma3), attention scale 1/sqrt(head_dim) except
+ * for the 27B models (n_embd / n_head: their query_pre_attn_scalar). */
+static air_status gemma_hparams(hp_ctx *c, air_hparams *hp) {
+    int g3 = hp->arch == AIR_ARCH_GEMMA3;
+    air_status st;
+    hp->post_norms = 1;
+    hp->act = AIR_ACT_GELU_TANH;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    hp->swa_period = g3 ? 6 : 2;
+    /* the pattern: a period, or one bool per layer (true: sliding) */
+    const air_gguf_value *pat = air_gguf_get(c->g, akey(c, "attention.sliding_window_pattern"));
+    if (pat && pat->type == AIR_GGUF_ARRAY) {
+        if (pat->arr_type != AIR_GGUF_BOOL || pat->arr_n != (uint64_t)hp->n_layer)
+            return air_err(AIR_ERR_FORMAT, "%s: %s must hold one bool per layer (%d)",
+                           air_gguf_path(c->g), c->key, hp->n_layer);
+        const uint8_t *swa = pat->arr;
+        int first_full = 0;
+        while (first_full < hp->n_layer && swa[first_full])
+            first_full++;
+        hp->swa_period = first_full + 1;
+        for (int l = 0; l < hp->n_layer; l++)
+            if (!swa[l] != ((l + 1) % hp->swa_period == 0))
+                return air_err(AIR_ERR_UNSUPPORTED,
+                               "%s: %s: layer %d breaks the pattern of one global layer every "
+                               "%d; only periodic patterns are supported",
+                               air_gguf_path(c->g), c->key, l, hp->swa_period);
+    } else if (pat && (st = optional_count(c, "attention.sliding_window_pattern", &hp->swa_period))) {
+        return st;
+    }
+    hp->rope_theta_swa = g3 ? 10000.0f : 0.0f;
+    if (g3 && (st = get_float(c, "rope.freq_base_swa", &hp->rope_theta_swa)))
+        return st;
+    int is_27b = hp->n_layer == (g3 ? 62 : 46);
+    hp->attn_scale = 1.0f / sqrtf(is_27b ? (float)(hp->n_embd / hp->n_head) : (float)hp->head_dim);
+    if ((st = get_float(c, "attn_logit_softcapping", &hp->attn_softcap)) ||
+        (st = get_float(c, "final_logit_softcapping", &hp->final_softcap)))
+        return st;
+    if (g3) /* llama.cpp's gemma3 graph soft-caps the logits only */
+        hp->attn_softcap = 0.0f;
+    return AIR_OK;
+}
+
 air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
     const char *path = air_gguf_path(g);
     memset(hp, 0, sizeof *hp);
@@ -228,9 +275,14 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
         hp->arch = AIR_ARCH_QWEN2;
     else if (strcmp(c->arch, "qwen3") == 0)
         hp->arch = AIR_ARCH_QWEN3;
+    else if (strcmp(c->arch, "gemma2") == 0)
+        hp->arch = AIR_ARCH_GEMMA2;
+    else if (strcmp(c->arch, "gemma3") == 0)
+        hp->arch = AIR_ARCH_GEMMA3;
     else
         return air_err(AIR_ERR_UNSUPPORTED,
-                       "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3)",
+                       "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, "
+                       "gemma2, gemma3)",
                        path, c->arch);
 
     air_status st;
@@ -277,10 +329,13 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
     float sfactor = 1.0f;
     if ((st = get_float(c, "rope.scaling.factor", &sfactor)))
         return st;
-    if (stype && strcmp(stype, "none") != 0 && sfactor != 1.0f)
+    if (stype && strcmp(stype, "linear") == 0 && sfactor != 1.0f) {
+        hp->rope_scaling = AIR_ROPE_SCALING_LINEAR;
+        hp->rope_factor = sfactor;
+    } else if (stype && strcmp(stype, "none") != 0 && sfactor != 1.0f)
         return air_err(AIR_ERR_UNSUPPORTED,
                        "%s: RoPE scaling '%s' (factor %g) is not supported (supported: none, "
-                       "llama3)",
+                       "linear, llama3)",
                        path, stype, (double)sfactor);
     const air_gguf_tensor *rf = air_gguf_find_tensor(g, "rope_freqs.weight");
     if (rf && (st = rope_from_freqs(c, rf, hp)))
@@ -315,6 +370,10 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
                        "%s: token_embd.weight has shape [%lld, %lld] (GGUF order), expected "
                        "[%d, %d] (embedding_length, vocabulary)",
                        path, (long long)emb->ne[0], (long long)emb->ne[1], hp->n_embd, hp->n_vocab);
+
+    if ((hp->arch == AIR_ARCH_GEMMA2 || hp->arch == AIR_ARCH_GEMMA3) &&
+        (st = gemma_hparams(c, hp)))
+        return st;
 
     hp->tie_embeddings = air_gguf_find_tensor(g, "output.weight") == NULL;
     hp->attn_bias = air_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
@@ -358,6 +417,8 @@ static const char *const g_layer_names[][2] = {
     {"attn_q_norm.weight", AIR_T_Q_NORM},
     {"attn_k_norm.weight", AIR_T_K_NORM},
     {"ffn_norm.weight", AIR_T_FFN_NORM},
+    {"post_attention_norm.weight", AIR_T_ATTN_POST_NORM}, /* gemma */
+    {"post_ffw_norm.weight", AIR_T_FFN_POST_NORM},        /* gemma */
     {"ffn_gate.weight", AIR_T_W_GATE},
     {"ffn_up.weight", AIR_T_W_UP},
     {"ffn_down.weight", AIR_T_W_DOWN},

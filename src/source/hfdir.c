@@ -31,6 +31,7 @@ typedef struct {
     int *remaining; /* per file: tensors not yet read (delete_original) */
     uint8_t **read_flags;
     int delete_original;
+    int gemma; /* Gemma tensor names for the norms */
 } hf_impl;
 
 /* ---------------------------------------------------------------------------
@@ -170,6 +171,154 @@ static const char *const g_hf_keys[AIR_HP_COUNT] = {
     [AIR_HP_EOS] = "eos_token_id",
 };
 
+/* rope_type "linear": every frequency divided by "factor". */
+static air_status linear_rope(const cJSON *rs, const char *path, air_hparams *hp) {
+    double f = 0;
+    air_status st = get_float(rs, path, "factor", 1.0, &f);
+    if (st)
+        return st;
+    if (!(f > 0))
+        return air_err(AIR_ERR_FORMAT, "%s: linear rope scaling needs a positive \"factor\"", path);
+    hp->rope_scaling = AIR_ROPE_SCALING_LINEAR;
+    hp->rope_factor = (float)f;
+    return AIR_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Gemma 2 / Gemma 3: what their config.json adds to the Llama fields
+ * ------------------------------------------------------------------------- */
+
+/* Global RoPE of a Gemma 3 config in the transformers 5 layout:
+ * rope_parameters {"full_attention": {...}, "sliding_attention": {...}}. */
+static air_status gemma_rope_by_layer_type(const cJSON *rp, const char *path, air_hparams *hp) {
+    const cJSON *full = cJSON_GetObjectItemCaseSensitive(rp, "full_attention");
+    const cJSON *swa = cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention");
+    double d = 0;
+    air_status st;
+    hp->rope_scaling = AIR_ROPE_SCALING_NONE;
+    for (int i = 0; i < 2; i++) {
+        const cJSON *o = i == 0 ? full : swa;
+        if (!o)
+            continue;
+        if (!cJSON_IsObject(o))
+            return air_err(AIR_ERR_FORMAT, "%s: rope_parameters.%s must be an object", path,
+                           i == 0 ? "full_attention" : "sliding_attention");
+        if ((st = get_float(o, path, "rope_theta", i == 0 ? 1e6 : 1e4, &d)))
+            return st;
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(o, "rope_type");
+        const char *t = cJSON_IsString(ty) ? ty->valuestring : "default";
+        if (i == 0) {
+            hp->rope_theta = (float)d;
+            if (strcmp(t, "linear") == 0 && (st = linear_rope(o, path, hp)))
+                return st;
+        } else {
+            hp->rope_theta_swa = (float)d;
+        }
+        if (strcmp(t, "default") != 0 && (i == 1 || strcmp(t, "linear") != 0))
+            return air_err(AIR_ERR_UNSUPPORTED,
+                           "%s: rope_parameters.%s.rope_type \"%s\" is not supported (supported: "
+                           "default%s)", path, i == 0 ? "full_attention" : "sliding_attention", t,
+                           i == 0 ? ", linear" : "");
+    }
+    return AIR_OK;
+}
+
+/* layer_types ["sliding_attention" | "full_attention", ...] as a period:
+ * the full layers must be exactly those with (l + 1) % period == 0. */
+static air_status gemma_layer_types(const cJSON *lt, const char *path, air_hparams *hp) {
+    if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != hp->n_layer)
+        return air_err(AIR_ERR_FORMAT, "%s: \"layer_types\" must list one type per layer (%d)",
+                       path, hp->n_layer);
+    int first_full = -1, l = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, lt) {
+        const char *t = cJSON_IsString(e) ? e->valuestring : "";
+        if (strcmp(t, "full_attention") != 0 && strcmp(t, "sliding_attention") != 0)
+            return air_err(AIR_ERR_UNSUPPORTED, "%s: layer_types[%d] is \"%s\" (supported: "
+                           "full_attention, sliding_attention)", path, l, t);
+        if (first_full < 0 && t[0] == 'f')
+            first_full = l;
+        l++;
+    }
+    int period = first_full < 0 ? hp->n_layer + 1 : first_full + 1;
+    l = 0;
+    cJSON_ArrayForEach(e, lt) {
+        int full = e->valuestring[0] == 'f';
+        if (full != ((l + 1) % period == 0))
+            return air_err(AIR_ERR_UNSUPPORTED,
+                           "%s: layer_types: layer %d is %s, which breaks the pattern of one "
+                           "global layer every %d; only periodic patterns are supported",
+                           path, l, e->valuestring, period);
+        l++;
+    }
+    hp->swa_period = period;
+    return AIR_OK;
+}
+
+static air_status gemma_config(const cJSON *cfg, const char *path, air_hparams *hp) {
+    air_status st;
+    double d = 0;
+    int64_t v = 0;
+    int g3 = hp->arch == AIR_ARCH_GEMMA3;
+    hp->norm_add_one = 1;
+    hp->post_norms = 1;
+    hp->qk_norm = g3;
+    hp->act = AIR_ACT_GELU_TANH;
+    hp->embd_scale = (float)sqrt((double)hp->n_embd);
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
+    hp->tie_embeddings = !tie || cJSON_IsNull(tie) || cJSON_IsTrue(tie);
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_activation");
+    if (!cJSON_IsString(act))
+        act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
+    if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu_pytorch_tanh") != 0 &&
+        strcmp(act->valuestring, "gelu") != 0)
+        return air_err(AIR_ERR_UNSUPPORTED, "%s: hidden_activation \"%s\" is not supported "
+                       "(supported: gelu_pytorch_tanh)", path, act->valuestring);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "use_bidirectional_attention")))
+        return air_err(AIR_ERR_UNSUPPORTED, "%s: \"use_bidirectional_attention\": true (an "
+                       "embedding model) is not supported", path);
+    if ((st = get_float(cfg, path, "query_pre_attn_scalar", 256.0, &d)))
+        return st;
+    if (!(d > 0))
+        return air_err(AIR_ERR_FORMAT, "%s: \"query_pre_attn_scalar\" must be positive", path);
+    hp->attn_scale = (float)pow(d, -0.5);
+    if ((st = get_float(cfg, path, "attn_logit_softcapping", 0.0, &d)))
+        return st;
+    hp->attn_softcap = d > 0 ? (float)d : 0.0f;
+    if ((st = get_float(cfg, path, "final_logit_softcapping", 0.0, &d)))
+        return st;
+    hp->final_softcap = d > 0 ? (float)d : 0.0f;
+    if ((st = get_int(cfg, path, "sliding_window", 0, 0, &v)))
+        return st;
+    hp->sliding_window = (int32_t)v;
+
+    /* which layers are local */
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(cfg, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        if ((st = gemma_layer_types(lt, path, hp)))
+            return st;
+    } else {
+        if ((st = get_int(cfg, path, "sliding_window_pattern", g3 ? 6 : 2, 0, &v)))
+            return st;
+        if (!cJSON_GetObjectItemCaseSensitive(cfg, "sliding_window_pattern") &&
+            (st = get_int(cfg, path, "_sliding_window_pattern", g3 ? 6 : 2, 0, &v)))
+            return st;
+        hp->swa_period = (int32_t)v;
+    }
+
+    /* RoPE of the local layers: Gemma 3 has its own base; Gemma 2 shares it */
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(cfg, "rope_parameters");
+    if (cJSON_IsObject(rp) && (cJSON_GetObjectItemCaseSensitive(rp, "full_attention") ||
+                               cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention")))
+        return gemma_rope_by_layer_type(rp, path, hp);
+    if (g3) {
+        if ((st = get_float(cfg, path, "rope_local_base_freq", 10000.0, &d)))
+            return st;
+        hp->rope_theta_swa = (float)d;
+    }
+    return AIR_OK;
+}
+
 static air_status parse_config(const char *dir, air_hparams *hp) {
     char *path = air_path_join(dir, "config.json");
     cJSON *cfg = NULL;
@@ -191,7 +340,9 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     } archtab[] = {{"LlamaForCausalLM", AIR_ARCH_LLAMA},
                    {"MistralForCausalLM", AIR_ARCH_MISTRAL},
                    {"Qwen2ForCausalLM", AIR_ARCH_QWEN2},
-                   {"Qwen3ForCausalLM", AIR_ARCH_QWEN3}};
+                   {"Qwen3ForCausalLM", AIR_ARCH_QWEN3},
+                   {"Gemma2ForCausalLM", AIR_ARCH_GEMMA2},
+                   {"Gemma3ForCausalLM", AIR_ARCH_GEMMA3}};
     int found = 0;
     for (size_t i = 0; arch && i < sizeof archtab / sizeof archtab[0]; i++)
         if (strcmp(arch, archtab[i].name) == 0) {
@@ -201,7 +352,8 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     if (!found) {
         st = air_err(AIR_ERR_UNSUPPORTED,
                      "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
-                     "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                     "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, "
+                     "Gemma3ForCausalLM)",
                      path, arch ? arch : "(missing \"architectures\")");
         goto out;
     }
@@ -287,14 +439,20 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
             hp->rope_low_freq_factor = (float)lo;
             hp->rope_high_freq_factor = (float)hi;
             hp->rope_orig_ctx = (int32_t)orig;
+        } else if (strcmp(t, "linear") == 0) {
+            if ((st = linear_rope(rs, path, hp)))
+                goto out;
         } else if (strcmp(t, "default") != 0) {
             st = air_err(AIR_ERR_UNSUPPORTED,
                          "%s: rope_scaling type \"%s\" is not supported yet (supported: llama3, "
-                         "default)", path, t);
+                         "linear, default)", path, t);
             goto out;
         }
     }
     if ((st = get_eos(cfg, path, hp)))
+        goto out;
+    if ((hp->arch == AIR_ARCH_GEMMA2 || hp->arch == AIR_ARCH_GEMMA3) &&
+        (st = gemma_config(cfg, path, hp)))
         goto out;
     if ((st = air_hparams_check(hp, path, g_hf_keys)))
         goto out;
@@ -321,7 +479,20 @@ out:
  * tensors
  * ------------------------------------------------------------------------- */
 
-static void hf_name(int layer, const char *neutral, char *buf, size_t n) {
+static void hf_name(int gemma, int layer, const char *neutral, char *buf, size_t n) {
+    /* Gemma names its four norms after their place around each block */
+    static const struct {
+        const char *neutral, *hf;
+    } gemma_tab[] = {
+        {"attn_post_norm", "post_attention_layernorm.weight"},
+        {"ffn_norm", "pre_feedforward_layernorm.weight"},
+        {"ffn_post_norm", "post_feedforward_layernorm.weight"},
+    };
+    for (size_t i = 0; gemma && layer >= 0 && i < sizeof gemma_tab / sizeof gemma_tab[0]; i++)
+        if (strcmp(gemma_tab[i].neutral, neutral) == 0) {
+            snprintf(buf, n, "model.layers.%d.%s", layer, gemma_tab[i].hf);
+            return;
+        }
     static const struct {
         const char *neutral, *hf;
     } tab[] = {
@@ -348,7 +519,7 @@ static void hf_name(int layer, const char *neutral, char *buf, size_t n) {
 
 static air_status find(hf_impl *h, int layer, const char *neutral, int *fi, int *ti) {
     char name[256];
-    hf_name(layer, neutral, name, sizeof name);
+    hf_name(h->gemma, layer, neutral, name, sizeof name);
     for (int f = 0; f < h->n_files; f++)
         for (int t = 0; t < h->files[f]->n_tensors; t++)
             if (strcmp(h->files[f]->tensors[t].name, name) == 0) {
@@ -494,6 +665,7 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     air_status st = parse_config(dir, &s->hp);
     if (st)
         goto fail;
+    h->gemma = s->hp.arch == AIR_ARCH_GEMMA2 || s->hp.arch == AIR_ARCH_GEMMA3;
     if ((st = list_shards(dir, &names, &n)))
         goto fail;
     h->files = calloc((size_t)n, sizeof *h->files);

@@ -18,6 +18,17 @@
 #define HP_FLOAT_FIELDS(X)                                                                         \
     X(rms_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
 
+/* Written always, read with a default of 0 when absent (stores written
+ * before these fields existed hold Llama-family models, for which 0 is
+ * right). */
+#define HP_OPT_INT_FIELDS(X) X(swa_period) X(norm_add_one) X(post_norms)
+#define HP_OPT_FLOAT_FIELDS(X)                                                                     \
+    X(rope_theta_swa) X(embd_scale) X(attn_scale) X(attn_softcap) X(final_softcap)
+
+static const char *rope_scaling_name(air_rope_scaling r) {
+    return r == AIR_ROPE_SCALING_LLAMA3 ? "llama3" : r == AIR_ROPE_SCALING_LINEAR ? "linear" : "none";
+}
+
 cJSON *air_hparams_to_json(const air_hparams *hp) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "arch", air_arch_name(hp->arch));
@@ -25,8 +36,10 @@ cJSON *air_hparams_to_json(const air_hparams *hp) {
 #define ADD_FLOAT(f) cJSON_AddNumberToObject(j, #f, (double)hp->f);
     HP_INT_FIELDS(ADD_INT)
     HP_FLOAT_FIELDS(ADD_FLOAT)
-    cJSON_AddStringToObject(j, "rope_scaling",
-                            hp->rope_scaling == AIR_ROPE_SCALING_LLAMA3 ? "llama3" : "none");
+    HP_OPT_INT_FIELDS(ADD_INT)
+    HP_OPT_FLOAT_FIELDS(ADD_FLOAT)
+    cJSON_AddStringToObject(j, "act", hp->act == AIR_ACT_GELU_TANH ? "gelu_tanh" : "silu");
+    cJSON_AddStringToObject(j, "rope_scaling", rope_scaling_name(hp->rope_scaling));
     cJSON *eos = cJSON_AddArrayToObject(j, "eos_ids");
     for (int i = 0; i < hp->n_eos; i++)
         cJSON_AddItemToArray(eos, cJSON_CreateNumber(hp->eos_ids[i]));
@@ -56,10 +69,22 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
     hp->f = (float)v->valuedouble;
     HP_INT_FIELDS(GET_INT)
     HP_FLOAT_FIELDS(GET_FLOAT)
+#define GET_OPT_INT(f)                                                                             \
+    v = cJSON_GetObjectItemCaseSensitive(j, #f);                                                   \
+    hp->f = cJSON_IsNumber(v) ? (int32_t)v->valuedouble : 0;
+#define GET_OPT_FLOAT(f)                                                                           \
+    v = cJSON_GetObjectItemCaseSensitive(j, #f);                                                   \
+    hp->f = cJSON_IsNumber(v) ? (float)v->valuedouble : 0.0f;
+    HP_OPT_INT_FIELDS(GET_OPT_INT)
+    HP_OPT_FLOAT_FIELDS(GET_OPT_FLOAT)
+    v = cJSON_GetObjectItemCaseSensitive(j, "act");
+    hp->act = cJSON_IsString(v) && strcmp(v->valuestring, "gelu_tanh") == 0 ? AIR_ACT_GELU_TANH
+                                                                            : AIR_ACT_SILU;
     v = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    hp->rope_scaling = cJSON_IsString(v) && strcmp(v->valuestring, "llama3") == 0
-                           ? AIR_ROPE_SCALING_LLAMA3
-                           : AIR_ROPE_SCALING_NONE;
+    hp->rope_scaling = AIR_ROPE_SCALING_NONE;
+    for (int r = AIR_ROPE_SCALING_LLAMA3; r <= AIR_ROPE_SCALING_LINEAR; r++)
+        if (cJSON_IsString(v) && strcmp(v->valuestring, rope_scaling_name((air_rope_scaling)r)) == 0)
+            hp->rope_scaling = (air_rope_scaling)r;
     v = cJSON_GetObjectItemCaseSensitive(j, "eos_ids");
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {

@@ -76,6 +76,10 @@ static int layer_wants(const air_hparams *hp, want *w) {
         w[n++] = (want){AIR_T_Q_NORM, 1, {hp->head_dim, 1}};
         w[n++] = (want){AIR_T_K_NORM, 1, {hp->head_dim, 1}};
     }
+    if (hp->post_norms) {
+        w[n++] = (want){AIR_T_ATTN_POST_NORM, 1, {d, 1}};
+        w[n++] = (want){AIR_T_FFN_POST_NORM, 1, {d, 1}};
+    }
     w[n++] = (want){AIR_T_FFN_NORM, 1, {d, 1}};
     w[n++] = (want){AIR_T_W_GATE, 2, {ff, d}};
     w[n++] = (want){AIR_T_W_UP, 2, {ff, d}};

@@ -119,6 +119,34 @@ def top2_gap(v):
     return int(order[0]), float(v[order[0]] - v[order[1]])
 
 
+def perplexity(llm, ids):
+    """One pass over ids with every position's logits: the NLL of tokens
+    1..n-1 (rounded to 1e-6) and the perplexity."""
+    llm.reset()
+    llm.eval(ids)
+    nll = []
+    for i in range(1, len(ids)):
+        z = logits_at(llm, i - 1).astype(np.float64)
+        m = z.max()
+        lse = m + math.log(np.exp(z - m).sum())
+        nll.append(lse - z[ids[i]])
+    return [round(x, 6) for x in nll], math.exp(sum(nll) / len(nll))
+
+
+def write_goldens(json_name, gold, q_logits, f_logits):
+    """gold as JSON, and the last-prompt logits of both runs as raw float32."""
+    with open(os.path.join(OUT_DIR, json_name), "w", encoding="utf-8") as fp:
+        json.dump(gold, fp, ensure_ascii=False, indent=1)
+        fp.write("\n")
+    q_logits.astype("<f4").tofile(os.path.join(OUT_DIR, gold["logits_last_file"]))
+    f_logits.astype("<f4").tofile(os.path.join(OUT_DIR, gold["f32"]["logits_last_file"]))
+
+
+def rel_l2(a, b):
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
 def write_f32_copy(src, dst):
     """The model with every tensor dequantized to F32 (metadata copied), so
     that llama.cpp computes plain f32 matrix products on exactly the weights
@@ -177,17 +205,8 @@ def run_llama(model_path, prompt_text, **extra):
         sys.exit("PPL_TEXT too long for n_ctx")
     if llm.detokenize(ppl_ids).decode("utf-8") != PPL_TEXT:
         sys.exit("llama.cpp does not round-trip PPL_TEXT")
-    llm.reset()
-    llm.eval(ppl_ids)
-    nll = []
-    for i in range(1, len(ppl_ids)):
-        z = logits_at(llm, i - 1).astype(np.float64)
-        m = z.max()
-        lse = m + math.log(np.exp(z - m).sum())
-        nll.append(lse - z[ppl_ids[i]])
     res["ppl_ids"] = ppl_ids
-    res["ppl_nll"] = [round(x, 6) for x in nll]
-    res["ppl"] = math.exp(sum(nll) / len(nll))
+    res["ppl_nll"], res["ppl"] = perplexity(llm, ppl_ids)
     del llm
     return res, logits_last
 
@@ -243,15 +262,7 @@ def main():
             "ppl": f["ppl"],
         },
     }
-    with open(os.path.join(OUT_DIR, "smollm2_q4_1.json"), "w", encoding="utf-8") as fp:
-        json.dump(gold, fp, ensure_ascii=False, indent=1)
-        fp.write("\n")
-    q_logits.astype("<f4").tofile(os.path.join(OUT_DIR, gold["logits_last_file"]))
-    f_logits.astype("<f4").tofile(os.path.join(OUT_DIR, gold["f32"]["logits_last_file"]))
-
-    def rel(a, b):
-        a, b = a.astype(np.float64), b.astype(np.float64)
-        return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+    write_goldens("smollm2_q4_1.json", gold, q_logits, f_logits)
 
     same = 0
     while same < N_GREEDY and q["greedy_ids"][same] == f["greedy_ids"][same]:
@@ -264,7 +275,7 @@ def main():
               f"(step {int(np.argmin(gaps))}); perplexity over {len(r['ppl_ids'])} tokens "
               f"{r['ppl']:.4f}")
     print(f"Q4_1 vs F32 copy: {same} of {N_GREEDY} greedy tokens identical, last-prompt "
-          f"logits rel. difference {rel(q_logits, f_logits):.3g}")
+          f"logits rel. difference {rel_l2(q_logits, f_logits):.3g}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate the reference test models and their golden outputs.
 
-For each supported architecture (llama, mistral, qwen2, qwen3) this writes a
+For each supported architecture (llama, mistral, qwen2, qwen3, gemma2,
+gemma3 (text)) this writes a
 tiny random-weight model in the Hugging Face directory format (config.json,
 generation_config.json, BF16 weights as 2-3 safetensors shards plus
 model.safetensors.index.json) and a golden.json computed with transformers:
@@ -16,6 +17,7 @@ Usage:
     python3 tests/gen/gen_models.py            # (re)generate everything
     python3 tests/gen/gen_models.py --check    # re-verify the fixtures on disk
     python3 tests/gen/gen_models.py --measure  # fp32-vs-fp64 and bug-size table
+    python3 tests/gen/gen_models.py --only gemma2 gemma3   # just these models
 
 Everything is deterministic: fixed seeds, fixed prompts. The format of every
 file written here is described in tests/gen/README.md; the C tests rely on it.
@@ -34,6 +36,10 @@ import torch
 import transformers
 from transformers import (
     AutoModelForCausalLM,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GenerationConfig,
     LlamaConfig,
     LlamaForCausalLM,
@@ -165,6 +171,74 @@ SPECS = {
     ),
 }
 
+# Gemma: the settings that differ from Llama are all switched on, with values
+# chosen so that getting one of them wrong moves the logits well past the
+# tolerance: soft-caps near the size of the scores and logits (real models
+# use 50 / 30, which random logits never reach), query_pre_attn_scalar !=
+# head_dim, a sliding window shorter than prompt + generation, distinct
+# local and global RoPE bases (and linear scaling on the global layers, as
+# Gemma 3 4B and larger have). Norm weights are offsets (the layer multiplies
+# by 1 + w).
+GEMMA_COMMON = dict(
+    hidden_size=128,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    intermediate_size=352,
+    vocab_size=512,
+    max_position_embeddings=256,
+    hidden_activation="gelu_pytorch_tanh",
+    rms_norm_eps=1e-6,
+    query_pre_attn_scalar=64,
+    sliding_window=8,
+    tie_word_embeddings=True,
+    bos_token_id=2,
+    eos_token_id=1,
+    pad_token_id=0,
+)
+
+SPECS.update({
+    "gemma2": dict(
+        cls_config=Gemma2Config,
+        cls_model=Gemma2ForCausalLM,
+        seed=5000,
+        # the hub's Gemma 2 configs: no layer_types (one global layer in 2)
+        layout="classic",
+        drop_keys=["layer_types"],
+        config=dict(
+            GEMMA_COMMON,
+            num_hidden_layers=4,
+            rope_theta=10000.0,
+            attn_logit_softcapping=2.0,
+            final_logit_softcapping=10.0,
+            # untied here (the lm_head path); gemma3 is tied, like the real models
+            tie_word_embeddings=False,
+        ),
+        gen_eos=[1, 7],
+        init=dict(norm_offset=True),
+    ),
+    "gemma3": dict(
+        cls_config=Gemma3TextConfig,
+        cls_model=Gemma3ForCausalLM,
+        seed=6000,
+        layout="v5",
+        config=dict(
+            GEMMA_COMMON,
+            num_hidden_layers=4,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                         "sliding_attention"],
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 10000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+            },
+            attn_logit_softcapping=None,
+            final_logit_softcapping=None,
+        ),
+        gen_eos=[1, 7],
+        init=dict(norm_offset=True, embed_std=0.05, final_norm_scale=4.0),
+    ),
+})
+
 # Weight scales (standard deviations). Norm weights are 1 + 0.1*randn.
 STD_EMBED = 0.25    # also the tied lm_head of qwen2
 STD_LM_HEAD = 0.25  # logits ~ 0.25*sqrt(128) ~ 3 std: not flat
@@ -176,6 +250,8 @@ STD_NORM = 0.1
 
 def build_config(spec):
     kw = dict(spec["config"])
+    if "rope_parameters" in kw:  # already in the transformers 5 form
+        return spec["cls_config"](**kw)
     # transformers >= 5 takes the rope settings as one dict.
     rp = {"rope_theta": kw.pop("rope_theta")}
     scaling = kw.pop("rope_scaling", None)
@@ -187,16 +263,18 @@ def build_config(spec):
     return spec["cls_config"](**kw)
 
 
-def init_weights(model, seed, embed_std=STD_EMBED, final_norm_scale=1.0):
-    """Overwrite every parameter with seeded random values (in place)."""
+def init_weights(model, seed, embed_std=STD_EMBED, final_norm_scale=1.0, norm_offset=False):
+    """Overwrite every parameter with seeded random values (in place).
+    norm_offset: the model multiplies by (1 + w) (Gemma), so w = multiplier - 1."""
     g = torch.Generator().manual_seed(seed)
+    off = 1.0 if norm_offset else 0.0
     with torch.no_grad():
         for name, p in sorted(model.named_parameters()):
             shape = p.shape
             if name == "model.norm.weight":
-                v = final_norm_scale * (1.0 + STD_NORM * torch.randn(shape, generator=g))
+                v = final_norm_scale * (1.0 + STD_NORM * torch.randn(shape, generator=g)) - off
             elif name.endswith("norm.weight"):
-                v = 1.0 + STD_NORM * torch.randn(shape, generator=g)
+                v = 1.0 + STD_NORM * torch.randn(shape, generator=g) - off
             elif name.endswith(".bias"):
                 v = STD_BIAS * torch.randn(shape, generator=g)
             elif "embed_tokens" in name:
@@ -224,12 +302,14 @@ def prompt_for(name, vocab, bos):
 # ---------------------------------------------------------------------------
 
 
-def rewrite_config_classic(path):
+def rewrite_config_classic(path, drop_keys=()):
     """Turn a transformers-5 config.json into the classic hub layout."""
     with open(path) as f:
         cfg = json.load(f)
     out = {}
     for k, v in cfg.items():
+        if k in drop_keys:
+            continue
         if k == "rope_parameters":
             rp = dict(v)
             out["rope_theta"] = rp.pop("rope_theta")
@@ -335,6 +415,18 @@ def llama3_changes_frequencies(cfg):
 
 def check_loaded_rope(model, cfg):
     """The model read back from disk must use the rope settings we meant."""
+    if "full_attention" in cfg.rope_parameters:  # gemma3: one RoPE per layer type
+        assert model.config.rope_parameters == cfg.rope_parameters, model.config.rope_parameters
+        rot = model.model.rotary_emb
+        hd = rot.full_attention_inv_freq.numel() * 2
+        for kind, rp in cfg.rope_parameters.items():
+            want = 1.0 / rp["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd)
+            if rp["rope_type"] == "linear":
+                want = want / rp["factor"]
+            got = getattr(rot, f"{kind}_inv_freq").float()
+            assert torch.allclose(got, want, rtol=1e-6, atol=0), f"{kind} rope not as configured"
+        assert model.config.layer_types == cfg.layer_types
+        return
     want = cfg.rope_parameters
     got = model.config.rope_parameters
     assert got["rope_theta"] == want["rope_theta"], (got, want)
@@ -361,7 +453,7 @@ def save_model(model, cfg, spec, d, shard):
         m.save_pretrained(d, max_shard_size="1GB", safe_serialization=True)
     write_generation_config(d, spec, cfg)
     if spec["layout"] == "classic":
-        rewrite_config_classic(os.path.join(d, "config.json"))
+        rewrite_config_classic(os.path.join(d, "config.json"), spec.get("drop_keys", ()))
     for f in os.listdir(d):
         os.chmod(os.path.join(d, f), 0o644)
 
@@ -369,6 +461,8 @@ def save_model(model, cfg, spec, d, shard):
 def important_config(name, cfg, spec):
     rp = cfg.rope_parameters
     hd = cfg.head_dim if getattr(cfg, "head_dim", None) else cfg.hidden_size // cfg.num_attention_heads
+    if "full_attention" in rp:  # gemma3: summarized by the global layers' RoPE
+        rp = rp["full_attention"]
     c = {
         "architecture": spec["cls_model"].__name__,
         "config_layout": spec["layout"],
@@ -393,6 +487,13 @@ def important_config(name, cfg, spec):
         "weights_dtype": "BF16",
         "compute_dtype": "float32",
     }
+    if name.startswith("gemma"):
+        c["qk_norm"] = name == "gemma3"
+        c["rope_parameters"] = cfg.rope_parameters
+        c["layer_types"] = cfg.layer_types
+        for k in ("sliding_window", "query_pre_attn_scalar", "attn_logit_softcapping",
+                  "final_logit_softcapping", "hidden_activation"):
+            c[k] = getattr(cfg, k)
     return c
 
 
@@ -779,6 +880,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="re-verify the fixtures on disk")
     ap.add_argument("--measure", action="store_true", help="print fp32/fp64 and bug-size table")
+    ap.add_argument("--only", nargs="+", metavar="NAME", choices=list(SPECS),
+                    help="generate (or --check / --measure) only these reference models")
     args = ap.parse_args()
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
@@ -787,17 +890,20 @@ def main():
         tlog.disable_progress_bar()
     except Exception:
         pass
+    names = args.only or list(SPECS)
     if args.check or args.measure:
-        for name in SPECS:
+        for name in names:
             (measure if args.measure else check)(name)
-        if args.check:
+        if args.check and not args.only:
             check("llama_single")
         return
     os.makedirs(OUT, exist_ok=True)
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
-    for name, spec in SPECS.items():
+    for name in names:
         print(f"{name}:")
-        make_reference(name, spec)
+        make_reference(name, SPECS[name])
+    if args.only:
+        return
     make_single("llama", SPECS["llama"])
     make_broken()
 

@@ -74,6 +74,43 @@ TEST(greedy_text_matches_transformers) {
     air_model_close(m);
 }
 
+/* air_complete on the chat template's own rendering: the same ids (this
+ * tokenizer adds no BOS) and transformers' greedy text; raw refuses a system
+ * prompt and air_chat */
+TEST(raw_completion_of_the_rendered_prompt) {
+    air_model_params mp = params();
+    air_model *m;
+    ASSERT_OK(air_model_open(test_data("models/tiny_chat"), &mp, &m));
+    const cJSON *conv;
+    cJSON_ArrayForEach(conv, cJSON_GetObjectItem(g_golden, "conversations")) {
+        air_gen_params gp = air_gen_default_params();
+        gp.temperature = 0;
+        gp.max_tokens = 24;
+        air_result r;
+        ASSERT_OK(air_complete(m, cJSON_GetObjectItem(conv, "prompt_text")->valuestring, &gp, &r));
+        ASSERT_EQ_INT(r.prompt_tokens, cJSON_GetArraySize(cJSON_GetObjectItem(conv, "prompt_ids")));
+        ASSERT_EQ_STR(r.text, cJSON_GetObjectItem(conv, "greedy_text")->valuestring);
+        air_result_free(&r);
+    }
+    air_gen_params gp = air_gen_default_params();
+    gp.raw = 1;
+    gp.max_tokens = 2;
+    air_result r;
+    ASSERT_ERR(air_generate_text(m, "be brief", "Hi", &gp, &r), AIR_ERR_INVALID_ARG,
+               "no system prompt");
+    air_message msg = {"user", "Hi"};
+    ASSERT_ERR(air_chat(m, &msg, 1, &gp, &r), AIR_ERR_INVALID_ARG, "air_complete");
+    /* gp.raw routes air_generate_text to air_complete: the same prompt tokens */
+    const char *text = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(g_golden,
+                                           "conversations"), 0), "prompt_text")->valuestring;
+    ASSERT_OK(air_generate_text(m, NULL, text, &gp, &r));
+    ASSERT_EQ_INT(r.prompt_tokens, cJSON_GetArraySize(cJSON_GetObjectItem(
+                                       cJSON_GetArrayItem(cJSON_GetObjectItem(g_golden,
+                                       "conversations"), 0), "prompt_ids")));
+    air_result_free(&r);
+    air_model_close(m);
+}
+
 TEST(stop_strings_cut_and_are_never_streamed) {
     air_model_params mp = params();
     air_model *m;
@@ -568,6 +605,7 @@ int main(void) {
         return 1;
     }
     RUN(greedy_text_matches_transformers);
+    RUN(raw_completion_of_the_rendered_prompt);
     RUN(stop_strings_cut_and_are_never_streamed);
     RUN(json_mode_always_parses);
     RUN(get_llm_response_and_cache);

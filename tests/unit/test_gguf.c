@@ -452,6 +452,105 @@ TEST(hparams_errors) {
     air_gguf_close(g);
 }
 
+/* A gemma2 / gemma3 header with a 4 x 8 F32 token_embd; `pattern` (NULL:
+ * none) is written as attention.sliding_window_pattern, one bool per layer. */
+static void gemma_file(buf *b, const char *arch, const uint8_t *pattern) {
+    char key[96];
+    b->n = 0;
+    put_header(b, 3, 1, pattern ? 12 : 11);
+    put_str(b, "general.architecture");
+    put_u32(b, AIR_GGUF_STRING);
+    put_str(b, arch);
+    static const struct {
+        const char *k;
+        uint32_t v;
+    } ints[] = {{"embedding_length", 4},   {"block_count", 4},
+                {"feed_forward_length", 8}, {"attention.head_count", 2},
+                {"attention.head_count_kv", 1}, {"context_length", 64},
+                {"attention.sliding_window", 16}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        snprintf(key, sizeof key, "%s.%s", arch, ints[i].k);
+        put_str(b, key);
+        put_u32(b, AIR_GGUF_UINT32);
+        put_u32(b, ints[i].v);
+    }
+    static const struct {
+        const char *k;
+        float v;
+    } floats[] = {{"attn_logit_softcapping", 50.0f}, {"final_logit_softcapping", 30.0f},
+                  {"rope.freq_base", 1e6f}};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        snprintf(key, sizeof key, "%s.%s", arch, floats[i].k);
+        put_str(b, key);
+        put_u32(b, AIR_GGUF_FLOAT32);
+        put(b, &floats[i].v, 4);
+    }
+    if (pattern) {
+        snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch);
+        put_str(b, key);
+        put_u32(b, AIR_GGUF_ARRAY);
+        put_u32(b, AIR_GGUF_BOOL);
+        put_u64(b, 4);
+        put(b, pattern, 4);
+    }
+    put_str(b, "token_embd.weight");
+    put_u32(b, 2);
+    put_u64(b, 4);
+    put_u64(b, 8);
+    put_u32(b, AIR_GGML_F32);
+    put_u64(b, 0);
+    pad_to(b, 32);
+    float v[32] = {0};
+    put(b, v, sizeof v);
+}
+
+/* Gemma from GGUF: what llama.cpp fixes per architecture, the soft-caps, and
+ * the sliding-window pattern (default period, or one bool per layer) */
+TEST(hparams_gemma) {
+    buf b;
+    air_gguf *g = NULL;
+    air_hparams hp;
+    gemma_file(&b, "gemma2", NULL);
+    ASSERT_OK(air_gguf_open_memory(b.b, b.n, &g));
+    ASSERT_OK(air_gguf_hparams(g, &hp));
+    ASSERT_EQ_INT(hp.arch, AIR_ARCH_GEMMA2);
+    ASSERT_EQ_INT(hp.head_dim, 2);
+    ASSERT_EQ_INT(hp.swa_period, 2); /* one global layer in 2 */
+    ASSERT_EQ_INT(hp.sliding_window, 16);
+    ASSERT_TRUE(hp.attn_softcap == 50.0f && hp.final_softcap == 30.0f);
+    ASSERT_TRUE(hp.embd_scale == 2.0f && hp.attn_scale == 1.0f / sqrtf(2.0f));
+    ASSERT_TRUE(hp.rope_theta_swa == 0.0f && hp.rope_theta == 1e6f);
+    ASSERT_EQ_INT(hp.norm_add_one, 0); /* the converter stored 1 + w */
+    ASSERT_EQ_INT(hp.post_norms, 1);
+    ASSERT_EQ_INT(hp.act, AIR_ACT_GELU_TANH);
+    ASSERT_EQ_INT(hp.tie_embeddings, 1);
+    air_gguf_close(g);
+
+    static const uint8_t every_third[4] = {1, 1, 0, 1};
+    gemma_file(&b, "gemma3", every_third);
+    ASSERT_OK(air_gguf_open_memory(b.b, b.n, &g));
+    ASSERT_OK(air_gguf_hparams(g, &hp));
+    ASSERT_EQ_INT(hp.arch, AIR_ARCH_GEMMA3);
+    ASSERT_EQ_INT(hp.swa_period, 3);
+    ASSERT_TRUE(hp.rope_theta_swa == 10000.0f);
+    ASSERT_TRUE(hp.attn_softcap == 0.0f && hp.final_softcap == 30.0f);
+    air_gguf_close(g);
+
+    static const uint8_t irregular[4] = {1, 0, 0, 1};
+    gemma_file(&b, "gemma3", irregular);
+    ASSERT_OK(air_gguf_open_memory(b.b, b.n, &g));
+    ASSERT_ERR(air_gguf_hparams(g, &hp), AIR_ERR_UNSUPPORTED, "layer 2 breaks the pattern");
+    air_gguf_close(g);
+
+    int layer;
+    const char *neutral;
+    ASSERT_TRUE(air_gguf_map_name("blk.3.post_ffw_norm.weight", &layer, &neutral));
+    ASSERT_EQ_INT(layer, 3);
+    ASSERT_EQ_STR(neutral, AIR_T_FFN_POST_NORM);
+    ASSERT_TRUE(air_gguf_map_name("blk.0.post_attention_norm.weight", &layer, &neutral));
+    ASSERT_EQ_STR(neutral, AIR_T_ATTN_POST_NORM);
+}
+
 /* rope_freqs.weight below 1 is not Llama 3 scaling: refused with its index */
 TEST(hparams_bad_rope_freqs) {
     char *data;
@@ -731,6 +830,7 @@ int main(void) {
     RUN(hparams_llama);
     RUN(hparams_qwen2);
     RUN(hparams_qwen3);
+    RUN(hparams_gemma);
     RUN(hparams_errors);
     RUN(hparams_bad_rope_freqs);
     RUN(hparams_out_of_range);

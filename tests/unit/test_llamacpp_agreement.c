@@ -17,43 +17,15 @@
  *     perplexity within 0.1%.
  * The measured numbers are in docs/gguf.md.
  */
-#include <cjson/cJSON.h>
-#include <stdint.h>
 #include <time.h>
 
-#include "api_internal.h"
+#include "llamacpp_golden.h"
 #include "runtime/generate.h"
-#include "test.h"
 #include "util/error.h"
-#include "util/fileio.h"
-
-/* GCC defines __SANITIZE_ADDRESS__, clang answers __has_feature */
-#if defined(__SANITIZE_ADDRESS__)
-#define LCPP_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LCPP_ASAN 1
-#endif
-#endif
 
 static char g_model[4096];
 static air_model *g_m;
 static cJSON *g_gold;
-
-static int find_model(void) {
-    const char *dir = getenv("AIRLLM_MODELS_DIR");
-    const char *root = getenv("AIR_SOURCE_DIR");
-    if (dir)
-        snprintf(g_model, sizeof g_model, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", dir);
-    else
-        snprintf(g_model, sizeof g_model, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf",
-                 root ? root : ".");
-    FILE *f = fopen(g_model, "rb");
-    if (!f)
-        return 0;
-    fclose(f);
-    return 1;
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -188,18 +160,8 @@ static air_status our_logits_last(void) {
         return AIR_OK;
     int n_prompt;
     int32_t *prompt = gold_ids("prompt_ids", &n_prompt);
-    const air_hparams *hp = air_engine_hparams(g_m->engine);
-    g_logits = malloc(sizeof(float) * hp->n_vocab);
-    air_kv kv;
-    air_status st = air_kv_init(&kv, hp, n_prompt);
-    if (!st)
-        st = air_engine_eval(g_m->engine, &kv, prompt, n_prompt, 0, g_logits);
-    air_kv_free(&kv);
+    air_status st = lcpp_last_logits(g_m, prompt, n_prompt, &g_logits);
     free(prompt);
-    if (st) {
-        free(g_logits);
-        g_logits = NULL;
-    }
     return st;
 }
 
@@ -221,16 +183,8 @@ static air_status our_nll(void) {
     if (!st) {
         fprintf(stderr, "  ours: %d prose tokens, all logits, in %.2f s\n", n, now_s() - t0);
         g_nll = malloc(sizeof(double) * (size_t)n);
-        for (int i = 1; i < n; i++) {
-            const float *z = lg + (size_t)(i - 1) * nv;
-            double m = z[0], sum = 0;
-            for (int j = 1; j < nv; j++)
-                if (z[j] > m)
-                    m = z[j];
-            for (int j = 0; j < nv; j++)
-                sum += exp(z[j] - m);
-            g_nll[i - 1] = m + log(sum) - z[ids[i]];
-        }
+        for (int i = 1; i < n; i++)
+            g_nll[i - 1] = lcpp_nll(lg + (size_t)(i - 1) * nv, nv, ids[i]);
         g_n_nll = n - 1;
     }
     free(lg);
@@ -272,71 +226,13 @@ static double logits_rel_err(const char *which) {
     const cJSON *f = cJSON_GetObjectItem(run_of(which), "logits_last_file");
     if (!cJSON_IsString(f))
         return -1;
-    int nv = air_engine_hparams(g_m->engine)->n_vocab;
-    char rel[256];
-    snprintf(rel, sizeof rel, "gguf/llamacpp/%s", f->valuestring);
-    char *raw = NULL;
-    size_t len = 0;
-    if (air_read_file(test_data(rel), &raw, &len) || len != (size_t)nv * 4) {
-        fprintf(stderr, "  %s: missing or not %d float32\n", rel, nv);
-        free(raw);
-        return -1;
-    }
-    double num = 0, den = 0, maxabs = 0;
-    int am = 0, bm = 0;
-    float bmax = -INFINITY;
-    for (int i = 0; i < nv; i++) { /* little-endian float32 */
-        const unsigned char *p = (const unsigned char *)raw + 4 * (size_t)i;
-        uint32_t u = p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        float r;
-        memcpy(&r, &u, 4);
-        double d = (double)g_logits[i] - r;
-        num += d * d;
-        den += (double)r * r;
-        if (fabs(d) > maxabs)
-            maxabs = fabs(d);
-        if (g_logits[i] > g_logits[am])
-            am = i;
-        if (r > bmax) {
-            bmax = r;
-            bm = i;
-        }
-    }
-    free(raw);
-    double e = sqrt(num / (den > 0 ? den : 1));
-    fprintf(stderr,
-            "  last prompt position vs llama.cpp (%s): logits rel. error %.3g, max abs. "
-            "difference %.3g, argmax ours %d llama.cpp %d\n",
-            which, e, maxabs, am, bm);
-    return am == bm ? e : 1e9;
+    return lcpp_logits_rel_err(g_logits, air_engine_hparams(g_m->engine)->n_vocab,
+                               f->valuestring, which);
 }
 
 /* ours / llama.cpp's perplexity of the prose, minus 1. */
 static double ppl_rel_diff(const char *which) {
-    const cJSON *run = run_of(which);
-    const cJSON *ref_nll = cJSON_GetObjectItem(run, "ppl_nll");
-    double sum = 0, worst = 0;
-    int worst_at = 0;
-    for (int i = 0; i < g_n_nll; i++) {
-        sum += g_nll[i];
-        const cJSON *r = cJSON_GetArrayItem(ref_nll, i);
-        if (r && fabs(g_nll[i] - r->valuedouble) > worst) {
-            worst = fabs(g_nll[i] - r->valuedouble);
-            worst_at = i + 1;
-        }
-    }
-    double ppl = exp(sum / g_n_nll);
-    const cJSON *ref_ppl = cJSON_GetObjectItem(run, "ppl");
-    if (!cJSON_IsNumber(ref_ppl) || cJSON_GetArraySize(ref_nll) != g_n_nll) {
-        fprintf(stderr, "  golden (%s): no \"ppl\" or not %d NLLs\n", which, g_n_nll);
-        return 1e9;
-    }
-    double ref = ref_ppl->valuedouble;
-    fprintf(stderr,
-            "  perplexity over %d tokens: ours %.4f, llama.cpp (%s) %.4f (%+.3f%%); "
-            "largest per-token NLL difference %.3g (token %d)\n",
-            g_n_nll + 1, ppl, which, ref, 100 * (ppl - ref) / ref, worst, worst_at);
-    return ppl / ref - 1;
+    return lcpp_ppl_rel_diff(g_nll, g_n_nll, run_of(which), which);
 }
 
 /* against llama.cpp as it runs the file: int8 activations, f16 KV cache */
@@ -392,7 +288,7 @@ TEST(detokenize) {
 }
 
 int main(void) {
-    if (!find_model()) {
+    if (!lcpp_find_model("SmolLM2-135M-Instruct.Q4_1.gguf", g_model, sizeof g_model)) {
         printf("SKIP: %s not found; run scripts/fetch-default-model.sh to compare with llama.cpp "
                "on the default model\n",
                g_model);
@@ -405,37 +301,14 @@ int main(void) {
            "the normal build\n");
     return test_summary();
 #endif
-    char *text = NULL;
-    size_t len = 0;
-    if (air_read_file(test_data("gguf/llamacpp/smollm2_q4_1.json"), &text, &len)) {
-        fprintf(stderr, "golden: %s\n", air_last_error());
+    if (!(g_gold = lcpp_load_golden("gguf/llamacpp/smollm2_q4_1.json")))
         return 1;
-    }
-    g_gold = cJSON_Parse(text);
-    free(text);
-    if (!g_gold) {
-        fprintf(stderr, "golden: malformed JSON\n");
-        return 1;
-    }
-    fprintf(stderr, "  llama.cpp reference: %s\n", gold_str("reference"));
-
-    air_model_params mp = air_model_default_params();
-    mp.compression = "none";
-    mp.cache_dir = test_tmp("llamacpp-stores");
-    mp.n_threads = 2;
     double t0 = now_s();
-    if (air_model_open(g_model, &mp, &g_m)) {
-        fprintf(stderr, "open %s: %s\n", g_model, air_last_error());
+    if (!(g_m = lcpp_open(g_model, "llamacpp-stores", 0))) {
         cJSON_Delete(g_gold);
         return 1;
     }
     fprintf(stderr, "  split to f32 and opened in %.2f s\n", now_s() - t0);
-    if (!g_m->tok) {
-        fprintf(stderr, "the model has no tokenizer\n");
-        air_model_close(g_m);
-        cJSON_Delete(g_gold);
-        return 1;
-    }
 
     RUN(tokenizer_prompt);
     RUN(tokenizer_prose);

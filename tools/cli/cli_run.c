@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "      --seed N            random seed (default 0, a fixed seed)\n"
             "      --stop TEXT         stop when TEXT is generated (repeatable)\n"
             "      --json              answer with a JSON object (constrained decoding)\n"
+            "      --raw               continue PROMPT as it is: no chat template (base models)\n"
             "      --stats             print token counts and speed on stderr\n"
             "\n" CLI_MODEL_HELP "\n"
             "Examples:\n"
@@ -81,6 +82,7 @@ int cli_run(int argc, char **argv) {
                                    {"stop", required_argument, 0, 2005},
                                    {"json", no_argument, 0, 2006},
                                    {"stats", no_argument, 0, 2007},
+                                   {"raw", no_argument, 0, 2009},
                                    {"help", no_argument, 0, 'h'},
                                    CLI_MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
@@ -107,6 +109,7 @@ int cli_run(int argc, char **argv) {
             break;
         case 2006: gp.json = 1; break;
         case 2007: stats = 1; break;
+        case 2009: gp.raw = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
