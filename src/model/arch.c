@@ -9,6 +9,19 @@ const char *air_arch_name(air_arch a) {
     case AIR_ARCH_MISTRAL: return "mistral";
     case AIR_ARCH_QWEN2: return "qwen2";
     case AIR_ARCH_QWEN3: return "qwen3";
+    case AIR_ARCH_QWEN2_MOE: return "qwen2_moe";
+    case AIR_ARCH_QWEN3_MOE: return "qwen3_moe";
+    case AIR_ARCH_MIXTRAL: return "mixtral";
     default: return "unknown";
     }
+}
+
+int air_hp_layer_is_moe(const air_hparams *hp, int l) {
+    if (hp->n_expert <= 0)
+        return 0;
+    for (int i = 0; i < hp->n_mlp_only; i++)
+        if (hp->mlp_only[i] == l)
+            return 0;
+    int step = hp->moe_step > 0 ? hp->moe_step : 1;
+    return (l + 1) % step == 0;
 }

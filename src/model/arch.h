@@ -16,6 +16,10 @@ typedef enum {
     AIR_ARCH_MISTRAL = 1,
     AIR_ARCH_QWEN2 = 2, /* q/k/v biases */
     AIR_ARCH_QWEN3 = 3, /* per-head q/k RMSNorm, explicit head_dim */
+    /* mixture-of-experts layers (moe.c); numbered apart from the dense ones */
+    AIR_ARCH_QWEN2_MOE = 16, /* qwen2 attention, experts + sigmoid-gated shared expert */
+    AIR_ARCH_QWEN3_MOE = 17, /* qwen3 attention, experts */
+    AIR_ARCH_MIXTRAL = 18,   /* mistral attention, experts (renormalized top-k) */
     AIR_ARCH_COUNT
 } air_arch;
 
@@ -25,6 +29,8 @@ typedef enum {
 } air_rope_scaling;
 
 #define AIR_MAX_EOS 8
+#define AIR_MAX_MLP_ONLY 16
+#define AIR_MAX_EXPERT_USED 64 /* num_experts_per_tok */
 
 typedef struct {
     air_arch arch;
@@ -47,12 +53,28 @@ typedef struct {
     int32_t attn_bias;           /* q/k/v projections have biases (qwen2) */
     int32_t qk_norm;             /* per-head RMSNorm on q and k (qwen3) */
     int32_t sliding_window;      /* attend to at most this many positions; 0 = all */
+    /* Mixture of experts (n_expert == 0: a dense model). A layer l is an MoE
+     * layer when air_hp_layer_is_moe() says so; its MLP is the router, the
+     * n_expert_used experts it picks per row (each of width n_ff_exp) and an
+     * optional shared expert of width n_ff_shexp. */
+    int32_t n_expert;         /* num_experts / num_local_experts */
+    int32_t n_expert_used;    /* num_experts_per_tok */
+    int32_t n_ff_exp;         /* moe_intermediate_size (Mixtral: intermediate_size) */
+    int32_t n_ff_shexp;       /* shared expert width; 0: none */
+    int32_t shexp_gate;       /* shared expert scaled by sigmoid(x . w) (qwen2_moe) */
+    int32_t expert_norm_topk; /* renormalize the top-k probabilities to sum to 1 */
+    int32_t moe_step;         /* decoder_sparse_step: MoE when (l + 1) % step == 0 */
+    int32_t n_mlp_only;       /* mlp_only_layers: dense MLP layers */
+    int32_t mlp_only[AIR_MAX_MLP_ONLY];
     int32_t bos_id;              /* -1 if none */
     int32_t n_eos;
     int32_t eos_ids[AIR_MAX_EOS];
 } air_hparams;
 
 const char *air_arch_name(air_arch a);
+
+/* 1 if layer l of the model has a mixture-of-experts MLP. */
+int air_hp_layer_is_moe(const air_hparams *hp, int l);
 
 /* Architecture-neutral tensor names used in the layer store. Per layer: */
 #define AIR_T_ATTN_NORM "attn_norm"  /* (n_embd) */
@@ -69,6 +91,16 @@ const char *air_arch_name(air_arch a);
 #define AIR_T_W_GATE "w_gate"        /* (n_ff, n_embd) */
 #define AIR_T_W_UP "w_up"            /* (n_ff, n_embd) */
 #define AIR_T_W_DOWN "w_down"        /* (n_embd, n_ff) */
+/* Mixture-of-experts layers (instead of w_gate/w_up/w_down): */
+#define AIR_T_ROUTER "router"        /* (n_expert, n_embd) */
+#define AIR_T_SHEXP_GATE "shexp_gate" /* (n_ff_shexp, n_embd) */
+#define AIR_T_SHEXP_UP "shexp_up"    /* (n_ff_shexp, n_embd) */
+#define AIR_T_SHEXP_DOWN "shexp_down" /* (n_embd, n_ff_shexp) */
+#define AIR_T_SHEXP_INP "shexp_inp"  /* (1, n_embd), the shared expert's sigmoid gate */
+/* Expert e's tensors are named "exp.<e>.w_gate" (n_ff_exp, n_embd),
+ * "exp.<e>.w_up" (n_ff_exp, n_embd) and "exp.<e>.w_down" (n_embd, n_ff_exp);
+ * see air_expert_tensor_name(). */
+#define AIR_T_EXP_PREFIX "exp."
 /* Whole-model tensors: */
 #define AIR_T_TOK_EMBD "tok_embd"    /* (n_vocab, n_embd) */
 #define AIR_T_OUT_NORM "out_norm"    /* (n_embd) */

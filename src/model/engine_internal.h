@@ -20,8 +20,12 @@ struct air_engine {
     size_t scratch_cap;
     int (*should_abort)(void *user); /* polled between layers; may be NULL */
     void *abort_user;
+    struct air_experts *experts; /* mixture-of-experts layers: expert reader + cache */
 };
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);
+
+/* The mixture-of-experts MLP of layer l (moe.c): x += moe(ffn_norm(x)). */
+air_status air_moe_ffn(air_engine *e, int l, const air_layer *w, const air_batch *b, float *x);
 
 #endif

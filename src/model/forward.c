@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "model/engine_internal.h"
+#include "runtime/experts.h"
 #include "util/error.h"
 
 void air_engine_default_options(air_engine_options *o) {
@@ -62,6 +63,16 @@ air_status air_engine_open(const char *store_dir, const air_engine_options *opt,
     e->hp = *air_store_hparams(e->store);
     if ((st = air_streamer_create(e->store, &opt->stream, &e->streamer)))
         goto fail;
+    if (e->hp.n_expert > 0) {
+        /* the expert cache gets the RAM budget the pinned units leave */
+        air_streamer_stats ss;
+        air_streamer_get_stats(e->streamer, &ss);
+        uint64_t left = opt->stream.ram_budget > ss.pinned_bytes
+                            ? opt->stream.ram_budget - ss.pinned_bytes
+                            : 0;
+        if ((st = air_experts_open(e->store, left, opt->stream.direct_io, &e->experts)))
+            goto fail;
+    }
     e->pool = air_pool_create(opt->n_threads);
     if (!e->pool) {
         st = air_err(AIR_ERR_NOMEM, "cannot create the thread pool");
@@ -78,6 +89,7 @@ fail:
 void air_engine_close(air_engine *e) {
     if (!e)
         return;
+    air_experts_free(e->experts);
     air_streamer_free(e->streamer);
     air_store_close(e->store);
     air_pool_free(e->pool);
@@ -95,6 +107,7 @@ void air_engine_set_abort(air_engine *e, int (*should_abort)(void *user), void *
 }
 air_streamer *air_engine_streamer(air_engine *e) { return e->streamer; }
 air_pool *air_engine_pool(air_engine *e) { return e->pool; }
+struct air_experts *air_engine_experts(air_engine *e) { return e->experts; }
 
 /* Scratch for n rows, grown on demand; carved into the buffers of llama.c. */
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out) {

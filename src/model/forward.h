@@ -33,6 +33,9 @@ const air_hparams *air_engine_hparams(const air_engine *e);
 air_store *air_engine_store(air_engine *e);
 air_streamer *air_engine_streamer(air_engine *e);
 air_pool *air_engine_pool(air_engine *e);
+/* The expert reader of a mixture-of-experts model (runtime/experts.h); NULL
+ * for a dense model. */
+struct air_experts *air_engine_experts(air_engine *e);
 
 /* A batch of rows. Rows of one sequence come in increasing positions; each
  * row's key/value go into kv[r] at pos[r], and the row attends to positions

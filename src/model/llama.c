@@ -1,6 +1,7 @@
 /*
  * llama.c - one decoder layer of the Llama family (Llama, Mistral, Qwen2,
- * Qwen3), over a batch of rows, exactly as HF transformers computes it:
+ * Qwen3; the attention of their mixture-of-experts variants, whose MLP is in
+ * moe.c), over a batch of rows, exactly as HF transformers computes it:
  *
  *   h = rmsnorm(x) * attn_norm
  *   q = h Wq^T (+bq)  k = h Wk^T (+bk)  v = h Wv^T (+bv)
@@ -24,6 +25,7 @@ typedef struct {
 
 static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
     const air_hparams *hp = &e->hp;
+    int dense = !air_hp_layer_is_moe(hp, l);
     struct {
         const air_tensor **dst;
         const char *name;
@@ -34,8 +36,8 @@ static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *
         {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
         {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
         {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
-        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, 1},
-        {&t->w_up, AIR_T_W_UP, 1},           {&t->w_down, AIR_T_W_DOWN, 1},
+        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, dense},
+        {&t->w_up, AIR_T_W_UP, dense},       {&t->w_down, AIR_T_W_DOWN, dense},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
         *tab[i].dst = air_layer_get(w, tab[i].name);
@@ -165,6 +167,8 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
         x[i] += h[i];
 
     /* MLP */
+    if (air_hp_layer_is_moe(hp, l))
+        return air_moe_ffn(e, l, lw, b, x);
     for (int r = 0; r < n; r++)
         air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.ffn_norm->data, d, hp->rms_eps);
     mm(e, w.w_gate, h, n, g);

@@ -27,7 +27,21 @@ typedef struct {
     int *remaining; /* per file: tensors not yet read (delete_original) */
     uint8_t **read_flags;
     int delete_original;
+    air_arch arch;
+    /* every tensor by name, sorted, for lookups in O(log n): an MoE model
+     * has tens of thousands of tensors */
+    struct hf_ref *by_name;
+    int n_by_name;
 } hf_impl;
+
+typedef struct hf_ref {
+    const char *name;
+    int f, t;
+} hf_ref;
+
+static int ref_cmp(const void *a, const void *b) {
+    return strcmp(((const hf_ref *)a)->name, ((const hf_ref *)b)->name);
+}
 
 /* ---------------------------------------------------------------------------
  * config.json
@@ -106,6 +120,55 @@ static air_status get_eos(const cJSON *cfg, const char *path, air_hparams *hp) {
     return AIR_OK;
 }
 
+/* Mixture-of-experts fields of config.json (Qwen2-MoE, Qwen3-MoE, Mixtral). */
+static air_status parse_moe(const cJSON *cfg, const char *path, air_hparams *hp) {
+    int64_t v;
+    air_status st;
+    const char *nkey = cJSON_GetObjectItemCaseSensitive(cfg, "num_local_experts")
+                           ? "num_local_experts"
+                           : "num_experts";
+    if ((st = get_int(cfg, path, nkey, 0, 1, &v)))
+        return st;
+    hp->n_expert = (int32_t)v;
+    if ((st = get_int(cfg, path, "num_experts_per_tok", 0, 1, &v)))
+        return st;
+    hp->n_expert_used = (int32_t)v;
+    if (hp->arch == AIR_ARCH_MIXTRAL) {
+        hp->n_ff_exp = hp->n_ff;
+        hp->expert_norm_topk = 1;
+        hp->moe_step = 1;
+    } else {
+        if ((st = get_int(cfg, path, "moe_intermediate_size", 0, 1, &v)))
+            return st;
+        hp->n_ff_exp = (int32_t)v;
+        hp->expert_norm_topk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "norm_topk_prob"));
+        if ((st = get_int(cfg, path, "decoder_sparse_step", 1, 0, &v)))
+            return st;
+        hp->moe_step = (int32_t)v;
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "mlp_only_layers"), *e;
+        if (mo && !cJSON_IsNull(mo) && !cJSON_IsArray(mo))
+            return air_err(AIR_ERR_FORMAT, "%s: \"mlp_only_layers\" must be a list", path);
+        cJSON_ArrayForEach(e, mo) {
+            if (!cJSON_IsNumber(e) || hp->n_mlp_only >= AIR_MAX_MLP_ONLY)
+                return air_err(AIR_ERR_UNSUPPORTED, "%s: \"mlp_only_layers\" must hold at most %d "
+                               "layer numbers", path, AIR_MAX_MLP_ONLY);
+            hp->mlp_only[hp->n_mlp_only++] = e->valueint;
+        }
+    }
+    if (hp->arch == AIR_ARCH_QWEN2_MOE) {
+        if ((st = get_int(cfg, path, "shared_expert_intermediate_size", 0, 0, &v)))
+            return st;
+        hp->n_ff_shexp = (int32_t)v;
+        hp->shexp_gate = hp->n_ff_shexp > 0;
+    }
+    if (hp->n_expert <= 0 || hp->n_expert > 4096 || hp->n_expert_used <= 0 ||
+        hp->n_expert_used > hp->n_expert || hp->n_expert_used > AIR_MAX_EXPERT_USED || hp->n_ff_exp <= 0 || hp->moe_step <= 0)
+        return air_err(AIR_ERR_FORMAT, "%s: expert counts out of range (%s %d, "
+                       "num_experts_per_tok %d, expert width %d, decoder_sparse_step %d)", path,
+                       nkey, hp->n_expert, hp->n_expert_used, hp->n_ff_exp, hp->moe_step);
+    return AIR_OK;
+}
+
 static air_status parse_config(const char *dir, air_hparams *hp) {
     char *path = air_path_join(dir, "config.json");
     cJSON *cfg = NULL;
@@ -127,7 +190,10 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     } archtab[] = {{"LlamaForCausalLM", AIR_ARCH_LLAMA},
                    {"MistralForCausalLM", AIR_ARCH_MISTRAL},
                    {"Qwen2ForCausalLM", AIR_ARCH_QWEN2},
-                   {"Qwen3ForCausalLM", AIR_ARCH_QWEN3}};
+                   {"Qwen3ForCausalLM", AIR_ARCH_QWEN3},
+                   {"Qwen2MoeForCausalLM", AIR_ARCH_QWEN2_MOE},
+                   {"Qwen3MoeForCausalLM", AIR_ARCH_QWEN3_MOE},
+                   {"MixtralForCausalLM", AIR_ARCH_MIXTRAL}};
     int found = 0;
     for (size_t i = 0; arch && i < sizeof archtab / sizeof archtab[0]; i++)
         if (strcmp(arch, archtab[i].name) == 0) {
@@ -137,7 +203,8 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     if (!found) {
         st = air_err(AIR_ERR_UNSUPPORTED,
                      "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
-                     "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                     "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen2MoeForCausalLM, "
+                     "Qwen3MoeForCausalLM, MixtralForCausalLM)",
                      path, arch ? arch : "(missing \"architectures\")");
         goto out;
     }
@@ -199,8 +266,16 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
     hp->tie_embeddings = cJSON_IsTrue(tie);
     hp->attn_bias = hp->arch == AIR_ARCH_QWEN2;
-    hp->qk_norm = hp->arch == AIR_ARCH_QWEN3;
-    if (hp->arch != AIR_ARCH_QWEN2 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "attention_bias"))) {
+    hp->qk_norm = hp->arch == AIR_ARCH_QWEN3 || hp->arch == AIR_ARCH_QWEN3_MOE;
+    if (hp->arch == AIR_ARCH_QWEN2_MOE) {
+        const cJSON *qb = cJSON_GetObjectItemCaseSensitive(cfg, "qkv_bias");
+        hp->attn_bias = !qb || cJSON_IsNull(qb) || cJSON_IsTrue(qb);
+    }
+    if (hp->n_expert == 0 && (hp->arch == AIR_ARCH_QWEN2_MOE || hp->arch == AIR_ARCH_QWEN3_MOE ||
+                              hp->arch == AIR_ARCH_MIXTRAL) &&
+        (st = parse_moe(cfg, path, hp)))
+        goto out;
+    if (hp->arch != AIR_ARCH_QWEN2 && hp->arch != AIR_ARCH_QWEN2_MOE && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "attention_bias"))) {
         st = air_err(AIR_ERR_UNSUPPORTED, "%s: \"attention_bias\": true is not supported for %s",
                      path, arch);
         goto out;
@@ -208,7 +283,7 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(cfg, "sliding_window");
     const cJSON *use_sw = cJSON_GetObjectItemCaseSensitive(cfg, "use_sliding_window");
     if (cJSON_IsNumber(sw) && sw->valueint > 0 &&
-        (hp->arch == AIR_ARCH_MISTRAL || cJSON_IsTrue(use_sw)))
+        (hp->arch == AIR_ARCH_MISTRAL || hp->arch == AIR_ARCH_MIXTRAL || cJSON_IsTrue(use_sw)))
         hp->sliding_window = sw->valueint;
 
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
@@ -271,7 +346,40 @@ out:
  * tensors
  * ------------------------------------------------------------------------- */
 
-static void hf_name(int layer, const char *neutral, char *buf, size_t n) {
+/* HF names of the mixture-of-experts tensors; 0 if `neutral` is not one. */
+static int hf_moe_name(air_arch arch, int layer, const char *neutral, char *buf, size_t n) {
+    int mix = arch == AIR_ARCH_MIXTRAL;
+    const char *blk = mix ? "block_sparse_moe" : "mlp";
+    int ex;
+    char part[16];
+    if (sscanf(neutral, AIR_T_EXP_PREFIX "%d.%15s", &ex, part) == 2) {
+        const char *p = strcmp(part, "w_gate") == 0 ? (mix ? "w1" : "gate_proj")
+                        : strcmp(part, "w_up") == 0 ? (mix ? "w3" : "up_proj")
+                        : strcmp(part, "w_down") == 0 ? (mix ? "w2" : "down_proj")
+                                                      : "?";
+        snprintf(buf, n, "model.layers.%d.%s.experts.%d.%s.weight", layer, blk, ex, p);
+        return 1;
+    }
+    static const struct {
+        const char *neutral, *hf;
+    } tab[] = {
+        {AIR_T_ROUTER, "gate.weight"},
+        {AIR_T_SHEXP_GATE, "shared_expert.gate_proj.weight"},
+        {AIR_T_SHEXP_UP, "shared_expert.up_proj.weight"},
+        {AIR_T_SHEXP_DOWN, "shared_expert.down_proj.weight"},
+        {AIR_T_SHEXP_INP, "shared_expert_gate.weight"},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (strcmp(tab[i].neutral, neutral) == 0) {
+            snprintf(buf, n, "model.layers.%d.%s.%s", layer, blk, tab[i].hf);
+            return 1;
+        }
+    return 0;
+}
+
+static void hf_name(air_arch arch, int layer, const char *neutral, char *buf, size_t n) {
+    if (layer >= 0 && hf_moe_name(arch, layer, neutral, buf, n))
+        return;
     static const struct {
         const char *neutral, *hf;
     } tab[] = {
@@ -298,14 +406,16 @@ static void hf_name(int layer, const char *neutral, char *buf, size_t n) {
 
 static air_status find(hf_impl *h, int layer, const char *neutral, int *fi, int *ti) {
     char name[256];
-    hf_name(layer, neutral, name, sizeof name);
-    for (int f = 0; f < h->n_files; f++)
-        for (int t = 0; t < h->files[f]->n_tensors; t++)
-            if (strcmp(h->files[f]->tensors[t].name, name) == 0) {
-                *fi = f;
-                *ti = t;
-                return AIR_OK;
-            }
+    hf_name(h->arch, layer, neutral, name, sizeof name);
+    hf_ref key = {name, 0, 0};
+    const hf_ref *r = h->n_by_name ? bsearch(&key, h->by_name, (size_t)h->n_by_name,
+                                             sizeof *r, ref_cmp)
+                                   : NULL;
+    if (r) {
+        *fi = r->f;
+        *ti = r->t;
+        return AIR_OK;
+    }
     return air_err(AIR_ERR_NOT_FOUND, "%s: tensor '%s' is missing from the model's safetensors files",
                    h->dir, name);
 }
@@ -370,6 +480,7 @@ static void hf_close(air_source *s) {
                 free(h->read_flags[f]);
         }
         free(h->files);
+        free(h->by_name);
         free(h->read_flags);
         free(h->remaining);
         free(h->dir);
@@ -445,6 +556,7 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     air_status st = parse_config(dir, &s->hp);
     if (st)
         goto fail;
+    h->arch = s->hp.arch;
     if ((st = list_shards(dir, &names, &n)))
         goto fail;
     h->files = calloc((size_t)n, sizeof *h->files);
@@ -474,6 +586,20 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
             h->read_flags[i][t] = !used;
             h->remaining[i] += used;
         }
+    }
+    {
+        int total = 0;
+        for (int i = 0; i < n; i++)
+            total += h->files[i]->n_tensors;
+        h->by_name = malloc(sizeof(hf_ref) * (size_t)(total > 0 ? total : 1));
+        if (!h->by_name) {
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < h->files[i]->n_tensors; t++)
+                h->by_name[h->n_by_name++] = (hf_ref){h->files[i]->tensors[t].name, i, t};
+        qsort(h->by_name, (size_t)h->n_by_name, sizeof(hf_ref), ref_cmp);
     }
     s->fingerprint = air_sb_take(&fp);
     char *tj = air_path_join(dir, "tokenizer.json");

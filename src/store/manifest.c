@@ -10,6 +10,10 @@
 #define HP_INT_FIELDS(X)                                                                           \
     X(n_vocab) X(n_embd) X(n_layer) X(n_head) X(n_head_kv) X(head_dim) X(n_ff) X(n_ctx_train)      \
     X(rope_orig_ctx) X(tie_embeddings) X(attn_bias) X(qk_norm) X(sliding_window) X(bos_id)
+/* Mixture-of-experts fields: written only for MoE models, 0 when absent. */
+#define HP_MOE_INT_FIELDS(X)                                                                       \
+    X(n_expert) X(n_expert_used) X(n_ff_exp) X(n_ff_shexp) X(shexp_gate) X(expert_norm_topk)       \
+    X(moe_step)
 #define HP_FLOAT_FIELDS(X)                                                                         \
     X(rms_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
 
@@ -25,6 +29,12 @@ cJSON *air_hparams_to_json(const air_hparams *hp) {
     cJSON *eos = cJSON_AddArrayToObject(j, "eos_ids");
     for (int i = 0; i < hp->n_eos; i++)
         cJSON_AddItemToArray(eos, cJSON_CreateNumber(hp->eos_ids[i]));
+    if (hp->n_expert > 0) {
+        HP_MOE_INT_FIELDS(ADD_INT)
+        cJSON *mo = cJSON_AddArrayToObject(j, "mlp_only");
+        for (int i = 0; i < hp->n_mlp_only; i++)
+            cJSON_AddItemToArray(mo, cJSON_CreateNumber(hp->mlp_only[i]));
+    }
     return j;
 }
 
@@ -61,6 +71,19 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
         if (hp->n_eos < AIR_MAX_EOS && cJSON_IsNumber(e))
             hp->eos_ids[hp->n_eos++] = e->valueint;
     }
+#define GET_OPT_INT(f)                                                                             \
+    v = cJSON_GetObjectItemCaseSensitive(j, #f);                                                   \
+    hp->f = cJSON_IsNumber(v) ? (int32_t)v->valuedouble : 0;
+    HP_MOE_INT_FIELDS(GET_OPT_INT)
+    v = cJSON_GetObjectItemCaseSensitive(j, "mlp_only");
+    cJSON_ArrayForEach(e, v) {
+        if (hp->n_mlp_only < AIR_MAX_MLP_ONLY && cJSON_IsNumber(e))
+            hp->mlp_only[hp->n_mlp_only++] = e->valueint;
+    }
+    if (hp->n_expert < 0 || hp->n_expert > 4096 || (hp->n_expert > 0 &&
+        (hp->n_expert_used <= 0 || hp->n_expert_used > hp->n_expert ||
+         hp->n_expert_used > AIR_MAX_EXPERT_USED || hp->n_ff_exp <= 0)))
+        return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid expert counts", path);
     if (hp->n_layer <= 0 || hp->n_embd <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
         hp->head_dim <= 0 || hp->n_vocab <= 0 || hp->n_ff <= 0 || hp->n_head % hp->n_head_kv)
         return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid sizes", path);

@@ -45,12 +45,17 @@ int air_compression_parse(const char *s, air_compression *c) {
  * ------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *name;
+    char name[AIR_LF_NAME];
     int n_dims;
     int64_t shape[2];
 } want;
 
-static int layer_wants(const air_hparams *hp, want *w) {
+/* Most tensors a layer can have. */
+static int layer_wants_max(const air_hparams *hp) { return 24 + 3 * hp->n_expert; }
+
+/* The tensors of layer l, in file order: for an MoE layer the dense part
+ * first, then each expert's tensors together (docs/layer-store.md). */
+static int layer_wants(const air_hparams *hp, int l, want *w) {
     int64_t d = hp->n_embd, q = (int64_t)hp->n_head * hp->head_dim,
             kv = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     int n = 0;
@@ -69,9 +74,28 @@ static int layer_wants(const air_hparams *hp, want *w) {
         w[n++] = (want){AIR_T_K_NORM, 1, {hp->head_dim, 1}};
     }
     w[n++] = (want){AIR_T_FFN_NORM, 1, {d, 1}};
-    w[n++] = (want){AIR_T_W_GATE, 2, {ff, d}};
-    w[n++] = (want){AIR_T_W_UP, 2, {ff, d}};
-    w[n++] = (want){AIR_T_W_DOWN, 2, {d, ff}};
+    if (!air_hp_layer_is_moe(hp, l)) {
+        w[n++] = (want){AIR_T_W_GATE, 2, {ff, d}};
+        w[n++] = (want){AIR_T_W_UP, 2, {ff, d}};
+        w[n++] = (want){AIR_T_W_DOWN, 2, {d, ff}};
+        return n;
+    }
+    int64_t fe = hp->n_ff_exp, fs = hp->n_ff_shexp;
+    w[n++] = (want){AIR_T_ROUTER, 2, {hp->n_expert, d}};
+    if (fs > 0) {
+        w[n++] = (want){AIR_T_SHEXP_GATE, 2, {fs, d}};
+        w[n++] = (want){AIR_T_SHEXP_UP, 2, {fs, d}};
+        w[n++] = (want){AIR_T_SHEXP_DOWN, 2, {d, fs}};
+        if (hp->shexp_gate)
+            w[n++] = (want){AIR_T_SHEXP_INP, 2, {1, d}};
+    }
+    static const char *parts[3] = {AIR_T_W_GATE, AIR_T_W_UP, AIR_T_W_DOWN};
+    for (int e = 0; e < hp->n_expert; e++)
+        for (int p = 0; p < 3; p++) {
+            w[n] = (want){"", 2, {p == 2 ? d : fe, p == 2 ? fe : d}};
+            snprintf(w[n].name, sizeof w[n].name, AIR_T_EXP_PREFIX "%d.%s", e, parts[p]);
+            n++;
+        }
     return n;
 }
 
@@ -81,7 +105,9 @@ static air_dtype target_dtype(air_compression c, const char *name, int n_dims, i
                               air_dtype src) {
     if (n_dims == 1)
         return AIR_DT_F32;
-    if (strcmp(name, AIR_T_TOK_EMBD) == 0 || c == AIR_COMP_NONE)
+    /* the router decides which experts run: it keeps full precision */
+    if (strcmp(name, AIR_T_TOK_EMBD) == 0 || strcmp(name, AIR_T_ROUTER) == 0 ||
+        strcmp(name, AIR_T_SHEXP_INP) == 0 || c == AIR_COMP_NONE)
         return src;
     air_dtype q = c == AIR_COMP_8BIT ? AIR_DT_Q8 : AIR_DT_NF4;
     if (n_in % air_dtype_block(q) != 0)
@@ -230,6 +256,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     char *marker = air_path_join(dir, "split.json");
     char *want_marker = marker_text(src, opt->compression);
     cJSON *files = NULL;
+    want *w = NULL;
 
     /* A complete store for this content: nothing to do. */
     if (air_path_exists(manifest)) {
@@ -262,16 +289,18 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
         goto out;
 
     files = cJSON_CreateArray();
-    want w[AIR_LF_MAX_TENSORS];
+    w = malloc(sizeof(want) * (size_t)layer_wants_max(hp));
+    if (!w) {
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     uint64_t total = 0, done = 0;
     /* rough total for progress: two bytes per parameter */
     total = (uint64_t)hp->n_vocab * hp->n_embd * 2 * (hp->tie_embeddings ? 2 : 2);
-    {
-        int nw = layer_wants(hp, w);
-        uint64_t per = 0;
+    for (int l = 0; l < hp->n_layer; l++) {
+        int nw = layer_wants(hp, l, w);
         for (int i = 0; i < nw; i++)
-            per += (uint64_t)w[i].shape[0] * (w[i].n_dims == 2 ? (uint64_t)w[i].shape[1] : 1) * 2;
-        total += per * (uint64_t)hp->n_layer;
+            total += (uint64_t)w[i].shape[0] * (w[i].n_dims == 2 ? (uint64_t)w[i].shape[1] : 1) * 2;
     }
     double t0 = now_s();
     for (int unit = -1; unit <= hp->n_layer; unit++) {
@@ -291,7 +320,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
                 w[nw] = (want){AIR_T_OUTPUT, 2, {hp->n_vocab, hp->n_embd}};
                 src_name[nw++] = hp->tie_embeddings ? AIR_T_TOK_EMBD : AIR_T_OUTPUT;
             } else {
-                nw = layer_wants(hp, w);
+                nw = layer_wants(hp, unit, w);
             }
             st = write_unit(src, opt, unit, w, nw, unit < 0 || unit == hp->n_layer ? src_layer : NULL,
                             unit < 0 || unit == hp->n_layer ? src_name : NULL, path, &bytes);
@@ -347,6 +376,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     if (!st)
         unlink(marker);
 out:
+    free(w);
     cJSON_Delete(files);
     free(want_marker);
     free(manifest);

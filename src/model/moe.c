@@ -1,0 +1,210 @@
+/*
+ * moe.c - the mixture-of-experts MLP of a decoder layer (Qwen2-MoE,
+ * Qwen3-MoE, Mixtral), over a batch of rows, as HF transformers computes it:
+ *
+ *   h = rmsnorm(x) * ffn_norm
+ *   p = softmax(h Wrouter^T)                     (rows, n_expert), fp32
+ *   top-k experts of each row by p; weights p_k (divided by their sum when
+ *   expert_norm_topk; always for Mixtral)
+ *   y = sum over the row's experts, ascending expert id, of
+ *         p_k * ((silu(h Wg_e^T) * (h Wu_e^T)) Wd_e^T)
+ *   y += sigmoid(h . w_shexp_inp) * shared_expert(h)   (Qwen2-MoE)
+ *   x += y
+ *
+ * The dense part (router, shared expert) comes with the layer unit; the
+ * experts come from runtime/experts.c: only the union of the experts the
+ * rows routed to is read, and each expert runs once over all its rows. The
+ * shared expert computes while the first expert reads are in flight.
+ * Expert outputs land in a (rows, k, n_embd) buffer and are summed in
+ * ascending expert id at the end, so the result does not depend on the order
+ * in which reads complete.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/engine_internal.h"
+#include "runtime/experts.h"
+#include "util/error.h"
+
+static void mm(air_engine *e, const air_tensor *w, const float *x, int rows, float *y) {
+    air_matmul(e->pool, w->dtype, w->data, (int)w->shape[0], (int)w->shape[1], x, rows, y);
+}
+
+/* Top-k of p (n) into ids/val (k), largest first; ties: lower index first. */
+static void topk(const float *p, int n, int k, int *ids, float *val) {
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            int taken = 0;
+            for (int q = 0; q < j; q++)
+                taken |= ids[q] == i;
+            if (!taken && (best < 0 || p[i] > p[best]))
+                best = i;
+        }
+        ids[j] = best;
+        val[j] = p[best];
+    }
+}
+
+/* (silu(h Wg^T) * (h Wu^T)) Wd^T for `rows` rows of h: out (rows, n_embd). */
+static void swiglu(air_engine *e, const air_tensor *wg, const air_tensor *wu,
+                   const air_tensor *wd, const float *h, int rows, float *g, float *u, float *out) {
+    int ff = (int)wg->shape[0];
+    mm(e, wg, h, rows, g);
+    mm(e, wu, h, rows, u);
+    for (int r = 0; r < rows; r++)
+        air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
+    mm(e, wd, g, rows, out);
+}
+
+air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
+    const air_hparams *hp = &e->hp;
+    int n = b->n, d = hp->n_embd, ne = hp->n_expert, k = hp->n_expert_used;
+    int fe = hp->n_ff_exp, fs = hp->n_ff_shexp;
+    const air_tensor *norm = air_layer_get(lw, AIR_T_FFN_NORM), *router = air_layer_get(lw, AIR_T_ROUTER);
+    const air_tensor *sg = NULL, *su = NULL, *sd = NULL, *sinp = NULL;
+    if (fs > 0) {
+        sg = air_layer_get(lw, AIR_T_SHEXP_GATE);
+        su = air_layer_get(lw, AIR_T_SHEXP_UP);
+        sd = air_layer_get(lw, AIR_T_SHEXP_DOWN);
+        sinp = hp->shexp_gate ? air_layer_get(lw, AIR_T_SHEXP_INP) : NULL;
+    }
+    if (!norm || !router || (fs > 0 && (!sg || !su || !sd || (hp->shexp_gate && !sinp))))
+        return air_err(AIR_ERR_FORMAT, "%s: mixture-of-experts layer %d lacks its router or "
+                       "shared expert; delete the store folder to rebuild it",
+                       air_store_unit_path(e->store, l), l);
+    if (!e->experts || k > AIR_MAX_EXPERT_USED || k > ne)
+        return air_err(AIR_ERR_INTERNAL, "layer %d: no expert reader, or %d experts per token",
+                       l, k);
+
+    int wide = fe > fs ? fe : fs;
+    size_t nf = (size_t)n * d            /* h */
+                + (size_t)n * ne         /* router probabilities */
+                + (size_t)n * k          /* top-k weights */
+                + (size_t)n * k * d      /* expert outputs per (row, k) */
+                + (size_t)n * d * 2      /* gathered rows, expert output */
+                + (size_t)n * wide * 2   /* gate, up */
+                + (size_t)n * d          /* shared expert out */
+                + (size_t)n;             /* shared gate */
+    size_t ni = (size_t)n * k * 2 + (size_t)ne * 2 + (size_t)ne + 1;
+    float *buf = malloc(nf * sizeof(float));
+    int *ibuf = malloc(ni * sizeof(int));
+    if (!buf || !ibuf) {
+        free(buf);
+        free(ibuf);
+        return air_err(AIR_ERR_NOMEM, "out of memory for the experts of %d rows", n);
+    }
+    float *h = buf, *prob = h + (size_t)n * d, *wt = prob + (size_t)n * ne,
+          *yk = wt + (size_t)n * k, *hx = yk + (size_t)n * k * d, *yx = hx + (size_t)n * d,
+          *g = yx + (size_t)n * d, *u = g + (size_t)n * wide, *ysh = u + (size_t)n * wide,
+          *gsh = ysh + (size_t)n * d;
+    int *ids = ibuf, *rows_of = ids + (size_t)n * k, *count = rows_of + (size_t)n * k,
+        *start = count + ne, *uni = start + ne;
+
+    /* route */
+    for (int r = 0; r < n; r++)
+        air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, norm->data, d, hp->rms_eps);
+    mm(e, router, h, n, prob);
+    for (int r = 0; r < n; r++) {
+        float *p = prob + (size_t)r * ne, *w = wt + (size_t)r * k;
+        air_softmax(p, ne);
+        topk(p, ne, k, ids + (size_t)r * k, w);
+        if (hp->expert_norm_topk) {
+            float s = 0;
+            for (int j = 0; j < k; j++)
+                s += w[j];
+            for (int j = 0; j < k; j++)
+                w[j] /= s;
+        }
+    }
+    /* rows of each expert: (row * k + j) entries grouped by expert */
+    memset(count, 0, sizeof(int) * (size_t)ne);
+    for (int i = 0; i < n * k; i++)
+        count[ids[i]]++;
+    int n_uni = 0;
+    for (int x_ = 0, acc = 0; x_ < ne; x_++) {
+        start[x_] = acc;
+        acc += count[x_];
+        if (count[x_])
+            uni[n_uni++] = x_;
+    }
+    {
+        int *fill = malloc(sizeof(int) * (size_t)ne);
+        if (!fill) {
+            free(buf);
+            free(ibuf);
+            return air_err(AIR_ERR_NOMEM, "out of memory");
+        }
+        memcpy(fill, start, sizeof(int) * (size_t)ne);
+        for (int i = 0; i < n * k; i++)
+            rows_of[fill[ids[i]]++] = i;
+        free(fill);
+    }
+
+    air_status st = air_experts_begin(e->experts, l, uni, n_uni);
+    if (st)
+        goto out;
+
+    /* the shared expert, while the first reads are in flight */
+    if (fs > 0) {
+        swiglu(e, sg, su, sd, h, n, g, u, ysh);
+        if (sinp) {
+            mm(e, sinp, h, n, gsh);
+            for (int r = 0; r < n; r++) {
+                float s = 1.0f / (1.0f + expf(-gsh[r]));
+                for (int i = 0; i < d; i++)
+                    ysh[(size_t)r * d + i] *= s;
+            }
+        }
+    }
+
+    /* the routed experts, in the order they arrive */
+    for (int done = 0; done < n_uni && !st; done++) {
+        int id;
+        air_expert_w w;
+        if ((st = air_experts_next(e->experts, &id, &w)))
+            break;
+        const int *list = rows_of + start[id];
+        int c = count[id];
+        for (int i = 0; i < c; i++)
+            memcpy(hx + (size_t)i * d, h + (size_t)(list[i] / k) * d, sizeof(float) * (size_t)d);
+        swiglu(e, w.w_gate, w.w_up, w.w_down, hx, c, g, u, yx);
+        for (int i = 0; i < c; i++) {
+            float s = wt[list[i]];
+            float *dst = yk + (size_t)list[i] * d;
+            const float *src = yx + (size_t)i * d;
+            for (int j = 0; j < d; j++)
+                dst[j] = src[j] * s;
+        }
+        air_experts_done(e->experts, id);
+    }
+    air_experts_end(e->experts);
+    if (st)
+        goto out;
+
+    /* sum in ascending expert id, then the shared expert, then the residual */
+    for (int r = 0; r < n; r++) {
+        const int *ri = ids + (size_t)r * k;
+        float *acc = hx; /* (d) */
+        memset(acc, 0, sizeof(float) * (size_t)d);
+        int used[AIR_MAX_EXPERT_USED] = {0};
+        for (int step = 0; step < k; step++) {
+            int best = -1;
+            for (int j = 0; j < k; j++)
+                if (!used[j] && (best < 0 || ri[j] < ri[best]))
+                    best = j;
+            used[best] = 1;
+            const float *y = yk + ((size_t)r * k + best) * d;
+            for (int i = 0; i < d; i++)
+                acc[i] += y[i];
+        }
+        float *xr = x + (size_t)r * d;
+        for (int i = 0; i < d; i++)
+            xr[i] += fs > 0 ? acc[i] + ysh[(size_t)r * d + i] : acc[i];
+    }
+out:
+    free(buf);
+    free(ibuf);
+    return st;
+}

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Generate the mixture-of-experts reference models and their golden outputs.
+
+For each supported MoE architecture this writes a tiny random-weight model
+that transformers itself builds and saves (config -> from_config ->
+save_pretrained, BF16 weights, per-expert tensors as save_pretrained writes
+them) under tests/fixtures/models/<name>, and a golden.json in the format of
+gen_models.py (logits of every prompt position, 32 greedy tokens, cached-decode
+step logits), computed in float32 on the CPU with eager attention.
+
+  qwen3_moe   Qwen3MoeForCausalLM: 16 experts, top-8, norm_topk_prob, layer 0
+              dense (mlp_only_layers), classic hub config layout ("num_experts")
+  qwen2_moe   Qwen2MoeForCausalLM: 8 experts, top-2, sigmoid-gated shared
+              expert, q/k/v biases
+  mixtral     MixtralForCausalLM: 8 experts, top-2
+
+A seed is accepted when the greedy path is unambiguous (top-2 logit gap, as in
+gen_models.py) and every routing decision on it is too: at every layer and
+position the k-th and (k+1)-th router probabilities differ by at least
+ROUTE_GAP, so a last-bit difference cannot flip an expert.
+
+Usage:
+    python3 tests/gen/gen_moe_models.py           # (re)generate
+    python3 tests/gen/gen_moe_models.py --check   # reload and compare
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import torch
+import transformers
+from transformers import (AutoModelForCausalLM, GenerationConfig, MixtralConfig,
+                          MixtralForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_models as gm  # noqa: E402
+
+OUT = gm.OUT
+ROUTE_GAP = 2e-4
+
+COMMON = dict(
+    hidden_size=64,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=256,
+    max_position_embeddings=256,
+    hidden_act="silu",
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+
+SPECS = {
+    "qwen3_moe": dict(
+        cls_config=Qwen3MoeConfig, cls_model=Qwen3MoeForCausalLM, seed=13000, layout="classic",
+        config=dict(COMMON, head_dim=32, intermediate_size=96, moe_intermediate_size=32,
+                    num_experts=16, num_experts_per_tok=8, norm_topk_prob=True,
+                    decoder_sparse_step=1, mlp_only_layers=[0], attention_bias=False,
+                    use_sliding_window=False, sliding_window=None,
+                    rope_parameters={"rope_theta": 1000000.0, "rope_type": "default"}),
+        gen_eos=[2, 3]),
+    "qwen2_moe": dict(
+        cls_config=Qwen2MoeConfig, cls_model=Qwen2MoeForCausalLM, seed=14000, layout="v5",
+        config=dict(COMMON, intermediate_size=96, moe_intermediate_size=32,
+                    shared_expert_intermediate_size=48, num_experts=8, num_experts_per_tok=2,
+                    norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
+                    qkv_bias=True, use_sliding_window=False, sliding_window=None,
+                    rope_parameters={"rope_theta": 1000000.0, "rope_type": "default"}),
+        gen_eos=2),
+    "mixtral": dict(
+        cls_config=MixtralConfig, cls_model=MixtralForCausalLM, seed=15000, layout="v5",
+        config=dict(COMMON, intermediate_size=48, num_local_experts=8, num_experts_per_tok=2,
+                    sliding_window=None,
+                    rope_parameters={"rope_theta": 1000000.0, "rope_type": "default"}),
+        gen_eos=2),
+}
+
+STD_ROUTER = 0.15  # router logits of order 1: a clear but not one-hot choice
+STD_EXPERT = 0.08
+
+
+def init_weights(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            shape = p.shape
+            if name.endswith("norm.weight"):
+                v = 1.0 + gm.STD_NORM * torch.randn(shape, generator=g)
+            elif name.endswith(".bias"):
+                v = gm.STD_BIAS * torch.randn(shape, generator=g)
+            elif "embed_tokens" in name:
+                v = gm.STD_EMBED * torch.randn(shape, generator=g)
+            elif name.startswith("lm_head"):
+                v = gm.STD_LM_HEAD * torch.randn(shape, generator=g)
+            elif ".self_attn." in name:
+                v = gm.STD_ATTN * torch.randn(shape, generator=g)
+            elif name.endswith("gate.weight") and "shared_expert" not in name:
+                v = STD_ROUTER * torch.randn(shape, generator=g)
+            elif name.endswith("shared_expert_gate.weight"):
+                v = STD_ROUTER * torch.randn(shape, generator=g)
+            elif ".mlp." in name or ".block_sparse_moe." in name:
+                v = STD_EXPERT * torch.randn(shape, generator=g)
+            else:
+                raise RuntimeError(f"no init rule for {name}")
+            p.copy_(v)
+
+
+def routers(model):
+    """The router modules, one per MoE layer."""
+    out = []
+    for layer in model.model.layers:
+        blk = getattr(layer, "mlp", None) or getattr(layer, "block_sparse_moe", None)
+        gate = getattr(blk, "gate", None)
+        if gate is not None and hasattr(gate, "top_k"):
+            out.append(gate)
+    return out
+
+
+@torch.no_grad()
+def min_route_gap(model, ids, k):
+    """Smallest gap between the k-th and (k+1)-th router probability."""
+    gaps = []
+
+    def hook(mod, inp, out):
+        logits = out[0] if isinstance(out, tuple) else out
+        p = torch.softmax(logits.float(), dim=-1)
+        s = torch.sort(p, dim=-1, descending=True).values
+        gaps.append(float((s[:, k - 1] - s[:, k]).min()))
+
+    hs = [r.register_forward_hook(hook) for r in routers(model)]
+    try:
+        gm.full_logits(model, ids)
+    finally:
+        for h in hs:
+            h.remove()
+    assert gaps, "no router ran"
+    return min(gaps)
+
+
+def rewrite_classic(path, name):
+    gm.rewrite_config_classic(path)
+    if name == "qwen3_moe":  # hub checkpoints name the expert count "num_experts"
+        with open(path) as f:
+            cfg = json.load(f)
+        cfg["num_experts"] = cfg.pop("num_local_experts")
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
+def save(model, spec, name, d):
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    model.to(torch.bfloat16).save_pretrained(d, max_shard_size="400KB")
+    GenerationConfig(bos_token_id=1, eos_token_id=spec["gen_eos"]).save_pretrained(d)
+    if spec["layout"] == "classic":
+        rewrite_classic(os.path.join(d, "config.json"), name)
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+
+
+def config_summary(name, cfg, spec):
+    c = {k: v for k, v in sorted(cfg.to_dict().items())
+         if isinstance(v, (int, float, str, bool, list, type(None))) and not k.startswith("_")}
+    c["architecture"] = spec["cls_model"].__name__
+    c["config_layout"] = spec["layout"]
+    c["generation_eos_token_id"] = spec["gen_eos"]
+    c["weights_dtype"] = "BF16"
+    c["compute_dtype"] = "float32"
+    return c
+
+
+def make(name, spec):
+    d = os.path.join(OUT, name)
+    cfg = spec["cls_config"](**spec["config"])
+    k = cfg.num_experts_per_tok
+    prompt = gm.prompt_for(name, cfg.vocab_size, cfg.bos_token_id)
+    for attempt in range(gm.MAX_SEED_TRIES):
+        seed = spec["seed"] + attempt
+        torch.manual_seed(seed)
+        model = spec["cls_model"](cfg)
+        init_weights(model, seed)
+        save(model, spec, name, d)
+        ref = gm.load(d)
+        ids, steps, gaps, rel = gm.greedy_manual(ref, prompt)
+        rgap = min_route_gap(ref, prompt + ids, k)
+        if min(rel) >= gm.GAP_REL and len(set(ids)) >= gm.MIN_DISTINCT and rgap >= ROUTE_GAP:
+            break
+        print(f"  seed {seed}: logit gap {min(rel):.2e}, {len(set(ids))} distinct, "
+              f"route gap {rgap:.2e}: re-seeding")
+    else:
+        raise RuntimeError(f"{name}: no seed with a clear greedy path and routing")
+    gen_ids = gm.greedy_generate(ref, prompt)
+    assert gen_ids == ids, f"{name}: generate() {gen_ids} != manual loop {ids}"
+    la = gm.full_logits(ref, prompt)
+    assert torch.equal(la[-1], steps[0])
+    golden = {
+        "prompt_ids": prompt,
+        "logits_last": gm.f32_list(la[-1]),
+        "logits_all": [gm.f32_list(row) for row in la],
+        "greedy_ids": ids,
+        "greedy_step_logits": [gm.f32_list(steps[s]) for s in gm.STEP_LOGITS_AT],
+        "min_top2_gap": gm.f32(min(gaps)),
+        "config": config_summary(name, ref.config, spec),
+        "reference": {"transformers": transformers.__version__, "torch": torch.__version__,
+                      "min_route_gap": gm.f32(rgap)},
+    }
+    gm.write_golden(os.path.join(d, "golden.json"), golden)
+    size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+    print(f"  {name}: seed {seed}, min top-2 gap {min(gaps):.4f}, route gap {rgap:.2e}, "
+          f"{len(set(ids))} distinct greedy tokens, {size / 1e3:.0f} kB")
+
+
+def check(name):
+    d = os.path.join(OUT, name)
+    with open(os.path.join(d, "golden.json")) as f:
+        g = json.load(f)
+    ref = gm.load(d)
+    la = gm.full_logits(ref, g["prompt_ids"])
+    err = gm.rel_err(la, torch.tensor(g["logits_all"]))
+    ids, _, _, _ = gm.greedy_manual(ref, g["prompt_ids"])
+    ok = err < 1e-6 and ids == g["greedy_ids"]
+    print(f"  {name}: logits rel. error {err:.2e}, greedy {'same' if ids == g['greedy_ids'] else 'DIFFERENT'}")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("names", nargs="*", default=list(SPECS))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    ok = True
+    for name in a.names:
+        if a.check:
+            ok &= check(name)
+        else:
+            make(name, SPECS[name])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
