@@ -225,6 +225,7 @@ fail:
 }
 
 int air_streamer_is_pinned(const air_streamer *s, int u) { return s->pinned[u]; }
+uint64_t air_streamer_unit_read_bytes(const air_streamer *s, int u) { return s->unit_bytes[u]; }
 
 air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
     if (u < 0 || u >= s->n_units)
