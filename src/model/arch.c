@@ -12,12 +12,13 @@ const char *air_arch_name(air_arch a) {
     case AIR_ARCH_QWEN2_MOE: return "qwen2_moe";
     case AIR_ARCH_QWEN3_MOE: return "qwen3_moe";
     case AIR_ARCH_MIXTRAL: return "mixtral";
+    case AIR_ARCH_DEEPSEEK_V3: return "deepseek_v3";
     default: return "unknown";
     }
 }
 
 int air_hp_layer_is_moe(const air_hparams *hp, int l) {
-    if (hp->n_expert <= 0)
+    if (hp->n_expert <= 0 || l < hp->moe_first_dense)
         return 0;
     for (int i = 0; i < hp->n_mlp_only; i++)
         if (hp->mlp_only[i] == l)

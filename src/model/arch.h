@@ -20,6 +20,8 @@ typedef enum {
     AIR_ARCH_QWEN2_MOE = 16, /* qwen2 attention, experts + sigmoid-gated shared expert */
     AIR_ARCH_QWEN3_MOE = 17, /* qwen3 attention, experts */
     AIR_ARCH_MIXTRAL = 18,   /* mistral attention, experts (renormalized top-k) */
+    AIR_ARCH_DEEPSEEK_V3 = 19, /* MLA attention (mla.c), sigmoid group-limited routing,
+                                  shared experts, dense first layers (also Kimi-K2) */
     AIR_ARCH_COUNT
 } air_arch;
 
@@ -66,6 +68,21 @@ typedef struct {
     int32_t moe_step;         /* decoder_sparse_step: MoE when (l + 1) % step == 0 */
     int32_t n_mlp_only;       /* mlp_only_layers: dense MLP layers */
     int32_t mlp_only[AIR_MAX_MLP_ONLY];
+    int32_t moe_first_dense;  /* first_k_dense_replace: layers below are dense */
+    /* DeepSeek-V3 routing: p = sigmoid(logits); experts chosen by p + bias
+     * within the topk_group best of n_group groups; weights p (normalized
+     * when expert_norm_topk) times routed_scale */
+    int32_t router_sigmoid;
+    int32_t n_group, topk_group;
+    float routed_scale; /* routed_scaling_factor; 0 means 1 */
+    /* Multi-head latent attention (DeepSeek-V3), used when kv_lora_rank > 0:
+     * head_dim is qk_rope_head_dim, the KV cache holds per position the
+     * normalized latent (kv_lora_rank) and the rotated shared key (head_dim). */
+    int32_t q_lora_rank;      /* 0: a plain q projection */
+    int32_t kv_lora_rank;
+    int32_t qk_nope_dim;      /* qk_nope_head_dim */
+    int32_t v_head_dim;
+    int32_t rope_interleave;  /* RoPE on (even, odd) pairs instead of halves */
     int32_t bos_id;              /* -1 if none */
     int32_t n_eos;
     int32_t eos_ids[AIR_MAX_EOS];
@@ -101,6 +118,16 @@ int air_hp_layer_is_moe(const air_hparams *hp, int l);
  * "exp.<e>.w_up" (n_ff_exp, n_embd) and "exp.<e>.w_down" (n_embd, n_ff_exp);
  * see air_expert_tensor_name(). */
 #define AIR_T_EXP_PREFIX "exp."
+#define AIR_T_ROUTER_BIAS "router_bias" /* (n_expert), e_score_correction_bias */
+/* Multi-head latent attention (instead of wq/wk/wv): */
+#define AIR_T_WQ_A "wq_a"            /* (q_lora_rank, n_embd) */
+#define AIR_T_Q_A_NORM "q_a_norm"    /* (q_lora_rank) */
+#define AIR_T_WQ_B "wq_b"            /* (n_head * (qk_nope_dim + head_dim), q_lora_rank) */
+#define AIR_T_WKV_A "wkv_a"          /* (kv_lora_rank + head_dim, n_embd) */
+#define AIR_T_KV_A_NORM "kv_a_norm"  /* (kv_lora_rank) */
+#define AIR_T_WKV_B "wkv_b"          /* (n_head * (qk_nope_dim + v_head_dim), kv_lora_rank) */
+/* (wq is (n_head * (qk_nope_dim + head_dim), n_embd) without q_lora_rank;
+ *  wo is (n_embd, n_head * v_head_dim)) */
 /* Whole-model tensors: */
 #define AIR_T_TOK_EMBD "tok_embd"    /* (n_vocab, n_embd) */
 #define AIR_T_OUT_NORM "out_norm"    /* (n_embd) */

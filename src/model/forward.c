@@ -187,7 +187,7 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
         const air_layer *w;
         if ((st = air_streamer_acquire(e->streamer, l, &w)))
             break;
-        st = air_llama_layer(e, l, w, b, x);
+        st = e->hp.kv_lora_rank > 0 ? air_mla_layer(e, l, w, b, x) : air_llama_layer(e, l, w, b, x);
         air_streamer_release(e->streamer, l);
     }
     if (!st)

@@ -166,17 +166,41 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
 
-    /* MLP */
+    return air_layer_ffn(e, l, lw, b, x);
+}
+
+/* The MLP half of a decoder layer (also used by mla.c): the SiLU-gated MLP,
+ * or the mixture of experts of moe.c on an MoE layer. */
+air_status air_layer_ffn(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
+    const air_hparams *hp = &e->hp;
     if (air_hp_layer_is_moe(hp, l))
         return air_moe_ffn(e, l, lw, b, x);
+    const air_tensor *ffn_norm = air_layer_get(lw, AIR_T_FFN_NORM),
+                     *w_gate = air_layer_get(lw, AIR_T_W_GATE), *w_up = air_layer_get(lw, AIR_T_W_UP),
+                     *w_down = air_layer_get(lw, AIR_T_W_DOWN);
+    if (!ffn_norm || !w_gate || !w_up || !w_down)
+        return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks its MLP tensors; delete the store "
+                       "folder to rebuild it", air_store_unit_path(e->store, l), l);
+    int n = b->n, d = hp->n_embd, ff = hp->n_ff;
+    float *h;
+    air_status st = air_engine_scratch(e, (size_t)n * d + (size_t)n * ff * 2, &h);
+    if (st)
+        return st;
+    float *g = h + (size_t)n * d, *u = g + (size_t)n * ff;
     for (int r = 0; r < n; r++)
-        air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.ffn_norm->data, d, hp->rms_eps);
-    mm(e, w.w_gate, h, n, g);
-    mm(e, w.w_up, h, n, u);
-    for (int r = 0; r < n; r++)
-        air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
-    mm(e, w.w_down, g, n, h);
+        air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, ffn_norm->data, d, hp->rms_eps);
+    air_swiglu(e, w_gate, w_up, w_down, h, n, g, u, h);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
     return AIR_OK;
+}
+
+void air_swiglu(air_engine *e, const air_tensor *wg, const air_tensor *wu, const air_tensor *wd,
+                const float *h, int rows, float *g, float *u, float *out) {
+    int ff = (int)wg->shape[0];
+    mm(e, wg, h, rows, g);
+    mm(e, wu, h, rows, u);
+    for (int r = 0; r < rows; r++)
+        air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
+    mm(e, wd, g, rows, out);
 }

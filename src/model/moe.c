@@ -1,6 +1,7 @@
 /*
  * moe.c - the mixture-of-experts MLP of a decoder layer (Qwen2-MoE,
- * Qwen3-MoE, Mixtral), over a batch of rows, as HF transformers computes it:
+ * Qwen3-MoE, Mixtral, DeepSeek-V3), over a batch of rows, as HF transformers
+ * computes it:
  *
  *   h = rmsnorm(x) * ffn_norm
  *   p = softmax(h Wrouter^T)                     (rows, n_expert), fp32
@@ -8,7 +9,10 @@
  *   expert_norm_topk; always for Mixtral)
  *   y = sum over the row's experts, ascending expert id, of
  *         p_k * ((silu(h Wg_e^T) * (h Wu_e^T)) Wd_e^T)
- *   y += sigmoid(h . w_shexp_inp) * shared_expert(h)   (Qwen2-MoE)
+ *   (DeepSeek-V3: sigmoid scores, group-limited choice with a bias, weights
+ *   times routed_scale; see route_grouped)
+ *   y += sigmoid(h . w_shexp_inp) * shared_expert(h)   (Qwen2-MoE; DeepSeek-V3
+ *   without the sigmoid gate)
  *   x += y
  *
  * The dense part (router, shared expert) comes with the layer unit; the
@@ -47,15 +51,43 @@ static void topk(const float *p, int n, int k, int *ids, float *val) {
     }
 }
 
-/* (silu(h Wg^T) * (h Wu^T)) Wd^T for `rows` rows of h: out (rows, n_embd). */
-static void swiglu(air_engine *e, const air_tensor *wg, const air_tensor *wu,
-                   const air_tensor *wd, const float *h, int rows, float *g, float *u, float *out) {
-    int ff = (int)wg->shape[0];
-    mm(e, wg, h, rows, g);
-    mm(e, wu, h, rows, u);
-    for (int r = 0; r < rows; r++)
-        air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
-    mm(e, wd, g, rows, out);
+/* DeepSeek-V3 routing of one row: s = sigmoid(logits), choice c = s + bias;
+ * groups ranked by the sum of their two best c, the topk_group best groups
+ * kept, the top-k of c among them; weights s (normalized) * routed_scale. */
+static void route_grouped(const air_hparams *hp, float *p, const float *bias, int *ids, float *w,
+                          float *c) {
+    int ne = hp->n_expert, k = hp->n_expert_used, ng = hp->n_group, per = ne / ng;
+    for (int i = 0; i < ne; i++) {
+        p[i] = 1.0f / (1.0f + expf(-p[i]));
+        c[i] = p[i] + (bias ? bias[i] : 0.0f);
+    }
+    float gs[512]; /* group scores, then the kept groups' scores */
+    int gid[256];
+    for (int g = 0; g < ng && g < 256; g++) {
+        int top[2];
+        float val[2];
+        topk(c + (size_t)g * per, per, per >= 2 ? 2 : 1, top, val);
+        gs[g] = val[0] + (per >= 2 ? val[1] : 0.0f);
+    }
+    topk(gs, ng, hp->topk_group, gid, gs + ng);
+    for (int g = 0; g < ng; g++) {
+        int keep = 0;
+        for (int j = 0; j < hp->topk_group; j++)
+            keep |= gid[j] == g;
+        if (!keep)
+            for (int i = 0; i < per; i++)
+                c[g * per + i] = -INFINITY;
+    }
+    float tmp[AIR_MAX_EXPERT_USED];
+    topk(c, ne, k, ids, tmp);
+    float sum = 0;
+    for (int j = 0; j < k; j++) {
+        w[j] = p[ids[j]];
+        sum += w[j];
+    }
+    float scale = hp->routed_scale > 0 ? hp->routed_scale : 1.0f;
+    for (int j = 0; j < k; j++)
+        w[j] = (hp->expert_norm_topk ? w[j] / (sum + 1e-20f) : w[j]) * scale;
 }
 
 air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
@@ -64,13 +96,14 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
     int fe = hp->n_ff_exp, fs = hp->n_ff_shexp;
     const air_tensor *norm = air_layer_get(lw, AIR_T_FFN_NORM), *router = air_layer_get(lw, AIR_T_ROUTER);
     const air_tensor *sg = NULL, *su = NULL, *sd = NULL, *sinp = NULL;
+    const air_tensor *rbias = air_layer_get(lw, AIR_T_ROUTER_BIAS);
     if (fs > 0) {
         sg = air_layer_get(lw, AIR_T_SHEXP_GATE);
         su = air_layer_get(lw, AIR_T_SHEXP_UP);
         sd = air_layer_get(lw, AIR_T_SHEXP_DOWN);
         sinp = hp->shexp_gate ? air_layer_get(lw, AIR_T_SHEXP_INP) : NULL;
     }
-    if (!norm || !router || (fs > 0 && (!sg || !su || !sd || (hp->shexp_gate && !sinp))))
+    if (!norm || !router || (hp->router_sigmoid && (!rbias || hp->n_group > 256)) || (fs > 0 && (!sg || !su || !sd || (hp->shexp_gate && !sinp))))
         return air_err(AIR_ERR_FORMAT, "%s: mixture-of-experts layer %d lacks its router or "
                        "shared expert; delete the store folder to rebuild it",
                        air_store_unit_path(e->store, l), l);
@@ -86,7 +119,8 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
                 + (size_t)n * d * 2      /* gathered rows, expert output */
                 + (size_t)n * wide * 2   /* gate, up */
                 + (size_t)n * d          /* shared expert out */
-                + (size_t)n;             /* shared gate */
+                + (size_t)n              /* shared gate */
+                + (size_t)ne;            /* routing choice scores */
     size_t ni = (size_t)n * k * 2 + (size_t)ne * 2 + (size_t)ne + 1;
     float *buf = malloc(nf * sizeof(float));
     int *ibuf = malloc(ni * sizeof(int));
@@ -98,7 +132,7 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
     float *h = buf, *prob = h + (size_t)n * d, *wt = prob + (size_t)n * ne,
           *yk = wt + (size_t)n * k, *hx = yk + (size_t)n * k * d, *yx = hx + (size_t)n * d,
           *g = yx + (size_t)n * d, *u = g + (size_t)n * wide, *ysh = u + (size_t)n * wide,
-          *gsh = ysh + (size_t)n * d;
+          *gsh = ysh + (size_t)n * d, *choice = gsh + n;
     int *ids = ibuf, *rows_of = ids + (size_t)n * k, *count = rows_of + (size_t)n * k,
         *start = count + ne, *uni = start + ne;
 
@@ -108,6 +142,10 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
     mm(e, router, h, n, prob);
     for (int r = 0; r < n; r++) {
         float *p = prob + (size_t)r * ne, *w = wt + (size_t)r * k;
+        if (hp->router_sigmoid) {
+            route_grouped(hp, p, rbias->data, ids + (size_t)r * k, w, choice);
+            continue;
+        }
         air_softmax(p, ne);
         topk(p, ne, k, ids + (size_t)r * k, w);
         if (hp->expert_norm_topk) {
@@ -148,7 +186,7 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
 
     /* the shared expert, while the first reads are in flight */
     if (fs > 0) {
-        swiglu(e, sg, su, sd, h, n, g, u, ysh);
+        air_swiglu(e, sg, su, sd, h, n, g, u, ysh);
         if (sinp) {
             mm(e, sinp, h, n, gsh);
             for (int r = 0; r < n; r++) {
@@ -169,7 +207,7 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         int c = count[id];
         for (int i = 0; i < c; i++)
             memcpy(hx + (size_t)i * d, h + (size_t)(list[i] / k) * d, sizeof(float) * (size_t)d);
-        swiglu(e, w.w_gate, w.w_up, w.w_down, hx, c, g, u, yx);
+        air_swiglu(e, w.w_gate, w.w_up, w.w_down, hx, c, g, u, yx);
         for (int i = 0; i < c; i++) {
             float s = wt[list[i]];
             float *dst = yk + (size_t)list[i] * d;

@@ -122,7 +122,7 @@ static air_status get_eos(const cJSON *cfg, const char *path, air_hparams *hp) {
 
 /* Mixture-of-experts fields of config.json (Qwen2-MoE, Qwen3-MoE, Mixtral). */
 static air_status parse_moe(const cJSON *cfg, const char *path, air_hparams *hp) {
-    int64_t v;
+    int64_t v = 0;
     air_status st;
     const char *nkey = cJSON_GetObjectItemCaseSensitive(cfg, "num_local_experts")
                            ? "num_local_experts"
@@ -169,6 +169,73 @@ static air_status parse_moe(const cJSON *cfg, const char *path, air_hparams *hp)
     return AIR_OK;
 }
 
+/* DeepSeek-V3 (and Kimi-K2): latent attention, sigmoid group-limited routing,
+ * shared experts, dense first layers. */
+static air_status parse_deepseek(const cJSON *cfg, const char *path, air_hparams *hp) {
+    int64_t v = 0;
+    double d = 0;
+    air_status st;
+    const char *nkey = cJSON_GetObjectItemCaseSensitive(cfg, "n_routed_experts")
+                           ? "n_routed_experts"
+                           : "num_local_experts";
+    struct {
+        const char *key;
+        int64_t def;
+        int required;
+        int32_t *dst;
+    } ints[] = {
+        {nkey, 0, 1, &hp->n_expert},
+        {"num_experts_per_tok", 0, 1, &hp->n_expert_used},
+        {"moe_intermediate_size", 0, 1, &hp->n_ff_exp},
+        {"first_k_dense_replace", 0, 0, &hp->moe_first_dense},
+        {"n_group", 1, 0, &hp->n_group},
+        {"topk_group", 1, 0, &hp->topk_group},
+        {"q_lora_rank", 0, 0, &hp->q_lora_rank},
+        {"kv_lora_rank", 0, 1, &hp->kv_lora_rank},
+        {"qk_rope_head_dim", 0, 1, &hp->head_dim},
+        {"qk_nope_head_dim", 0, 1, &hp->qk_nope_dim},
+        {"v_head_dim", 0, 1, &hp->v_head_dim},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if ((st = get_int(cfg, path, ints[i].key, ints[i].def, ints[i].required, &v)))
+            return st;
+        *ints[i].dst = (int32_t)v;
+    }
+    if ((st = get_int(cfg, path, "n_shared_experts", 0, 0, &v)))
+        return st;
+    hp->n_ff_shexp = (int32_t)(v * hp->n_ff_exp);
+    if ((st = get_int(cfg, path, "moe_layer_freq", 1, 0, &v)))
+        return st;
+    if (v != 1)
+        return air_err(AIR_ERR_UNSUPPORTED, "%s: \"moe_layer_freq\" %lld is not supported (only 1)",
+                       path, (long long)v);
+    const cJSON *sf = cJSON_GetObjectItemCaseSensitive(cfg, "scoring_func");
+    if (cJSON_IsString(sf) && strcmp(sf->valuestring, "sigmoid") != 0)
+        return air_err(AIR_ERR_UNSUPPORTED, "%s: \"scoring_func\" \"%s\" is not supported (only "
+                       "sigmoid)", path, sf->valuestring);
+    if ((st = get_float(cfg, path, "routed_scaling_factor", 1.0, &d)))
+        return st;
+    hp->routed_scale = (float)d;
+    hp->router_sigmoid = 1;
+    hp->moe_step = 1;
+    hp->expert_norm_topk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "norm_topk_prob"));
+    const cJSON *ri = cJSON_GetObjectItemCaseSensitive(cfg, "rope_interleave");
+    hp->rope_interleave = !ri || cJSON_IsNull(ri) || cJSON_IsTrue(ri);
+    hp->n_head_kv = hp->n_head;
+    if (hp->n_expert <= 0 || hp->n_expert > 4096 || hp->n_expert_used <= 0 ||
+        hp->n_expert_used > hp->n_expert || hp->n_expert_used > AIR_MAX_EXPERT_USED ||
+        hp->n_group <= 0 || hp->n_expert % hp->n_group || hp->topk_group <= 0 ||
+        hp->topk_group > hp->n_group || hp->kv_lora_rank <= 0 || hp->head_dim <= 0 ||
+        hp->head_dim % 2 || hp->qk_nope_dim <= 0 || hp->v_head_dim <= 0 ||
+        hp->n_expert_used > hp->topk_group * (hp->n_expert / hp->n_group))
+        return air_err(AIR_ERR_FORMAT, "%s: DeepSeek expert or latent-attention sizes out of "
+                       "range (%s %d, num_experts_per_tok %d, n_group %d, topk_group %d, "
+                       "kv_lora_rank %d, qk_rope_head_dim %d)", path, nkey, hp->n_expert,
+                       hp->n_expert_used, hp->n_group, hp->topk_group, hp->kv_lora_rank,
+                       hp->head_dim);
+    return AIR_OK;
+}
+
 static air_status parse_config(const char *dir, air_hparams *hp) {
     char *path = air_path_join(dir, "config.json");
     cJSON *cfg = NULL;
@@ -193,7 +260,8 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
                    {"Qwen3ForCausalLM", AIR_ARCH_QWEN3},
                    {"Qwen2MoeForCausalLM", AIR_ARCH_QWEN2_MOE},
                    {"Qwen3MoeForCausalLM", AIR_ARCH_QWEN3_MOE},
-                   {"MixtralForCausalLM", AIR_ARCH_MIXTRAL}};
+                   {"MixtralForCausalLM", AIR_ARCH_MIXTRAL},
+                   {"DeepseekV3ForCausalLM", AIR_ARCH_DEEPSEEK_V3}};
     int found = 0;
     for (size_t i = 0; arch && i < sizeof archtab / sizeof archtab[0]; i++)
         if (strcmp(arch, archtab[i].name) == 0) {
@@ -204,7 +272,7 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
         st = air_err(AIR_ERR_UNSUPPORTED,
                      "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
                      "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen2MoeForCausalLM, "
-                     "Qwen3MoeForCausalLM, MixtralForCausalLM)",
+                     "Qwen3MoeForCausalLM, MixtralForCausalLM, DeepseekV3ForCausalLM)",
                      path, arch ? arch : "(missing \"architectures\")");
         goto out;
     }
@@ -240,6 +308,8 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
         }
         hp->head_dim = hp->n_embd / hp->n_head;
     }
+    if (hp->arch == AIR_ARCH_DEEPSEEK_V3 && (st = parse_deepseek(cfg, path, hp)))
+        goto out;
     if (hp->n_head % hp->n_head_kv || hp->head_dim % 2) {
         st = air_err(AIR_ERR_FORMAT, "%s: num_attention_heads %d must be a multiple of "
                      "num_key_value_heads %d and head_dim %d even", path, hp->n_head,
@@ -346,9 +416,10 @@ out:
  * tensors
  * ------------------------------------------------------------------------- */
 
-/* HF names of the mixture-of-experts tensors; 0 if `neutral` is not one. */
-static int hf_moe_name(air_arch arch, int layer, const char *neutral, char *buf, size_t n) {
-    int mix = arch == AIR_ARCH_MIXTRAL;
+/* HF names of the mixture-of-experts and latent-attention tensors; 0 if
+ * `neutral` is not one. */
+static int hf_layer_extra_name(air_arch arch, int layer, const char *neutral, char *buf, size_t n) {
+    int mix = arch == AIR_ARCH_MIXTRAL, ds = arch == AIR_ARCH_DEEPSEEK_V3;
     const char *blk = mix ? "block_sparse_moe" : "mlp";
     int ex;
     char part[16];
@@ -363,22 +434,39 @@ static int hf_moe_name(air_arch arch, int layer, const char *neutral, char *buf,
     static const struct {
         const char *neutral, *hf;
     } tab[] = {
-        {AIR_T_ROUTER, "gate.weight"},
-        {AIR_T_SHEXP_GATE, "shared_expert.gate_proj.weight"},
-        {AIR_T_SHEXP_UP, "shared_expert.up_proj.weight"},
-        {AIR_T_SHEXP_DOWN, "shared_expert.down_proj.weight"},
-        {AIR_T_SHEXP_INP, "shared_expert_gate.weight"},
+        {AIR_T_ROUTER, "mlp.gate.weight"},
+        {AIR_T_ROUTER_BIAS, "mlp.gate.e_score_correction_bias"},
+        {AIR_T_SHEXP_INP, "mlp.shared_expert_gate.weight"},
+        {AIR_T_WQ_A, "self_attn.q_a_proj.weight"},
+        {AIR_T_Q_A_NORM, "self_attn.q_a_layernorm.weight"},
+        {AIR_T_WQ_B, "self_attn.q_b_proj.weight"},
+        {AIR_T_WKV_A, "self_attn.kv_a_proj_with_mqa.weight"},
+        {AIR_T_KV_A_NORM, "self_attn.kv_a_layernorm.weight"},
+        {AIR_T_WKV_B, "self_attn.kv_b_proj.weight"},
     };
+    if (mix && strcmp(neutral, AIR_T_ROUTER) == 0) {
+        snprintf(buf, n, "model.layers.%d.block_sparse_moe.gate.weight", layer);
+        return 1;
+    }
+    static const char *const sh[3][2] = {{AIR_T_SHEXP_GATE, "gate_proj"},
+                                         {AIR_T_SHEXP_UP, "up_proj"},
+                                         {AIR_T_SHEXP_DOWN, "down_proj"}};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(sh[i][0], neutral) == 0) {
+            snprintf(buf, n, "model.layers.%d.mlp.%s.%s.weight", layer,
+                     ds ? "shared_experts" : "shared_expert", sh[i][1]);
+            return 1;
+        }
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (strcmp(tab[i].neutral, neutral) == 0) {
-            snprintf(buf, n, "model.layers.%d.%s.%s", layer, blk, tab[i].hf);
+            snprintf(buf, n, "model.layers.%d.%s", layer, tab[i].hf);
             return 1;
         }
     return 0;
 }
 
 static void hf_name(air_arch arch, int layer, const char *neutral, char *buf, size_t n) {
-    if (layer >= 0 && hf_moe_name(arch, layer, neutral, buf, n))
+    if (layer >= 0 && hf_layer_extra_name(arch, layer, neutral, buf, n))
         return;
     static const struct {
         const char *neutral, *hf;

@@ -13,7 +13,8 @@
 /* Mixture-of-experts fields: written only for MoE models, 0 when absent. */
 #define HP_MOE_INT_FIELDS(X)                                                                       \
     X(n_expert) X(n_expert_used) X(n_ff_exp) X(n_ff_shexp) X(shexp_gate) X(expert_norm_topk)       \
-    X(moe_step)
+    X(moe_step) X(moe_first_dense) X(router_sigmoid) X(n_group) X(topk_group) X(q_lora_rank)   \
+    X(kv_lora_rank) X(qk_nope_dim) X(v_head_dim) X(rope_interleave)
 #define HP_FLOAT_FIELDS(X)                                                                         \
     X(rms_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
 
@@ -29,8 +30,9 @@ cJSON *air_hparams_to_json(const air_hparams *hp) {
     cJSON *eos = cJSON_AddArrayToObject(j, "eos_ids");
     for (int i = 0; i < hp->n_eos; i++)
         cJSON_AddItemToArray(eos, cJSON_CreateNumber(hp->eos_ids[i]));
-    if (hp->n_expert > 0) {
+    if (hp->n_expert > 0 || hp->kv_lora_rank > 0) {
         HP_MOE_INT_FIELDS(ADD_INT)
+        ADD_FLOAT(routed_scale)
         cJSON *mo = cJSON_AddArrayToObject(j, "mlp_only");
         for (int i = 0; i < hp->n_mlp_only; i++)
             cJSON_AddItemToArray(mo, cJSON_CreateNumber(hp->mlp_only[i]));
@@ -75,6 +77,12 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
     v = cJSON_GetObjectItemCaseSensitive(j, #f);                                                   \
     hp->f = cJSON_IsNumber(v) ? (int32_t)v->valuedouble : 0;
     HP_MOE_INT_FIELDS(GET_OPT_INT)
+    v = cJSON_GetObjectItemCaseSensitive(j, "routed_scale");
+    hp->routed_scale = cJSON_IsNumber(v) ? (float)v->valuedouble : 0;
+    if (hp->n_group < 0 || hp->topk_group < 0 || hp->kv_lora_rank < 0 || hp->q_lora_rank < 0 ||
+        (hp->n_group > 0 && (hp->n_expert % hp->n_group || hp->topk_group > hp->n_group)) ||
+        (hp->kv_lora_rank > 0 && (hp->qk_nope_dim <= 0 || hp->v_head_dim <= 0)))
+        return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid routing or latent sizes", path);
     v = cJSON_GetObjectItemCaseSensitive(j, "mlp_only");
     cJSON_ArrayForEach(e, v) {
         if (hp->n_mlp_only < AIR_MAX_MLP_ONLY && cJSON_IsNumber(e))

@@ -60,10 +60,26 @@ static int layer_wants(const air_hparams *hp, int l, want *w) {
             kv = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     int n = 0;
     w[n++] = (want){AIR_T_ATTN_NORM, 1, {d, 1}};
-    w[n++] = (want){AIR_T_WQ, 2, {q, d}};
-    w[n++] = (want){AIR_T_WK, 2, {kv, d}};
-    w[n++] = (want){AIR_T_WV, 2, {kv, d}};
-    w[n++] = (want){AIR_T_WO, 2, {d, q}};
+    if (hp->kv_lora_rank > 0) { /* multi-head latent attention */
+        int64_t qh = (int64_t)hp->n_head * (hp->qk_nope_dim + hp->head_dim), qa = hp->q_lora_rank,
+                kva = hp->kv_lora_rank;
+        if (qa > 0) {
+            w[n++] = (want){AIR_T_WQ_A, 2, {qa, d}};
+            w[n++] = (want){AIR_T_Q_A_NORM, 1, {qa, 1}};
+            w[n++] = (want){AIR_T_WQ_B, 2, {qh, qa}};
+        } else {
+            w[n++] = (want){AIR_T_WQ, 2, {qh, d}};
+        }
+        w[n++] = (want){AIR_T_WKV_A, 2, {kva + hp->head_dim, d}};
+        w[n++] = (want){AIR_T_KV_A_NORM, 1, {kva, 1}};
+        w[n++] = (want){AIR_T_WKV_B, 2, {(int64_t)hp->n_head * (hp->qk_nope_dim + hp->v_head_dim), kva}};
+        w[n++] = (want){AIR_T_WO, 2, {d, (int64_t)hp->n_head * hp->v_head_dim}};
+    } else {
+        w[n++] = (want){AIR_T_WQ, 2, {q, d}};
+        w[n++] = (want){AIR_T_WK, 2, {kv, d}};
+        w[n++] = (want){AIR_T_WV, 2, {kv, d}};
+        w[n++] = (want){AIR_T_WO, 2, {d, q}};
+    }
     if (hp->attn_bias) {
         w[n++] = (want){AIR_T_BQ, 1, {q, 1}};
         w[n++] = (want){AIR_T_BK, 1, {kv, 1}};
@@ -82,6 +98,8 @@ static int layer_wants(const air_hparams *hp, int l, want *w) {
     }
     int64_t fe = hp->n_ff_exp, fs = hp->n_ff_shexp;
     w[n++] = (want){AIR_T_ROUTER, 2, {hp->n_expert, d}};
+    if (hp->router_sigmoid)
+        w[n++] = (want){AIR_T_ROUTER_BIAS, 1, {hp->n_expert, 1}};
     if (fs > 0) {
         w[n++] = (want){AIR_T_SHEXP_GATE, 2, {fs, d}};
         w[n++] = (want){AIR_T_SHEXP_UP, 2, {fs, d}};

@@ -13,6 +13,11 @@ step logits), computed in float32 on the CPU with eager attention.
   qwen2_moe   Qwen2MoeForCausalLM: 8 experts, top-2, sigmoid-gated shared
               expert, q/k/v biases
   mixtral     MixtralForCausalLM: 8 experts, top-2
+  deepseek_v3 DeepseekV3ForCausalLM: multi-head latent attention (q_lora_rank,
+              kv_lora_rank, interleaved RoPE), 16 experts in 4 groups, top-2
+              within the 2 best groups, sigmoid scores with a random
+              e_score_correction_bias, routed_scaling_factor 2.5, a shared
+              expert, layer 0 dense (first_k_dense_replace)
 
 A seed is accepted when the greedy path is unambiguous (top-2 logit gap, as in
 gen_models.py) and every routing decision on it is too: at every layer and
@@ -32,8 +37,8 @@ import sys
 
 import torch
 import transformers
-from transformers import (AutoModelForCausalLM, GenerationConfig, MixtralConfig,
-                          MixtralForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
+from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, GenerationConfig,
+                          MixtralConfig, MixtralForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
                           Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -79,10 +84,21 @@ SPECS = {
                     sliding_window=None,
                     rope_parameters={"rope_theta": 1000000.0, "rope_type": "default"}),
         gen_eos=2),
+    "deepseek_v3": dict(
+        cls_config=DeepseekV3Config, cls_model=DeepseekV3ForCausalLM, seed=16000, layout="v5",
+        config=dict(COMMON, num_key_value_heads=4, intermediate_size=96, moe_intermediate_size=32,
+                    n_routed_experts=16, num_experts_per_tok=2, n_group=4, topk_group=2,
+                    n_shared_experts=1, routed_scaling_factor=2.5, norm_topk_prob=True,
+                    first_k_dense_replace=1, q_lora_rank=48, kv_lora_rank=32,
+                    qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=24,
+                    rope_interleave=True, attention_bias=False,
+                    rope_parameters={"rope_theta": 10000.0, "rope_type": "default"}),
+        gen_eos=2),
 }
 
 STD_ROUTER = 0.15  # router logits of order 1: a clear but not one-hot choice
 STD_EXPERT = 0.08
+STD_BIAS_ROUTE = 0.05  # e_score_correction_bias: moves choices, not weights
 
 
 def init_weights(model, seed):
@@ -109,6 +125,9 @@ def init_weights(model, seed):
             else:
                 raise RuntimeError(f"no init rule for {name}")
             p.copy_(v)
+        for name, buf in sorted(model.named_buffers()):
+            if name.endswith("e_score_correction_bias"):
+                buf.copy_(STD_BIAS_ROUTE * torch.randn(buf.shape, generator=g))
 
 
 def routers(model):
@@ -122,16 +141,32 @@ def routers(model):
     return out
 
 
+def kth_gap(x, k):
+    """Per row: x's k-th largest minus its (k+1)-th largest."""
+    s = torch.sort(x, dim=-1, descending=True).values
+    return s[:, k - 1] - s[:, k]
+
+
 @torch.no_grad()
 def min_route_gap(model, ids, k):
-    """Smallest gap between the k-th and (k+1)-th router probability."""
+    """Smallest margin of any routing decision: the k-th vs (k+1)-th router
+    probability; for grouped sigmoid routing (DeepSeek-V3) also the kept vs
+    dropped group score, with choices made on sigmoid + bias."""
     gaps = []
 
     def hook(mod, inp, out):
-        logits = out[0] if isinstance(out, tuple) else out
-        p = torch.softmax(logits.float(), dim=-1)
-        s = torch.sort(p, dim=-1, descending=True).values
-        gaps.append(float((s[:, k - 1] - s[:, k]).min()))
+        logits = (out[0] if isinstance(out, tuple) else out).float()
+        if not hasattr(mod, "num_group"):
+            gaps.append(float(kth_gap(torch.softmax(logits, dim=-1), k).min()))
+            return
+        c = logits.sigmoid() + mod.e_score_correction_bias.float()
+        g = c.view(c.shape[0], mod.num_group, -1)
+        gs = g.topk(2, dim=-1).values.sum(-1)
+        if mod.topk_group < mod.num_group:
+            gaps.append(float(kth_gap(gs, mod.topk_group).min()))
+        keep = torch.zeros_like(gs).scatter_(1, gs.topk(mod.topk_group, dim=-1).indices, 1)
+        masked = g.masked_fill(keep.unsqueeze(-1) == 0, float("-inf")).view(c.shape[0], -1)
+        gaps.append(float(kth_gap(masked, k).min()))
 
     hs = [r.register_forward_hook(hook) for r in routers(model)]
     try:

@@ -112,8 +112,8 @@ TEST(four_bit_stays_close) {
 /* Mixture-of-experts models: the router stays unquantized; a quantized
  * expert can still move a near-tie in routing, so only logits are bounded. */
 TEST(moe_compressed) {
-    static const char *moe[] = {"qwen3_moe", "qwen2_moe", "mixtral"};
-    for (int i = 0; i < 3; i++) {
+    static const char *moe[] = {"qwen3_moe", "qwen2_moe", "mixtral", "deepseek_v3"};
+    for (int i = 0; i < 4; i++) {
         check(moe[i], AIR_COMP_8BIT, 0.03, 0);
         check(moe[i], AIR_COMP_4BIT, 0.35, 0);
     }

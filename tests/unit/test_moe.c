@@ -227,10 +227,12 @@ static void check_moe(const char *model) {
 TEST(qwen3_moe) { check_moe("qwen3_moe"); }
 TEST(qwen2_moe) { check_moe("qwen2_moe"); }
 TEST(mixtral) { check_moe("mixtral"); }
+TEST(deepseek_v3) { check_moe("deepseek_v3"); }
 
 int main(void) {
     RUN(qwen3_moe);
     RUN(qwen2_moe);
     RUN(mixtral);
+    RUN(deepseek_v3);
     return test_summary();
 }
