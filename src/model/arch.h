@@ -28,6 +28,7 @@ typedef enum {
 typedef enum {
     AIR_ROPE_SCALING_NONE = 0,
     AIR_ROPE_SCALING_LLAMA3 = 1, /* Llama 3.1 frequency scaling */
+    AIR_ROPE_SCALING_YARN = 2,   /* YaRN: ramped interpolation, cos/sin scaled */
 } air_rope_scaling;
 
 #define AIR_MAX_EOS 8
@@ -50,7 +51,12 @@ typedef struct {
     float rope_factor;           /* llama3: factor */
     float rope_low_freq_factor;  /* llama3: low_freq_factor */
     float rope_high_freq_factor; /* llama3: high_freq_factor */
-    int32_t rope_orig_ctx;       /* llama3: original_max_position_embeddings */
+    int32_t rope_orig_ctx;       /* llama3, yarn: original_max_position_embeddings */
+    float rope_beta_fast, rope_beta_slow; /* yarn: correction range, in rotations */
+    int32_t rope_truncate;       /* yarn: round the correction range outward */
+    float rope_attn_factor;      /* yarn: cos and sin are multiplied by it */
+    float mla_scale_mult;        /* yarn + latent attention: softmax scale multiplier
+                                    (mscale(factor, mscale_all_dim)^2); 0 means 1 */
     int32_t tie_embeddings;      /* lm_head shares the embedding matrix */
     int32_t attn_bias;           /* q/k/v projections have biases (qwen2) */
     int32_t qk_norm;             /* per-head RMSNorm on q and k (qwen3) */

@@ -27,11 +27,41 @@ void air_engine_default_options(air_engine_options *o) {
     o->stream.ram_budget = 0;
 }
 
-/* inv_freq as HF computes it, in fp32, with llama3 scaling. */
+/* YaRN's correction dimension for a number of rotations (in double, as HF). */
+static double yarn_dim(double rot, int dim, double base, int orig) {
+    return (dim * log(orig / (rot * 2 * M_PI))) / (2 * log(base));
+}
+
+/* inv_freq as HF computes it, in fp32, with llama3 or YaRN scaling. */
 static void rope_init(air_engine *e) {
     const air_hparams *hp = &e->hp;
     int half = hp->head_dim / 2;
     e->inv_freq = malloc(sizeof(float) * (size_t)half);
+    if (hp->rope_scaling == AIR_ROPE_SCALING_YARN) {
+        /* ramp between extrapolated (plain) and interpolated (1/factor)
+         * frequencies over the correction range [low, high] */
+        int dim = hp->head_dim;
+        double low = yarn_dim(hp->rope_beta_fast, dim, hp->rope_theta, hp->rope_orig_ctx);
+        double high = yarn_dim(hp->rope_beta_slow, dim, hp->rope_theta, hp->rope_orig_ctx);
+        if (hp->rope_truncate) {
+            low = floor(low);
+            high = ceil(high);
+        }
+        low = low > 0 ? low : 0;
+        high = high < dim - 1 ? high : dim - 1;
+        float lo = (float)low, hi = (float)high;
+        if (lo == hi)
+            hi += 0.001f;
+        for (int i = 0; i < half; i++) {
+            float pos_freq = powf(hp->rope_theta, (float)(2 * i) / (float)dim);
+            float extra = 1.0f / pos_freq, inter = 1.0f / (hp->rope_factor * pos_freq);
+            float ramp = ((float)i - lo) / (hi - lo);
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            float ef = 1.0f - ramp;
+            e->inv_freq[i] = inter * (1.0f - ef) + extra * ef;
+        }
+        return;
+    }
     for (int i = 0; i < half; i++) {
         float expo = (float)(2 * i) / (float)hp->head_dim;
         float f = 1.0f / powf(hp->rope_theta, expo);
@@ -176,6 +206,10 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
             float a = (float)b->pos[r] * e->inv_freq[i];
             e->rope_cos[(size_t)r * half + i] = cosf(a);
             e->rope_sin[(size_t)r * half + i] = sinf(a);
+            if (hp->rope_scaling == AIR_ROPE_SCALING_YARN) {
+                e->rope_cos[(size_t)r * half + i] *= hp->rope_attn_factor;
+                e->rope_sin[(size_t)r * half + i] *= hp->rope_attn_factor;
+            }
         }
     if ((st = air_store_embed_rows(e->store, b->tokens, b->n, x)))
         goto out;

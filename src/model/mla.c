@@ -60,6 +60,8 @@ static void mla_worker(void *ctx, int ith, int nth) {
     int nh = hp->n_head, nope = hp->qk_nope_dim, rope = hp->head_dim, vd = hp->v_head_dim,
         lora = hp->kv_lora_rank, qh = nope + rope;
     float scale = 1.0f / sqrtf((float)qh);
+    if (hp->mla_scale_mult > 0) /* YaRN's mscale_all_dim, applied to every dim */
+        scale *= hp->mla_scale_mult;
     float *sc = j->scratch + (size_t)ith * ((size_t)j->max_seq + 2 * (size_t)lora);
     float *qlat = sc + j->max_seq, *olat = qlat + lora;
     for (int task = ith; task < j->b->n * nh; task += nth) {

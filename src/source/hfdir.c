@@ -8,6 +8,7 @@
  *                           hf_name() derives from the neutral names.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,50 @@ static air_status get_eos(const cJSON *cfg, const char *path, air_hparams *hp) {
             return air_err(AIR_ERR_FORMAT, "%s: \"eos_token_id\" list holds a non-integer", path);
         if (hp->n_eos < AIR_MAX_EOS)
             hp->eos_ids[hp->n_eos++] = e->valueint;
+    }
+    return AIR_OK;
+}
+
+/* YaRN's mscale: 0.1 * m * ln(factor) + 1 (1 for factor <= 1). */
+static double yarn_mscale(double factor, double m) {
+    return factor <= 1 ? 1.0 : 0.1 * m * log(factor) + 1.0;
+}
+
+/* rope_scaling / rope_parameters of type "yarn". */
+static air_status parse_yarn(const cJSON *rs, const char *path, air_hparams *hp) {
+    double f = 0, bf = 0, bs = 0, ms = 0, msa = 0, af = 0;
+    int64_t orig = 0;
+    air_status st;
+    if ((st = get_float(rs, path, "factor", 0, &f)) ||
+        (st = get_int(rs, path, "original_max_position_embeddings", 0, 1, &orig)) ||
+        (st = get_float(rs, path, "beta_fast", 32, &bf)) ||
+        (st = get_float(rs, path, "beta_slow", 1, &bs)) ||
+        (st = get_float(rs, path, "mscale", 0, &ms)) ||
+        (st = get_float(rs, path, "mscale_all_dim", 0, &msa)) ||
+        (st = get_float(rs, path, "attention_factor", 0, &af)))
+        return st;
+    if (f <= 0 && orig > 0)
+        f = (double)hp->n_ctx_train / (double)orig;
+    if (f <= 0 || orig <= 0)
+        return air_err(AIR_ERR_FORMAT, "%s: yarn rope_scaling needs a positive factor and "
+                       "original_max_position_embeddings", path);
+    if (bf == 0)
+        bf = 32; /* transformers treats 0 / null as the default */
+    if (bs == 0)
+        bs = 1;
+    if (af <= 0)
+        af = ms != 0 && msa != 0 ? yarn_mscale(f, ms) / yarn_mscale(f, msa) : yarn_mscale(f, 1);
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(rs, "truncate");
+    hp->rope_scaling = AIR_ROPE_SCALING_YARN;
+    hp->rope_factor = (float)f;
+    hp->rope_orig_ctx = (int32_t)orig;
+    hp->rope_beta_fast = (float)bf;
+    hp->rope_beta_slow = (float)bs;
+    hp->rope_truncate = !tr || cJSON_IsNull(tr) || cJSON_IsTrue(tr);
+    hp->rope_attn_factor = (float)af;
+    if (msa != 0) {
+        double m = yarn_mscale(f, msa);
+        hp->mla_scale_mult = (float)(m * m);
     }
     return AIR_OK;
 }
@@ -382,10 +427,13 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
             hp->rope_low_freq_factor = (float)lo;
             hp->rope_high_freq_factor = (float)hi;
             hp->rope_orig_ctx = (int32_t)orig;
+        } else if (strcmp(t, "yarn") == 0) {
+            if ((st = parse_yarn(rs, path, hp)))
+                goto out;
         } else if (strcmp(t, "default") != 0) {
             st = air_err(AIR_ERR_UNSUPPORTED,
                          "%s: rope_scaling type \"%s\" is not supported yet (supported: llama3, "
-                         "default)", path, t);
+                         "yarn, default)", path, t);
             goto out;
         }
     }

@@ -15,6 +15,8 @@
     X(n_expert) X(n_expert_used) X(n_ff_exp) X(n_ff_shexp) X(shexp_gate) X(expert_norm_topk)       \
     X(moe_step) X(moe_first_dense) X(router_sigmoid) X(n_group) X(topk_group) X(q_lora_rank)   \
     X(kv_lora_rank) X(qk_nope_dim) X(v_head_dim) X(rope_interleave)
+#define HP_OPT_FLOAT_FIELDS(X)                                                                     \
+    X(routed_scale) X(rope_beta_fast) X(rope_beta_slow) X(rope_attn_factor) X(mla_scale_mult)
 #define HP_FLOAT_FIELDS(X)                                                                         \
     X(rms_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
 
@@ -26,13 +28,18 @@ cJSON *air_hparams_to_json(const air_hparams *hp) {
     HP_INT_FIELDS(ADD_INT)
     HP_FLOAT_FIELDS(ADD_FLOAT)
     cJSON_AddStringToObject(j, "rope_scaling",
-                            hp->rope_scaling == AIR_ROPE_SCALING_LLAMA3 ? "llama3" : "none");
+                            hp->rope_scaling == AIR_ROPE_SCALING_LLAMA3 ? "llama3"
+                            : hp->rope_scaling == AIR_ROPE_SCALING_YARN ? "yarn"
+                                                                        : "none");
     cJSON *eos = cJSON_AddArrayToObject(j, "eos_ids");
     for (int i = 0; i < hp->n_eos; i++)
         cJSON_AddItemToArray(eos, cJSON_CreateNumber(hp->eos_ids[i]));
+    if (hp->rope_scaling == AIR_ROPE_SCALING_YARN || hp->n_expert > 0 || hp->kv_lora_rank > 0) {
+        HP_OPT_FLOAT_FIELDS(ADD_FLOAT)
+        ADD_INT(rope_truncate)
+    }
     if (hp->n_expert > 0 || hp->kv_lora_rank > 0) {
         HP_MOE_INT_FIELDS(ADD_INT)
-        ADD_FLOAT(routed_scale)
         cJSON *mo = cJSON_AddArrayToObject(j, "mlp_only");
         for (int i = 0; i < hp->n_mlp_only; i++)
             cJSON_AddItemToArray(mo, cJSON_CreateNumber(hp->mlp_only[i]));
@@ -64,9 +71,10 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
     HP_INT_FIELDS(GET_INT)
     HP_FLOAT_FIELDS(GET_FLOAT)
     v = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    hp->rope_scaling = cJSON_IsString(v) && strcmp(v->valuestring, "llama3") == 0
-                           ? AIR_ROPE_SCALING_LLAMA3
-                           : AIR_ROPE_SCALING_NONE;
+    hp->rope_scaling = !cJSON_IsString(v)                      ? AIR_ROPE_SCALING_NONE
+                       : strcmp(v->valuestring, "llama3") == 0 ? AIR_ROPE_SCALING_LLAMA3
+                       : strcmp(v->valuestring, "yarn") == 0   ? AIR_ROPE_SCALING_YARN
+                                                               : AIR_ROPE_SCALING_NONE;
     v = cJSON_GetObjectItemCaseSensitive(j, "eos_ids");
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {
@@ -77,8 +85,11 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
     v = cJSON_GetObjectItemCaseSensitive(j, #f);                                                   \
     hp->f = cJSON_IsNumber(v) ? (int32_t)v->valuedouble : 0;
     HP_MOE_INT_FIELDS(GET_OPT_INT)
-    v = cJSON_GetObjectItemCaseSensitive(j, "routed_scale");
-    hp->routed_scale = cJSON_IsNumber(v) ? (float)v->valuedouble : 0;
+#define GET_OPT_FLOAT(f)                                                                           \
+    v = cJSON_GetObjectItemCaseSensitive(j, #f);                                                   \
+    hp->f = cJSON_IsNumber(v) ? (float)v->valuedouble : 0;
+    HP_OPT_FLOAT_FIELDS(GET_OPT_FLOAT)
+    GET_OPT_INT(rope_truncate)
     if (hp->n_group < 0 || hp->topk_group < 0 || hp->kv_lora_rank < 0 || hp->q_lora_rank < 0 ||
         (hp->n_group > 0 && (hp->n_expert % hp->n_group || hp->topk_group > hp->n_group)) ||
         (hp->kv_lora_rank > 0 && (hp->qk_nope_dim <= 0 || hp->v_head_dim <= 0)))

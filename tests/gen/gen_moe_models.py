@@ -17,7 +17,7 @@ step logits), computed in float32 on the CPU with eager attention.
               kv_lora_rank, interleaved RoPE), 16 experts in 4 groups, top-2
               within the 2 best groups, sigmoid scores with a random
               e_score_correction_bias, routed_scaling_factor 2.5, a shared
-              expert, layer 0 dense (first_k_dense_replace)
+              expert, layer 0 dense (first_k_dense_replace), YaRN RoPE scaling
 
 A seed is accepted when the greedy path is unambiguous (top-2 logit gap, as in
 gen_models.py) and every routing decision on it is too: at every layer and
@@ -92,7 +92,13 @@ SPECS = {
                     first_k_dense_replace=1, q_lora_rank=48, kv_lora_rank=32,
                     qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=24,
                     rope_interleave=True, attention_bias=False,
-                    rope_parameters={"rope_theta": 10000.0, "rope_type": "default"}),
+                    # YaRN as DeepSeek-V3 ships it (factor 40 over 4096 positions), with
+                    # mscale != mscale_all_dim so both the cos/sin factor and the
+                    # softmax scale differ from 1
+                    rope_parameters={"rope_theta": 10000.0, "rope_type": "yarn", "factor": 40.0,
+                                     "original_max_position_embeddings": 4096,
+                                     "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 0.9,
+                                     "mscale_all_dim": 1.0}),
         gen_eos=2),
 }
 
