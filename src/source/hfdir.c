@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "quant/fp8.h"
 #include "source/safetensors.h"
 #include "source/source.h"
 #include "util/error.h"
@@ -33,6 +34,7 @@ typedef struct {
      * has tens of thousands of tensors */
     struct hf_ref *by_name;
     int n_by_name;
+    int fp8_bm, fp8_bn; /* FP8 weights: block of one scale (weight_block_size) */
 } hf_impl;
 
 typedef struct hf_ref {
@@ -540,20 +542,59 @@ static void hf_name(air_arch arch, int layer, const char *neutral, char *buf, si
     snprintf(buf, n, "(unknown tensor %s)", neutral);
 }
 
-static air_status find(hf_impl *h, int layer, const char *neutral, int *fi, int *ti) {
-    char name[256];
-    hf_name(h->arch, layer, neutral, name, sizeof name);
+/* A tensor by its HF name; 0 if absent. */
+static int find_name(const hf_impl *h, const char *name, int *fi, int *ti) {
     hf_ref key = {name, 0, 0};
     const hf_ref *r = h->n_by_name ? bsearch(&key, h->by_name, (size_t)h->n_by_name,
                                              sizeof *r, ref_cmp)
                                    : NULL;
-    if (r) {
-        *fi = r->f;
-        *ti = r->t;
+    if (!r)
+        return 0;
+    *fi = r->f;
+    *ti = r->t;
+    return 1;
+}
+
+static air_status find(hf_impl *h, int layer, const char *neutral, int *fi, int *ti) {
+    char name[256];
+    hf_name(h->arch, layer, neutral, name, sizeof name);
+    if (find_name(h, name, fi, ti))
         return AIR_OK;
-    }
     return air_err(AIR_ERR_NOT_FOUND, "%s: tensor '%s' is missing from the model's safetensors files",
                    h->dir, name);
+}
+
+/* An FP8 weight's block scales `<name>_scale_inv`: 1 and its place if t is
+ * F8_E4M3 with a scale tensor; 0 if t is not FP8; an error if the scales are
+ * missing or do not fit. */
+static air_status fp8_scales(hf_impl *h, const air_st_file *f, const air_st_tensor *t, int *is_fp8,
+                             int *sfi, int *sti) {
+    *is_fp8 = 0;
+    if (t->dtype != AIR_DT_COUNT || strcmp(t->dtype_str, "F8_E4M3") != 0)
+        return AIR_OK;
+    char name[300];
+    snprintf(name, sizeof name, "%s_scale_inv", t->name);
+    if (!find_name(h, name, sfi, sti))
+        return air_err(AIR_ERR_UNSUPPORTED, "%s: FP8 tensor '%s' has no '%s' block scales (only "
+                       "block-scaled FP8 checkpoints are supported)", f->path, t->name, name);
+    const air_st_tensor *sc = &h->files[*sfi]->tensors[*sti];
+    int64_t want0 = t->n_dims == 2 ? (t->shape[0] + h->fp8_bm - 1) / h->fp8_bm : 0,
+            want1 = t->n_dims == 2 ? (t->shape[1] + h->fp8_bn - 1) / h->fp8_bn : 0;
+    if (t->n_dims != 2 || sc->dtype != AIR_DT_F32 || sc->n_dims != 2 || sc->shape[0] != want0 ||
+        sc->shape[1] != want1)
+        return air_err(AIR_ERR_FORMAT, "%s: FP8 tensor '%s' (%lld x %lld) needs F32 scales of "
+                       "shape [%lld, %lld] for %dx%d blocks; '%s' does not fit", f->path, t->name,
+                       (long long)t->shape[0], (long long)(t->n_dims == 2 ? t->shape[1] : 0),
+                       (long long)want0, (long long)want1, h->fp8_bm, h->fp8_bn, name);
+    *is_fp8 = 1;
+    return AIR_OK;
+}
+
+static void mark_read(hf_impl *h, int fi, int ti) {
+    if (!h->read_flags[fi][ti]) {
+        h->read_flags[fi][ti] = 1;
+        h->remaining[fi]--;
+    }
 }
 
 static air_status hf_info(air_source *s, int layer, const char *neutral, air_src_tensor *out) {
@@ -563,10 +604,23 @@ static air_status hf_info(air_source *s, int layer, const char *neutral, air_src
     if (st)
         return st;
     const air_st_tensor *t = &h->files[fi]->tensors[ti];
+    int fp8, sfi, sti;
+    if ((st = fp8_scales(h, h->files[fi], t, &fp8, &sfi, &sti)))
+        return st;
+    if (fp8) { /* dequantized to bf16 by hf_read */
+        out->dtype = AIR_DT_BF16;
+        out->n_dims = 2;
+        out->shape[0] = t->shape[0];
+        out->shape[1] = t->shape[1];
+        out->nbytes = (uint64_t)t->numel * 2;
+        snprintf(out->src_name, sizeof out->src_name, "%s (%s, FP8)", t->name, h->files[fi]->path);
+        return AIR_OK;
+    }
     if (t->dtype == AIR_DT_COUNT)
         return air_err(AIR_ERR_UNSUPPORTED,
-                       "%s: tensor '%s' has dtype %s; supported are BF16, F16 and F32 (convert "
-                       "the model, e.g. save it again with torch_dtype=bfloat16)",
+                       "%s: tensor '%s' has dtype %s; supported are BF16, F16, F32 and "
+                       "block-scaled F8_E4M3 (convert the model, e.g. save it again with "
+                       "torch_dtype=bfloat16)",
                        h->files[fi]->path, t->name, t->dtype_str);
     if (t->n_dims < 1 || t->n_dims > 2)
         return air_err(AIR_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, expected 1 or 2",
@@ -586,13 +640,30 @@ static air_status hf_read(air_source *s, int layer, const char *neutral, void *d
     air_status st = find(h, layer, neutral, &fi, &ti);
     if (st)
         return st;
-    st = air_st_read(h->files[fi], &h->files[fi]->tensors[ti], dst);
+    const air_st_tensor *t = &h->files[fi]->tensors[ti];
+    int fp8, sfi, sti;
+    if ((st = fp8_scales(h, h->files[fi], t, &fp8, &sfi, &sti)))
+        return st;
+    if (fp8) {
+        const air_st_tensor *sc = &h->files[sfi]->tensors[sti];
+        uint8_t *raw = malloc(t->nbytes ? t->nbytes : 1);
+        float *scale = malloc(sc->nbytes ? sc->nbytes : 1);
+        if (!raw || !scale)
+            st = air_err(AIR_ERR_NOMEM, "out of memory reading %s", t->name);
+        if (!st && !(st = air_st_read(h->files[fi], t, raw)) &&
+            !(st = air_st_read(h->files[sfi], sc, scale))) {
+            air_fp8_block_dequant_bf16(raw, t->shape[0], t->shape[1], scale, h->fp8_bm, h->fp8_bn,
+                                       dst);
+            mark_read(h, sfi, sti);
+        }
+        free(raw);
+        free(scale);
+    } else {
+        st = air_st_read(h->files[fi], t, dst);
+    }
     if (st)
         return st;
-    if (!h->read_flags[fi][ti]) {
-        h->read_flags[fi][ti] = 1;
-        h->remaining[fi]--;
-    }
+    mark_read(h, fi, ti);
     return AIR_OK;
 }
 
@@ -673,6 +744,30 @@ out:
     return st;
 }
 
+/* quantization_config of an FP8 checkpoint: the scale block (default 128x128). */
+static air_status parse_fp8_block(const char *dir, int *bm, int *bn) {
+    *bm = *bn = 128;
+    char *path = air_path_join(dir, "config.json");
+    cJSON *cfg = NULL;
+    air_status st = load_json(path, &cfg);
+    const cJSON *q = st ? NULL : cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(q, "weight_block_size");
+    if (!st && bs && !cJSON_IsNull(bs)) {
+        const cJSON *a = cJSON_GetArrayItem(bs, 0), *b = cJSON_GetArrayItem(bs, 1);
+        if (!cJSON_IsArray(bs) || cJSON_GetArraySize(bs) != 2 || !cJSON_IsNumber(a) ||
+            !cJSON_IsNumber(b) || a->valueint <= 0 || b->valueint <= 0)
+            st = air_err(AIR_ERR_FORMAT, "%s: quantization_config.weight_block_size must be two "
+                         "positive integers", path);
+        else {
+            *bm = a->valueint;
+            *bn = b->valueint;
+        }
+    }
+    cJSON_Delete(cfg);
+    free(path);
+    return st;
+}
+
 air_status air_source_open_hfdir(const char *dir, int delete_original, air_source **out) {
     *out = NULL;
     air_source *s;
@@ -693,6 +788,8 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     if (st)
         goto fail;
     h->arch = s->hp.arch;
+    if ((st = parse_fp8_block(dir, &h->fp8_bm, &h->fp8_bn)))
+        goto fail;
     if ((st = list_shards(dir, &names, &n)))
         goto fail;
     h->files = calloc((size_t)n, sizeof *h->files);

@@ -19,6 +19,12 @@ step logits), computed in float32 on the CPU with eager attention.
               e_score_correction_bias, routed_scaling_factor 2.5, a shared
               expert, layer 0 dense (first_k_dense_replace), YaRN RoPE scaling
 
+  deepseek_v3_fp8  the deepseek_v3 model with every projection stored as FP8
+              e4m3 with 128x128 block scales (`weight_scale_inv`) and a
+              quantization_config, as DeepSeek-V3 and Kimi-K2 ship; the golden
+              comes from transformers loading that checkpoint (it dequantizes
+              to bf16 on a CPU), computed in float32
+
 A seed is accepted when the greedy path is unambiguous (top-2 logit gap, as in
 gen_models.py) and every routing decision on it is too: at every layer and
 position the k-th and (k+1)-th router probabilities differ by at least
@@ -259,6 +265,87 @@ def make(name, spec):
           f"{len(set(ids))} distinct greedy tokens, {size / 1e3:.0f} kB")
 
 
+FP8_BLOCK = 128
+
+
+def fp8_quantize(w):
+    """DeepSeek-style block FP8: scale = amax(block) / 448 per 128x128 block."""
+    w = w.float()
+    r, c = w.shape
+    sr, sc = -(-r // FP8_BLOCK), -(-c // FP8_BLOCK)
+    pad = torch.zeros(sr * FP8_BLOCK, sc * FP8_BLOCK)
+    pad[:r, :c] = w
+    scale = pad.view(sr, FP8_BLOCK, sc, FP8_BLOCK).abs().amax(dim=(1, 3)).clamp(min=1e-12) / 448
+    full = scale.repeat_interleave(FP8_BLOCK, 0).repeat_interleave(FP8_BLOCK, 1)[:r, :c]
+    return (w / full).to(torch.float8_e4m3fn), scale
+
+
+def make_fp8(base="deepseek_v3", name="deepseek_v3_fp8"):
+    from safetensors.torch import load_file, save_file
+    src, d = os.path.join(OUT, base), os.path.join(OUT, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    sd = {}
+    for f in sorted(os.listdir(src)):
+        if f.endswith(".safetensors"):
+            sd.update(load_file(os.path.join(src, f)))
+    # A dimension above one block that is not a multiple of it (kv_b_proj: 160
+    # rows) stays BF16: transformers then derives the block from the scale grid
+    # (160 / 2 = 80 rows) where DeepSeek's rule, which airllm follows, keeps
+    # 128 (tested on its own in test_fp8). Real checkpoints have whole blocks.
+    def whole(n):
+        return n <= FP8_BLOCK or n % FP8_BLOCK == 0
+
+    out = {}
+    for k, v in sd.items():
+        if (v.ndim == 2 and (k.endswith("_proj.weight") or k.endswith("kv_a_proj_with_mqa.weight"))
+                and whole(v.shape[0]) and whole(v.shape[1])):
+            out[k], out[k[: -len("weight")] + "weight_scale_inv"] = fp8_quantize(v)
+        else:
+            out[k] = v
+    save_file(out, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                                  "weight_block_size": [FP8_BLOCK, FP8_BLOCK]}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    shutil.copyfile(os.path.join(src, "generation_config.json"), os.path.join(d, "generation_config.json"))
+    # transformers dequantizes FP8 to bf16 on a CPU; compute in float32 from there
+    ref = DeepseekV3ForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="eager")
+    assert ref.model.layers[1].self_attn.q_a_proj.weight.dtype == torch.bfloat16
+    ref = ref.float().eval()
+    # the weights are fixed: look for a prompt with a clear greedy path
+    k = ref.config.num_experts_per_tok
+    for attempt in range(gm.MAX_SEED_TRIES):
+        prompt = gm.prompt_for(f"{name}{attempt}", ref.config.vocab_size, ref.config.bos_token_id)
+        ids, steps, gaps, rel = gm.greedy_manual(ref, prompt)
+        rgap = min_route_gap(ref, prompt + ids, k)
+        if min(rel) >= gm.GAP_REL and rgap >= ROUTE_GAP and len(set(ids)) >= gm.MIN_DISTINCT:
+            break
+    else:
+        raise RuntimeError(f"{name}: no prompt with a clear greedy path and routing")
+    assert gm.greedy_generate(ref, prompt) == ids
+    la = gm.full_logits(ref, prompt)
+    golden = {
+        "prompt_ids": prompt,
+        "logits_last": gm.f32_list(la[-1]),
+        "logits_all": [gm.f32_list(row) for row in la],
+        "greedy_ids": ids,
+        "greedy_step_logits": [gm.f32_list(steps[s]) for s in gm.STEP_LOGITS_AT],
+        "min_top2_gap": gm.f32(min(gaps)),
+        "config": config_summary(name, ref.config, SPECS[base]),
+        "reference": {"transformers": transformers.__version__, "torch": torch.__version__,
+                      "min_route_gap": gm.f32(rgap), "weights": "FP8 e4m3, 128x128 block scales"},
+    }
+    gm.write_golden(os.path.join(d, "golden.json"), golden)
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+    print(f"  {name}: min top-2 gap {min(gaps):.4f}, route gap {rgap:.2e}")
+
+
 def check(name):
     d = os.path.join(OUT, name)
     with open(os.path.join(d, "golden.json")) as f:
@@ -275,13 +362,15 @@ def check(name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("names", nargs="*", default=list(SPECS))
+    ap.add_argument("names", nargs="*", default=list(SPECS) + ["deepseek_v3_fp8"])
     a = ap.parse_args()
     torch.set_num_threads(1)
     ok = True
     for name in a.names:
         if a.check:
             ok &= check(name)
+        elif name == "deepseek_v3_fp8":
+            make_fp8()
         else:
             make(name, SPECS[name])
     return 0 if ok else 1

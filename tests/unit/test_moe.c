@@ -228,11 +228,15 @@ TEST(qwen3_moe) { check_moe("qwen3_moe"); }
 TEST(qwen2_moe) { check_moe("qwen2_moe"); }
 TEST(mixtral) { check_moe("mixtral"); }
 TEST(deepseek_v3) { check_moe("deepseek_v3"); }
+/* the same model as an FP8 checkpoint (e4m3 + 128x128 weight_scale_inv),
+ * against transformers loading it */
+TEST(deepseek_v3_fp8) { check_moe("deepseek_v3_fp8"); }
 
 int main(void) {
     RUN(qwen3_moe);
     RUN(qwen2_moe);
     RUN(mixtral);
     RUN(deepseek_v3);
+    RUN(deepseek_v3_fp8);
     return test_summary();
 }
