@@ -13,6 +13,7 @@ const char *air_arch_name(air_arch a) {
     case AIR_ARCH_QWEN3_MOE: return "qwen3_moe";
     case AIR_ARCH_MIXTRAL: return "mixtral";
     case AIR_ARCH_DEEPSEEK_V3: return "deepseek_v3";
+    case AIR_ARCH_GPT_OSS: return "gpt_oss";
     default: return "unknown";
     }
 }
@@ -25,4 +26,13 @@ int air_hp_layer_is_moe(const air_hparams *hp, int l) {
             return 0;
     int step = hp->moe_step > 0 ? hp->moe_step : 1;
     return (l + 1) % step == 0;
+}
+
+int air_hp_layer_window(const air_hparams *hp, int l) {
+    if (hp->sliding_window <= 0)
+        return 0;
+    int any = hp->swa_mask[0] | hp->swa_mask[1] | hp->swa_mask[2] | hp->swa_mask[3];
+    if (!any)
+        return hp->sliding_window;
+    return l < 128 && ((uint32_t)hp->swa_mask[l / 32] >> (l % 32) & 1) ? hp->sliding_window : 0;
 }

@@ -22,6 +22,8 @@ typedef enum {
     AIR_ARCH_MIXTRAL = 18,   /* mistral attention, experts (renormalized top-k) */
     AIR_ARCH_DEEPSEEK_V3 = 19, /* MLA attention (mla.c), sigmoid group-limited routing,
                                   shared experts, dense first layers (also Kimi-K2) */
+    AIR_ARCH_GPT_OSS = 20, /* attention sinks and biases, alternating sliding window,
+                              biased router, clamped SwiGLU experts with biases */
     AIR_ARCH_COUNT
 } air_arch;
 
@@ -89,12 +91,25 @@ typedef struct {
     int32_t qk_nope_dim;      /* qk_nope_head_dim */
     int32_t v_head_dim;
     int32_t rope_interleave;  /* RoPE on (even, odd) pairs instead of halves */
+    /* gpt-oss */
+    int32_t attn_sinks;       /* per-head sink logit joins each softmax (then dropped) */
+    int32_t attn_out_bias;    /* o_proj has a bias */
+    int32_t swa_mask[4];      /* bit l: layer l uses sliding_window (layer_types); all
+                                 zero: sliding_window applies to every layer */
+    int32_t router_bias_topk_softmax; /* logits + bias, top-k, softmax over the k */
+    int32_t expert_bias;      /* experts have biases (b_gate, b_up, b_down) */
+    float swiglu_limit;       /* > 0: clamped SwiGLU: gate <= limit, |up| <= limit,
+                                 out = (up + 1) * gate * sigmoid(alpha * gate) */
+    float swiglu_alpha;
     int32_t bos_id;              /* -1 if none */
     int32_t n_eos;
     int32_t eos_ids[AIR_MAX_EOS];
 } air_hparams;
 
 const char *air_arch_name(air_arch a);
+
+/* The attention window of layer l: sliding_window, or 0 (all positions). */
+int air_hp_layer_window(const air_hparams *hp, int l);
 
 /* 1 if layer l of the model has a mixture-of-experts MLP. */
 int air_hp_layer_is_moe(const air_hparams *hp, int l);
@@ -108,6 +123,8 @@ int air_hp_layer_is_moe(const air_hparams *hp, int l);
 #define AIR_T_BQ "bq"                /* (n_head * head_dim), qwen2 */
 #define AIR_T_BK "bk"                /* (n_head_kv * head_dim), qwen2 */
 #define AIR_T_BV "bv"                /* (n_head_kv * head_dim), qwen2 */
+#define AIR_T_BO "bo"                /* (n_embd), gpt-oss */
+#define AIR_T_SINKS "attn_sinks"     /* (n_head), gpt-oss */
 #define AIR_T_Q_NORM "q_norm"        /* (head_dim), qwen3 */
 #define AIR_T_K_NORM "k_norm"        /* (head_dim), qwen3 */
 #define AIR_T_FFN_NORM "ffn_norm"    /* (n_embd) */
@@ -121,8 +138,9 @@ int air_hp_layer_is_moe(const air_hparams *hp, int l);
 #define AIR_T_SHEXP_DOWN "shexp_down" /* (n_embd, n_ff_shexp) */
 #define AIR_T_SHEXP_INP "shexp_inp"  /* (1, n_embd), the shared expert's sigmoid gate */
 /* Expert e's tensors are named "exp.<e>.w_gate" (n_ff_exp, n_embd),
- * "exp.<e>.w_up" (n_ff_exp, n_embd) and "exp.<e>.w_down" (n_embd, n_ff_exp);
- * see air_expert_tensor_name(). */
+ * "exp.<e>.w_up" (n_ff_exp, n_embd) and "exp.<e>.w_down" (n_embd, n_ff_exp),
+ * with expert_bias also "exp.<e>.b_gate", "exp.<e>.b_up" (n_ff_exp) and
+ * "exp.<e>.b_down" (n_embd). */
 #define AIR_T_EXP_PREFIX "exp."
 #define AIR_T_ROUTER_BIAS "router_bias" /* (n_expert), e_score_correction_bias */
 /* Multi-head latent attention (instead of wq/wk/wv): */

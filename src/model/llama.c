@@ -19,8 +19,8 @@
 #include "util/error.h"
 
 typedef struct {
-    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm, *ffn_norm,
-        *w_gate, *w_up, *w_down;
+    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *sinks, *q_norm, *k_norm,
+        *ffn_norm, *w_gate, *w_up, *w_down;
 } layer_w;
 
 static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
@@ -35,6 +35,7 @@ static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *
         {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
         {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
         {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
+        {&t->bo, AIR_T_BO, hp->attn_out_bias}, {&t->sinks, AIR_T_SINKS, hp->attn_sinks},
         {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
         {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, dense},
         {&t->w_up, AIR_T_W_UP, dense},       {&t->w_down, AIR_T_W_DOWN, dense},
@@ -82,6 +83,7 @@ typedef struct {
     float *out;     /* (rows, n_head * hd) */
     float *scores;  /* (nth, max_seq) */
     int max_seq;
+    const float *sinks; /* (n_head) or NULL */
 } attn_job;
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -95,14 +97,26 @@ static void attn_worker(void *ctx, int ith, int nth) {
         int r = task / nh, h = task % nh, kvh = h / group;
         const air_kv *kv = j->b->kv[r];
         int pos = j->b->pos[r];
-        int start = 0;
-        if (hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0)
-            start = pos - hp->sliding_window + 1;
+        int start = 0, win = air_hp_layer_window(hp, j->layer);
+        if (win > 0 && pos - win + 1 > 0)
+            start = pos - win + 1;
         const float *q = j->q + ((size_t)r * nh + h) * hd;
         for (int t = start; t <= pos; t++)
             sc[t - start] = air_dot_f32(q, air_kv_k(kv, j->layer, t) + (size_t)kvh * hd, hd) * scale;
         int n = pos - start + 1;
-        air_softmax(sc, n);
+        if (j->sinks) {
+            /* the head's sink logit joins the softmax, then is dropped */
+            float m = j->sinks[h], sum = 0;
+            for (int t = 0; t < n; t++)
+                m = sc[t] > m ? sc[t] : m;
+            for (int t = 0; t < n; t++)
+                sum += sc[t] = expf(sc[t] - m);
+            sum += expf(j->sinks[h] - m);
+            for (int t = 0; t < n; t++)
+                sc[t] /= sum;
+        } else {
+            air_softmax(sc, n);
+        }
         float *o = j->out + ((size_t)r * nh + h) * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int t = 0; t < n; t++)
@@ -160,9 +174,11 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
         memcpy(air_kv_k(b->kv[r], l, b->pos[r]), kr, sizeof(float) * (size_t)kvd);
         memcpy(air_kv_v(b->kv[r], l, b->pos[r]), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
     }
-    attn_job job = {e, b, l, q, att, scores, max_seq};
+    attn_job job = {e, b, l, q, att, scores, max_seq, w.sinks ? w.sinks->data : NULL};
     air_pool_run(e->pool, attn_worker, &job);
     mm(e, w.wo, att, n, h);
+    if (w.bo)
+        add_bias(h, w.bo, n, d);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
 

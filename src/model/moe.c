@@ -90,6 +90,46 @@ static void route_grouped(const air_hparams *hp, float *p, const float *bias, in
         w[j] = (hp->expert_norm_topk ? w[j] / (sum + 1e-20f) : w[j]) * scale;
 }
 
+static void add_bias(float *y, const air_tensor *b, int rows, int n) {
+    const float *bb = b->data;
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)r * n + i] += bb[i];
+}
+
+/* One expert over `rows` rows of h: out (rows, n_embd). Without biases and
+ * swiglu_limit, air_swiglu; gpt-oss adds biases and the clamped SwiGLU
+ * (up + 1) * g * sigmoid(alpha * g), g = min(gate, limit), up in [-limit, limit]. */
+static void expert_ffn(air_engine *e, const air_expert_w *w, const float *h, int rows, float *g,
+                       float *u, float *out) {
+    const air_hparams *hp = &e->hp;
+    if (!w->b_gate && hp->swiglu_limit <= 0) {
+        air_swiglu(e, w->w_gate, w->w_up, w->w_down, h, rows, g, u, out);
+        return;
+    }
+    int ff = (int)w->w_gate->shape[0], d = (int)w->w_down->shape[0];
+    air_matmul(e->pool, w->w_gate->dtype, w->w_gate->data, ff, (int)w->w_gate->shape[1], h, rows, g);
+    air_matmul(e->pool, w->w_up->dtype, w->w_up->data, ff, (int)w->w_up->shape[1], h, rows, u);
+    if (w->b_gate) {
+        add_bias(g, w->b_gate, rows, ff);
+        add_bias(u, w->b_up, rows, ff);
+    }
+    if (hp->swiglu_limit > 0) {
+        float lim = hp->swiglu_limit, alpha = hp->swiglu_alpha;
+        for (size_t i = 0; i < (size_t)rows * ff; i++) {
+            float gg = g[i] < lim ? g[i] : lim;
+            float uu = u[i] < -lim ? -lim : u[i] > lim ? lim : u[i];
+            g[i] = (uu + 1.0f) * (gg / (1.0f + expf(-gg * alpha)));
+        }
+    } else {
+        for (int r = 0; r < rows; r++)
+            air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
+    }
+    air_matmul(e->pool, w->w_down->dtype, w->w_down->data, d, ff, g, rows, out);
+    if (w->b_down)
+        add_bias(out, w->b_down, rows, d);
+}
+
 air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
     const air_hparams *hp = &e->hp;
     int n = b->n, d = hp->n_embd, ne = hp->n_expert, k = hp->n_expert_used;
@@ -103,7 +143,8 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         sd = air_layer_get(lw, AIR_T_SHEXP_DOWN);
         sinp = hp->shexp_gate ? air_layer_get(lw, AIR_T_SHEXP_INP) : NULL;
     }
-    if (!norm || !router || (hp->router_sigmoid && (!rbias || hp->n_group > 256)) || (fs > 0 && (!sg || !su || !sd || (hp->shexp_gate && !sinp))))
+    if (!norm || !router || (hp->router_sigmoid && (!rbias || hp->n_group > 256)) ||
+        (hp->router_bias_topk_softmax && !rbias) || (fs > 0 && (!sg || !su || !sd || (hp->shexp_gate && !sinp))))
         return air_err(AIR_ERR_FORMAT, "%s: mixture-of-experts layer %d lacks its router or "
                        "shared expert; delete the store folder to rebuild it",
                        air_store_unit_path(e->store, l), l);
@@ -144,6 +185,14 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         float *p = prob + (size_t)r * ne, *w = wt + (size_t)r * k;
         if (hp->router_sigmoid) {
             route_grouped(hp, p, rbias->data, ids + (size_t)r * k, w, choice);
+            continue;
+        }
+        if (hp->router_bias_topk_softmax) { /* gpt-oss: softmax over the k best logits */
+            const float *rb = rbias->data;
+            for (int i = 0; i < ne; i++)
+                p[i] += rb[i];
+            topk(p, ne, k, ids + (size_t)r * k, w);
+            air_softmax(w, k);
             continue;
         }
         air_softmax(p, ne);
@@ -207,7 +256,7 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         int c = count[id];
         for (int i = 0; i < c; i++)
             memcpy(hx + (size_t)i * d, h + (size_t)(list[i] / k) * d, sizeof(float) * (size_t)d);
-        air_swiglu(e, w.w_gate, w.w_up, w.w_down, hx, c, g, u, yx);
+        expert_ffn(e, &w, hx, c, g, u, yx);
         for (int i = 0; i < c; i++) {
             float s = wt[list[i]];
             float *dst = yk + (size_t)list[i] * d;

@@ -33,7 +33,7 @@ enum { R_WAITING, R_SLOT, R_TAKEN, R_DONE };
 
 typedef struct {
     uint64_t off, len;      /* range in the file (aligned) */
-    air_lf_entry ent[3];    /* w_gate, w_up, w_down */
+    air_lf_entry ent[6];    /* w_gate, w_up, w_down, then b_gate, b_up, b_down (expert_bias) */
 } exp_range;
 
 typedef struct {
@@ -50,7 +50,7 @@ typedef struct {
     int requested; /* part of the current request: not evictable */
     air_status st;
     char err[400];
-    air_tensor t[3];
+    air_tensor t[6];
 } xslot;
 
 typedef struct {
@@ -60,6 +60,7 @@ typedef struct {
 
 struct air_experts {
     int n_layer, n_expert, direct;
+    int n_parts; /* tensors per expert: 3, or 6 with biases */
     layer_ix *li;
     uint64_t slot_bytes;
     int n_slots, n_cache;
@@ -88,7 +89,8 @@ static double now_s(void) {
  * the index
  * ------------------------------------------------------------------------- */
 
-static const char *const part_names[3] = {AIR_T_W_GATE, AIR_T_W_UP, AIR_T_W_DOWN};
+static const char *const part_names[6] = {AIR_T_W_GATE, AIR_T_W_UP, AIR_T_W_DOWN,
+                                          "b_gate",     "b_up",     "b_down"};
 
 static air_status index_layer(air_experts *x, const air_hparams *hp, const char *path,
                               layer_ix *li) {
@@ -98,7 +100,8 @@ static air_status index_layer(air_experts *x, const air_hparams *hp, const char 
         return st;
     li->h = t.h;
     li->ex = calloc((size_t)x->n_expert, sizeof *li->ex);
-    uint8_t *seen = calloc((size_t)x->n_expert * 3, 1);
+    int np = x->n_parts;
+    uint8_t *seen = calloc((size_t)x->n_expert * (size_t)np, 1);
     if (!li->ex || !seen) {
         free(seen);
         air_lf_table_free(&t);
@@ -111,30 +114,37 @@ static air_status index_layer(air_experts *x, const air_hparams *hp, const char 
             continue;
         const char *part = strchr(en->name + strlen(AIR_T_EXP_PREFIX), '.') + 1;
         int p = -1;
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < np; k++)
             if (strcmp(part, part_names[k]) == 0)
                 p = k;
-        int64_t rows = p == 2 ? hp->n_embd : hp->n_ff_exp, cols = p == 2 ? hp->n_ff_exp : hp->n_embd;
-        if (e >= x->n_expert || p < 0 || seen[e * 3 + p] || en->n_dims != 2 ||
+        int vec = p >= 3; /* biases: (n, 1) f32 */
+        int64_t rows = p % 3 == 2 ? hp->n_embd : hp->n_ff_exp,
+                cols = vec ? 1 : p == 2 ? hp->n_ff_exp : hp->n_embd;
+        if (e >= x->n_expert || p < 0 || seen[e * np + p] || (int)en->n_dims != (vec ? 1 : 2) ||
             en->shape[0] != rows || en->shape[1] != cols || en->dtype >= AIR_DT_COUNT ||
+            (vec && en->dtype != AIR_DT_F32) ||
             en->nbytes != (uint64_t)rows * air_dtype_row_bytes((air_dtype)en->dtype, cols))
             st = air_err(AIR_ERR_FORMAT, "%s: expert tensor '%s' (entry %u) does not fit the "
                          "model (%d experts of width %d); delete the store folder to rebuild it",
                          path, en->name, i, x->n_expert, hp->n_ff_exp);
         else {
-            seen[e * 3 + p] = 1;
+            seen[e * np + p] = 1;
             li->ex[e].ent[p] = *en;
         }
     }
     for (int e = 0; e < x->n_expert && !st; e++) {
         exp_range *r = &li->ex[e];
-        if (!seen[e * 3] || !seen[e * 3 + 1] || !seen[e * 3 + 2]) {
+        int all = 1;
+        for (int p = 0; p < np; p++)
+            all &= seen[e * np + p];
+        if (!all) {
             st = air_err(AIR_ERR_FORMAT, "%s: expert %d is missing a tensor; delete the store "
                          "folder to rebuild it", path, e);
             break;
         }
-        uint64_t lo = UINT64_MAX, hi = 0;
-        for (int p = 0; p < 3; p++) {
+        uint64_t lo = UINT64_MAX, hi = 0, sum = 0;
+        for (int p = 0; p < np; p++) {
+            sum += r->ent[p].nbytes;
             if (r->ent[p].offset < lo)
                 lo = r->ent[p].offset;
             if (r->ent[p].offset + r->ent[p].nbytes > hi)
@@ -143,7 +153,7 @@ static air_status index_layer(air_experts *x, const air_hparams *hp, const char 
         hi = (hi + AIR_LF_ALIGN - 1) / AIR_LF_ALIGN * AIR_LF_ALIGN;
         r->off = t.h.header_bytes + lo;
         r->len = hi - lo;
-        if (r->len > 3 * r->ent[0].nbytes + 3 * r->ent[2].nbytes + 3 * AIR_LF_ALIGN)
+        if (r->len > sum + (uint64_t)np * AIR_LF_ALIGN)
             st = air_err(AIR_ERR_FORMAT, "%s: the tensors of expert %d are not stored together; "
                          "delete the store folder to rebuild it", path, e);
         if (r->len > x->slot_bytes)
@@ -193,7 +203,7 @@ static air_status read_expert(air_experts *x, xslot *sl, int key) {
     if (st)
         return air_err_context(st, "%s: reading expert %d (bytes %llu..%llu)", li->path, e,
                                (unsigned long long)r->off, (unsigned long long)(r->off + r->len));
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < x->n_parts; p++) {
         const air_lf_entry *en = &r->ent[p];
         const char *data = (const char *)sl->buf + (li->h.header_bytes + en->offset - r->off);
         if ((st = air_lf_verify_entry(li->path, &li->h, en, data)))
@@ -201,7 +211,7 @@ static air_status read_expert(air_experts *x, xslot *sl, int key) {
         air_tensor *t = &sl->t[p];
         t->name = part_names[p];
         t->dtype = (air_dtype)en->dtype;
-        t->n_dims = 2;
+        t->n_dims = (int)en->n_dims;
         t->shape[0] = en->shape[0];
         t->shape[1] = en->shape[1];
         t->data = data;
@@ -284,6 +294,7 @@ air_status air_experts_open(air_store *store, uint64_t cache_budget, int direct_
     pthread_cond_init(&x->cv, NULL);
     x->n_layer = hp->n_layer;
     x->n_expert = hp->n_expert;
+    x->n_parts = hp->expert_bias ? 6 : 3;
     x->direct = direct_io;
     size_t nkeys = (size_t)hp->n_layer * (size_t)hp->n_expert;
     x->li = calloc((size_t)hp->n_layer, sizeof *x->li);
@@ -474,6 +485,9 @@ air_status air_experts_next(air_experts *x, int *id, air_expert_w *w) {
             w->w_gate = &sl->t[0];
             w->w_up = &sl->t[1];
             w->w_down = &sl->t[2];
+            w->b_gate = x->n_parts == 6 ? &sl->t[3] : NULL;
+            w->b_up = x->n_parts == 6 ? &sl->t[4] : NULL;
+            w->b_down = x->n_parts == 6 ? &sl->t[5] : NULL;
             break;
         }
         if (!open) {

@@ -36,6 +36,7 @@ typedef struct {
     const air_tensor *w_gate; /* (n_ff_exp, n_embd) */
     const air_tensor *w_up;   /* (n_ff_exp, n_embd) */
     const air_tensor *w_down; /* (n_embd, n_ff_exp) */
+    const air_tensor *b_gate, *b_up, *b_down; /* f32 biases (gpt-oss), else NULL */
 } air_expert_w;
 
 typedef struct {

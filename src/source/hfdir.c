@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "quant/fp8.h"
+#include "quant/mxfp4.h"
 #include "source/safetensors.h"
 #include "source/source.h"
 #include "util/error.h"
@@ -283,6 +284,54 @@ static air_status parse_deepseek(const cJSON *cfg, const char *path, air_hparams
     return AIR_OK;
 }
 
+/* gpt-oss: attention sinks and biases, sliding window on the layers that
+ * layer_types marks "sliding_attention", biased router, clamped SwiGLU. */
+static air_status parse_gptoss(const cJSON *cfg, const char *path, air_hparams *hp) {
+    int64_t v = 0;
+    double d = 0;
+    air_status st;
+    if ((st = get_int(cfg, path, "num_local_experts", 0, 1, &v)))
+        return st;
+    hp->n_expert = (int32_t)v;
+    if ((st = get_int(cfg, path, "num_experts_per_tok", 0, 1, &v)))
+        return st;
+    hp->n_expert_used = (int32_t)v;
+    hp->n_ff_exp = hp->n_ff;
+    hp->moe_step = 1;
+    hp->router_bias_topk_softmax = 1;
+    hp->expert_bias = 1;
+    hp->attn_sinks = 1;
+    hp->attn_bias = hp->attn_out_bias =
+        !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "attention_bias"));
+    if ((st = get_float(cfg, path, "swiglu_limit", 7.0, &d)))
+        return st;
+    hp->swiglu_limit = (float)d;
+    if ((st = get_float(cfg, path, "swiglu_alpha", 1.702, &d)))
+        return st;
+    hp->swiglu_alpha = (float)d;
+    if ((st = get_int(cfg, path, "sliding_window", 0, 0, &v)))
+        return st;
+    hp->sliding_window = (int32_t)v;
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(cfg, "layer_types"), *e;
+    int l = 0;
+    cJSON_ArrayForEach(e, lt) {
+        if (!cJSON_IsString(e))
+            return air_err(AIR_ERR_FORMAT, "%s: \"layer_types\" must be a list of names", path);
+        if (strcmp(e->valuestring, "sliding_attention") == 0) {
+            if (l >= 128)
+                return air_err(AIR_ERR_UNSUPPORTED, "%s: sliding-window layers beyond layer 127",
+                               path);
+            hp->swa_mask[l / 32] = (int32_t)((uint32_t)hp->swa_mask[l / 32] | 1u << (l % 32));
+        }
+        l++;
+    }
+    if (hp->n_expert <= 0 || hp->n_expert > 4096 || hp->n_expert_used <= 0 ||
+        hp->n_expert_used > hp->n_expert || hp->n_expert_used > AIR_MAX_EXPERT_USED)
+        return air_err(AIR_ERR_FORMAT, "%s: expert counts out of range (num_local_experts %d, "
+                       "num_experts_per_tok %d)", path, hp->n_expert, hp->n_expert_used);
+    return AIR_OK;
+}
+
 static air_status parse_config(const char *dir, air_hparams *hp) {
     char *path = air_path_join(dir, "config.json");
     cJSON *cfg = NULL;
@@ -308,7 +357,8 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
                    {"Qwen2MoeForCausalLM", AIR_ARCH_QWEN2_MOE},
                    {"Qwen3MoeForCausalLM", AIR_ARCH_QWEN3_MOE},
                    {"MixtralForCausalLM", AIR_ARCH_MIXTRAL},
-                   {"DeepseekV3ForCausalLM", AIR_ARCH_DEEPSEEK_V3}};
+                   {"DeepseekV3ForCausalLM", AIR_ARCH_DEEPSEEK_V3},
+                   {"GptOssForCausalLM", AIR_ARCH_GPT_OSS}};
     int found = 0;
     for (size_t i = 0; arch && i < sizeof archtab / sizeof archtab[0]; i++)
         if (strcmp(arch, archtab[i].name) == 0) {
@@ -319,7 +369,8 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
         st = air_err(AIR_ERR_UNSUPPORTED,
                      "%s: architecture \"%s\" is not supported (supported: LlamaForCausalLM, "
                      "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen2MoeForCausalLM, "
-                     "Qwen3MoeForCausalLM, MixtralForCausalLM, DeepseekV3ForCausalLM)",
+                     "Qwen3MoeForCausalLM, MixtralForCausalLM, DeepseekV3ForCausalLM, "
+                     "GptOssForCausalLM)",
                      path, arch ? arch : "(missing \"architectures\")");
         goto out;
     }
@@ -388,11 +439,14 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
         const cJSON *qb = cJSON_GetObjectItemCaseSensitive(cfg, "qkv_bias");
         hp->attn_bias = !qb || cJSON_IsNull(qb) || cJSON_IsTrue(qb);
     }
+    if (hp->arch == AIR_ARCH_GPT_OSS && (st = parse_gptoss(cfg, path, hp)))
+        goto out;
     if (hp->n_expert == 0 && (hp->arch == AIR_ARCH_QWEN2_MOE || hp->arch == AIR_ARCH_QWEN3_MOE ||
                               hp->arch == AIR_ARCH_MIXTRAL) &&
         (st = parse_moe(cfg, path, hp)))
         goto out;
-    if (hp->arch != AIR_ARCH_QWEN2 && hp->arch != AIR_ARCH_QWEN2_MOE && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "attention_bias"))) {
+    if (hp->arch != AIR_ARCH_QWEN2 && hp->arch != AIR_ARCH_QWEN2_MOE &&
+        hp->arch != AIR_ARCH_GPT_OSS && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "attention_bias"))) {
         st = air_err(AIR_ERR_UNSUPPORTED, "%s: \"attention_bias\": true is not supported for %s",
                      path, arch);
         goto out;
@@ -493,7 +547,15 @@ static int hf_layer_extra_name(air_arch arch, int layer, const char *neutral, ch
         {AIR_T_WKV_A, "self_attn.kv_a_proj_with_mqa.weight"},
         {AIR_T_KV_A_NORM, "self_attn.kv_a_layernorm.weight"},
         {AIR_T_WKV_B, "self_attn.kv_b_proj.weight"},
+        {AIR_T_BO, "self_attn.o_proj.bias"},
+        {AIR_T_SINKS, "self_attn.sinks"},
     };
+    if (arch == AIR_ARCH_GPT_OSS && (strcmp(neutral, AIR_T_ROUTER) == 0 ||
+                                     strcmp(neutral, AIR_T_ROUTER_BIAS) == 0)) {
+        snprintf(buf, n, "model.layers.%d.mlp.router.%s", layer,
+                 strcmp(neutral, AIR_T_ROUTER) == 0 ? "weight" : "bias");
+        return 1;
+    }
     if (mix && strcmp(neutral, AIR_T_ROUTER) == 0) {
         snprintf(buf, n, "model.layers.%d.block_sparse_moe.gate.weight", layer);
         return 1;
@@ -597,10 +659,175 @@ static void mark_read(hf_impl *h, int fi, int ti) {
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * gpt-oss: experts stacked in 3-D tensors
+ *
+ *   mlp.experts.gate_up_proj  (E, n_embd, 2 ff)  x @ W; columns alternate gate, up
+ *   mlp.experts.down_proj     (E, ff, n_embd)
+ *   mlp.experts.gate_up_proj_bias (E, 2 ff), down_proj_bias (E, n_embd)
+ * or, as published, MXFP4: <name>_blocks (E, rows, in / 32, 16) and
+ * <name>_scales (E, rows, in / 32) with rows = output features (gate and up
+ * alternating). Expert e's tensors are cut out, transposed / de-interleaved
+ * into the store's (n_out, n_in) layout.
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    int e, part;   /* part: 0 w_gate, 1 w_up, 2 w_down, 3 b_gate, 4 b_up, 5 b_down */
+    int fi, ti;    /* the stacked tensor, or the MXFP4 blocks */
+    int sfi, sti;  /* MXFP4 scales */
+    int mx;
+    int64_t ff, d; /* expert width, n_embd */
+} stacked;
+
+static air_status stacked_find(air_source *s, int layer, const char *neutral, int *applies,
+                               stacked *r) {
+    hf_impl *h = s->impl;
+    static const char *const parts[6] = {"w_gate", "w_up", "w_down", "b_gate", "b_up", "b_down"};
+    char part[16];
+    *applies = 0;
+    if (h->arch != AIR_ARCH_GPT_OSS || layer < 0 ||
+        sscanf(neutral, AIR_T_EXP_PREFIX "%d.%15s", &r->e, part) != 2)
+        return AIR_OK;
+    r->part = -1;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(part, parts[i]) == 0)
+            r->part = i;
+    if (r->part < 0)
+        return AIR_OK;
+    *applies = 1;
+    r->ff = s->hp.n_ff_exp;
+    r->d = s->hp.n_embd;
+    int down = r->part % 3 == 2;
+    char name[200], alt[220];
+    snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%s%s", layer,
+             down ? "down_proj" : "gate_up_proj", r->part >= 3 ? "_bias" : "");
+    r->mx = 0;
+    int64_t E = s->hp.n_expert;
+    const air_st_tensor *t;
+    if (find_name(h, name, &r->fi, &r->ti)) {
+        t = &h->files[r->fi]->tensors[r->ti];
+        int64_t want[3] = {E, r->part >= 3 ? (down ? r->d : 2 * r->ff) : (down ? r->ff : r->d),
+                           down ? r->d : 2 * r->ff};
+        int nd = r->part >= 3 ? 2 : 3;
+        int ok = t->dtype != AIR_DT_COUNT && t->n_dims == nd && t->shape[0] == want[0] &&
+                 t->shape[1] == want[1] && (nd == 2 || t->shape[2] == want[2]);
+        if (!ok)
+            return air_err(AIR_ERR_FORMAT, "%s: stacked expert tensor '%s' (dtype %s, %d dims) "
+                           "does not fit %lld experts of width %lld over %lld", h->dir, name,
+                           t->dtype_str, t->n_dims, (long long)E, (long long)r->ff,
+                           (long long)r->d);
+        return AIR_OK;
+    }
+    snprintf(alt, sizeof alt, "%s_blocks", name);
+    int64_t rows = down ? r->d : 2 * r->ff, in = down ? r->ff : r->d;
+    if (r->part < 3 && find_name(h, alt, &r->fi, &r->ti)) {
+        snprintf(alt, sizeof alt, "%s_scales", name);
+        if (!find_name(h, alt, &r->sfi, &r->sti))
+            return air_err(AIR_ERR_FORMAT, "%s: MXFP4 tensor '%s_blocks' has no '%s'", h->dir,
+                           name, alt);
+        const air_st_tensor *b = &h->files[r->fi]->tensors[r->ti],
+                            *sc = &h->files[r->sfi]->tensors[r->sti];
+        if (in % 32 || b->n_dims != 4 || b->shape[0] != E || b->shape[1] != rows ||
+            b->shape[2] != in / 32 || b->shape[3] != 16 || strcmp(b->dtype_str, "U8") != 0 ||
+            sc->n_dims != 3 || sc->shape[0] != E || sc->shape[1] != rows ||
+            sc->shape[2] != in / 32 || strcmp(sc->dtype_str, "U8") != 0)
+            return air_err(AIR_ERR_FORMAT, "%s: MXFP4 tensors '%s_blocks'/'_scales' do not fit "
+                           "%lld experts of %lld x %lld", h->dir, name, (long long)E,
+                           (long long)rows, (long long)in);
+        r->mx = 1;
+        return AIR_OK;
+    }
+    return air_err(AIR_ERR_NOT_FOUND, "%s: neither '%s' nor its MXFP4 form '%s_blocks' is in the "
+                   "model's safetensors files", h->dir, name, name);
+}
+
+static void stacked_info(const air_st_tensor *t, const stacked *r, air_src_tensor *out) {
+    int down = r->part % 3 == 2;
+    out->dtype = r->mx ? AIR_DT_BF16 : t->dtype;
+    out->n_dims = r->part >= 3 ? 1 : 2;
+    out->shape[0] = down ? r->d : r->ff;
+    out->shape[1] = r->part >= 3 ? 1 : down ? r->ff : r->d;
+    out->nbytes = (uint64_t)(out->shape[0] * out->shape[1]) * (r->mx ? 2 : air_dtype_row_bytes(t->dtype, 1));
+}
+
+/* Reads bytes [off, off + n) of tensor t. */
+static air_status read_part(const air_st_file *f, const air_st_tensor *t, uint64_t off, uint64_t n,
+                            void *dst) {
+    air_st_tensor part = *t;
+    part.offset += off;
+    part.nbytes = n;
+    return air_st_read(f, &part, dst);
+}
+
+static air_status stacked_read(hf_impl *h, const stacked *r, void *dst) {
+    const air_st_file *f = h->files[r->fi];
+    const air_st_tensor *t = &f->tensors[r->ti];
+    int down = r->part % 3 == 2, e = r->e;
+    int64_t rows = down ? r->d : 2 * r->ff, in = down ? r->ff : r->d; /* (out, in) of the stack */
+    size_t es = r->mx ? 2 : air_dtype_row_bytes(t->dtype, 1);
+    uint64_t n = r->part >= 3 ? (uint64_t)rows * es : (uint64_t)(rows * in) * es;
+    char *tmp = malloc(n ? n : 1);
+    uint8_t *sc = NULL;
+    air_status st = AIR_OK;
+    if (!tmp)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    if (r->mx) {
+        uint64_t g = (uint64_t)(rows * (in / 32));
+        uint8_t *blk = malloc(g * 16);
+        sc = malloc(g);
+        if (!blk || !sc)
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
+        if (!st && !(st = read_part(f, t, (uint64_t)e * g * 16, g * 16, blk)) &&
+            !(st = read_part(h->files[r->sfi], &h->files[r->sfi]->tensors[r->sti], (uint64_t)e * g,
+                             g, sc)))
+            air_mxfp4_dequant_bf16(blk, sc, rows, in / 32, (uint16_t *)tmp); /* (rows, in) */
+        free(blk);
+        if (!st)
+            mark_read(h, r->sfi, r->sti);
+    } else {
+        st = read_part(f, t, (uint64_t)e * n, n, tmp);
+    }
+    if (!st) {
+        char *o = dst;
+        if (r->part >= 3) { /* biases: de-interleave gate/up or copy */
+            int64_t cnt = down ? r->d : r->ff;
+            for (int64_t j = 0; j < cnt; j++)
+                memcpy(o + j * es, tmp + (size_t)(down ? j : 2 * j + (r->part == 4)) * es, es);
+        } else if (r->mx) { /* (rows = out, in): pick gate/up rows */
+            int64_t cnt = down ? r->d : r->ff;
+            for (int64_t j = 0; j < cnt; j++)
+                memcpy(o + (size_t)(j * in) * es,
+                       tmp + (size_t)((down ? j : 2 * j + (r->part == 1)) * in) * es,
+                       (size_t)in * es);
+        } else { /* (in, rows = out) as x @ W: transpose, picking gate/up columns */
+            int64_t cnt = down ? r->d : r->ff;
+            for (int64_t j = 0; j < cnt; j++) {
+                int64_t c = down ? j : 2 * j + (r->part == 1);
+                for (int64_t i = 0; i < in; i++)
+                    memcpy(o + (size_t)(j * in + i) * es, tmp + (size_t)(i * rows + c) * es, es);
+            }
+        }
+        mark_read(h, r->fi, r->ti);
+    }
+    free(sc);
+    free(tmp);
+    return st;
+}
+
 static air_status hf_info(air_source *s, int layer, const char *neutral, air_src_tensor *out) {
     hf_impl *h = s->impl;
-    int fi, ti;
-    air_status st = find(h, layer, neutral, &fi, &ti);
+    int fi, ti, applies;
+    stacked sk;
+    air_status st = stacked_find(s, layer, neutral, &applies, &sk);
+    if (st || applies) {
+        if (!st) {
+            stacked_info(&h->files[sk.fi]->tensors[sk.ti], &sk, out);
+            snprintf(out->src_name, sizeof out->src_name, "expert %d of %s (%s)", sk.e,
+                     h->files[sk.fi]->tensors[sk.ti].name, h->files[sk.fi]->path);
+        }
+        return st;
+    }
+    st = find(h, layer, neutral, &fi, &ti);
     if (st)
         return st;
     const air_st_tensor *t = &h->files[fi]->tensors[ti];
@@ -636,8 +863,12 @@ static air_status hf_info(air_source *s, int layer, const char *neutral, air_src
 
 static air_status hf_read(air_source *s, int layer, const char *neutral, void *dst) {
     hf_impl *h = s->impl;
-    int fi, ti;
-    air_status st = find(h, layer, neutral, &fi, &ti);
+    int fi, ti, applies;
+    stacked sk;
+    air_status st = stacked_find(s, layer, neutral, &applies, &sk);
+    if (st || applies)
+        return st ? st : stacked_read(h, &sk, dst);
+    st = find(h, layer, neutral, &fi, &ti);
     if (st)
         return st;
     const air_st_tensor *t = &h->files[fi]->tensors[ti];

@@ -14,9 +14,11 @@
 #define HP_MOE_INT_FIELDS(X)                                                                       \
     X(n_expert) X(n_expert_used) X(n_ff_exp) X(n_ff_shexp) X(shexp_gate) X(expert_norm_topk)       \
     X(moe_step) X(moe_first_dense) X(router_sigmoid) X(n_group) X(topk_group) X(q_lora_rank)   \
-    X(kv_lora_rank) X(qk_nope_dim) X(v_head_dim) X(rope_interleave)
+    X(kv_lora_rank) X(qk_nope_dim) X(v_head_dim) X(rope_interleave) X(attn_sinks) X(attn_out_bias)  \
+    X(router_bias_topk_softmax) X(expert_bias)
 #define HP_OPT_FLOAT_FIELDS(X)                                                                     \
-    X(routed_scale) X(rope_beta_fast) X(rope_beta_slow) X(rope_attn_factor) X(mla_scale_mult)
+    X(routed_scale) X(rope_beta_fast) X(rope_beta_slow) X(rope_attn_factor) X(mla_scale_mult)   \
+    X(swiglu_limit) X(swiglu_alpha)
 #define HP_FLOAT_FIELDS(X)                                                                         \
     X(rms_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
 
@@ -43,6 +45,9 @@ cJSON *air_hparams_to_json(const air_hparams *hp) {
         cJSON *mo = cJSON_AddArrayToObject(j, "mlp_only");
         for (int i = 0; i < hp->n_mlp_only; i++)
             cJSON_AddItemToArray(mo, cJSON_CreateNumber(hp->mlp_only[i]));
+        cJSON *sw = cJSON_AddArrayToObject(j, "swa_mask");
+        for (int i = 0; i < 4; i++)
+            cJSON_AddItemToArray(sw, cJSON_CreateNumber((double)(uint32_t)hp->swa_mask[i]));
     }
     return j;
 }
@@ -94,6 +99,11 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
         (hp->n_group > 0 && (hp->n_expert % hp->n_group || hp->topk_group > hp->n_group)) ||
         (hp->kv_lora_rank > 0 && (hp->qk_nope_dim <= 0 || hp->v_head_dim <= 0)))
         return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid routing or latent sizes", path);
+    v = cJSON_GetObjectItemCaseSensitive(j, "swa_mask");
+    for (int i = 0; i < 4 && cJSON_IsArray(v); i++) {
+        const cJSON *m = cJSON_GetArrayItem(v, i);
+        hp->swa_mask[i] = cJSON_IsNumber(m) ? (int32_t)(uint32_t)m->valuedouble : 0;
+    }
     v = cJSON_GetObjectItemCaseSensitive(j, "mlp_only");
     cJSON_ArrayForEach(e, v) {
         if (hp->n_mlp_only < AIR_MAX_MLP_ONLY && cJSON_IsNumber(e))

@@ -51,7 +51,7 @@ typedef struct {
 } want;
 
 /* Most tensors a layer can have. */
-static int layer_wants_max(const air_hparams *hp) { return 24 + 3 * hp->n_expert; }
+static int layer_wants_max(const air_hparams *hp) { return 24 + 6 * hp->n_expert; }
 
 /* The tensors of layer l, in file order: for an MoE layer the dense part
  * first, then each expert's tensors together (docs/layer-store.md). */
@@ -85,6 +85,10 @@ static int layer_wants(const air_hparams *hp, int l, want *w) {
         w[n++] = (want){AIR_T_BK, 1, {kv, 1}};
         w[n++] = (want){AIR_T_BV, 1, {kv, 1}};
     }
+    if (hp->attn_out_bias)
+        w[n++] = (want){AIR_T_BO, 1, {d, 1}};
+    if (hp->attn_sinks)
+        w[n++] = (want){AIR_T_SINKS, 1, {hp->n_head, 1}};
     if (hp->qk_norm) {
         w[n++] = (want){AIR_T_Q_NORM, 1, {hp->head_dim, 1}};
         w[n++] = (want){AIR_T_K_NORM, 1, {hp->head_dim, 1}};
@@ -98,7 +102,7 @@ static int layer_wants(const air_hparams *hp, int l, want *w) {
     }
     int64_t fe = hp->n_ff_exp, fs = hp->n_ff_shexp;
     w[n++] = (want){AIR_T_ROUTER, 2, {hp->n_expert, d}};
-    if (hp->router_sigmoid)
+    if (hp->router_sigmoid || hp->router_bias_topk_softmax)
         w[n++] = (want){AIR_T_ROUTER_BIAS, 1, {hp->n_expert, 1}};
     if (fs > 0) {
         w[n++] = (want){AIR_T_SHEXP_GATE, 2, {fs, d}};
@@ -107,10 +111,13 @@ static int layer_wants(const air_hparams *hp, int l, want *w) {
         if (hp->shexp_gate)
             w[n++] = (want){AIR_T_SHEXP_INP, 2, {1, d}};
     }
-    static const char *parts[3] = {AIR_T_W_GATE, AIR_T_W_UP, AIR_T_W_DOWN};
+    static const char *parts[6] = {AIR_T_W_GATE, AIR_T_W_UP, AIR_T_W_DOWN, "b_gate", "b_up", "b_down"};
     for (int e = 0; e < hp->n_expert; e++)
-        for (int p = 0; p < 3; p++) {
-            w[n] = (want){"", 2, {p == 2 ? d : fe, p == 2 ? fe : d}};
+        for (int p = 0; p < (hp->expert_bias ? 6 : 3); p++) {
+            if (p < 3)
+                w[n] = (want){"", 2, {p == 2 ? d : fe, p == 2 ? fe : d}};
+            else
+                w[n] = (want){"", 1, {p == 5 ? d : fe, 1}};
             snprintf(w[n].name, sizeof w[n].name, AIR_T_EXP_PREFIX "%d.%s", e, parts[p]);
             n++;
         }

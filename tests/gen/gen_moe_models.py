@@ -19,6 +19,11 @@ step logits), computed in float32 on the CPU with eager attention.
               e_score_correction_bias, routed_scaling_factor 2.5, a shared
               expert, layer 0 dense (first_k_dense_replace), YaRN RoPE scaling
 
+  gpt_oss     GptOssForCausalLM: attention sinks, q/k/v/o biases, sliding window
+              (4) on alternate layers, YaRN without truncation, 16 experts
+              top-4 with router and expert biases, clamped SwiGLU (limit 0.3
+              so that the clamps act), experts stacked in 3-D tensors as
+              transformers saves them
   deepseek_v3_fp8  the deepseek_v3 model with every projection stored as FP8
               e4m3 with 128x128 block scales (`weight_scale_inv`) and a
               quantization_config, as DeepSeek-V3 and Kimi-K2 ship; the golden
@@ -43,7 +48,8 @@ import sys
 
 import torch
 import transformers
-from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, GenerationConfig,
+from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, GenerationConfig, GptOssConfig,
+                          GptOssForCausalLM,
                           MixtralConfig, MixtralForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
                           Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
@@ -106,6 +112,17 @@ SPECS = {
                                      "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 0.9,
                                      "mscale_all_dim": 1.0}),
         gen_eos=2),
+    "gpt_oss": dict(
+        cls_config=GptOssConfig, cls_model=GptOssForCausalLM, seed=17000, layout="v5",
+        config=dict(COMMON, head_dim=16, intermediate_size=32, num_local_experts=16,
+                    num_experts_per_tok=4, sliding_window=4, attention_bias=True,
+                    # a low limit so that the clamps of the SwiGLU act on random weights
+                    swiglu_limit=0.3,
+                    layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                    rope_parameters={"rope_theta": 150000.0, "rope_type": "yarn", "factor": 32.0,
+                                     "original_max_position_embeddings": 4096,
+                                     "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False}),
+        gen_eos=2),
 }
 
 STD_ROUTER = 0.15  # router logits of order 1: a clear but not one-hot choice
@@ -120,15 +137,18 @@ def init_weights(model, seed):
             shape = p.shape
             if name.endswith("norm.weight"):
                 v = 1.0 + gm.STD_NORM * torch.randn(shape, generator=g)
-            elif name.endswith(".bias"):
+            elif name.endswith(".bias") or name.endswith("_bias"):
                 v = gm.STD_BIAS * torch.randn(shape, generator=g)
+            elif name.endswith(".sinks"):
+                v = torch.randn(shape, generator=g)  # of the order of the attention logits
             elif "embed_tokens" in name:
                 v = gm.STD_EMBED * torch.randn(shape, generator=g)
             elif name.startswith("lm_head"):
                 v = gm.STD_LM_HEAD * torch.randn(shape, generator=g)
             elif ".self_attn." in name:
                 v = gm.STD_ATTN * torch.randn(shape, generator=g)
-            elif name.endswith("gate.weight") and "shared_expert" not in name:
+            elif (name.endswith("gate.weight") and "shared_expert" not in name) or \
+                    name.endswith("router.weight"):
                 v = STD_ROUTER * torch.randn(shape, generator=g)
             elif name.endswith("shared_expert_gate.weight"):
                 v = STD_ROUTER * torch.randn(shape, generator=g)
@@ -147,7 +167,7 @@ def routers(model):
     out = []
     for layer in model.model.layers:
         blk = getattr(layer, "mlp", None) or getattr(layer, "block_sparse_moe", None)
-        gate = getattr(blk, "gate", None)
+        gate = getattr(blk, "gate", None) or getattr(blk, "router", None)
         if gate is not None and hasattr(gate, "top_k"):
             out.append(gate)
     return out
@@ -168,6 +188,9 @@ def min_route_gap(model, ids, k):
 
     def hook(mod, inp, out):
         logits = (out[0] if isinstance(out, tuple) else out).float()
+        if getattr(mod, "bias", None) is not None and not hasattr(mod, "num_group"):
+            gaps.append(float(kth_gap(logits, k).min()))  # gpt-oss: top-k of biased logits
+            return
         if not hasattr(mod, "num_group"):
             gaps.append(float(kth_gap(torch.softmax(logits, dim=-1), k).min()))
             return

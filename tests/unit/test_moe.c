@@ -231,6 +231,7 @@ TEST(deepseek_v3) { check_moe("deepseek_v3"); }
 /* the same model as an FP8 checkpoint (e4m3 + 128x128 weight_scale_inv),
  * against transformers loading it */
 TEST(deepseek_v3_fp8) { check_moe("deepseek_v3_fp8"); }
+TEST(gpt_oss) { check_moe("gpt_oss"); }
 
 int main(void) {
     RUN(qwen3_moe);
@@ -238,5 +239,6 @@ int main(void) {
     RUN(mixtral);
     RUN(deepseek_v3);
     RUN(deepseek_v3_fp8);
+    RUN(gpt_oss);
     return test_summary();
 }
