@@ -30,6 +30,10 @@ step logits), computed in float32 on the CPU with eager attention.
               comes from transformers loading that checkpoint (it dequantizes
               to bf16 on a CPU), computed in float32
 
+  gpt_oss_mxfp4  the gpt_oss model with its experts as MXFP4 blocks and E8M0
+              scales, the published gpt-oss format; golden from transformers
+              loading it (dequantized to bf16 on a CPU)
+
 A seed is accepted when the greedy path is unambiguous (top-2 logit gap, as in
 gen_models.py) and every routing decision on it is too: at every layer and
 position the k-th and (k+1)-th router probabilities differ by at least
@@ -316,7 +320,7 @@ def make_fp8(base="deepseek_v3", name="deepseek_v3_fp8"):
     # A dimension above one block that is not a multiple of it (kv_b_proj: 160
     # rows) stays BF16: transformers then derives the block from the scale grid
     # (160 / 2 = 80 rows) where DeepSeek's rule, which airllm follows, keeps
-    # 128 (tested on its own in test_fp8). Real checkpoints have whole blocks.
+    # 128 (tested on its own in test_lowbit). Real checkpoints have whole blocks.
     def whole(n):
         return n <= FP8_BLOCK or n % FP8_BLOCK == 0
 
@@ -339,8 +343,14 @@ def make_fp8(base="deepseek_v3", name="deepseek_v3_fp8"):
     # transformers dequantizes FP8 to bf16 on a CPU; compute in float32 from there
     ref = DeepseekV3ForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="eager")
     assert ref.model.layers[1].self_attn.q_a_proj.weight.dtype == torch.bfloat16
+    quantized_golden(ref, base, name, "FP8 e4m3, 128x128 block scales")
+
+
+def quantized_golden(ref, base, name, note):
+    """Golden of a quantized checkpoint that transformers loaded (dequantized
+    to bf16), computed in float32; the prompt is the first with a clear path."""
+    d = os.path.join(OUT, name)
     ref = ref.float().eval()
-    # the weights are fixed: look for a prompt with a clear greedy path
     k = ref.config.num_experts_per_tok
     for attempt in range(gm.MAX_SEED_TRIES):
         prompt = gm.prompt_for(f"{name}{attempt}", ref.config.vocab_size, ref.config.bos_token_id)
@@ -361,12 +371,60 @@ def make_fp8(base="deepseek_v3", name="deepseek_v3_fp8"):
         "min_top2_gap": gm.f32(min(gaps)),
         "config": config_summary(name, ref.config, SPECS[base]),
         "reference": {"transformers": transformers.__version__, "torch": torch.__version__,
-                      "min_route_gap": gm.f32(rgap), "weights": "FP8 e4m3, 128x128 block scales"},
+                      "min_route_gap": gm.f32(rgap), "weights": note},
     }
     gm.write_golden(os.path.join(d, "golden.json"), golden)
     for f in os.listdir(d):
         os.chmod(os.path.join(d, f), 0o644)
     print(f"  {name}: min top-2 gap {min(gaps):.4f}, route gap {rgap:.2e}")
+
+
+FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def mxfp4_quantize(w):
+    """A stacked x @ W expert tensor (E, in, out) to MXFP4 blocks (E, out, in/32,
+    16) and E8M0 scales (E, out, in/32): per group of 32 inputs the power of
+    two that brings the largest magnitude within 6, then the nearest e2m1 code
+    (low nibble: even element)."""
+    w = w.float().transpose(1, 2).contiguous()
+    e, o, i = w.shape
+    g = w.view(e, o, i // 32, 32)
+    ex = torch.ceil(torch.log2(g.abs().amax(-1).clamp(min=1e-30) / 6.0)).clamp(-127, 127)
+    v = g / torch.exp2(ex)[..., None]
+    idx = (v[..., None] - torch.tensor(FP4_VALUES)).abs().argmin(-1)
+    return (idx[..., 0::2] | (idx[..., 1::2] << 4)).to(torch.uint8), (ex + 127).to(torch.uint8)
+
+
+def make_mxfp4(base="gpt_oss", name="gpt_oss_mxfp4"):
+    from safetensors.torch import load_file, save_file
+    src, d = os.path.join(OUT, base), os.path.join(OUT, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    sd = {}
+    for f in sorted(os.listdir(src)):
+        if f.endswith(".safetensors"):
+            sd.update(load_file(os.path.join(src, f)))
+    out = {}
+    for k, v in sd.items():
+        if k.endswith("experts.gate_up_proj") or k.endswith("experts.down_proj"):
+            out[k + "_blocks"], out[k + "_scales"] = mxfp4_quantize(v)
+        else:
+            out[k] = v
+    save_file(out, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    shutil.copyfile(os.path.join(src, "generation_config.json"), os.path.join(d, "generation_config.json"))
+    # transformers dequantizes MXFP4 to bf16 on a CPU
+    ref = GptOssForCausalLM.from_pretrained(d, dtype=torch.bfloat16, attn_implementation="eager")
+    assert ref.model.layers[0].mlp.experts.gate_up_proj.dtype == torch.bfloat16
+    quantized_golden(ref, base, name, "MXFP4 experts (blocks + E8M0 scales)")
 
 
 def check(name):
@@ -385,7 +443,7 @@ def check(name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("names", nargs="*", default=list(SPECS) + ["deepseek_v3_fp8"])
+    ap.add_argument("names", nargs="*", default=list(SPECS) + ["deepseek_v3_fp8", "gpt_oss_mxfp4"])
     a = ap.parse_args()
     torch.set_num_threads(1)
     ok = True
@@ -394,6 +452,8 @@ def main():
             ok &= check(name)
         elif name == "deepseek_v3_fp8":
             make_fp8()
+        elif name == "gpt_oss_mxfp4":
+            make_mxfp4()
         else:
             make(name, SPECS[name])
     return 0 if ok else 1

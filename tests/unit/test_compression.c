@@ -115,9 +115,9 @@ TEST(four_bit_stays_close) {
  * quantized low-rank projections (wkv_a, wkv_b): measured 0.035 (8bit) and
  * 0.41 (4bit), bounded at 0.05 and 0.5. */
 TEST(moe_compressed) {
-    static const char *moe[] = {"qwen3_moe", "qwen2_moe", "mixtral", "deepseek_v3"};
-    static const double b8[] = {0.03, 0.03, 0.03, 0.05}, b4[] = {0.35, 0.35, 0.35, 0.5};
-    for (int i = 0; i < 4; i++) {
+    static const char *moe[] = {"qwen3_moe", "qwen2_moe", "mixtral", "deepseek_v3", "gpt_oss"};
+    static const double b8[] = {0.03, 0.03, 0.03, 0.05, 0.03}, b4[] = {0.35, 0.35, 0.35, 0.5, 0.35};
+    for (int i = 0; i < 5; i++) {
         check(moe[i], AIR_COMP_8BIT, b8[i], 0);
         check(moe[i], AIR_COMP_4BIT, b4[i], 0);
     }

@@ -232,6 +232,8 @@ TEST(deepseek_v3) { check_moe("deepseek_v3"); }
  * against transformers loading it */
 TEST(deepseek_v3_fp8) { check_moe("deepseek_v3_fp8"); }
 TEST(gpt_oss) { check_moe("gpt_oss"); }
+/* the same model with MXFP4 experts, against transformers loading it */
+TEST(gpt_oss_mxfp4) { check_moe("gpt_oss_mxfp4"); }
 
 int main(void) {
     RUN(qwen3_moe);
@@ -240,5 +242,6 @@ int main(void) {
     RUN(deepseek_v3);
     RUN(deepseek_v3_fp8);
     RUN(gpt_oss);
+    RUN(gpt_oss_mxfp4);
     return test_summary();
 }

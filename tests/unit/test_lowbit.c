@@ -1,12 +1,16 @@
 /*
- * test_fp8.c - FP8 e4m3 block-scaled weights against the reference code
- * (tests/gen/gen_fp8_goldens.py): every e4m3 byte as torch converts it, and
- * whole weights dequantized to bf16 bit for bit as transformers' FP8
- * dequantizer (block-multiple shape) and DeepSeek's rule (partial blocks) do.
+ * test_lowbit.c - the low-precision checkpoint formats of mixture-of-experts
+ * models against the reference code, bit for bit:
+ *   - FP8 e4m3 with block scales (tests/gen/gen_fp8_goldens.py): every e4m3
+ *     byte as torch converts it, whole weights as transformers' FP8
+ *     dequantizer (block-multiple shape) and DeepSeek's rule (partial blocks)
+ *   - MXFP4 (tests/gen/gen_mxfp4_goldens.py) as transformers'
+ *     convert_moe_packed_tensors
  */
 #include <stdint.h>
 
 #include "quant/fp8.h"
+#include "quant/mxfp4.h"
 #include "source/safetensors.h"
 #include "test.h"
 
@@ -68,9 +72,38 @@ static void check_weight(const char *name) {
 TEST(whole_blocks_as_transformers) { check_weight("a"); }
 TEST(partial_blocks_as_deepseek) { check_weight("b"); }
 
+/* ref is (experts, inputs, outputs); the dequantizer gives (outputs, inputs) */
+TEST(mxfp4_as_transformers) {
+    air_st_file *f;
+    ASSERT_OK(air_st_open(test_data("quant/mxfp4.safetensors"), &f));
+    const air_st_tensor *tb, *ts, *tr;
+    uint8_t *blocks = read_tensor(f, "blocks", &tb), *scales = read_tensor(f, "scales", &ts);
+    uint16_t *ref = read_tensor(f, "ref", &tr);
+    ASSERT_TRUE(blocks && scales && ref);
+    int64_t E = tb->shape[0], rows = tb->shape[1], groups = tb->shape[2], in = groups * 32;
+    uint16_t *out = malloc(sizeof(uint16_t) * (size_t)(rows * in));
+    for (int64_t e = 0; e < E; e++) {
+        air_mxfp4_dequant_bf16(blocks + e * rows * groups * 16, scales + e * rows * groups, rows,
+                               groups, out);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t i = 0; i < in; i++) {
+                uint16_t want = ref[(e * in + i) * rows + r];
+                if (out[r * in + i] != want)
+                    T_FAIL("expert %lld row %lld input %lld: bf16 0x%04x, transformers 0x%04x",
+                           (long long)e, (long long)r, (long long)i, out[r * in + i], want);
+            }
+    }
+    free(out);
+    free(blocks);
+    free(scales);
+    free(ref);
+    air_st_close(f);
+}
+
 int main(void) {
     RUN(every_e4m3_code);
     RUN(whole_blocks_as_transformers);
     RUN(partial_blocks_as_deepseek);
+    RUN(mxfp4_as_transformers);
     return test_summary();
 }
