@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "runtime/experts.h"
+#include "source/gguf.h"
 #include "runtime/generate.h"
 #include "test.h"
 #include "test_golden.h"
+#include "util/fileio.h"
 
 /* Bytes the streamer reads for unit u: an MoE layer's dense part (header,
  * table, every tensor not named "exp.*"), else the whole file. Computed here
@@ -224,6 +226,68 @@ static void check_moe(const char *model) {
     cJSON_Delete(g.root);
 }
 
+/* A Qwen3-MoE GGUF in llama.cpp's naming (stacked ffn_*_exps experts, made
+ * by tests/gen/gen_gguf_moe.py) against llama-cpp-python and transformers. */
+TEST(gguf_qwen3moe) {
+    char *text;
+    size_t len;
+    ASSERT_OK(air_read_file(test_data("models/gguf_qwen3moe/golden.json"), &text, &len));
+    cJSON *g = cJSON_Parse(text);
+    free(text);
+    ASSERT_TRUE(g != NULL);
+    air_source *src;
+    ASSERT_OK(air_source_open_gguf(test_data("models/gguf_qwen3moe/model.gguf"), &src));
+    ASSERT_EQ_INT(src->hp.arch, AIR_ARCH_QWEN3_MOE);
+    ASSERT_EQ_INT(src->hp.n_expert, 8);
+    const char *store = test_tmp("store-gguf-qwen3moe");
+    air_split_options so = {0};
+    ASSERT_OK(air_store_split(src, store, &so));
+    air_source_close(src);
+    air_engine *e = open_engine(store, 1, 0);
+    ASSERT_TRUE(e != NULL);
+    const air_hparams *hp = air_engine_hparams(e);
+    int nv = hp->n_vocab, np = 0, ng = 0;
+    int32_t prompt[64], greedy[64];
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(g, "prompt_ids")) prompt[np++] = it->valueint;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(g, "greedy_ids")) greedy[ng++] = it->valueint;
+    air_kv kv;
+    ASSERT_OK(air_kv_init(&kv, hp, 128));
+    float *all = malloc(sizeof(float) * (size_t)nv * np);
+    ASSERT_OK(air_engine_eval(e, &kv, prompt, np, 1, all));
+    double w_ll = 0, w_hf = 0;
+    for (int p = 0; p < np; p++) {
+        double a = rel_err(all + (size_t)p * nv, cJSON_GetArrayItem(cJSON_GetObjectItem(g, "logits_all"), p), nv);
+        double b = rel_err(all + (size_t)p * nv,
+                           cJSON_GetArrayItem(cJSON_GetObjectItem(g, "transformers_logits_all"), p), nv);
+        w_ll = a > w_ll ? a : w_ll;
+        w_hf = b > w_hf ? b : w_hf;
+    }
+    fprintf(stderr, "  gguf_qwen3moe: logits rel. error %.3g vs llama.cpp, %.3g vs transformers\n",
+            w_ll, w_hf);
+    if (w_hf > 1e-4 || w_ll > 1e-4)
+        T_FAIL("gguf_qwen3moe: logits rel. error %.3g vs llama.cpp, %.3g vs transformers "
+               "(bound 1e-4)", w_ll, w_hf);
+    air_kv_free(&kv);
+    ASSERT_OK(air_kv_init(&kv, hp, 128));
+    air_gen_options go = {0};
+    go.max_tokens = ng;
+    air_sampler_default_params(&go.sampler);
+    go.sampler.temperature = 0;
+    int32_t *out;
+    int n_out;
+    ASSERT_OK(air_generate(e, &kv, prompt, np, &go, &out, &n_out, NULL));
+    ASSERT_EQ_INT(n_out, ng);
+    for (int i = 0; i < n_out; i++)
+        if (out[i] != greedy[i])
+            T_FAIL("gguf_qwen3moe: greedy token %d is %d, llama.cpp gave %d", i, out[i], greedy[i]);
+    free(out);
+    free(all);
+    air_kv_free(&kv);
+    air_engine_close(e);
+    cJSON_Delete(g);
+}
+
 TEST(qwen3_moe) { check_moe("qwen3_moe"); }
 TEST(qwen2_moe) { check_moe("qwen2_moe"); }
 TEST(mixtral) { check_moe("mixtral"); }
@@ -237,6 +301,7 @@ TEST(gpt_oss_mxfp4) { check_moe("gpt_oss_mxfp4"); }
 
 int main(void) {
     RUN(qwen3_moe);
+    RUN(gguf_qwen3moe);
     RUN(qwen2_moe);
     RUN(mixtral);
     RUN(deepseek_v3);
