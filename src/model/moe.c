@@ -18,10 +18,9 @@
  * The dense part (router, shared expert) comes with the layer unit; the
  * experts come from runtime/experts.c: only the union of the experts the
  * rows routed to is read, and each expert runs once over all its rows. The
- * shared expert computes while the first expert reads are in flight.
- * Expert outputs land in a (rows, k, n_embd) buffer and are summed in
- * ascending expert id at the end, so the result does not depend on the order
- * in which reads complete.
+ * shared expert computes while the first expert reads are in flight. Experts
+ * run in ascending id, so each row's sum has transformers' order and the
+ * result does not depend on the order in which reads complete.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -156,7 +155,7 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
     size_t nf = (size_t)n * d            /* h */
                 + (size_t)n * ne         /* router probabilities */
                 + (size_t)n * k          /* top-k weights */
-                + (size_t)n * k * d      /* expert outputs per (row, k) */
+                + (size_t)n * d          /* sum of the experts' outputs */
                 + (size_t)n * d * 2      /* gathered rows, expert output */
                 + (size_t)n * wide * 2   /* gate, up */
                 + (size_t)n * d          /* shared expert out */
@@ -171,7 +170,7 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         return air_err(AIR_ERR_NOMEM, "out of memory for the experts of %d rows", n);
     }
     float *h = buf, *prob = h + (size_t)n * d, *wt = prob + (size_t)n * ne,
-          *yk = wt + (size_t)n * k, *hx = yk + (size_t)n * k * d, *yx = hx + (size_t)n * d,
+          *acc = wt + (size_t)n * k, *hx = acc + (size_t)n * d, *yx = hx + (size_t)n * d,
           *g = yx + (size_t)n * d, *u = g + (size_t)n * wide, *ysh = u + (size_t)n * wide,
           *gsh = ysh + (size_t)n * d, *choice = gsh + n;
     int *ids = ibuf, *rows_of = ids + (size_t)n * k, *count = rows_of + (size_t)n * k,
@@ -246,11 +245,13 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         }
     }
 
-    /* the routed experts, in the order they arrive */
-    for (int done = 0; done < n_uni && !st; done++) {
-        int id;
+    /* the routed experts in ascending id (transformers' order of the sum),
+     * each over all its rows, while the reads of the next ones go on */
+    memset(acc, 0, sizeof(float) * (size_t)n * d);
+    for (int j = 0; j < n_uni && !st; j++) {
+        int id = uni[j];
         air_expert_w w;
-        if ((st = air_experts_next(e->experts, &id, &w)))
+        if ((st = air_experts_get(e->experts, id, &w)))
             break;
         const int *list = rows_of + start[id];
         int c = count[id];
@@ -259,10 +260,10 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         expert_ffn(e, &w, hx, c, g, u, yx);
         for (int i = 0; i < c; i++) {
             float s = wt[list[i]];
-            float *dst = yk + (size_t)list[i] * d;
+            float *dst = acc + (size_t)(list[i] / k) * d;
             const float *src = yx + (size_t)i * d;
-            for (int j = 0; j < d; j++)
-                dst[j] = src[j] * s;
+            for (int q = 0; q < d; q++)
+                dst[q] += src[q] * s;
         }
         air_experts_done(e->experts, id);
     }
@@ -270,26 +271,9 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
     if (st)
         goto out;
 
-    /* sum in ascending expert id, then the shared expert, then the residual */
-    for (int r = 0; r < n; r++) {
-        const int *ri = ids + (size_t)r * k;
-        float *acc = hx; /* (d) */
-        memset(acc, 0, sizeof(float) * (size_t)d);
-        int used[AIR_MAX_EXPERT_USED] = {0};
-        for (int step = 0; step < k; step++) {
-            int best = -1;
-            for (int j = 0; j < k; j++)
-                if (!used[j] && (best < 0 || ri[j] < ri[best]))
-                    best = j;
-            used[best] = 1;
-            const float *y = yk + ((size_t)r * k + best) * d;
-            for (int i = 0; i < d; i++)
-                acc[i] += y[i];
-        }
-        float *xr = x + (size_t)r * d;
-        for (int i = 0; i < d; i++)
-            xr[i] += fs > 0 ? acc[i] + ysh[(size_t)r * d + i] : acc[i];
-    }
+    /* then the shared expert, then the residual */
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        x[i] += fs > 0 ? acc[i] + ysh[i] : acc[i];
 out:
     free(buf);
     free(ibuf);

@@ -10,7 +10,9 @@
  *
  * One layer's request is active at a time (the forward pass is sequential
  * over layers); `req` lists its experts. Misses that find no slot wait in
- * request order until air_experts_done frees one.
+ * request order until air_experts_done frees one; since compute takes the
+ * experts in request order too, the oldest waiting read always gets the
+ * next freed slot and the layer cannot stall.
  */
 #include "runtime/experts.h"
 
@@ -457,44 +459,32 @@ air_status air_experts_begin(air_experts *x, int l, const int *ids, int n) {
     return AIR_OK;
 }
 
-air_status air_experts_next(air_experts *x, int *id, air_expert_w *w) {
+air_status air_experts_get(air_experts *x, int id, air_expert_w *w) {
     double t0 = now_s();
     pthread_mutex_lock(&x->mu);
     air_status st = AIR_OK;
-    for (;;) {
-        int open = 0, got = -1;
-        for (int r = 0; r < x->n_req && got < 0; r++) {
-            if (x->req[r].state == R_WAITING)
-                open = 1;
-            if (x->req[r].state != R_SLOT)
-                continue;
-            open = 1;
-            if (x->slots[x->where[x->req[r].key]].state == S_READY)
-                got = r;
-        }
-        if (got >= 0) {
-            xreq *r = &x->req[got];
-            xslot *sl = &x->slots[x->where[r->key]];
-            r->state = R_TAKEN;
-            sl->state = S_INUSE;
-            *id = r->key % x->n_expert;
-            if (sl->st) {
-                st = air_err(sl->st, "%s", sl->err);
-                break;
-            }
+    xreq *r = NULL;
+    for (int i = 0; i < x->n_req && !r; i++)
+        if (x->req[i].key % x->n_expert == id && x->req[i].state != R_DONE)
+            r = &x->req[i];
+    if (!r || r->state == R_TAKEN)
+        st = air_err(AIR_ERR_INTERNAL, "expert %d was not started or is already in use", id);
+    while (!st && (r->state != R_SLOT || x->slots[x->where[r->key]].state != S_READY))
+        pthread_cond_wait(&x->cv, &x->mu);
+    if (!st) {
+        xslot *sl = &x->slots[x->where[r->key]];
+        r->state = R_TAKEN;
+        sl->state = S_INUSE;
+        if (sl->st)
+            st = air_err(sl->st, "%s", sl->err);
+        else {
             w->w_gate = &sl->t[0];
             w->w_up = &sl->t[1];
             w->w_down = &sl->t[2];
             w->b_gate = x->n_parts == 6 ? &sl->t[3] : NULL;
             w->b_up = x->n_parts == 6 ? &sl->t[4] : NULL;
             w->b_down = x->n_parts == 6 ? &sl->t[5] : NULL;
-            break;
         }
-        if (!open) {
-            st = air_err(AIR_ERR_INTERNAL, "no expert left to compute in this layer");
-            break;
-        }
-        pthread_cond_wait(&x->cv, &x->mu);
     }
     x->stats.wait_seconds += now_s() - t0;
     pthread_mutex_unlock(&x->mu);

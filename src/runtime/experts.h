@@ -9,10 +9,14 @@
  *   air_experts_begin(x, l, ids, n)   hits come from the cache; each miss is
  *                                     queued for the reader threads, several
  *                                     reads in flight
- *   loop: air_experts_next(x, &id, &w)  the next expert that is in RAM (hits
- *         ... compute expert id ...     first, then reads as they complete),
- *         air_experts_done(x, id)       so reads overlap the compute
+ *   for each id in ids, in order:
+ *         air_experts_get(x, id, &w)    waits until expert id is in RAM, while
+ *         ... compute expert id ...     the reads of the next ones go on
+ *         air_experts_done(x, id)
  *   air_experts_end(x)
+ *
+ * Computing in a fixed order (ascending ids) keeps the sum over experts in
+ * the order transformers uses, whatever order the reads complete in.
  *
  * Each expert is one aligned range of its layer file (docs/layer-store.md),
  * verified by its tensors' checksums after the read.
@@ -63,9 +67,9 @@ void air_experts_free(air_experts *x);
 
 /* Starts layer l's experts ids[0..n) (distinct, in [0, n_expert)). */
 air_status air_experts_begin(air_experts *x, int l, const int *ids, int n);
-/* Returns the next started expert that is in RAM; blocks until one is. The
- * weights stay valid until air_experts_done(x, id). */
-air_status air_experts_next(air_experts *x, int *id, air_expert_w *w);
+/* Waits until started expert id is in RAM and returns its weights, valid
+ * until air_experts_done(x, id). */
+air_status air_experts_get(air_experts *x, int id, air_expert_w *w);
 void air_experts_done(air_experts *x, int id);
 /* Ends the layer (also after an error): waits for reads in flight. */
 void air_experts_end(air_experts *x);
