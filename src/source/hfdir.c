@@ -660,8 +660,12 @@ static void mark_read(hf_impl *h, int fi, int ti) {
 }
 
 /* ---------------------------------------------------------------------------
- * gpt-oss: experts stacked in 3-D tensors
+ * experts stacked in 3-D tensors
  *
+ * Qwen-MoE, Mixtral, DeepSeek-V3, when a checkpoint holds them fused as
+ * transformers 5 keeps them in memory: mlp.experts.gate_up_proj (E, 2 ff,
+ * n_embd) with the gate rows first, mlp.experts.down_proj (E, n_embd, ff).
+ * gpt-oss:
  *   mlp.experts.gate_up_proj  (E, n_embd, 2 ff)  x @ W; columns alternate gate, up
  *   mlp.experts.down_proj     (E, ff, n_embd)
  *   mlp.experts.gate_up_proj_bias (E, 2 ff), down_proj_bias (E, n_embd)
@@ -676,8 +680,15 @@ typedef struct {
     int fi, ti;    /* the stacked tensor, or the MXFP4 blocks */
     int sfi, sti;  /* MXFP4 scales */
     int mx;
+    int fused;     /* (E, out, in) with gate rows then up rows, as transformers 5 keeps
+                      the experts of the other MoE models in memory */
     int64_t ff, d; /* expert width, n_embd */
 } stacked;
+
+static int is_moe_arch(air_arch a) {
+    return a == AIR_ARCH_QWEN2_MOE || a == AIR_ARCH_QWEN3_MOE || a == AIR_ARCH_MIXTRAL ||
+           a == AIR_ARCH_DEEPSEEK_V3;
+}
 
 static air_status stacked_find(air_source *s, int layer, const char *neutral, int *applies,
                                stacked *r) {
@@ -685,20 +696,28 @@ static air_status stacked_find(air_source *s, int layer, const char *neutral, in
     static const char *const parts[6] = {"w_gate", "w_up", "w_down", "b_gate", "b_up", "b_down"};
     char part[16];
     *applies = 0;
-    if (h->arch != AIR_ARCH_GPT_OSS || layer < 0 ||
+    int gptoss = h->arch == AIR_ARCH_GPT_OSS;
+    if ((!gptoss && !is_moe_arch(h->arch)) || layer < 0 ||
         sscanf(neutral, AIR_T_EXP_PREFIX "%d.%15s", &r->e, part) != 2)
         return AIR_OK;
     r->part = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < (gptoss ? 6 : 3); i++)
         if (strcmp(part, parts[i]) == 0)
             r->part = i;
     if (r->part < 0)
         return AIR_OK;
+    char name[200], alt[220];
+    int fi, ti;
+    if (!gptoss) { /* per-expert tensors when present, else the fused form */
+        hf_name(h->arch, layer, neutral, name, sizeof name);
+        if (find_name(h, name, &fi, &ti))
+            return AIR_OK;
+    }
     *applies = 1;
+    r->fused = !gptoss;
     r->ff = s->hp.n_ff_exp;
     r->d = s->hp.n_embd;
     int down = r->part % 3 == 2;
-    char name[200], alt[220];
     snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%s%s", layer,
              down ? "down_proj" : "gate_up_proj", r->part >= 3 ? "_bias" : "");
     r->mx = 0;
@@ -706,8 +725,8 @@ static air_status stacked_find(air_source *s, int layer, const char *neutral, in
     const air_st_tensor *t;
     if (find_name(h, name, &r->fi, &r->ti)) {
         t = &h->files[r->fi]->tensors[r->ti];
-        int64_t want[3] = {E, r->part >= 3 ? (down ? r->d : 2 * r->ff) : (down ? r->ff : r->d),
-                           down ? r->d : 2 * r->ff};
+        int64_t out = down ? r->d : 2 * r->ff, in = down ? r->ff : r->d;
+        int64_t want[3] = {E, r->part >= 3 ? out : r->fused ? out : in, r->fused ? in : out};
         int nd = r->part >= 3 ? 2 : 3;
         int ok = t->dtype != AIR_DT_COUNT && t->n_dims == nd && t->shape[0] == want[0] &&
                  t->shape[1] == want[1] && (nd == 2 || t->shape[2] == want[2]);
@@ -720,7 +739,7 @@ static air_status stacked_find(air_source *s, int layer, const char *neutral, in
     }
     snprintf(alt, sizeof alt, "%s_blocks", name);
     int64_t rows = down ? r->d : 2 * r->ff, in = down ? r->ff : r->d;
-    if (r->part < 3 && find_name(h, alt, &r->fi, &r->ti)) {
+    if (gptoss && r->part < 3 && find_name(h, alt, &r->fi, &r->ti)) {
         snprintf(alt, sizeof alt, "%s_scales", name);
         if (!find_name(h, alt, &r->sfi, &r->sti))
             return air_err(AIR_ERR_FORMAT, "%s: MXFP4 tensor '%s_blocks' has no '%s'", h->dir,
@@ -736,6 +755,11 @@ static air_status stacked_find(air_source *s, int layer, const char *neutral, in
                            (long long)rows, (long long)in);
         r->mx = 1;
         return AIR_OK;
+    }
+    if (!gptoss) {
+        hf_name(h->arch, layer, neutral, alt, sizeof alt);
+        return air_err(AIR_ERR_NOT_FOUND, "%s: neither '%s' nor the fused '%s' is in the model's "
+                       "safetensors files", h->dir, alt, name);
     }
     return air_err(AIR_ERR_NOT_FOUND, "%s: neither '%s' nor its MXFP4 form '%s_blocks' is in the "
                    "model's safetensors files", h->dir, name, name);
@@ -793,12 +817,12 @@ static air_status stacked_read(hf_impl *h, const stacked *r, void *dst) {
             int64_t cnt = down ? r->d : r->ff;
             for (int64_t j = 0; j < cnt; j++)
                 memcpy(o + j * es, tmp + (size_t)(down ? j : 2 * j + (r->part == 4)) * es, es);
-        } else if (r->mx) { /* (rows = out, in): pick gate/up rows */
+        } else if (r->mx || r->fused) { /* (rows = out, in): pick gate/up rows */
             int64_t cnt = down ? r->d : r->ff;
-            for (int64_t j = 0; j < cnt; j++)
-                memcpy(o + (size_t)(j * in) * es,
-                       tmp + (size_t)((down ? j : 2 * j + (r->part == 1)) * in) * es,
-                       (size_t)in * es);
+            for (int64_t j = 0; j < cnt; j++) {
+                int64_t src = down ? j : r->fused ? j + (r->part == 1) * r->ff : 2 * j + (r->part == 1);
+                memcpy(o + (size_t)(j * in) * es, tmp + (size_t)(src * in) * es, (size_t)in * es);
+            }
         } else { /* (in, rows = out) as x @ W: transpose, picking gate/up columns */
             int64_t cnt = down ? r->d : r->ff;
             for (int64_t j = 0; j < cnt; j++) {
@@ -816,7 +840,7 @@ static air_status stacked_read(hf_impl *h, const stacked *r, void *dst) {
 
 static air_status hf_info(air_source *s, int layer, const char *neutral, air_src_tensor *out) {
     hf_impl *h = s->impl;
-    int fi, ti, applies;
+    int fi = 0, ti = 0, applies;
     stacked sk;
     air_status st = stacked_find(s, layer, neutral, &applies, &sk);
     if (st || applies) {
@@ -863,7 +887,7 @@ static air_status hf_info(air_source *s, int layer, const char *neutral, air_src
 
 static air_status hf_read(air_source *s, int layer, const char *neutral, void *dst) {
     hf_impl *h = s->impl;
-    int fi, ti, applies;
+    int fi = 0, ti = 0, applies;
     stacked sk;
     air_status st = stacked_find(s, layer, neutral, &applies, &sk);
     if (st || applies)

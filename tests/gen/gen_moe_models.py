@@ -30,6 +30,8 @@ step logits), computed in float32 on the CPU with eager attention.
               comes from transformers loading that checkpoint (it dequantizes
               to bf16 on a CPU), computed in float32
 
+  qwen3_moe_fused  the qwen3_moe weights under transformers 5's in-memory
+              names: experts fused into mlp.experts.gate_up_proj / down_proj
   gpt_oss_mxfp4  the gpt_oss model with its experts as MXFP4 blocks and E8M0
               scales, the published gpt-oss format; golden from transformers
               loading it (dequantized to bf16 on a CPU)
@@ -52,7 +54,7 @@ import sys
 
 import torch
 import transformers
-from transformers import (DeepseekV3Config, DeepseekV3ForCausalLM, GenerationConfig, GptOssConfig,
+from transformers import (AutoModelForCausalLM, DeepseekV3Config, DeepseekV3ForCausalLM, GenerationConfig, GptOssConfig,
                           GptOssForCausalLM,
                           MixtralConfig, MixtralForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
                           Qwen3MoeConfig, Qwen3MoeForCausalLM)
@@ -427,6 +429,32 @@ def make_mxfp4(base="gpt_oss", name="gpt_oss_mxfp4"):
     quantized_golden(ref, base, name, "MXFP4 experts (blocks + E8M0 scales)")
 
 
+def make_fused(base="qwen3_moe", name="qwen3_moe_fused"):
+    """The base model's weights saved under the names transformers 5 uses in
+    memory (experts fused: mlp.experts.gate_up_proj (E, 2 ff, d), down_proj
+    (E, d, ff)), one safetensors file; same outputs, so the same golden."""
+    from safetensors.torch import save_file
+    src, d = os.path.join(OUT, base), os.path.join(OUT, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)
+    sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+    assert any(k.endswith("mlp.experts.gate_up_proj") for k in sd), "no fused experts in memory"
+    save_file(sd, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    for f in ("config.json", "generation_config.json", "golden.json"):
+        shutil.copyfile(os.path.join(src, f), os.path.join(d, f))
+    # transformers reads the fused file back to the same outputs
+    ref = gm.load(d)
+    with open(os.path.join(d, "golden.json")) as f:
+        g = json.load(f)
+    la = gm.full_logits(ref, g["prompt_ids"])
+    assert gm.rel_err(la, torch.tensor(g["logits_all"])) < 1e-6
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+    print(f"  {name}: {len(sd)} tensors, experts fused")
+
+
 def check(name):
     d = os.path.join(OUT, name)
     with open(os.path.join(d, "golden.json")) as f:
@@ -443,7 +471,7 @@ def check(name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("names", nargs="*", default=list(SPECS) + ["deepseek_v3_fp8", "gpt_oss_mxfp4"])
+    ap.add_argument("names", nargs="*", default=list(SPECS) + ["deepseek_v3_fp8", "gpt_oss_mxfp4", "qwen3_moe_fused"])
     a = ap.parse_args()
     torch.set_num_threads(1)
     ok = True
@@ -454,6 +482,8 @@ def main():
             make_fp8()
         elif name == "gpt_oss_mxfp4":
             make_mxfp4()
+        elif name == "qwen3_moe_fused":
+            make_fused()
         else:
             make(name, SPECS[name])
     return 0 if ok else 1

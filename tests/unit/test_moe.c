@@ -289,6 +289,8 @@ TEST(gguf_qwen3moe) {
 }
 
 TEST(qwen3_moe) { check_moe("qwen3_moe"); }
+/* the same weights with the experts fused into 3-D tensors */
+TEST(qwen3_moe_fused) { check_moe("qwen3_moe_fused"); }
 TEST(qwen2_moe) { check_moe("qwen2_moe"); }
 TEST(mixtral) { check_moe("mixtral"); }
 TEST(deepseek_v3) { check_moe("deepseek_v3"); }
@@ -301,6 +303,7 @@ TEST(gpt_oss_mxfp4) { check_moe("gpt_oss_mxfp4"); }
 
 int main(void) {
     RUN(qwen3_moe);
+    RUN(qwen3_moe_fused);
     RUN(gguf_qwen3moe);
     RUN(qwen2_moe);
     RUN(mixtral);
