@@ -297,19 +297,25 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
                        "[%d, %d] (embedding_length, vocabulary)",
                        path, (long long)emb->ne[0], (long long)emb->ne[1], hp->n_embd, hp->n_vocab);
 
-    if (hp->arch == AIR_ARCH_QWEN3_MOE || hp->arch == AIR_ARCH_QWEN2_MOE) {
-        /* llama.cpp's MoE keys; qwen3moe renormalizes the top-k weights,
-         * qwen2moe does not and has a sigmoid-gated shared expert */
+    /* llama.cpp stores Mixtral as "llama" with a router and stacked experts */
+    if (hp->arch == AIR_ARCH_LLAMA && air_gguf_find_tensor(g, "blk.0.ffn_gate_inp.weight"))
+        hp->arch = AIR_ARCH_MIXTRAL;
+    if (hp->arch == AIR_ARCH_QWEN3_MOE || hp->arch == AIR_ARCH_QWEN2_MOE ||
+        hp->arch == AIR_ARCH_MIXTRAL) {
+        /* llama.cpp's MoE keys; qwen3moe and Mixtral renormalize the top-k
+         * weights, qwen2moe does not and has a sigmoid-gated shared expert */
+        hp->n_ff_exp = hp->arch == AIR_ARCH_MIXTRAL ? hp->n_ff : 0;
         if ((st = require_count(c, "expert_count", &hp->n_expert)) ||
             (st = require_count(c, "expert_used_count", &hp->n_expert_used)) ||
-            (st = require_count(c, "expert_feed_forward_length", &hp->n_ff_exp)) ||
+            (st = (hp->arch == AIR_ARCH_MIXTRAL ? optional_count : require_count)(
+                 c, "expert_feed_forward_length", &hp->n_ff_exp)) ||
             (st = optional_count(c, "expert_shared_feed_forward_length", &hp->n_ff_shexp)))
             return st;
         if (hp->n_expert > 4096 || hp->n_expert_used > hp->n_expert ||
             hp->n_expert_used > AIR_MAX_EXPERT_USED)
             return air_err(AIR_ERR_FORMAT, "%s: %s.expert_used_count %d / expert_count %d out of "
                            "range", path, c->arch, hp->n_expert_used, hp->n_expert);
-        hp->expert_norm_topk = hp->arch == AIR_ARCH_QWEN3_MOE;
+        hp->expert_norm_topk = hp->arch != AIR_ARCH_QWEN2_MOE;
         hp->moe_step = 1;
         hp->shexp_gate = air_gguf_find_tensor(g, "blk.0.ffn_gate_inp_shexp.weight") != NULL;
     }

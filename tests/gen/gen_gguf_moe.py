@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A tiny Qwen3-MoE model in GGUF (llama.cpp's naming) and llama.cpp's outputs on it.
+"""Tiny mixture-of-experts models in GGUF (llama.cpp's naming) and llama.cpp's outputs.
 
 Builds a random Qwen3MoeForCausalLM with transformers (every layer MoE, as
 llama.cpp's qwen3moe expects; 8 experts, top-2, norm_topk_prob), converts it
@@ -17,7 +17,13 @@ tests/fixtures/models/gguf_qwen3moe/:
                 transformers' logits on the same weights as a cross-check
 
     python3 -m pip install llama-cpp-python gguf transformers torch numpy
-    python3 tests/gen/gen_gguf_moe.py
+It also writes tests/fixtures/models/gguf_mixtral/ the same way: a random
+MixtralForCausalLM as llama.cpp stores Mixtral -- general.architecture
+"llama" with llama.expert_count / expert_used_count, the router and the
+stacked experts, and Q/K rows permuted as llama.cpp's converter does for
+every "llama" file.
+
+    python3 tests/gen/gen_gguf_moe.py [qwen3moe|mixtral ...]
 """
 
 import json
@@ -29,39 +35,49 @@ import gguf
 import numpy as np
 import torch
 import transformers
-from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+from transformers import MixtralConfig, MixtralForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_gguf_goldens as gg  # noqa: E402
 import gen_models as gm  # noqa: E402
 import gen_moe_models as mm  # noqa: E402
 
-D = os.path.join(gm.OUT, "gguf_qwen3moe")
-CFG = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-           head_dim=16, vocab_size=256, max_position_embeddings=256, hidden_act="silu",
-           rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
-           intermediate_size=96, moe_intermediate_size=32, num_experts=8, num_experts_per_tok=2,
-           norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
-           rope_parameters={"rope_theta": 1000000.0, "rope_type": "default"})
+BASE = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            head_dim=16, vocab_size=256, max_position_embeddings=256, hidden_act="silu",
+            rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+            rope_parameters={"rope_theta": 1000000.0, "rope_type": "default"})
+MODELS = {
+    "qwen3moe": dict(cls_config=Qwen3MoeConfig, cls_model=Qwen3MoeForCausalLM, seed=18000,
+                     config=dict(BASE, intermediate_size=96, moe_intermediate_size=32,
+                                 num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
+                                 decoder_sparse_step=1, mlp_only_layers=[])),
+    "mixtral": dict(cls_config=MixtralConfig, cls_model=MixtralForCausalLM, seed=19000,
+                    config=dict(BASE, intermediate_size=32, num_local_experts=8,
+                                num_experts_per_tok=2)),
+}
 
 
-def write_gguf(model, path):
+def write_gguf(model, path, arch):
     cfg = model.config
     sd = {k: v.detach().to(torch.bfloat16).float().numpy() for k, v in model.state_dict().items()}
-    w = gguf.GGUFWriter(path, "qwen3moe")
-    w.add_name("tiny-qwen3moe")
+    mix = arch == "mixtral"
+    w = gguf.GGUFWriter(path, "llama" if mix else arch)
+    w.add_name(f"tiny-{arch}")
     w.add_context_length(cfg.max_position_embeddings)
     w.add_embedding_length(cfg.hidden_size)
     w.add_block_count(cfg.num_hidden_layers)
     w.add_feed_forward_length(cfg.intermediate_size)
+    ff = cfg.intermediate_size if mix else cfg.moe_intermediate_size
     w.add_head_count(cfg.num_attention_heads)
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_key_length(cfg.head_dim)
     w.add_value_length(cfg.head_dim)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
-    w.add_expert_count(cfg.num_experts)
+    w.add_expert_count(cfg.num_local_experts if mix else cfg.num_experts)
     w.add_expert_used_count(cfg.num_experts_per_tok)
-    w.add_expert_feed_forward_length(cfg.moe_intermediate_size)
+    if not mix:
+        w.add_expert_feed_forward_length(ff)
     n_vocab = cfg.vocab_size
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
@@ -84,11 +100,16 @@ def write_gguf(model, path):
              "mlp.gate.weight": "ffn_gate_inp.weight"}
     for l in range(cfg.num_hidden_layers):
         p = f"model.layers.{l}."
-        for hf, gg in names.items():
-            w.add_tensor(f"blk.{l}.{gg}", sd[p + hf])
+        for hf, gn in names.items():
+            if p + hf not in sd:
+                continue  # Mixtral: no q/k norms
+            v = sd[p + hf]
+            if mix and gn in ("attn_q.weight", "attn_k.weight"):  # the converter's order
+                v = np.ascontiguousarray(gg.llama_permute(
+                    v, cfg.num_attention_heads if gn == "attn_q.weight" else cfg.num_key_value_heads))
+            w.add_tensor(f"blk.{l}.{gn}", v)
         # stacked experts: numpy (E, n_out, n_in) = GGUF [n_in, n_out, E]
         gu = sd[p + "mlp.experts.gate_up_proj"]  # (E, 2 ff, d): gate rows, then up rows
-        ff = cfg.moe_intermediate_size
         w.add_tensor(f"blk.{l}.ffn_gate_exps.weight", np.ascontiguousarray(gu[:, :ff, :]))
         w.add_tensor(f"blk.{l}.ffn_up_exps.weight", np.ascontiguousarray(gu[:, ff:, :]))
         w.add_tensor(f"blk.{l}.ffn_down_exps.weight", sd[p + "mlp.experts.down_proj"])
@@ -119,23 +140,24 @@ def llama_outputs(path, prompt):
     return la, ids, gaps
 
 
-def main():
-    torch.set_num_threads(1)
-    os.makedirs(D, exist_ok=True)
-    path = os.path.join(D, "model.gguf")
-    cfg = Qwen3MoeConfig(**CFG)
-    prompt = gm.prompt_for("gguf_qwen3moe", cfg.vocab_size, cfg.bos_token_id)
+def make(arch):
+    spec = MODELS[arch]
+    d = os.path.join(gm.OUT, f"gguf_{arch}")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "model.gguf")
+    cfg = spec["cls_config"](**spec["config"])
+    prompt = gm.prompt_for(f"gguf_{arch}", cfg.vocab_size, cfg.bos_token_id)
     for attempt in range(gm.MAX_SEED_TRIES):
-        seed = 18000 + attempt
+        seed = spec["seed"] + attempt
         torch.manual_seed(seed)
-        model = Qwen3MoeForCausalLM(cfg)
+        model = spec["cls_model"](cfg)
         mm.init_weights(model, seed)
         # through a BF16 checkpoint, as the other reference models: the weights
         # become BF16 values while the RoPE frequencies are recomputed in fp32
         with tempfile.TemporaryDirectory() as tmp:
             model.to(torch.bfloat16).save_pretrained(tmp)
             model = gm.load(tmp)
-        write_gguf(model, path)
+        write_gguf(model, path, arch)
         la, ids, gaps = llama_outputs(path, prompt)
         rgap = mm.min_route_gap(model, prompt + ids, cfg.num_experts_per_tok)
         if min(gaps) >= gm.GAP_REL and rgap >= mm.ROUTE_GAP and len(set(ids)) >= gm.MIN_DISTINCT:
@@ -155,18 +177,23 @@ def main():
         "min_top2_gap": gm.f32(min(gaps)),
         "transformers_logits_all": [gm.f32_list(torch.from_numpy(x)) for x in hf],
         "reference": {"llama_cpp_python": __import__("llama_cpp").__version__,
-                      "gguf": gguf.__version__ if hasattr(gguf, "__version__") else "",
                       "transformers": transformers.__version__, "torch": torch.__version__,
                       "seed": seed, "llama_cpp_vs_transformers_rel_err": err,
                       "min_route_gap": gm.f32(rgap)},
     }
-    with open(os.path.join(D, "golden.json"), "w") as f:
+    with open(os.path.join(d, "golden.json"), "w") as f:
         json.dump(golden, f, separators=(",", ":"))
         f.write("\n")
-    for f in os.listdir(D):
-        os.chmod(os.path.join(D, f), 0o644)
-    print(f"  gguf_qwen3moe: seed {seed}, llama.cpp vs transformers {err:.2e}, "
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+    print(f"  gguf_{arch}: seed {seed}, llama.cpp vs transformers {err:.2e}, "
           f"{os.path.getsize(path) / 1e3:.0f} kB")
+
+
+def main():
+    torch.set_num_threads(1)
+    for arch in sys.argv[1:] or list(MODELS):
+        make(arch)
 
 
 if __name__ == "__main__":

@@ -226,20 +226,25 @@ static void check_moe(const char *model) {
     cJSON_Delete(g.root);
 }
 
-/* A Qwen3-MoE GGUF in llama.cpp's naming (stacked ffn_*_exps experts, made
- * by tests/gen/gen_gguf_moe.py) against llama-cpp-python and transformers. */
-TEST(gguf_qwen3moe) {
+/* MoE GGUF files in llama.cpp's naming (stacked ffn_*_exps experts, made by
+ * tests/gen/gen_gguf_moe.py) against llama-cpp-python and transformers. */
+static void check_gguf(const char *name, air_arch arch) {
+    char rel[256], text_path[256];
+    snprintf(rel, sizeof rel, "models/%s/model.gguf", name);
+    snprintf(text_path, sizeof text_path, "models/%s/golden.json", name);
     char *text;
     size_t len;
-    ASSERT_OK(air_read_file(test_data("models/gguf_qwen3moe/golden.json"), &text, &len));
+    ASSERT_OK(air_read_file(test_data(text_path), &text, &len));
     cJSON *g = cJSON_Parse(text);
     free(text);
     ASSERT_TRUE(g != NULL);
     air_source *src;
-    ASSERT_OK(air_source_open_gguf(test_data("models/gguf_qwen3moe/model.gguf"), &src));
-    ASSERT_EQ_INT(src->hp.arch, AIR_ARCH_QWEN3_MOE);
+    ASSERT_OK(air_source_open_gguf(test_data(rel), &src));
+    ASSERT_EQ_INT(src->hp.arch, arch);
     ASSERT_EQ_INT(src->hp.n_expert, 8);
-    const char *store = test_tmp("store-gguf-qwen3moe");
+    char sname[128];
+    snprintf(sname, sizeof sname, "store-%s", name);
+    const char *store = test_tmp(sname);
     air_split_options so = {0};
     ASSERT_OK(air_store_split(src, store, &so));
     air_source_close(src);
@@ -263,11 +268,11 @@ TEST(gguf_qwen3moe) {
         w_ll = a > w_ll ? a : w_ll;
         w_hf = b > w_hf ? b : w_hf;
     }
-    fprintf(stderr, "  gguf_qwen3moe: logits rel. error %.3g vs llama.cpp, %.3g vs transformers\n",
+    fprintf(stderr, "  %s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers\n", name,
             w_ll, w_hf);
     if (w_hf > 1e-4 || w_ll > 1e-4)
-        T_FAIL("gguf_qwen3moe: logits rel. error %.3g vs llama.cpp, %.3g vs transformers "
-               "(bound 1e-4)", w_ll, w_hf);
+        T_FAIL("%s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers (bound 1e-4)",
+               name, w_ll, w_hf);
     air_kv_free(&kv);
     ASSERT_OK(air_kv_init(&kv, hp, 128));
     air_gen_options go = {0};
@@ -280,13 +285,17 @@ TEST(gguf_qwen3moe) {
     ASSERT_EQ_INT(n_out, ng);
     for (int i = 0; i < n_out; i++)
         if (out[i] != greedy[i])
-            T_FAIL("gguf_qwen3moe: greedy token %d is %d, llama.cpp gave %d", i, out[i], greedy[i]);
+            T_FAIL("%s: greedy token %d is %d, llama.cpp gave %d", name, i, out[i], greedy[i]);
     free(out);
     free(all);
     air_kv_free(&kv);
     air_engine_close(e);
     cJSON_Delete(g);
 }
+
+TEST(gguf_qwen3moe) { check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE); }
+/* Mixtral as llama.cpp stores it: "llama" with experts, Q/K rows permuted */
+TEST(gguf_mixtral) { check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL); }
 
 TEST(qwen3_moe) { check_moe("qwen3_moe"); }
 /* the same weights with the experts fused into 3-D tensors */
@@ -305,6 +314,7 @@ int main(void) {
     RUN(qwen3_moe);
     RUN(qwen3_moe_fused);
     RUN(gguf_qwen3moe);
+    RUN(gguf_mixtral);
     RUN(qwen2_moe);
     RUN(mixtral);
     RUN(deepseek_v3);
