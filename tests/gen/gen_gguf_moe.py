@@ -17,7 +17,9 @@ tests/fixtures/models/gguf_qwen3moe/:
                 transformers' logits on the same weights as a cross-check
 
     python3 -m pip install llama-cpp-python gguf transformers torch numpy
-It also writes tests/fixtures/models/gguf_mixtral/ the same way: a random
+It also writes tests/fixtures/models/gguf_qwen2moe/ (qwen2moe: q/k/v biases,
+a shared expert ffn_*_shexp with its sigmoid gate ffn_gate_inp_shexp, top-k
+not renormalized) and tests/fixtures/models/gguf_mixtral/ the same way: a random
 MixtralForCausalLM as llama.cpp stores Mixtral -- general.architecture
 "llama" with llama.expert_count / expert_used_count, the router and the
 stacked experts, and Q/K rows permuted as llama.cpp's converter does for
@@ -35,7 +37,8 @@ import gguf
 import numpy as np
 import torch
 import transformers
-from transformers import MixtralConfig, MixtralForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
+from transformers import (MixtralConfig, MixtralForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM,
+                          Qwen3MoeConfig, Qwen3MoeForCausalLM)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_gguf_goldens as gg  # noqa: E402
@@ -51,6 +54,12 @@ MODELS = {
                      config=dict(BASE, intermediate_size=96, moe_intermediate_size=32,
                                  num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
                                  decoder_sparse_step=1, mlp_only_layers=[])),
+    "qwen2moe": dict(cls_config=Qwen2MoeConfig, cls_model=Qwen2MoeForCausalLM, seed=20000,
+                     config=dict(BASE, intermediate_size=96, moe_intermediate_size=32,
+                                 shared_expert_intermediate_size=48, num_experts=8,
+                                 num_experts_per_tok=2, norm_topk_prob=False, qkv_bias=True,
+                                 decoder_sparse_step=1, mlp_only_layers=[],
+                                 use_sliding_window=False, sliding_window=None)),
     "mixtral": dict(cls_config=MixtralConfig, cls_model=MixtralForCausalLM, seed=19000,
                     config=dict(BASE, intermediate_size=32, num_local_experts=8,
                                 num_experts_per_tok=2)),
@@ -78,6 +87,8 @@ def write_gguf(model, path, arch):
     w.add_expert_used_count(cfg.num_experts_per_tok)
     if not mix:
         w.add_expert_feed_forward_length(ff)
+    if arch == "qwen2moe":
+        w.add_expert_shared_feed_forward_length(cfg.shared_expert_intermediate_size)
     n_vocab = cfg.vocab_size
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
@@ -97,7 +108,12 @@ def write_gguf(model, path, arch):
              "self_attn.q_norm.weight": "attn_q_norm.weight",
              "self_attn.k_norm.weight": "attn_k_norm.weight",
              "post_attention_layernorm.weight": "ffn_norm.weight",
-             "mlp.gate.weight": "ffn_gate_inp.weight"}
+             "mlp.gate.weight": "ffn_gate_inp.weight",
+             "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+             "self_attn.v_proj.bias": "attn_v.bias",
+             "mlp.shared_expert.gate_proj.weight": "ffn_gate_shexp.weight",
+             "mlp.shared_expert.up_proj.weight": "ffn_up_shexp.weight",
+             "mlp.shared_expert.down_proj.weight": "ffn_down_shexp.weight"}
     for l in range(cfg.num_hidden_layers):
         p = f"model.layers.{l}."
         for hf, gn in names.items():
@@ -108,6 +124,9 @@ def write_gguf(model, path, arch):
                 v = np.ascontiguousarray(gg.llama_permute(
                     v, cfg.num_attention_heads if gn == "attn_q.weight" else cfg.num_key_value_heads))
             w.add_tensor(f"blk.{l}.{gn}", v)
+        if p + "mlp.shared_expert_gate.weight" in sd:  # llama.cpp keeps it as a vector
+            w.add_tensor(f"blk.{l}.ffn_gate_inp_shexp.weight",
+                         np.ascontiguousarray(sd[p + "mlp.shared_expert_gate.weight"].reshape(-1)))
         # stacked experts: numpy (E, n_out, n_in) = GGUF [n_in, n_out, E]
         gu = sd[p + "mlp.experts.gate_up_proj"]  # (E, 2 ff, d): gate rows, then up rows
         w.add_tensor(f"blk.{l}.ffn_gate_exps.weight", np.ascontiguousarray(gu[:, :ff, :]))

@@ -294,6 +294,8 @@ static void check_gguf(const char *name, air_arch arch) {
 }
 
 TEST(gguf_qwen3moe) { check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE); }
+/* qwen2moe: shared expert and its gate vector, q/k/v biases */
+TEST(gguf_qwen2moe) { check_gguf("gguf_qwen2moe", AIR_ARCH_QWEN2_MOE); }
 /* Mixtral as llama.cpp stores it: "llama" with experts, Q/K rows permuted */
 TEST(gguf_mixtral) { check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL); }
 
@@ -314,6 +316,7 @@ int main(void) {
     RUN(qwen3_moe);
     RUN(qwen3_moe_fused);
     RUN(gguf_qwen3moe);
+    RUN(gguf_qwen2moe);
     RUN(gguf_mixtral);
     RUN(qwen2_moe);
     RUN(mixtral);
