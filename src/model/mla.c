@@ -68,7 +68,8 @@ static void mla_worker(void *ctx, int ith, int nth) {
         int r = task / nh, h = task % nh, pos = j->b->pos[r];
         const air_kv *kv = j->b->kv[r];
         const float *qn = j->q + (size_t)r * nh * qh + (size_t)h * qh, *qr = qn + nope;
-        const float *wuk = j->wkvb + (size_t)h * (nope + vd) * lora, *wuv = wuk + (size_t)nope * lora;
+        const float *wuk = j->wkvb + (size_t)h * (nope + vd) * lora,
+                    *wuv = wuk + (size_t)nope * lora;
         memset(qlat, 0, sizeof(float) * (size_t)lora);
         for (int i = 0; i < nope; i++)
             air_axpy_f32(qlat, qn[i], wuk + (size_t)i * lora, lora);
@@ -95,8 +96,10 @@ air_status air_mla_layer(air_engine *e, int l, const air_layer *lw, const air_ba
                      *wkvb = air_layer_get(lw, AIR_T_WKV_B), *wo = air_layer_get(lw, AIR_T_WO);
     int qlora = hp->q_lora_rank;
     if (!an || !wkva || !kvan || !wkvb || !wo || (qlora ? !wqa || !qan || !wqb : !wq))
-        return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks a latent-attention tensor; delete the "
-                       "store folder to rebuild it", air_store_unit_path(e->store, l), l);
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: layer %d lacks a latent-attention tensor; delete the "
+                       "store folder to rebuild it",
+                       air_store_unit_path(e->store, l), l);
     int n = b->n, d = hp->n_embd, nh = hp->n_head, nope = hp->qk_nope_dim, rope = hp->head_dim,
         vd = hp->v_head_dim, lora = hp->kv_lora_rank, qh = nope + rope;
     int max_seq = 0;

@@ -107,7 +107,8 @@ static void expert_ffn(air_engine *e, const air_expert_w *w, const float *h, int
         return;
     }
     int ff = (int)w->w_gate->shape[0], d = (int)w->w_down->shape[0];
-    air_matmul(e->pool, w->w_gate->dtype, w->w_gate->data, ff, (int)w->w_gate->shape[1], h, rows, g);
+    air_matmul(e->pool, w->w_gate->dtype, w->w_gate->data, ff, (int)w->w_gate->shape[1], h, rows,
+               g);
     air_matmul(e->pool, w->w_up->dtype, w->w_up->data, ff, (int)w->w_up->shape[1], h, rows, u);
     if (w->b_gate) {
         add_bias(g, w->b_gate, rows, ff);
@@ -133,7 +134,8 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
     const air_hparams *hp = &e->hp;
     int n = b->n, d = hp->n_embd, ne = hp->n_expert, k = hp->n_expert_used;
     int fe = hp->n_ff_exp, fs = hp->n_ff_shexp;
-    const air_tensor *norm = air_layer_get(lw, AIR_T_FFN_NORM), *router = air_layer_get(lw, AIR_T_ROUTER);
+    const air_tensor *norm = air_layer_get(lw, AIR_T_FFN_NORM),
+                     *router = air_layer_get(lw, AIR_T_ROUTER);
     const air_tensor *sg = NULL, *su = NULL, *sd = NULL, *sinp = NULL;
     const air_tensor *rbias = air_layer_get(lw, AIR_T_ROUTER_BIAS);
     if (fs > 0) {
@@ -143,24 +145,26 @@ air_status air_moe_ffn(air_engine *e, int l, const air_layer *lw, const air_batc
         sinp = hp->shexp_gate ? air_layer_get(lw, AIR_T_SHEXP_INP) : NULL;
     }
     if (!norm || !router || (hp->router_sigmoid && (!rbias || hp->n_group > 256)) ||
-        (hp->router_bias_topk_softmax && !rbias) || (fs > 0 && (!sg || !su || !sd || (hp->shexp_gate && !sinp))))
-        return air_err(AIR_ERR_FORMAT, "%s: mixture-of-experts layer %d lacks its router or "
+        (hp->router_bias_topk_softmax && !rbias) ||
+        (fs > 0 && (!sg || !su || !sd || (hp->shexp_gate && !sinp))))
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: mixture-of-experts layer %d lacks its router or "
                        "shared expert; delete the store folder to rebuild it",
                        air_store_unit_path(e->store, l), l);
     if (!e->experts || k > AIR_MAX_EXPERT_USED || k > ne)
-        return air_err(AIR_ERR_INTERNAL, "layer %d: no expert reader, or %d experts per token",
-                       l, k);
+        return air_err(AIR_ERR_INTERNAL, "layer %d: no expert reader, or %d experts per token", l,
+                       k);
 
     int wide = fe > fs ? fe : fs;
-    size_t nf = (size_t)n * d            /* h */
-                + (size_t)n * ne         /* router probabilities */
-                + (size_t)n * k          /* top-k weights */
-                + (size_t)n * d          /* sum of the experts' outputs */
-                + (size_t)n * d * 2      /* gathered rows, expert output */
-                + (size_t)n * wide * 2   /* gate, up */
-                + (size_t)n * d          /* shared expert out */
-                + (size_t)n              /* shared gate */
-                + (size_t)ne;            /* routing choice scores */
+    size_t nf = (size_t)n * d          /* h */
+                + (size_t)n * ne       /* router probabilities */
+                + (size_t)n * k        /* top-k weights */
+                + (size_t)n * d        /* sum of the experts' outputs */
+                + (size_t)n * d * 2    /* gathered rows, expert output */
+                + (size_t)n * wide * 2 /* gate, up */
+                + (size_t)n * d        /* shared expert out */
+                + (size_t)n            /* shared gate */
+                + (size_t)ne;          /* routing choice scores */
     size_t ni = (size_t)n * k * 2 + (size_t)ne * 2 + (size_t)ne + 1;
     float *buf = malloc(nf * sizeof(float));
     int *ibuf = malloc(ni * sizeof(int));

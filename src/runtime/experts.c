@@ -34,8 +34,8 @@ enum { S_FREE, S_LOADING, S_READY, S_INUSE };
 enum { R_WAITING, R_SLOT, R_TAKEN, R_DONE };
 
 typedef struct {
-    uint64_t off, len;      /* range in the file (aligned) */
-    air_lf_entry ent[6];    /* w_gate, w_up, w_down, then b_gate, b_up, b_down (expert_bias) */
+    uint64_t off, len;   /* range in the file (aligned) */
+    air_lf_entry ent[6]; /* w_gate, w_up, w_down, then b_gate, b_up, b_down (expert_bias) */
 } exp_range;
 
 typedef struct {
@@ -120,13 +120,15 @@ static air_status index_layer(air_experts *x, const air_hparams *hp, const char 
             if (strcmp(part, part_names[k]) == 0)
                 p = k;
         int vec = p >= 3; /* biases: (n, 1) f32 */
-        int64_t rows = p % 3 == 2 ? hp->n_embd : hp->n_ff_exp,
-                cols = vec ? 1 : p == 2 ? hp->n_ff_exp : hp->n_embd;
+        int64_t rows = p % 3 == 2 ? hp->n_embd : hp->n_ff_exp, cols = vec      ? 1
+                                                                      : p == 2 ? hp->n_ff_exp
+                                                                               : hp->n_embd;
         if (e >= x->n_expert || p < 0 || seen[e * np + p] || (int)en->n_dims != (vec ? 1 : 2) ||
             en->shape[0] != rows || en->shape[1] != cols || en->dtype >= AIR_DT_COUNT ||
             (vec && en->dtype != AIR_DT_F32) ||
             en->nbytes != (uint64_t)rows * air_dtype_row_bytes((air_dtype)en->dtype, cols))
-            st = air_err(AIR_ERR_FORMAT, "%s: expert tensor '%s' (entry %u) does not fit the "
+            st = air_err(AIR_ERR_FORMAT,
+                         "%s: expert tensor '%s' (entry %u) does not fit the "
                          "model (%d experts of width %d); delete the store folder to rebuild it",
                          path, en->name, i, x->n_expert, hp->n_ff_exp);
         else {
@@ -140,8 +142,10 @@ static air_status index_layer(air_experts *x, const air_hparams *hp, const char 
         for (int p = 0; p < np; p++)
             all &= seen[e * np + p];
         if (!all) {
-            st = air_err(AIR_ERR_FORMAT, "%s: expert %d is missing a tensor; delete the store "
-                         "folder to rebuild it", path, e);
+            st = air_err(AIR_ERR_FORMAT,
+                         "%s: expert %d is missing a tensor; delete the store "
+                         "folder to rebuild it",
+                         path, e);
             break;
         }
         uint64_t lo = UINT64_MAX, hi = 0, sum = 0;
@@ -156,8 +160,10 @@ static air_status index_layer(air_experts *x, const air_hparams *hp, const char 
         r->off = t.h.header_bytes + lo;
         r->len = hi - lo;
         if (r->len > sum + (uint64_t)np * AIR_LF_ALIGN)
-            st = air_err(AIR_ERR_FORMAT, "%s: the tensors of expert %d are not stored together; "
-                         "delete the store folder to rebuild it", path, e);
+            st = air_err(AIR_ERR_FORMAT,
+                         "%s: the tensors of expert %d are not stored together; "
+                         "delete the store folder to rebuild it",
+                         path, e);
         if (r->len > x->slot_bytes)
             x->slot_bytes = r->len;
     }
@@ -347,8 +353,10 @@ air_status air_experts_open(air_store *store, uint64_t cache_budget, int direct_
         x->slots[i].key = -1;
         x->slots[i].buf = air_lf_alloc(x->slot_bytes);
         if (!x->slots[i].buf) {
-            st = air_err(AIR_ERR_NOMEM, "out of memory for %d expert buffers of %llu bytes; lower "
-                         "the RAM budget", x->n_slots, (unsigned long long)x->slot_bytes);
+            st = air_err(AIR_ERR_NOMEM,
+                         "out of memory for %d expert buffers of %llu bytes; lower "
+                         "the RAM budget",
+                         x->n_slots, (unsigned long long)x->slot_bytes);
             goto fail;
         }
     }

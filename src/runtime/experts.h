@@ -37,21 +37,21 @@
 #include "store/store.h"
 
 typedef struct {
-    const air_tensor *w_gate; /* (n_ff_exp, n_embd) */
-    const air_tensor *w_up;   /* (n_ff_exp, n_embd) */
-    const air_tensor *w_down; /* (n_embd, n_ff_exp) */
+    const air_tensor *w_gate;                 /* (n_ff_exp, n_embd) */
+    const air_tensor *w_up;                   /* (n_ff_exp, n_embd) */
+    const air_tensor *w_down;                 /* (n_embd, n_ff_exp) */
     const air_tensor *b_gate, *b_up, *b_down; /* f32 biases (gpt-oss), else NULL */
 } air_expert_w;
 
 typedef struct {
-    uint64_t n_routed;    /* experts asked for (per layer and pass: the union over rows) */
-    uint64_t n_hits;      /* of those, found in the cache */
-    uint64_t n_read;      /* expert ranges read from disk */
-    uint64_t bytes_read;  /* bytes of those reads */
-    double read_seconds;  /* summed over the reader threads */
-    double wait_seconds;  /* time compute waited for an expert */
-    int cache_slots;      /* experts the cache can hold */
-    uint64_t cache_bytes; /* RAM of the cache */
+    uint64_t n_routed;     /* experts asked for (per layer and pass: the union over rows) */
+    uint64_t n_hits;       /* of those, found in the cache */
+    uint64_t n_read;       /* expert ranges read from disk */
+    uint64_t bytes_read;   /* bytes of those reads */
+    double read_seconds;   /* summed over the reader threads */
+    double wait_seconds;   /* time compute waited for an expert */
+    int cache_slots;       /* experts the cache can hold */
+    uint64_t cache_bytes;  /* RAM of the cache */
     uint64_t buffer_bytes; /* transient read buffers (outside the budget) */
     uint64_t expert_bytes; /* one expert's range (the largest) */
 } air_experts_stats;

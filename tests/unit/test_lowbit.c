@@ -69,8 +69,12 @@ static void check_weight(const char *name) {
     air_st_close(f);
 }
 
-TEST(whole_blocks_as_transformers) { check_weight("a"); }
-TEST(partial_blocks_as_deepseek) { check_weight("b"); }
+TEST(whole_blocks_as_transformers) {
+    check_weight("a");
+}
+TEST(partial_blocks_as_deepseek) {
+    check_weight("b");
+}
 
 /* ref is (experts, inputs, outputs); the dequantizer gives (outputs, inputs) */
 TEST(mxfp4_as_transformers) {

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "runtime/experts.h"
-#include "source/gguf.h"
 #include "runtime/generate.h"
+#include "source/gguf.h"
 #include "test.h"
 #include "test_golden.h"
 #include "util/fileio.h"
@@ -93,7 +93,8 @@ static void check_moe(const char *model) {
     ASSERT_EQ_INT(n_out, g.n_greedy);
     for (int i = 0; i < n_out; i++)
         if (out[i] != g.greedy[i])
-            T_FAIL("%s: greedy token %d is %d, transformers gave %d", model, i, out[i], g.greedy[i]);
+            T_FAIL("%s: greedy token %d is %d, transformers gave %d", model, i, out[i],
+                   g.greedy[i]);
     free(out);
     air_kv_free(&kv);
 
@@ -147,8 +148,10 @@ static void check_moe(const char *model) {
     ASSERT_EQ_INT(c1.n_read - c0.n_read, (uint64_t)n_moe * k);
     ASSERT_EQ_INT(c1.exp_bytes - c0.exp_bytes, (uint64_t)n_moe * k * exp_bytes);
     ASSERT_EQ_INT(c1.n_hits - c0.n_hits, 0);
-    fprintf(stderr, "  %s: streamed decode step read %llu bytes (dense %llu + %d x %llu experts) "
-            "of %llu\n", model, (unsigned long long)(dense_total + (uint64_t)n_moe * k * exp_bytes),
+    fprintf(stderr,
+            "  %s: streamed decode step read %llu bytes (dense %llu + %d x %llu experts) "
+            "of %llu\n",
+            model, (unsigned long long)(dense_total + (uint64_t)n_moe * k * exp_bytes),
             (unsigned long long)dense_total, (int)((uint64_t)n_moe * k),
             (unsigned long long)exp_bytes, (unsigned long long)all_units);
     /* prefill: each expert at most once per layer, whatever the rows */
@@ -183,8 +186,8 @@ static void check_moe(const char *model) {
                 air_kv_free(&kv);
                 if (bi == 2 && rep == 1 && (b.unit_bytes != a.unit_bytes || b.n_read != a.n_read))
                     T_FAIL("%s: everything fits the budget but a repeated step read %llu unit "
-                           "and %llu expert bytes", model,
-                           (unsigned long long)(b.unit_bytes - a.unit_bytes),
+                           "and %llu expert bytes",
+                           model, (unsigned long long)(b.unit_bytes - a.unit_bytes),
                            (unsigned long long)(b.exp_bytes - a.exp_bytes));
                 if (bi == 2 && rep == 1 && b.n_hits - a.n_hits != (uint64_t)n_moe * k)
                     T_FAIL("%s: repeated step: %llu cache hits, expected %llu", model,
@@ -262,17 +265,19 @@ static void check_gguf(const char *name, air_arch arch) {
     ASSERT_OK(air_engine_eval(e, &kv, prompt, np, 1, all));
     double w_ll = 0, w_hf = 0;
     for (int p = 0; p < np; p++) {
-        double a = rel_err(all + (size_t)p * nv, cJSON_GetArrayItem(cJSON_GetObjectItem(g, "logits_all"), p), nv);
-        double b = rel_err(all + (size_t)p * nv,
-                           cJSON_GetArrayItem(cJSON_GetObjectItem(g, "transformers_logits_all"), p), nv);
+        double a = rel_err(all + (size_t)p * nv,
+                           cJSON_GetArrayItem(cJSON_GetObjectItem(g, "logits_all"), p), nv);
+        double b =
+            rel_err(all + (size_t)p * nv,
+                    cJSON_GetArrayItem(cJSON_GetObjectItem(g, "transformers_logits_all"), p), nv);
         w_ll = a > w_ll ? a : w_ll;
         w_hf = b > w_hf ? b : w_hf;
     }
-    fprintf(stderr, "  %s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers\n", name,
-            w_ll, w_hf);
+    fprintf(stderr, "  %s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers\n", name, w_ll,
+            w_hf);
     if (w_hf > 1e-4 || w_ll > 1e-4)
-        T_FAIL("%s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers (bound 1e-4)",
-               name, w_ll, w_hf);
+        T_FAIL("%s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers (bound 1e-4)", name,
+               w_ll, w_hf);
     air_kv_free(&kv);
     ASSERT_OK(air_kv_init(&kv, hp, 128));
     air_gen_options go = {0};
@@ -293,24 +298,46 @@ static void check_gguf(const char *name, air_arch arch) {
     cJSON_Delete(g);
 }
 
-TEST(gguf_qwen3moe) { check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE); }
+TEST(gguf_qwen3moe) {
+    check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE);
+}
 /* qwen2moe: shared expert and its gate vector, q/k/v biases */
-TEST(gguf_qwen2moe) { check_gguf("gguf_qwen2moe", AIR_ARCH_QWEN2_MOE); }
+TEST(gguf_qwen2moe) {
+    check_gguf("gguf_qwen2moe", AIR_ARCH_QWEN2_MOE);
+}
 /* Mixtral as llama.cpp stores it: "llama" with experts, Q/K rows permuted */
-TEST(gguf_mixtral) { check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL); }
+TEST(gguf_mixtral) {
+    check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL);
+}
 
-TEST(qwen3_moe) { check_moe("qwen3_moe"); }
+TEST(qwen3_moe) {
+    check_moe("qwen3_moe");
+}
 /* the same weights with the experts fused into 3-D tensors */
-TEST(qwen3_moe_fused) { check_moe("qwen3_moe_fused"); }
-TEST(qwen2_moe) { check_moe("qwen2_moe"); }
-TEST(mixtral) { check_moe("mixtral"); }
-TEST(deepseek_v3) { check_moe("deepseek_v3"); }
+TEST(qwen3_moe_fused) {
+    check_moe("qwen3_moe_fused");
+}
+TEST(qwen2_moe) {
+    check_moe("qwen2_moe");
+}
+TEST(mixtral) {
+    check_moe("mixtral");
+}
+TEST(deepseek_v3) {
+    check_moe("deepseek_v3");
+}
 /* the same model as an FP8 checkpoint (e4m3 + 128x128 weight_scale_inv),
  * against transformers loading it */
-TEST(deepseek_v3_fp8) { check_moe("deepseek_v3_fp8"); }
-TEST(gpt_oss) { check_moe("gpt_oss"); }
+TEST(deepseek_v3_fp8) {
+    check_moe("deepseek_v3_fp8");
+}
+TEST(gpt_oss) {
+    check_moe("gpt_oss");
+}
 /* the same model with MXFP4 experts, against transformers loading it */
-TEST(gpt_oss_mxfp4) { check_moe("gpt_oss_mxfp4"); }
+TEST(gpt_oss_mxfp4) {
+    check_moe("gpt_oss_mxfp4");
+}
 
 int main(void) {
     RUN(qwen3_moe);
