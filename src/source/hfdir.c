@@ -290,10 +290,16 @@ static air_status parse_gptoss(const cJSON *cfg, const char *path, air_hparams *
     int64_t v = 0;
     double d = 0;
     air_status st;
-    if ((st = get_int(cfg, path, "num_local_experts", 0, 1, &v)))
+    /* the published configs also spell these num_experts / experts_per_token */
+    const char *ne = cJSON_GetObjectItemCaseSensitive(cfg, "num_local_experts") ? "num_local_experts"
+                                                                               : "num_experts";
+    const char *nu = cJSON_GetObjectItemCaseSensitive(cfg, "num_experts_per_tok")
+                         ? "num_experts_per_tok"
+                         : "experts_per_token";
+    if ((st = get_int(cfg, path, ne, 0, 1, &v)))
         return st;
     hp->n_expert = (int32_t)v;
-    if ((st = get_int(cfg, path, "num_experts_per_tok", 0, 1, &v)))
+    if ((st = get_int(cfg, path, nu, 0, 1, &v)))
         return st;
     hp->n_expert_used = (int32_t)v;
     hp->n_ff_exp = hp->n_ff;
@@ -1070,6 +1076,11 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
             const char *nm = h->files[i]->tensors[t].name;
             int used = strncmp(nm, "model.", 6) == 0 || strcmp(nm, "lm_head.weight") == 0;
             if (strstr(nm, "rotary_emb"))
+                used = 0;
+            /* layers past num_hidden_layers (DeepSeek-V3's multi-token
+             * prediction layer) are never read */
+            int lnum;
+            if (sscanf(nm, "model.layers.%d.", &lnum) == 1 && lnum >= s->hp.n_layer)
                 used = 0;
             h->read_flags[i][t] = !used;
             h->remaining[i] += used;
