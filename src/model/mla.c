@@ -43,6 +43,22 @@ static void rope1(float *v, int n, int interleave, const float *cs, const float 
     memcpy(v, tmp, sizeof(float) * (size_t)n);
 }
 
+/* A stored matrix to fp32, rows split over the pool's threads. */
+typedef struct {
+    const air_tensor *w;
+    float *out;
+    int64_t rows;
+    int cols;
+} rows_job;
+
+static void rows_to_f32(void *ctx, int ith, int nth) {
+    rows_job *j = ctx;
+    size_t rb = air_dtype_row_bytes(j->w->dtype, j->cols);
+    for (int64_t i = ith; i < j->rows; i += nth)
+        air_row_to_f32(j->w->dtype, (const char *)j->w->data + (size_t)i * rb,
+                       j->out + (size_t)i * j->cols, j->cols);
+}
+
 typedef struct {
     const air_engine *e;
     const air_batch *b;
@@ -143,9 +159,8 @@ air_status air_mla_layer(air_engine *e, int l, const air_layer *lw, const air_ba
         memcpy(air_kv_k(b->kv[r], l, b->pos[r]), c, sizeof(float) * (size_t)(lora + rope));
     }
     /* Wkv_b in fp32 for the absorbed products (one layer's worth) */
-    size_t rb = air_dtype_row_bytes(wkvb->dtype, lora);
-    for (size_t i = 0; i < kvb_rows; i++)
-        air_row_to_f32(wkvb->dtype, (const char *)wkvb->data + i * rb, kvb + i * lora, lora);
+    rows_job cj = {wkvb, kvb, (int64_t)kvb_rows, lora};
+    air_pool_run(e->pool, rows_to_f32, &cj);
     mla_job job = {e, b, l, q, kvb, att, scratch, max_seq};
     air_pool_run(e->pool, mla_worker, &job);
     mm(e, wo, att, n, h);
