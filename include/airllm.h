@@ -145,7 +145,8 @@ void air_model_cache_clear(void);
 /* Facts about an opened model; strings owned by the model. */
 typedef struct {
     const char *name;        /* as given to air_model_open */
-    const char *arch;        /* "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3" */
+    const char *arch;        /* "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3",
+                                "qwen2_moe", "qwen3_moe", "mixtral", "deepseek_v3", "gpt_oss" */
     const char *compression; /* "none", "8bit", "4bit" */
     const char *store_dir;   /* the layer store folder */
     int n_layer, n_embd, n_vocab, max_seq_len;

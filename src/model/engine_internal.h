@@ -21,8 +21,23 @@ struct air_engine {
     size_t scratch_cap;
     int (*should_abort)(void *user); /* polled between layers; may be NULL */
     void *abort_user;
+    struct air_experts *experts; /* mixture-of-experts layers: expert reader + cache */
 };
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);
+
+/* The MLP half of layer l (llama.c): x += mlp(ffn_norm(x)), dense or MoE. */
+air_status air_layer_ffn(air_engine *e, int l, const air_layer *w, const air_batch *b, float *x);
+
+/* out (rows, n_out of wd) = (silu(h Wg^T) * (h Wu^T)) Wd^T; g, u: (rows, n_out
+ * of wg) scratch. out may alias h. */
+void air_swiglu(air_engine *e, const air_tensor *wg, const air_tensor *wu, const air_tensor *wd,
+                const float *h, int rows, float *g, float *u, float *out);
+
+/* One decoder layer with multi-head latent attention (mla.c). */
+air_status air_mla_layer(air_engine *e, int l, const air_layer *w, const air_batch *b, float *x);
+
+/* The mixture-of-experts MLP of layer l (moe.c): x += moe(ffn_norm(x)). */
+air_status air_moe_ffn(air_engine *e, int l, const air_layer *w, const air_batch *b, float *x);
 
 #endif

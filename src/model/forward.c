@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "model/engine_internal.h"
+#include "runtime/experts.h"
 #include "util/error.h"
 
 void air_engine_default_options(air_engine_options *o) {
@@ -26,11 +27,41 @@ void air_engine_default_options(air_engine_options *o) {
     o->stream.ram_budget = 0;
 }
 
-/* inv_freq as HF computes it, in fp32, with llama3 scaling. */
+/* YaRN's correction dimension for a number of rotations (in double, as HF). */
+static double yarn_dim(double rot, int dim, double base, int orig) {
+    return (dim * log(orig / (rot * 2 * M_PI))) / (2 * log(base));
+}
+
+/* inv_freq as HF computes it, in fp32, with llama3 or YaRN scaling. */
 static void rope_init(air_engine *e) {
     const air_hparams *hp = &e->hp;
     int half = hp->head_dim / 2;
     e->inv_freq = malloc(sizeof(float) * (size_t)half);
+    if (hp->rope_scaling == AIR_ROPE_SCALING_YARN) {
+        /* ramp between extrapolated (plain) and interpolated (1/factor)
+         * frequencies over the correction range [low, high] */
+        int dim = hp->head_dim;
+        double low = yarn_dim(hp->rope_beta_fast, dim, hp->rope_theta, hp->rope_orig_ctx);
+        double high = yarn_dim(hp->rope_beta_slow, dim, hp->rope_theta, hp->rope_orig_ctx);
+        if (hp->rope_truncate) {
+            low = floor(low);
+            high = ceil(high);
+        }
+        low = low > 0 ? low : 0;
+        high = high < dim - 1 ? high : dim - 1;
+        float lo = (float)low, hi = (float)high;
+        if (lo == hi)
+            hi += 0.001f;
+        for (int i = 0; i < half; i++) {
+            float pos_freq = powf(hp->rope_theta, (float)(2 * i) / (float)dim);
+            float extra = 1.0f / pos_freq, inter = 1.0f / (hp->rope_factor * pos_freq);
+            float ramp = ((float)i - lo) / (hi - lo);
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            float ef = 1.0f - ramp;
+            e->inv_freq[i] = inter * (1.0f - ef) + extra * ef;
+        }
+        return;
+    }
     for (int i = 0; i < half; i++) {
         float expo = (float)(2 * i) / (float)hp->head_dim;
         float f = 1.0f / powf(hp->rope_theta, expo);
@@ -69,6 +100,16 @@ air_status air_engine_open(const char *store_dir, const air_engine_options *opt,
     so.reserve_bytes += air_kv_bytes(&e->hp, e->max_seq);
     if ((st = air_streamer_create(e->store, &so, &e->streamer)))
         goto fail;
+    if (e->hp.n_expert > 0) {
+        /* the expert cache gets the RAM budget the pinned units leave */
+        air_streamer_stats ss;
+        air_streamer_get_stats(e->streamer, &ss);
+        uint64_t left = opt->stream.ram_budget > ss.pinned_bytes
+                            ? opt->stream.ram_budget - ss.pinned_bytes
+                            : 0;
+        if ((st = air_experts_open(e->store, left, opt->stream.direct_io, &e->experts)))
+            goto fail;
+    }
     e->pool = air_pool_create(opt->n_threads);
     if (!e->pool) {
         st = air_err(AIR_ERR_NOMEM, "cannot create the thread pool");
@@ -85,6 +126,7 @@ fail:
 void air_engine_close(air_engine *e) {
     if (!e)
         return;
+    air_experts_free(e->experts);
     air_streamer_free(e->streamer);
     air_store_close(e->store);
     air_pool_free(e->pool);
@@ -103,6 +145,7 @@ void air_engine_set_abort(air_engine *e, int (*should_abort)(void *user), void *
 }
 air_streamer *air_engine_streamer(air_engine *e) { return e->streamer; }
 air_pool *air_engine_pool(air_engine *e) { return e->pool; }
+struct air_experts *air_engine_experts(air_engine *e) { return e->experts; }
 
 /* Scratch for n rows, grown on demand; carved into the buffers of llama.c. */
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out) {
@@ -186,6 +229,10 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
             float a = (float)b->pos[r] * e->inv_freq[i];
             e->rope_cos[(size_t)r * half + i] = cosf(a);
             e->rope_sin[(size_t)r * half + i] = sinf(a);
+            if (hp->rope_scaling == AIR_ROPE_SCALING_YARN) {
+                e->rope_cos[(size_t)r * half + i] *= hp->rope_attn_factor;
+                e->rope_sin[(size_t)r * half + i] *= hp->rope_attn_factor;
+            }
         }
     if ((st = air_store_embed_rows(e->store, b->tokens, b->n, x)))
         goto out;
@@ -202,6 +249,8 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
             break;
         if (hp->arch == AIR_ARCH_GEMMA2 || hp->arch == AIR_ARCH_GEMMA3)
             st = air_gemma_layer(e, l, w, b, x);
+        else if (hp->kv_lora_rank > 0)
+            st = air_mla_layer(e, l, w, b, x);
         else
             st = air_llama_layer(e, l, w, b, x);
         air_streamer_release(e->streamer, l);

@@ -37,6 +37,9 @@ int air_engine_max_seq(const air_engine *e); /* the context length in force */
 air_store *air_engine_store(air_engine *e);
 air_streamer *air_engine_streamer(air_engine *e);
 air_pool *air_engine_pool(air_engine *e);
+/* The expert reader of a mixture-of-experts model (runtime/experts.h); NULL
+ * for a dense model. */
+struct air_experts *air_engine_experts(air_engine *e);
 
 /* A batch of rows. Rows of one sequence come in increasing positions; each
  * row's key/value go into kv[r] at pos[r], and the row attends to positions
@@ -94,6 +97,7 @@ typedef struct {
     float scale;
     float softcap;
     int window;
+    const float *sinks; /* (n_head) sink logits joining each softmax, then dropped; NULL: none */
 } air_attn_opts;
 
 /* out (rows, n_head * head_dim) = softmax(scores) V for every row of b over

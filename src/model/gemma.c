@@ -149,7 +149,7 @@ air_status air_gemma_layer(air_engine *e, int l, const air_layer *lw, const air_
         memcpy(air_kv_v(b->kv[r], l, b->pos[r]), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
     }
     air_attn_opts ao = {hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hd),
-                        hp->attn_softcap, sliding ? hp->sliding_window : 0};
+                        hp->attn_softcap, sliding ? hp->sliding_window : 0, NULL};
     air_attention(e, b, l, q, att, scores, max_seq, &ao);
     air_mm(e, w.wo, att, n, h);
     norm_rows(hp, h, h, n, d, w.attn_post_norm, wtmp);

@@ -2,6 +2,9 @@
  * kvcache.h - the key/value cache of one sequence: for every layer and
  * position, the (rotated) keys and the values of all KV heads, fp32.
  *   k, v: (n_layer, max_seq, n_head_kv * head_dim)
+ * With multi-head latent attention (kv_lora_rank > 0) only k exists:
+ *   k: (n_layer, max_seq, kv_lora_rank + head_dim), the normalized latent and
+ *   the rotated shared key of each position (model/mla.c).
  */
 #ifndef AIR_MODEL_KVCACHE_H
 #define AIR_MODEL_KVCACHE_H

@@ -18,8 +18,8 @@
 #include "util/error.h"
 
 typedef struct {
-    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *q_norm, *k_norm, *ffn_norm,
-        *w_gate, *w_up, *w_down;
+    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *sinks, *q_norm, *k_norm,
+        *ffn_norm, *w_gate, *w_up, *w_down;
 } layer_w;
 
 air_status air_bind_tensors(const air_engine *e, int l, const air_layer *w, const air_bind *tab,
@@ -36,14 +36,16 @@ air_status air_bind_tensors(const air_engine *e, int l, const air_layer *w, cons
 
 static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
     const air_hparams *hp = &e->hp;
+    int dense = !air_hp_layer_is_moe(hp, l);
     air_bind tab[] = {
         {&t->attn_norm, AIR_T_ATTN_NORM, 1}, {&t->wq, AIR_T_WQ, 1},
         {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
         {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
         {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
+        {&t->bo, AIR_T_BO, hp->attn_out_bias}, {&t->sinks, AIR_T_SINKS, hp->attn_sinks},
         {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm}, {&t->k_norm, AIR_T_K_NORM, hp->qk_norm},
-        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, 1},
-        {&t->w_up, AIR_T_W_UP, 1},           {&t->w_down, AIR_T_W_DOWN, 1},
+        {&t->ffn_norm, AIR_T_FFN_NORM, 1},   {&t->w_gate, AIR_T_W_GATE, dense},
+        {&t->w_up, AIR_T_W_UP, dense},       {&t->w_down, AIR_T_W_DOWN, dense},
     };
     return air_bind_tensors(e, l, w, tab, sizeof tab / sizeof tab[0]);
 }
@@ -105,7 +107,19 @@ static void attn_worker(void *ctx, int ith, int nth) {
         if (cap > 0)
             for (int t = 0; t < n; t++)
                 sc[t] = tanhf(sc[t] / cap) * cap;
-        air_softmax(sc, n);
+        if (j->o.sinks) {
+            /* the head's sink logit joins the softmax, then is dropped */
+            float m = j->o.sinks[h], sum = 0;
+            for (int t = 0; t < n; t++)
+                m = sc[t] > m ? sc[t] : m;
+            for (int t = 0; t < n; t++)
+                sum += sc[t] = expf(sc[t] - m);
+            sum += expf(j->o.sinks[h] - m);
+            for (int t = 0; t < n; t++)
+                sc[t] /= sum;
+        } else {
+            air_softmax(sc, n);
+        }
         float *o = j->out + ((size_t)r * nh + h) * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int t = 0; t < n; t++)
@@ -126,20 +140,18 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
     if (st)
         return st;
     int n = b->n, d = hp->n_embd, hd = hp->head_dim;
-    int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd, ff = hp->n_ff;
+    int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
     int max_seq = 0;
     for (int r = 0; r < n; r++)
         if (b->kv[r]->max_seq > max_seq)
             max_seq = b->kv[r]->max_seq;
     int nth = air_pool_size(e->pool);
-    size_t need = (size_t)n * d + (size_t)n * qd * 2 + (size_t)n * kvd * 2 + (size_t)n * ff * 2 +
-                  (size_t)nth * max_seq;
+    size_t need = (size_t)n * d + (size_t)n * qd * 2 + (size_t)n * kvd * 2 + (size_t)nth * max_seq;
     float *buf;
     if ((st = air_engine_scratch(e, need, &buf)))
         return st;
     float *h = buf, *q = h + (size_t)n * d, *att = q + (size_t)n * qd, *k = att + (size_t)n * qd,
-          *v = k + (size_t)n * kvd, *g = v + (size_t)n * kvd, *u = g + (size_t)n * ff,
-          *scores = u + (size_t)n * ff;
+          *v = k + (size_t)n * kvd, *scores = v + (size_t)n * kvd;
 
     /* attention */
     for (int r = 0; r < n; r++)
@@ -169,21 +181,49 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
         memcpy(air_kv_k(b->kv[r], l, b->pos[r]), kr, sizeof(float) * (size_t)kvd);
         memcpy(air_kv_v(b->kv[r], l, b->pos[r]), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
     }
-    air_attn_opts ao = {1.0f / sqrtf((float)hd), 0.0f, hp->sliding_window};
+    air_attn_opts ao = {1.0f / sqrtf((float)hd), 0.0f, air_hp_layer_window(hp, l),
+                        w.sinks ? w.sinks->data : NULL};
     air_attention(e, b, l, q, att, scores, max_seq, &ao);
     air_mm(e, w.wo, att, n, h);
+    if (w.bo)
+        add_bias(h, w.bo, n, d);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
+    return air_layer_ffn(e, l, lw, b, x);
+}
 
-    /* MLP */
+/* The MLP half of a decoder layer (also used by mla.c): the SiLU-gated MLP,
+ * or the mixture of experts of moe.c on an MoE layer. */
+air_status air_layer_ffn(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
+    const air_hparams *hp = &e->hp;
+    if (air_hp_layer_is_moe(hp, l))
+        return air_moe_ffn(e, l, lw, b, x);
+    const air_tensor *ffn_norm = air_layer_get(lw, AIR_T_FFN_NORM),
+                     *w_gate = air_layer_get(lw, AIR_T_W_GATE), *w_up = air_layer_get(lw, AIR_T_W_UP),
+                     *w_down = air_layer_get(lw, AIR_T_W_DOWN);
+    if (!ffn_norm || !w_gate || !w_up || !w_down)
+        return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks its MLP tensors; " AIR_STORE_FIX,
+                       air_store_unit_path(e->store, l), l);
+    int n = b->n, d = hp->n_embd, ff = hp->n_ff;
+    float *h;
+    air_status st = air_engine_scratch(e, (size_t)n * d + (size_t)n * ff * 2, &h);
+    if (st)
+        return st;
+    float *g = h + (size_t)n * d, *u = g + (size_t)n * ff;
     for (int r = 0; r < n; r++)
-        air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.ffn_norm->data, d, hp->rms_eps);
-    air_mm(e, w.w_gate, h, n, g);
-    air_mm(e, w.w_up, h, n, u);
-    for (int r = 0; r < n; r++)
-        air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
-    air_mm(e, w.w_down, g, n, h);
+        air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, ffn_norm->data, d, hp->rms_eps);
+    air_swiglu(e, w_gate, w_up, w_down, h, n, g, u, h);
     for (size_t i = 0; i < (size_t)n * d; i++)
         x[i] += h[i];
     return AIR_OK;
+}
+
+void air_swiglu(air_engine *e, const air_tensor *wg, const air_tensor *wu, const air_tensor *wd,
+                const float *h, int rows, float *g, float *u, float *out) {
+    int ff = (int)wg->shape[0];
+    air_mm(e, wg, h, rows, g);
+    air_mm(e, wu, h, rows, u);
+    for (int r = 0; r < rows; r++)
+        air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
+    air_mm(e, wd, g, rows, out);
 }

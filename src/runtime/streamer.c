@@ -33,6 +33,9 @@ struct air_streamer {
     air_store *store;
     air_streamer_options opt;
     int n_units;
+    /* bytes read per unit: the whole file, or for a mixture-of-experts layer
+     * its dense prefix (experts are read by runtime/experts.c) */
+    uint64_t *unit_bytes;
     /* pinned units */
     uint8_t *pinned;
     void **pin_buf;
@@ -67,15 +70,15 @@ static int next_streamed(const air_streamer *s, int u) {
 /* Loads unit u into slot sl (no lock held). */
 static void load_slot(air_streamer *s, slot *sl, int u) {
     double t0 = now_s();
-    air_status st =
-        air_store_load_unit(s->store, u, sl->buf, s->slot_cap, s->opt.direct_io, &sl->layer);
+    air_status st = air_store_load_unit(s->store, u, sl->buf, s->slot_cap, s->unit_bytes[u],
+                                        s->opt.direct_io, &sl->layer);
     double dt = now_s() - t0;
     pthread_mutex_lock(&s->mu);
     sl->status = st;
     if (st)
         snprintf(sl->err, sizeof sl->err, "%s", air_last_error());
     else {
-        s->stats.bytes_read += air_store_unit_bytes(s->store, u);
+        s->stats.bytes_read += s->unit_bytes[u];
         s->stats.read_seconds += dt;
     }
     pthread_mutex_unlock(&s->mu);
@@ -129,6 +132,7 @@ void air_streamer_free(air_streamer *s) {
     free(s->pin_buf);
     free(s->pin_layer);
     free(s->pinned);
+    free(s->unit_bytes);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
@@ -164,10 +168,22 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     s->pinned = calloc((size_t)s->n_units, 1);
     s->pin_buf = calloc((size_t)s->n_units, sizeof(void *));
     s->pin_layer = calloc((size_t)s->n_units, sizeof(air_layer));
+    s->unit_bytes = calloc((size_t)s->n_units, sizeof(uint64_t));
     air_status st = AIR_OK;
-    if (!s->pinned || !s->pin_buf || !s->pin_layer) {
+    if (!s->pinned || !s->pin_buf || !s->pin_layer || !s->unit_bytes) {
         st = air_err(AIR_ERR_NOMEM, "out of memory");
         goto fail;
+    }
+    for (int u = 0; u < s->n_units; u++) {
+        s->unit_bytes[u] = air_store_unit_bytes(store, u);
+        if (u < air_store_hparams(store)->n_layer &&
+            air_hp_layer_is_moe(air_store_hparams(store), u)) {
+            air_lf_table t;
+            if ((st = air_lf_read_table(air_store_unit_path(store, u), &t)))
+                goto fail;
+            s->unit_bytes[u] = t.dense_bytes;
+            air_lf_table_free(&t);
+        }
     }
 
     /* Residency plan: head first (read every pass, the largest unit), then
@@ -178,7 +194,7 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     int head = s->n_units - 1;
     for (int k = 0; k < s->n_units; k++) {
         int u = k == 0 ? head : k - 1;
-        uint64_t b = air_store_unit_bytes(store, u);
+        uint64_t b = s->unit_bytes[u];
         if (used + b > budget)
             continue;
         s->pin_buf[u] = air_lf_alloc(b);
@@ -187,7 +203,7 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
                          "RAM budget", u, (unsigned long long)b);
             goto fail;
         }
-        if ((st = air_store_load_unit(store, u, s->pin_buf[u], b, opt->direct_io,
+        if ((st = air_store_load_unit(store, u, s->pin_buf[u], b, b, opt->direct_io,
                                       &s->pin_layer[u])))
             goto fail;
         s->pinned[u] = 1;
@@ -197,8 +213,8 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     s->stats.pinned_bytes = used;
 
     for (int u = 0; u < s->n_units; u++)
-        if (!s->pinned[u] && air_store_unit_bytes(store, u) > s->slot_cap)
-            s->slot_cap = air_store_unit_bytes(store, u);
+        if (!s->pinned[u] && s->unit_bytes[u] > s->slot_cap)
+            s->slot_cap = s->unit_bytes[u];
     if (s->slot_cap) {
         for (int i = 0; i < 2; i++) {
             s->slots[i].buf = air_lf_alloc(s->slot_cap);
@@ -228,6 +244,7 @@ fail:
 }
 
 int air_streamer_is_pinned(const air_streamer *s, int u) { return s->pinned[u]; }
+uint64_t air_streamer_unit_read_bytes(const air_streamer *s, int u) { return s->unit_bytes[u]; }
 
 air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
     if (u < 0 || u >= s->n_units)

@@ -52,5 +52,8 @@ void air_streamer_release(air_streamer *s, int u);
 
 void air_streamer_get_stats(const air_streamer *s, air_streamer_stats *st);
 int air_streamer_is_pinned(const air_streamer *s, int u);
+/* Bytes one read of unit u brings in: the whole file, or the dense part of a
+ * mixture-of-experts layer (its experts are read by runtime/experts.c). */
+uint64_t air_streamer_unit_read_bytes(const air_streamer *s, int u);
 
 #endif

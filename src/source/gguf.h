@@ -193,6 +193,10 @@ int air_gguf_map_name(const char *gguf_name, int *layer, const char **neutral);
 /* The reverse: neutral name (+ layer, -1 for whole-model tensors) -> GGUF
  * name in buf. Returns 0 if there is none or buf is too small. */
 int air_gguf_tensor_name(int layer, const char *neutral, char *buf, size_t cap);
+/* For a neutral expert tensor name "exp.<e>.w_gate" (w_up, w_down) of a layer:
+ * the stacked GGUF tensor holding it (blk.N.ffn_gate_exps.weight ...) and e.
+ * Returns 0 if neutral is not an expert tensor. */
+int air_gguf_expert_tensor(int layer, const char *neutral, int *expert, char *buf, size_t cap);
 
 /* 1 if the file's attn_q / attn_k rows are in llama.cpp's interleaved
  * order (architecture "llama"), i.e. need air_gguf_unpermute_qk() before a

@@ -279,10 +279,14 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
         hp->arch = AIR_ARCH_GEMMA2;
     else if (strcmp(c->arch, "gemma3") == 0)
         hp->arch = AIR_ARCH_GEMMA3;
+    else if (strcmp(c->arch, "qwen3moe") == 0)
+        hp->arch = AIR_ARCH_QWEN3_MOE;
+    else if (strcmp(c->arch, "qwen2moe") == 0)
+        hp->arch = AIR_ARCH_QWEN2_MOE;
     else
         return air_err(AIR_ERR_UNSUPPORTED,
                        "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, "
-                       "gemma2, gemma3)",
+                       "gemma2, gemma3, qwen2moe, qwen3moe)",
                        path, c->arch);
 
     air_status st;
@@ -375,6 +379,28 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
         (st = gemma_hparams(c, hp)))
         return st;
 
+    /* llama.cpp stores Mixtral as "llama" with a router and stacked experts */
+    if (hp->arch == AIR_ARCH_LLAMA && air_gguf_find_tensor(g, "blk.0.ffn_gate_inp.weight"))
+        hp->arch = AIR_ARCH_MIXTRAL;
+    if (hp->arch == AIR_ARCH_QWEN3_MOE || hp->arch == AIR_ARCH_QWEN2_MOE ||
+        hp->arch == AIR_ARCH_MIXTRAL) {
+        /* llama.cpp's MoE keys; qwen3moe and Mixtral renormalize the top-k
+         * weights, qwen2moe does not and has a sigmoid-gated shared expert */
+        hp->n_ff_exp = hp->arch == AIR_ARCH_MIXTRAL ? hp->n_ff : 0;
+        if ((st = require_count(c, "expert_count", &hp->n_expert)) ||
+            (st = require_count(c, "expert_used_count", &hp->n_expert_used)) ||
+            (st = (hp->arch == AIR_ARCH_MIXTRAL ? optional_count : require_count)(
+                 c, "expert_feed_forward_length", &hp->n_ff_exp)) ||
+            (st = optional_count(c, "expert_shared_feed_forward_length", &hp->n_ff_shexp)))
+            return st;
+        if (hp->n_expert > 4096 || hp->n_expert_used > hp->n_expert ||
+            hp->n_expert_used > AIR_MAX_EXPERT_USED)
+            return air_err(AIR_ERR_FORMAT, "%s: %s.expert_used_count %d / expert_count %d out of "
+                           "range", path, c->arch, hp->n_expert_used, hp->n_expert);
+        hp->expert_norm_topk = hp->arch != AIR_ARCH_QWEN2_MOE;
+        hp->moe_step = 1;
+        hp->shexp_gate = air_gguf_find_tensor(g, "blk.0.ffn_gate_inp_shexp.weight") != NULL;
+    }
     hp->tie_embeddings = air_gguf_find_tensor(g, "output.weight") == NULL;
     hp->attn_bias = air_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
     hp->qk_norm = air_gguf_find_tensor(g, "blk.0.attn_q_norm.weight") != NULL;
@@ -422,7 +448,34 @@ static const char *const g_layer_names[][2] = {
     {"ffn_gate.weight", AIR_T_W_GATE},
     {"ffn_up.weight", AIR_T_W_UP},
     {"ffn_down.weight", AIR_T_W_DOWN},
+    {"ffn_gate_inp.weight", AIR_T_ROUTER},
+    {"ffn_gate_shexp.weight", AIR_T_SHEXP_GATE},
+    {"ffn_up_shexp.weight", AIR_T_SHEXP_UP},
+    {"ffn_down_shexp.weight", AIR_T_SHEXP_DOWN},
+    {"ffn_gate_inp_shexp.weight", AIR_T_SHEXP_INP},
 };
+
+/* Experts are stacked, one tensor per kind for all experts of a layer (GGUF
+ * shape [n_in, n_out, n_expert]): neutral "exp.<e>.<part>" -> its name. */
+static const char *const g_expert_names[][2] = {
+    {"ffn_gate_exps.weight", AIR_T_W_GATE},
+    {"ffn_up_exps.weight", AIR_T_W_UP},
+    {"ffn_down_exps.weight", AIR_T_W_DOWN},
+};
+
+int air_gguf_expert_tensor(int layer, const char *neutral, int *expert, char *buf, size_t cap) {
+    int e;
+    char part[16];
+    if (layer < 0 || !neutral || sscanf(neutral, AIR_T_EXP_PREFIX "%d.%15s", &e, part) != 2 || e < 0)
+        return 0;
+    for (size_t i = 0; i < sizeof g_expert_names / sizeof *g_expert_names; i++)
+        if (strcmp(part, g_expert_names[i][1]) == 0) {
+            int n = snprintf(buf, cap, "blk.%d.%s", layer, g_expert_names[i][0]);
+            *expert = e;
+            return n > 0 && (size_t)n < cap;
+        }
+    return 0;
+}
 
 static const char *const g_model_names[][2] = {
     {"token_embd.weight", AIR_T_TOK_EMBD},

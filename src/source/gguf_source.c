@@ -51,13 +51,37 @@ static int permute_heads(air_source *s, const char *neutral) {
     return 0;
 }
 
+/* An expert of a stacked GGUF tensor [n_in, n_out, n_expert]: the tensor and
+ * expert; 0 if neutral is not an expert tensor. */
+static air_status find_expert(air_source *s, int layer, const char *neutral, int *applies,
+                              const air_gguf_tensor **t, int *e) {
+    gg_impl *h = s->impl;
+    char name[128];
+    *applies = air_gguf_expert_tensor(layer, neutral, e, name, sizeof name);
+    if (!*applies)
+        return AIR_OK;
+    *t = air_gguf_find_tensor(h->g, name);
+    if (!*t)
+        return air_err(AIR_ERR_NOT_FOUND, "%s: tensor '%s' is missing from the GGUF file",
+                       air_gguf_path(h->g), name);
+    if ((*t)->n_dims != 3 || (*t)->ne[2] != s->hp.n_expert || *e >= s->hp.n_expert)
+        return air_err(AIR_ERR_FORMAT, "%s: '%s' has %d dimensions [%lld, %lld, %lld], expected "
+                       "[n_in, n_out, %d experts]", air_gguf_path(h->g), name, (*t)->n_dims,
+                       (long long)(*t)->ne[0], (long long)(*t)->ne[1], (long long)(*t)->ne[2],
+                       s->hp.n_expert);
+    return AIR_OK;
+}
+
 static air_status gg_info(air_source *s, int layer, const char *neutral, air_src_tensor *out) {
     gg_impl *h = s->impl;
     const air_gguf_tensor *t;
-    air_status st = find(s, layer, neutral, &t);
+    int expert, applies;
+    air_status st = find_expert(s, layer, neutral, &applies, &t, &expert);
+    if (!st && !applies)
+        st = find(s, layer, neutral, &t);
     if (st)
         return st;
-    if (t->ne[2] != 1 || t->ne[3] != 1)
+    if (!applies && (t->ne[2] != 1 || t->ne[3] != 1))
         return air_err(AIR_ERR_FORMAT, "%s: tensor '%s' has %d dimensions, expected 1 or 2",
                        air_gguf_path(h->g), t->name, t->n_dims);
     switch (t->ggml_type) {
@@ -80,7 +104,11 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
         out->dtype = AIR_DT_F32;
     }
     out->n_dims = t->n_dims == 1 ? 1 : 2;
-    if (out->n_dims == 1) {
+    if (out->n_dims == 1 && strcmp(neutral, AIR_T_SHEXP_INP) == 0) {
+        out->n_dims = 2; /* the shared expert's gate vector is a (1, n_embd) matrix */
+        out->shape[0] = 1;
+        out->shape[1] = t->ne[0];
+    } else if (out->n_dims == 1) {
         out->shape[0] = t->ne[0];
         out->shape[1] = 1;
     } else {
@@ -88,7 +116,7 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
         out->shape[1] = t->ne[0];
     }
     uint64_t esz = out->dtype == AIR_DT_F32 ? 4 : 2;
-    out->nbytes = (uint64_t)air_gguf_tensor_nelements(t) * esz;
+    out->nbytes = (uint64_t)(applies ? t->ne[0] * t->ne[1] : air_gguf_tensor_nelements(t)) * esz;
     snprintf(out->src_name, sizeof out->src_name, "%s (%s %s)", t->name,
              air_ggml_type_name(t->ggml_type), air_gguf_path(h->g));
     return AIR_OK;
@@ -98,8 +126,21 @@ static air_status gg_read(air_source *s, int layer, const char *neutral, void *d
     gg_impl *h = s->impl;
     const air_gguf_tensor *t;
     air_src_tensor info;
+    int expert, applies;
     air_status st = gg_info(s, layer, neutral, &info);
-    if (st || (st = find(s, layer, neutral, &t)))
+    if (st || (st = find_expert(s, layer, neutral, &applies, &t, &expert)))
+        return st;
+    if (applies) { /* rows [e * n_out, (e + 1) * n_out) of the stack */
+        int64_t rows = t->ne[1];
+        if (t->ggml_type == AIR_GGML_F32 || t->ggml_type == AIR_GGML_F16 ||
+            t->ggml_type == AIR_GGML_BF16)
+            memcpy(dst, (const char *)air_gguf_tensor_data(h->g, t) + (size_t)expert * info.nbytes,
+                   (size_t)info.nbytes);
+        else if ((st = air_gguf_dequantize_rows(h->g, t, (int64_t)expert * rows, rows, dst)))
+            return st;
+        return AIR_OK;
+    }
+    if ((st = find(s, layer, neutral, &t)))
         return st;
     if (t->ggml_type == AIR_GGML_F32 || t->ggml_type == AIR_GGML_F16 ||
         t->ggml_type == AIR_GGML_BF16)

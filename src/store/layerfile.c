@@ -14,6 +14,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "model/arch.h"
 #include "util/error.h"
 
 static uint64_t align_up(uint64_t v) { return (v + AIR_LF_ALIGN - 1) / AIR_LF_ALIGN * AIR_LF_ALIGN; }
@@ -47,8 +48,16 @@ void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id) {
 
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst) {
-    if (b->h.n_tensors >= AIR_LF_MAX_TENSORS || strlen(name) >= AIR_LF_NAME)
+    if (b->h.n_tensors >= AIR_LF_MAX_ENTRIES || strlen(name) >= AIR_LF_NAME)
         return air_err(AIR_ERR_INTERNAL, "layer file: too many tensors or name too long (%s)", name);
+    if (b->h.n_tensors >= b->e_cap) {
+        uint32_t cap = b->e_cap ? b->e_cap * 2 : 32;
+        air_lf_entry *ne = realloc(b->e, sizeof *ne * cap);
+        if (!ne)
+            return air_err(AIR_ERR_NOMEM, "out of memory building a layer file");
+        b->e = ne;
+        b->e_cap = cap;
+    }
     uint64_t off = b->h.data_bytes;
     uint64_t need = align_up(off + nbytes);
     if (need > b->cap) {
@@ -170,6 +179,9 @@ out:
 void air_lf_builder_free(air_lf_builder *b) {
     free(b->data);
     b->data = NULL;
+    free(b->e);
+    b->e = NULL;
+    b->e_cap = 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -195,7 +207,7 @@ static air_status check_fixed(const char *path, const air_lf_header *h, uint64_t
     if (h->version != AIR_LF_VERSION)
         return air_err(AIR_ERR_FORMAT, "%s: layer file version %u, this build reads version %d; "
                        AIR_STORE_FIX, path, h->version, AIR_LF_VERSION);
-    if (h->n_tensors > AIR_LF_MAX_TENSORS || h->header_bytes != header_bytes_for(h->n_tensors) ||
+    if (h->n_tensors > AIR_LF_MAX_ENTRIES || h->header_bytes != header_bytes_for(h->n_tensors) ||
         h->data_bytes % AIR_LF_ALIGN)
         return air_err(AIR_ERR_FORMAT, "%s: corrupt layer file header (bytes 12..32); "
                        AIR_STORE_FIX, path);
@@ -267,11 +279,48 @@ air_status air_lf_probe(const char *path, const air_lf_ident *want, air_lf_info 
             info->header_xxh3 = h.header_xxh3;
             info->n_tensors = h.n_tensors;
         }
-        if (entries)
-            memcpy(entries, region + sizeof h, h.n_tensors * sizeof(air_lf_entry));
+        if (entries) /* the first AIR_LF_MAX_TENSORS: a MoE layer's table is longer */
+            memcpy(entries, region + sizeof h,
+                   (h.n_tensors < AIR_LF_MAX_TENSORS ? h.n_tensors : AIR_LF_MAX_TENSORS) *
+                       sizeof(air_lf_entry));
     }
     free(region);
     return st;
+}
+
+/* Binds the dense tensors of a checked header region (experts are read on
+ * demand, by range: runtime/experts.c); data: the data section, of which
+ * data_avail bytes are present; verify_each: check each bound tensor's own
+ * checksum (a prefix load, where the whole-data checksum cannot be made). */
+static air_status bind_entries(const char *path, const air_lf_header *h, const air_lf_entry *e,
+                               const char *data, uint64_t data_avail, int verify_each,
+                               air_layer *out) {
+    out->unit = h->unit;
+    out->n = 0;
+    for (uint32_t i = 0; i < h->n_tensors; i++) {
+        if (air_lf_expert_of(e[i].name) >= 0)
+            continue;
+        if (out->n >= AIR_LF_MAX_TENSORS)
+            return air_err(AIR_ERR_FORMAT, "%s: more than %d dense tensors; " AIR_STORE_FIX, path,
+                           AIR_LF_MAX_TENSORS);
+        if (e[i].offset + e[i].nbytes > data_avail)
+            return air_err(AIR_ERR_FORMAT, "%s: dense tensor '%s' lies past the dense part of the "
+                           "file (corrupt table); " AIR_STORE_FIX, path, e[i].name);
+        if (verify_each) {
+            air_status st = air_lf_verify_entry(path, h, &e[i], data + e[i].offset);
+            if (st)
+                return st;
+        }
+        air_tensor *t = &out->t[out->n++];
+        t->name = e[i].name;
+        t->dtype = (air_dtype)e[i].dtype;
+        t->n_dims = (int)e[i].n_dims;
+        t->shape[0] = e[i].shape[0];
+        t->shape[1] = e[i].shape[1];
+        t->data = data + e[i].offset;
+        t->nbytes = e[i].nbytes;
+    }
+    return AIR_OK;
 }
 
 air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const air_lf_ident *want,
@@ -290,19 +339,7 @@ air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const a
         return air_err(AIR_ERR_FORMAT, "%s: data checksum mismatch (bytes %llu..%llu): the file "
                        "is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
                        (unsigned long long)h->header_bytes, (unsigned long long)size);
-    out->unit = h->unit;
-    out->n = (int)h->n_tensors;
-    for (uint32_t i = 0; i < h->n_tensors; i++) {
-        air_tensor *t = &out->t[i];
-        t->name = e[i].name;
-        t->dtype = (air_dtype)e[i].dtype;
-        t->n_dims = (int)e[i].n_dims;
-        t->shape[0] = e[i].shape[0];
-        t->shape[1] = e[i].shape[1];
-        t->data = data + e[i].offset;
-        t->nbytes = e[i].nbytes;
-    }
-    return AIR_OK;
+    return bind_entries(path, h, e, data, h->data_bytes, 0, out);
 }
 
 static air_status read_all(int fd, void *buf, uint64_t n, const char *path) {
@@ -319,6 +356,21 @@ static air_status read_all(int fd, void *buf, uint64_t n, const char *path) {
         if (r == 0)
             return air_err(AIR_ERR_FORMAT, "%s: unexpected end of file at byte %llu", path,
                            (unsigned long long)off);
+        off += (uint64_t)r;
+    }
+    return AIR_OK;
+}
+
+static air_status read_all_at(int fd, void *buf, uint64_t n, uint64_t at, const char *path) {
+    char *p = buf;
+    uint64_t off = 0;
+    while (off < n) {
+        ssize_t r = pread(fd, p + off, n - off, (off_t)(at + off));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return air_err(AIR_ERR_FORMAT, "%s: cannot read bytes %llu..%llu", path,
+                           (unsigned long long)(at + off), (unsigned long long)(at + n));
         off += (uint64_t)r;
     }
     return AIR_OK;
@@ -358,4 +410,125 @@ air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct,
     if (st)
         return st;
     return air_lf_bind(path, buf, size, want, out);
+}
+
+/* ---------------------------------------------------------------------------
+ * mixture-of-experts layers: the dense prefix and expert ranges
+ * ------------------------------------------------------------------------- */
+
+int air_lf_expert_of(const char *name) {
+    size_t pl = strlen(AIR_T_EXP_PREFIX);
+    if (strncmp(name, AIR_T_EXP_PREFIX, pl) != 0)
+        return -1;
+    int v = 0, digits = 0;
+    for (name += pl; *name >= '0' && *name <= '9' && digits < 6; name++, digits++)
+        v = v * 10 + (*name - '0');
+    return digits > 0 && *name == '.' ? v : -1;
+}
+
+air_status air_lf_verify_entry(const char *path, const air_lf_header *h, const air_lf_entry *e,
+                               const void *bytes) {
+    if (XXH3_64bits(bytes, e->nbytes) != e->xxh3)
+        return air_err(AIR_ERR_FORMAT, "%s: tensor '%s' checksum mismatch (bytes %llu..%llu): the "
+                       "file is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
+                       e->name,
+                       (unsigned long long)(h->header_bytes + e->offset),
+                       (unsigned long long)(h->header_bytes + e->offset + e->nbytes));
+    return AIR_OK;
+}
+
+void air_lf_table_free(air_lf_table *t) {
+    free(t->e);
+    t->e = NULL;
+}
+
+air_status air_lf_read_table(const char *path, air_lf_table *out) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
+                       path, strerror(errno));
+    struct stat sb;
+    uint8_t *region = NULL;
+    air_status st = AIR_OK;
+    if (fstat(fd, &sb) != 0 || pread(fd, &out->h, sizeof out->h, 0) != (ssize_t)sizeof out->h)
+        st = air_err(AIR_ERR_FORMAT, "%s: cannot read the layer file header; " AIR_STORE_FIX, path);
+    else
+        st = check_fixed(path, &out->h, (uint64_t)sb.st_size);
+    if (!st && !(region = malloc(out->h.header_bytes)))
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+    if (!st && (st = read_all_at(fd, region, out->h.header_bytes, 0, path)) == AIR_OK)
+        st = check_region(path, region, NULL);
+    size_t tb = (size_t)out->h.n_tensors * sizeof(air_lf_entry);
+    if (!st && !(out->e = malloc(tb ? tb : 1)))
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+    if (!st)
+        memcpy(out->e, region + sizeof out->h, tb);
+    free(region);
+    close(fd);
+    if (st) {
+        air_lf_table_free(out);
+        return st;
+    }
+    out->file_bytes = out->h.header_bytes + out->h.data_bytes;
+    /* the dense prefix: up to the end of the last dense tensor, aligned */
+    uint64_t end = 0;
+    for (uint32_t i = 0; i < out->h.n_tensors; i++) {
+        const air_lf_entry *e = &out->e[i];
+        if (e->offset + e->nbytes > out->h.data_bytes || e->offset + e->nbytes < e->offset) {
+            air_lf_table_free(out);
+            return air_err(AIR_ERR_FORMAT, "%s: tensor entry %u is corrupt", path, i);
+        }
+        if (air_lf_expert_of(e->name) < 0 && e->offset + e->nbytes > end)
+            end = e->offset + e->nbytes;
+    }
+    out->dense_bytes = out->h.header_bytes + align_up(end);
+    return AIR_OK;
+}
+
+air_status air_lf_load_prefix(const char *path, void *buf, uint64_t cap, uint64_t prefix,
+                              int direct, const air_lf_ident *want, air_layer *out) {
+    int fd = -1;
+    if (direct)
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd < 0)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
+                       path, strerror(errno));
+    struct stat sb;
+    air_status st = AIR_OK;
+    if (fstat(fd, &sb) != 0)
+        st = air_err(AIR_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+    else if (prefix > cap || prefix > (uint64_t)sb.st_size || prefix < sizeof(air_lf_header))
+        st = air_err(AIR_ERR_FORMAT, "%s: file is %llu bytes, the store expects a dense part of "
+                     "%llu; " AIR_STORE_FIX, path, (unsigned long long)sb.st_size,
+                     (unsigned long long)prefix);
+    uint64_t size = (uint64_t)sb.st_size;
+    if (!st) {
+        st = read_all(fd, buf, prefix, path);
+        if (st == AIR_ERR_IO && direct) {
+            close(fd);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            st = fd < 0 ? air_err(AIR_ERR_IO, "cannot open %s", path)
+                        : read_all(fd, buf, prefix, path);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    if (st)
+        return st;
+    if (prefix == size)
+        return air_lf_bind(path, buf, size, want, out);
+    const air_lf_header *h = buf;
+    if ((st = check_fixed(path, h, size)))
+        return st;
+    if (h->header_bytes > prefix)
+        return air_err(AIR_ERR_FORMAT, "%s: header larger than the dense part; " AIR_STORE_FIX,
+                       path);
+    if ((st = check_region(path, buf, want)))
+        return st;
+    const air_lf_entry *e = (const air_lf_entry *)((const char *)buf + sizeof *h);
+    return bind_entries(path, h, e, (const char *)buf + h->header_bytes,
+                        prefix - h->header_bytes, 1, out);
 }

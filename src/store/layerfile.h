@@ -29,7 +29,8 @@
 #define AIR_LF_MAGIC "AIRLAYER"
 #define AIR_LF_VERSION 2
 #define AIR_LF_ALIGN 4096
-#define AIR_LF_MAX_TENSORS 32
+#define AIR_LF_MAX_TENSORS 32 /* tensors bound in one air_layer (the dense part) */
+#define AIR_LF_MAX_ENTRIES 16384 /* table entries of one file (MoE layers: 3 per expert) */
 #define AIR_LF_NAME 32
 /* Entry dtype of a table of XXH3-64 checksums, one u64 per row of the tensor
  * before it (embed.bin: "tok_embd.rows"). Not a kernel dtype. */
@@ -99,7 +100,8 @@ const air_tensor *air_layer_get(const air_layer *l, const char *name);
 /* --- writing ------------------------------------------------------------- */
 typedef struct {
     air_lf_header h;
-    air_lf_entry e[AIR_LF_MAX_TENSORS];
+    air_lf_entry *e; /* grown as tensors are added */
+    uint32_t e_cap;
     void *data; /* data section, grown as tensors are added */
     uint64_t cap;
 } air_lf_builder;
@@ -135,6 +137,38 @@ air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const a
 /* The advice every store-corruption error ends with. */
 #define AIR_STORE_FIX "to rebuild it, run `airllm rm MODEL` (see `airllm list`) or delete the store folder"
 
+
+/* --- mixture-of-experts layers ------------------------------------------- *
+ * An MoE layer file holds its dense part first (norms, attention, router,
+ * shared expert: every tensor whose name does not start with "exp."), then
+ * each expert's tensors "exp.<e>.<name>" together, expert after expert. So
+ * the dense part is one prefix of the file and each expert one aligned range:
+ * both are read and verified (per-tensor checksums) without the rest. */
+
+/* The expert id of a tensor name "exp.<e>.<...>", or -1 for a dense tensor. */
+int air_lf_expert_of(const char *name);
+
+/* A file's header and tensor table, read and verified alone. */
+typedef struct {
+    air_lf_header h;
+    air_lf_entry *e; /* h.n_tensors entries; free with air_lf_table_free */
+    uint64_t file_bytes;
+    uint64_t dense_bytes; /* header + dense tensors: the prefix air_lf_load_prefix reads */
+} air_lf_table;
+
+air_status air_lf_read_table(const char *path, air_lf_table *out);
+void air_lf_table_free(air_lf_table *t);
+
+/* Reads the first `prefix` bytes of a layer file into buf (cap bytes) and
+ * binds its dense tensors; prefix = the file size is air_lf_load(). A shorter
+ * prefix must cover every dense tensor; they are verified one by one against
+ * their checksums (the whole-data checksum needs the whole file). */
+air_status air_lf_load_prefix(const char *path, void *buf, uint64_t cap, uint64_t prefix,
+                              int direct, const air_lf_ident *want, air_layer *out);
+
+/* Checks the bytes of one tensor against its table entry's checksum. */
+air_status air_lf_verify_entry(const char *path, const air_lf_header *h, const air_lf_entry *e,
+                               const void *bytes);
 
 /* Aligned allocation for layer buffers (free with free()). */
 void *air_lf_alloc(uint64_t bytes);

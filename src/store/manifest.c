@@ -15,6 +15,15 @@
 #define HP_INT_FIELDS(X)                                                                           \
     X(n_vocab) X(n_embd) X(n_layer) X(n_head) X(n_head_kv) X(head_dim) X(n_ff) X(n_ctx_train)      \
     X(rope_orig_ctx) X(tie_embeddings) X(attn_bias) X(qk_norm) X(sliding_window) X(bos_id)
+/* Mixture-of-experts fields: written only for MoE models, 0 when absent. */
+#define HP_MOE_INT_FIELDS(X)                                                                       \
+    X(n_expert) X(n_expert_used) X(n_ff_exp) X(n_ff_shexp) X(shexp_gate) X(expert_norm_topk)       \
+    X(moe_step) X(moe_first_dense) X(router_sigmoid) X(n_group) X(topk_group) X(q_lora_rank)   \
+    X(kv_lora_rank) X(qk_nope_dim) X(v_head_dim) X(rope_interleave) X(attn_sinks) X(attn_out_bias)  \
+    X(router_bias_topk_softmax) X(expert_bias)
+#define HP_MOE_FLOAT_FIELDS(X)                                                                     \
+    X(routed_scale) X(rope_beta_fast) X(rope_beta_slow) X(rope_attn_factor) X(mla_scale_mult)   \
+    X(swiglu_limit) X(swiglu_alpha)
 #define HP_FLOAT_FIELDS(X)                                                                         \
     X(rms_eps) X(rope_theta) X(rope_factor) X(rope_low_freq_factor) X(rope_high_freq_factor)
 
@@ -26,7 +35,10 @@
     X(rope_theta_swa) X(embd_scale) X(attn_scale) X(attn_softcap) X(final_softcap)
 
 static const char *rope_scaling_name(air_rope_scaling r) {
-    return r == AIR_ROPE_SCALING_LLAMA3 ? "llama3" : r == AIR_ROPE_SCALING_LINEAR ? "linear" : "none";
+    return r == AIR_ROPE_SCALING_LLAMA3   ? "llama3"
+           : r == AIR_ROPE_SCALING_LINEAR ? "linear"
+           : r == AIR_ROPE_SCALING_YARN   ? "yarn"
+                                          : "none";
 }
 
 cJSON *air_hparams_to_json(const air_hparams *hp) {
@@ -43,6 +55,19 @@ cJSON *air_hparams_to_json(const air_hparams *hp) {
     cJSON *eos = cJSON_AddArrayToObject(j, "eos_ids");
     for (int i = 0; i < hp->n_eos; i++)
         cJSON_AddItemToArray(eos, cJSON_CreateNumber(hp->eos_ids[i]));
+    if (hp->rope_scaling == AIR_ROPE_SCALING_YARN || hp->n_expert > 0 || hp->kv_lora_rank > 0) {
+        HP_MOE_FLOAT_FIELDS(ADD_FLOAT)
+        ADD_INT(rope_truncate)
+    }
+    if (hp->n_expert > 0 || hp->kv_lora_rank > 0) {
+        HP_MOE_INT_FIELDS(ADD_INT)
+        cJSON *mo = cJSON_AddArrayToObject(j, "mlp_only");
+        for (int i = 0; i < hp->n_mlp_only; i++)
+            cJSON_AddItemToArray(mo, cJSON_CreateNumber(hp->mlp_only[i]));
+        cJSON *sw = cJSON_AddArrayToObject(j, "swa_mask");
+        for (int i = 0; i < 4; i++)
+            cJSON_AddItemToArray(sw, cJSON_CreateNumber((double)(uint32_t)hp->swa_mask[i]));
+    }
     return j;
 }
 
@@ -82,7 +107,7 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
                                                                             : AIR_ACT_SILU;
     v = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
     hp->rope_scaling = AIR_ROPE_SCALING_NONE;
-    for (int r = AIR_ROPE_SCALING_LLAMA3; r <= AIR_ROPE_SCALING_LINEAR; r++)
+    for (int r = AIR_ROPE_SCALING_LLAMA3; r <= AIR_ROPE_SCALING_YARN; r++)
         if (cJSON_IsString(v) && strcmp(v->valuestring, rope_scaling_name((air_rope_scaling)r)) == 0)
             hp->rope_scaling = (air_rope_scaling)r;
     v = cJSON_GetObjectItemCaseSensitive(j, "eos_ids");
@@ -91,6 +116,27 @@ air_status air_hparams_from_json(const cJSON *j, const char *path, air_hparams *
         if (hp->n_eos < AIR_MAX_EOS && cJSON_IsNumber(e))
             hp->eos_ids[hp->n_eos++] = e->valueint;
     }
+    HP_MOE_INT_FIELDS(GET_OPT_INT)
+    HP_MOE_FLOAT_FIELDS(GET_OPT_FLOAT)
+    GET_OPT_INT(rope_truncate)
+    if (hp->n_group < 0 || hp->topk_group < 0 || hp->kv_lora_rank < 0 || hp->q_lora_rank < 0 ||
+        (hp->n_group > 0 && (hp->n_expert % hp->n_group || hp->topk_group > hp->n_group)) ||
+        (hp->kv_lora_rank > 0 && (hp->qk_nope_dim <= 0 || hp->v_head_dim <= 0)))
+        return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid routing or latent sizes", path);
+    v = cJSON_GetObjectItemCaseSensitive(j, "swa_mask");
+    for (int i = 0; i < 4 && cJSON_IsArray(v); i++) {
+        const cJSON *m = cJSON_GetArrayItem(v, i);
+        hp->swa_mask[i] = cJSON_IsNumber(m) ? (int32_t)(uint32_t)m->valuedouble : 0;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(j, "mlp_only");
+    cJSON_ArrayForEach(e, v) {
+        if (hp->n_mlp_only < AIR_MAX_MLP_ONLY && cJSON_IsNumber(e))
+            hp->mlp_only[hp->n_mlp_only++] = e->valueint;
+    }
+    if (hp->n_expert < 0 || hp->n_expert > 4096 || (hp->n_expert > 0 &&
+        (hp->n_expert_used <= 0 || hp->n_expert_used > hp->n_expert ||
+         hp->n_expert_used > AIR_MAX_EXPERT_USED || hp->n_ff_exp <= 0)))
+        return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid expert counts", path);
     if (hp->n_layer <= 0 || hp->n_embd <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
         hp->head_dim <= 0 || hp->n_vocab <= 0 || hp->n_ff <= 0 || hp->n_head % hp->n_head_kv)
         return air_err(AIR_ERR_FORMAT, "%s: hparams hold invalid sizes", path);

@@ -84,9 +84,11 @@ const char *air_store_dir(const air_store *s);
 int air_store_n_units(const air_store *s);
 const char *air_store_unit_path(const air_store *s, int unit);
 uint64_t air_store_unit_bytes(const air_store *s, int unit);
-/* air_lf_load of one unit, checked to be that unit of this store. */
-air_status air_store_load_unit(const air_store *s, int unit, void *buf, uint64_t cap, int direct,
-                               air_layer *out);
+/* The first `bytes` of one unit (its whole file, or the dense part of a
+ * mixture-of-experts layer) through air_lf_load_prefix, checked to be that
+ * unit of this store. */
+air_status air_store_load_unit(const air_store *s, int unit, void *buf, uint64_t cap,
+                               uint64_t bytes, int direct, air_layer *out);
 /* Total bytes of all streamed units. */
 uint64_t air_store_total_bytes(const air_store *s);
 

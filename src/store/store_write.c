@@ -53,25 +53,50 @@ int air_compression_parse(const char *s, air_compression *c) {
  * ------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *name;
+    char name[AIR_LF_NAME];
     int n_dims;
     int64_t shape[2];
 } want;
 
-static int layer_wants(const air_hparams *hp, want *w) {
+/* Most tensors a layer can have. */
+static int layer_wants_max(const air_hparams *hp) { return 24 + 6 * hp->n_expert; }
+
+/* The tensors of layer l, in file order: for an MoE layer the dense part
+ * first, then each expert's tensors together (docs/layer-store.md). */
+static int layer_wants(const air_hparams *hp, int l, want *w) {
     int64_t d = hp->n_embd, q = (int64_t)hp->n_head * hp->head_dim,
             kv = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
     int n = 0;
     w[n++] = (want){AIR_T_ATTN_NORM, 1, {d, 1}};
-    w[n++] = (want){AIR_T_WQ, 2, {q, d}};
-    w[n++] = (want){AIR_T_WK, 2, {kv, d}};
-    w[n++] = (want){AIR_T_WV, 2, {kv, d}};
-    w[n++] = (want){AIR_T_WO, 2, {d, q}};
+    if (hp->kv_lora_rank > 0) { /* multi-head latent attention */
+        int64_t qh = (int64_t)hp->n_head * (hp->qk_nope_dim + hp->head_dim), qa = hp->q_lora_rank,
+                kva = hp->kv_lora_rank;
+        if (qa > 0) {
+            w[n++] = (want){AIR_T_WQ_A, 2, {qa, d}};
+            w[n++] = (want){AIR_T_Q_A_NORM, 1, {qa, 1}};
+            w[n++] = (want){AIR_T_WQ_B, 2, {qh, qa}};
+        } else {
+            w[n++] = (want){AIR_T_WQ, 2, {qh, d}};
+        }
+        w[n++] = (want){AIR_T_WKV_A, 2, {kva + hp->head_dim, d}};
+        w[n++] = (want){AIR_T_KV_A_NORM, 1, {kva, 1}};
+        w[n++] = (want){AIR_T_WKV_B, 2, {(int64_t)hp->n_head * (hp->qk_nope_dim + hp->v_head_dim), kva}};
+        w[n++] = (want){AIR_T_WO, 2, {d, (int64_t)hp->n_head * hp->v_head_dim}};
+    } else {
+        w[n++] = (want){AIR_T_WQ, 2, {q, d}};
+        w[n++] = (want){AIR_T_WK, 2, {kv, d}};
+        w[n++] = (want){AIR_T_WV, 2, {kv, d}};
+        w[n++] = (want){AIR_T_WO, 2, {d, q}};
+    }
     if (hp->attn_bias) {
         w[n++] = (want){AIR_T_BQ, 1, {q, 1}};
         w[n++] = (want){AIR_T_BK, 1, {kv, 1}};
         w[n++] = (want){AIR_T_BV, 1, {kv, 1}};
     }
+    if (hp->attn_out_bias)
+        w[n++] = (want){AIR_T_BO, 1, {d, 1}};
+    if (hp->attn_sinks)
+        w[n++] = (want){AIR_T_SINKS, 1, {hp->n_head, 1}};
     if (hp->qk_norm) {
         w[n++] = (want){AIR_T_Q_NORM, 1, {hp->head_dim, 1}};
         w[n++] = (want){AIR_T_K_NORM, 1, {hp->head_dim, 1}};
@@ -81,9 +106,33 @@ static int layer_wants(const air_hparams *hp, want *w) {
         w[n++] = (want){AIR_T_FFN_POST_NORM, 1, {d, 1}};
     }
     w[n++] = (want){AIR_T_FFN_NORM, 1, {d, 1}};
-    w[n++] = (want){AIR_T_W_GATE, 2, {ff, d}};
-    w[n++] = (want){AIR_T_W_UP, 2, {ff, d}};
-    w[n++] = (want){AIR_T_W_DOWN, 2, {d, ff}};
+    if (!air_hp_layer_is_moe(hp, l)) {
+        w[n++] = (want){AIR_T_W_GATE, 2, {ff, d}};
+        w[n++] = (want){AIR_T_W_UP, 2, {ff, d}};
+        w[n++] = (want){AIR_T_W_DOWN, 2, {d, ff}};
+        return n;
+    }
+    int64_t fe = hp->n_ff_exp, fs = hp->n_ff_shexp;
+    w[n++] = (want){AIR_T_ROUTER, 2, {hp->n_expert, d}};
+    if (hp->router_sigmoid || hp->router_bias_topk_softmax)
+        w[n++] = (want){AIR_T_ROUTER_BIAS, 1, {hp->n_expert, 1}};
+    if (fs > 0) {
+        w[n++] = (want){AIR_T_SHEXP_GATE, 2, {fs, d}};
+        w[n++] = (want){AIR_T_SHEXP_UP, 2, {fs, d}};
+        w[n++] = (want){AIR_T_SHEXP_DOWN, 2, {d, fs}};
+        if (hp->shexp_gate)
+            w[n++] = (want){AIR_T_SHEXP_INP, 2, {1, d}};
+    }
+    static const char *parts[6] = {AIR_T_W_GATE, AIR_T_W_UP, AIR_T_W_DOWN, "b_gate", "b_up", "b_down"};
+    for (int e = 0; e < hp->n_expert; e++)
+        for (int p = 0; p < (hp->expert_bias ? 6 : 3); p++) {
+            if (p < 3)
+                w[n] = (want){"", 2, {p == 2 ? d : fe, p == 2 ? fe : d}};
+            else
+                w[n] = (want){"", 1, {p == 5 ? d : fe, 1}};
+            snprintf(w[n].name, sizeof w[n].name, AIR_T_EXP_PREFIX "%d.%s", e, parts[p]);
+            n++;
+        }
     return n;
 }
 
@@ -93,7 +142,9 @@ static air_dtype target_dtype(air_compression c, const char *name, int n_dims, i
                               air_dtype src) {
     if (n_dims == 1)
         return AIR_DT_F32;
-    if (strcmp(name, AIR_T_TOK_EMBD) == 0 || c == AIR_COMP_NONE)
+    /* the router decides which experts run: it keeps full precision */
+    if (strcmp(name, AIR_T_TOK_EMBD) == 0 || strcmp(name, AIR_T_ROUTER) == 0 ||
+        strcmp(name, AIR_T_SHEXP_INP) == 0 || c == AIR_COMP_NONE)
         return src;
     air_dtype q = c == AIR_COMP_8BIT ? AIR_DT_Q8 : AIR_DT_NF4;
     if (n_in % air_dtype_block(q) != 0)
@@ -360,6 +411,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
         return st;
     char *manifest = air_path_join(dir, "manifest.json");
     cJSON *files = NULL;
+    want *w = NULL;
 
     /* A complete store for this content (perhaps just finished by the
      * process we waited for): nothing to do. A store of other content, of an
@@ -376,16 +428,18 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
 
     files = cJSON_CreateArray();
     const uint64_t model_id = air_store_model_id(src->fingerprint, opt->compression, hp);
-    want w[AIR_LF_MAX_TENSORS];
+    w = malloc(sizeof(want) * (size_t)layer_wants_max(hp));
+    if (!w) {
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     uint64_t total = 0, done = 0;
     /* rough total for progress: two bytes per parameter */
     total = (uint64_t)hp->n_vocab * hp->n_embd * 2 * (hp->tie_embeddings ? 2 : 2);
-    {
-        int nw = layer_wants(hp, w);
-        uint64_t per = 0;
+    for (int l = 0; l < hp->n_layer; l++) {
+        int nw = layer_wants(hp, l, w);
         for (int i = 0; i < nw; i++)
-            per += (uint64_t)w[i].shape[0] * (w[i].n_dims == 2 ? (uint64_t)w[i].shape[1] : 1) * 2;
-        total += per * (uint64_t)hp->n_layer;
+            total += (uint64_t)w[i].shape[0] * (w[i].n_dims == 2 ? (uint64_t)w[i].shape[1] : 1) * 2;
     }
     double t0 = now_s();
     for (int unit = -1; unit <= hp->n_layer; unit++) {
@@ -408,7 +462,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
                 w[nw] = (want){AIR_T_OUTPUT, 2, {hp->n_vocab, hp->n_embd}};
                 src_name[nw++] = hp->tie_embeddings ? AIR_T_TOK_EMBD : AIR_T_OUTPUT;
             } else {
-                nw = layer_wants(hp, w);
+                nw = layer_wants(hp, unit, w);
             }
             st = write_unit(src, opt, &id, w, nw, unit < 0 || unit == hp->n_layer ? src_layer : NULL,
                             unit < 0 || unit == hp->n_layer ? src_name : NULL, path, &info);
@@ -476,6 +530,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     if (!st && opt->built)
         *opt->built = 1;
 out:
+    free(w);
     cJSON_Delete(files);
     free(manifest);
     close(lock_fd); /* releases the lock */

@@ -763,13 +763,12 @@ def make_broken():
     p = os.path.join(d, BROKEN_SHARDS[0])
     patch_file(p, lambda b: bytearray(struct.pack("<Q", 2**64 - 8)) + b[8:])
 
-    # bad_rope: rope_scaling of type "yarn".
+    # bad_rope: rope_scaling of type "dynamic" (dynamic NTK; not implemented).
     cfg, sh = fresh()
 
-    def yarn(c):
-        c["rope_scaling"] = {"rope_type": "yarn", "type": "yarn", "factor": 4.0,
-                             "original_max_position_embeddings": 64}
-    write_broken("bad_rope", cfg, sh, yarn)
+    def dynamic(c):
+        c["rope_scaling"] = {"rope_type": "dynamic", "type": "dynamic", "factor": 4.0}
+    write_broken("bad_rope", cfg, sh, dynamic)
 
     # f64_dtype: layer 0's input_layernorm.weight stored as F64.
     cfg, sh = fresh()

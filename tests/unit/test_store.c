@@ -42,7 +42,7 @@ TEST(broken_models_give_clear_errors) {
     ASSERT_ERR(split_broken("bad_header"), AIR_ERR_FORMAT, "malformed");
     ASSERT_ERR(split_broken("header_overflow"), AIR_ERR_FORMAT, "header length");
     ASSERT_ERR(split_broken("header_len_wrap"), AIR_ERR_FORMAT, "header length");
-    ASSERT_ERR(split_broken("bad_rope"), AIR_ERR_UNSUPPORTED, "yarn");
+    ASSERT_ERR(split_broken("bad_rope"), AIR_ERR_UNSUPPORTED, "dynamic");
     ASSERT_ERR(split_broken("f64_dtype"), AIR_ERR_UNSUPPORTED, "F64");
     ASSERT_ERR(split_dir("/nonexistent/model", test_tmp("none"), AIR_COMP_NONE), AIR_ERR_NOT_FOUND,
                "config.json");

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write a random-weight Llama-architecture model for benchmarks.
+"""Write a random-weight Llama-architecture model for benchmarks (or, with
+--experts, a Qwen3-MoE-shaped mixture of experts).
 
 The output folder is a Hugging Face model directory: config.json,
 generation_config.json, BF16 weights in sharded safetensors files and
@@ -22,6 +23,9 @@ Usage:
     make_bench_model.py OUT_DIR                    # ~1.5 GB (decimal) model
     make_bench_model.py OUT_DIR --size 3G          # layers chosen to reach ~3 GB
     make_bench_model.py OUT_DIR --hidden 1024 --layers 8 --ff 2816 --vocab 32000
+    make_bench_model.py OUT_DIR --experts 64 --top-k 8 --ff 768 --hidden 1024 --layers 12
+        # Qwen3MoeForCausalLM: every layer 64 experts of width --ff, top-8,
+        # per-head q/k norms; the router's weights have std 0.1
 """
 
 import argparse
@@ -103,6 +107,18 @@ def tensor_list(h):
             (p + "self_attn.v_proj.weight", (kv, h["hidden"]), "linear"),
             (p + "self_attn.o_proj.weight", (h["hidden"], q), "linear"),
             (p + "post_attention_layernorm.weight", (h["hidden"],), "norm"),
+        ]
+        if h.get("experts"):  # Qwen3-MoE
+            t += [(p + "self_attn.q_norm.weight", (hd,), "norm"),
+                  (p + "self_attn.k_norm.weight", (hd,), "norm"),
+                  (p + "mlp.gate.weight", (h["experts"], h["hidden"]), "router")]
+            for e in range(h["experts"]):
+                x = f"{p}mlp.experts.{e}."
+                t += [(x + "gate_proj.weight", (h["ff"], h["hidden"]), "linear"),
+                      (x + "up_proj.weight", (h["ff"], h["hidden"]), "linear"),
+                      (x + "down_proj.weight", (h["hidden"], h["ff"]), "linear")]
+            continue
+        t += [
             (p + "mlp.gate_proj.weight", (h["ff"], h["hidden"]), "linear"),
             (p + "mlp.up_proj.weight", (h["ff"], h["hidden"]), "linear"),
             (p + "mlp.down_proj.weight", (h["hidden"], h["ff"]), "linear"),
@@ -119,7 +135,10 @@ def n_params(h):
 def layer_params(h):
     hd = h["hidden"] // h["heads"]
     q, kv = h["heads"] * hd, h["kv_heads"] * hd
-    return 2 * h["hidden"] + 2 * q * h["hidden"] + 2 * kv * h["hidden"] + 3 * h["ff"] * h["hidden"]
+    mlp = 3 * h["ff"] * h["hidden"]
+    if h.get("experts"):
+        mlp = mlp * h["experts"] + h["experts"] * h["hidden"] + 2 * hd
+    return 2 * h["hidden"] + 2 * q * h["hidden"] + 2 * kv * h["hidden"] + mlp
 
 
 def parse_size(s):
@@ -131,6 +150,33 @@ def parse_size(s):
 
 
 def config_json(h):
+    if h.get("experts"):
+        return {
+            "architectures": ["Qwen3MoeForCausalLM"],
+            "model_type": "qwen3_moe",
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "head_dim": h["hidden"] // h["heads"],
+            "hidden_act": "silu",
+            "hidden_size": h["hidden"],
+            "intermediate_size": 4 * h["hidden"],
+            "moe_intermediate_size": h["ff"],
+            "num_experts": h["experts"],
+            "num_experts_per_tok": h["top_k"],
+            "norm_topk_prob": True,
+            "decoder_sparse_step": 1,
+            "mlp_only_layers": [],
+            "max_position_embeddings": h["ctx"],
+            "num_attention_heads": h["heads"],
+            "num_hidden_layers": h["layers"],
+            "num_key_value_heads": h["kv_heads"],
+            "rms_norm_eps": 1e-6,
+            "rope_scaling": None,
+            "rope_theta": 1000000.0,
+            "tie_word_embeddings": False,
+            "torch_dtype": "bfloat16",
+            "vocab_size": h["vocab"],
+        }
     return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -198,6 +244,8 @@ def write_tensor(f, rng, shape, kind, std):
         m = min(CHUNK_ELEMS, n - done)
         if kind == "norm":
             x = random_f32(rng, m, 1.0, 0.1)
+        elif kind == "router":  # logits of order 1: a clear, varied choice of experts
+            x = random_f32(rng, m, 0.0, 0.1)
         else:
             x = random_f32(rng, m, 0.0, std)
         f.write(f32_to_bf16_bits(x, inplace=True).tobytes())
@@ -321,12 +369,15 @@ def main():
     ap.add_argument("--std", type=float, default=0.02, help="std of the linear weights")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument("--experts", type=int, default=0,
+                    help="a Qwen3-MoE model with this many experts per layer (width --ff)")
+    ap.add_argument("--top-k", type=int, default=8, help="experts per token (with --experts)")
     a = ap.parse_args()
 
     if a.hidden % a.heads or a.heads % a.kv_heads:
         ap.error("hidden must be divisible by heads, and heads by kv-heads")
     h = dict(hidden=a.hidden, heads=a.heads, kv_heads=a.kv_heads, ff=a.ff, vocab=a.vocab,
-             ctx=a.ctx, layers=a.layers or 1)
+             ctx=a.ctx, layers=a.layers or 1, experts=a.experts, top_k=a.top_k)
     if a.layers is None:
         target = parse_size(a.size) // 2
         fixed = n_params(dict(h, layers=0))
@@ -334,8 +385,9 @@ def main():
     self_test_bf16(with_torch=False)  # numpy only: keeps the writing process small
 
     n = n_params(h)
-    print(f"llama: hidden {h['hidden']}, layers {h['layers']}, heads {h['heads']}/{h['kv_heads']}, "
-          f"ff {h['ff']}, vocab {h['vocab']}")
+    print(f"{'qwen3_moe' if a.experts else 'llama'}: hidden {h['hidden']}, layers {h['layers']}, "
+          f"heads {h['heads']}/{h['kv_heads']}, ff {h['ff']}, vocab {h['vocab']}"
+          + (f", {a.experts} experts, top-{a.top_k}" if a.experts else ""))
     print(f"  {n / 1e6:.1f} M parameters, {2 * n / 1e9:.3f} GB ({2 * n / 2**30:.3f} GiB) in BF16, "
           f"{2 * layer_params(h) / 1e6:.1f} MB per layer")
     t0 = time.time()

@@ -19,6 +19,7 @@
 
 #include "api_internal.h"
 #include "cli.h"
+#include "runtime/experts.h"
 #include "store/layerfile.h"
 
 static double now_s(void) {
@@ -119,16 +120,31 @@ int cli_bench(int argc, char **argv) {
     }
     float *logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
     air_streamer_stats s0, s1, s2;
+    air_experts *ex = air_engine_experts(e);
+    air_experts_stats x0 = {0}, x1 = {0}, x2 = {0};
     air_streamer_get_stats(str, &s0);
+    if (ex)
+        air_experts_get_stats(ex, &x0);
     double t0 = now_s();
     air_status st = air_engine_eval(e, &kv, ids, pp, 0, logits);
     double t_pp = now_s() - t0;
     air_streamer_get_stats(str, &s1);
+    if (ex)
+        air_experts_get_stats(ex, &x1);
     t0 = now_s();
     for (int i = 0; i < tg && !st; i++)
         st = air_engine_eval(e, &kv, &ids[pp + i], 1, 0, logits);
     double t_tg = now_s() - t0;
     air_streamer_get_stats(str, &s2);
+    if (ex)
+        air_experts_get_stats(ex, &x2);
+    /* expert reads count with the layers' reads (mixture-of-experts models) */
+    s1.bytes_read += x1.bytes_read - x0.bytes_read;
+    s2.bytes_read += x2.bytes_read - x0.bytes_read;
+    s1.read_seconds += x1.read_seconds - x0.read_seconds;
+    s2.read_seconds += x2.read_seconds - x0.read_seconds;
+    s1.wait_seconds += x1.wait_seconds - x0.wait_seconds;
+    s2.wait_seconds += x2.wait_seconds - x0.wait_seconds;
     if (st) {
         fprintf(stderr, "airllm bench: %s\n", air_last_error());
         return 1;
@@ -174,6 +190,36 @@ int cli_bench(int argc, char **argv) {
            air_format_bytes((uint64_t)bpt, sz, sizeof sz),
            t_tg > 0 ? bpt * tg / t_tg / 1e9 : 0, bpt > 0 && disk_gbs > 0 ? disk_gbs * 1e9 / bpt : 0,
            100.0 * hidden);
+    if (ex) {
+        /* active bytes per token: every unit's read (dense parts of MoE
+         * layers) plus k experts per MoE layer; the floor reads them all */
+        uint64_t active = 0, resident = 0;
+        int n_moe = 0;
+        for (int u = 0; u < air_store_n_units(s); u++) {
+            active += air_streamer_unit_read_bytes(str, u);
+            if (air_streamer_is_pinned(str, u))
+                resident += air_streamer_unit_read_bytes(str, u);
+            n_moe += u < hp->n_layer && air_hp_layer_is_moe(hp, u);
+        }
+        active += (uint64_t)n_moe * (uint64_t)hp->n_expert_used * x2.expert_bytes;
+        uint64_t routed = x2.n_routed - x1.n_routed, hits = x2.n_hits - x1.n_hits;
+        char sz3[32];
+        printf("\nexperts: %d of %d per token in %d MoE layers, %s each; cache %d experts (%s), "
+               "transient buffers %s\n", hp->n_expert_used, hp->n_expert, n_moe,
+               air_format_bytes(x2.expert_bytes, sz, sizeof sz), x2.cache_slots,
+               air_format_bytes(x2.cache_bytes, sz2, sizeof sz2),
+               air_format_bytes(x2.buffer_bytes, sz3, sizeof sz3));
+        printf("| test | bytes read/token | active bytes/token | read / active | floor tok/s "
+               "(active bytes at disk speed) | expert cache hit rate |\n");
+        printf("|------|-----------------:|-------------------:|--------------:|------------------"
+               "---------:|----------------------:|\n");
+        printf("| tg%d | %s | %s | %.2f | %.2f | %.1f%% |\n", tg,
+               air_format_bytes((uint64_t)bpt, sz, sizeof sz),
+               air_format_bytes(active, sz2, sizeof sz2), active ? bpt / (double)active : 0,
+               active > resident && disk_gbs > 0 ? disk_gbs * 1e9 / (double)(active - resident) : 0,
+               routed ? 100.0 * (double)hits / (double)routed : 0);
+        expect_mib += (double)(x2.cache_bytes + x2.buffer_bytes) / (1 << 20);
+    }
     printf("\npeak RSS: %.0f MiB (streaming buffers %s + pinned + KV cache %.1f MiB = %.0f MiB "
            "expected, plus activations and code)\n",
            peak_rss_mib(), air_format_bytes(s2.buffer_bytes, sz, sizeof sz),
