@@ -20,8 +20,25 @@ struct air_engine {
     size_t scratch_cap;
     int (*should_abort)(void *user); /* polled between layers; may be NULL */
     void *abort_user;
+    /* tree rows of the current batch (air_batch.parent set): per row the end
+     * of its committed prefix and its chain of slots, root first */
+    int32_t *tree_prefix, *tree_off, *tree_slots;
 };
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);
+
+/* The keys row r of batch b attends to, in order: the positions [lo, hi) of
+ * its sequence, then the slots extra[0..n_extra) (a tree row's chain, the row
+ * itself last). Sliding windows are applied. Valid during a forward pass. */
+typedef struct {
+    int lo, hi, n_extra;
+    const int32_t *extra;
+} air_row_keys;
+void air_engine_row_keys(const air_engine *e, const air_batch *b, int r, air_row_keys *k);
+
+/* The KV slot row r writes. */
+static inline int air_batch_slot(const air_batch *b, int r) {
+    return b->slot ? b->slot[r] : b->pos[r];
+}
 
 #endif

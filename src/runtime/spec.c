@@ -1,0 +1,326 @@
+/*
+ * spec.c - candidate trees (n-gram lookup, resident draft) and the automatic
+ * budget of candidate rows per pass.
+ *
+ * Lookup: for n-gram lengths 3, 2, 1, the most recent earlier occurrences of
+ * the sequence's last n tokens propose what followed them (at most a few
+ * matches, merged into one trie).
+ *
+ * Draft tree, level by level (best-first over cumulative draft probability,
+ * as SpecExec builds its trees): the draft's cache is brought up to the
+ * sequence (only the tokens it has not seen are evaluated); from the pending
+ * token's distribution the most probable tokens become the first level; each
+ * level is evaluated in one draft pass (tree rows over the draft's own cache)
+ * and the most probable continuations of the whole level form the next one,
+ * until the budget of nodes is spent or the path probability is negligible.
+ *
+ * Budget: the candidate count is one of 0, 1, 2, 4, ..., 64. The measured
+ * tokens per second of each level (moving average, proposing included) picks
+ * the level; every few passes a neighbouring level is tried once. A level of
+ * 0 is plain decoding, so speculation switches itself off where it does not
+ * pay (a resident model whose passes grow with rows, a draft that is too
+ * slow or too wrong).
+ */
+#include "runtime/spec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/error.h"
+
+#define N_LEVELS 8
+static const int k_levels[N_LEVELS] = {0, 1, 2, 4, 8, 16, 32, 64};
+#define PROBE_EVERY 8
+#define MAX_DEPTH 24
+#define MIN_PATH_PROB 1e-3
+#define LOOKUP_MAX_MATCHES 4
+
+struct air_spec {
+    air_spec_options o;
+    air_spec_tree tree;
+    /* draft */
+    air_kv dkv;
+    int32_t *dhist; /* tokens in the draft's cache */
+    int n_dhist, dvocab;
+    float *dlogits; /* (AIR_SPEC_MAX_NODES, dvocab) */
+    /* automatic budget */
+    int cur, probe, probing, since, dir;
+    double rate[N_LEVELS];
+    int cnt[N_LEVELS];
+    air_spec_stats st;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int level_of(int nodes) {
+    int l = 0;
+    while (l + 1 < N_LEVELS && k_levels[l + 1] <= nodes)
+        l++;
+    return l;
+}
+
+air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out) {
+    *out = NULL;
+    air_spec *s = calloc(1, sizeof *s);
+    if (!s)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    s->o = *o;
+    if (s->o.max_nodes > AIR_SPEC_MAX_NODES)
+        s->o.max_nodes = AIR_SPEC_MAX_NODES;
+    s->cur = level_of(o->streamed ? (o->draft ? 16 : 8) : 4);
+    s->dir = 1;
+    if (o->draft) {
+        const air_hparams *hp = air_engine_hparams(o->draft);
+        s->dvocab = hp->n_vocab;
+        air_status st = air_kv_init(&s->dkv, hp, max_seq + AIR_SPEC_MAX_NODES + 1);
+        if (st) {
+            free(s);
+            return st;
+        }
+        s->dhist = malloc(sizeof(int32_t) * (size_t)(max_seq + 1));
+        s->dlogits = malloc(sizeof(float) * (size_t)AIR_SPEC_MAX_NODES * (size_t)s->dvocab);
+        if (!s->dhist || !s->dlogits) {
+            air_spec_free(s);
+            return air_err(AIR_ERR_NOMEM, "out of memory for the draft's candidates");
+        }
+    }
+    *out = s;
+    return AIR_OK;
+}
+
+void air_spec_free(air_spec *s) {
+    if (!s)
+        return;
+    if (s->o.draft)
+        air_kv_free(&s->dkv);
+    free(s->dhist);
+    free(s->dlogits);
+    free(s);
+}
+
+int air_spec_budget(const air_spec *s) {
+    if (s->o.max_nodes > 0)
+        return s->o.max_nodes;
+    return k_levels[s->probing ? s->probe : s->cur];
+}
+
+int air_spec_child(const air_spec_tree *t, int node, int32_t id) {
+    for (int i = node + 1; i < t->n; i++)
+        if (t->parent[i] == node && t->tokens[i] == id)
+            return i;
+    return -1;
+}
+
+/* The child of `node` carrying id, added when missing (-1: no room). */
+static int add_child(air_spec_tree *t, int node, int32_t id, int budget) {
+    int c = air_spec_child(t, node, id);
+    if (c >= 0 || t->n >= budget)
+        return c;
+    t->tokens[t->n] = id;
+    t->parent[t->n] = node;
+    t->depth[t->n] = node < 0 ? 1 : t->depth[node] + 1;
+    return t->n++;
+}
+
+static void lookup(air_spec *s, const int32_t *h, int n, int budget) {
+    air_spec_tree *t = &s->tree;
+    int matches = 0;
+    for (int g = 3; g >= 1 && t->n < budget && matches < LOOKUP_MAX_MATCHES; g--) {
+        if (n < g + 1)
+            continue;
+        const int32_t *key = h + n - g;
+        for (int i = n - g - 1; i >= 0 && t->n < budget && matches < LOOKUP_MAX_MATCHES; i--) {
+            if (memcmp(h + i, key, sizeof(int32_t) * (size_t)g) != 0)
+                continue;
+            int node = -1;
+            for (int j = i + g; j < n && node < MAX_DEPTH; j++) {
+                int c = add_child(t, node, h[j], budget);
+                if (c < 0 || t->depth[c] >= MAX_DEPTH)
+                    break;
+                node = c;
+            }
+            matches++;
+        }
+    }
+}
+
+typedef struct {
+    int node;   /* tree node (-1: the pending token) */
+    int slot;   /* its entry in the draft's cache (-1: the pending token) */
+    int row;    /* its row of dlogits */
+    double prob; /* path probability under the draft */
+} frontier;
+
+typedef struct {
+    double prob;
+    int from; /* frontier index */
+    int32_t id;
+} cand;
+
+static int by_prob_desc(const void *a, const void *b) {
+    double x = ((const cand *)a)->prob, y = ((const cand *)b)->prob;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The `width` most probable ids of a row (softmax at temperature 1) with
+ * their probabilities, best first. */
+static int top_ids(const float *lg, int n_vocab, int width, int32_t *ids, double *p) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n_vocab; i++)
+        if (lg[i] > mx)
+            mx = lg[i];
+    double sum = 0;
+    int k = 0;
+    for (int i = 0; i < n_vocab; i++) {
+        sum += exp((double)(lg[i] - mx));
+        if (k < width || lg[i] > lg[ids[k - 1]]) {
+            int j = k < width ? k++ : k - 1;
+            while (j > 0 && lg[ids[j - 1]] < lg[i]) {
+                ids[j] = ids[j - 1];
+                j--;
+            }
+            ids[j] = i;
+        }
+    }
+    for (int j = 0; j < k; j++)
+        p[j] = exp((double)(lg[ids[j]] - mx)) / sum;
+    return k;
+}
+
+/* Evaluates the tokens of h the draft has not seen; its logits for the last
+ * one land in dlogits row 0. */
+static air_status draft_sync(air_spec *s, const int32_t *h, int n) {
+    int common = 0;
+    while (common < s->n_dhist && common < n && s->dhist[common] == h[common])
+        common++;
+    if (common == n)
+        common = n - 1;
+    if (common > s->dkv.max_seq - 1 - AIR_SPEC_MAX_NODES)
+        return air_err(AIR_ERR_LIMIT, "the draft's cache is full (%d positions)", s->dkv.max_seq);
+    air_kv_rollback(&s->dkv, common); /* n_past always equals n_dhist */
+    air_status st = air_engine_eval(s->o.draft, &s->dkv, h + common, n - common, 0, s->dlogits);
+    if (st) {
+        s->n_dhist = s->dkv.n_past = 0;
+        return st;
+    }
+    memcpy(s->dhist + common, h + common, sizeof(int32_t) * (size_t)(n - common));
+    s->n_dhist = n;
+    return AIR_OK;
+}
+
+static air_status draft_tree(air_spec *s, const int32_t *h, int n, int budget) {
+    air_status st = draft_sync(s, h, n);
+    if (st)
+        return st;
+    air_spec_tree *t = &s->tree;
+    int vocab = s->o.n_vocab < s->dvocab ? s->o.n_vocab : s->dvocab;
+    int width = 1 + budget / 16;
+    frontier fr[AIR_SPEC_MAX_NODES], nf[AIR_SPEC_MAX_NODES];
+    int nfr = 1;
+    fr[0] = (frontier){-1, -1, 0, 1.0};
+    int next_slot = n, depth = 0;
+    cand cands[AIR_SPEC_MAX_NODES * 8];
+    int32_t tok[AIR_SPEC_MAX_NODES], pos[AIR_SPEC_MAX_NODES], slot[AIR_SPEC_MAX_NODES],
+        par[AIR_SPEC_MAX_NODES];
+    air_kv *kvs[AIR_SPEC_MAX_NODES];
+    uint8_t want[AIR_SPEC_MAX_NODES];
+    while (t->n < budget && depth < MAX_DEPTH && nfr > 0) {
+        int nc = 0;
+        for (int f = 0; f < nfr; f++) {
+            int32_t ids[8];
+            double p[8];
+            int k = top_ids(s->dlogits + (size_t)fr[f].row * s->dvocab, vocab, width, ids, p);
+            for (int j = 0; j < k; j++)
+                cands[nc++] = (cand){fr[f].prob * p[j], f, ids[j]};
+        }
+        qsort(cands, (size_t)nc, sizeof *cands, by_prob_desc);
+        if (nc == 0 || cands[0].prob < MIN_PATH_PROB)
+            break;
+        int nn = 0;
+        for (int c = 0; c < nc && nn < width && t->n < budget; c++) {
+            if (c > 0 && cands[c].prob < 0.1 * cands[0].prob)
+                break;
+            if (next_slot >= s->dkv.max_seq)
+                break;
+            const frontier *f = &fr[cands[c].from];
+            int node = add_child(t, f->node, cands[c].id, budget);
+            if (node < 0)
+                break;
+            nf[nn] = (frontier){node, next_slot++, nn, cands[c].prob};
+            tok[nn] = cands[c].id;
+            pos[nn] = n + depth;
+            slot[nn] = nf[nn].slot;
+            par[nn] = f->slot;
+            kvs[nn] = &s->dkv;
+            want[nn] = 1;
+            nn++;
+        }
+        depth++;
+        if (nn == 0 || t->n >= budget || depth >= MAX_DEPTH)
+            break;
+        air_batch b = {nn, tok, pos, kvs, want, s->dlogits, slot, par};
+        if ((st = air_engine_forward(s->o.draft, &b)))
+            return st;
+        memcpy(fr, nf, sizeof(frontier) * (size_t)nn);
+        nfr = nn;
+    }
+    return AIR_OK;
+}
+
+air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nodes,
+                            const air_spec_tree **out) {
+    double t0 = now_s();
+    s->tree.n = 0;
+    *out = &s->tree;
+    if (max_nodes > AIR_SPEC_MAX_NODES)
+        max_nodes = AIR_SPEC_MAX_NODES;
+    if (max_nodes <= 0 || n <= 0)
+        return AIR_OK;
+    air_status st = AIR_OK;
+    if (s->o.lookup)
+        lookup(s, hist, n, max_nodes);
+    if (s->o.draft && s->tree.n < max_nodes)
+        st = draft_tree(s, hist, n, max_nodes);
+    s->st.draft_seconds += now_s() - t0;
+    return st;
+}
+
+void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds) {
+    s->st.sweeps++;
+    s->st.drafted += rows - 1;
+    s->st.accepted += accepted;
+    if (s->o.max_nodes > 0 || seconds <= 0)
+        return;
+    int lev = s->probing ? s->probe : s->cur;
+    double r = tokens / seconds;
+    s->rate[lev] = s->cnt[lev] ? 0.7 * s->rate[lev] + 0.3 * r : r;
+    s->cnt[lev]++;
+    if (s->probing) {
+        s->probing = 0;
+    } else if (++s->since >= PROBE_EVERY && s->cnt[s->cur] >= 2) {
+        s->since = 0;
+        int p = s->cur + s->dir;
+        if (p < 0 || p >= N_LEVELS)
+            p = s->cur - s->dir;
+        s->dir = -s->dir;
+        s->probe = p;
+        s->probing = 1;
+        return;
+    }
+    /* the best measured of the current level and its neighbours */
+    int best = s->cur;
+    for (int d = -1; d <= 1; d += 2) {
+        int l = s->cur + d;
+        if (l >= 0 && l < N_LEVELS && s->cnt[l] && s->rate[l] > s->rate[best])
+            best = l;
+    }
+    s->cur = best;
+}
+
+void air_spec_get_stats(const air_spec *s, air_spec_stats *st) { *st = s->st; }
