@@ -53,6 +53,114 @@ static double disk_bandwidth(air_store *s, uint64_t *bytes) {
     return dt > 0 ? (double)total / dt / 1e9 : 0;
 }
 
+/* Cost of one pass against the rows it carries: a chain of r candidate rows
+ * after a prefilled context, best of two passes per row count. */
+static void rows_table(air_engine *e, int ctx) {
+    const air_hparams *hp = air_engine_hparams(e);
+    air_kv kv;
+    if (air_kv_init(&kv, hp, ctx + 65))
+        return;
+    int32_t tok[64], pos[64], slot[64], par[64];
+    air_kv *kvs[64];
+    uint8_t want[64];
+    float *lg = malloc(sizeof(float) * (size_t)hp->n_vocab * 64);
+    uint64_t rng = 777;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ctx);
+    for (int i = 0; i < ctx; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((rng >> 33) % (uint64_t)hp->n_vocab);
+    }
+    if (!lg || !ids || air_engine_eval(e, &kv, ids, ctx, 0, lg)) {
+        free(lg);
+        free(ids);
+        air_kv_free(&kv);
+        return;
+    }
+    printf("\n| rows per pass | pass ms | x one row | ms per row |\n");
+    printf("|--------------:|--------:|----------:|-----------:|\n");
+    double one = 0;
+    for (int r = 1; r <= 64; r *= 2) {
+        for (int i = 0; i < r; i++) {
+            tok[i] = ids[i % ctx];
+            pos[i] = ctx + i;
+            slot[i] = ctx + i;
+            par[i] = i ? ctx + i - 1 : -1;
+            kvs[i] = &kv;
+            want[i] = 1;
+        }
+        air_batch b = {r, tok, pos, kvs, want, lg, slot, par};
+        double best = 0;
+        for (int k = 0; k < 2; k++) {
+            double t0 = now_s();
+            if (air_engine_forward(e, &b))
+                break;
+            double t = now_s() - t0;
+            if (k == 0 || t < best)
+                best = t;
+        }
+        if (r == 1)
+            one = best;
+        printf("| %d | %.1f | %.2f | %.2f |\n", r, best * 1e3, one > 0 ? best / one : 0,
+               best * 1e3 / r);
+    }
+    free(lg);
+    free(ids);
+    air_kv_free(&kv);
+}
+
+/* Greedy generation of a real prompt, plain and speculative, in the same
+ * run: tokens/s, passes, tokens per pass, acceptance, bytes read per token. */
+static int spec_compare(air_model *m, const char *prompt, int tg, const cli_spec_opts *so) {
+    air_streamer *str = air_engine_streamer(m->engine);
+    air_result r[2];
+    uint64_t bytes[2];
+    for (int k = 0; k < 2; k++) {
+        air_gen_params gp = air_gen_default_params();
+        gp.temperature = 0;
+        gp.max_tokens = tg;
+        cli_spec_apply(so, &gp);
+        if (k == 0)
+            gp.speculative = 0;
+        air_streamer_stats a, b;
+        air_streamer_get_stats(str, &a);
+        if (air_generate_text(m, NULL, prompt, &gp, &r[k])) {
+            fprintf(stderr, "airllm bench: %s\n", air_last_error());
+            if (k == 1)
+                air_result_free(&r[0]);
+            return 1;
+        }
+        air_streamer_get_stats(str, &b);
+        bytes[k] = b.bytes_read - a.bytes_read;
+    }
+    char sz[32];
+    printf("\ngreedy generation of the prompt, %d tokens at most:\n\n", tg);
+    printf("| decoding | tokens/s | sweeps | tokens/sweep | acceptance | bytes read/token | speed-up |\n");
+    printf("|----------|---------:|-------:|-------------:|-----------:|-----------------:|---------:|\n");
+    for (int k = 0; k < 2; k++) {
+        char what[256];
+        if (k == 0)
+            snprintf(what, sizeof what, "plain");
+        else
+            snprintf(what, sizeof what, "speculative (draft %s%s%s, lookup %s, draft-max %s)",
+                     so->draft ? so->draft : "none", so->draft ? " " : "",
+                     so->draft ? (so->draft_compression ? so->draft_compression : "4bit") : "",
+                     so->lookup == 1 ? "on" : so->lookup == 0 ? "off" : "auto",
+                     so->draft_max ? "fixed" : "auto");
+        int ntok = r[k].completion_tokens > 0 ? r[k].completion_tokens : 1;
+        printf("| %s | %.2f | %d | %.2f | %.0f%% | %s | %.2fx |\n", what,
+               r[k].decode_tokens_per_s, r[k].sweeps, r[k].tokens_per_sweep,
+               100.0 * r[k].acceptance_rate,
+               air_format_bytes(bytes[k] / (uint64_t)ntok, sz, sizeof sz),
+               r[0].decode_tokens_per_s > 0 ? r[k].decode_tokens_per_s / r[0].decode_tokens_per_s
+                                            : 0);
+    }
+    int same = strcmp(r[0].text, r[1].text) == 0;
+    printf("\nidentical output: %s (%d tokens)\n", same ? "yes" : "NO", r[1].completion_tokens);
+    air_result_free(&r[0]);
+    air_result_free(&r[1]);
+    return same ? 0 : 1;
+}
+
 static double peak_rss_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -62,17 +170,26 @@ static double peak_rss_mib(void) {
 int cli_bench(int argc, char **argv) {
     cli_model_opts mo;
     cli_model_opts_init(&mo);
+    cli_spec_opts so;
+    cli_spec_opts_init(&so);
+    const char *prompt = NULL;
+    int rows = 0;
     int pp = 64, tg = 16;
     static struct option opts[] = {{"prompt-tokens", required_argument, 0, 'p'},
                                    {"gen-tokens", required_argument, 0, 'g'},
                                    {"help", no_argument, 0, 'h'},
+                                   {"prompt", required_argument, 0, 3101},
+                                   {"rows", no_argument, 0, 3102},
+                                   CLI_SPEC_OPTIONS,
                                    CLI_MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "p:g:c:t:qh", opts, NULL)) != -1) {
-        if (cli_model_opt(&mo, c, optarg))
+        if (cli_model_opt(&mo, c, optarg) || cli_spec_opt(&so, c, optarg))
             continue;
         switch (c) {
+        case 3101: prompt = optarg; break;
+        case 3102: rows = 1; break;
         case 'p': pp = atoi(optarg); break;
         case 'g': tg = atoi(optarg); break;
         case 'h':
@@ -82,7 +199,12 @@ int cli_bench(int argc, char **argv) {
                    "same files, the bytes read per token, the share of reads hidden behind\n"
                    "compute, and peak RSS. Token ids are random (no tokenizer needed).\n\n"
                    "  -p, --prompt-tokens N  prompt length for prefill (default 64)\n"
-                   "  -g, --gen-tokens N     tokens decoded one by one (default 16)\n\n" CLI_MODEL_HELP
+                   "  -g, --gen-tokens N     tokens decoded one by one (default 16)\n"
+                   "      --prompt TEXT      also generate TEXT's answer greedily (up to -g\n"
+                   "                         tokens), plain then speculative, in the same run:\n"
+                   "                         sweeps, tokens/sweep, acceptance, speed-up\n"
+                   "      --rows             also time one pass against its row count (1..64)\n\n"
+                   CLI_SPEC_HELP "\n" CLI_MODEL_HELP
                    "\nExample:\n  airllm bench ./bench-model --compression none -p 64 -g 16\n");
             return 0;
         default: return 2;
@@ -175,10 +297,17 @@ int cli_bench(int argc, char **argv) {
            "expected, plus activations and code)\n",
            peak_rss_mib(), air_format_bytes(s2.buffer_bytes, sz, sizeof sz),
            (double)air_kv_bytes(hp, max_seq) / (1 << 20), expect_mib);
+    int rc = 0;
+    if (rows)
+        rows_table(e, pp);
+    if (!prompt && (so.draft || so.lookup == 1 || so.draft_max))
+        prompt = "Write a short story about a robot who learns to paint.";
+    if (prompt)
+        rc = spec_compare(m, prompt, tg, &so);
     free(ids);
     free(logits);
     air_kv_free(&kv);
     air_model_close(m);
     free(def);
-    return 0;
+    return rc;
 }
