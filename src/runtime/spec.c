@@ -14,12 +14,18 @@
  * and the most probable continuations of the whole level form the next one,
  * until the budget of nodes is spent or the path probability is negligible.
  *
- * Budget: the candidate count is one of 0, 1, 2, 4, ..., 64. The measured
- * tokens per second of each level (moving average, proposing included) picks
- * the level; every few passes a neighbouring level is tried once. A level of
- * 0 is plain decoding, so speculation switches itself off where it does not
- * pay (a resident model whose passes grow with rows, a draft that is too
- * slow or too wrong).
+ * Budget (automatic): the candidate count is one of 0, 1, 2, 4, ..., 64 and
+ * is chosen before every pass from measured costs:
+ *   c(r)  the time of a target pass with r rows (moving average per power of
+ *         two; a streamed pass barely grows with rows, a resident one does),
+ *   d     the time of one draft pass (0 for lookup alone),
+ *   a     the rate at which the target agrees with a candidate at the next
+ *         depth of the walk (successes over trials along accepted paths).
+ * A budget of n nodes reaches depth D(n) and costs D(n) draft passes, so its
+ * rate is (1 + a + ... + a^D) / (c(n + 1) + D d) tokens per second; the best
+ * budget wins, and 0 (plain decoding, 1 / c(1)) wins where speculation does
+ * not pay. Row counts not measured yet borrow the nearest measured cost, so a
+ * larger budget is tried once and then judged on its own time.
  */
 #include "runtime/spec.h"
 
@@ -32,7 +38,8 @@
 
 #define N_LEVELS 8
 static const int k_levels[N_LEVELS] = {0, 1, 2, 4, 8, 16, 32, 64};
-#define PROBE_EVERY 8
+#define N_BUCKETS 8 /* rows 1, 2, 3-4, ..., 65-128 */
+#define EMA 0.3
 #define MAX_DEPTH 24
 #define MIN_PATH_PROB 1e-3
 #define LOOKUP_MAX_MATCHES 4
@@ -46,9 +53,13 @@ struct air_spec {
     int n_dhist, dvocab;
     float *dlogits; /* (AIR_SPEC_MAX_NODES, dvocab) */
     /* automatic budget */
-    int cur, probe, probing, since, dir;
-    double rate[N_LEVELS];
-    int cnt[N_LEVELS];
+    int cur;                   /* level of the next pass */
+    double pass_s[N_BUCKETS];  /* target pass seconds by row bucket */
+    int pass_n[N_BUCKETS];
+    double draft_pass_s;       /* one draft pass */
+    int draft_passes;          /* in the last proposal */
+    double propose_s;          /* the last proposal's time */
+    double trials, successes;  /* agreement along the walks */
     air_spec_stats st;
 };
 
@@ -73,8 +84,7 @@ air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out) 
     s->o = *o;
     if (s->o.max_nodes > AIR_SPEC_MAX_NODES)
         s->o.max_nodes = AIR_SPEC_MAX_NODES;
-    s->cur = level_of(o->streamed ? (o->draft ? 16 : 8) : 4);
-    s->dir = 1;
+    s->cur = level_of(o->streamed ? 8 : 2);
     if (o->draft) {
         const air_hparams *hp = air_engine_hparams(o->draft);
         s->dvocab = hp->n_vocab;
@@ -107,7 +117,7 @@ void air_spec_free(air_spec *s) {
 int air_spec_budget(const air_spec *s) {
     if (s->o.max_nodes > 0)
         return s->o.max_nodes;
-    return k_levels[s->probing ? s->probe : s->cur];
+    return k_levels[s->cur];
 }
 
 int air_spec_child(const air_spec_tree *t, int node, int32_t id) {
@@ -193,6 +203,13 @@ static int top_ids(const float *lg, int n_vocab, int width, int32_t *ids, double
     return k;
 }
 
+/* Candidates per tree level, and the depth a budget reaches. */
+static int tree_width(int budget) { return 1 + budget / 16; }
+static int tree_depth(int budget) {
+    int w = tree_width(budget), d = (budget + w - 1) / w;
+    return d < MAX_DEPTH ? d : MAX_DEPTH;
+}
+
 /* Evaluates the tokens of h the draft has not seen; its logits for the last
  * one land in dlogits row 0. */
 static air_status draft_sync(air_spec *s, const int32_t *h, int n) {
@@ -218,9 +235,10 @@ static air_status draft_tree(air_spec *s, const int32_t *h, int n, int budget) {
     air_status st = draft_sync(s, h, n);
     if (st)
         return st;
+    s->draft_passes++;
     air_spec_tree *t = &s->tree;
     int vocab = s->o.n_vocab < s->dvocab ? s->o.n_vocab : s->dvocab;
-    int width = 1 + budget / 16;
+    int width = tree_width(budget);
     frontier fr[AIR_SPEC_MAX_NODES], nf[AIR_SPEC_MAX_NODES];
     int nfr = 1;
     fr[0] = (frontier){-1, -1, 0, 1.0};
@@ -267,6 +285,7 @@ static air_status draft_tree(air_spec *s, const int32_t *h, int n, int budget) {
         air_batch b = {nn, tok, pos, kvs, want, s->dlogits, slot, par};
         if ((st = air_engine_forward(s->o.draft, &b)))
             return st;
+        s->draft_passes++;
         memcpy(fr, nf, sizeof(frontier) * (size_t)nn);
         nfr = nn;
     }
@@ -283,42 +302,79 @@ air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nod
     if (max_nodes <= 0 || n <= 0)
         return AIR_OK;
     air_status st = AIR_OK;
+    s->draft_passes = 0;
     if (s->o.lookup)
         lookup(s, hist, n, max_nodes);
+    double t1 = now_s();
     if (s->o.draft && s->tree.n < max_nodes)
         st = draft_tree(s, hist, n, max_nodes);
-    s->st.draft_seconds += now_s() - t0;
+    double t2 = now_s();
+    if (s->draft_passes > 0) {
+        double d = (t2 - t1) / s->draft_passes;
+        s->draft_pass_s = s->draft_pass_s > 0 ? (1 - EMA) * s->draft_pass_s + EMA * d : d;
+    }
+    s->propose_s = t2 - t0;
+    s->st.draft_seconds += t2 - t0;
     return st;
+}
+
+static int bucket_of(int rows) {
+    int b = 0;
+    while (b + 1 < N_BUCKETS && (1 << b) < rows)
+        b++;
+    return b;
+}
+
+/* Measured pass time for a row bucket, or the nearest measured one's. */
+static double pass_cost(const air_spec *s, int b) {
+    for (int d = 0; d < N_BUCKETS; d++) {
+        if (b - d >= 0 && s->pass_n[b - d])
+            return s->pass_s[b - d];
+        if (b + d < N_BUCKETS && s->pass_n[b + d])
+            return s->pass_s[b + d];
+    }
+    return 0;
 }
 
 void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds) {
     s->st.sweeps++;
     s->st.drafted += rows - 1;
     s->st.accepted += accepted;
-    if (s->o.max_nodes > 0 || seconds <= 0)
+    (void)tokens;
+    if (s->o.max_nodes > 0)
         return;
-    int lev = s->probing ? s->probe : s->cur;
-    double r = tokens / seconds;
-    s->rate[lev] = s->cnt[lev] ? 0.7 * s->rate[lev] + 0.3 * r : r;
-    s->cnt[lev]++;
-    if (s->probing) {
-        s->probing = 0;
-    } else if (++s->since >= PROBE_EVERY && s->cnt[s->cur] >= 2) {
-        s->since = 0;
-        int p = s->cur + s->dir;
-        if (p < 0 || p >= N_LEVELS)
-            p = s->cur - s->dir;
-        s->dir = -s->dir;
-        s->probe = p;
-        s->probing = 1;
-        return;
+    /* the target's share of the pass */
+    double t = seconds - (rows > 1 ? s->propose_s : 0);
+    int b = bucket_of(rows);
+    if (t > 0) {
+        s->pass_s[b] = s->pass_n[b] ? (1 - EMA) * s->pass_s[b] + EMA * t : t;
+        s->pass_n[b]++;
     }
-    /* the best measured of the current level and its neighbours */
-    int best = s->cur;
-    for (int d = -1; d <= 1; d += 2) {
-        int l = s->cur + d;
-        if (l >= 0 && l < N_LEVELS && s->cnt[l] && s->rate[l] > s->rate[best])
+    if (rows > 1) {
+        int depth = 0;
+        for (int i = 0; i < s->tree.n; i++)
+            if (s->tree.depth[i] > depth)
+                depth = s->tree.depth[i];
+        s->successes += accepted;
+        s->trials += accepted + 1 < depth ? accepted + 1 : depth;
+    }
+    /* the budget with the best predicted rate */
+    double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
+    double c1 = pass_cost(s, 0);
+    if (c1 <= 0)
+        return;
+    int best = 0;
+    double best_rate = 1.0 / c1;
+    for (int l = 1; l < N_LEVELS; l++) {
+        int n = k_levels[l], depth = tree_depth(n);
+        double e = 0, p = 1;
+        for (int d = 0; d <= depth; d++, p *= a)
+            e += p;
+        double cost = pass_cost(s, bucket_of(n + 1)) + (s->o.draft ? depth * s->draft_pass_s : 0);
+        if (cost > 0 && e / cost > best_rate) {
+            best_rate = e / cost;
             best = l;
+        }
     }
     s->cur = best;
 }
