@@ -24,6 +24,7 @@
 #include "runtime/generate.h"
 #include "runtime/spec.h"
 #include "source/source.h"
+#include "kernels/ops.h"
 #include "store/store.h"
 #include "test.h"
 
@@ -51,10 +52,12 @@ static const char *split(const char *model, const char *comp) {
     return d;
 }
 
+static int g_threads = 2;
+
 static air_engine *open_store(const char *store, uint64_t budget) {
     air_engine_options o;
     air_engine_default_options(&o);
-    o.n_threads = 2;
+    o.n_threads = g_threads;
     o.stream.ram_budget = budget;
     air_engine *e = NULL;
     if (!store || air_engine_open(store, &o, &e)) {
@@ -292,6 +295,245 @@ TEST(eos_and_stop_inside_accepted_run) {
     }
 }
 
+/* ---- a 4-token-vocabulary llama, written as an HF folder ---------------- */
+
+#define TV_VOCAB 4
+#define TV_D 32
+#define TV_FF 64
+#define TV_LAYERS 2
+
+static uint64_t tv_rng;
+static float tv_rand(float scale) {
+    tv_rng = tv_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return ((float)((tv_rng >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f) * scale;
+}
+
+/* model.safetensors (f32) + config.json for a random llama with seed. */
+static const char *write_tiny_vocab(const char *name, uint64_t seed) {
+    static char dirs[2][1024];
+    static int k;
+    char *dir = dirs[k++ & 1];
+    snprintf(dir, 1024, "%s", test_tmp(name));
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    if (system(cmd) != 0)
+        return NULL;
+    struct {
+        char name[64];
+        int rows, cols; /* cols 0: a vector */
+        float scale;
+    } t[4 + TV_LAYERS * 9];
+    int n = 0;
+#define TV_T(nm, r, c, sc)                                                                         \
+    do {                                                                                           \
+        snprintf(t[n].name, sizeof t[n].name, "%s", nm);                                          \
+        t[n].rows = r, t[n].cols = c, t[n].scale = sc;                                             \
+        n++;                                                                                       \
+    } while (0)
+    TV_T("model.embed_tokens.weight", TV_VOCAB, TV_D, 1.0f);
+    for (int l = 0; l < TV_LAYERS; l++) {
+        static const char *names[9] = {"input_layernorm.weight",  "self_attn.q_proj.weight",
+                                       "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                                       "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+                                       "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+                                       "mlp.down_proj.weight"};
+        static const int rows[9] = {TV_D, TV_D, TV_D, TV_D, TV_D, TV_D, TV_FF, TV_FF, TV_D};
+        static const int cols[9] = {0, TV_D, TV_D, TV_D, TV_D, 0, TV_D, TV_D, TV_FF};
+        for (int i = 0; i < 9; i++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "model.layers.%d.%s", l, names[i]);
+            TV_T(nm, rows[i], cols[i], 0.3f);
+        }
+    }
+    TV_T("model.norm.weight", TV_D, 0, 1.0f);
+    TV_T("lm_head.weight", TV_VOCAB, TV_D, 0.4f);
+    char hdr[8192];
+    size_t hl = 0, off = 0;
+    hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "{");
+    for (int i = 0; i < n; i++) {
+        size_t bytes = sizeof(float) * (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
+        if (t[i].cols)
+            hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl,
+                                   "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                                   i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
+        else
+            hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl,
+                                   "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+                                   i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
+        off += bytes;
+    }
+    hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "}");
+    while (hl % 8)
+        hdr[hl++] = ' ';
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return NULL;
+    uint64_t len = hl;
+    fwrite(&len, 8, 1, f);
+    fwrite(hdr, 1, hl, f);
+    tv_rng = seed;
+    for (int i = 0; i < n; i++) {
+        int m = t[i].rows * (t[i].cols ? t[i].cols : 1);
+        for (int j = 0; j < m; j++) {
+            float v = t[i].cols ? tv_rand(t[i].scale) : 1.0f + tv_rand(0.1f);
+            fwrite(&v, sizeof v, 1, f);
+        }
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
+               "\"vocab_size\":%d,\"hidden_size\":%d,\"intermediate_size\":%d,"
+               "\"num_hidden_layers\":%d,\"num_attention_heads\":4,\"num_key_value_heads\":4,"
+               "\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":10000.0,"
+               "\"tie_word_embeddings\":false,\"bos_token_id\":0,\"eos_token_id\":3}\n",
+            TV_VOCAB, TV_D, TV_FF, TV_LAYERS);
+    fclose(f);
+    return dir;
+}
+
+static air_engine *open_tiny_vocab(const char *name, uint64_t seed) {
+    const char *dir = write_tiny_vocab(name, seed);
+    if (!dir) {
+        fprintf(stderr, "cannot write %s\n", name);
+        return NULL;
+    }
+    char store[1100];
+    snprintf(store, sizeof store, "%s-store", dir);
+    air_source *src = NULL;
+    if (air_source_open_hfdir(dir, 0, &src)) {
+        fprintf(stderr, "open %s: %s\n", dir, air_last_error());
+        return NULL;
+    }
+    air_split_options so = {0};
+    so.compression = AIR_COMP_NONE;
+    air_status st = air_store_split(src, store, &so);
+    air_source_close(src);
+    if (st)
+        fprintf(stderr, "split %s: %s\n", dir, air_last_error());
+    g_threads = 1; /* passes of a few microseconds: no thread hand-offs */
+    air_engine *e = st ? NULL : open_store(store, UINT64_MAX);
+    g_threads = 2;
+    return e;
+}
+
+/* Exact probability of every 3-token continuation of prompt {0, 1, 2}
+ * (softmax of the target's logits at temperature 1), by enumeration. */
+static void exact_joint(air_engine *e, double *p) {
+    static const int32_t prompt[3] = {0, 1, 2};
+    float lg[TV_VOCAB];
+    double p1[TV_VOCAB];
+    for (int a = 0; a < TV_VOCAB; a++)
+        for (int b = 0; b < TV_VOCAB; b++) {
+            air_kv kv;
+            air_kv_init(&kv, air_engine_hparams(e), 16);
+            air_engine_eval(e, &kv, prompt, 3, 0, lg);
+            double pa[TV_VOCAB], pb[TV_VOCAB], pc[TV_VOCAB];
+            air_softmax(lg, TV_VOCAB);
+            for (int i = 0; i < TV_VOCAB; i++)
+                pa[i] = lg[i];
+            int32_t x = a;
+            air_engine_eval(e, &kv, &x, 1, 0, lg);
+            air_softmax(lg, TV_VOCAB);
+            for (int i = 0; i < TV_VOCAB; i++)
+                pb[i] = lg[i];
+            x = b;
+            air_engine_eval(e, &kv, &x, 1, 0, lg);
+            air_softmax(lg, TV_VOCAB);
+            for (int i = 0; i < TV_VOCAB; i++)
+                pc[i] = lg[i];
+            for (int c = 0; c < TV_VOCAB; c++)
+                p[(a * TV_VOCAB + b) * TV_VOCAB + c] = pa[a] * pb[b] * pc[c];
+            p1[a] = pa[a];
+            air_kv_free(&kv);
+        }
+    (void)p1;
+}
+
+/* Pearson chi-square of counts against probabilities (cells with an
+ * expectation below 5 pooled), and its degrees of freedom. */
+static double chi_square(const int *count, const double *p, int cells, int n, int *dof) {
+    double chi = 0, pool_e = 0, pool_o = 0;
+    int k = 0;
+    for (int i = 0; i < cells; i++) {
+        double e = p[i] * n;
+        if (e < 5) {
+            pool_e += e;
+            pool_o += count[i];
+            continue;
+        }
+        chi += (count[i] - e) * (count[i] - e) / e;
+        k++;
+    }
+    if (pool_e > 0) {
+        chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e;
+        k++;
+    }
+    *dof = k - 1;
+    return chi;
+}
+
+TEST(chi_square_sampling) {
+    air_engine *t = open_tiny_vocab("tinyvocab-target", 11), *d = open_tiny_vocab("tinyvocab-draft", 29);
+    ASSERT_TRUE(t && d);
+    enum { CELLS = TV_VOCAB * TV_VOCAB * TV_VOCAB, RUNS = 4000 };
+    double p[CELLS];
+    exact_joint(t, p);
+    double sum = 0;
+    for (int i = 0; i < CELLS; i++)
+        sum += p[i];
+    ASSERT_TRUE(fabs(sum - 1.0) < 1e-4);
+    for (int mode = 0; mode < 3; mode++) {
+        air_spec_options so = {0};
+        so.draft = mode ? d : NULL;
+        so.lookup = mode == 2;
+        so.max_nodes = mode == 2 ? 32 : 2; /* a tree of width 3, a chain */
+        so.n_vocab = TV_VOCAB;
+        int count[CELLS] = {0}, drafted = 0, accepted = 0;
+        for (int run = 0; run < RUNS; run++) {
+            air_kv kv;
+            ASSERT_OK(air_kv_init(&kv, air_engine_hparams(t), 16));
+            air_gen_options go = {0};
+            go.max_tokens = 3;
+            go.sampler.temperature = 1.0f;
+            go.sampler.top_p = 1.0f;
+            go.sampler.repeat_penalty = 1.0f;
+            go.sampler.seed = 1000 + 100000 * (uint64_t)mode + (uint64_t)run; /* independent samples */
+            go.spec = mode ? &so : NULL;
+            static const int32_t prompt[3] = {0, 1, 2};
+            int32_t *out = NULL;
+            int n = 0;
+            air_gen_stats gs;
+            ASSERT_OK(air_generate(t, &kv, prompt, 3, &go, &out, &n, &gs));
+            air_kv_free(&kv);
+            ASSERT_EQ_INT(n, 3);
+            count[(out[0] * TV_VOCAB + out[1]) * TV_VOCAB + out[2]]++;
+            drafted += gs.drafted;
+            accepted += gs.accepted;
+            free(out);
+        }
+        int dof;
+        double chi = chi_square(count, p, CELLS, RUNS, &dof);
+
+        fprintf(stderr, "  %-22s chi-square %.1f with %d degrees of freedom (%d/%d candidates "
+                "accepted)\n", mode == 0 ? "plain sampling" : mode == 1 ? "draft chain (2)" :
+                "draft + lookup tree", chi, dof, accepted, drafted);
+        /* dof + 4.5 sqrt(dof) + 10 lies above the 0.1% critical value of chi-square for
+         * these degrees of freedom (56.9 for 28); the seeds are fixed, so the outcome is too */
+        if (chi > dof + 4.5 * sqrt((double)dof) + 10)
+            T_FAIL("mode %d: the sampled distribution differs from the model's (chi-square %.1f, "
+                   "%d degrees of freedom)", mode, chi, dof);
+        if (mode && accepted == 0)
+            T_FAIL("mode %d: no candidate was ever accepted: the test exercises nothing", mode);
+    }
+    air_engine_close(t);
+    air_engine_close(d);
+}
+
 int main(void) {
     const char *llama = split("llama", "none"), *qwen2 = split("qwen2", "none"),
                *llama4 = split("llama", "4bit");
@@ -306,6 +548,7 @@ int main(void) {
     RUN(accepts_runs_of_candidates);
     RUN(sampled_identity);
     RUN(eos_and_stop_inside_accepted_run);
+    RUN(chi_square_sampling);
     air_engine_close(g_llama);
     air_engine_close(g_qwen2);
     air_engine_close(g_llama4);
