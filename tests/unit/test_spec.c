@@ -27,6 +27,7 @@
 #include "kernels/ops.h"
 #include "store/store.h"
 #include "test.h"
+#include "util/strbuf.h"
 
 static const char *split(const char *model, const char *comp) {
     static char dir[8][1024];
@@ -534,6 +535,134 @@ TEST(chi_square_sampling) {
     air_engine_close(d);
 }
 
+/* ---- through the public API on tiny_chat (tokenizer, template, stops, JSON) -- */
+
+static int api_collect(void *user, const char *piece) {
+    air_sb_puts(user, piece);
+    return 0;
+}
+
+/* Text, streamed text and finish reason of one generation. */
+static int api_run(air_model *m, air_gen_params gp, const char *prompt, char **text,
+                   char **streamed, const char **finish) {
+    air_strbuf sb = {0};
+    gp.on_text = api_collect;
+    gp.user = &sb;
+    air_result r;
+    if (air_generate_text(m, NULL, prompt, &gp, &r)) {
+        fprintf(stderr, "generate: %s\n", air_last_error());
+        air_sb_free(&sb);
+        return 0;
+    }
+    *text = r.text;
+    *streamed = air_sb_take(&sb);
+    if (!*streamed)
+        *streamed = strdup("");
+    *finish = r.finish_reason;
+    return 1;
+}
+
+typedef struct {
+    const char *name, *draft, *draft_comp;
+    int lookup, draft_max;
+} api_spec;
+
+static void api_expect_same(air_model *m, air_gen_params gp, const char *prompt, const char *what) {
+    static const api_spec cfg[] = {
+        {"lookup", NULL, NULL, 1, 8},
+        {"8bit draft, chain", "models/tiny_chat", "8bit", 0, 4},
+        {"4bit draft + lookup, tree", "models/tiny_chat", "4bit", 1, 32},
+        {"8bit draft, automatic", "models/tiny_chat", "8bit", -1, 0},
+    };
+    char *t0, *s0, *t1, *s1;
+    const char *f0, *f1;
+    gp.speculative = 0;
+    if (!api_run(m, gp, prompt, &t0, &s0, &f0))
+        T_FAIL("%s: plain generation failed", what);
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        air_gen_params g = gp;
+        g.speculative = 1;
+        g.draft_model = cfg[i].draft ? test_data(cfg[i].draft) : NULL;
+        g.draft_compression = cfg[i].draft_comp;
+        g.lookup = cfg[i].lookup;
+        g.draft_max = cfg[i].draft_max;
+        if (!api_run(m, g, prompt, &t1, &s1, &f1))
+            T_FAIL("%s, %s: generation failed", what, cfg[i].name);
+        int same = strcmp(t0, t1) == 0 && strcmp(s0, s1) == 0 && strcmp(f0, f1) == 0;
+        if (!same)
+            fprintf(stderr, "  plain: [%s] %s\n  %s: [%s] %s\n", f0, t0, cfg[i].name, f1, t1);
+        free(t1);
+        free(s1);
+        if (!same)
+            T_FAIL("%s, %s: the text differs from plain decoding", what, cfg[i].name);
+    }
+    fprintf(stderr, "  %s: same text, stream and finish (%s) in every configuration\n", what, f0);
+    free(t0);
+    free(s0);
+}
+
+TEST(api_same_text_stops_json) {
+    air_model_params mp = air_model_default_params();
+    mp.compression = "none";
+    mp.cache_dir = test_tmp("spec-api-cache");
+    air_model *m;
+    ASSERT_OK(air_model_open(test_data("models/tiny_chat"), &mp, &m));
+    air_gen_params gp = air_gen_default_params();
+    gp.temperature = 0;
+    gp.max_tokens = 40;
+    api_expect_same(m, gp, "Hello, who are you?", "greedy");
+    /* stop strings: cut at a piece of the greedy text */
+    char *full, *st;
+    const char *fin;
+    gp.speculative = 0;
+    ASSERT_TRUE(api_run(m, gp, "Hello, who are you?", &full, &st, &fin));
+    size_t len = strlen(full);
+    ASSERT_TRUE(len > 12);
+    char stop[8];
+    memcpy(stop, full + len / 2, 3);
+    stop[3] = 0;
+    free(full);
+    free(st);
+    const char *stops[] = {stop};
+    gp.stop = stops;
+    gp.n_stop = 1;
+    api_expect_same(m, gp, "Hello, who are you?", "stop string");
+    gp.stop = NULL;
+    gp.n_stop = 0;
+    /* JSON mode, sampled: the grammar sees the same tokens */
+    gp.json = 1;
+    gp.temperature = 1.0f;
+    gp.top_k = 0;
+    gp.top_p = 1.0f;
+    gp.min_p = 0;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        gp.seed = seed;
+        api_expect_same(m, gp, "Give me a JSON object.", "JSON mode, sampled");
+    }
+    air_model_close(m);
+}
+
+TEST(api_refuses_other_vocabulary) {
+    air_model_params mp = air_model_default_params();
+    mp.compression = "none";
+    mp.cache_dir = test_tmp("spec-api-cache");
+    air_model *m;
+    ASSERT_OK(air_model_open(test_data("models/tiny_chat"), &mp, &m));
+    air_gen_params gp = air_gen_default_params();
+    gp.max_tokens = 4;
+    gp.draft_model = test_data("gguf/tiny_llama.gguf");
+    gp.draft_compression = "8bit";
+    air_result r;
+    ASSERT_TRUE(air_generate_text(m, NULL, "hi", &gp, &r) == AIR_ERR_INVALID_ARG);
+    ASSERT_TRUE(strstr(air_last_error(), "vocabulary") != NULL);
+    ASSERT_TRUE(strstr(air_last_error(), "tiny_llama.gguf") != NULL);
+    gp.draft_model = NULL;
+    gp.draft_max = 65;
+    ASSERT_TRUE(air_generate_text(m, NULL, "hi", &gp, &r) == AIR_ERR_INVALID_ARG);
+    air_model_close(m);
+    air_model_cache_clear();
+}
+
 int main(void) {
     const char *llama = split("llama", "none"), *qwen2 = split("qwen2", "none"),
                *llama4 = split("llama", "4bit");
@@ -549,6 +678,8 @@ int main(void) {
     RUN(sampled_identity);
     RUN(eos_and_stop_inside_accepted_run);
     RUN(chi_square_sampling);
+    RUN(api_same_text_stops_json);
+    RUN(api_refuses_other_vocabulary);
     air_engine_close(g_llama);
     air_engine_close(g_qwen2);
     air_engine_close(g_llama4);
