@@ -120,6 +120,15 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
         cJSON_ArrayForEach(e, js) if (cJSON_IsString(e)) stops[gp.n_stop++] = e->valuestring;
     }
     gp.stop = stops;
+    gp.draft_model = jstr(req, "draft_model");
+    gp.draft_compression = jstr(req, "draft_compression");
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(req, "speculative");
+    if (cJSON_IsBool(sp)) {
+        gp.speculative = cJSON_IsTrue(sp);
+        gp.lookup = cJSON_IsTrue(sp) ? 1 : 0;
+    }
+    if (jnum(req, "draft_max", &d))
+        gp.draft_max = (int)d;
     gp.on_text = on_text;
     gp.user = user;
     st = air_chat(m, msgs, n, &gp, &r);
@@ -151,6 +160,11 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     cJSON_AddNumberToObject(u, "decode_seconds", r.decode_seconds);
     cJSON_AddNumberToObject(u, "prefill_tokens_per_s", r.prefill_tokens_per_s);
     cJSON_AddNumberToObject(u, "decode_tokens_per_s", r.decode_tokens_per_s);
+    cJSON_AddNumberToObject(u, "sweeps", r.sweeps);
+    cJSON_AddNumberToObject(u, "tokens_per_sweep", r.tokens_per_sweep);
+    cJSON_AddNumberToObject(u, "drafted", r.drafted);
+    cJSON_AddNumberToObject(u, "accepted", r.accepted);
+    cJSON_AddNumberToObject(u, "acceptance_rate", r.acceptance_rate);
     cJSON_AddStringToObject(resp, "finish_reason", r.finish_reason ? r.finish_reason : "stop");
     *response = cJSON_PrintUnformatted(resp);
 out:
