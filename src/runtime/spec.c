@@ -41,7 +41,9 @@ static const int k_levels[N_LEVELS] = {0, 1, 2, 4, 8, 16, 32, 64};
 #define N_BUCKETS 8 /* rows 1, 2, 3-4, ..., 65-128 */
 #define EMA 0.3
 #define MAX_DEPTH 24
-#define MIN_PATH_PROB 1e-3
+#define MIN_PATH_PROB 1e-3 /* the best path stops below this draft probability */
+#define BRANCH_PROB 0.02   /* other paths are kept down to this draft probability */
+#define MAX_WIDTH 8        /* nodes per level */
 #define LOOKUP_MAX_MATCHES 4
 
 struct air_spec {
@@ -58,6 +60,8 @@ struct air_spec {
     int pass_n[N_BUCKETS];
     double draft_pass_s;       /* one draft pass */
     int draft_passes;          /* in the last proposal */
+    double lvl_depth[N_LEVELS], lvl_passes[N_LEVELS]; /* measured tree depth, draft passes */
+    int lvl_n[N_LEVELS];
     double propose_s;          /* the last proposal's time */
     double trials, successes;  /* agreement along the walks */
     air_spec_stats st;
@@ -161,15 +165,8 @@ static void lookup(air_spec *s, const int32_t *h, int n, int budget) {
 }
 
 typedef struct {
-    int node;   /* tree node (-1: the pending token) */
-    int slot;   /* its entry in the draft's cache (-1: the pending token) */
-    int row;    /* its row of dlogits */
-    double prob; /* path probability under the draft */
-} frontier;
-
-typedef struct {
     double prob;
-    int from; /* frontier index */
+    int from; /* parent tree node (-1: the pending token) */
     int32_t id;
 } cand;
 
@@ -203,12 +200,9 @@ static int top_ids(const float *lg, int n_vocab, int width, int32_t *ids, double
     return k;
 }
 
-/* Candidates per tree level, and the depth a budget reaches. */
-static int tree_width(int budget) { return 1 + budget / 16; }
-static int tree_depth(int budget) {
-    int w = tree_width(budget), d = (budget + w - 1) / w;
-    return d < MAX_DEPTH ? d : MAX_DEPTH;
-}
+/* The depth (draft passes) a budget is expected to reach before any is
+ * measured: a chain. */
+static int tree_depth(int budget) { return budget < MAX_DEPTH ? budget : MAX_DEPTH; }
 
 /* Evaluates the tokens of h the draft has not seen; its logits for the last
  * one land in dlogits row 0. */
@@ -231,6 +225,24 @@ static air_status draft_sync(air_spec *s, const int32_t *h, int n) {
     return AIR_OK;
 }
 
+/* Adds the `MAX_WIDTH` most probable children of a draft-evaluated node
+ * (its logits in dlogits row `row`) to the candidate pool. */
+static int pool_add(const air_spec *s, cand *pool, int np, int node, double prob, int row,
+                    int vocab) {
+    int32_t ids[MAX_WIDTH];
+    double p[MAX_WIDTH];
+    int k = top_ids(s->dlogits + (size_t)row * s->dvocab, vocab, MAX_WIDTH, ids, p);
+    for (int j = 0; j < k; j++)
+        pool[np++] = (cand){prob * p[j], node, ids[j]};
+    return np;
+}
+
+/* Best-first over path probability, a batch per draft pass: the pool holds
+ * the children of every evaluated node; each step takes the pool's best and
+ * those within BRANCH_RATIO of it, evaluates them together and pools their
+ * children. Budget left when growth stops goes to the pool's best leaves,
+ * which need no draft pass. */
+#define BRANCH_RATIO 0.25
 static air_status draft_tree(air_spec *s, const int32_t *h, int n, int budget) {
     air_status st = draft_sync(s, h, n);
     if (st)
@@ -238,57 +250,60 @@ static air_status draft_tree(air_spec *s, const int32_t *h, int n, int budget) {
     s->draft_passes++;
     air_spec_tree *t = &s->tree;
     int vocab = s->o.n_vocab < s->dvocab ? s->o.n_vocab : s->dvocab;
-    int width = tree_width(budget);
-    frontier fr[AIR_SPEC_MAX_NODES], nf[AIR_SPEC_MAX_NODES];
-    int nfr = 1;
-    fr[0] = (frontier){-1, -1, 0, 1.0};
-    int next_slot = n, depth = 0;
-    cand cands[AIR_SPEC_MAX_NODES * 8];
-    int32_t tok[AIR_SPEC_MAX_NODES], pos[AIR_SPEC_MAX_NODES], slot[AIR_SPEC_MAX_NODES],
-        par[AIR_SPEC_MAX_NODES];
-    air_kv *kvs[AIR_SPEC_MAX_NODES];
-    uint8_t want[AIR_SPEC_MAX_NODES];
-    while (t->n < budget && depth < MAX_DEPTH && nfr > 0) {
-        int nc = 0;
-        for (int f = 0; f < nfr; f++) {
-            int32_t ids[8];
-            double p[8];
-            int k = top_ids(s->dlogits + (size_t)fr[f].row * s->dvocab, vocab, width, ids, p);
-            for (int j = 0; j < k; j++)
-                cands[nc++] = (cand){fr[f].prob * p[j], f, ids[j]};
-        }
-        qsort(cands, (size_t)nc, sizeof *cands, by_prob_desc);
-        if (nc == 0 || cands[0].prob < MIN_PATH_PROB)
+    cand pool[AIR_SPEC_MAX_NODES * MAX_WIDTH + MAX_WIDTH];
+    double node_prob[AIR_SPEC_MAX_NODES];
+    int32_t node_slot[AIR_SPEC_MAX_NODES];
+    for (int i = 0; i < AIR_SPEC_MAX_NODES; i++)
+        node_slot[i] = -2; /* not in the draft's cache */
+    int np = pool_add(s, pool, 0, -1, 1.0, 0, vocab);
+    int next_slot = n;
+    int32_t tok[MAX_WIDTH], pos[MAX_WIDTH], slot[MAX_WIDTH], par[MAX_WIDTH], nodes[MAX_WIDTH];
+    air_kv *kvs[MAX_WIDTH];
+    uint8_t want[MAX_WIDTH];
+    while (t->n < budget && np > 0) {
+        qsort(pool, (size_t)np, sizeof *pool, by_prob_desc);
+        if (pool[0].prob < MIN_PATH_PROB)
             break;
-        int nn = 0;
-        for (int c = 0; c < nc && nn < width && t->n < budget; c++) {
-            if (c > 0 && cands[c].prob < 0.1 * cands[0].prob)
+        int nn = 0, c = 0;
+        double floor = pool[0].prob * BRANCH_RATIO;
+        for (; c < np && nn < MAX_WIDTH && t->n < budget; c++) {
+            if (c > 0 && (pool[c].prob < floor || pool[c].prob < BRANCH_PROB))
                 break;
-            if (next_slot >= s->dkv.max_seq)
-                break;
-            const frontier *f = &fr[cands[c].from];
-            int node = add_child(t, f->node, cands[c].id, budget);
+            int parent = pool[c].from;
+            if ((parent >= 0 && t->depth[parent] >= MAX_DEPTH) || next_slot >= s->dkv.max_seq)
+                continue;
+            int node = add_child(t, parent, pool[c].id, budget);
             if (node < 0)
                 break;
-            nf[nn] = (frontier){node, next_slot++, nn, cands[c].prob};
-            tok[nn] = cands[c].id;
-            pos[nn] = n + depth;
-            slot[nn] = nf[nn].slot;
-            par[nn] = f->slot;
+            node_prob[node] = pool[c].prob;
+            node_slot[node] = next_slot;
+            nodes[nn] = node;
+            tok[nn] = pool[c].id;
+            pos[nn] = n + t->depth[node] - 1;
+            slot[nn] = next_slot++;
+            par[nn] = parent < 0 ? -1 : node_slot[parent];
             kvs[nn] = &s->dkv;
             want[nn] = 1;
             nn++;
         }
-        depth++;
-        if (nn == 0 || t->n >= budget || depth >= MAX_DEPTH)
+        memmove(pool, pool + c, sizeof *pool * (size_t)(np - c));
+        np -= c;
+        if (nn == 0)
+            break;
+        if (t->n >= budget)
             break;
         air_batch b = {nn, tok, pos, kvs, want, s->dlogits, slot, par};
         if ((st = air_engine_forward(s->o.draft, &b)))
             return st;
         s->draft_passes++;
-        memcpy(fr, nf, sizeof(frontier) * (size_t)nn);
-        nfr = nn;
+        for (int i = 0; i < nn; i++)
+            np = pool_add(s, pool, np, nodes[i], node_prob[nodes[i]], i, vocab);
     }
+    /* leaves from the pool: no draft pass needed */
+    qsort(pool, (size_t)np, sizeof *pool, by_prob_desc);
+    for (int c = 0; c < np && t->n < budget && pool[c].prob >= BRANCH_PROB; c++)
+        if (pool[c].from < 0 || t->depth[pool[c].from] < MAX_DEPTH)
+            add_child(t, pool[c].from, pool[c].id, budget);
     return AIR_OK;
 }
 
@@ -357,6 +372,11 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
                 depth = s->tree.depth[i];
         s->successes += accepted;
         s->trials += accepted + 1 < depth ? accepted + 1 : depth;
+        int l = s->cur;
+        double w = s->lvl_n[l] ? EMA : 1.0;
+        s->lvl_depth[l] = (1 - w) * s->lvl_depth[l] + w * depth;
+        s->lvl_passes[l] = (1 - w) * s->lvl_passes[l] + w * s->draft_passes;
+        s->lvl_n[l]++;
     }
     /* the budget with the best predicted rate */
     double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
@@ -366,11 +386,13 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
     int best = 0;
     double best_rate = 1.0 / c1;
     for (int l = 1; l < N_LEVELS; l++) {
-        int n = k_levels[l], depth = tree_depth(n);
+        int n = k_levels[l];
+        double depth = s->lvl_n[l] ? s->lvl_depth[l] : tree_depth(n);
+        double passes = s->lvl_n[l] ? s->lvl_passes[l] : depth;
         double e = 0, p = 1;
-        for (int d = 0; d <= depth; d++, p *= a)
+        for (int d = 0; d <= (int)(depth + 0.5); d++, p *= a)
             e += p;
-        double cost = pass_cost(s, bucket_of(n + 1)) + (s->o.draft ? depth * s->draft_pass_s : 0);
+        double cost = pass_cost(s, bucket_of(n + 1)) + (s->o.draft ? passes * s->draft_pass_s : 0);
         if (cost > 0 && e / cost > best_rate) {
             best_rate = e / cost;
             best = l;
