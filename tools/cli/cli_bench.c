@@ -19,6 +19,7 @@
 
 #include "api_internal.h"
 #include "cli.h"
+#include "runtime/generate.h"
 #include "store/layerfile.h"
 
 static double now_s(void) {
@@ -108,9 +109,75 @@ static void rows_table(air_engine *e, int ctx) {
     air_kv_free(&kv);
 }
 
+/* A model without a tokenizer: greedy generation after 32 random prompt ids
+ * through the engine, with the draft opened here (every unit resident). The
+ * result's text lists the ids. */
+static air_status ids_generate(air_model *m, const cli_spec_opts *so, const char *cache_dir,
+                               int spec, int tg, air_result *r) {
+    memset(r, 0, sizeof *r);
+    const air_hparams *hp = air_engine_hparams(m->engine);
+    air_model *draft = NULL;
+    air_spec_options o = {0};
+    air_status st = AIR_OK;
+    if (spec && so->draft) {
+        air_model_params mp = air_model_default_params();
+        mp.compression = so->draft_compression ? so->draft_compression : "4bit";
+        mp.cache_dir = cache_dir;
+        mp.ram_budget = UINT64_MAX - 1;
+        if ((st = air_model_open(so->draft, &mp, &draft)))
+            return st;
+        o.draft = draft->engine;
+    }
+    air_streamer_stats ss;
+    air_streamer_get_stats(air_engine_streamer(m->engine), &ss);
+    o.streamed = ss.n_pinned < air_store_n_units(air_engine_store(m->engine));
+    o.lookup = so->lookup == 1;
+    o.max_nodes = so->draft_max;
+    o.n_vocab = hp->n_vocab;
+    if (draft && air_engine_hparams(draft->engine)->n_vocab < o.n_vocab)
+        o.n_vocab = air_engine_hparams(draft->engine)->n_vocab;
+    int32_t ids[32];
+    uint64_t rng = 4242;
+    for (int i = 0; i < 32; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((rng >> 33) % (uint64_t)hp->n_vocab);
+    }
+    air_kv kv;
+    if ((st = air_kv_init(&kv, hp, 32 + tg + 1))) {
+        air_model_close(draft);
+        return st;
+    }
+    air_gen_options go = {0};
+    go.max_tokens = tg;
+    go.sampler.temperature = 0;
+    go.spec = spec && (o.draft || o.lookup) ? &o : NULL;
+    int32_t *out = NULL;
+    int n = 0;
+    air_gen_stats gs;
+    st = air_generate(m->engine, &kv, ids, 32, &go, &out, &n, &gs);
+    air_kv_free(&kv);
+    air_model_close(draft);
+    if (st)
+        return st;
+    r->text = malloc((size_t)n * 12 + 1);
+    r->text[0] = 0;
+    for (int i = 0, at = 0; i < n; i++)
+        at += snprintf(r->text + at, 12, "%d ", out[i]);
+    free(out);
+    r->completion_tokens = n;
+    r->decode_tokens_per_s = gs.decode_seconds > 0 && n > 1 ? (n - 1) / gs.decode_seconds : 0;
+    r->sweeps = gs.sweeps;
+    r->tokens_per_sweep = gs.sweeps ? (double)(n - 1 + gs.stopped_by_eos) / gs.sweeps : 0;
+    r->drafted = gs.drafted;
+    r->accepted = gs.accepted;
+    r->acceptance_rate = gs.drafted ? (double)gs.accepted / gs.drafted : 0;
+    return AIR_OK;
+}
+
 /* Greedy generation of a real prompt, plain and speculative, in the same
  * run: tokens/s, passes, tokens per pass, acceptance, bytes read per token. */
-static int spec_compare(air_model *m, const char *prompt, int tg, const cli_spec_opts *so) {
+static int spec_compare(air_model *m, const char *prompt, int tg, const cli_spec_opts *so,
+                        const char *cache_dir) {
     air_streamer *str = air_engine_streamer(m->engine);
     air_result r[2];
     uint64_t bytes[2];
@@ -123,7 +190,9 @@ static int spec_compare(air_model *m, const char *prompt, int tg, const cli_spec
             gp.speculative = 0;
         air_streamer_stats a, b;
         air_streamer_get_stats(str, &a);
-        if (air_generate_text(m, NULL, prompt, &gp, &r[k])) {
+        air_status st = m->tok ? air_generate_text(m, NULL, prompt, &gp, &r[k])
+                               : ids_generate(m, so, cache_dir, k, tg, &r[k]);
+        if (st) {
             fprintf(stderr, "airllm bench: %s\n", air_last_error());
             if (k == 1)
                 air_result_free(&r[0]);
@@ -133,7 +202,11 @@ static int spec_compare(air_model *m, const char *prompt, int tg, const cli_spec
         bytes[k] = b.bytes_read - a.bytes_read;
     }
     char sz[32];
-    printf("\ngreedy generation of the prompt, %d tokens at most:\n\n", tg);
+    if (m->tok)
+        printf("\ngreedy generation of the prompt, %d tokens at most:\n\n", tg);
+    else
+        printf("\ngreedy generation after 32 random token ids (the model has no tokenizer), "
+               "%d tokens at most:\n\n", tg);
     printf("| decoding | tokens/s | sweeps | tokens/sweep | acceptance | bytes read/token | speed-up |\n");
     printf("|----------|---------:|-------:|-------------:|-----------:|-----------------:|---------:|\n");
     for (int k = 0; k < 2; k++) {
@@ -303,7 +376,7 @@ int cli_bench(int argc, char **argv) {
     if (!prompt && (so.draft || so.lookup == 1 || so.draft_max))
         prompt = "Write a short story about a robot who learns to paint.";
     if (prompt)
-        rc = spec_compare(m, prompt, tg, &so);
+        rc = spec_compare(m, prompt, tg, &so, mo.mp.cache_dir);
     free(ids);
     free(logits);
     air_kv_free(&kv);
