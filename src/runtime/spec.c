@@ -25,7 +25,8 @@
  * rate is (1 + a + ... + a^D) / (c(n + 1) + D d) tokens per second; the best
  * budget wins, and 0 (plain decoding, 1 / c(1)) wins where speculation does
  * not pay. Row counts not measured yet borrow the nearest measured cost, so a
- * larger budget is tried once and then judged on its own time.
+ * larger budget is tried once and then judged on its own time; after 32 plain
+ * passes in a row, one pass at budget 1 refreshes the measurements.
  */
 #include "runtime/spec.h"
 
@@ -40,6 +41,7 @@
 static const int k_levels[N_LEVELS] = {0, 1, 2, 4, 8, 16, 32, 64};
 #define N_BUCKETS 8 /* rows 1, 2, 3-4, ..., 65-128 */
 #define EMA 0.3
+#define REPROBE_AFTER 32
 #define MAX_DEPTH 24
 #define MIN_PATH_PROB 1e-3 /* the best path stops below this draft probability */
 #define BRANCH_PROB 0.02   /* other paths are kept down to this draft probability */
@@ -64,6 +66,7 @@ struct air_spec {
     int lvl_n[N_LEVELS];
     double propose_s;          /* the last proposal's time */
     double trials, successes;  /* agreement along the walks */
+    int plain_run;             /* passes in a row at budget 0 */
     air_spec_stats st;
 };
 
@@ -88,7 +91,7 @@ air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out) 
     s->o = *o;
     if (s->o.max_nodes > AIR_SPEC_MAX_NODES)
         s->o.max_nodes = AIR_SPEC_MAX_NODES;
-    s->cur = level_of(o->streamed ? 8 : 2);
+    s->cur = level_of(o->streamed ? 8 : 1);
     if (o->draft) {
         const air_hparams *hp = air_engine_hparams(o->draft);
         s->dvocab = hp->n_vocab;
@@ -397,6 +400,13 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
             best_rate = e / cost;
             best = l;
         }
+    }
+    /* measurements go stale while nothing is proposed: after a run of plain
+     * passes, one pass at the smallest budget measures again */
+    s->plain_run = best == 0 ? s->plain_run + 1 : 0;
+    if (s->plain_run >= REPROBE_AFTER) {
+        s->plain_run = 0;
+        best = 1;
     }
     s->cur = best;
 }
