@@ -19,19 +19,13 @@ static double now_s(void) {
  * candidates of tree t as tree rows under it. Logits of every row. */
 static air_status verify(air_engine *e, air_kv *kv, int32_t id, const air_spec_tree *t,
                          float *logits) {
-    int n = 1 + t->n, base = kv->n_past;
+    int n = 1 + t->n;
     int32_t tok[1 + AIR_SPEC_MAX_NODES], pos[1 + AIR_SPEC_MAX_NODES], slot[1 + AIR_SPEC_MAX_NODES],
         par[1 + AIR_SPEC_MAX_NODES];
     air_kv *kvs[1 + AIR_SPEC_MAX_NODES];
     uint8_t want[1 + AIR_SPEC_MAX_NODES];
-    for (int r = 0; r < n; r++) {
-        tok[r] = r ? t->tokens[r - 1] : id;
-        pos[r] = base + (r ? t->depth[r - 1] : 0);
-        slot[r] = base + r;
-        par[r] = r ? base + 1 + t->parent[r - 1] : -1;
-        kvs[r] = kv;
-        want[r] = 1;
-    }
+    air_spec_rows(t, id, kv, tok, pos, slot, par, kvs);
+    memset(want, 1, (size_t)n);
     air_batch b = {n, tok, pos, kvs, want, logits, slot, par};
     return air_engine_forward(e, &b);
 }
@@ -111,7 +105,7 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
             if (c < 0)
                 break;
             node = c;
-            path[n_path++] = base + 1 + c;
+            path[n_path++] = air_spec_slot(base, c);
         }
         if (spec && stt.sweeps > 0) {
             double t = now_s();

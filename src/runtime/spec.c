@@ -134,6 +134,18 @@ int air_spec_child(const air_spec_tree *t, int node, int32_t id) {
     return -1;
 }
 
+void air_spec_rows(const air_spec_tree *t, int32_t pending, air_kv *kv, int32_t *tokens,
+                   int32_t *pos, int32_t *slot, int32_t *parent, air_kv **kvs) {
+    int base = kv->n_past;
+    for (int r = 0; r <= t->n; r++) {
+        tokens[r] = r ? t->tokens[r - 1] : pending;
+        pos[r] = base + (r ? t->depth[r - 1] : 0);
+        slot[r] = r ? air_spec_slot(base, r - 1) : base;
+        parent[r] = r ? air_spec_slot(base, t->parent[r - 1]) : -1;
+        kvs[r] = kv;
+    }
+}
+
 /* The child of `node` carrying id, added when missing (-1: no room). */
 static int add_child(air_spec_tree *t, int node, int32_t id, int budget) {
     int c = air_spec_child(t, node, id);

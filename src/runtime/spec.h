@@ -76,6 +76,16 @@ int air_spec_budget(const air_spec *s);
 air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nodes,
                             const air_spec_tree **out);
 
+/* The rows of one sequence's pass, 1 + t->n of them (a scheduler may put
+ * several sequences' rows into one batch): the pending token at position and
+ * slot kv->n_past as a tree root, then node i at slot kv->n_past + 1 + i. */
+void air_spec_rows(const air_spec_tree *t, int32_t pending, air_kv *kv, int32_t *tokens,
+                   int32_t *pos, int32_t *slot, int32_t *parent, air_kv **kvs);
+
+/* The KV slot of node i's row (-1: the pending token's) for a pass built by
+ * air_spec_rows at base = kv->n_past: what air_kv_keep_path takes. */
+static inline int32_t air_spec_slot(int base, int node) { return base + 1 + node; }
+
 /* The child of `node` (-1: the pending token) that carries id, or -1. */
 int air_spec_child(const air_spec_tree *t, int node, int32_t id);
 
