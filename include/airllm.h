@@ -75,7 +75,9 @@ const char *air_last_error(void);
 typedef struct air_model air_model;
 
 /* Progress of long work (download, split): `label` names the item, done/total
- * in bytes (total 0 when unknown), rate in bytes per second. */
+ * in bytes (total 0 when unknown), rate in bytes per second. A negative rate
+ * marks a status message in `label` (for example that the split waits for
+ * another process building the same store). */
 typedef void (*air_progress_cb)(void *user, const char *label, uint64_t done, uint64_t total,
                                 double rate_bytes_per_s);
 
@@ -90,15 +92,30 @@ typedef struct {
     const char *cache_dir;   /* layer stores; NULL = $AIRLLM_CACHE, else
                                 $XDG_CACHE_HOME/airllm, else ~/.cache/airllm */
     int delete_original;     /* delete each source shard once split */
-    int max_seq_len;         /* context length; 0 = min(model's, 4096) */
+    int max_seq_len;         /* context length, 0 to AIR_MAX_SEQ_LEN; 0 = min(model's, 4096) */
     int prefetching;         /* read layer i+1 while layer i computes (default 1) */
     uint64_t ram_budget;     /* bytes of layers kept resident; 0 = stream every layer;
-                                AIR_RAM_AUTO (the default) = half of the memory available
-                                at open time */
-    int n_threads;           /* 0 = one per core */
+                                AIR_RAM_AUTO (the default) = 3/4 of the memory this
+                                process can take at open time (MemAvailable, or the
+                                room under its memory cgroup's limit if tighter), less
+                                two streaming buffers and the KV cache of max_seq_len */
+    int n_threads;           /* >= 0; 0 = one per CPU this process may run on (its
+                                affinity mask); larger counts are capped to that, since
+                                more compute threads than CPUs only slow down */
     air_progress_cb progress; /* download/split progress; NULL = silent */
     void *progress_user;
+    /* One-line messages while opening (a download retried, with the reason and
+     * where it resumes); NULL = silent. Receives progress_user. */
+    void (*notice)(void *user, const char *message);
+    /* Polled while the layer store is built (between tensors); non-zero stops
+     * the split with AIR_ERR_ABORTED. Unit files already complete are kept and
+     * the next open resumes from them; no partial file is left. May be NULL. */
+    int (*should_abort)(void *user);
+    void *abort_user;
 } air_model_params;
+
+/* The largest max_seq_len accepted. */
+#define AIR_MAX_SEQ_LEN (1 << 24)
 
 /* The defaults: the seed's (compression per platform, prefetching on). */
 air_model_params air_model_default_params(void);
@@ -108,7 +125,8 @@ const char *air_default_compression(void);
 
 /* Opens a model: a Hugging Face id ("org/name", downloaded into the
  * huggingface_hub cache), a local HF folder, or a .gguf file. Builds the layer
- * store on first use (slow, with progress), reuses it afterwards.
+ * store on first use (slow, with progress), reuses it afterwards while the
+ * source's files are unchanged (it is rebuilt when they change).
  * On success *out is closed with air_model_close(). */
 air_status air_model_open(const char *model, const air_model_params *params, air_model **out);
 
@@ -146,16 +164,20 @@ typedef struct {
     const char *content;
 } air_message;
 
+/* Values outside the ranges below make air_chat/air_generate_text return
+ * AIR_ERR_INVALID_ARG naming the field. */
 typedef struct {
-    int max_tokens;          /* default 256 */
-    float temperature;       /* default 0.7; 0 = greedy */
-    float top_p;             /* default 0.95 (1 = off) */
-    int top_k;               /* default 40 (0 = off) */
-    float min_p;             /* default 0.05 (0 = off) */
-    float repeat_penalty;    /* default 1 (off) */
+    int max_tokens;          /* >= 0, default 256; >= 2 with json (the shortest object,
+                                "{}", takes two tokens) */
+    float temperature;       /* finite, >= 0; default 0.7; 0 = greedy */
+    float top_p;             /* 0 to 1, default 0.95 (1 = off, 0 = the most likely token) */
+    int top_k;               /* >= 0, default 40 (0 = off) */
+    float min_p;             /* 0 to 1, default 0.05 (0 = off) */
+    float repeat_penalty;    /* finite, > 0; default 1 (off) */
     uint64_t seed;           /* default 0: a fixed seed (same output each run) */
-    const char *const *stop; /* stop strings (not included in the text), may be NULL */
-    int n_stop;
+    const char *const *stop; /* n_stop stop strings (not included in the text); may be
+                                NULL when n_stop is 0 */
+    int n_stop;              /* >= 0 */
     int json;                /* format="json": instruction + constrained decoding */
     /* Streaming: called with each new piece of text (UTF-8, never a split
      * character); return non-zero to stop. May be NULL. */
@@ -203,22 +225,83 @@ air_status air_chat(air_model *m, const air_message *messages, int n_messages,
 /* Frees out->text; NULL is a no-op. */
 void air_result_free(air_result *r);
 
+/* ------------------------------------------------------------------------- */
+/* The steps of air_chat, one by one                                         */
+/* ------------------------------------------------------------------------- */
+/* For front ends that template, tokenize and decode themselves (the Python
+ * `airllm` compatibility package): chat template -> air_tokenize ->
+ * air_generate_ids -> air_detokenize. air_chat is these steps in one call.
+ * AIR_ERR_UNSUPPORTED when the model has no tokenizer. */
+
+/* Renders a conversation with the model's chat template, as transformers'
+ * apply_chat_template(messages, tokenize=False, add_generation_prompt=...):
+ * messages_json is a JSON array of {"role", "content", ...} objects (every key
+ * reaches the template); vars_json is NULL or a JSON object of extra template
+ * variables (e.g. {"enable_thinking": false}). A model without a template
+ * gets the fallback "role: content" lines. *text: caller frees with air_free. */
+air_status air_apply_chat_template(const air_model *m, const char *messages_json,
+                                   int add_generation_prompt, const char *vars_json, char **text);
+
+/* Encodes `len` bytes of UTF-8 text with the model's tokenizer. add_special:
+ * apply its post-processor (BOS etc.) like transformers' add_special_tokens=True.
+ * *ids: caller frees with air_free (non-NULL even when *n_ids is 0). */
+air_status air_tokenize(const air_model *m, const char *text, size_t len, int add_special,
+                        int32_t **ids, size_t *n_ids);
+
+/* Decodes ids to text like transformers' decode (ids outside the vocabulary are
+ * skipped); skip_special drops special tokens. *text: NUL-terminated, caller
+ * frees with air_free; *len (may be NULL): its length in bytes (the text may
+ * hold NUL bytes). */
+air_status air_detokenize(const air_model *m, const int32_t *ids, size_t n_ids, int skip_special,
+                          char **text, size_t *len);
+
+/* Generates after a prompt given as token ids (already templated and
+ * tokenized; no JSON instruction is added, params->json only constrains
+ * decoding). *out as air_chat gives it (the text, cut before a stop string;
+ * free with air_result_free). *gen_ids (NULL to skip): every generated id,
+ * ending with the EOS id when generation stopped at one (as transformers'
+ * generate returns them); caller frees with air_free. */
+air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
+                            const air_gen_params *params, air_result *out, int32_t **gen_ids,
+                            size_t *n_gen);
+
 /* The seed's get_llm_response as JSON in, JSON out, for bindings.
  * request: {"prompt"?, "messages"?, "model", "max_tokens"?, "temperature"?,
  * "top_p"?, "top_k"?, "seed"?, "stop"?, "format"?, "compression"?,
  * "hf_token"?, "delete_original"?, "max_seq_len"?, "prefetching"?,
- * "cache_dir"?, "ram_budget"?} (see docs/c-api.md).
+ * "cache_dir"?, "ram_budget"?, "chat_template_kwargs"?} (see docs/c-api.md).
+ * A "prompt" given with messages that end in a user turn replaces that
+ * turn's content; otherwise it is appended as a user turn (an empty one is
+ * ignored). "prompt_ids" (token
+ * ids) replaces both, for a prompt already templated and tokenized.
  * *response (caller frees with air_free): {"response", "messages",
- * "raw_response", "tool_calls": [], "tool_results": [], "usage": {...}}.
- * Models are taken from the process-level cache. on_text may be NULL. */
+ * "raw_response", "tool_calls": [], "tool_results": [], "completion_ids",
+ * "usage": {...}, "finish_reason"}.
+ * Models are taken from the process-level cache. on_text may be NULL; while a
+ * model is split on first use it is called with an empty piece between
+ * tensors, and non-zero stops the split (AIR_ERR_ABORTED, resumable). */
 air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
                                 void *user, char **response);
+
+/* air_model_acquire with the model and open options given as in
+ * air_get_llm_response's request ("model", "compression", "hf_token",
+ * "cache_dir", ...; other keys are ignored): the same cached model, for
+ * bindings that call the functions taking an air_model. Release with
+ * air_model_release(). */
+air_status air_model_acquire_json(const char *request_json, air_model **out);
 
 /* Frees memory returned by the library (strings). */
 void air_free(void *p);
 
 /* Library version, "MAJOR.MINOR.PATCH". */
 const char *air_version(void);
+
+/* One line on the compute kernels: the instruction set in use and those this
+ * CPU supports, e.g. "kernels: avx512; supported: ref avx2 avx512; not
+ * supported: neon". The environment variable AIR_ISA (ref, avx2, avx512,
+ * neon), read at first use, picks a supported one instead of the best.
+ * Static storage; not thread-safe against a concurrent first use. */
+const char *air_system_info(void);
 
 #ifdef __cplusplus
 }

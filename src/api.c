@@ -22,6 +22,7 @@
 #include "source/gguf.h"
 #include "source/hub.h"
 #include "source/source.h"
+#include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
@@ -80,20 +81,6 @@ char *air_default_cache_dir(void) {
     return r;
 }
 
-/* Half of MemAvailable: what a model may pin by default. */
-static uint64_t auto_budget(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return (uint64_t)kb * 1024 / 2;
-}
-
 static int is_gguf_path(const char *s) {
     size_t n = strlen(s);
     return n > 5 && strcmp(s + n - 5, ".gguf") == 0;
@@ -108,6 +95,19 @@ static air_status resolve_compression(const char *model, const char *name, air_c
         return air_err(AIR_ERR_INVALID_ARG, "unknown compression \"%s\" (use \"4bit\", \"8bit\" "
                        "or \"none\")", name);
     return AIR_OK;
+}
+
+/* The ranges documented on air_model_params, and the compression. */
+static air_status check_params(const char *model, const air_model_params *p, air_compression *c) {
+    if (p->max_seq_len < 0 || p->max_seq_len > AIR_MAX_SEQ_LEN)
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "max_seq_len is %d; it must be from 1 to %d, or 0 for the model's (at "
+                       "most 4096)",
+                       p->max_seq_len, AIR_MAX_SEQ_LEN);
+    if (p->n_threads < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "n_threads is %d; it must be 0 (one per CPU) or more",
+                       p->n_threads);
+    return resolve_compression(model, p->compression, c);
 }
 
 /* A readable, unique folder name for a model: "<base>-<hash of the key>". */
@@ -132,11 +132,14 @@ static air_status load_text(air_model *m, const air_gguf *g) {
     char *tj = air_path_join(m->store_dir, "tokenizer.json");
     char *tc = air_path_join(m->store_dir, "tokenizer_config.json");
     air_status st = AIR_OK;
-    const char *tmpl = NULL;
+    const char *tmpl = NULL, *origin = "the GGUF file";
+    char *file_tmpl = NULL;
     if (air_path_exists(tj)) {
         st = air_tokenizer_load(tj, air_path_exists(tc) ? tc : NULL, &m->tok);
+        /* chat_template.jinja, tokenizer_config.json, chat_template.json */
         if (!st)
-            tmpl = air_tokenizer_chat_template(m->tok);
+            st = air_chat_template_find(m->store_dir, 0, &file_tmpl, &origin);
+        tmpl = file_tmpl;
     } else if (g) {
         air_gguf_tokenizer ti;
         st = air_gguf_tokenizer_info(g, &ti);
@@ -159,8 +162,9 @@ static air_status load_text(air_model *m, const air_gguf *g) {
         m->template_src = strdup(tmpl);
         st = air_chat_template_parse(tmpl, &m->tmpl);
         if (st)
-            air_err_context(st, "the model's chat template");
+            air_err_context(st, "the model's chat template (%s)", origin);
     }
+    free(file_tmpl);
     if (!st && !m->tmpl)
         st = air_chat_template_parse(NULL, &m->tmpl); /* the role: content fallback */
     if (!st && m->tok) {
@@ -179,9 +183,10 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         return air_err(AIR_ERR_INVALID_ARG, "no model given");
     air_model_params p = params ? *params : air_model_default_params();
     air_compression comp;
-    air_status cst = resolve_compression(model, p.compression, &comp);
+    air_status cst = check_params(model, &p, &comp);
     if (cst)
         return cst;
+    p.n_threads = air_pool_threads(p.n_threads);
     air_model *m = calloc(1, sizeof *m);
     if (!m)
         return air_err(AIR_ERR_NOMEM, "out of memory");
@@ -213,6 +218,7 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         ho.revision = p.revision;
         ho.progress = p.progress;
         ho.progress_user = p.progress_user;
+        ho.notice = p.notice;
         char *commit = NULL;
         if ((st = air_hub_snapshot(model, &ho, &src_path, &commit)))
             goto fail;
@@ -233,7 +239,14 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     m->store_dir = air_path_join(sub, air_compression_name(comp));
     if (is_gguf && (st = air_gguf_open(src_path, &gg)))
         goto fail;
-    if (!air_store_exists(m->store_dir)) {
+    /* reused only when it was split from exactly the source files there now */
+    int current = 0;
+    char *fp = air_source_fingerprint(src_path, is_gguf, !p.delete_original);
+    st = air_store_check(m->store_dir, fp, &current);
+    free(fp);
+    if (st)
+        goto fail;
+    if (!current) {
         st = is_gguf ? air_source_open_gguf(src_path, &src)
                      : air_source_open_hfdir(src_path, p.delete_original, &src);
         if (st)
@@ -245,11 +258,18 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         so.pool = air_pool_create(p.n_threads);
         so.progress = p.progress;
         so.progress_user = p.progress_user;
+        int built = 0;
+        so.built = &built;
+        so.should_abort = p.should_abort;
+        so.abort_user = p.abort_user;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         st = air_store_split(src, m->store_dir, &so);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        m->split_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        /* 0 when another process built it while this one waited */
+        m->split_seconds = built ? (double)(t1.tv_sec - t0.tv_sec) +
+                                       (t1.tv_nsec - t0.tv_nsec) * 1e-9
+                                 : 0;
         air_pool_free(so.pool);
         air_source_close(src);
         src = NULL;
@@ -262,15 +282,14 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     air_engine_default_options(&eo);
     eo.n_threads = p.n_threads;
     eo.stream.prefetch = p.prefetching;
-    eo.stream.ram_budget = p.ram_budget == AIR_RAM_AUTO ? auto_budget() : p.ram_budget;
+    eo.stream.ram_budget = p.ram_budget;
+    eo.max_seq = p.max_seq_len;
     if ((st = air_engine_open(m->store_dir, &eo, &m->engine)))
         goto fail;
     const air_hparams *hp = air_engine_hparams(m->engine);
     for (int i = 0; i < hp->n_eos; i++)
         m->eos[m->n_eos++] = hp->eos_ids[i];
-    m->max_seq = p.max_seq_len > 0 ? p.max_seq_len
-                                   : (hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train
-                                                                                    : 4096);
+    m->max_seq = air_engine_max_seq(m->engine);
 
     /* 4. tokenizer and chat template */
     if ((st = load_text(m, gg)))
@@ -341,7 +360,7 @@ static cache_entry *g_cache;
 air_status air_model_acquire(const char *model, const air_model_params *params, air_model **out) {
     air_model_params p = params ? *params : air_model_default_params();
     air_compression comp;
-    air_status cst = resolve_compression(model, p.compression, &comp);
+    air_status cst = check_params(model, &p, &comp);
     if (cst)
         return cst;
     char key[1024];

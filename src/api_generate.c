@@ -5,8 +5,11 @@
  * detokenizer -> stop-string filter -> on_text callback and the result text.
  * The stop-string filter holds back the tail of the text that could still
  * become a stop string, so a stop string is never streamed.
+ * air_generate_ids enters the same path after the tokenizer, with the
+ * caller's ids.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,7 +190,8 @@ static air_status spec_setup(air_model *m, const air_gen_params *p, air_model **
 }
 
 /* Renders the conversation (plus the JSON instruction) into a prompt. */
-static air_status render(air_model *m, const air_message *msgs, int n, int json, char **out) {
+static air_status render(air_model *m, const air_message *msgs, int n, int json, const cJSON *vars,
+                         char **out) {
     cJSON *arr = cJSON_CreateArray();
     int has_system = n > 0 && msgs[0].role && strcmp(msgs[0].role, "system") == 0;
     if (json && !has_system) {
@@ -214,46 +218,63 @@ static air_status render(air_model *m, const air_message *msgs, int n, int json,
         }
         cJSON_AddItemToArray(arr, o);
     }
-    const char *bos = m->tok ? air_tokenizer_bos_token(m->tok) : NULL;
-    const char *eos = m->tok ? air_tokenizer_eos_token(m->tok) : NULL;
-    air_status st = air_chat_template_render(m->tmpl, arr, NULL, 1, bos ? bos : "", eos ? eos : "",
-                                             NULL, out);
+    air_status st = air_render_template(m, arr, 1, vars, out);
     cJSON_Delete(arr);
     return st;
 }
 
-air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_params *params,
-                    air_result *out) {
-    memset(out, 0, sizeof *out);
-    if (!m || (!msgs && n > 0) || n < 0)
-        return air_err(AIR_ERR_INVALID_ARG, "air_chat: no model or messages");
-    if (!m->tok)
-        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
-                       "generation needs one", m->name);
+/* The ranges documented on air_gen_params. */
+static air_status check_params(const air_gen_params *p) {
+    if (p->max_tokens < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "max_tokens is %d; it must be 0 or more",
+                       p->max_tokens);
+    if (p->json && p->max_tokens < 2)
+        return air_err(AIR_ERR_INVALID_ARG, "max_tokens is %d with format json; it must be 2 or "
+                       "more (the shortest JSON object, {}, takes two tokens)", p->max_tokens);
+    if (!isfinite(p->temperature) || p->temperature < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "temperature is %g; it must be a finite number >= 0 "
+                       "(0 = greedy)", (double)p->temperature);
+    if (!(p->top_p >= 0 && p->top_p <= 1))
+        return air_err(AIR_ERR_INVALID_ARG, "top_p is %g; it must be from 0 to 1 (1 = off)",
+                       (double)p->top_p);
+    if (!(p->min_p >= 0 && p->min_p <= 1))
+        return air_err(AIR_ERR_INVALID_ARG, "min_p is %g; it must be from 0 to 1 (0 = off)",
+                       (double)p->min_p);
+    if (p->top_k < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "top_k is %d; it must be 0 or more (0 = off)",
+                       p->top_k);
+    if (!isfinite(p->repeat_penalty) || p->repeat_penalty <= 0)
+        return air_err(AIR_ERR_INVALID_ARG, "repeat_penalty is %g; it must be a finite number "
+                       "> 0 (1 = off)", (double)p->repeat_penalty);
+    if (p->n_stop < 0 || (p->n_stop > 0 && !p->stop))
+        return air_err(AIR_ERR_INVALID_ARG, "n_stop is %d with stop %s; give n_stop >= 0 stop "
+                       "strings", p->n_stop, p->stop ? "set" : "NULL");
+    for (int i = 0; i < p->n_stop; i++)
+        if (!p->stop[i])
+            return air_err(AIR_ERR_INVALID_ARG, "stop string %d is NULL", i);
+    return AIR_OK;
+}
+
+/* Generates after the prompt ids: the token loop with streaming, stop strings
+ * and the JSON grammar. *gen_ids (NULL to skip) gets the generated ids, with
+ * the EOS id that ended generation. */
+static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const air_gen_params *params,
+                          air_result *out, int32_t **gen_ids, size_t *n_gen) {
     air_gen_params p = params ? *params : air_gen_default_params();
-    char *prompt = NULL;
-    int32_t *ids = NULL, *gen = NULL;
-    size_t n_ids = 0;
-    int n_gen = 0;
+    air_status cst = check_params(&p);
+    if (cst)
+        return cst;
+    int32_t *gen = NULL;
+    int n_out = 0;
     run_ctx c = {0};
     c.m = m;
     c.p = &p;
     for (int i = 0; i < p.n_stop; i++)
-        if (p.stop[i] && strlen(p.stop[i]) > c.max_stop)
+        if (strlen(p.stop[i]) > c.max_stop)
             c.max_stop = strlen(p.stop[i]);
-    air_status st = render(m, msgs, n, p.json, &prompt);
-    if (st)
-        return st;
-    /* a template writes its own BOS; the fallback lets the tokenizer add it */
-    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids, &n_ids);
-    free(prompt);
-    if (st)
-        return st;
     c.detok = air_detok_new(m->tok, 1);
-    if (!c.detok) {
-        free(ids);
+    if (!c.detok)
         return air_err(AIR_ERR_NOMEM, "out of memory");
-    }
     air_gen_options go = {0};
     go.max_tokens = p.max_tokens;
     go.sampler.temperature = p.temperature;
@@ -269,14 +290,13 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
     go.user = &c;
     air_gen_stats gs = {0};
     air_kv kv;
+    air_status st = AIR_OK;
     air_model *draft = NULL;
     air_spec_options so;
     int use_spec = 0;
-    air_status sst = spec_setup(m, &p, &draft, &so, &use_spec);
-    if (sst) {
+    if ((st = spec_setup(m, &p, &draft, &so, &use_spec))) {
         air_detok_free(c.detok);
-        free(ids);
-        return sst;
+        return st;
     }
     pthread_mutex_lock(&m->mu);
     /* the draft's engine is used from this thread only while its model is
@@ -302,7 +322,7 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
     if (!st)
         st = air_kv_init(&kv, air_engine_hparams(m->engine), m->max_seq);
     if (!st) {
-        st = air_generate(m->engine, &kv, ids, (int)n_ids, &go, &gen, &n_gen, &gs);
+        st = air_generate(m->engine, &kv, ids, (int)n_ids, &go, &gen, &n_out, &gs);
         air_kv_free(&kv);
     }
     if (draft_locked)
@@ -317,6 +337,8 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
             air_sb_puts(&c.text, tail);
         filter(&c, 1);
         out->text = air_sb_take(&c.text);
+        if (!out->text)
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
         out->finish_reason = c.stopped || gs.stopped_by_eos ? "stop"
                              : c.cb_stopped                 ? "callback"
                                                             : "length";
@@ -335,12 +357,77 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
         out->accepted = gs.accepted;
         out->acceptance_rate = gs.drafted > 0 ? (double)gs.accepted / gs.drafted : 0;
     }
+    if (!st && gen_ids) {
+        /* gen has room for max_tokens + 1 ids, and an EOS ends it before max_tokens */
+        if (gs.stopped_by_eos)
+            gen[n_out++] = gs.eos_id;
+        *gen_ids = gen;
+        *n_gen = (size_t)n_out;
+        gen = NULL;
+    }
+    if (st)
+        air_result_free(out);
     air_sb_free(&c.text);
     free(c.gmask);
     air_detok_free(c.detok);
-    free(ids);
     free(gen);
     return st;
+}
+
+air_status air_chat_vars(air_model *m, const air_message *msgs, int n, const cJSON *vars,
+                         const air_gen_params *params, air_result *out, int32_t **gen_ids,
+                         size_t *n_gen) {
+    memset(out, 0, sizeof *out);
+    if (!m || (!msgs && n > 0) || n < 0)
+        return air_err(AIR_ERR_INVALID_ARG, "air_chat: no model or messages");
+    if (!m->tok)
+        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
+                       "generation needs one", m->name);
+    char *prompt = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    air_status st = render(m, msgs, n, params ? params->json : 0, vars, &prompt);
+    if (st)
+        return st;
+    /* a template writes its own BOS; the fallback lets the tokenizer add it */
+    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids, &n_ids);
+    free(prompt);
+    if (!st)
+        st = run_ids(m, ids, n_ids, params, out, gen_ids, n_gen);
+    free(ids);
+    return st;
+}
+
+air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_params *params,
+                    air_result *out) {
+    return air_chat_vars(m, msgs, n, NULL, params, out, NULL, NULL);
+}
+
+air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
+                            const air_gen_params *params, air_result *out, int32_t **gen_ids,
+                            size_t *n_gen) {
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (gen_ids)
+        *gen_ids = NULL;
+    if (n_gen)
+        *n_gen = 0;
+    if (!m || !out || (!ids && n_ids > 0) || (gen_ids && !n_gen))
+        return air_err(AIR_ERR_INVALID_ARG, "air_generate_ids: no model, ids or output");
+    if (!m->tok)
+        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
+                       "generation needs one", m->name);
+    if (n_ids == 0)
+        return air_err(AIR_ERR_INVALID_ARG, "air_generate_ids: the prompt is empty (no token ids)");
+    if (n_ids > (size_t)m->max_seq)
+        return air_err(AIR_ERR_LIMIT, "air_generate_ids: the prompt has %zu tokens, more than the "
+                       "context length %d (max_seq_len) allows", n_ids, m->max_seq);
+    int32_t n_vocab = air_engine_hparams(m->engine)->n_vocab;
+    for (size_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= n_vocab)
+            return air_err(AIR_ERR_INVALID_ARG, "air_generate_ids: id %d at position %zu is outside "
+                           "the model's vocabulary (0..%d)", ids[i], i, n_vocab - 1);
+    return run_ids(m, ids, n_ids, params, out, gen_ids, n_gen);
 }
 
 air_status air_generate_text(air_model *m, const char *system, const char *prompt,

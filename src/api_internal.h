@@ -4,6 +4,7 @@
 #ifndef AIR_API_INTERNAL_H
 #define AIR_API_INTERNAL_H
 
+#include <cjson/cJSON.h>
 #include <pthread.h>
 
 #include "airllm.h"
@@ -31,5 +32,18 @@ struct air_model {
 };
 
 char *air_default_cache_dir(void);
+
+/* Renders messages (a cJSON array, borrowed) with the model's chat template
+ * and its tokenizer's bos/eos tokens; vars: extra template variables or NULL.
+ * *out: caller frees. */
+air_status air_render_template(const air_model *m, const cJSON *messages, int add_generation_prompt,
+                               const cJSON *vars, char **out);
+
+/* air_chat with extra template variables (a cJSON object or NULL, borrowed),
+ * e.g. {"enable_thinking": false}; *gen_ids (NULL to skip) as
+ * air_generate_ids gives them. */
+air_status air_chat_vars(air_model *m, const air_message *messages, int n_messages,
+                         const cJSON *vars, const air_gen_params *params, air_result *out,
+                         int32_t **gen_ids, size_t *n_gen);
 
 #endif

@@ -1,8 +1,17 @@
 /*
  * api_json.c - get_llm_response as JSON in, JSON out: the seed's parameters
  * and return dictionary, for the Python binding and other front ends.
+ *
+ * A request names a model and its open options (taken from the process
+ * cache, keyed "model:compression"), generation options, and either a
+ * conversation ("messages" and/or "prompt") or a prompt already tokenized
+ * ("prompt_ids"). air_model_acquire_json opens a model from the same keys.
  */
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,148 +23,360 @@ static const char *jstr(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int jnum(const cJSON *o, const char *k, double *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v))
-        return 0;
-    *out = v->valuedouble;
-    return 1;
-}
-
 static int jbool(const cJSON *o, const char *k, int def) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (cJSON_IsBool(v))
         return cJSON_IsTrue(v);
     if (cJSON_IsNumber(v))
-        return v->valueint != 0;
+        return v->valuedouble != 0;
     return def;
+}
+
+/* The request's fields are checked before use: a field of the wrong type, a
+ * fraction where an integer is needed, or a number the C type cannot hold is
+ * an error naming the field (a double converted to an int or float out of
+ * range is undefined behaviour). The library checks the ranges of the
+ * floats (air_gen_params). */
+
+static const char *type_name(const cJSON *v) {
+    return cJSON_IsString(v)   ? "a string"
+           : cJSON_IsBool(v)   ? "a boolean"
+           : cJSON_IsArray(v)  ? "an array"
+           : cJSON_IsObject(v) ? "an object"
+                               : "a number";
+}
+
+/* A string field: absent or null gives NULL. */
+static air_status opt_str(const cJSON *o, const char *k, const char **out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return AIR_OK;
+    if (!cJSON_IsString(v))
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a string, not %s", k,
+                       type_name(v));
+    *out = v->valuestring;
+    return AIR_OK;
+}
+
+/* A number field; absent or null leaves *out alone. */
+static air_status opt_num(const cJSON *o, const char *k, double *out, int *present) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    *present = 0;
+    if (!v || cJSON_IsNull(v))
+        return AIR_OK;
+    if (!cJSON_IsNumber(v))
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" must be a number, not %s", k,
+                       type_name(v));
+    *out = v->valuedouble;
+    *present = 1;
+    return AIR_OK;
+}
+
+static air_status opt_int(const cJSON *o, const char *k, double lo, double hi, double *out,
+                          int *present) {
+    air_status st = opt_num(o, k, out, present);
+    if (st || !*present)
+        return st;
+    if (!(*out >= lo && *out <= hi) || *out != floor(*out))
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "get_llm_response: \"%s\" is %.15g; it must be an "
+                       "integer from %.0f to %.0f",
+                       k, *out, lo, hi);
+    return AIR_OK;
+}
+
+/* A float field: any finite number a float holds; the library checks its range. */
+static air_status opt_float(const cJSON *o, const char *k, float *dst) {
+    double d;
+    int present;
+    air_status st = opt_num(o, k, &d, &present);
+    if (st || !present)
+        return st;
+    if (!(fabs(d) <= FLT_MAX))
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"%s\" is %g; it must be a finite "
+                       "number", k, d);
+    *dst = (float)d;
+    return AIR_OK;
+}
+
+#define JSON_MAX_EXACT 9007199254740992.0 /* 2^53: larger integers are not exact in JSON */
+
+/* An integer field into an int / uint64_t, absent leaves it alone. */
+static air_status opt_i32(const cJSON *o, const char *k, double lo, double hi, int *dst) {
+    double d;
+    int present;
+    air_status st = opt_int(o, k, lo, hi, &d, &present);
+    if (!st && present)
+        *dst = (int)d;
+    return st;
+}
+
+static air_status opt_u64(const cJSON *o, const char *k, double hi, uint64_t *dst) {
+    double d;
+    int present;
+    air_status st = opt_int(o, k, 0, hi, &d, &present);
+    if (!st && present)
+        *dst = (uint64_t)d;
+    return st;
+}
+
+/* While a model is split on first use, on_text is polled with an empty piece:
+ * non-zero stops the split (a binding stops a call the same way whatever it
+ * is doing). */
+typedef struct {
+    int (*on_text)(void *, const char *);
+    void *user;
+} split_poll;
+
+static int split_should_abort(void *user) {
+    const split_poll *sp = user;
+    return sp->on_text && sp->on_text(sp->user, "") != 0;
+}
+
+
+static cJSON *parse_request(const char *json, const char *what) {
+    cJSON *req = cJSON_Parse(json ? json : "");
+    if (!cJSON_IsObject(req)) {
+        cJSON_Delete(req);
+        air_err(AIR_ERR_INVALID_ARG, "%s: the request is not a JSON object", what);
+        return NULL;
+    }
+    return req;
+}
+
+/* The model and its open options; strings borrowed from req. on_text, when
+ * given, is polled while a split runs (split_poll). */
+static air_status acquire(const cJSON *req, const char *what, split_poll *sp, air_model **m) {
+    const char *model = jstr(req, "model");
+    if (!model)
+        return air_err(AIR_ERR_INVALID_ARG, "%s: \"model\" is required", what);
+    air_model_params mp = air_model_default_params();
+    air_status st;
+    if (cJSON_GetObjectItemCaseSensitive(req, "compression")) {
+        const char *c;
+        if ((st = opt_str(req, "compression", &c)))
+            return st;
+        mp.compression = c ? c : "none"; /* null -> no compression */
+    }
+    if ((st = opt_str(req, "hf_token", &mp.hf_token)) ||
+        (st = opt_str(req, "cache_dir", &mp.cache_dir)) ||
+        (st = opt_str(req, "revision", &mp.revision)))
+        return st;
+    mp.delete_original = jbool(req, "delete_original", 0);
+    mp.prefetching = jbool(req, "prefetching", 1);
+    if ((st = opt_i32(req, "max_seq_len", 0, AIR_MAX_SEQ_LEN, &mp.max_seq_len)) ||
+        (st = opt_u64(req, "ram_budget", JSON_MAX_EXACT, &mp.ram_budget)) ||
+        (st = opt_i32(req, "n_threads", 0, INT_MAX, &mp.n_threads)))
+        return st;
+    if (sp && sp->on_text) {
+        mp.should_abort = split_should_abort;
+        mp.abort_user = sp;
+    }
+    return air_model_acquire(model, &mp, m);
+}
+
+air_status air_model_acquire_json(const char *request_json, air_model **out) {
+    if (out)
+        *out = NULL;
+    if (!out)
+        return air_err(AIR_ERR_INVALID_ARG, "air_model_acquire_json: no output");
+    cJSON *req = parse_request(request_json, "air_model_acquire_json");
+    if (!req)
+        return AIR_ERR_INVALID_ARG;
+    air_status st = acquire(req, "air_model_acquire_json", NULL, out);
+    cJSON_Delete(req);
+    return st;
+}
+
+/* Generation options; *stops (caller frees) holds the stop strings, borrowed
+ * from req. */
+static air_status gen_params(const cJSON *req, air_gen_params *gp, const char ***stops) {
+    *gp = air_gen_default_params();
+    *stops = NULL;
+    air_status st;
+    if ((st = opt_i32(req, "max_tokens", 0, INT_MAX, &gp->max_tokens)) ||
+        (st = opt_float(req, "temperature", &gp->temperature)) ||
+        (st = opt_float(req, "top_p", &gp->top_p)) ||
+        (st = opt_i32(req, "top_k", 0, INT_MAX, &gp->top_k)) ||
+        (st = opt_float(req, "min_p", &gp->min_p)) ||
+        (st = opt_float(req, "repeat_penalty", &gp->repeat_penalty)) ||
+        (st = opt_u64(req, "seed", JSON_MAX_EXACT, &gp->seed)))
+        return st;
+    const char *fmt;
+    if ((st = opt_str(req, "format", &fmt)))
+        return st;
+    if (fmt && strcmp(fmt, "json") != 0)
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"format\" is \"%s\"; it must be "
+                       "\"json\" or null", fmt);
+    gp->json = fmt != NULL;
+    /* speculative decoding */
+    if ((st = opt_str(req, "draft_model", &gp->draft_model)) ||
+        (st = opt_str(req, "draft_compression", &gp->draft_compression)) ||
+        (st = opt_i32(req, "draft_max", 0, 64, &gp->draft_max)))
+        return st;
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(req, "speculative");
+    if (sp && !cJSON_IsNull(sp)) {
+        if (!cJSON_IsBool(sp))
+            return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"speculative\" must be true, "
+                           "false or null, not %s", type_name(sp));
+        gp->speculative = cJSON_IsTrue(sp);
+        gp->lookup = cJSON_IsTrue(sp) ? 1 : 0;
+    }
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(req, "stop"), *e;
+    if (!cJSON_IsString(js) && !cJSON_IsArray(js))
+        return AIR_OK;
+    *stops = calloc(cJSON_IsArray(js) ? (size_t)cJSON_GetArraySize(js) + 1 : 1, sizeof **stops);
+    if (!*stops)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    if (cJSON_IsString(js))
+        (*stops)[gp->n_stop++] = js->valuestring;
+    else
+        cJSON_ArrayForEach(e, js) if (cJSON_IsString(e)) (*stops)[gp->n_stop++] = e->valuestring;
+    gp->stop = *stops;
+    return AIR_OK;
+}
+
+/* "prompt_ids": an array of integers; *ids is malloc'd. */
+static air_status prompt_ids(const cJSON *jids, int32_t **ids, size_t *n) {
+    size_t k = (size_t)cJSON_GetArraySize(jids);
+    *n = 0;
+    *ids = malloc(sizeof **ids * (k ? k : 1));
+    if (!*ids)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, jids) {
+        double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
+        if (!(v >= 0 && v <= INT32_MAX) || v != (double)(int32_t)v)
+            return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"prompt_ids\"[%zu] is not a "
+                           "token id (an integer)", *n);
+        (*ids)[(*n)++] = (int32_t)e->valuedouble;
+    }
+    return AIR_OK;
 }
 
 air_status air_get_llm_response(const char *request_json, int (*on_text)(void *, const char *),
                                 void *user, char **response) {
     *response = NULL;
-    cJSON *req = cJSON_Parse(request_json ? request_json : "");
-    if (!cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: the request is not a JSON object");
-    }
+    cJSON *req = parse_request(request_json, "get_llm_response");
+    if (!req)
+        return AIR_ERR_INVALID_ARG;
     air_status st = AIR_OK;
     air_message *msgs = NULL;
     int n = 0;
+    int32_t *ids = NULL, *gen = NULL;
+    size_t n_ids = 0, n_gen = 0;
     air_model *m = NULL;
     cJSON *resp = NULL;
     const char **stops = NULL;
     air_result r = {0};
 
-    const char *model = jstr(req, "model");
-    if (!model) {
+    if (!jstr(req, "model")) {
         st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"model\" is required");
         goto out;
     }
-    /* messages, then the prompt as a last user turn (the seed's behaviour) */
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "messages");
-    const char *prompt = jstr(req, "prompt");
-    int nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
-    msgs = calloc((size_t)nm + 1, sizeof *msgs);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, jm) {
-        const char *role = jstr(e, "role"), *content = jstr(e, "content");
-        if (!role) {
-            st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: message %d has no \"role\"", n);
+    const cJSON *jids = cJSON_GetObjectItemCaseSensitive(req, "prompt_ids");
+    const char *prompt;
+    if ((st = opt_str(req, "prompt", &prompt)))
+        goto out;
+    if (jm && !cJSON_IsNull(jm) && !cJSON_IsArray(jm)) {
+        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"messages\" must be an array, not %s",
+                     type_name(jm));
+        goto out;
+    }
+    if (cJSON_IsNull(jm))
+        jm = NULL;
+    if (jids) {
+        /* a prompt already templated and tokenized */
+        if (!cJSON_IsArray(jids) || prompt || jm) {
+            st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"prompt_ids\" is an array of "
+                         "token ids, given instead of \"prompt\" and \"messages\"");
             goto out;
         }
-        msgs[n++] = (air_message){role, content ? content : ""};
+        if ((st = prompt_ids(jids, &ids, &n_ids)))
+            goto out;
+    } else {
+        /* messages, then the prompt: it replaces the content of a last user
+         * turn, or becomes a new user turn (as npcpy's providers do; an empty
+         * prompt adds nothing) */
+        if (prompt && !*prompt)
+            prompt = NULL;
+        int nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
+        msgs = calloc((size_t)nm + 1, sizeof *msgs);
+        if (!msgs) {
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        const cJSON *e;
+        cJSON_ArrayForEach(e, jm) {
+            const char *role = jstr(e, "role"), *content = jstr(e, "content");
+            if (!role) {
+                st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: message %d has no \"role\"", n);
+                goto out;
+            }
+            msgs[n++] = (air_message){role, content ? content : ""};
+        }
+        if (prompt && n > 0 && strcmp(msgs[n - 1].role, "user") == 0)
+            msgs[n - 1].content = prompt;
+        else if (prompt)
+            msgs[n++] = (air_message){"user", prompt};
+        if (n == 0) {
+            st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: give a \"prompt\" or \"messages\"");
+            goto out;
+        }
     }
-    if (prompt && (n == 0 || strcmp(msgs[n - 1].role, "user") != 0 ||
-                   strcmp(msgs[n - 1].content, prompt) != 0))
-        msgs[n++] = (air_message){"user", prompt};
-    if (n == 0) {
-        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: give a \"prompt\" or \"messages\"");
+    /* extra chat template variables, e.g. {"enable_thinking": false} */
+    const cJSON *vars = cJSON_GetObjectItemCaseSensitive(req, "chat_template_kwargs");
+    if (vars && !cJSON_IsObject(vars) && !cJSON_IsNull(vars)) {
+        st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"chat_template_kwargs\" must be a "
+                     "JSON object of template variables");
         goto out;
     }
-
-    air_model_params mp = air_model_default_params();
-    double d;
-    if (cJSON_GetObjectItemCaseSensitive(req, "compression")) {
-        const char *c = jstr(req, "compression");
-        mp.compression = c ? c : "none"; /* null -> no compression */
-    }
-    mp.hf_token = jstr(req, "hf_token");
-    mp.cache_dir = jstr(req, "cache_dir");
-    mp.revision = jstr(req, "revision");
-    mp.delete_original = jbool(req, "delete_original", 0);
-    mp.prefetching = jbool(req, "prefetching", 1);
-    if (jnum(req, "max_seq_len", &d))
-        mp.max_seq_len = (int)d;
-    if (jnum(req, "ram_budget", &d))
-        mp.ram_budget = (uint64_t)d;
-    if (jnum(req, "n_threads", &d))
-        mp.n_threads = (int)d;
-    if ((st = air_model_acquire(model, &mp, &m)))
+    air_gen_params gp;
+    if ((st = gen_params(req, &gp, &stops)))
         goto out;
-
-    air_gen_params gp = air_gen_default_params();
-    if (jnum(req, "max_tokens", &d))
-        gp.max_tokens = (int)d;
-    if (jnum(req, "temperature", &d))
-        gp.temperature = (float)d;
-    if (jnum(req, "top_p", &d))
-        gp.top_p = (float)d;
-    if (jnum(req, "top_k", &d))
-        gp.top_k = (int)d;
-    if (jnum(req, "min_p", &d))
-        gp.min_p = (float)d;
-    if (jnum(req, "repeat_penalty", &d))
-        gp.repeat_penalty = (float)d;
-    if (jnum(req, "seed", &d))
-        gp.seed = (uint64_t)d;
-    const char *fmt = jstr(req, "format");
-    gp.json = fmt && strcmp(fmt, "json") == 0;
-    const cJSON *js = cJSON_GetObjectItemCaseSensitive(req, "stop");
-    if (cJSON_IsString(js)) {
-        stops = calloc(1, sizeof *stops);
-        stops[gp.n_stop++] = js->valuestring;
-    } else if (cJSON_IsArray(js)) {
-        stops = calloc((size_t)cJSON_GetArraySize(js) + 1, sizeof *stops);
-        cJSON_ArrayForEach(e, js) if (cJSON_IsString(e)) stops[gp.n_stop++] = e->valuestring;
-    }
-    gp.stop = stops;
-    gp.draft_model = jstr(req, "draft_model");
-    gp.draft_compression = jstr(req, "draft_compression");
-    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(req, "speculative");
-    if (cJSON_IsBool(sp)) {
-        gp.speculative = cJSON_IsTrue(sp);
-        gp.lookup = cJSON_IsTrue(sp) ? 1 : 0;
-    }
-    if (jnum(req, "draft_max", &d))
-        gp.draft_max = (int)d;
     gp.on_text = on_text;
     gp.user = user;
-    st = air_chat(m, msgs, n, &gp, &r);
+    split_poll sp = {on_text, user};
+    if ((st = acquire(req, "get_llm_response", &sp, &m)))
+        goto out;
+    if (ids)
+        st = air_generate_ids(m, ids, n_ids, &gp, &r, &gen, &n_gen);
+    else
+        st = air_chat_vars(m, msgs, n, cJSON_IsObject(vars) ? vars : NULL, &gp, &r, &gen, &n_gen);
     air_model_release(m);
     if (st)
         goto out;
 
     resp = cJSON_CreateObject();
     cJSON_AddStringToObject(resp, "response", r.text);
-    cJSON *out_msgs = cJSON_AddArrayToObject(resp, "messages");
-    for (int i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", msgs[i].role);
-        cJSON_AddStringToObject(o, "content", msgs[i].content);
-        cJSON_AddItemToArray(out_msgs, o);
+    if (!ids) {
+        cJSON *out_msgs = cJSON_AddArrayToObject(resp, "messages");
+        for (int i = 0; i < n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "role", msgs[i].role);
+            cJSON_AddStringToObject(o, "content", msgs[i].content);
+            cJSON_AddItemToArray(out_msgs, o);
+        }
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "role", "assistant");
+        cJSON_AddStringToObject(a, "content", r.text);
+        cJSON_AddItemToArray(out_msgs, a);
     }
-    cJSON *a = cJSON_CreateObject();
-    cJSON_AddStringToObject(a, "role", "assistant");
-    cJSON_AddStringToObject(a, "content", r.text);
-    cJSON_AddItemToArray(out_msgs, a);
     cJSON_AddStringToObject(resp, "raw_response", r.text);
     cJSON_AddArrayToObject(resp, "tool_calls");
     cJSON_AddArrayToObject(resp, "tool_results");
+    cJSON *cids = cJSON_AddArrayToObject(resp, "completion_ids");
+    for (size_t i = 0; i < n_gen; i++)
+        cJSON_AddItemToArray(cids, cJSON_CreateNumber(gen[i]));
     cJSON *u = cJSON_AddObjectToObject(resp, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", r.prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", r.completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", r.prompt_tokens + r.completion_tokens);
+    /* npcpy's names for the same counts */
+    cJSON_AddNumberToObject(u, "input_tokens", r.prompt_tokens);
+    cJSON_AddNumberToObject(u, "output_tokens", r.completion_tokens);
     cJSON_AddNumberToObject(u, "prefill_seconds", r.prefill_seconds);
     cJSON_AddNumberToObject(u, "decode_seconds", r.decode_seconds);
     cJSON_AddNumberToObject(u, "prefill_tokens_per_s", r.prefill_tokens_per_s);
@@ -167,11 +388,15 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     cJSON_AddNumberToObject(u, "acceptance_rate", r.acceptance_rate);
     cJSON_AddStringToObject(resp, "finish_reason", r.finish_reason ? r.finish_reason : "stop");
     *response = cJSON_PrintUnformatted(resp);
+    if (!*response)
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
 out:
     air_result_free(&r);
     cJSON_Delete(resp);
     cJSON_Delete(req);
     free(msgs);
+    free(ids);
+    air_free(gen);
     free(stops);
     return st;
 }

@@ -63,10 +63,13 @@ PLATFORM_DEFAULT = _PlatformDefault()
 MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "prefetching",
                  "cache_dir", "ram_budget", "n_threads", "revision")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
-               "stop", "format", "draft_model", "draft_compression", "speculative", "draft_max")
+               "stop", "format", "think", "draft_model", "draft_compression", "speculative",
+               "draft_max")
 # Accepted for drop-in compatibility with get_llm_response of other providers
 # and ignored: they have no meaning for a local model.
-IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "context", "attachments")
+IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "attachments")
+# Text only: these are refused when not empty.
+TEXT_ONLY_OPTIONS = ("tools", "tool_choice", "tool_map", "images")
 
 
 # ---------------------------------------------------------------------------
@@ -81,23 +84,80 @@ def _check_str(name, v, allow_none=True):
     return v
 
 
-def _check_int(name, v, minimum=None):
+# Ranges of the numeric arguments, as the C library accepts them
+# (air_gen_params and air_model_params in airllm.h).
+INT_MAX = 2 ** 31 - 1
+EXACT_MAX = 2 ** 53  # larger integers are not exact in the JSON request
+FLT_MAX = 3.4028234663852886e38
+MAX_SEQ_LEN = 1 << 24
+
+
+def _range_text(minimum, maximum, exclusive_min=False):
+    low = f"> {minimum}" if exclusive_min else f">= {minimum}"
+    if maximum is None:
+        return low
+    return f"from {minimum} to {maximum}"
+
+
+def _check_int(name, v, minimum=None, maximum=None):
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"{name} must be an int, not {type(v).__name__}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise ValueError(f"{name} must be an int {_range_text(minimum, maximum)}, got {v}")
     return v
 
 
-def _check_float(name, v, minimum=None):
+def _check_float(name, v, minimum=None, maximum=None, exclusive_min=False):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(v).__name__}")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite number, got {v}") from None
     if v != v or v in (float("inf"), float("-inf")):
-        raise ValueError(f"{name} must be finite, got {v}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+        raise ValueError(f"{name} must be a finite number, got {v}")
+    if ((minimum is not None and (v < minimum or (exclusive_min and v == minimum)))
+            or (maximum is not None and v > maximum)):
+        shown = None if maximum == FLT_MAX else maximum
+        raise ValueError(f"{name} must be a number {_range_text(minimum, shown, exclusive_min)}, "
+                         f"got {v}")
     return v
+
+
+def _check_ids(ids):
+    """Token ids as a list of int (any iterable of integers, e.g. a list or a
+    tensor row's tolist())."""
+    if hasattr(ids, "tolist") and not isinstance(ids, list):
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise TypeError(f"token ids must be a sequence of int, not {type(ids).__name__}")
+    out = []
+    for i, v in enumerate(ids):
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"token ids[{i}] must be an int, not {type(v).__name__}")
+        v = v.__index__()
+        if not 0 <= v < 2 ** 31:
+            raise ValueError(f"token ids[{i}] = {v} is not a token id")
+        out.append(v)
+    return out
+
+
+def _check_json(what, value):
+    """value as UTF-8 JSON; TypeError when it cannot be written as JSON."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{what} must be JSON data (dicts, lists, strings, numbers): {e}") \
+            from None
+
+
+def _take_text(lib, ptr, n=None):
+    """The library's string at ptr (n bytes, or up to the NUL), freed."""
+    try:
+        raw = ctypes.string_at(ptr, n) if n is not None else ctypes.string_at(ptr)
+        return raw.decode("utf-8", errors="replace")
+    finally:
+        lib.air_free(ptr)
 
 
 def _content_text(i, content):
@@ -138,6 +198,50 @@ def _check_messages(messages):
     return out
 
 
+def _conversation(prompt, messages):
+    """The conversation as npcpy's providers send it: copies of the caller's
+    message dicts, with a non-empty prompt replacing the content of a last
+    user turn (the first text part of a content list), or appended as a new
+    user turn. Validation comes later (_check_messages)."""
+    if messages is None:
+        messages = []
+    if isinstance(messages, (str, bytes)) or not hasattr(messages, "__iter__"):
+        raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
+    conv = [dict(m) if isinstance(m, dict) else m for m in messages]
+    prompt = _check_str("prompt", prompt)
+    if not prompt:
+        return conv
+    last = conv[-1] if conv else None
+    if isinstance(last, dict) and last.get("role") == "user":
+        content = last.get("content")
+        if isinstance(content, list):
+            parts = [dict(p) if isinstance(p, dict) else p for p in content]
+            for p in parts:
+                if isinstance(p, dict) and p.get("type") == "text":
+                    p["text"] = prompt
+                    break
+            else:
+                parts.append({"type": "text", "text": prompt})
+            last["content"] = parts
+        else:
+            last["content"] = prompt
+    else:
+        conv.append({"role": "user", "content": prompt})
+    return conv
+
+
+def _think_vars(think):
+    """npcpy's think= as chat template variables (enable_thinking, and
+    reasoning_effort for "low"/"medium"/"high")."""
+    if think is None:
+        return None
+    if isinstance(think, bool):
+        return {"enable_thinking": think}
+    if isinstance(think, str) and think in ("low", "medium", "high"):
+        return {"enable_thinking": True, "reasoning_effort": think}
+    raise ValueError(f"think must be None, True, False, 'low', 'medium' or 'high', got {think!r}")
+
+
 def _model_request(model, opts):
     """JSON fields that open the model; opts holds MODEL_OPTIONS keys."""
     if model is None:
@@ -162,11 +266,11 @@ def _model_request(model, opts):
     req["delete_original"] = bool(opts.get("delete_original", False))
     req["prefetching"] = bool(opts.get("prefetching", True))
     if opts.get("max_seq_len") is not None:
-        req["max_seq_len"] = _check_int("max_seq_len", opts["max_seq_len"], 0)
+        req["max_seq_len"] = _check_int("max_seq_len", opts["max_seq_len"], 0, MAX_SEQ_LEN)
     if opts.get("ram_budget") is not None:
-        req["ram_budget"] = _check_int("ram_budget", opts["ram_budget"], 0)
+        req["ram_budget"] = _check_int("ram_budget", opts["ram_budget"], 0, EXACT_MAX)
     if opts.get("n_threads") is not None:
-        req["n_threads"] = _check_int("n_threads", opts["n_threads"], 0)
+        req["n_threads"] = _check_int("n_threads", opts["n_threads"], 0, INT_MAX)
     return req
 
 
@@ -174,17 +278,19 @@ def _gen_request(opts):
     """JSON fields of one generation; opts holds GEN_OPTIONS keys."""
     req = {}
     if opts.get("max_tokens") is not None:
-        req["max_tokens"] = _check_int("max_tokens", opts["max_tokens"], 0)
-    for k in ("temperature", "top_p", "min_p", "repeat_penalty"):
+        req["max_tokens"] = _check_int("max_tokens", opts["max_tokens"], 0, INT_MAX)
+    if opts.get("temperature") is not None:
+        req["temperature"] = _check_float("temperature", opts["temperature"], 0, FLT_MAX)
+    for k in ("top_p", "min_p"):
         if opts.get(k) is not None:
-            req[k] = _check_float(k, opts[k], 0.0)
+            req[k] = _check_float(k, opts[k], 0, 1)
+    if opts.get("repeat_penalty") is not None:
+        req["repeat_penalty"] = _check_float("repeat_penalty", opts["repeat_penalty"], 0, FLT_MAX,
+                                             exclusive_min=True)
     if opts.get("top_k") is not None:
-        req["top_k"] = _check_int("top_k", opts["top_k"], 0)
+        req["top_k"] = _check_int("top_k", opts["top_k"], 0, INT_MAX)
     if opts.get("seed") is not None:
-        seed = _check_int("seed", opts["seed"], 0)
-        if seed >= 2 ** 53:
-            raise ValueError("seed must be below 2**53")
-        req["seed"] = seed
+        req["seed"] = _check_int("seed", opts["seed"], 0, EXACT_MAX)
     stop = opts.get("stop")
     if stop is not None:
         if isinstance(stop, str):
@@ -197,7 +303,13 @@ def _gen_request(opts):
     if fmt is not None:
         if fmt != "json":
             raise ValueError(f"format must be None or 'json', got {fmt!r}")
+        if req.get("max_tokens", 256) < 2:
+            raise ValueError(f"max_tokens must be 2 or more with format='json' (the shortest "
+                             f"JSON object, {{}}, takes two tokens), got {req['max_tokens']}")
         req["format"] = "json"
+    tvars = _think_vars(opts.get("think"))
+    if tvars:
+        req["chat_template_kwargs"] = tvars
     # speculative decoding: same output, several tokens per pass over the layers
     draft = opts.get("draft_model")
     if draft is not None:
@@ -227,10 +339,12 @@ def _split_kwargs(kwargs, where):
             gen_opts[k] = v
         elif k in IGNORED_OPTIONS:
             continue
-        elif k in ("tools", "tool_choice", "tool_map", "images"):
+        elif k in TEXT_ONLY_OPTIONS:
             if v:
-                raise ValueError(f"{k}: the airllm provider supports text only, no tools or "
-                                 "images")
+                what = "images" if k == "images" else "tools"
+                raise ValueError(f"{k}: airllm_c runs text-only language models, so it cannot "
+                                 f"take {what}; leave {k} empty (got {type(v).__name__} "
+                                 f"of {len(v) if hasattr(v, '__len__') else 1})")
         else:
             raise TypeError(f"{where}() got an unexpected keyword argument {k!r}")
     return model_opts, gen_opts
@@ -241,6 +355,7 @@ def _split_kwargs(kwargs, where):
 # ---------------------------------------------------------------------------
 
 _active = weakref.WeakSet()  # running calls, stopped at interpreter exit
+_handle_lock = threading.Lock()  # Model._handle: one acquire per object
 _shutting_down = threading.Event()
 
 
@@ -261,6 +376,15 @@ def _redact(text, secrets):
     return text
 
 
+def _error(lib, status, secrets):
+    """The AirLLMError of a failed call; read on the thread that made it (the
+    library's last error is per thread)."""
+    detail = (lib.air_last_error() or b"").decode("utf-8", errors="replace")
+    desc = (lib.air_strerror(status) or b"").decode("utf-8", errors="replace")
+    name = _lib.STATUS_NAMES.get(status, f"status {status}")
+    return AirLLMError(status, name, desc, _redact(detail, secrets))
+
+
 class _Run:
     """One air_get_llm_response call in a worker thread.
 
@@ -276,6 +400,7 @@ class _Run:
         self.on_piece = on_piece
         self.on_done = on_done
         self.stop = threading.Event()
+        self.finished = threading.Event()  # set when the library call has returned
         self.result = None
         self.error = None
         self.thread = None
@@ -304,10 +429,7 @@ class _Run:
             out = ctypes.c_void_p()
             status = lib.air_get_llm_response(self.request, cb, None, ctypes.byref(out))
             if status != 0:
-                detail = (lib.air_last_error() or b"").decode("utf-8", errors="replace")
-                desc = (lib.air_strerror(status) or b"").decode("utf-8", errors="replace")
-                name = _lib.STATUS_NAMES.get(status, f"status {status}")
-                self.error = AirLLMError(status, name, desc, _redact(detail, self.secrets))
+                self.error = _error(lib, status, self.secrets)
                 return
             try:
                 text = ctypes.string_at(out.value).decode("utf-8", errors="replace")
@@ -321,15 +443,22 @@ class _Run:
             _active.discard(self)
             if self.on_done is not None:
                 self.on_done()
+            self.finished.set()
 
     def wait(self):
-        """Waits for the worker; Ctrl-C stops generation, then re-raises."""
+        """Waits for the worker; Ctrl-C stops generation (or the split of a
+        model opened for the first time) at its next check, waits for the
+        library call to return, then re-raises.
+
+        It waits on an Event, not on Thread.join: a join interrupted by
+        KeyboardInterrupt can leave the thread looking finished while the
+        call still runs, and the next join then returns at once."""
         try:
-            while self.thread.is_alive():
-                self.thread.join(0.1)
+            while not self.finished.wait(0.1):
+                pass
         except BaseException:
             self.stop.set()
-            self.thread.join()
+            self.finished.wait()
             raise
 
 
@@ -342,13 +471,13 @@ def _secrets(model_req):
     return out
 
 
-def _finish(result, in_messages):
-    """Rebuilds result["messages"] from the caller's own message dicts (so
-    extra keys survive), then what the library appended (the prompt as a user
-    turn when it was added, and the assistant reply)."""
+def _finish(result, conv):
+    """Rebuilds result["messages"] from the conversation sent (copies of the
+    caller's message dicts, so extra keys and content lists survive), then the
+    assistant reply the library appended."""
     lib_msgs = result.get("messages") or []
-    if in_messages is not None and len(lib_msgs) >= len(in_messages):
-        result["messages"] = [dict(m) for m in in_messages] + lib_msgs[len(in_messages):]
+    if conv is not None and len(lib_msgs) >= len(conv):
+        result["messages"] = [dict(m) for m in conv] + lib_msgs[len(conv):]
     return result
 
 
@@ -361,10 +490,11 @@ def _call(request, secrets, in_messages):
 
 
 class _StreamState:
-    def __init__(self, request, secrets, in_messages):
+    def __init__(self, request, secrets, in_messages, include_usage=False):
         self.request = request
         self.secrets = secrets
         self.in_messages = in_messages
+        self.include_usage = include_usage
         self.run = None
 
     def result(self):
@@ -394,7 +524,13 @@ def _pieces(state):
         run.thread.join()
     if run.error is not None:
         raise run.error
-    return state.result()
+    result = state.result()
+    if state.include_usage and result is not None:
+        # npcpy's usage event at the end of a stream
+        u = result.get("usage") or {}
+        yield {"type": "usage", "input_tokens": u.get("prompt_tokens", 0),
+               "output_tokens": u.get("completion_tokens", 0)}
+    return result
 
 
 class ResponseStream(collections.abc.Generator):
@@ -406,15 +542,16 @@ class ResponseStream(collections.abc.Generator):
     ``with`` block) stops generation and waits for the worker thread.
     Afterwards ``.result`` is the full response dict, with ``usage`` and
     ``finish_reason`` ("callback" when the stream was closed early), or None
-    when the call failed or never started. The generator's return value
+    when the call failed or never started. With include_usage, the last item
+    is not text but {"type": "usage", "input_tokens", "output_tokens"}. The generator's return value
     (``StopIteration.value``, or the value of ``yield from``) is the same dict.
     A library failure is raised by the iteration as AirLLMError.
     """
 
-    def __init__(self, request, secrets, in_messages):
+    def __init__(self, request, secrets, in_messages, include_usage=False):
         # The generator refers to this small state, not to the stream object,
         # so that dropping the last reference to the stream closes it at once.
-        self._state = _StreamState(request, secrets, in_messages)
+        self._state = _StreamState(request, secrets, in_messages, include_usage)
         self._gen = _pieces(self._state)
 
     @property
@@ -444,16 +581,14 @@ class ResponseStream(collections.abc.Generator):
 
 
 def _request(prompt, messages, model, model_opts, gen_opts):
-    prompt = _check_str("prompt", prompt)
-    msgs = _check_messages(messages)
-    if prompt is None and not msgs:
+    """The JSON request; the conversation is resolved here (_conversation), so
+    the library gets "messages" only."""
+    msgs = _check_messages(_conversation(prompt, messages))
+    if not msgs:
         raise ValueError("give a prompt or a non-empty messages list")
     req = _model_request(model, model_opts)
     req.update(_gen_request(gen_opts))
-    if msgs:
-        req["messages"] = msgs
-    if prompt is not None:
-        req["prompt"] = prompt
+    req["messages"] = msgs
     return req
 
 
@@ -464,17 +599,23 @@ def _request(prompt, messages, model, model_opts, gen_opts):
 def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, max_tokens=256,
                      temperature=0.7, format=None, compression=PLATFORM_DEFAULT, hf_token=None,
                      delete_original=False, max_seq_len=None, prefetching=True, stream=False,
-                     **kwargs):
+                     context=None, include_usage=False, n_samples=1,
+                     auto_process_tool_calls=False, **kwargs):
     """Generates a reply with a local model, streamed layer by layer from disk.
 
-    prompt: a user message, appended to ``messages`` unless it is already
-    their last user turn. model: a Hugging Face id ("org/name"), a local HF
-    folder or a .gguf file. compression: "4bit", "8bit", or None for none;
-    the default is the platform's ("4bit" on Linux, none on macOS).
-    format="json" makes the reply a single JSON object. Other keyword
-    arguments: top_p, top_k, min_p, repeat_penalty, seed, stop (a string or
-    a list), cache_dir, ram_budget (bytes of layers kept in memory),
-    n_threads, revision.
+    prompt: a user message; it replaces the content of a last user turn of
+    ``messages``, or is appended as a new user turn (as npcpy does). context:
+    appended to the prompt as "User Provided Context: ...". model: a Hugging
+    Face id ("org/name"), a local HF folder or a .gguf file. compression:
+    "4bit", "8bit", or None for none; the default is the platform's ("4bit"
+    on Linux, none on macOS). format="json" makes the reply a single JSON
+    object. think: True/False sets the chat template's enable_thinking.
+    n_samples > 1 runs the request that many times (seeds seed, seed+1, ...)
+    and returns every run. include_usage=True with stream=True ends the
+    stream with a {"type": "usage", ...} item. Other keyword arguments:
+    top_p, top_k, min_p, repeat_penalty, seed, stop (a string or a list),
+    cache_dir, ram_budget (bytes of layers kept in memory), n_threads,
+    revision.
 
     Speculative decoding (the reply is the same; a pass over the layers
     yields several tokens): draft_model, a small model with the same
@@ -497,11 +638,41 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     model_opts.update(compression=compression, hf_token=hf_token, delete_original=delete_original,
                       max_seq_len=max_seq_len, prefetching=prefetching)
     gen_opts.update(max_tokens=max_tokens, temperature=temperature, format=format)
-    req = _request(prompt, messages, model, model_opts, gen_opts)
-    in_messages = list(messages) if messages is not None else []
+    if not isinstance(include_usage, bool):
+        raise TypeError(f"include_usage must be a bool, not {type(include_usage).__name__}")
+    if not isinstance(auto_process_tool_calls, bool):
+        raise TypeError("auto_process_tool_calls must be a bool, not "
+                        f"{type(auto_process_tool_calls).__name__}")
+    # (auto_process_tool_calls has nothing to act on: tools are refused above)
+    n_samples = 1 if n_samples is None else _check_int("n_samples", n_samples, 0) or 1
+    if context:
+        prompt = _check_str("prompt", prompt)
+        prompt = (f"{prompt}\n\n\nUser Provided Context: {context}" if prompt
+                  else f"User Provided Context: {context}")
+    conv = _conversation(prompt, messages)
+    req = _request(None, conv, model, model_opts, gen_opts)
     if stream:
-        return ResponseStream(req, _secrets(req), in_messages)
-    return _call(req, _secrets(req), in_messages)
+        if n_samples > 1:
+            raise ValueError("n_samples > 1 returns every run's full response: it needs "
+                             "stream=False")
+        return ResponseStream(req, _secrets(req), conv, include_usage)
+    if n_samples == 1:
+        return _call(req, _secrets(req), conv)
+    return _samples(req, conv, n_samples)
+
+
+def _samples(req, conv, n):
+    """n runs of one request, as npcpy's get_llm_response returns them
+    (n_samples): run i samples with seed + i, so the runs differ unless
+    decoding is greedy."""
+    runs = []
+    for i in range(n):
+        r = dict(req, seed=req.get("seed", 0) + i)
+        if r["seed"] >= 2 ** 53:
+            raise ValueError("seed + n_samples must stay below 2**53")
+        raw = _call(r, _secrets(r), conv)
+        runs.append({"response": raw["response"], "raw": raw, "combo": {}, "sample_index": i})
+    return {"response": runs[0]["response"], "runs": runs, "messages": runs[0]["raw"]["messages"]}
 
 
 def version():
@@ -558,11 +729,105 @@ class Model:
     def response(self, prompt=None, messages=None, stream=False, **gen):
         """The full get_llm_response dict (or its generator with stream=True)."""
         gen_opts = self._gen(gen, "response")
-        req = _request(prompt, messages, self.model, self._options, gen_opts)
-        in_messages = list(messages) if messages is not None else []
+        conv = _conversation(prompt, messages)
+        req = _request(None, conv, self.model, self._options, gen_opts)
         if stream:
-            return ResponseStream(req, _secrets(req), in_messages)
-        return _call(req, _secrets(req), in_messages)
+            return ResponseStream(req, _secrets(req), conv)
+        return _call(req, _secrets(req), conv)
+
+    # -- the steps of a chat turn, one by one (for front ends that template,
+    # tokenize and decode themselves, such as the `airllm` compatibility
+    # package). They use the model from the library's process cache, opened
+    # on the first call and held until this object is collected.
+
+    def _handle(self):
+        h = self.__dict__.get("_h")
+        if h is not None:
+            return h
+        with _handle_lock:
+            h = self.__dict__.get("_h")
+            if h is None:
+                req = _model_request(self.model, self._options)
+                lib = _lib.load()
+                out = ctypes.c_void_p()
+                st = lib.air_model_acquire_json(
+                    json.dumps(req, ensure_ascii=False).encode("utf-8"), ctypes.byref(out))
+                if st != 0:
+                    raise _error(lib, st, _secrets(req))
+                h = out.value
+                weakref.finalize(self, lib.air_model_release, h)
+                self._h = h
+        return h
+
+    def open(self):
+        """Opens the model now (building its layer store on first use) instead
+        of at the first call; returns self."""
+        self._handle()
+        return self
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, **template_vars):
+        """The prompt text of a conversation through the model's chat template
+        (as transformers' apply_chat_template(..., tokenize=False)). messages:
+        dicts with "role" and "content" (any other key reaches the template);
+        template_vars: extra template variables, e.g. enable_thinking=False."""
+        msgs = _check_json("messages", list(_conversation(None, messages)))
+        lib = _lib.load()
+        out = ctypes.c_void_p()
+        st = lib.air_apply_chat_template(
+            self._handle(), msgs, 1 if add_generation_prompt else 0,
+            _check_json("template variables", template_vars) if template_vars else None,
+            ctypes.byref(out))
+        if st != 0:
+            raise _error(lib, st, _secrets(self._options))
+        return _take_text(lib, out.value)
+
+    def tokenize(self, text, add_special=True):
+        """Token ids of text (a list of int). add_special applies the
+        tokenizer's post-processor (BOS etc.), as add_special_tokens=True."""
+        data = _check_str("text", text, allow_none=False).encode("utf-8", errors="surrogatepass")
+        lib = _lib.load()
+        ids = ctypes.POINTER(ctypes.c_int32)()
+        n = ctypes.c_size_t()
+        st = lib.air_tokenize(self._handle(), data, len(data), 1 if add_special else 0,
+                              ctypes.byref(ids), ctypes.byref(n))
+        if st != 0:
+            raise _error(lib, st, _secrets(self._options))
+        try:
+            return ids[:n.value]
+        finally:
+            lib.air_free(ids)
+
+    def detokenize(self, ids, skip_special=True):
+        """The text of token ids (as transformers' decode); skip_special drops
+        special tokens."""
+        ids = _check_ids(ids)
+        lib = _lib.load()
+        arr = (ctypes.c_int32 * len(ids))(*ids)
+        out = ctypes.c_void_p()
+        n = ctypes.c_size_t()
+        st = lib.air_detokenize(self._handle(), arr, len(ids), 1 if skip_special else 0,
+                                ctypes.byref(out), ctypes.byref(n))
+        if st != 0:
+            raise _error(lib, st, _secrets(self._options))
+        return _take_text(lib, out.value, n.value)
+
+    def generate_ids(self, ids, **gen):
+        """Generates after a prompt given as token ids (already templated and
+        tokenized). Returns the get_llm_response dict without "messages", with
+        "completion_ids": the generated ids, ending with the EOS id when one
+        stopped generation. Generation options as for chat()."""
+        gen_opts = self._gen(gen, "generate_ids")
+        if gen_opts.get("think") is not None:
+            raise ValueError("generate_ids(): think acts on the chat template, which a tokenized "
+                             "prompt has already been through; pass enable_thinking to "
+                             "apply_chat_template() instead")
+        ids = _check_ids(ids)
+        if not ids:
+            raise ValueError("generate_ids() needs at least one token id")
+        req = _model_request(self.model, self._options)
+        req.update(_gen_request(gen_opts))
+        req["prompt_ids"] = ids
+        return _call(req, _secrets(req), None)
 
     def chat(self, messages, **gen):
         """The assistant's reply to a conversation, as a string."""

@@ -98,6 +98,21 @@ def _declare(lib):
     lib.air_default_compression.restype = c_char_p
     lib.air_model_cache_clear.argtypes = []
     lib.air_model_cache_clear.restype = None
+    # the steps of a chat turn, on a model from the process cache
+    c_size_t, p_int32 = ctypes.c_size_t, ctypes.POINTER(ctypes.c_int32)
+    lib.air_model_acquire_json.argtypes = [c_char_p, ctypes.POINTER(c_void_p)]
+    lib.air_model_acquire_json.restype = c_int
+    lib.air_model_release.argtypes = [c_void_p]
+    lib.air_model_release.restype = None
+    lib.air_apply_chat_template.argtypes = [c_void_p, c_char_p, c_int, c_char_p,
+                                            ctypes.POINTER(c_void_p)]
+    lib.air_apply_chat_template.restype = c_int
+    lib.air_tokenize.argtypes = [c_void_p, c_char_p, c_size_t, c_int, ctypes.POINTER(p_int32),
+                                 ctypes.POINTER(c_size_t)]
+    lib.air_tokenize.restype = c_int
+    lib.air_detokenize.argtypes = [c_void_p, p_int32, c_size_t, c_int, ctypes.POINTER(c_void_p),
+                                   ctypes.POINTER(c_size_t)]
+    lib.air_detokenize.restype = c_int
 
 
 _lock = threading.Lock()

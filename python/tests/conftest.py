@@ -15,6 +15,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TINY_CHAT = os.path.join(REPO, "tests", "fixtures", "models", "tiny_chat")
+COMPAT = os.path.join(REPO, "python", "compat")  # the `airllm` compatibility package
+DEFAULT_MODEL = os.path.join(os.environ.get("AIRLLM_MODELS_DIR") or os.path.join(REPO, "models"),
+                             "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 try:
     import airllm_c  # noqa: F401

@@ -19,7 +19,7 @@ def test_forwarded_options():
     r = req(top_p=0.9, top_k=40, seed=7, stop="END", cache_dir="/tmp/c", ram_budget=0,
             n_threads=2, revision="v1", max_seq_len=128, format="json", min_p=0.05,
             repeat_penalty=1.1, delete_original=True, prefetching=False)
-    assert r == {"model": "org/name", "prompt": "Hello", "top_p": 0.9, "top_k": 40, "seed": 7,
+    assert r == {"model": "org/name", "messages": [{"role": "user", "content": "Hello"}], "top_p": 0.9, "top_k": 40, "seed": 7,
                  "stop": ["END"], "cache_dir": "/tmp/c", "ram_budget": 0, "n_threads": 2,
                  "revision": "v1", "max_seq_len": 128, "format": "json", "min_p": 0.05,
                  "repeat_penalty": 1.1, "delete_original": True, "prefetching": False}

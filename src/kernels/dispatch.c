@@ -10,8 +10,11 @@
  */
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "airllm.h"
 #include "kernels/kernels.h"
 
 #ifdef AIR_HAVE_X86
@@ -106,10 +109,24 @@ static air_isa best_isa(void) {
     return AIR_ISA_REF;
 }
 
+/* The ISA named by the environment variable AIR_ISA ("ref", "avx2", "avx512",
+ * "neon") when this CPU supports it, else the best one: lets a whole program
+ * (a test suite, a benchmark) run on one ISA. air_system_info() says which. */
+static air_isa start_isa(void) {
+    const char *env = getenv("AIR_ISA");
+    if (env && *env) {
+        static const air_isa all[] = {AIR_ISA_REF, AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            if (!strcmp(env, air_isa_name(all[i])) && air_kernels_isa_supported(all[i]))
+                return all[i];
+    }
+    return best_isa();
+}
+
 const air_kernel_table *air_kernels_table(void) {
     const air_kernel_table *t = __atomic_load_n(&g_table, __ATOMIC_ACQUIRE);
     if (!t) {
-        t = table_for(best_isa());
+        t = table_for(start_isa());
         __atomic_store_n(&g_table, t, __ATOMIC_RELEASE);
     }
     return t;
@@ -132,6 +149,21 @@ const char *air_isa_name(air_isa isa) {
     default:
         return "unknown";
     }
+}
+
+const char *air_system_info(void) {
+    static char buf[160];
+    static const air_isa all[] = {AIR_ISA_REF, AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
+    size_t len = (size_t)snprintf(buf, sizeof buf, "kernels: %s; supported:",
+                                  air_isa_name(air_kernels_isa()));
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && len < sizeof buf)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "; not supported:");
+        for (size_t i = 0; i < sizeof all / sizeof all[0] && len < sizeof buf; i++)
+            if (air_kernels_isa_supported(all[i]) == !pass)
+                len += (size_t)snprintf(buf + len, sizeof buf - len, " %s", air_isa_name(all[i]));
+    }
+    return buf;
 }
 
 int air_kernels_force_isa(air_isa isa) {

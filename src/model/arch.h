@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include "airllm.h"
+
 typedef enum {
     AIR_ARCH_LLAMA = 0, /* LlamaForCausalLM (also Mistral: same layer) */
     AIR_ARCH_MISTRAL = 1,
@@ -51,6 +53,23 @@ typedef struct {
     int32_t n_eos;
     int32_t eos_ids[AIR_MAX_EOS];
 } air_hparams;
+
+/* The fields air_hparams_check() names in its errors. */
+typedef enum {
+    AIR_HP_VOCAB, AIR_HP_EMBD, AIR_HP_LAYER, AIR_HP_HEAD, AIR_HP_HEAD_KV, AIR_HP_HEAD_DIM,
+    AIR_HP_FF, AIR_HP_CTX, AIR_HP_RMS_EPS, AIR_HP_ROPE_THETA, AIR_HP_ROPE_FACTOR, AIR_HP_ROPE_LOW,
+    AIR_HP_ROPE_HIGH, AIR_HP_ROPE_ORIG_CTX, AIR_HP_SLIDING_WINDOW, AIR_HP_BOS, AIR_HP_EOS,
+    AIR_HP_COUNT
+} air_hp_field;
+
+/* Checks that every hyper-parameter is within its range (sizes positive and
+ * bounded, rms_eps in (0, 1), rope_theta > 0, llama3 factor >= 1 ...) and that
+ * they agree (KV heads divide the heads, head_dim even, BOS/EOS ids inside the
+ * vocabulary). keys[f] is the name of field f in the source `path`
+ * (config.json keys, GGUF keys): the error names the file, the key and the
+ * value. Returns AIR_OK or AIR_ERR_FORMAT (hparams_check.c). */
+air_status air_hparams_check(const air_hparams *hp, const char *path,
+                             const char *const keys[AIR_HP_COUNT]);
 
 const char *air_arch_name(air_arch a);
 

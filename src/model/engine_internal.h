@@ -11,6 +11,7 @@
 
 struct air_engine {
     air_hparams hp;
+    int max_seq;
     air_store *store;
     air_streamer *streamer;
     air_pool *pool;

@@ -60,7 +60,12 @@ air_status air_engine_open(const char *store_dir, const air_engine_options *opt,
     if (st)
         goto fail;
     e->hp = *air_store_hparams(e->store);
-    if ((st = air_streamer_create(e->store, &opt->stream, &e->streamer)))
+    e->max_seq = opt->max_seq > 0 ? opt->max_seq
+                 : e->hp.n_ctx_train > 0 && e->hp.n_ctx_train < 4096 ? e->hp.n_ctx_train
+                                                                     : 4096;
+    air_streamer_options so = opt->stream;
+    so.reserve_bytes += air_kv_bytes(&e->hp, e->max_seq);
+    if ((st = air_streamer_create(e->store, &so, &e->streamer)))
         goto fail;
     e->pool = air_pool_create(opt->n_threads);
     if (!e->pool) {
@@ -88,6 +93,7 @@ void air_engine_close(air_engine *e) {
 }
 
 const air_hparams *air_engine_hparams(const air_engine *e) { return &e->hp; }
+int air_engine_max_seq(const air_engine *e) { return e->max_seq; }
 air_store *air_engine_store(air_engine *e) { return e->store; }
 
 void air_engine_set_abort(air_engine *e, int (*should_abort)(void *user), void *user) {

@@ -19,6 +19,9 @@
 
 typedef struct {
     int n_threads; /* <= 0: one per core */
+    /* positions of one sequence's context; <= 0: the model's training
+     * context, at most 4096. An automatic RAM budget reserves its KV cache. */
+    int max_seq;
     air_streamer_options stream;
 } air_engine_options;
 
@@ -30,6 +33,7 @@ air_status air_engine_open(const char *store_dir, const air_engine_options *opt,
 void air_engine_close(air_engine *e);
 
 const air_hparams *air_engine_hparams(const air_engine *e);
+int air_engine_max_seq(const air_engine *e); /* the context length in force */
 air_store *air_engine_store(air_engine *e);
 air_streamer *air_engine_streamer(air_engine *e);
 air_pool *air_engine_pool(air_engine *e);

@@ -40,8 +40,8 @@ static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
         *tab[i].dst = air_layer_get(w, tab[i].name);
         if (tab[i].need && !*tab[i].dst)
-            return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks tensor '%s'; delete the store "
-                           "folder to rebuild it", air_store_unit_path(e->store, l), l,
+            return air_err(AIR_ERR_FORMAT, "%s: layer %d lacks tensor '%s'; " AIR_STORE_FIX,
+                           air_store_unit_path(e->store, l), l,
                            tab[i].name);
     }
     return AIR_OK;

@@ -24,14 +24,13 @@ static int8_t clamp127(float v) {
     return (int8_t)r;
 }
 
-void air_q8_quantize_row(const float *x, air_block_q8 *dst, int64_t n) {
+AIR_QUANT_CLONES void air_q8_quantize_row(const float *x, air_block_q8 *dst, int64_t n) {
     for (int64_t b = 0; b < n / AIR_Q8_BLOCK; b++) {
         const float *xb = x + b * AIR_Q8_BLOCK;
         float amax = 0.0f;
         for (int i = 0; i < AIR_Q8_BLOCK; i++) {
             float a = fabsf(xb[i]);
-            if (a > amax)
-                amax = a;
+            amax = a > amax ? a : amax;
         }
         float d = amax / 127.0f;
         float id = amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f;

@@ -25,6 +25,17 @@
 #include <assert.h>
 #include <stdint.h>
 
+/* Quantizers are plain C written for the vectorizer; on x86 with GCC or
+ * clang each is built for AVX-512, AVX2 and the baseline, and the loader
+ * picks one for the CPU (ifunc). Every version does the same IEEE operations
+ * in the same order (no contraction into FMA: products are only compared or
+ * rounded), so the codes are identical whichever runs. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_ADDRESS__)
+#define AIR_QUANT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define AIR_QUANT_CLONES
+#endif
+
 #define AIR_Q8_BLOCK 32
 #define AIR_NF4_BLOCK 64
 #define AIR_XQ_BLOCK 32

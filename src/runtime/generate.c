@@ -44,8 +44,10 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
                        "%d (max_seq_len) allows; shorten it or raise max_seq_len",
                        kv->n_past + n_prompt, kv->max_seq);
     int cap = opt->max_tokens > 0 ? opt->max_tokens : 0;
+    if (cap > kv->max_seq) /* the context ends generation before that */
+        cap = kv->max_seq;
     int rows_max = opt->spec ? 1 + AIR_SPEC_MAX_NODES : 1;
-    /* the sequence so far (prompt, generated) for lookup; gen points into it */
+    /* the sequence so far (prompt, generated) for lookup */
     int32_t *hist = malloc(sizeof(int32_t) * (size_t)(n_prompt + cap + 1));
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)(cap + 1));
     float *logits = malloc(sizeof(float) * (size_t)hp->n_vocab * (size_t)rows_max);
@@ -91,6 +93,7 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
                 is_eos |= id == opt->eos_ids[i];
             if (is_eos) {
                 stt.stopped_by_eos = 1;
+                stt.eos_id = id;
                 done = 1;
                 break;
             }

@@ -35,6 +35,7 @@ typedef struct {
     int n_prompt, n_generated;
     double prefill_seconds, decode_seconds;
     int stopped_by_eos;
+    int32_t eos_id; /* the EOS id sampled last, when stopped_by_eos (not in the output) */
     int sweeps;   /* decode passes (after the prefill) */
     int drafted;  /* candidate rows sent to those passes */
     int accepted; /* candidates that became output */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "util/error.h"
+#include "util/memlimit.h"
 
 enum { EMPTY, LOADING, READY, INUSE };
 
@@ -66,8 +67,8 @@ static int next_streamed(const air_streamer *s, int u) {
 /* Loads unit u into slot sl (no lock held). */
 static void load_slot(air_streamer *s, slot *sl, int u) {
     double t0 = now_s();
-    air_status st = air_lf_load(air_store_unit_path(s->store, u), sl->buf, s->slot_cap,
-                                s->opt.direct_io, &sl->layer);
+    air_status st =
+        air_store_load_unit(s->store, u, sl->buf, s->slot_cap, s->opt.direct_io, &sl->layer);
     double dt = now_s() - t0;
     pthread_mutex_lock(&s->mu);
     sl->status = st;
@@ -133,6 +134,22 @@ void air_streamer_free(air_streamer *s) {
     free(s);
 }
 
+/* AIR_RAM_AUTO: 3/4 of the memory this process can still take (the rest is
+ * headroom for the allocator, the page cache and other processes), less two
+ * streaming buffers of the largest unit and the caller's reserve. */
+static uint64_t auto_budget(air_store *store, const air_streamer_options *opt) {
+    air_memlimit ml;
+    air_memlimit_read(&ml);
+    if (ml.available == UINT64_MAX)
+        return 0; /* unknown: stream everything */
+    uint64_t largest = 0;
+    for (int u = 0; u < air_store_n_units(store); u++)
+        if (air_store_unit_bytes(store, u) > largest)
+            largest = air_store_unit_bytes(store, u);
+    uint64_t usable = ml.available / 4 * 3, need = 2 * largest + opt->reserve_bytes;
+    return usable > need ? usable - need : 0;
+}
+
 air_status air_streamer_create(air_store *store, const air_streamer_options *opt,
                                air_streamer **out) {
     *out = NULL;
@@ -155,12 +172,14 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
 
     /* Residency plan: head first (read every pass, the largest unit), then
      * layers from 0, while the budget holds. */
+    uint64_t budget = opt->ram_budget == AIR_RAM_AUTO ? auto_budget(store, opt) : opt->ram_budget;
+    s->stats.ram_budget = budget;
     uint64_t used = 0;
     int head = s->n_units - 1;
     for (int k = 0; k < s->n_units; k++) {
         int u = k == 0 ? head : k - 1;
         uint64_t b = air_store_unit_bytes(store, u);
-        if (used + b > opt->ram_budget)
+        if (used + b > budget)
             continue;
         s->pin_buf[u] = air_lf_alloc(b);
         if (!s->pin_buf[u]) {
@@ -168,8 +187,8 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
                          "RAM budget", u, (unsigned long long)b);
             goto fail;
         }
-        if ((st = air_lf_load(air_store_unit_path(store, u), s->pin_buf[u], b, opt->direct_io,
-                              &s->pin_layer[u])))
+        if ((st = air_store_load_unit(store, u, s->pin_buf[u], b, opt->direct_io,
+                                      &s->pin_layer[u])))
             goto fail;
         s->pinned[u] = 1;
         used += b;

@@ -20,7 +20,12 @@
 typedef struct {
     int prefetch;        /* 1: reader thread one unit ahead (default) */
     int direct_io;       /* 1: O_DIRECT reads where the file system allows */
-    uint64_t ram_budget; /* bytes of units to keep resident (0: stream all) */
+    /* bytes of units to keep resident (0: stream all). AIR_RAM_AUTO: from the
+     * memory this process can still take (MemAvailable, or the room under its
+     * memory cgroup if tighter): 3/4 of it, less two streaming buffers and
+     * reserve_bytes */
+    uint64_t ram_budget;
+    uint64_t reserve_bytes; /* memory needed besides units (KV cache, activations) */
 } air_streamer_options;
 
 typedef struct {
@@ -30,6 +35,7 @@ typedef struct {
     int n_pinned;
     uint64_t pinned_bytes;
     uint64_t buffer_bytes; /* streaming buffers */
+    uint64_t ram_budget;   /* the budget in force (AIR_RAM_AUTO resolved) */
 } air_streamer_stats;
 
 typedef struct air_streamer air_streamer;

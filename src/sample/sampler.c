@@ -145,7 +145,7 @@ int32_t air_sampler_sample(air_sampler *s, float *logits, const int32_t *history
     }
     for (int i = 0; i < m; i++)
         s->prob[i] = (float)(s->prob[i] / sum);
-    if (s->p.top_p < 1.0f && s->p.top_p > 0) {
+    if (s->p.top_p < 1.0f) { /* 0 keeps the most likely token only */
         double c = 0;
         int keep = m;
         for (int i = 0; i < m; i++) {

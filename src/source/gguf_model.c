@@ -174,6 +174,38 @@ static air_status rope_from_freqs(hp_ctx *c, const air_gguf_tensor *t, air_hpara
     return AIR_OK;
 }
 
+/* The shared range and consistency checks, with the GGUF keys in the errors. */
+static air_status check_hparams(hp_ctx *c, const air_hparams *hp) {
+    static const char *const suffix[AIR_HP_COUNT] = {
+        [AIR_HP_VOCAB] = "vocab_size",
+        [AIR_HP_EMBD] = "embedding_length",
+        [AIR_HP_LAYER] = "block_count",
+        [AIR_HP_HEAD] = "attention.head_count",
+        [AIR_HP_HEAD_KV] = "attention.head_count_kv",
+        [AIR_HP_HEAD_DIM] = "attention.key_length",
+        [AIR_HP_FF] = "feed_forward_length",
+        [AIR_HP_CTX] = "context_length",
+        [AIR_HP_RMS_EPS] = "attention.layer_norm_rms_epsilon",
+        [AIR_HP_ROPE_THETA] = "rope.freq_base",
+        [AIR_HP_ROPE_ORIG_CTX] = "rope.scaling.original_context_length",
+        [AIR_HP_SLIDING_WINDOW] = "attention.sliding_window",
+    };
+    char names[AIR_HP_COUNT][128];
+    const char *keys[AIR_HP_COUNT];
+    for (int f = 0; f < AIR_HP_COUNT; f++) {
+        if (suffix[f])
+            snprintf(names[f], sizeof names[f], "%s.%s", c->arch, suffix[f]);
+        keys[f] = names[f];
+    }
+    /* recovered from the rope_freqs.weight tensor, or the tokenizer keys */
+    snprintf(names[AIR_HP_ROPE_FACTOR], sizeof names[0], "rope_freqs.weight (scaling factor)");
+    snprintf(names[AIR_HP_ROPE_LOW], sizeof names[0], "rope_freqs.weight (low_freq_factor)");
+    snprintf(names[AIR_HP_ROPE_HIGH], sizeof names[0], "rope_freqs.weight (high_freq_factor)");
+    snprintf(names[AIR_HP_BOS], sizeof names[0], "tokenizer.ggml.bos_token_id");
+    snprintf(names[AIR_HP_EOS], sizeof names[0], "tokenizer.ggml.eos_token_id");
+    return air_hparams_check(hp, air_gguf_path(c->g), keys);
+}
+
 static void add_eos(air_hparams *hp, int32_t id) {
     for (int i = 0; i < hp->n_eos; i++)
         if (hp->eos_ids[i] == id)
@@ -211,10 +243,6 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
     hp->n_head_kv = hp->n_head;
     if ((st = optional_count(c, "attention.head_count_kv", &hp->n_head_kv)))
         return st;
-    if (hp->n_head % hp->n_head_kv)
-        return air_err(AIR_ERR_FORMAT,
-                       "%s: %s.attention.head_count (%d) is not a multiple of head_count_kv (%d)",
-                       path, c->arch, hp->n_head, hp->n_head_kv);
     hp->head_dim = 0;
     if ((st = optional_count(c, "attention.key_length", &hp->head_dim)))
         return st;
@@ -238,10 +266,6 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
         return air_err(AIR_ERR_UNSUPPORTED,
                        "%s: RoPE over %d of %d head dimensions (partial rotary) is not supported",
                        path, rdim, hp->head_dim);
-    if (hp->head_dim % 2)
-        return air_err(AIR_ERR_FORMAT, "%s: head size %d must be even for RoPE", path,
-                       hp->head_dim);
-
     hp->rms_eps = hp->arch == AIR_ARCH_LLAMA ? 1e-5f : 1e-6f;
     hp->rope_theta = 10000.0f;
     if ((st = get_float(c, "attention.layer_norm_rms_epsilon", &hp->rms_eps)) ||
@@ -316,7 +340,7 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
                            eos_keys[i], id, hp->n_vocab);
         add_eos(hp, id);
     }
-    return AIR_OK;
+    return check_hparams(c, hp);
 }
 
 /* ------------------------------------------------------------------------- */

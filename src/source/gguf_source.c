@@ -153,22 +153,14 @@ air_status air_source_open_gguf(const char *path, air_source **out) {
     }
     h->permuted = air_gguf_qk_permuted(h->g);
 
-    struct stat sb;
-    long long size = 0, mtime = 0;
-    if (stat(path, &sb) == 0) {
-        size = (long long)sb.st_size;
-        mtime = (long long)sb.st_mtime;
-    }
     const char *base = strrchr(path, '/');
     base = base && base[1] ? base + 1 : path;
-    size_t fl = strlen(base) + 64;
-    s->fingerprint = malloc(fl);
+    s->fingerprint = air_source_fingerprint(path, 1, 1);
     s->name = strdup(base);
     if (!s->fingerprint || !s->name) {
         gg_close(s);
         return air_err(AIR_ERR_NOMEM, "out of memory");
     }
-    snprintf(s->fingerprint, fl, "gguf:%s:%lld:%lld;", base, size, mtime);
     size_t nl = strlen(s->name);
     if (nl > 5 && strcmp(s->name + nl - 5, ".gguf") == 0)
         s->name[nl - 5] = 0;

@@ -8,6 +8,9 @@
  *                           hf_name() derives from the neutral names.
  */
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 
 #include "source/safetensors.h"
 #include "source/source.h"
+#include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
@@ -51,6 +55,13 @@ static air_status load_json(const char *path, cJSON **out) {
                        off);
     }
     free(text);
+    if (!cJSON_IsObject(*out)) {
+        const char *what = cJSON_IsArray(*out) ? "an array" : "not an object";
+        cJSON_Delete(*out);
+        *out = NULL;
+        return air_err(AIR_ERR_FORMAT, "%s must hold a JSON object ({\"key\": value, ...}), "
+                       "but its top level is %s", path, what);
+    }
     return AIR_OK;
 }
 
@@ -64,9 +75,12 @@ static air_status get_int(const cJSON *cfg, const char *path, const char *key, i
         *out = def;
         return AIR_OK;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < 0 || v->valuedouble > 2e9)
-        return air_err(AIR_ERR_FORMAT, "%s: field \"%s\" must be a non-negative integer", path, key);
+    if (!cJSON_IsNumber(v))
+        return air_err(AIR_ERR_FORMAT, "%s: \"%s\" must be an integer, not %s", path, key,
+                       cJSON_IsString(v) ? "a string" : "a JSON array, object or boolean");
+    if (!(v->valuedouble >= 0 && v->valuedouble <= 2e9) || v->valuedouble != floor(v->valuedouble))
+        return air_err(AIR_ERR_FORMAT, "%s: \"%s\" is %.15g; it must be an integer from 0 to "
+                       "2000000000", path, key, v->valuedouble);
     *out = (int64_t)v->valuedouble;
     return AIR_OK;
 }
@@ -79,32 +93,82 @@ static air_status get_float(const cJSON *cfg, const char *path, const char *key,
         return AIR_OK;
     }
     if (!cJSON_IsNumber(v))
-        return air_err(AIR_ERR_FORMAT, "%s: field \"%s\" must be a number", path, key);
+        return air_err(AIR_ERR_FORMAT, "%s: \"%s\" must be a number", path, key);
+    if (!(fabs(v->valuedouble) <= FLT_MAX)) /* beyond a float: converting would be undefined */
+        return air_err(AIR_ERR_FORMAT, "%s: \"%s\" is %g; it must be a finite number", path,
+                       key, v->valuedouble);
     *out = v->valuedouble;
     return AIR_OK;
 }
 
-/* eos_token_id may be an int or a list of ints. */
+/* A token id: an integer >= 0 (air_hparams_check compares it with the
+ * vocabulary). */
+static air_status get_id(const cJSON *v, const char *path, const char *key, int32_t *out) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= INT32_MAX) ||
+        v->valuedouble != floor(v->valuedouble)) {
+        char shown[64];
+        if (cJSON_IsNumber(v))
+            snprintf(shown, sizeof shown, "%.15g", v->valuedouble);
+        else
+            snprintf(shown, sizeof shown, "not a number");
+        return air_err(AIR_ERR_FORMAT, "%s: \"%s\" is %s; it must be a token id (an integer "
+                       "from 0 to vocab_size - 1)", path, key, shown);
+    }
+    *out = (int32_t)v->valuedouble;
+    return AIR_OK;
+}
+
+/* eos_token_id may be a token id or a list of them. */
 static air_status get_eos(const cJSON *cfg, const char *path, air_hparams *hp) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "eos_token_id");
     if (!v || cJSON_IsNull(v))
         return AIR_OK;
     hp->n_eos = 0;
-    if (cJSON_IsNumber(v)) {
-        hp->eos_ids[hp->n_eos++] = v->valueint;
-        return AIR_OK;
-    }
+    if (cJSON_IsNumber(v))
+        return get_id(v, path, "eos_token_id", &hp->eos_ids[hp->n_eos++]);
     if (!cJSON_IsArray(v))
-        return air_err(AIR_ERR_FORMAT, "%s: \"eos_token_id\" must be an integer or a list", path);
+        return air_err(AIR_ERR_FORMAT, "%s: \"eos_token_id\" must be a token id or a list of them",
+                       path);
     const cJSON *e;
     cJSON_ArrayForEach(e, v) {
-        if (!cJSON_IsNumber(e))
-            return air_err(AIR_ERR_FORMAT, "%s: \"eos_token_id\" list holds a non-integer", path);
+        int32_t id = 0;
+        air_status st = get_id(e, path, "eos_token_id", &id);
+        if (st)
+            return st;
         if (hp->n_eos < AIR_MAX_EOS)
-            hp->eos_ids[hp->n_eos++] = e->valueint;
+            hp->eos_ids[hp->n_eos++] = id;
     }
     return AIR_OK;
 }
+
+/* bos_token_id: a token id, or null / absent for none. */
+static air_status get_bos(const cJSON *cfg, const char *path, air_hparams *hp) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
+    if (!v || cJSON_IsNull(v))
+        return AIR_OK;
+    return get_id(v, path, "bos_token_id", &hp->bos_id);
+}
+
+/* The config.json keys of the air_hparams fields, for air_hparams_check. */
+static const char *const g_hf_keys[AIR_HP_COUNT] = {
+    [AIR_HP_VOCAB] = "vocab_size",
+    [AIR_HP_EMBD] = "hidden_size",
+    [AIR_HP_LAYER] = "num_hidden_layers",
+    [AIR_HP_HEAD] = "num_attention_heads",
+    [AIR_HP_HEAD_KV] = "num_key_value_heads",
+    [AIR_HP_HEAD_DIM] = "head_dim",
+    [AIR_HP_FF] = "intermediate_size",
+    [AIR_HP_CTX] = "max_position_embeddings",
+    [AIR_HP_RMS_EPS] = "rms_norm_eps",
+    [AIR_HP_ROPE_THETA] = "rope_theta",
+    [AIR_HP_ROPE_FACTOR] = "rope_scaling.factor",
+    [AIR_HP_ROPE_LOW] = "rope_scaling.low_freq_factor",
+    [AIR_HP_ROPE_HIGH] = "rope_scaling.high_freq_factor",
+    [AIR_HP_ROPE_ORIG_CTX] = "rope_scaling.original_max_position_embeddings",
+    [AIR_HP_SLIDING_WINDOW] = "sliding_window",
+    [AIR_HP_BOS] = "bos_token_id",
+    [AIR_HP_EOS] = "eos_token_id",
+};
 
 static air_status parse_config(const char *dir, air_hparams *hp) {
     char *path = air_path_join(dir, "config.json");
@@ -157,14 +221,10 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     INT_FIELD("num_key_value_heads", hp->n_head, 0, hp->n_head_kv);
     INT_FIELD("intermediate_size", 0, 1, hp->n_ff);
     INT_FIELD("max_position_embeddings", 2048, 0, hp->n_ctx_train);
-    INT_FIELD("head_dim", 0, 0, hp->head_dim);
-    INT_FIELD("bos_token_id", -1, 0, hp->bos_id);
-    if (hp->n_head == 0 || hp->n_head_kv == 0 || hp->n_embd == 0 || hp->n_layer == 0 ||
-        hp->n_vocab == 0 || hp->n_ff == 0) {
-        st = air_err(AIR_ERR_FORMAT, "%s: sizes must be positive", path);
+    INT_FIELD("head_dim", -1, 0, hp->head_dim); /* -1: absent */
+    if ((st = get_bos(cfg, path, hp)))
         goto out;
-    }
-    if (hp->head_dim == 0) {
+    if (hp->head_dim == -1 && hp->n_head > 0) {
         if (hp->n_embd % hp->n_head) {
             st = air_err(AIR_ERR_FORMAT, "%s: hidden_size %d is not a multiple of "
                          "num_attention_heads %d and no head_dim is given", path, hp->n_embd,
@@ -172,12 +232,6 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
             goto out;
         }
         hp->head_dim = hp->n_embd / hp->n_head;
-    }
-    if (hp->n_head % hp->n_head_kv || hp->head_dim % 2) {
-        st = air_err(AIR_ERR_FORMAT, "%s: num_attention_heads %d must be a multiple of "
-                     "num_key_value_heads %d and head_dim %d even", path, hp->n_head,
-                     hp->n_head_kv, hp->head_dim);
-        goto out;
     }
     if ((st = get_float(cfg, path, "rms_norm_eps", 1e-6, &d)))
         goto out;
@@ -205,11 +259,12 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
                      path, arch);
         goto out;
     }
-    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(cfg, "sliding_window");
     const cJSON *use_sw = cJSON_GetObjectItemCaseSensitive(cfg, "use_sliding_window");
-    if (cJSON_IsNumber(sw) && sw->valueint > 0 &&
-        (hp->arch == AIR_ARCH_MISTRAL || cJSON_IsTrue(use_sw)))
-        hp->sliding_window = sw->valueint;
+    int64_t sw;
+    if ((st = get_int(cfg, path, "sliding_window", 0, 0, &sw)))
+        goto out;
+    if (hp->arch == AIR_ARCH_MISTRAL || cJSON_IsTrue(use_sw))
+        hp->sliding_window = (int32_t)sw;
 
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
     if ((!rs || cJSON_IsNull(rs)) && cJSON_IsObject(rp))
@@ -228,11 +283,6 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
                 (st = get_float(rs, path, "high_freq_factor", 4.0, &hi)) ||
                 (st = get_int(rs, path, "original_max_position_embeddings", 8192, 0, &orig)))
                 goto out;
-            if (hi <= lo) {
-                st = air_err(AIR_ERR_FORMAT, "%s: rope_scaling high_freq_factor must exceed "
-                             "low_freq_factor", path);
-                goto out;
-            }
             hp->rope_factor = (float)f;
             hp->rope_low_freq_factor = (float)lo;
             hp->rope_high_freq_factor = (float)hi;
@@ -246,6 +296,8 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     }
     if ((st = get_eos(cfg, path, hp)))
         goto out;
+    if ((st = air_hparams_check(hp, path, g_hf_keys)))
+        goto out;
     cJSON_Delete(cfg);
     cfg = NULL;
 
@@ -255,11 +307,9 @@ static air_status parse_config(const char *dir, air_hparams *hp) {
     if (air_path_exists(path)) {
         if ((st = load_json(path, &cfg)))
             goto out;
-        if ((st = get_eos(cfg, path, hp)))
+        if ((st = get_eos(cfg, path, hp)) || (st = get_bos(cfg, path, hp)) ||
+            (st = air_hparams_check(hp, path, g_hf_keys)))
             goto out;
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(cfg, "bos_token_id");
-        if (cJSON_IsNumber(b))
-            hp->bos_id = b->valueint;
     }
 out:
     cJSON_Delete(cfg);
@@ -441,7 +491,6 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     h->delete_original = delete_original;
     char **names = NULL;
     int n = 0;
-    air_strbuf fp = {0};
     air_status st = parse_config(dir, &s->hp);
     if (st)
         goto fail;
@@ -454,12 +503,6 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     for (int i = 0; i < n; i++) {
         char *p = air_path_join(dir, names[i]);
         st = air_st_open(p, &h->files[i]);
-        if (!st) {
-            struct stat sb;
-            stat(p, &sb);
-            air_sb_printf(&fp, "%s:%lld:%lld;", names[i], (long long)sb.st_size,
-                          (long long)sb.st_mtime);
-        }
         free(p);
         if (st)
             goto fail;
@@ -475,7 +518,9 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
             h->remaining[i] += used;
         }
     }
-    s->fingerprint = air_sb_take(&fp);
+    /* after delete_original the weights are gone: a store made that way
+     * depends on the rest only */
+    s->fingerprint = air_source_fingerprint(dir, 0, !delete_original);
     char *tj = air_path_join(dir, "tokenizer.json");
     char *tc = air_path_join(dir, "tokenizer_config.json");
     if (air_path_exists(tj))
@@ -486,6 +531,8 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
         s->tokenizer_config = tc;
     else
         free(tc);
+    if (air_chat_template_files_exist(dir))
+        s->chat_template_dir = strdup(dir);
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
     s->name = strdup(base);
@@ -498,7 +545,6 @@ fail:
     for (int i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    air_sb_free(&fp);
     hf_close(s);
     return st;
 }

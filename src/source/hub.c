@@ -5,8 +5,8 @@
  * Online flow (same requests and cache writes as huggingface_hub):
  *   1. GET {endpoint}/api/models/{repo}/revision/{rev} -> commit sha and the
  *      file list ("siblings"); write refs/{rev} = sha.
- *   2. Pick the files: config, tokenizer and generation files when present,
- *      the extra patterns, then model.safetensors.index.json (fetched first)
+ *   2. Pick the files: config, tokenizer, chat template and generation files
+ *      when present, the extra patterns, then model.safetensors.index.json (fetched first)
  *      and the shards it names, or a single model.safetensors.
  *   3. For each file not yet in snapshots/{sha}/: HEAD
  *      {endpoint}/{repo}/resolve/{sha}/{path} for its ETag (X-Linked-Etag
@@ -40,9 +40,16 @@
 #include "util/fileio.h"
 #include "util/strbuf.h"
 
-static const char *const k_base_files[] = {
-    "config.json",           "generation_config.json",  "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", NULL};
+static const char *const k_base_files[] = {"config.json",
+                                           "generation_config.json",
+                                           "tokenizer.json",
+                                           "tokenizer_config.json",
+                                           "special_tokens_map.json",
+                                           "chat_template.jinja",
+                                           "chat_template.json",
+                                           NULL};
+/* named chat templates (text/chat_files.h): <dir>/<name>.jinja, not deeper */
+#define NAMED_TEMPLATES_DIR "additional_chat_templates/"
 #define INDEX_FILE "model.safetensors.index.json"
 #define SINGLE_FILE "model.safetensors"
 
@@ -373,30 +380,6 @@ static void on_bytes(void *user, uint64_t file_bytes, int final) {
     p->c->progress(p->c->progress_user, p->label, file_bytes, total, rate);
 }
 
-static air_status hash_prefix(int fd, uint64_t n, EVP_MD_CTX *sha, const char *path) {
-    static const size_t BUF = 1 << 20;
-    char *buf = malloc(BUF);
-    if (!buf)
-        return air_err(AIR_ERR_NOMEM, "out of memory");
-    uint64_t off = 0;
-    air_status st = AIR_OK;
-    while (off < n) {
-        size_t want = n - off < BUF ? (size_t)(n - off) : BUF;
-        ssize_t r = pread(fd, buf, want, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            st = air_err(AIR_ERR_IO, "reading %s to resume: %s", path,
-                         r == 0 ? "unexpected end" : strerror(errno));
-            break;
-        }
-        EVP_DigestUpdate(sha, buf, (size_t)r);
-        off += (uint64_t)r;
-    }
-    free(buf);
-    return st;
-}
-
 static int is_sha256_hex(const char *s) {
     size_t n = 0;
     for (; s[n]; n++)
@@ -464,7 +447,7 @@ static air_status download_blob(const air_hub_ctx *c, const char *repo_id, const
             st = air_err(AIR_ERR_INTERNAL, "cannot initialise SHA-256 (OpenSSL)");
             goto out;
         }
-        if (have && (st = hash_prefix(fd, have, sha, incomplete)) != AIR_OK)
+        if (have && (st = air_hub_hash_prefix(fd, have, sha, incomplete)) != AIR_OK)
             goto out;
     }
     ps->start_bytes = have;
@@ -702,6 +685,12 @@ static air_status no_weights_error(const char *repo_id, const strlist *sib) {
                    repo_id);
 }
 
+static int is_named_template(const char *path) {
+    size_t d = strlen(NAMED_TEMPLATES_DIR), n = strlen(path);
+    return n > d + 6 && strncmp(path, NAMED_TEMPLATES_DIR, d) == 0 && !strchr(path + d, '/') &&
+           strcmp(path + n - 6, ".jinja") == 0;
+}
+
 static air_status online_snapshot(const air_hub_ctx *c, const char *repo_id, const char *storage,
                                   const char *const *extra, char **sha_out) {
     strlist sib = {0}, want = {0}, weights = {0};
@@ -714,6 +703,9 @@ static air_status online_snapshot(const air_hub_ctx *c, const char *repo_id, con
     for (size_t i = 0; st == AIR_OK && k_base_files[i]; i++)
         if (sl_has(&sib, k_base_files[i]))
             st = sl_add(&want, k_base_files[i]);
+    for (size_t j = 0; st == AIR_OK && j < sib.n; j++)
+        if (is_named_template(sib.v[j]))
+            st = sl_add(&want, sib.v[j]);
     for (size_t i = 0; st == AIR_OK && extra && extra[i]; i++)
         for (size_t j = 0; st == AIR_OK && j < sib.n; j++)
             if (air_hub_glob(extra[i], sib.v[j])) {
@@ -814,6 +806,12 @@ air_status air_hub_snapshot(const char *repo_id, const air_hub_options *o, char 
                 sha = NULL;
             }
         }
+    }
+    if (st != AIR_OK) { /* no password, token or signed query in what the user sees */
+        char *safe = air_hub_redact(air_last_error(), c.token);
+        if (safe)
+            air_err(st, "%s", safe);
+        free(safe);
     }
     free(sha);
     free(storage);

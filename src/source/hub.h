@@ -20,12 +20,16 @@
  *     <cache>/.locks/models--<org>--<name>/<etag>.lock
  *
  * Only the files airllm.c needs are fetched: config.json, generation_config.json,
- * tokenizer.json, tokenizer_config.json, special_tokens_map.json when present,
+ * tokenizer.json, tokenizer_config.json, special_tokens_map.json, the chat
+ * template files (chat_template.jinja, chat_template.json,
+ * additional_chat_templates/<name>.jinja) when present,
  * and the safetensors weights (model.safetensors.index.json and its shards, or
  * a single model.safetensors), plus files matching `extra_patterns`.
  *
  * Environment: HF_ENDPOINT, HF_TOKEN (then $HF_TOKEN_PATH or $HF_HOME/token),
- * HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HF_HUB_OFFLINE. Explicit options win.
+ * HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HF_HUB_OFFLINE; the limits AIR_HUB_MAX_ATTEMPTS,
+ * AIR_HUB_TIMEOUT, AIR_HUB_LOW_SPEED_LIMIT, AIR_HUB_LOW_SPEED_TIME,
+ * AIR_HUB_CONNECT_TIMEOUT. Explicit options win.
  * docs/hub.md describes the protocol, retries and errors.
  *
  * Thread safety: calls are independent; two processes downloading the same
@@ -40,6 +44,12 @@
 #include "airllm.h"
 #include "util/progress.h"
 
+#if defined(__GNUC__)
+#define AIR_HUB_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define AIR_HUB_PRINTF(a, b)
+#endif
+
 typedef struct {
     const char *revision;  /* branch, tag or full commit sha; NULL = "main" */
     const char *token;     /* NULL = $HF_TOKEN, then the token file */
@@ -49,7 +59,16 @@ typedef struct {
     const char *const *extra_patterns; /* NULL-terminated globs of extra files, may be NULL */
     air_progress_fn progress;          /* may be NULL; see util/progress.h */
     void *progress_user;
-    int max_attempts; /* per request, for 5xx / timeouts / dropped connections; 0 = default (5) */
+    int max_attempts;     /* failed attempts in a row without progress, per request (5xx, timeouts,
+                             dropped connections); all attempts of a request are capped at 4x this;
+                             0 = $AIR_HUB_MAX_ATTEMPTS, else 5 */
+    double timeout_s;     /* wall-clock limit of one request (one file: every attempt and wait);
+                             0 = $AIR_HUB_TIMEOUT, else 600 s plus the file's size at 128 KiB/s */
+    long low_speed_limit; /* an attempt slower than this many bytes/s ... */
+    long low_speed_time;  /* ... for this many seconds is abandoned and retried;
+                             0 = $AIR_HUB_LOW_SPEED_LIMIT / $AIR_HUB_LOW_SPEED_TIME, else
+                             1024 bytes/s for 30 s */
+    air_notice_fn notice; /* one-line messages (retries); may be NULL; gets progress_user */
 } air_hub_options;
 
 /* Fills `o` with the defaults (all NULL / 0). */
@@ -61,7 +80,8 @@ void air_hub_default_options(air_hub_options *o);
  * `commit` is not NULL, *commit the 40-hex commit sha (caller frees).
  * `o` may be NULL for the defaults. Returns AIR_OK, or AIR_ERR_AUTH,
  * AIR_ERR_NOT_FOUND, AIR_ERR_NETWORK, AIR_ERR_IO, AIR_ERR_FORMAT, ... with a
- * message in air_last_error() (the token is never part of it). */
+ * message in air_last_error(). Neither the token nor a password or query
+ * string of a url is ever part of a message. */
 air_status air_hub_snapshot(const char *repo_id, const air_hub_options *o, char **snapshot_dir,
                             char **commit);
 
@@ -81,12 +101,22 @@ typedef struct {
     char *revision;
     int offline;
     int max_attempts;
+    double timeout_s; /* 0: automatic (see air_hub_options) */
+    long low_speed_limit, low_speed_time, connect_timeout;
     air_progress_fn progress;
+    air_notice_fn notice;
     void *progress_user;
 } air_hub_ctx;
 
 air_status air_hub_ctx_init(air_hub_ctx *c, const air_hub_options *o);
 void air_hub_ctx_free(air_hub_ctx *c);
+
+/* Copy of `text` safe to show: in every url the user:password part and the
+ * query string are replaced by "***", and each occurrence of `token` (may be
+ * NULL) by "***". Caller frees; NULL when out of memory. */
+char *air_hub_redact(const char *text, const char *token);
+/* Sends a notice (printf-style, redacted) to c->notice, if any. */
+void air_hub_notice(const air_hub_ctx *c, const char *fmt, ...) AIR_HUB_PRINTF(2, 3);
 
 /* 1 for "1", "true", "yes", "on" (any case), as huggingface_hub reads flags. */
 int air_hub_env_true(const char *v);
@@ -155,9 +185,14 @@ air_status air_hub_head(const air_hub_ctx *c, const char *url, const air_hub_wha
  * bytes (resume with Range), feeding every written byte to `sha` (an
  * EVP_MD_CTX, may be NULL), until `expected` bytes (or the end if -1). Sends
  * Authorization only while on the origin of `auth_origin_url`. Retries
- * transient failures, resuming where the file ends. Calls `on_bytes` with the
- * file size after each chunk (for progress). */
+ * transient failures within the limits of `c`, always resuming where the file
+ * ends (a server that ignores the Range has its body compared with the kept
+ * bytes); an answer whose size contradicts `expected` fails at once. Calls
+ * `on_bytes` with the file size after each chunk (for progress). `dest_path`
+ * names the file in messages. */
 typedef void (*air_http_bytes_fn)(void *user, uint64_t file_bytes, int final);
+/* Feeds the first n bytes of fd to `sha` (an EVP_MD_CTX); path for messages. */
+air_status air_hub_hash_prefix(int fd, uint64_t n, void *sha, const char *path);
 air_status air_hub_download(const air_hub_ctx *c, const char *url, const char *auth_origin_url,
                             const air_hub_what *what, int fd, uint64_t offset, int64_t expected,
                             void *sha, const char *dest_path, air_http_bytes_fn on_bytes,

@@ -8,17 +8,27 @@
  *     first url keeps the Authorization header; one to another origin (the
  *     CDN holding LFS blobs, with a signed url) never gets it; a HEAD stops at
  *     such a redirect and returns it, because the metadata is in its headers;
- *   - retries transient failures (HTTP 408/429/5xx, timeouts, dropped
- *     connections) with exponential backoff, a bounded number of times; a
- *     download resumes with "Range: bytes=N-" where the file ends, and a
- *     retry that made progress does not count against the bound;
+ *   - retries transient failures (HTTP 408/429/5xx, timeouts, transfers
+ *     slower than the low-speed limit, dropped connections) with exponential
+ *     backoff: at most max_attempts failures in a row without progress, at
+ *     most 4 x max_attempts attempts in all, and never past the request's
+ *     deadline (timeout_s). Each retry is announced through the notice
+ *     callback;
+ *   - a download always continues from the bytes kept in the file:
+ *     "Range: bytes=N-" where the file ends; a 206 must start at N and agree
+ *     with the expected size; a server that ignores the Range (200) has its
+ *     first N bytes compared with the kept ones instead of overwriting them;
+ *     a Content-Length that disagrees with the expected size ends the
+ *     download at once (a lying or wrong server, not a transient failure);
  *   - turns final failures into one actionable air_err() message. The token
- *     is only ever placed in a request header, never in a message.
+ *     is only ever placed in a request header; the caller redacts urls.
  */
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,7 +46,9 @@
 #define BACKOFF_BASE_S 0.5
 #define BACKOFF_MAX_S 8.0
 #define RETRY_AFTER_MAX_S 30.0
-#define HARD_ATTEMPT_CAP 200
+#define ATTEMPT_CAP_FACTOR 4       /* all attempts of a request <= this x max_attempts */
+#define AUTO_TIMEOUT_BASE_S 600.0  /* automatic deadline: this ... */
+#define AUTO_TIMEOUT_RATE 131072.0 /* ... plus the expected size at this many bytes/s */
 
 enum { MODE_JSON, MODE_HEAD, MODE_FILE };
 
@@ -47,12 +59,16 @@ typedef struct {
     air_http_resp *resp;
     /* MODE_FILE */
     int fd;
-    uint64_t offset; /* bytes in the file when this attempt started */
-    uint64_t size;   /* bytes in the file now */
+    uint64_t offset;  /* bytes in the file when this attempt started */
+    uint64_t size;    /* bytes in the file now */
+    uint64_t pos;     /* file offset of the next body byte of this attempt */
+    int64_t expected; /* size of the whole file, -1 if unknown */
+    const char *path; /* the file being written, for messages */
     EVP_MD_CTX *sha;
     int body_checked; /* first body byte seen and status/Content-Range validated */
     int write_errno;  /* errno of a failed write() */
     int range_bad;    /* 206 with a Content-Range that does not start at offset */
+    char *bad_answer; /* the server's answer contradicts the file's size: why */
     air_http_bytes_fn on_bytes;
     void *on_bytes_user;
     /* MODE_JSON and error bodies */
@@ -171,37 +187,110 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata) {
     return n;
 }
 
-/* "bytes START-END/TOTAL" -> START, or -1. */
-static int64_t content_range_start(const char *cr) {
+/* "bytes START-END/TOTAL" -> START (and TOTAL into *total, -1 for "*"), or -1. */
+static int64_t content_range_start(const char *cr, int64_t *total) {
+    *total = -1;
     if (!cr || strncasecmp(cr, "bytes ", 6) != 0)
         return -1;
     char *end;
     long long v = strtoll(cr + 6, &end, 10);
-    return (end != cr + 6 && *end == '-') ? v : -1;
+    if (end == cr + 6 || *end != '-')
+        return -1;
+    const char *slash = strchr(end, '/');
+    if (slash && slash[1] != '*') {
+        char *e2;
+        long long t = strtoll(slash + 1, &e2, 10);
+        if (e2 != slash + 1)
+            *total = t;
+    }
+    return v;
+}
+
+static void set_bad_answer(xfer *x, const char *fmt, ...) AIR_PRINTF(2, 3);
+static void set_bad_answer(xfer *x, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    free(x->bad_answer);
+    if (vasprintf(&x->bad_answer, fmt, ap) < 0)
+        x->bad_answer = NULL;
+    va_end(ap);
 }
 
 /* Decides, at the first body byte of a 200/206 answer, where it goes. */
 static int file_body_start(xfer *x) {
     air_http_resp *r = x->resp;
     x->body_checked = 1;
+    int64_t total = -1;
     if (r->status == 206) {
-        if (content_range_start(r->content_range) != (int64_t)x->offset) {
+        if (content_range_start(r->content_range, &total) != (int64_t)x->offset) {
             x->range_bad = 1;
             return 0;
         }
-        return 1;
+        x->pos = x->offset;
+    } else {
+        x->pos = 0; /* a whole body although we asked for a range: compare the kept prefix */
+        total = r->content_length;
     }
-    if (x->offset > 0) {
-        /* The server ignored our Range: start over from byte 0. */
-        if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0) {
+    if (x->expected >= 0) {
+        int64_t left = x->expected - (int64_t)x->pos;
+        if (total >= 0 && total != x->expected) {
+            set_bad_answer(x,
+                           "the server sent %s of a %lld-byte file, but the Hub said the file "
+                           "has %lld bytes",
+                           r->status == 206 ? "a range" : "the body", (long long)total,
+                           (long long)x->expected);
+            return 0;
+        }
+        if (r->content_length >= 0 && r->content_length != left) {
+            set_bad_answer(x,
+                           "the server announced Content-Length %lld where %lld bytes were "
+                           "left of the %lld the Hub said the file has",
+                           (long long)r->content_length, (long long)left, (long long)x->expected);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The body repeats bytes [pos, pos+n) that the file already holds: compares
+ * them; at the first difference the file is cut there (and the hash redone),
+ * and the number of matching bytes is returned. */
+static size_t compare_kept(xfer *x, const char *buf, size_t n) {
+    char tmp[65536];
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done < sizeof tmp ? n - done : sizeof tmp;
+        ssize_t r = pread(x->fd, tmp, want, (off_t)(x->pos + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
             x->write_errno = errno;
             return 0;
         }
-        x->offset = x->size = 0;
-        if (x->sha)
-            EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
+        if (r == 0)
+            break; /* the file is shorter than we thought: keep what matched */
+        size_t k = 0;
+        while (k < (size_t)r && tmp[k] == buf[done + k])
+            k++;
+        done += k;
+        if (k < (size_t)r)
+            break;
     }
-    return 1;
+    if (done == n)
+        return n;
+    /* the kept bytes differ from the server's file: keep only the common prefix */
+    uint64_t cut = x->pos + done;
+    if (ftruncate(x->fd, (off_t)cut) != 0 || lseek(x->fd, (off_t)cut, SEEK_SET) < 0) {
+        x->write_errno = errno;
+        return 0;
+    }
+    x->size = cut;
+    if (x->sha && (EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL) != 1 ||
+                   air_hub_hash_prefix(x->fd, cut, x->sha, x->path) != AIR_OK)) {
+        x->write_errno = EIO;
+        return 0;
+    }
+    return done;
 }
 
 static size_t on_body(char *buf, size_t size, size_t nmemb, void *userdata) {
@@ -211,6 +300,22 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *userdata) {
     if (x->mode == MODE_FILE && (st == 200 || st == 206)) {
         if (!x->body_checked && !file_body_start(x))
             return 0;
+        if (x->pos < x->size) { /* bytes we have already */
+            size_t have = x->size - x->pos < n ? (size_t)(x->size - x->pos) : n;
+            size_t same = compare_kept(x, buf, have);
+            if (x->write_errno)
+                return 0;
+            x->pos += same;
+            buf += same;
+            n -= same;
+            if (n == 0)
+                return size * nmemb;
+        }
+        if (x->expected >= 0 && x->size + n > (uint64_t)x->expected) {
+            set_bad_answer(x, "the server sent more than the %lld bytes the Hub said the file has",
+                           (long long)x->expected);
+            return 0;
+        }
         size_t done = 0;
         while (done < n) {
             ssize_t w = write(x->fd, buf + done, n - done);
@@ -225,9 +330,10 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *userdata) {
         if (x->sha)
             EVP_DigestUpdate(x->sha, buf, n);
         x->size += n;
+        x->pos += n;
         if (x->on_bytes)
             x->on_bytes(x->on_bytes_user, x->size, 0);
-        return n;
+        return size * nmemb;
     }
     size_t cap = (x->mode == MODE_JSON && st >= 200 && st < 300) ? MAX_JSON_BYTES : MAX_ERROR_BODY;
     if (x->body.len + n > cap) {
@@ -270,7 +376,7 @@ static int same_origin(const char *a, const char *b) {
 
 /* Runs one request; fills x->resp (status, headers, redirect url). */
 static CURLcode perform(const air_hub_ctx *c, const char *url, int send_auth, xfer *x,
-                        char *errbuf) {
+                        double time_left, char *errbuf) {
     pthread_once(&g_curl_once, curl_init_once);
     CURL *h = curl_easy_init();
     if (!h)
@@ -293,9 +399,11 @@ static CURLcode perform(const air_hub_ctx *c, const char *url, int send_auth, xf
     curl_easy_setopt(h, CURLOPT_USERAGENT, "airllm.c/0.1; hf_hub-compatible; libcurl");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout > 0 ? c->connect_timeout : 10L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, c->low_speed_limit > 0 ? c->low_speed_limit : 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time > 0 ? c->low_speed_time : 30L);
+    long ms = time_left < 1e-3 ? 1L : time_left > 2e9 ? 2000000000L : (long)(time_left * 1000.0);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
@@ -442,6 +550,48 @@ static air_status status_error(const air_hub_ctx *c, const air_http_resp *r, con
 /* The request loop: redirects x retries                                     */
 /* ------------------------------------------------------------------------- */
 
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Seconds one request may take in all (see air_hub_options.timeout_s). */
+static double request_limit(const air_hub_ctx *c, int64_t expected) {
+    if (c->timeout_s > 0)
+        return c->timeout_s;
+    return AUTO_TIMEOUT_BASE_S + (expected > 0 ? (double)expected / AUTO_TIMEOUT_RATE : 0);
+}
+
+/* Why an attempt failed, in a few words, for notices. */
+static void attempt_reason(CURLcode rc, const air_http_resp *r, const char *errbuf, char *out,
+                           size_t n) {
+    if (rc != CURLE_OK)
+        snprintf(out, n, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    else
+        snprintf(out, n, "HTTP %ld", r->status);
+}
+
+/* The request ran out of time (its deadline passed). */
+static air_status deadline_error(const air_hub_ctx *c, const air_hub_what *w, const xfer *x,
+                                 double limit, int attempts, const char *reason) {
+    const char *what = w->file ? w->file : "the file list";
+    char kept[1400] = "";
+    if (x->mode == MODE_FILE) {
+        char have[32], all[32];
+        air_format_bytes(x->size, have, sizeof have);
+        if (x->expected >= 0)
+            air_format_bytes((uint64_t)x->expected, all, sizeof all);
+        snprintf(kept, sizeof kept, " %s%s%s are kept in %s; run again to resume from there.", have,
+                 x->expected >= 0 ? " of " : "", x->expected >= 0 ? all : "", x->path);
+    }
+    return air_err(AIR_ERR_NETWORK,
+                   "downloading %s of model %s from %s did not finish within %.0f s (%d "
+                   "attempts, last: %s).%s The limit is set by AIR_HUB_TIMEOUT (seconds; "
+                   "default 600 plus the file size at 128 KiB/s).",
+                   what, w->repo_id, c->endpoint, limit, attempts, reason, kept);
+}
+
 static air_status request(const air_hub_ctx *c, const char *url0, const char *auth_origin,
                           const air_hub_what *what, xfer *x) {
     air_http_resp *r = x->resp;
@@ -450,7 +600,12 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
     if (!url)
         return air_err(AIR_ERR_NOMEM, "out of memory");
     int max_attempts = c->max_attempts > 0 ? c->max_attempts : 5;
+    int attempt_cap = ATTEMPT_CAP_FACTOR * max_attempts;
+    double limit = request_limit(c, x->mode == MODE_FILE ? x->expected : -1);
+    double deadline = mono_s() + limit;
+    const char *label = what->file ? what->file : "the file list";
     air_status st = AIR_OK;
+    int total = 0; /* attempts of this request, over all redirects */
     for (int hop = 0;; hop++) {
         if (hop > MAX_REDIRECTS) {
             st = air_err(AIR_ERR_NETWORK, "too many redirects (> %d) starting at %s", MAX_REDIRECTS,
@@ -458,8 +613,9 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
             break;
         }
         int send_auth = same_origin(auth_origin, url);
-        int attempt = 0, total = 0;
+        int attempt = 0; /* failures in a row without progress */
         CURLcode rc;
+        char reason[CURL_ERROR_SIZE + 32];
         for (;;) {
             attempt++;
             total++;
@@ -475,7 +631,7 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
             x->body.len = 0;
             resp_reset_headers(r);
             r->status = 0;
-            rc = perform(c, url, send_auth, x, errbuf);
+            rc = perform(c, url, send_auth, x, deadline - mono_s(), errbuf);
             if (x->write_errno) {
                 int e = x->write_errno;
                 if (e == ENOSPC || e == EDQUOT)
@@ -487,6 +643,15 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
                 else
                     st = air_err(AIR_ERR_IO, "writing the download of %s to the cache failed: %s",
                                  what->file, strerror(e));
+                goto done;
+            }
+            if (x->bad_answer) {
+                st = air_err(AIR_ERR_NETWORK,
+                             "downloading %s of model %s from %s stopped: %s. Not retried: the "
+                             "server does not serve the file the Hub described; check HF_ENDPOINT "
+                             "and any proxy. The %llu bytes received before are kept in %s.",
+                             label, what->repo_id, url, x->bad_answer, (unsigned long long)x->size,
+                             x->path);
                 goto done;
             }
             if (x->body_too_big) {
@@ -505,6 +670,7 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
                 x->size = 0;
                 if (x->sha)
                     EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
+                snprintf(reason, sizeof reason, "the server sent another range than asked");
             } else if (x->mode == MODE_FILE && rc == CURLE_OK && r->status == 416 && x->size > 0) {
                 /* Our partial file is longer than the remote one: start over. */
                 if (ftruncate(x->fd, 0) != 0) {
@@ -515,17 +681,35 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
                 x->size = 0;
                 if (x->sha)
                     EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
+                snprintf(reason, sizeof reason,
+                         "HTTP 416: the kept bytes are longer than the file");
             } else if (rc == CURLE_OK && !transient_status(r->status)) {
                 break;
             } else if (rc != CURLE_OK && !transient_curl(rc)) {
                 st = network_error(c, rc, errbuf, url, total);
                 goto done;
+            } else {
+                attempt_reason(rc, r, errbuf, reason, sizeof reason);
             }
             if (x->size > before)
                 attempt = 0; /* progress was made: this one does not count */
-            if (attempt >= max_attempts || total >= HARD_ATTEMPT_CAP) {
+            if (mono_s() >= deadline) {
+                st = deadline_error(c, what, x, limit, total, reason);
+                goto done;
+            }
+            if (attempt >= max_attempts || total >= attempt_cap) {
                 st = rc != CURLE_OK ? network_error(c, rc, errbuf, url, total)
                                     : status_error(c, r, what, total);
+                if (x->mode == MODE_FILE) {
+                    char msg[2048];
+                    snprintf(msg, sizeof msg, "%s", air_last_error());
+                    st = air_err(st,
+                                 "%s %llu bytes are kept in %s for the next run (at most %d "
+                                 "failures in a row and %d attempts per file: "
+                                 "AIR_HUB_MAX_ATTEMPTS).",
+                                 msg, (unsigned long long)x->size, x->path, max_attempts,
+                                 attempt_cap);
+                }
                 goto done;
             }
             int k = attempt < 1 ? 0 : (attempt > 6 ? 5 : attempt - 1);
@@ -534,6 +718,23 @@ static air_status request(const air_hub_ctx *c, const char *url0, const char *au
                 wait = BACKOFF_MAX_S;
             if (rc == CURLE_OK && r->retry_after > 0)
                 wait = r->retry_after < RETRY_AFTER_MAX_S ? r->retry_after : RETRY_AFTER_MAX_S;
+            if (mono_s() + wait >= deadline) {
+                st = deadline_error(c, what, x, limit, total, reason);
+                goto done;
+            }
+            if (x->mode == MODE_FILE) {
+                char have[32], all[32] = "?";
+                air_format_bytes(x->size, have, sizeof have);
+                if (x->expected >= 0)
+                    air_format_bytes((uint64_t)x->expected, all, sizeof all);
+                air_hub_notice(c,
+                               "%s: %s; retrying in %.1f s (attempt %d of at most %d), resuming "
+                               "at %s of %s",
+                               label, reason, wait, total + 1, attempt_cap, have, all);
+            } else {
+                air_hub_notice(c, "%s of %s: %s; retrying in %.1f s (attempt %d of at most %d)",
+                               label, what->repo_id, reason, wait, total + 1, attempt_cap);
+            }
             sleep_s(wait);
         }
         if (r->status >= 300 && r->status < 400 && r->location) {
@@ -559,6 +760,8 @@ done:
         r->body_len = x->body.len;
         r->body = air_sb_take(&x->body);
     }
+    free(x->bad_answer);
+    x->bad_answer = NULL;
     return st;
 }
 
@@ -566,7 +769,7 @@ air_status air_hub_get_json(const air_hub_ctx *c, const char *url, const air_hub
                             air_http_resp *resp) {
     memset(resp, 0, sizeof *resp);
     air_http_resp_free(resp);
-    xfer x = {.mode = MODE_JSON, .resp = resp};
+    xfer x = {.mode = MODE_JSON, .resp = resp, .expected = -1};
     air_status st = request(c, url, url, what, &x);
     air_sb_free(&x.body);
     if (st == AIR_OK && !resp->body)
@@ -578,7 +781,7 @@ air_status air_hub_head(const air_hub_ctx *c, const char *url, const air_hub_wha
                         air_http_resp *resp) {
     memset(resp, 0, sizeof *resp);
     air_http_resp_free(resp);
-    xfer x = {.mode = MODE_HEAD, .resp = resp};
+    xfer x = {.mode = MODE_HEAD, .resp = resp, .expected = -1};
     air_status st = request(c, url, url, what, &x);
     air_sb_free(&x.body);
     return st;
@@ -596,6 +799,8 @@ air_status air_hub_download(const air_hub_ctx *c, const char *url, const char *a
               .fd = fd,
               .offset = offset,
               .size = offset,
+              .expected = expected,
+              .path = dest_path,
               .sha = sha,
               .on_bytes = on_bytes,
               .on_bytes_user = on_bytes_user};
@@ -615,5 +820,29 @@ air_status air_hub_download(const air_hub_ctx *c, const char *url, const char *a
     if (st == AIR_OK && on_bytes)
         on_bytes(on_bytes_user, x.size, 1);
     air_http_resp_free(&resp);
+    return st;
+}
+
+air_status air_hub_hash_prefix(int fd, uint64_t n, void *sha, const char *path) {
+    static const size_t BUF = 1 << 20;
+    char *buf = malloc(BUF);
+    if (!buf)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    uint64_t off = 0;
+    air_status st = AIR_OK;
+    while (off < n) {
+        size_t want = n - off < BUF ? (size_t)(n - off) : BUF;
+        ssize_t r = pread(fd, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            st = air_err(AIR_ERR_IO, "reading %s to resume: %s", path,
+                         r == 0 ? "unexpected end" : strerror(errno));
+            break;
+        }
+        EVP_DigestUpdate(sha, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    free(buf);
     return st;
 }

@@ -10,12 +10,18 @@
  *             HF_HOME defaulting to $XDG_CACHE_HOME/huggingface, then
  *             ~/.cache/huggingface
  *   offline   option or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE ("1", "true", ...)
+ *   limits    option > AIR_HUB_MAX_ATTEMPTS, AIR_HUB_TIMEOUT, AIR_HUB_LOW_SPEED_LIMIT,
+ *             AIR_HUB_LOW_SPEED_TIME, AIR_HUB_CONNECT_TIMEOUT > defaults
  * The rest are the rules for repo ids, in-repo paths, ETags, url quoting,
- * allow patterns and cache paths that must match huggingface_hub exactly.
+ * allow patterns and cache paths that must match huggingface_hub exactly,
+ * and the redaction of credentials from every text a user may see.
  */
 #include <ctype.h>
 #include <fnmatch.h>
+#include <math.h>
 #include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -121,6 +127,43 @@ static char *token_from_file(void) {
     return tok;
 }
 
+/* A positive number from the environment variable `name` into *out (left
+ * alone when unset); an error naming the variable when it is not one. */
+static air_status env_number(const char *name, double max, double *out) {
+    const char *v = env_nonempty(name);
+    if (!v)
+        return AIR_OK;
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end || !isfinite(d) || d <= 0 || d > max)
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "%s='%s' is not a valid setting: expected a number above 0 and at most %g "
+                       "(see docs/hub.md)",
+                       name, v, max);
+    *out = d;
+    return AIR_OK;
+}
+
+/* Download limits: option > environment > default. */
+static air_status resolve_limits(air_hub_ctx *c, const air_hub_options *o) {
+    double attempts = 5, timeout = 0, low_limit = 1024, low_time = 30, connect = 10;
+    air_status st = AIR_OK;
+    if ((st = env_number("AIR_HUB_MAX_ATTEMPTS", 1000, &attempts)) ||
+        (st = env_number("AIR_HUB_TIMEOUT", 1e7, &timeout)) ||
+        (st = env_number("AIR_HUB_LOW_SPEED_LIMIT", 1e12, &low_limit)) ||
+        (st = env_number("AIR_HUB_LOW_SPEED_TIME", 86400, &low_time)) ||
+        (st = env_number("AIR_HUB_CONNECT_TIMEOUT", 3600, &connect)))
+        return st;
+    c->max_attempts = o->max_attempts > 0 ? o->max_attempts : (int)attempts;
+    if (c->max_attempts < 1)
+        c->max_attempts = 1;
+    c->timeout_s = o->timeout_s > 0 ? o->timeout_s : timeout;
+    c->low_speed_limit = o->low_speed_limit > 0 ? o->low_speed_limit : (long)low_limit;
+    c->low_speed_time = o->low_speed_time > 0 ? o->low_speed_time : (long)ceil(low_time);
+    c->connect_timeout = (long)ceil(connect);
+    return AIR_OK;
+}
+
 air_status air_hub_ctx_init(air_hub_ctx *c, const air_hub_options *o) {
     air_hub_options def;
     if (!o) {
@@ -148,14 +191,17 @@ air_status air_hub_ctx_init(air_hub_ctx *c, const air_hub_options *o) {
     c->revision = strdup(o->revision && o->revision[0] ? o->revision : "main");
     c->offline = o->offline || air_hub_env_true(getenv("HF_HUB_OFFLINE")) ||
                  air_hub_env_true(getenv("TRANSFORMERS_OFFLINE"));
-    c->max_attempts = o->max_attempts > 0 ? o->max_attempts : 5;
     c->progress = o->progress;
+    c->notice = o->notice;
     c->progress_user = o->progress_user;
     if (!c->endpoint || !c->cache_dir || !c->revision) {
         air_hub_ctx_free(c);
         return air_err(AIR_ERR_NOMEM, "out of memory");
     }
-    return AIR_OK;
+    air_status st = resolve_limits(c, o);
+    if (st)
+        air_hub_ctx_free(c);
+    return st;
 }
 
 void air_hub_ctx_free(air_hub_ctx *c) {
@@ -168,6 +214,99 @@ void air_hub_ctx_free(air_hub_ctx *c) {
     free(c->cache_dir);
     free(c->revision);
     memset(c, 0, sizeof *c);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Redaction                                                                 */
+/* ------------------------------------------------------------------------- */
+
+/* Characters that end a url inside a message. */
+static int url_end(char ch) {
+    return ch == 0 || isspace((unsigned char)ch) || ch == '"' || ch == '\'' || ch == '<' ||
+           ch == '>' || ch == ')' || ch == ']' || ch == ',';
+}
+
+/* text with every occurrence of token (at least 4 characters) replaced by "***". */
+static char *redact_token(const char *text, const char *token) {
+    air_strbuf sb = {0};
+    size_t tl = token ? strlen(token) : 0;
+    for (const char *p = text; *p;) {
+        if (tl >= 4 && strncmp(p, token, tl) == 0) {
+            air_sb_puts(&sb, "***");
+            p += tl;
+        } else {
+            air_sb_putc(&sb, *p++);
+        }
+    }
+    if (!sb.data)
+        air_sb_puts(&sb, "");
+    return air_sb_take(&sb);
+}
+
+static int at_scheme_end(const char *p) {
+    return p[0] == ':' && p[1] == '/' && p[2] == '/';
+}
+
+char *air_hub_redact(const char *text, const char *token) {
+    if (!text)
+        return NULL;
+    char *plain = redact_token(text, token);
+    if (!plain)
+        return NULL;
+    air_strbuf sb = {0};
+    const char *p = plain;
+    while (*p) {
+        if (!at_scheme_end(p)) {
+            air_sb_putc(&sb, *p++);
+            continue;
+        }
+        /* the authority runs to the first '/', '?', '#', end of the url or
+         * another "://" (a url inside this one is redacted on its own) */
+        air_sb_puts(&sb, "://");
+        p += 3;
+        const char *a = p;
+        while (!url_end(*a) && *a != '/' && *a != '?' && *a != '#' && !at_scheme_end(a))
+            a++;
+        const char *at = NULL;
+        for (const char *q = p; q < a; q++)
+            if (*q == '@')
+                at = q;
+        if (at) {
+            air_sb_puts(&sb, "***@");
+            p = at + 1;
+        }
+        air_sb_append(&sb, p, (size_t)(a - p));
+        p = a;
+        /* the path, up to a query, a fragment or a url inside it */
+        while (!url_end(*p) && *p != '?' && *p != '#' && !at_scheme_end(p))
+            air_sb_putc(&sb, *p++);
+        if (*p == '?') {
+            air_sb_puts(&sb, "?***");
+            while (!url_end(*p) && *p != '#')
+                p++;
+        }
+    }
+    free(plain);
+    if (!sb.data)
+        air_sb_puts(&sb, "");
+    return air_sb_take(&sb);
+}
+
+void air_hub_notice(const air_hub_ctx *c, const char *fmt, ...) {
+    if (!c->notice)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *raw = NULL;
+    int n = vasprintf(&raw, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    char *safe = air_hub_redact(raw, c->token);
+    free(raw);
+    if (safe)
+        c->notice(c->progress_user, safe);
+    free(safe);
 }
 
 /* ------------------------------------------------------------------------- */

@@ -25,6 +25,7 @@ air_status air_source_alloc(size_t impl_size, air_source **out) {
 void air_source_free_common(air_source *s) {
     free(s->tokenizer_json);
     free(s->tokenizer_config);
+    free(s->chat_template_dir);
     free(s->fingerprint);
     free(s->name);
     free(s->impl);

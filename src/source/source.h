@@ -28,7 +28,8 @@ struct air_source {
     air_hparams hp;
     char *tokenizer_json;   /* path, NULL if none */
     char *tokenizer_config; /* path, NULL if none */
-    char *fingerprint;      /* identifies the source content (sizes, times, commit) */
+    char *chat_template_dir; /* folder with chat template files (text/chat_files.h), NULL if none */
+    char *fingerprint;      /* air_source_fingerprint of the source */
     char *name;             /* short human name of the model */
     /* layer = -1 for whole-model tensors. Returns AIR_ERR_NOT_FOUND if the
      * tensor does not exist (with a message naming the source tensor). */
@@ -49,6 +50,12 @@ void air_source_free_common(air_source *s);
 
 /* Opens a Hugging Face model folder (config.json + safetensors). */
 air_status air_source_open_hfdir(const char *dir, int delete_original, air_source **out);
+
+/* The fingerprint of everything a layer store depends on in a source: a
+ * model folder (config, generation config, tokenizer and chat template
+ * files, the weights unless with_weights is 0) or a .gguf file
+ * (fingerprint.c). Never NULL. */
+char *air_source_fingerprint(const char *path, int is_gguf, int with_weights);
 
 /* Closes any source; NULL is a no-op. */
 void air_source_close(air_source *s);

@@ -4,12 +4,14 @@
 #include "store/layerfile.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "util/error.h"
@@ -34,11 +36,13 @@ const air_tensor *air_layer_get(const air_layer *l, const char *name) {
  * writing
  * ------------------------------------------------------------------------- */
 
-void air_lf_builder_init(air_lf_builder *b, int unit) {
+void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id) {
     memset(b, 0, sizeof *b);
     memcpy(b->h.magic, AIR_LF_MAGIC, 8);
     b->h.version = AIR_LF_VERSION;
-    b->h.unit = unit;
+    b->h.unit = id->unit;
+    b->h.n_layer = id->n_layer;
+    b->h.model_id = id->model_id;
 }
 
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
@@ -76,23 +80,46 @@ air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt,
     return AIR_OK;
 }
 
-air_status air_lf_builder_write(air_lf_builder *b, const char *path, uint64_t *file_bytes,
-                                uint64_t *file_xxh3) {
+static uint64_t header_bytes_for(uint32_t n_tensors) {
+    return align_up(sizeof(air_lf_header) + n_tensors * sizeof(air_lf_entry));
+}
+
+/* XXH3 of a header region with its header_xxh3 field read as 0. */
+static uint64_t header_sum(const void *region, uint64_t n) {
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    const char *p = region;
+    size_t at = offsetof(air_lf_header, header_xxh3);
+    uint64_t zero = 0;
+    XXH3_64bits_update(&st, p, at);
+    XXH3_64bits_update(&st, &zero, sizeof zero);
+    XXH3_64bits_update(&st, p + at + sizeof zero, n - at - sizeof zero);
+    return XXH3_64bits_digest(&st);
+}
+
+air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info) {
     uint32_t n = b->h.n_tensors;
     for (uint32_t i = 0; i < n; i++)
         b->e[i].xxh3 = XXH3_64bits((char *)b->data + b->e[i].offset, b->e[i].nbytes);
-    b->h.header_bytes = align_up(sizeof(air_lf_header) + n * sizeof(air_lf_entry));
-    b->h.table_xxh3 = XXH3_64bits(b->e, n * sizeof(air_lf_entry));
+    b->h.header_bytes = header_bytes_for(n);
     b->h.data_xxh3 = XXH3_64bits(b->data, b->h.data_bytes);
     uint8_t *head = calloc(1, b->h.header_bytes);
     if (!head)
         return air_err(AIR_ERR_NOMEM, "out of memory");
+    b->h.header_xxh3 = 0;
     memcpy(head, &b->h, sizeof b->h);
     memcpy(head + sizeof b->h, b->e, n * sizeof(air_lf_entry));
+    b->h.header_xxh3 = header_sum(head, b->h.header_bytes);
+    memcpy(head, &b->h, sizeof b->h);
 
+    /* the temp name is unique to this process: two writers never share one */
     size_t pl = strlen(path);
-    char *tmp = malloc(pl + 16);
-    snprintf(tmp, pl + 16, "%s.tmp", path);
+    char *tmp = malloc(pl + 32);
+    if (!tmp) {
+        free(head);
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    }
+    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
     air_status st = AIR_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -128,11 +155,11 @@ air_status air_lf_builder_write(air_lf_builder *b, const char *path, uint64_t *f
         st = air_err(AIR_ERR_IO, "renaming %s: %s", tmp, strerror(errno));
     if (st)
         unlink(tmp);
-    else {
-        if (file_bytes)
-            *file_bytes = b->h.header_bytes + b->h.data_bytes;
-        if (file_xxh3)
-            *file_xxh3 = b->h.data_xxh3;
+    else if (info) {
+        info->file_bytes = b->h.header_bytes + b->h.data_bytes;
+        info->header_bytes = b->h.header_bytes;
+        info->header_xxh3 = b->h.header_xxh3;
+        info->n_tensors = n;
     }
 out:
     free(tmp);
@@ -149,67 +176,123 @@ void air_lf_builder_free(air_lf_builder *b) {
  * reading
  * ------------------------------------------------------------------------- */
 
-static air_status check_header(const char *path, const air_lf_header *h, uint64_t size) {
+static const char *unit_name(int32_t unit, uint32_t n_layer, char *buf, size_t size) {
+    if (unit == -1)
+        snprintf(buf, size, "the embeddings");
+    else if (unit >= 0 && (uint32_t)unit == n_layer)
+        snprintf(buf, size, "the output head");
+    else
+        snprintf(buf, size, "layer %d", unit);
+    return buf;
+}
+
+/* The fixed fields of the first 64 bytes, before the header checksum can be
+ * computed (it needs header_bytes). */
+static air_status check_fixed(const char *path, const air_lf_header *h, uint64_t size) {
     if (memcmp(h->magic, AIR_LF_MAGIC, 8) != 0)
-        return air_err(AIR_ERR_FORMAT, "%s: not a layer-store file (bad magic at byte 0); delete "
-                       "the store folder to rebuild it", path);
+        return air_err(AIR_ERR_FORMAT, "%s: not a layer-store file (bad magic at byte 0); "
+                       AIR_STORE_FIX, path);
     if (h->version != AIR_LF_VERSION)
         return air_err(AIR_ERR_FORMAT, "%s: layer file version %u, this build reads version %d; "
-                       "delete the store folder to rebuild it", path, h->version, AIR_LF_VERSION);
-    if (h->n_tensors > AIR_LF_MAX_TENSORS ||
-        h->header_bytes < sizeof *h + h->n_tensors * sizeof(air_lf_entry) ||
-        h->header_bytes % AIR_LF_ALIGN || h->data_bytes % AIR_LF_ALIGN)
-        return air_err(AIR_ERR_FORMAT, "%s: corrupt layer file header (byte 0)", path);
-    if (size != h->header_bytes + h->data_bytes)
+                       AIR_STORE_FIX, path, h->version, AIR_LF_VERSION);
+    if (h->n_tensors > AIR_LF_MAX_TENSORS || h->header_bytes != header_bytes_for(h->n_tensors) ||
+        h->data_bytes % AIR_LF_ALIGN)
+        return air_err(AIR_ERR_FORMAT, "%s: corrupt layer file header (bytes 12..32); "
+                       AIR_STORE_FIX, path);
+    if (size < h->header_bytes || size - h->header_bytes != h->data_bytes)
         return air_err(AIR_ERR_FORMAT, "%s: file is %llu bytes, its header says %llu: truncated or "
-                       "corrupt; delete the store folder to rebuild it", path,
-                       (unsigned long long)size,
+                       "corrupt; " AIR_STORE_FIX, path, (unsigned long long)size,
                        (unsigned long long)(h->header_bytes + h->data_bytes));
     return AIR_OK;
 }
 
-air_status air_lf_probe(const char *path, uint64_t *file_bytes) {
+/* The header region: checksum, identity, entries. */
+static air_status check_region(const char *path, const uint8_t *region, const air_lf_ident *want) {
+    const air_lf_header *h = (const air_lf_header *)region;
+    if (header_sum(region, h->header_bytes) != h->header_xxh3)
+        return air_err(AIR_ERR_FORMAT, "%s: header checksum mismatch (bytes 0..%llu): the file is "
+                       "corrupt; " AIR_STORE_FIX, path, (unsigned long long)h->header_bytes);
+    if (want && (h->unit != want->unit || h->n_layer != want->n_layer ||
+                 h->model_id != want->model_id ||
+                 (want->header_xxh3 && h->header_xxh3 != want->header_xxh3))) {
+        char is[32], should[32];
+        return air_err(AIR_ERR_FORMAT, "%s holds %s of a %u-layer model (model id %016llx), the "
+                       "manifest expects %s of a %u-layer model (model id %016llx) with header "
+                       "checksum %016llx here: files were moved, swapped or mixed from another "
+                       "store; " AIR_STORE_FIX, path,
+                       unit_name(h->unit, h->n_layer, is, sizeof is), h->n_layer,
+                       (unsigned long long)h->model_id,
+                       unit_name(want->unit, want->n_layer, should, sizeof should), want->n_layer,
+                       (unsigned long long)want->model_id, (unsigned long long)want->header_xxh3);
+    }
+    const air_lf_entry *e = (const air_lf_entry *)(region + sizeof *h);
+    for (uint32_t i = 0; i < h->n_tensors; i++)
+        if (e[i].offset % AIR_LF_ALIGN || e[i].offset > h->data_bytes ||
+            e[i].nbytes > h->data_bytes - e[i].offset ||
+            (e[i].dtype >= AIR_DT_COUNT && e[i].dtype != AIR_LF_DT_ROWSUM) || e[i].n_dims < 1 ||
+            e[i].n_dims > 2 || e[i].name[AIR_LF_NAME - 1] != 0)
+            return air_err(AIR_ERR_FORMAT, "%s: tensor entry %u is corrupt; " AIR_STORE_FIX, path, i);
+    return AIR_OK;
+}
+
+air_status air_lf_probe(const char *path, const air_lf_ident *want, air_lf_info *info,
+                        air_lf_entry *entries) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
                        path, strerror(errno));
     air_lf_header h;
     struct stat sb;
+    uint8_t *region = NULL;
     air_status st = AIR_OK;
     if (fstat(fd, &sb) != 0 || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-        st = air_err(AIR_ERR_FORMAT, "%s: cannot read the layer file header", path);
+        st = air_err(AIR_ERR_FORMAT, "%s: cannot read the layer file header; " AIR_STORE_FIX, path);
     else
-        st = check_header(path, &h, (uint64_t)sb.st_size);
+        st = check_fixed(path, &h, (uint64_t)sb.st_size);
+    if (!st) {
+        region = malloc(h.header_bytes);
+        if (!region)
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
+        else if (pread(fd, region, h.header_bytes, 0) != (ssize_t)h.header_bytes)
+            st = air_err(AIR_ERR_IO, "%s: cannot read the layer file header: %s", path,
+                         strerror(errno));
+        else
+            st = check_region(path, region, want);
+    }
     close(fd);
-    if (!st && file_bytes)
-        *file_bytes = h.header_bytes + h.data_bytes;
+    if (!st) {
+        if (info) {
+            info->file_bytes = h.header_bytes + h.data_bytes;
+            info->header_bytes = h.header_bytes;
+            info->header_xxh3 = h.header_xxh3;
+            info->n_tensors = h.n_tensors;
+        }
+        if (entries)
+            memcpy(entries, region + sizeof h, h.n_tensors * sizeof(air_lf_entry));
+    }
+    free(region);
     return st;
 }
 
-air_status air_lf_bind(const char *path, const void *buf, uint64_t size, air_layer *out) {
+air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const air_lf_ident *want,
+                       air_layer *out) {
     const air_lf_header *h = buf;
     if (size < sizeof *h)
-        return air_err(AIR_ERR_FORMAT, "%s: too short for a layer file", path);
-    air_status st = check_header(path, h, size);
+        return air_err(AIR_ERR_FORMAT, "%s: too short for a layer file; " AIR_STORE_FIX, path);
+    air_status st = check_fixed(path, h, size);
+    if (!st)
+        st = check_region(path, buf, want);
     if (st)
         return st;
     const air_lf_entry *e = (const air_lf_entry *)((const char *)buf + sizeof *h);
-    if (XXH3_64bits(e, h->n_tensors * sizeof *e) != h->table_xxh3)
-        return air_err(AIR_ERR_FORMAT, "%s: tensor table checksum mismatch (bytes 64..%zu): the "
-                       "file is corrupt; delete the store folder to rebuild it", path,
-                       (size_t)(64 + h->n_tensors * sizeof *e));
     const char *data = (const char *)buf + h->header_bytes;
     if (XXH3_64bits(data, h->data_bytes) != h->data_xxh3)
         return air_err(AIR_ERR_FORMAT, "%s: data checksum mismatch (bytes %llu..%llu): the file "
-                       "is corrupt (disk error or an interrupted write); delete the store folder "
-                       "to rebuild it", path, (unsigned long long)h->header_bytes,
-                       (unsigned long long)size);
+                       "is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
+                       (unsigned long long)h->header_bytes, (unsigned long long)size);
     out->unit = h->unit;
     out->n = (int)h->n_tensors;
     for (uint32_t i = 0; i < h->n_tensors; i++) {
-        if (e[i].offset + e[i].nbytes > h->data_bytes || e[i].dtype >= AIR_DT_COUNT ||
-            e[i].n_dims < 1 || e[i].n_dims > 2 || e[i].name[AIR_LF_NAME - 1] != 0)
-            return air_err(AIR_ERR_FORMAT, "%s: tensor entry %u is corrupt", path, i);
         air_tensor *t = &out->t[i];
         t->name = e[i].name;
         t->dtype = (air_dtype)e[i].dtype;
@@ -241,7 +324,8 @@ static air_status read_all(int fd, void *buf, uint64_t n, const char *path) {
     return AIR_OK;
 }
 
-air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct, air_layer *out) {
+air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct,
+                       const air_lf_ident *want, air_layer *out) {
     int fd = -1;
     if (direct)
         fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
@@ -259,7 +343,7 @@ air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct, ai
     if (size > cap) {
         close(fd);
         return air_err(AIR_ERR_FORMAT, "%s: file is %llu bytes, larger than the manifest says "
-                       "(%llu); delete the store folder to rebuild it", path,
+                       "(%llu); " AIR_STORE_FIX, path,
                        (unsigned long long)size, (unsigned long long)cap);
     }
     air_status st = read_all(fd, buf, size, path);
@@ -273,5 +357,5 @@ air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct, ai
         close(fd);
     if (st)
         return st;
-    return air_lf_bind(path, buf, size, out);
+    return air_lf_bind(path, buf, size, want, out);
 }

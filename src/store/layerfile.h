@@ -8,11 +8,14 @@
  *   [header_bytes, +data)   tensors, each at a 4096-aligned offset,
  *                           zero padding to a multiple of 4096
  *
- * All integers little-endian. data_xxh3 covers the data section,
- * table_xxh3 the entries; each entry also has its own tensor checksum so a
- * partial read (one tensor, e.g. one expert) can be verified alone. Whole
- * files are multiples of 4096 bytes so they can be read with O_DIRECT.
- * See docs/layer-store.md.
+ * All integers little-endian. header_xxh3 covers the whole header region
+ * [0, header_bytes) (with header_xxh3 itself read as 0): the header fields,
+ * the entries and the padding; data_xxh3 covers the data section; each entry
+ * also has its own tensor checksum so a partial read (one tensor, e.g. one
+ * expert, or the row checksums of the embeddings) can be verified alone.
+ * Every file says what it is: its unit, the model's layer count and the
+ * store's model id, all checked on load. Whole files are multiples of 4096
+ * bytes so they can be read with O_DIRECT. See docs/layer-store.md.
  */
 #ifndef AIR_STORE_LAYERFILE_H
 #define AIR_STORE_LAYERFILE_H
@@ -24,10 +27,13 @@
 #include "kernels/ops.h"
 
 #define AIR_LF_MAGIC "AIRLAYER"
-#define AIR_LF_VERSION 1
+#define AIR_LF_VERSION 2
 #define AIR_LF_ALIGN 4096
 #define AIR_LF_MAX_TENSORS 32
 #define AIR_LF_NAME 32
+/* Entry dtype of a table of XXH3-64 checksums, one u64 per row of the tensor
+ * before it (embed.bin: "tok_embd.rows"). Not a kernel dtype. */
+#define AIR_LF_DT_ROWSUM 64
 
 typedef struct {
     char magic[8];
@@ -36,10 +42,10 @@ typedef struct {
     uint64_t header_bytes;
     uint64_t data_bytes;
     uint64_t data_xxh3;
-    uint64_t table_xxh3;
-    int32_t unit; /* layer index; -1 embeddings; -2 head */
-    uint32_t reserved0;
-    uint64_t reserved1;
+    uint64_t header_xxh3; /* of [0, header_bytes) with this field as 0 */
+    int32_t unit;         /* layer index; -1 embeddings; n_layer head */
+    uint32_t n_layer;     /* of the model the file belongs to */
+    uint64_t model_id;    /* of the store the file belongs to (manifest "model_id") */
 } air_lf_header;
 _Static_assert(sizeof(air_lf_header) == 64, "layer file header is 64 bytes");
 
@@ -71,6 +77,22 @@ typedef struct {
     air_tensor t[AIR_LF_MAX_TENSORS];
 } air_layer;
 
+/* What a file must be: checked against its header on every load. */
+typedef struct {
+    int32_t unit;
+    uint32_t n_layer;
+    uint64_t model_id;
+    uint64_t header_xxh3; /* the exact header the manifest recorded; 0: any */
+} air_lf_ident;
+
+/* What a header check found. */
+typedef struct {
+    uint64_t file_bytes;
+    uint64_t header_bytes;
+    uint64_t header_xxh3;
+    uint32_t n_tensors;
+} air_lf_info;
+
 /* Finds a tensor in a loaded layer; NULL if absent. */
 const air_tensor *air_layer_get(const air_layer *l, const char *name);
 
@@ -82,27 +104,37 @@ typedef struct {
     uint64_t cap;
 } air_lf_builder;
 
-void air_lf_builder_init(air_lf_builder *b, int unit);
+void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id);
 /* Reserves room for a tensor and returns where to write its bytes. */
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst);
-/* Checksums, writes to path atomically (temp + fsync + rename). */
-air_status air_lf_builder_write(air_lf_builder *b, const char *path, uint64_t *file_bytes,
-                                uint64_t *file_xxh3);
+/* Checksums, writes to path atomically (a temp name unique to this process,
+ * fsync, rename). */
+air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info);
 void air_lf_builder_free(air_lf_builder *b);
 
 /* --- reading ------------------------------------------------------------- */
-/* Reads the header of a layer file and returns its total size. Checks magic,
- * version and sizes against the file. */
-air_status air_lf_probe(const char *path, uint64_t *file_bytes);
+/* Reads the header region of a layer file (at most a few KiB) and checks it:
+ * magic, version, sizes against the file, the header checksum and the
+ * identity `want`. The data section is not read. If `entries` is not NULL
+ * it receives a copy of the tensor table (AIR_LF_MAX_TENSORS entries). */
+air_status air_lf_probe(const char *path, const air_lf_ident *want, air_lf_info *info,
+                        air_lf_entry *entries);
 
 /* Reads a whole layer file into buf (AIR_LF_ALIGN-aligned, cap bytes), with
- * O_DIRECT when the file system allows, verifies the checksums and binds
- * tensor views into *out. direct: 1 to try O_DIRECT. */
-air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct, air_layer *out);
+ * O_DIRECT when the file system allows, verifies the checksums and the
+ * identity `want`, and binds tensor views into *out. direct: 1 to try
+ * O_DIRECT. */
+air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct,
+                       const air_lf_ident *want, air_layer *out);
 
-/* Checks a loaded buffer (header, table, checksums) and binds the views. */
-air_status air_lf_bind(const char *path, const void *buf, uint64_t size, air_layer *out);
+/* Checks a loaded buffer (header, identity, checksums) and binds the views. */
+air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const air_lf_ident *want,
+                       air_layer *out);
+
+/* The advice every store-corruption error ends with. */
+#define AIR_STORE_FIX "to rebuild it, run `airllm rm MODEL` (see `airllm list`) or delete the store folder"
+
 
 /* Aligned allocation for layer buffers (free with free()). */
 void *air_lf_alloc(uint64_t bytes);

@@ -1,8 +1,10 @@
 /*
  * store.h - the layer store: a model split into one file per layer.
  *
- *   <store>/manifest.json       written last: format, hparams, files, checksums
- *   <store>/embed.bin           token embeddings (read row by row)
+ *   <store>/manifest.json       written last: format, hparams, files, checksums;
+ *                               sealed by its own checksum
+ *   <store>/embed.bin           token embeddings (read row by row, each row
+ *                               verified against its checksum)
  *   <store>/layer_00000.bin ... one per decoder layer
  *   <store>/head.bin            final norm + lm_head (a copy of the
  *                               embeddings when they are tied)
@@ -22,7 +24,7 @@
 #include "source/source.h"
 #include "store/layerfile.h"
 
-#define AIR_STORE_VERSION 1
+#define AIR_STORE_VERSION 2
 
 typedef enum { AIR_COMP_NONE = 0, AIR_COMP_8BIT = 1, AIR_COMP_4BIT = 2 } air_compression;
 
@@ -39,16 +41,36 @@ typedef struct {
     air_pool *pool; /* for conversion/quantization; may be NULL */
     air_split_progress_fn progress;
     void *progress_user;
+    int *built; /* if not NULL: set to 1 when this call wrote the store, 0 when it found
+                   it complete (perhaps after waiting for another process) */
+    int (*should_abort)(void *user); /* polled before each tensor; may be NULL */
+    void *abort_user;
 } air_split_options;
 
 /* Writes the layer store for `src` into `dir` unless a complete store for the
  * same source content and compression is already there (then returns at
- * once). An interrupted split resumes: unit files that were completely
- * written are kept. The manifest is written last. */
+ * once). Unit files already there for the same content (the model id in
+ * their header) are kept, so an interrupted split resumes and a change of
+ * the tokenizer files alone only refreshes the copies and the manifest. The
+ * manifest is written last. The split holds an exclusive lock on `dir`; a
+ * second process splitting the same store reports that it waits (through
+ * the progress callback, label "waiting ...", rate -1) and then uses the
+ * finished store. When should_abort returns non-zero, returns
+ * AIR_ERR_ABORTED before the next tensor, leaving only complete unit files. */
 air_status air_store_split(air_source *src, const char *dir, const air_split_options *opt);
 
-/* 1 if dir holds a complete store (a manifest that parses). */
+/* 1 if dir holds a manifest (complete or not, current or not). */
 int air_store_exists(const char *dir);
+
+/* Whether dir holds a complete store of the current format for a source
+ * with this fingerprint: *current = 1 if so; 0 when it is missing, of an
+ * older format version or of other source content (split it again). A
+ * manifest that is corrupt is an error that says how to rebuild. */
+air_status air_store_check(const char *dir, const char *fingerprint, int *current);
+
+/* Bytes on disk of every file in a store folder: what `airllm list` and
+ * `airllm pull` report. */
+uint64_t air_store_disk_bytes(const char *dir);
 
 typedef struct air_store air_store;
 
@@ -62,16 +84,38 @@ const char *air_store_dir(const air_store *s);
 int air_store_n_units(const air_store *s);
 const char *air_store_unit_path(const air_store *s, int unit);
 uint64_t air_store_unit_bytes(const air_store *s, int unit);
+/* air_lf_load of one unit, checked to be that unit of this store. */
+air_status air_store_load_unit(const air_store *s, int unit, void *buf, uint64_t cap, int direct,
+                               air_layer *out);
 /* Total bytes of all streamed units. */
 uint64_t air_store_total_bytes(const air_store *s);
 
-/* Reads the embedding rows of `n` token ids into out (n, n_embd) fp32.
- * An id outside the vocabulary is an error. */
+/* Reads the embedding rows of `n` token ids into out (n, n_embd) fp32, each
+ * verified against its row checksum. An id outside the vocabulary is an
+ * error. */
 air_status air_store_embed_rows(air_store *s, const int32_t *ids, int n, float *out);
 
 /* Manifest <-> hparams (manifest.c). */
 struct cJSON;
 struct cJSON *air_hparams_to_json(const air_hparams *hp);
 air_status air_hparams_from_json(const struct cJSON *j, const char *path, air_hparams *hp);
+
+/* The manifest's own checksum (manifest.c): "checksum" is its first member,
+ * the XXH3-64 of the text with those 16 hex digits read as '0'.
+ * air_manifest_new starts a manifest object with the placeholder;
+ * air_manifest_print prints and seals it (free the text). */
+struct cJSON *air_manifest_new(void);
+char *air_manifest_print(const struct cJSON *m);
+/* Parses and verifies a manifest text: format, version, checksum. On
+ * AIR_ERR_FORMAT with *old_version set, the store is of another format
+ * version (rebuild it); any other error is corruption. */
+air_status air_manifest_parse(const char *text, size_t len, const char *path, struct cJSON **out,
+                              int *old_version);
+
+/* The model id of a store: XXH3-64 of the format version, the compression,
+ * the source fingerprint's entries that shape the unit files (weights and
+ * config, not the tokenizer files) and the hparams. Every unit file carries
+ * it. */
+uint64_t air_store_model_id(const char *fingerprint, air_compression c, const air_hparams *hp);
 
 #endif

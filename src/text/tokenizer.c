@@ -662,7 +662,7 @@ static air_status load_post(air_tokenizer *t, jctx *c, const tj_val *v) {
         const tj_val *single = tj_get(v, "single"), *sp = tj_get(v, "special_tokens");
         if (!single || single->type != TJ_ARR)
             return jbad(c, "TemplateProcessing needs a \"single\" array");
-        int seen_a = 0;
+        int seen_a = 0; /* errors break out: pre/post are freed below */
         for (uint32_t i = 0; i < single->n && !st; i++) {
             const tj_val *it = &single->u.items[i];
             const tj_val *stok = tj_get(it, "SpecialToken"), *seq = tj_get(it, "Sequence");
@@ -671,8 +671,10 @@ static air_status load_post(air_tokenizer *t, jctx *c, const tj_val *v) {
             int is_seq = 0;
             if (stok) {
                 const tj_val *id = tj_get(stok, "id");
-                if (!tj_is_str(id))
-                    return jbad(c, "SpecialToken without an id");
+                if (!tj_is_str(id)) {
+                    st = jbad(c, "SpecialToken without an id");
+                    break;
+                }
                 name = id->u.s;
                 nlen = id->n;
             } else if (seq) {
@@ -685,11 +687,15 @@ static air_status load_post(air_tokenizer *t, jctx *c, const tj_val *v) {
                     nlen = (size_t)(colon - name);
                 if (nlen >= 1 && name[0] == '$')
                     is_seq = 1;
-            } else
-                return jbad(c, "bad template piece");
+            } else {
+                st = jbad(c, "bad template piece");
+                break;
+            }
             if (is_seq) {
-                if (seen_a)
-                    return jbad(c, "single template with two sequences");
+                if (seen_a) {
+                    st = jbad(c, "single template with two sequences");
+                    break;
+                }
                 seen_a = 1;
                 continue;
             }

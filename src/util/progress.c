@@ -52,6 +52,8 @@ void air_progress_bar_init(air_progress_bar *bar, FILE *out) {
     bar->is_tty = isatty(fileno(bar->out));
     bar->start = now_s();
     bar->last_draw = -1.0;
+    bar->plain_every_s = 10.0;
+    bar->last_plain = bar->start;
 }
 
 /* Shortens long names from the left ("…00001-of-00002.safetensors"). */
@@ -74,8 +76,19 @@ static void draw(air_progress_bar *bar, int final) {
                  100.0 * (double)bar->all_done / (double)bar->all_total);
 
     if (!bar->is_tty) {
-        if (final)
+        double t = now_s();
+        if (final) {
             fprintf(bar->out, "%s  %s  %s/s%s\n", bar->label, total, rate, all);
+        } else if (t - bar->last_plain >= bar->plain_every_s) {
+            if (bar->total)
+                fprintf(bar->out, "%s  %s of %s  %s/s%s\n", bar->label, done, total, rate, all);
+            else
+                fprintf(bar->out, "%s  %s  %s/s%s\n", bar->label, done, rate, all);
+        } else {
+            return;
+        }
+        bar->last_plain = t;
+        fflush(bar->out);
         return;
     }
     double frac = bar->total ? (double)bar->done / (double)bar->total : 0.0;
@@ -115,6 +128,15 @@ void air_progress_bar_cb(void *user, const char *label, uint64_t done, uint64_t 
         bar->all_total = total;
         return;
     }
+    if (rate_bytes_per_s < 0) { /* a status message */
+        if (bar->line_open) {
+            fputc('\n', bar->out);
+            bar->line_open = 0;
+        }
+        fprintf(bar->out, "%s\n", label);
+        fflush(bar->out);
+        return;
+    }
     if (strcmp(bar->label, label) != 0) {
         if (bar->line_open && bar->is_tty) {
             fputc('\n', bar->out);
@@ -133,6 +155,19 @@ void air_progress_bar_cb(void *user, const char *label, uint64_t done, uint64_t 
         bar->last_draw = t;
         draw(bar, final);
     }
+}
+
+void air_progress_bar_notice(void *user, const char *message) {
+    air_progress_bar *bar = user;
+    if (!bar || !message)
+        return;
+    if (bar->line_open) {
+        fputc('\n', bar->out);
+        bar->line_open = 0;
+    }
+    fprintf(bar->out, "%s\n", message);
+    fflush(bar->out);
+    bar->last_draw = -1.0; /* redraw the bar below the message */
 }
 
 void air_progress_bar_finish(air_progress_bar *bar) {

@@ -17,6 +17,8 @@
  *   - label != NULL: progress of one item (a file path). `total` is 0 when the
  *     size is unknown. The last call for an item has done == total.
  *   - label == NULL: overall progress of the operation, summed over all items.
+ *   - rate_bytes_per_s < 0: `label` is a status message (for example that
+ *     the operation waits for another process), shown on a line of its own.
  * `rate_bytes_per_s` is the current transfer rate (0 when not yet known).
  * Callbacks run on the thread that runs the operation.
  */
@@ -29,10 +31,14 @@
 typedef void (*air_progress_fn)(void *user, const char *label, uint64_t done, uint64_t total,
                                 double rate_bytes_per_s);
 
+/* A one-line message of a long operation (a retry, a fallback), without a
+ * trailing newline. Runs on the thread of the operation. */
+typedef void (*air_notice_fn)(void *user, const char *message);
+
 /* State of the default terminal renderer. Fill with air_progress_bar_init. */
 typedef struct {
     FILE *out;        /* where to draw (stderr by default) */
-    int is_tty;       /* redraw one line in place; otherwise one line per finished item */
+    int is_tty;       /* redraw one line in place; otherwise plain lines (see below) */
     int line_open;    /* a partial line is on screen */
     double last_draw; /* monotonic seconds of the last redraw (throttles to 10 Hz) */
     char label[128];  /* current item */
@@ -40,6 +46,9 @@ typedef struct {
     double rate;
     uint64_t all_done, all_total; /* overall progress, 0/0 if never reported */
     double start;                 /* monotonic seconds at init */
+    double plain_every_s;         /* not a terminal: a line for an unfinished item at most this
+                                     often (default 10 s; 0 = every update) */
+    double last_plain;            /* monotonic seconds of the last such line */
 } air_progress_bar;
 
 /* Prepares `bar` to draw on `out` (NULL = stderr). */
@@ -49,6 +58,10 @@ void air_progress_bar_init(air_progress_bar *bar, FILE *out);
  * percentage, bytes, rate and ETA; overall percentage when known. */
 void air_progress_bar_cb(void *user, const char *label, uint64_t done, uint64_t total,
                          double rate_bytes_per_s);
+
+/* air_notice_fn for `user` (an air_progress_bar *): prints the message on a
+ * line of its own, closing a partial bar line first; terminal or not. */
+void air_progress_bar_notice(void *user, const char *message);
 
 /* Ends a partial line, if one is open. */
 void air_progress_bar_finish(air_progress_bar *bar);

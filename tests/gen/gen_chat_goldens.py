@@ -18,22 +18,34 @@ Outputs:
       add_generation_prompt): the expected text, or the error transformers
       raised ("error": message; the C side must fail with the same message
       for raise_exception errors).
+  tests/fixtures/chat/folders/<name>/   tokenizer folders written by
+      transformers' save_pretrained (5.x: chat_template.jinja and
+      additional_chat_templates/), or edited into the older layouts
+      (a list in tokenizer_config.json, chat_template.json), and
+  tests/fixtures/chat/folder_goldens.json   for each folder and case, what
+      AutoTokenizer.from_pretrained(folder).apply_chat_template renders (with
+      and without tools), or the error it raises. chat_template.json is a
+      processor file the tokenizer ignores: its record renders the file's
+      template explicitly (the C side uses it when nothing else has one).
 
 strftime_now() is pinned to FAKE_DATE below; the C test sets AIR_FAKE_DATE
 to the same value.
 
 Re-run from the repository root (needs `pip install transformers jinja2`,
 no torch):
-    python3 tests/gen/gen_chat_goldens.py
+    python3 tests/gen/gen_chat_goldens.py            # everything
+    python3 tests/gen/gen_chat_goldens.py --folders  # only folders/ and folder_goldens.json
 """
 import datetime as _dt
 import json
 import os
+import shutil
 import sys
 
+import transformers
 import transformers.utils.chat_template_utils as ctu
 from tokenizers import Tokenizer, models
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "chat")
 FAKE_DATE = _dt.datetime(2024, 7, 26, 10, 30, 0)
@@ -345,7 +357,112 @@ def render(tmpl, bos, eos, case, add_gen, template_extra=None):
                                  add_generation_prompt=add_gen, chat_template=tmpl, **extra)
 
 
+FOLDER_CASES = ("system_user", "multi_turn", "tools")
+TINY_CHAT = os.path.join(ROOT, "..", "models", "tiny_chat")
+
+
+def _template(name):
+    with open(os.path.join(ROOT, "templates", name + ".jinja"), encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+def _small_tokenizer(bos, eos):
+    tok = Tokenizer(models.WordLevel({"<unk>": 0, bos: 1, eos: 2}, unk_token="<unk>"))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos)
+
+
+def _edit_json(path, **changes):
+    with open(path, encoding="utf-8") as f:
+        d = json.load(f)
+    for k, v in changes.items():
+        if v is None:
+            d.pop(k, None)
+        else:
+            d[k] = v
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(d, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def write_folders():
+    """The template folders and what transformers renders for each."""
+    fdir = os.path.join(ROOT, "folders")
+    shutil.rmtree(fdir, ignore_errors=True)
+    os.makedirs(fdir)
+    qwen3, llama = _template("qwen3"), _template("llama3_1")
+
+    def saved(name, tok):
+        out = os.path.join(fdir, name)
+        tok.save_pretrained(out)
+        return out
+
+    # 1. the tiny_chat tokenizer saved by transformers 5.x: chat_template.jinja
+    v5 = saved("v5_jinja", AutoTokenizer.from_pretrained(TINY_CHAT))
+    # 2. named templates: chat_template.jinja + additional_chat_templates/tool_use.jinja
+    t = _small_tokenizer("<s>", "</s>")
+    t.chat_template = {"default": qwen3, "tool_use": llama}
+    saved("v5_multi", t)
+    # 3. the same two as a list in tokenizer_config.json (the older layout)
+    t = _small_tokenizer("<s>", "</s>")
+    d = saved("config_list", t)
+    _edit_json(os.path.join(d, "tokenizer_config.json"),
+               chat_template=[{"name": "default", "template": qwen3},
+                              {"name": "tool_use", "template": llama}])
+    # 4. chat_template.jinja next to an older template in tokenizer_config.json: the file wins
+    t = _small_tokenizer("<s>", "</s>")
+    t.chat_template = qwen3
+    d = saved("jinja_over_config", t)
+    _edit_json(os.path.join(d, "tokenizer_config.json"), chat_template=llama)
+    # 5. only chat_template.json (a processor's file)
+    t = _small_tokenizer("<s>", "</s>")
+    d = saved("json_only", t)
+    with open(os.path.join(d, "chat_template.json"), "w", encoding="utf-8") as f:
+        json.dump({"chat_template": qwen3}, f, indent=2)
+    # 6. chat_template.jinja with Windows line ends (read as text: they become \n)
+    t = _small_tokenizer("<s>", "</s>")
+    t.chat_template = qwen3
+    d = saved("crlf", t)
+    with open(os.path.join(d, "chat_template.jinja"), "w", encoding="utf-8", newline="\r\n") as f:
+        f.write(qwen3)
+    # 7. named templates without a default: transformers refuses
+    t = _small_tokenizer("<s>", "</s>")
+    t.chat_template = {"default": qwen3, "tool_use": llama}
+    d = saved("no_default", t)
+    os.remove(os.path.join(d, "chat_template.jinja"))
+    assert v5
+
+    records = []
+    for name in sorted(os.listdir(fdir)):
+        d = os.path.join(fdir, name)
+        tok = AutoTokenizer.from_pretrained(d)
+        explicit = None
+        if name == "json_only":
+            assert tok.chat_template is None  # the tokenizer ignores chat_template.json
+            with open(os.path.join(d, "chat_template.json"), encoding="utf-8") as f:
+                explicit = json.load(f)["chat_template"]
+        for cname in FOLDER_CASES:
+            case = CASES[cname]
+            for add_gen in (False, True):
+                rec = {"folder": name, "case": cname, "add_generation_prompt": add_gen,
+                       "bos_token": tok.bos_token, "eos_token": tok.eos_token}
+                try:
+                    rec["expected"] = tok.apply_chat_template(
+                        case["messages"], tools=case.get("tools"), tokenize=False,
+                        add_generation_prompt=add_gen, chat_template=explicit)
+                except Exception as e:  # the C side must fail too
+                    rec["error"] = str(e)
+                records.append(rec)
+    with open(os.path.join(ROOT, "folder_goldens.json"), "w", encoding="utf-8") as f:
+        json.dump({"transformers": transformers.__version__, "cases": FOLDER_CASES,
+                   "records": records}, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"{len(records)} folder records", file=sys.stderr)
+
+
 def main():
+    write_folders()
+    if "--folders" in sys.argv[1:]:
+        return
     render_snippets()
     tdir = os.path.join(ROOT, "templates")
     manifest = json.load(open(os.path.join(tdir, "templates.json"), encoding="utf-8"))

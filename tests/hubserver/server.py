@@ -38,6 +38,11 @@ Test control (on the hub port):
         drop         send the headers and half of the body, then close
         corrupt      send the body with one byte flipped
         ignore-range answer 200 with the whole body despite a Range header
+        ignore-range-drop  both: 200 with the whole body, closed half way
+        stall        honour the Range, send the first STALL_BYTES of the body (at
+                     most half of it, at least one byte), then hold the connection
+                     open without sending (STALL_S)
+        lie          like stall, but announce a Content-Length of 10 GB
   GET /_test/info         {"port": ..., "cdn_port": ...}
 The same injections can be given at start-up: --inject MODE:SUBSTR[:COUNT].
 
@@ -51,13 +56,17 @@ import json
 import os
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".onnx", ".pth", ".pt", ".msgpack", ".h5")
 SETTINGS_FILE = ".hubrepo.json"
 ERROR_MODES = ("500", "503")
-BODY_MODES = ("drop", "corrupt", "ignore-range")
+BODY_MODES = ("drop", "corrupt", "ignore-range", "ignore-range-drop", "stall", "lie")
+STALL_S = 60  # how long a stalled transfer is held open (the client gives up first)
+STALL_BYTES = 2048
+LIE_LENGTH = 10 * 1024**3
 
 
 class Repo:
@@ -223,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
         start, end = 0, size - 1
         rng = self.headers.get("Range")
         status = 200
-        if rng and mode != "ignore-range":
+        if rng and mode not in ("ignore-range", "ignore-range-drop"):
             try:
                 unit, spec = rng.split("=", 1)
                 a, b = spec.split("-", 1)
@@ -255,11 +264,17 @@ class Handler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(LIE_LENGTH if mode == "lie" else len(body)))
         self.end_headers()
         if self.command == "HEAD":
             return
-        if mode == "drop":
+        if mode in ("stall", "lie"):
+            self.wfile.write(body[: max(1, min(STALL_BYTES, len(body) // 2))])
+            self.wfile.flush()
+            time.sleep(STALL_S)
+            self.close_connection = True
+            return
+        if mode in ("drop", "ignore-range-drop"):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True

@@ -9,6 +9,7 @@
 #include "source/gguf.h"
 #include "source/source.h"
 #include "test.h"
+#include "util/error.h"
 #include "util/fileio.h"
 
 /* ------------------------------------------------------------------------- */
@@ -471,6 +472,58 @@ TEST(hparams_bad_rope_freqs) {
     free(data);
 }
 
+/* Metadata values out of range are refused with the key and the value: the
+ * GGUF twin of the config.json checks (nonsense values used to run and give
+ * NaN logits or garbage). The value of `key` (u32 or f32) is overwritten in
+ * place in a copy of tiny_llama.gguf. */
+static air_status hparams_with(const char *key, const void *value) {
+    char *data;
+    size_t len;
+    if (air_read_file(test_data("gguf/tiny_llama.gguf"), &data, &len))
+        return air_err(AIR_ERR_IO, "cannot read tiny_llama.gguf");
+    uint64_t klen = strlen(key);
+    char pat[256];
+    memcpy(pat, &klen, 8);
+    memcpy(pat + 8, key, klen);
+    char *at = memmem(data, len, pat, 8 + klen);
+    if (!at) {
+        free(data);
+        return air_err(AIR_ERR_NOT_FOUND, "test: key %s not in tiny_llama.gguf", key);
+    }
+    memcpy(at + 8 + klen + 4, value, 4); /* after the u32 value type */
+    air_gguf *g = NULL;
+    air_status st = air_gguf_open_memory(data, len, &g);
+    air_hparams hp;
+    if (!st)
+        st = air_gguf_hparams(g, &hp);
+    air_gguf_close(g);
+    free(data);
+    return st;
+}
+
+TEST(hparams_out_of_range) {
+    float eps = 5.0f, tiny = 1e-30f, big_eps = 1.0f;
+    uint32_t ctx = 1u << 30, layers = 20000, kv3 = 3, kv8 = 8, eos = 1u << 30, heads0 = 0;
+    ASSERT_ERR(hparams_with("llama.attention.layer_norm_rms_epsilon", &eps), AIR_ERR_FORMAT,
+               "\"llama.attention.layer_norm_rms_epsilon\" is 5; it must be a number > 0 and < 1");
+    ASSERT_ERR(hparams_with("llama.attention.layer_norm_rms_epsilon", &big_eps), AIR_ERR_FORMAT,
+               "\"llama.attention.layer_norm_rms_epsilon\" is 1");
+    ASSERT_ERR(hparams_with("llama.context_length", &ctx), AIR_ERR_FORMAT,
+               "\"llama.context_length\" is 1073741824");
+    ASSERT_ERR(hparams_with("llama.block_count", &layers), AIR_ERR_FORMAT,
+               "\"llama.block_count\" is 20000");
+    ASSERT_ERR(hparams_with("llama.attention.head_count_kv", &kv3), AIR_ERR_FORMAT,
+               "\"llama.attention.head_count_kv\" is 3; it must be an integer from 1 to");
+    ASSERT_ERR(hparams_with("llama.attention.head_count_kv", &kv8), AIR_ERR_FORMAT,
+               "\"llama.attention.head_count_kv\" is 8");
+    ASSERT_ERR(hparams_with("tokenizer.ggml.eos_token_id", &eos), AIR_ERR_FORMAT,
+               "tokenizer.ggml.eos_token_id");
+    ASSERT_ERR(hparams_with("llama.attention.head_count", &heads0), AIR_ERR_FORMAT,
+               "llama.attention.head_count is 0");
+    /* a tiny positive base is a valid (if odd) RoPE: accepted */
+    ASSERT_OK(hparams_with("llama.rope.freq_base", &tiny));
+}
+
 TEST(map_names) {
     int layer = 99;
     const char *n = NULL;
@@ -615,7 +668,7 @@ TEST(source_llama_unpermutes) {
     ASSERT_OK(air_source_open_gguf(test_data("gguf/tiny_llama.gguf"), &s));
     ASSERT_EQ_INT(s->hp.n_layer, 2);
     ASSERT_EQ_STR(s->name, "tiny_llama");
-    ASSERT_TRUE(strncmp(s->fingerprint, "gguf:tiny_llama.gguf:", 21) == 0);
+    ASSERT_TRUE(strncmp(s->fingerprint, "w:tiny_llama.gguf:", 18) == 0);
     const air_gguf *g = air_source_gguf(s);
     ASSERT_TRUE(g != NULL);
     static const char *const names[][2] = {{AIR_T_WQ, "test.attn_q_hf.0"},
@@ -680,6 +733,7 @@ int main(void) {
     RUN(hparams_qwen3);
     RUN(hparams_errors);
     RUN(hparams_bad_rope_freqs);
+    RUN(hparams_out_of_range);
     RUN(map_names);
     RUN(tokenizer_arrays);
     RUN(unpermute_qk);

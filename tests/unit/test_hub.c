@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "source/hub.h"
@@ -251,6 +252,50 @@ static int count_log(const char *method, const char *match, const char *port, in
     return n;
 }
 
+/* 1 if the log holds a GET of a path containing `match` with exactly this
+ * Range header. */
+static int log_has_range(const char *match, const char *range) {
+    char *body = ctl("/_test/log");
+    cJSON *log = cJSON_Parse(body);
+    free(body);
+    int found = 0;
+    cJSON *e;
+    cJSON_ArrayForEach(e, log) {
+        const cJSON *rg = cJSON_GetObjectItem(e, "range");
+        if (strstr(cJSON_GetObjectItem(e, "path")->valuestring, match) && cJSON_IsString(rg) &&
+            strcmp(rg->valuestring, range) == 0)
+            found = 1;
+    }
+    cJSON_Delete(log);
+    return found;
+}
+
+static double mono_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Notices received through air_hub_options.notice. */
+typedef struct {
+    int n;
+    char all[8192];
+} notices_seen;
+
+static void on_notice(void *u, const char *msg) {
+    notices_seen *s = u;
+    s->n++;
+    size_t l = strlen(s->all);
+    snprintf(s->all + l, sizeof s->all - l, "%s\n", msg);
+}
+
+static void unset_limits(void) {
+    unsetenv("AIR_HUB_TIMEOUT");
+    unsetenv("AIR_HUB_LOW_SPEED_LIMIT");
+    unsetenv("AIR_HUB_LOW_SPEED_TIME");
+    unsetenv("AIR_HUB_MAX_ATTEMPTS");
+}
+
 /* Fresh cache folder for one test; the environment points at the server. */
 static const char *fresh_cache(const char *name) {
     static char dir[1400];
@@ -400,6 +445,19 @@ TEST(progress_bar_renderer) {
     ASSERT_OK(air_read_file(path, &text, &n));
     /* not a terminal: one line per completed file */
     ASSERT_EQ_STR(text, "model.safetensors  2.0 KiB  2.0 KiB/s  [all  10%]\n");
+    free(text);
+    /* a file still downloading shows up every plain_every_s, notices always */
+    f = fopen(path, "w+");
+    ASSERT_TRUE(f != NULL);
+    air_progress_bar_init(&bar, f);
+    bar.plain_every_s = 0;
+    air_progress_bar_cb(&bar, "big.safetensors", 1024, 4096, 512.0);
+    air_progress_bar_notice(&bar, "big.safetensors: timed out; retrying in 0.5 s");
+    air_progress_bar_finish(&bar);
+    fclose(f);
+    ASSERT_OK(air_read_file(path, &text, &n));
+    ASSERT_EQ_STR(text, "big.safetensors  1.0 KiB of 4.0 KiB  512 B/s\n"
+                        "big.safetensors: timed out; retrying in 0.5 s\n");
     free(text);
     char b[32];
     ASSERT_EQ_STR(air_format_bytes(1536, b, sizeof b), "1.5 KiB");
@@ -616,6 +674,35 @@ TEST(server_ignoring_range) {
     free(dir);
 }
 
+/* A server that ignores the Range and then drops the connection: the kept
+ * bytes are compared, not thrown away, so the retry asks for the same range. */
+TEST(ignored_range_keeps_the_kept_bytes) {
+    const char *cache = fresh_cache("cache-norange-keep");
+    char sha[65], p[2048], src[2048];
+    random_sha(SHARD1_SIZE, 1, sha);
+    snprintf(p, sizeof p, "%s/models--tiny--sharded/blobs", cache);
+    ASSERT_OK(air_mkdirs(p));
+    snprintf(p, sizeof p, "%s/models--tiny--sharded/blobs/%s.incomplete", cache, sha);
+    snprintf(src, sizeof src, "%s/tiny/sharded/model-00001-of-00002.safetensors", g_repos);
+    char *data = NULL;
+    size_t n = 0;
+    ASSERT_OK(air_read_file(src, &data, &n));
+    ASSERT_OK(air_write_file_atomic(p, data, 250000)); /* more than half of the file */
+    free(data);
+    inject("ignore-range-drop", "model-00001", 1, "GET");
+    char *dir = NULL;
+    ASSERT_OK(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL));
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", 1, 0), 2);
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", 0, -1), 0);
+    /* the first answer (200, half the file) was compared, not written over */
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", -1, -1), 2);
+    ASSERT_TRUE(log_has_range("model-00001", "bytes=250000-"));
+    ASSERT_TRUE(!log_has_range("model-00001", "bytes=153608-"));
+    snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
+    ASSERT_TRUE(file_equals(p, "tiny/sharded", "model-00001-of-00002.safetensors"));
+    free(dir);
+}
+
 TEST(sha256_mismatch_detected) {
     const char *cache = fresh_cache("cache-corrupt");
     inject("corrupt", "model-00002", 1, "GET");
@@ -759,6 +846,149 @@ TEST(connection_refused) {
     setenv("HF_ENDPOINT", g_endpoint, 1);
 }
 
+/* A server that sends part of a file and then stalls: each attempt is given
+ * up after the low-speed time, the whole download after AIR_HUB_TIMEOUT,
+ * every retry is announced, and the next run resumes from the kept bytes. */
+TEST(stalled_download_is_bounded_and_resumes) {
+    const char *cache = fresh_cache("cache-stall");
+    setenv("AIR_HUB_LOW_SPEED_LIMIT", "1000", 1);
+    setenv("AIR_HUB_LOW_SPEED_TIME", "1", 1);
+    setenv("AIR_HUB_TIMEOUT", "8", 1);
+    inject("stall", "model-00001", 1000, "GET");
+    notices_seen seen = {0};
+    air_hub_options o;
+    air_hub_default_options(&o);
+    o.notice = on_notice;
+    o.progress_user = &seen;
+    char *dir = NULL;
+    double t0 = mono_now();
+    air_status st = air_hub_snapshot("tiny/sharded", &o, &dir, NULL);
+    double took = mono_now() - t0;
+    ASSERT_ERR(st, AIR_ERR_NETWORK, "model-00001-of-00002.safetensors");
+    ASSERT_TRUE(strstr(air_last_error(), "AIR_HUB_TIMEOUT") != NULL);
+    ASSERT_TRUE(strstr(air_last_error(), "resume") != NULL);
+    ASSERT_TRUE(took < 20.0); /* bounded: 8 s, plus slack for a loaded machine */
+    ASSERT_TRUE(dir == NULL);
+    /* the retries were announced, with the file and where they resume */
+    ASSERT_TRUE(seen.n >= 1);
+    ASSERT_TRUE(strstr(seen.all, "model-00001-of-00002.safetensors") != NULL);
+    ASSERT_TRUE(strstr(seen.all, "retrying") != NULL);
+    ASSERT_TRUE(strstr(seen.all, "resuming at") != NULL);
+    /* every attempt after the first continued where the file ended */
+    ASSERT_TRUE(count_log("GET", "model-00001", "cdn", -1, -1) >= 2);
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", 0, -1), 1);
+    char sha[65], p[2048];
+    random_sha(SHARD1_SIZE, 1, sha);
+    snprintf(p, sizeof p, "%s/models--tiny--sharded/blobs/%s.incomplete", cache, sha);
+    struct stat sb;
+    ASSERT_TRUE(stat(p, &sb) == 0);
+    ASSERT_TRUE(sb.st_size > 0 && sb.st_size < SHARD1_SIZE);
+    /* the next run, against a healthy server, asks only for the rest */
+    unset_limits();
+    reset_log();
+    ASSERT_OK(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL));
+    char range[64];
+    snprintf(range, sizeof range, "bytes=%lld-", (long long)sb.st_size);
+    ASSERT_TRUE(log_has_range("model-00001", range));
+    ASSERT_EQ_INT(count_log("GET", "model-00001", "cdn", 0, -1), 0);
+    snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
+    ASSERT_TRUE(file_equals(p, "tiny/sharded", "model-00001-of-00002.safetensors"));
+    free(dir);
+}
+
+/* Attempts that make progress still end: at most 4 x max_attempts. */
+TEST(progressing_retries_are_capped) {
+    fresh_cache("cache-stall-cap");
+    setenv("AIR_HUB_LOW_SPEED_LIMIT", "1000", 1);
+    setenv("AIR_HUB_LOW_SPEED_TIME", "1", 1);
+    setenv("AIR_HUB_MAX_ATTEMPTS", "1", 1);
+    inject("stall", "model-00002", 1000, "GET");
+    char *dir = NULL;
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_NETWORK,
+               "AIR_HUB_MAX_ATTEMPTS");
+    ASSERT_TRUE(strstr(air_last_error(), "model-00002") != NULL);
+    ASSERT_EQ_INT(count_log("GET", "model-00002", "cdn", -1, -1), 4);
+    unset_limits();
+    ASSERT_TRUE(dir == NULL);
+}
+
+/* A server announcing 10 GB for a 200 KiB file is not believed, nor waited on. */
+TEST(lying_content_length_fails_at_once) {
+    fresh_cache("cache-lie");
+    inject("lie", "model-00002", 1000, "GET");
+    char *dir = NULL;
+    double t0 = mono_now();
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_NETWORK, "10737418240");
+    ASSERT_TRUE(mono_now() - t0 < 20.0);
+    ASSERT_TRUE(strstr(air_last_error(), "model-00002-of-00002.safetensors") != NULL);
+    ASSERT_EQ_INT(count_log("GET", "model-00002", "cdn", -1, -1), 1);
+    ASSERT_TRUE(dir == NULL);
+}
+
+/* Bad limit settings are refused with the variable's name. */
+TEST(limit_settings_validated) {
+    fresh_cache("cache-limits");
+    setenv("AIR_HUB_TIMEOUT", "soon", 1);
+    char *dir = NULL;
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_INVALID_ARG,
+               "AIR_HUB_TIMEOUT");
+    setenv("AIR_HUB_TIMEOUT", "-3", 1);
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_INVALID_ARG,
+               "AIR_HUB_TIMEOUT");
+    unset_limits();
+    setenv("AIR_HUB_LOW_SPEED_TIME", "0", 1);
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_INVALID_ARG,
+               "AIR_HUB_LOW_SPEED_TIME");
+    unset_limits();
+    ASSERT_EQ_INT(count_log("", "", "", -1, -1), 0);
+}
+
+/* A password in HF_ENDPOINT never shows in an error or a notice. */
+TEST(endpoint_password_redacted) {
+    char *r =
+        air_hub_redact("at http://user:secret@h:1/a?sig=xyz and https://h/b tok_ABCD", "tok_ABCD");
+    ASSERT_EQ_STR(r, "at http://***@h:1/a?*** and https://h/b ***");
+    free(r);
+    r = air_hub_redact("http://proxy/http://u:SECRET@host/x/tok_ABCD", "tok_ABCD");
+    ASSERT_EQ_STR(r, "http://proxy/http://***@host/x/***"); /* a url in a url */
+    free(r);
+    /* an endpoint nobody listens on */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    ASSERT_TRUE(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
+    getsockname(s, (struct sockaddr *)&a, &al);
+    close(s);
+    char ep[128];
+    snprintf(ep, sizeof ep, "http://user:secret@127.0.0.1:%d", ntohs(a.sin_port));
+    fresh_cache("cache-redact");
+    setenv("HF_ENDPOINT", ep, 1);
+    char *dir = NULL;
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", NULL, &dir, NULL), AIR_ERR_NETWORK,
+               "cannot connect");
+    ASSERT_TRUE(strstr(air_last_error(), "secret") == NULL);
+    ASSERT_TRUE(strstr(air_last_error(), "127.0.0.1") != NULL);
+    /* the live server: a missing model, and retries that are announced */
+    snprintf(ep, sizeof ep, "http://user:secret@%s", g_endpoint + strlen("http://"));
+    setenv("HF_ENDPOINT", ep, 1);
+    ASSERT_ERR(air_hub_snapshot("tiny/nope", NULL, &dir, NULL), AIR_ERR_NOT_FOUND, "tiny/nope");
+    ASSERT_TRUE(strstr(air_last_error(), "secret") == NULL);
+    inject("500", "/config.json", 100, "HEAD");
+    notices_seen seen = {0};
+    air_hub_options o;
+    air_hub_default_options(&o);
+    o.max_attempts = 2;
+    o.notice = on_notice;
+    o.progress_user = &seen;
+    ASSERT_ERR(air_hub_snapshot("tiny/sharded", &o, &dir, NULL), AIR_ERR_NETWORK, "HTTP 500");
+    ASSERT_TRUE(strstr(air_last_error(), "secret") == NULL);
+    ASSERT_TRUE(seen.n == 1);
+    ASSERT_TRUE(strstr(seen.all, "config.json") != NULL);
+    ASSERT_TRUE(strstr(seen.all, "secret") == NULL);
+    reset_log();
+    setenv("HF_ENDPOINT", g_endpoint, 1);
+}
+
 /* ------------------------------------------------------------------------- */
 
 static int helper_snapshot(int argc, char **argv) {
@@ -812,12 +1042,18 @@ int main(int argc, char **argv) {
     RUN(retry_after_500_and_dropped_connection);
     RUN(retries_are_bounded);
     RUN(server_ignoring_range);
+    RUN(ignored_range_keeps_the_kept_bytes);
     RUN(sha256_mismatch_detected);
     RUN(gated_needs_token);
     RUN(not_found_messages);
     RUN(branch_and_renamed_repo);
     RUN(offline_mode);
     RUN(connection_refused);
+    RUN(stalled_download_is_bounded_and_resumes);
+    RUN(progressing_retries_are_capped);
+    RUN(lying_content_length_fails_at_once);
+    RUN(limit_settings_validated);
+    RUN(endpoint_password_redacted);
     stop_server();
     return test_summary();
 }

@@ -170,10 +170,56 @@ TEST(q8_matches_bitsandbytes) {
     ASSERT_TRUE(!bad);
 }
 
+/* The block quantizer gives every value the code of the scalar search
+ * air_nf4_code (the one the bitsandbytes goldens pin down), on values that
+ * hit the midpoints exactly, NaN, infinities, zeros and subnormals. */
+TEST(nf4_block_quantizer_matches_code_search) {
+    enum { N = 64 * 64 };
+    static float x[N];
+    uint64_t r = 0x243f6a8885a308d3ull;
+    for (int i = 0; i < N; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        float u = (float)((double)(r >> 11) / 9007199254740992.0 * 2 - 1);
+        int kind = (int)(r % 11);
+        if (kind == 0) { /* exactly on a midpoint once scaled by a block absmax of 1 */
+            int m = (int)((r >> 8) % 15);
+            x[i] = (air_nf4_values[m] + air_nf4_values[m + 1]) * 0.5f;
+        } else if (kind == 1) {
+            static const float special[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 1.0f, -1.0f};
+            x[i] = special[(r >> 8) % 6];
+        } else {
+            x[i] = u;
+        }
+    }
+    for (int b = 0; b < N / 64; b++) /* most blocks have absmax exactly 1 */
+        if (b % 4 != 3)
+            x[b * 64 + 7] = 1.0f;
+    x[64 * 5 + 3] = NAN;
+    x[64 * 6 + 9] = INFINITY;
+    x[64 * 7 + 1] = -INFINITY;
+    static air_block_nf4 q[N / 64];
+    air_nf4_quantize_row(x, q, N);
+    for (int b = 0; b < N / 64; b++) {
+        float amax = 0.0f;
+        for (int i = 0; i < 64; i++)
+            if (fabsf(x[b * 64 + i]) > amax)
+                amax = fabsf(x[b * 64 + i]);
+        float inv = 1.0f / (amax < 1e-38f ? 1e-38f : amax);
+        for (int i = 0; i < 64; i++) {
+            float v = x[b * 64 + i] * inv;
+            v = v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+            if (air_nf4_get(&q[b], i) != air_nf4_code(v))
+                T_FAIL("block %d element %d (%.9g): code %d, the search gives %d", b, i,
+                       x[b * 64 + i], air_nf4_get(&q[b], i), air_nf4_code(v));
+        }
+    }
+}
+
 int main(void) {
     RUN(block_layout);
     RUN(nf4_code_ties_go_low);
     RUN(nf4_matches_bitsandbytes);
     RUN(q8_matches_bitsandbytes);
+    RUN(nf4_block_quantizer_matches_code_search);
     return test_summary();
 }

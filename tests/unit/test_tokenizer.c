@@ -206,6 +206,18 @@ TEST(errors) {
                         "\"prepend\": \"\xff\"}}",
                         &t),
                AIR_ERR_FORMAT, "not valid UTF-8");
+    /* found by fuzzing: a malformed TemplateProcessing after a special token
+     * leaked the ids collected so far (the ASan build checks for leaks) */
+#define TP_BOS                                                                                     \
+    "\"post_processor\": {\"type\": \"TemplateProcessing\", \"special_tokens\": "                  \
+    "{\"<s>\": {\"id\": \"<s>\", \"ids\": [0]}}, \"single\": [\"<s>\", "
+    ASSERT_ERR(load_str("{" MINI_MODEL ", " TP_BOS "\"$A\", \"$A\"]}}", &t), AIR_ERR_FORMAT,
+               "two sequences");
+    ASSERT_ERR(load_str("{" MINI_MODEL ", " TP_BOS "{\"SpecialToken\": {}}]}}", &t), AIR_ERR_FORMAT,
+               "SpecialToken without an id");
+    ASSERT_ERR(load_str("{" MINI_MODEL ", " TP_BOS "7]}}", &t), AIR_ERR_FORMAT,
+               "bad template piece");
+#undef TP_BOS
     const char *bad_tok[] = {"a", "\xc3"};
     ASSERT_ERR(air_tokenizer_from_arrays(AIR_TOK_BPE_BYTELEVEL, bad_tok, NULL, NULL, 2, NULL, 0,
                                          "gpt2", -1, -1, 0, &t),

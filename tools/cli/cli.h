@@ -13,13 +13,18 @@ int cli_list(int argc, char **argv);
 int cli_rm(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 
+/* Non-zero once SIGINT or SIGTERM arrived (an abort callback for the library). */
 int cli_interrupted(void *user);
+/* The exit code for a failed call: 128 + the signal when it was interrupted,
+ * else 1. */
+int cli_exit_code(air_status st);
 
 /* Options every model-opening command takes. */
 typedef struct {
     air_model_params mp;
     air_progress_bar bar;
     int quiet;
+    int rc; /* exit code after cli_open failed */
 } cli_model_opts;
 
 void cli_model_opts_init(cli_model_opts *o);
@@ -29,7 +34,13 @@ int cli_model_opt(cli_model_opts *o, int opt, const char *arg);
 char *cli_default_model(void);
 /* Parses "8G", "512M", "1.5GiB" ... into bytes; -1 on error. */
 long long cli_parse_size(const char *s);
-/* Opens the model with progress on stderr; prints the error and returns NULL. */
+/* Numeric option values, checked whole and against [lo, hi]: on a bad value
+ * these print what `opt` accepts and exit with code 2. */
+long long cli_opt_int(const char *opt, const char *arg, long long lo, long long hi);
+double cli_opt_float(const char *opt, const char *arg, double lo, double hi);
+uint64_t cli_opt_u64(const char *opt, const char *arg);
+/* Opens the model with progress on stderr (Ctrl-C aborts a split); prints the
+ * error, sets o->rc and returns NULL on failure. */
 air_model *cli_open(const char *model, cli_model_opts *o);
 
 #define CLI_MODEL_OPTIONS                                                                          \
@@ -46,7 +57,8 @@ air_model *cli_open(const char *model, cli_model_opts *o);
     "      --max-seq-len N   context length (default: the model's, at most 4096)\n"              \
     "      --no-prefetch     do not read the next layer while the current one computes\n"         \
     "      --ram SIZE        keep this much of the model resident (e.g. 8G; 0 = stream all\n"  \
-    "                        layers; default: half of the available memory)\n"         \
+    "                        layers; default: 3/4 of the memory available, container\n"   \
+    "                        limits included, less streaming buffers and KV cache)\n"      \
     "  -t, --threads N       compute threads (default: all cores)\n"                             \
     "      --hf-token TOKEN  token for gated hub models (default $HF_TOKEN)\n"                   \
     "      --revision REV    hub branch, tag or commit (default main)\n"                         \

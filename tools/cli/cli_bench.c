@@ -263,8 +263,8 @@ int cli_bench(int argc, char **argv) {
         switch (c) {
         case 3101: prompt = optarg; break;
         case 3102: rows = 1; break;
-        case 'p': pp = atoi(optarg); break;
-        case 'g': tg = atoi(optarg); break;
+        case 'p': pp = (int)cli_opt_int("-p/--prompt-tokens", optarg, 1, 65536); break;
+        case 'g': tg = (int)cli_opt_int("-g/--gen-tokens", optarg, 1, 65536); break;
         case 'h':
             printf("Usage: airllm bench [MODEL] [options]\n\n"
                    "Measures prefill (ppN) and decode (tgN) speed with the model streamed from\n"
@@ -292,7 +292,7 @@ int cli_bench(int argc, char **argv) {
     air_model *m = cli_open(model, &mo);
     if (!m) {
         free(def);
-        return 1;
+        return mo.rc;
     }
     air_engine *e = m->engine;
     air_store *s = air_engine_store(e);
@@ -345,8 +345,11 @@ int cli_bench(int argc, char **argv) {
     printf("model: %s (%s, %d layers, %s, store %s, largest unit %s)\n", info.name, info.arch,
            info.n_layer, info.compression, air_format_bytes(info.store_bytes, sz, sizeof sz),
            air_format_bytes(largest, sz2, sizeof sz2));
-    printf("prefetch: %s, pinned units: %d (%s), threads: %d\n", mo.mp.prefetching ? "on" : "off",
-           s2.n_pinned, air_format_bytes(s2.pinned_bytes, sz, sizeof sz),
+    char bud[32];
+    printf("prefetch: %s, RAM budget %s%s, pinned units: %d (%s), threads: %d\n",
+           mo.mp.prefetching ? "on" : "off", air_format_bytes(s2.ram_budget, bud, sizeof bud),
+           mo.mp.ram_budget == AIR_RAM_AUTO ? " (auto)" : "", s2.n_pinned,
+           air_format_bytes(s2.pinned_bytes, sz, sizeof sz),
            air_pool_size(air_engine_pool(e)));
     printf("disk sequential read (O_DIRECT, same files): %.2f GB/s over %s\n\n", disk_gbs,
            air_format_bytes(disk_bytes, sz, sizeof sz));

@@ -1,14 +1,18 @@
 /*
  * cli_common.c - options shared by the commands that open a model.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "kernels/pool.h"
 
 void cli_model_opts_init(cli_model_opts *o) {
     memset(o, 0, sizeof *o);
@@ -16,10 +20,63 @@ void cli_model_opts_init(cli_model_opts *o) {
     air_progress_bar_init(&o->bar, stderr);
 }
 
+/* ---------------------------------------------------------------------------
+ * numeric option values: the whole text is the number, within its range;
+ * anything else ends the command with exit code 2 and a message naming the
+ * option and what it accepts
+ * ------------------------------------------------------------------------- */
+
+static void bad_value(const char *opt, const char *arg, const char *what) {
+    fprintf(stderr, "airllm: %s: '%s' is not accepted; give %s\n", opt, arg, what);
+    exit(2);
+}
+
+/* A number starts at once: no leading blanks (strtol/strtod would skip them). */
+static int starts_number(const char *s) {
+    return *s && !isspace((unsigned char)*s);
+}
+
+long long cli_opt_int(const char *opt, const char *arg, long long lo, long long hi) {
+    char what[96];
+    if (hi == LLONG_MAX)
+        snprintf(what, sizeof what, "an integer >= %lld", lo);
+    else
+        snprintf(what, sizeof what, "an integer from %lld to %lld", lo, hi);
+    char *end;
+    errno = 0;
+    long long v = starts_number(arg) ? strtoll(arg, &end, 10) : 0;
+    if (!starts_number(arg) || *end || errno == ERANGE || v < lo || v > hi)
+        bad_value(opt, arg, what);
+    return v;
+}
+
+double cli_opt_float(const char *opt, const char *arg, double lo, double hi) {
+    char what[96];
+    if (isinf(hi))
+        snprintf(what, sizeof what, "a number >= %g", lo);
+    else
+        snprintf(what, sizeof what, "a number from %g to %g", lo, hi);
+    char *end;
+    errno = 0;
+    double v = starts_number(arg) ? strtod(arg, &end) : 0;
+    if (!starts_number(arg) || *end || !isfinite(v) || errno == ERANGE || !(v >= lo && v <= hi))
+        bad_value(opt, arg, what);
+    return v;
+}
+
+uint64_t cli_opt_u64(const char *opt, const char *arg) {
+    char *end;
+    errno = 0;
+    unsigned long long v = isdigit((unsigned char)*arg) ? strtoull(arg, &end, 10) : 0;
+    if (!isdigit((unsigned char)*arg) || *end || errno == ERANGE)
+        bad_value(opt, arg, "an integer from 0 to 18446744073709551615");
+    return (uint64_t)v;
+}
+
 long long cli_parse_size(const char *s) {
     char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
+    double v = starts_number(s) ? strtod(s, &end) : -1;
+    if (!starts_number(s) || end == s || !isfinite(v) || v < 0)
         return -1;
     double mul = 1;
     switch (*end) {
@@ -32,7 +89,7 @@ long long cli_parse_size(const char *s) {
         end++;
     if (*end == 'B' || *end == 'b')
         end++;
-    if (*end)
+    if (*end || v * mul >= 9.2e18) /* beyond what a long long holds */
         return -1;
     return (long long)(v * mul);
 }
@@ -41,18 +98,31 @@ int cli_model_opt(cli_model_opts *o, int opt, const char *arg) {
     switch (opt) {
     case 'c': o->mp.compression = arg; return 1;
     case 1001: o->mp.cache_dir = arg; return 1;
-    case 1002: o->mp.max_seq_len = atoi(arg); return 1;
+    case 1002:
+        o->mp.max_seq_len = (int)cli_opt_int("--max-seq-len", arg, 1, AIR_MAX_SEQ_LEN);
+        return 1;
     case 1003: o->mp.prefetching = 0; return 1;
     case 1004: {
         long long v = cli_parse_size(arg);
         if (v < 0) {
-            fprintf(stderr, "airllm: --ram: cannot read size '%s' (e.g. 8G, 512M)\n", arg);
+            fprintf(stderr, "airllm: --ram: '%s' is not accepted; give a size >= 0 such as 8G, "
+                            "512M or 0\n", arg);
             exit(2);
         }
         o->mp.ram_budget = (uint64_t)v;
         return 1;
     }
-    case 't': o->mp.n_threads = atoi(arg); return 1;
+    case 't': {
+        int n = (int)cli_opt_int("-t/--threads", arg, 1, INT_MAX), cpus = air_cpu_count();
+        if (n > cpus) {
+            fprintf(stderr, "airllm: -t %d is more than the %d CPUs this process may run on; "
+                            "using %d (more compute threads than CPUs only slow down)\n",
+                    n, cpus, cpus);
+            n = cpus;
+        }
+        o->mp.n_threads = n;
+        return 1;
+    }
     case 1005: o->mp.hf_token = arg; return 1;
     case 1006: o->mp.revision = arg; return 1;
     case 1007: o->mp.delete_original = 1; return 1;
@@ -95,13 +165,16 @@ air_model *cli_open(const char *model, cli_model_opts *o) {
     if (!o->quiet) {
         o->mp.progress = air_progress_bar_cb;
         o->mp.progress_user = &o->bar;
+        o->mp.notice = air_progress_bar_notice;
     }
+    o->mp.should_abort = cli_interrupted; /* Ctrl-C stops a split too */
     air_model *m = NULL;
     air_status st = air_model_open(model, &o->mp, &m);
     if (!o->quiet)
         air_progress_bar_finish(&o->bar);
     if (st) {
         fprintf(stderr, "airllm: %s\n", air_last_error());
+        o->rc = cli_exit_code(st);
         return NULL;
     }
     return m;

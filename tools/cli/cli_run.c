@@ -3,6 +3,8 @@
  * chat when stdin is a terminal and no prompt is given.
  */
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,21 +95,31 @@ int cli_run(int argc, char **argv) {
             continue;
         switch (c) {
         case 's': system = optarg; break;
-        case 'n': gp.max_tokens = atoi(optarg); break;
-        case 2001: gp.temperature = (float)atof(optarg); break;
-        case 2002: gp.top_p = (float)atof(optarg); break;
-        case 2003: gp.top_k = atoi(optarg); break;
-        case 2004: gp.seed = strtoull(optarg, NULL, 10); break;
-        case 2008: gp.min_p = (float)atof(optarg); break;
+        case 'n': gp.max_tokens = (int)cli_opt_int("-n/--max-tokens", optarg, 0, INT_MAX); break;
+        case 2001:
+            gp.temperature = (float)cli_opt_float("--temperature", optarg, 0, INFINITY);
+            break;
+        case 2002: gp.top_p = (float)cli_opt_float("--top-p", optarg, 0, 1); break;
+        case 2003: gp.top_k = (int)cli_opt_int("--top-k", optarg, 0, INT_MAX); break;
+        case 2004: gp.seed = cli_opt_u64("--seed", optarg); break;
+        case 2008: gp.min_p = (float)cli_opt_float("--min-p", optarg, 0, 1); break;
         case 2005:
-            if (gp.n_stop < 16)
-                stops[gp.n_stop++] = optarg;
+            if (gp.n_stop == 16) {
+                fprintf(stderr, "airllm: --stop: at most 16 stop strings\n");
+                return 2;
+            }
+            stops[gp.n_stop++] = optarg;
             break;
         case 2006: gp.json = 1; break;
         case 2007: stats = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (gp.json && gp.max_tokens < 2) {
+        fprintf(stderr, "airllm: --json needs -n 2 or more: the shortest JSON object, {}, takes "
+                        "two tokens\n");
+        return 2;
     }
     gp.stop = stops;
     cli_spec_apply(&so, &gp);
@@ -140,8 +152,15 @@ int cli_run(int argc, char **argv) {
     air_model *m = cli_open(model, &mo);
     if (!m) {
         free(default_model);
-        return 1;
+        return mo.rc;
     }
+    air_model_info info;
+    air_model_get_info(m, &info);
+    if (!info.has_chat_template)
+        fprintf(stderr,
+                "airllm: %s has no chat template; the prompt is sent as plain \"role: "
+                "content\" lines, which the model may not have been trained on\n",
+                model);
     int rc = 0;
     if (prompt || !isatty(0)) {
         char *in = prompt ? NULL : read_all_stdin();
@@ -150,7 +169,7 @@ int cli_run(int argc, char **argv) {
         free(in);
         if (st) {
             fprintf(stderr, "\nairllm: %s\n", air_last_error());
-            rc = st == AIR_ERR_ABORTED ? 130 : 1;
+            rc = cli_exit_code(st);
         } else {
             fputc('\n', stdout);
             report(&r, stats);

@@ -23,13 +23,35 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* A probe file without a name, so that nothing is left behind however the
+ * process ends: O_TMPFILE, or else a file unlinked right after it is
+ * created. O_DIRECT when the file system takes it. */
+static int open_probe(const char *dir) {
+    int fd = -1;
+#ifdef O_TMPFILE
+    fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+#endif
+    if (fd < 0) {
+        char *path = air_path_join(dir, ".write-probe.XXXXXX");
+        fd = mkstemp(path);
+        if (fd >= 0)
+            unlink(path);
+        free(path);
+    }
+    if (fd >= 0)
+        (void)fcntl(fd, F_SETFL, O_DIRECT);
+    return fd;
+}
+
 /* Sequential write bandwidth of the file system holding dir: 256 MiB with
- * O_DIRECT, fsynced, then deleted. 0 when it cannot be measured. */
+ * O_DIRECT, fsynced, in a file without a name. 0 when it cannot be
+ * measured. */
 static double disk_write_gbs(const char *dir) {
-    char *path = air_path_join(dir, ".write-probe");
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
-    if (fd < 0)
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    /* a probe of an earlier version had a name and could be left behind */
+    char *old = air_path_join(dir, ".write-probe");
+    unlink(old);
+    free(old);
+    int fd = open_probe(dir);
     double r = 0;
     size_t chunk = 8u << 20, total = 256u << 20, done = 0;
     void *buf = NULL;
@@ -46,8 +68,6 @@ static double disk_write_gbs(const char *dir) {
     free(buf);
     if (fd >= 0)
         close(fd);
-    unlink(path);
-    free(path);
     return r;
 }
 
@@ -74,17 +94,17 @@ int cli_pull(int argc, char **argv) {
     }
     air_model *m = cli_open(argv[optind], &mo);
     if (!m)
-        return 1;
+        return mo.rc;
     air_model_info info;
     air_model_get_info(m, &info);
     char sz[32];
+    uint64_t disk_bytes = air_store_disk_bytes(info.store_dir); /* as `airllm list` says */
     printf("%s: %s, %d layers, %s, %s in %s\n", info.name, info.arch, info.n_layer,
-           info.compression, air_format_bytes(info.store_bytes, sz, sizeof sz), info.store_dir);
+           info.compression, air_format_bytes(disk_bytes, sz, sizeof sz), info.store_dir);
     if (info.split_seconds > 0) {
         /* split now: compare its write rate with the disk's */
         double dt = info.split_seconds, disk = disk_write_gbs(info.store_dir);
-        printf("split: %.1f s, %.3f GB/s of store written; ", dt,
-               (double)info.store_bytes / dt / 1e9);
+        printf("split: %.1f s, %.3f GB/s of store written; ", dt, (double)disk_bytes / dt / 1e9);
         if (disk > 0)
             printf("disk sequential write %.2f GB/s (O_DIRECT, 256 MiB)\n", disk);
         else
@@ -94,25 +114,8 @@ int cli_pull(int argc, char **argv) {
     return 0;
 }
 
-static uint64_t dir_bytes(const char *dir) {
-    uint64_t t = 0;
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *p = air_path_join(dir, e->d_name);
-        struct stat sb;
-        if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode))
-            t += (uint64_t)sb.st_size;
-        free(p);
-    }
-    if (d)
-        closedir(d);
-    return t;
-}
-
-/* Calls fn for each store: (key folder, compression folder, manifest). */
+/* Calls fn for each store: (key folder, compression folder, manifest; NULL
+ * when the manifest is there but does not parse: a damaged store). */
 typedef void (*store_fn)(void *user, const char *key_dir, const char *store_dir, const cJSON *man);
 
 static int each_store(const char *cache, store_fn fn, void *user) {
@@ -135,11 +138,9 @@ static int each_store(const char *cache, store_fn fn, void *user) {
             char *text;
             size_t len;
             if (air_read_file(mp, &text, &len) == AIR_OK) {
-                cJSON *man = cJSON_Parse(text);
-                if (man) {
-                    fn(user, kd, sd, man);
-                    n++;
-                }
+                cJSON *man = cJSON_ParseWithLength(text, len);
+                fn(user, kd, sd, man);
+                n++;
                 cJSON_Delete(man);
                 free(text);
             }
@@ -160,11 +161,12 @@ static void print_store(void *user, const char *kd, const char *sd, const cJSON 
     const cJSON *model = cJSON_GetObjectItem(man, "model"), *comp = cJSON_GetObjectItem(man, "compression");
     const cJSON *hp = cJSON_GetObjectItem(man, "hparams");
     char sz[32];
-    printf("%-48s %-6s %-7s %4d %10s  %s\n", cJSON_IsString(model) ? model->valuestring : "?",
+    printf("%-48s %-6s %-7s %4d %10s  %s\n",
+           cJSON_IsString(model) ? model->valuestring : man ? "?" : "(damaged manifest)",
            cJSON_IsString(comp) ? comp->valuestring : "?",
            cJSON_IsString(cJSON_GetObjectItem(hp, "arch")) ? cJSON_GetObjectItem(hp, "arch")->valuestring : "?",
            cJSON_GetObjectItem(hp, "n_layer") ? cJSON_GetObjectItem(hp, "n_layer")->valueint : 0,
-           air_format_bytes(dir_bytes(sd), sz, sizeof sz), sd);
+           air_format_bytes(air_store_disk_bytes(sd), sz, sizeof sz), sd);
 }
 
 static char *cache_from_args(int argc, char **argv, const char *help, int *first_pos) {
@@ -210,8 +212,15 @@ static void rm_store(void *user, const char *kd, const char *sd, const cJSON *ma
     rm_ctx *r = user;
     const cJSON *model = cJSON_GetObjectItem(man, "model");
     const char *base = strrchr(kd, '/');
+    base = base ? base + 1 : kd;
+    /* a damaged manifest does not say its model: the key folder does
+     * ("<base name of the model>-<8 hex digits>") */
+    const char *mb = strrchr(r->model, '/');
+    mb = mb && mb[1] ? mb + 1 : r->model;
+    size_t bl = strlen(base), ml = strlen(mb);
+    int by_key = !man && bl == ml + 9 && strncmp(base, mb, ml) == 0 && base[ml] == '-';
     if (!(cJSON_IsString(model) && strcmp(model->valuestring, r->model) == 0) &&
-        !(base && strcmp(base + 1, r->model) == 0))
+        strcmp(base, r->model) != 0 && !by_key)
         return;
     /* manifest first: a store without one never looks complete */
     DIR *d = opendir(sd);

@@ -9,7 +9,7 @@
  *   airllm bench [MODEL]          speed against the disk's bandwidth
  *
  * Exit codes: 0 success, 1 error from the library (message on stderr),
- * 2 bad usage, 130 interrupted.
+ * 2 bad usage, 130 interrupted (143 for SIGTERM).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -22,14 +22,21 @@
 #include "cli.h"
 #include "util/progress.h"
 
+/* SIGINT/SIGTERM: the first one asks the library to stop at its next check
+ * (between tokens, between tensors of a split); the handler is then reset, so
+ * a second one ends the process at once. */
 static volatile sig_atomic_t g_interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    g_interrupted = 1;
+static void on_signal(int sig) {
+    g_interrupted = sig;
 }
 int cli_interrupted(void *user) {
     (void)user;
-    return g_interrupted;
+    return g_interrupted != 0;
+}
+int cli_exit_code(air_status st) {
+    if (st != AIR_ERR_ABORTED)
+        return 1;
+    return 128 + (g_interrupted ? g_interrupted : SIGINT);
 }
 
 static void usage_main(FILE *f) {
@@ -63,10 +70,24 @@ static void usage_main(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    signal(SIGINT, on_sigint);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if (argc < 2) {
         usage_main(stderr);
         return 2;
+    }
+    const char *isa = getenv("AIR_ISA");
+    if (isa && *isa) {
+        char want[48];
+        snprintf(want, sizeof want, "kernels: %s;", isa);
+        if (strncmp(air_system_info(), want, strlen(want)))
+            fprintf(stderr, "airllm: AIR_ISA=%s is not an instruction set this CPU supports (%s); "
+                    "using the best one\n", isa, air_system_info());
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
@@ -74,7 +95,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("airllm %s\n", air_version());
+        printf("airllm %s\n%s\n", air_version(), air_system_info());
         return 0;
     }
     argc--;
