@@ -57,16 +57,16 @@ struct air_spec {
     int n_dhist, dvocab;
     float *dlogits; /* (AIR_SPEC_MAX_NODES, dvocab) */
     /* automatic budget */
-    int cur;                   /* level of the next pass */
-    double pass_s[N_BUCKETS];  /* target pass seconds by row bucket */
+    int cur;                  /* level of the next pass */
+    double pass_s[N_BUCKETS]; /* target pass seconds by row bucket */
     int pass_n[N_BUCKETS];
-    double draft_pass_s;       /* one draft pass */
-    int draft_passes;          /* in the last proposal */
+    double draft_pass_s;                              /* one draft pass */
+    int draft_passes;                                 /* in the last proposal */
     double lvl_depth[N_LEVELS], lvl_passes[N_LEVELS]; /* measured tree depth, draft passes */
     int lvl_n[N_LEVELS];
-    double propose_s;          /* the last proposal's time */
-    double trials, successes;  /* agreement along the walks */
-    int plain_run;             /* passes in a row at budget 0 */
+    double propose_s;         /* the last proposal's time */
+    double trials, successes; /* agreement along the walks */
+    int plain_run;            /* passes in a row at budget 0 */
     air_spec_stats st;
 };
 
@@ -217,7 +217,9 @@ static int top_ids(const float *lg, int n_vocab, int width, int32_t *ids, double
 
 /* The depth (draft passes) a budget is expected to reach before any is
  * measured: a chain. */
-static int tree_depth(int budget) { return budget < MAX_DEPTH ? budget : MAX_DEPTH; }
+static int tree_depth(int budget) {
+    return budget < MAX_DEPTH ? budget : MAX_DEPTH;
+}
 
 /* Evaluates the tokens of h the draft has not seen; its logits for the last
  * one land in dlogits row 0. */
@@ -423,4 +425,6 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
     s->cur = best;
 }
 
-void air_spec_get_stats(const air_spec *s, air_spec_stats *st) { *st = s->st; }
+void air_spec_get_stats(const air_spec *s, air_spec_stats *st) {
+    *st = s->st;
+}

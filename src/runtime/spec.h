@@ -54,9 +54,9 @@ typedef struct {
 } air_spec_tree;
 
 typedef struct {
-    int sweeps;          /* target passes observed */
-    int drafted;         /* candidate nodes sent to the target */
-    int accepted;        /* candidate nodes the walk followed */
+    int sweeps;           /* target passes observed */
+    int drafted;          /* candidate nodes sent to the target */
+    int accepted;         /* candidate nodes the walk followed */
     double draft_seconds; /* time spent proposing */
 } air_spec_stats;
 
@@ -84,7 +84,9 @@ void air_spec_rows(const air_spec_tree *t, int32_t pending, air_kv *kv, int32_t 
 
 /* The KV slot of node i's row (-1: the pending token's) for a pass built by
  * air_spec_rows at base = kv->n_past: what air_kv_keep_path takes. */
-static inline int32_t air_spec_slot(int base, int node) { return base + 1 + node; }
+static inline int32_t air_spec_slot(int base, int node) {
+    return base + 1 + node;
+}
 
 /* The child of `node` (-1: the pending token) that carries id, or -1. */
 int air_spec_child(const air_spec_tree *t, int node, int32_t id);

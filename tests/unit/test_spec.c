@@ -20,11 +20,11 @@
  */
 #include <math.h>
 
+#include "kernels/ops.h"
 #include "model/forward.h"
 #include "runtime/generate.h"
 #include "runtime/spec.h"
 #include "source/source.h"
-#include "kernels/ops.h"
 #include "store/store.h"
 #include "test.h"
 #include "util/strbuf.h"
@@ -227,9 +227,9 @@ static void expect_same(const char *what, air_engine *draft, int lookup, int max
     int n0 = gen(g_llama, NULL, temp, seed, 48, NULL, 0, 0, plain, &g0);
     air_spec_options so = spec_opts(draft, lookup, max_nodes);
     int n1 = gen(g_llama, &so, temp, seed, 48, NULL, 0, 0, sp, &g1);
-    fprintf(stderr, "  %-34s %d tokens in %d passes (%.2f tokens/pass), %d/%d candidates accepted\n",
-            what, n1, g1.sweeps, g1.sweeps ? (double)(n1 - 1) / g1.sweeps : 0, g1.accepted,
-            g1.drafted);
+    fprintf(stderr,
+            "  %-34s %d tokens in %d passes (%.2f tokens/pass), %d/%d candidates accepted\n", what,
+            n1, g1.sweeps, g1.sweeps ? (double)(n1 - 1) / g1.sweeps : 0, g1.accepted, g1.drafted);
     if (n0 != n1 || n0 <= 0 || memcmp(plain, sp, sizeof(int32_t) * (size_t)n0) != 0)
         T_FAIL("%s: output differs from plain decoding (%d vs %d tokens)", what, n1, n0);
     if (max_nodes > 0 && g1.drafted == 0)
@@ -327,17 +327,16 @@ static const char *write_tiny_vocab(const char *name, uint64_t seed) {
     int n = 0;
 #define TV_T(nm, r, c, sc)                                                                         \
     do {                                                                                           \
-        snprintf(t[n].name, sizeof t[n].name, "%s", nm);                                          \
+        snprintf(t[n].name, sizeof t[n].name, "%s", nm);                                           \
         t[n].rows = r, t[n].cols = c, t[n].scale = sc;                                             \
         n++;                                                                                       \
     } while (0)
     TV_T("model.embed_tokens.weight", TV_VOCAB, TV_D, 1.0f);
     for (int l = 0; l < TV_LAYERS; l++) {
-        static const char *names[9] = {"input_layernorm.weight",  "self_attn.q_proj.weight",
-                                       "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-                                       "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-                                       "mlp.gate_proj.weight",    "mlp.up_proj.weight",
-                                       "mlp.down_proj.weight"};
+        static const char *names[9] = {
+            "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+            "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+            "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
         static const int rows[9] = {TV_D, TV_D, TV_D, TV_D, TV_D, TV_D, TV_FF, TV_FF, TV_D};
         static const int cols[9] = {0, TV_D, TV_D, TV_D, TV_D, 0, TV_D, TV_D, TV_FF};
         for (int i = 0; i < 9; i++) {
@@ -354,13 +353,15 @@ static const char *write_tiny_vocab(const char *name, uint64_t seed) {
     for (int i = 0; i < n; i++) {
         size_t bytes = sizeof(float) * (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
         if (t[i].cols)
-            hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl,
-                                   "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
-                                   i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
+            hl += (size_t)snprintf(
+                hdr + hl, sizeof hdr - hl,
+                "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
         else
-            hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl,
-                                   "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
-                                   i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
+            hl += (size_t)snprintf(
+                hdr + hl, sizeof hdr - hl,
+                "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+                i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
         off += bytes;
     }
     hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "}");
@@ -387,11 +388,12 @@ static const char *write_tiny_vocab(const char *name, uint64_t seed) {
     f = fopen(path, "w");
     if (!f)
         return NULL;
-    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
-               "\"vocab_size\":%d,\"hidden_size\":%d,\"intermediate_size\":%d,"
-               "\"num_hidden_layers\":%d,\"num_attention_heads\":4,\"num_key_value_heads\":4,"
-               "\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":10000.0,"
-               "\"tie_word_embeddings\":false,\"bos_token_id\":0,\"eos_token_id\":3}\n",
+    fprintf(f,
+            "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
+            "\"vocab_size\":%d,\"hidden_size\":%d,\"intermediate_size\":%d,"
+            "\"num_hidden_layers\":%d,\"num_attention_heads\":4,\"num_key_value_heads\":4,"
+            "\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":10000.0,"
+            "\"tie_word_embeddings\":false,\"bos_token_id\":0,\"eos_token_id\":3}\n",
             TV_VOCAB, TV_D, TV_FF, TV_LAYERS);
     fclose(f);
     return dir;
@@ -479,7 +481,8 @@ static double chi_square(const int *count, const double *p, int cells, int n, in
 }
 
 TEST(chi_square_sampling) {
-    air_engine *t = open_tiny_vocab("tinyvocab-target", 11), *d = open_tiny_vocab("tinyvocab-draft", 29);
+    air_engine *t = open_tiny_vocab("tinyvocab-target", 11),
+               *d = open_tiny_vocab("tinyvocab-draft", 29);
     ASSERT_TRUE(t && d);
     enum { CELLS = TV_VOCAB * TV_VOCAB * TV_VOCAB, RUNS = 4000 };
     double p[CELLS];
@@ -503,7 +506,8 @@ TEST(chi_square_sampling) {
             go.sampler.temperature = 1.0f;
             go.sampler.top_p = 1.0f;
             go.sampler.repeat_penalty = 1.0f;
-            go.sampler.seed = 1000 + 100000 * (uint64_t)mode + (uint64_t)run; /* independent samples */
+            go.sampler.seed =
+                1000 + 100000 * (uint64_t)mode + (uint64_t)run; /* independent samples */
             go.spec = mode ? &so : NULL;
             static const int32_t prompt[3] = {0, 1, 2};
             int32_t *out = NULL;
@@ -520,14 +524,19 @@ TEST(chi_square_sampling) {
         int dof;
         double chi = chi_square(count, p, CELLS, RUNS, &dof);
 
-        fprintf(stderr, "  %-22s chi-square %.1f with %d degrees of freedom (%d/%d candidates "
-                "accepted)\n", mode == 0 ? "plain sampling" : mode == 1 ? "draft chain (2)" :
-                "draft + lookup tree", chi, dof, accepted, drafted);
+        fprintf(stderr,
+                "  %-22s chi-square %.1f with %d degrees of freedom (%d/%d candidates "
+                "accepted)\n",
+                mode == 0   ? "plain sampling"
+                : mode == 1 ? "draft chain (2)"
+                            : "draft + lookup tree",
+                chi, dof, accepted, drafted);
         /* dof + 4.5 sqrt(dof) + 10 lies above the 0.1% critical value of chi-square for
          * these degrees of freedom (56.9 for 28); the seeds are fixed, so the outcome is too */
         if (chi > dof + 4.5 * sqrt((double)dof) + 10)
             T_FAIL("mode %d: the sampled distribution differs from the model's (chi-square %.1f, "
-                   "%d degrees of freedom)", mode, chi, dof);
+                   "%d degrees of freedom)",
+                   mode, chi, dof);
         if (mode && accepted == 0)
             T_FAIL("mode %d: no candidate was ever accepted: the test exercises nothing", mode);
     }
@@ -666,8 +675,8 @@ TEST(api_refuses_other_vocabulary) {
 int main(void) {
     const char *llama = split("llama", "none"), *qwen2 = split("qwen2", "none"),
                *llama4 = split("llama", "4bit");
-    g_llama = open_store(llama, 0);     /* the target streams */
-    g_qwen2 = open_store(qwen2, UINT64_MAX);  /* drafts stay resident */
+    g_llama = open_store(llama, 0);          /* the target streams */
+    g_qwen2 = open_store(qwen2, UINT64_MAX); /* drafts stay resident */
     g_llama4 = open_store(llama4, UINT64_MAX);
     if (!g_llama)
         return 1;
