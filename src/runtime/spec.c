@@ -91,7 +91,7 @@ air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out) 
     s->o = *o;
     if (s->o.max_nodes > AIR_SPEC_MAX_NODES)
         s->o.max_nodes = AIR_SPEC_MAX_NODES;
-    s->cur = level_of(o->streamed ? 8 : 1);
+    s->cur = level_of(o->streamed ? 8 : 0); /* resident: plain until the first re-probe */
     if (o->draft) {
         const air_hparams *hp = air_engine_hparams(o->draft);
         s->dvocab = hp->n_vocab;
