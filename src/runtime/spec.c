@@ -25,7 +25,8 @@
  * rate is (1 + a + ... + a^D) / (c(n + 1) + D d) tokens per second; the best
  * budget wins, and 0 (plain decoding, 1 / c(1)) wins where speculation does
  * not pay. Row counts not measured yet borrow the nearest measured cost, so a
- * larger budget is tried once and then judged on its own time; after 32 plain
+ * larger budget is tried once and then judged on its own time (a plain pass
+ * is measured first, whatever the starting budget); after 32 plain
  * passes in a row, one pass at budget 1 refreshes the measurements.
  */
 #include "runtime/spec.h"
@@ -394,6 +395,11 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
         s->lvl_depth[l] = (1 - w) * s->lvl_depth[l] + w * depth;
         s->lvl_passes[l] = (1 - w) * s->lvl_passes[l] + w * s->draft_passes;
         s->lvl_n[l]++;
+    }
+    /* plain decoding is the yardstick: measure it once before comparing */
+    if (!s->pass_n[0]) {
+        s->cur = 0;
+        return;
     }
     /* the budget with the best predicted rate */
     double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */

@@ -296,6 +296,65 @@ TEST(eos_and_stop_inside_accepted_run) {
     }
 }
 
+/* The automatic budget follows measured costs (synthetic times fed to
+ * air_spec_observe; lookup on a periodic history proposes long chains). */
+static int budget_after(double (*pass_seconds)(int rows), int agree, int passes) {
+    air_spec_options o = {0};
+    o.lookup = 1;
+    o.n_vocab = 512;
+    o.streamed = 1;
+    air_spec *s;
+    if (air_spec_new(&o, 1024, &s))
+        return -1;
+    int32_t hist[600];
+    for (int i = 0; i < 600; i++)
+        hist[i] = 10 + i % 7;
+    for (int k = 0; k < passes; k++) {
+        const air_spec_tree *t;
+        int n = 60 + k;
+        if (air_spec_propose(s, hist, n, air_spec_budget(s), &t))
+            return -1;
+        int depth = 0;
+        for (int i = 0; i < t->n; i++)
+            depth = t->depth[i] > depth ? t->depth[i] : depth;
+        int acc = agree ? depth : 0;
+        air_spec_observe(s, 1 + t->n, acc, acc + 1, pass_seconds(1 + t->n));
+    }
+    int b = air_spec_budget(s);
+    air_spec_free(s);
+    return b;
+}
+
+static double flat_cost(int rows) {
+    (void)rows;
+    return 1.0;
+}
+static double linear_cost(int rows) {
+    return 0.01 * rows;
+}
+static double resident_cost(int rows) {
+    return 0.01 + 0.001 * rows;
+}
+
+TEST(budget_from_measured_costs) {
+    /* streamed: a pass costs the same with more rows, candidates are right */
+    int b = budget_after(flat_cost, 1, 12);
+    fprintf(stderr, "  flat pass cost, candidates right: budget %d\n", b);
+    ASSERT_TRUE(b >= 8);
+    /* resident: every row costs, candidates are wrong: plain decoding */
+    b = budget_after(linear_cost, 0, 12);
+    fprintf(stderr, "  pass cost grows with rows, candidates wrong: budget %d\n", b);
+    ASSERT_EQ_INT(b, 0);
+    /* every row costs as much as a pass: even right candidates only break even */
+    b = budget_after(linear_cost, 1, 12);
+    fprintf(stderr, "  pass cost proportional to rows, candidates right: budget %d\n", b);
+    ASSERT_EQ_INT(b, 0);
+    /* a resident pass whose rows are cheap next to its weights: right candidates pay */
+    b = budget_after(resident_cost, 1, 12);
+    fprintf(stderr, "  rows cheap next to the pass, candidates right: budget %d\n", b);
+    ASSERT_TRUE(b >= 8);
+}
+
 /* ---- a 4-token-vocabulary llama, written as an HF folder ---------------- */
 
 #define TV_VOCAB 4
@@ -686,6 +745,7 @@ int main(void) {
     RUN(accepts_runs_of_candidates);
     RUN(sampled_identity);
     RUN(eos_and_stop_inside_accepted_run);
+    RUN(budget_from_measured_costs);
     RUN(chi_square_sampling);
     RUN(api_same_text_stops_json);
     RUN(api_refuses_other_vocabulary);
