@@ -188,6 +188,17 @@ typedef struct {
     /* Polled between tokens; non-zero aborts (AIR_ERR_ABORTED). May be NULL. */
     int (*should_abort)(void *user);
     void *user;
+    /* Speculative decoding: candidate tokens verified in one pass over the
+     * layers, so a streamed pass yields several tokens. The output is the
+     * same as without (greedy: identical; sampled: the same distribution). */
+    const char *draft_model;       /* a small model with the same vocabulary, kept resident
+                                      (HF id, folder or .gguf); NULL = none (default) */
+    const char *draft_compression; /* the draft's compression; NULL = "4bit" */
+    int lookup;      /* n-gram lookup over prompt + output: 1 on, 0 off, -1 (default) on
+                        when the model is not fully resident */
+    int speculative; /* 0 turns all speculation off; 1 (default) allows it */
+    int draft_max;   /* candidate tokens per pass, at most 64; 0 (default) = automatic,
+                        from the measured cost of passes (off where it does not pay) */
 } air_gen_params;
 
 air_gen_params air_gen_default_params(void);
@@ -198,6 +209,10 @@ typedef struct {
     int prompt_tokens, completion_tokens;
     double prefill_seconds, decode_seconds;
     double prefill_tokens_per_s, decode_tokens_per_s;
+    int sweeps;              /* decode passes over the layers (after the prefill) */
+    double tokens_per_sweep; /* tokens those passes produced, per pass (1 without speculation) */
+    int drafted, accepted;   /* candidate tokens verified, and those that became output */
+    double acceptance_rate;  /* accepted / drafted (0 when nothing was drafted) */
 } air_result;
 
 /* One user prompt (with an optional system prompt; may be NULL), through the

@@ -58,6 +58,8 @@ air_gen_params air_gen_default_params(void) {
     p.top_p = 0.95f;
     p.min_p = 0.05f;
     p.repeat_penalty = 1.0f;
+    p.lookup = -1;
+    p.speculative = 1;
     return p;
 }
 
@@ -234,6 +236,7 @@ air_status air_model_open(const char *model, const air_model_params *params, air
 
     /* 2. the layer store */
     cache = p.cache_dir ? strdup(p.cache_dir) : air_default_cache_dir();
+    m->cache_dir = p.cache_dir ? strdup(p.cache_dir) : NULL;
     sub = air_path_join(cache, key);
     m->store_dir = air_path_join(sub, air_compression_name(comp));
     if (is_gguf && (st = air_gguf_open(src_path, &gg)))
@@ -321,6 +324,7 @@ void air_model_close(air_model *m) {
     free(m->template_src);
     free(m->store_dir);
     free(m->name);
+    free(m->cache_dir);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }

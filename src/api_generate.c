@@ -120,6 +120,88 @@ static int should_abort(void *user) {
     return c->p->should_abort ? c->p->should_abort(c->p->user) : 0;
 }
 
+/* The draft must speak the model's vocabulary: the same tokens under the
+ * same ids (the embedding tables may be padded differently). */
+static air_status same_vocab(const air_model *m, const air_model *d) {
+    if (m->tok && d->tok) {
+        int32_t n = air_tokenizer_vocab_size(m->tok), nd = air_tokenizer_vocab_size(d->tok);
+        if (n != nd)
+            return air_err(AIR_ERR_INVALID_ARG, "draft model %s has a vocabulary of %d tokens, "
+                           "%s has %d: a draft must use the model's tokenizer (e.g. a smaller "
+                           "model of the same family)", d->name, nd, m->name, n);
+        for (int32_t i = 0; i < n; i++) {
+            const char *a = air_tokenizer_id_to_token(m->tok, i),
+                       *b = air_tokenizer_id_to_token(d->tok, i);
+            if ((a || b) && (!a || !b || strcmp(a, b) != 0))
+                return air_err(AIR_ERR_INVALID_ARG, "draft model %s has a different vocabulary "
+                               "from %s: token %d is '%s' there and '%s' here; a draft must use "
+                               "the model's tokenizer", d->name, m->name, (int)i, b ? b : "",
+                               a ? a : "");
+        }
+        return AIR_OK;
+    }
+    int n = air_engine_hparams(m->engine)->n_vocab, nd = air_engine_hparams(d->engine)->n_vocab;
+    if (n != nd)
+        return air_err(AIR_ERR_INVALID_ARG, "draft model %s has %d vocabulary rows, %s has %d: "
+                       "a draft must use the model's vocabulary", d->name, nd, m->name, n);
+    return AIR_OK;
+}
+
+/* Speculation for one call: lookup and the draft (from the process cache,
+ * every unit resident). *use stays 0 when nothing is on. */
+static air_status spec_setup(air_model *m, const air_gen_params *p, air_model **draft,
+                             air_spec_options *so, int *use) {
+    *draft = NULL;
+    *use = 0;
+    memset(so, 0, sizeof *so);
+    if (p->draft_max < 0 || p->draft_max > AIR_SPEC_MAX_NODES)
+        return air_err(AIR_ERR_INVALID_ARG, "draft_max %d: candidate tokens per pass go from 1 "
+                       "to %d (0 = automatic)", p->draft_max, AIR_SPEC_MAX_NODES);
+    if (!p->speculative)
+        return AIR_OK;
+    air_engine *e = m->engine;
+    if (air_engine_hparams(e)->kv_lora_rank > 0) { /* no tree rows in mla.c yet */
+        if ((p->draft_model && *p->draft_model) || p->lookup > 0)
+            return air_err(AIR_ERR_UNSUPPORTED, "speculative decoding is not supported with "
+                           "latent attention (%s) yet; decode without a draft or lookup",
+                           air_arch_name(air_engine_hparams(e)->arch));
+        return AIR_OK;
+    }
+    air_streamer_stats ss;
+    air_streamer_get_stats(air_engine_streamer(e), &ss);
+    so->streamed = ss.n_pinned < air_store_n_units(air_engine_store(e));
+    so->lookup = p->lookup < 0 ? so->streamed : p->lookup != 0;
+    so->max_nodes = p->draft_max;
+    so->n_vocab = air_engine_hparams(e)->n_vocab;
+    if (p->draft_model && *p->draft_model) {
+        air_model_params mp = air_model_default_params();
+        mp.compression = p->draft_compression ? p->draft_compression : "4bit";
+        mp.cache_dir = m->cache_dir;
+        mp.ram_budget = UINT64_MAX - 1; /* every unit resident */
+        mp.max_seq_len = m->max_seq;
+        air_status st = air_model_acquire(p->draft_model, &mp, draft);
+        if (st)
+            return air_err_context(st, "draft model %s", p->draft_model);
+        if ((st = same_vocab(m, *draft))) {
+            air_model_release(*draft);
+            *draft = NULL;
+            return st;
+        }
+        if (air_engine_hparams((*draft)->engine)->kv_lora_rank > 0) {
+            air_model_release(*draft);
+            *draft = NULL;
+            return air_err(AIR_ERR_UNSUPPORTED, "draft model %s uses latent attention, which "
+                           "speculative decoding does not support yet", p->draft_model);
+        }
+        so->draft = (*draft)->engine;
+        int nd = air_engine_hparams(so->draft)->n_vocab;
+        if (nd < so->n_vocab)
+            so->n_vocab = nd;
+    }
+    *use = so->lookup || so->draft;
+    return AIR_OK;
+}
+
 /* Renders the conversation (plus the JSON instruction) into a prompt. */
 static air_status render(air_model *m, const air_message *msgs, int n, int json, const cJSON *vars,
                          char **out) {
@@ -222,7 +304,21 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
     air_gen_stats gs = {0};
     air_kv kv;
     air_status st = AIR_OK;
+    air_model *draft = NULL;
+    air_spec_options so;
+    int use_spec = 0;
+    if ((st = spec_setup(m, &p, &draft, &so, &use_spec))) {
+        air_detok_free(c.detok);
+        return st;
+    }
     pthread_mutex_lock(&m->mu);
+    /* the draft's engine is used from this thread only while its model is
+     * not generating elsewhere; when it is busy, this call runs without it */
+    int draft_locked = draft && draft != m && pthread_mutex_trylock(&draft->mu) == 0;
+    if (draft && draft != m && !draft_locked)
+        so.draft = NULL;
+    if (use_spec && (so.draft || so.lookup))
+        go.spec = &so;
     c.n_vocab = air_engine_hparams(m->engine)->n_vocab;
     if (p.json) {
         if (!m->grammar)
@@ -242,7 +338,10 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
         st = air_generate(m->engine, &kv, ids, (int)n_ids, &go, &gen, &n_out, &gs);
         air_kv_free(&kv);
     }
+    if (draft_locked)
+        pthread_mutex_unlock(&draft->mu);
     pthread_mutex_unlock(&m->mu);
+    air_model_release(draft);
     if (!st && c.err)
         st = c.err;
     if (!st) {
@@ -263,6 +362,13 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
         out->prefill_tokens_per_s = gs.prefill_seconds > 0 ? gs.n_prompt / gs.prefill_seconds : 0;
         out->decode_tokens_per_s =
             gs.decode_seconds > 0 && gs.n_generated > 1 ? (gs.n_generated - 1) / gs.decode_seconds : 0;
+        out->sweeps = gs.sweeps;
+        /* the first token comes from the prefill; an EOS ends a pass's tokens */
+        out->tokens_per_sweep =
+            gs.sweeps > 0 ? (double)(gs.n_generated - 1 + gs.stopped_by_eos) / gs.sweeps : 0;
+        out->drafted = gs.drafted;
+        out->accepted = gs.accepted;
+        out->acceptance_rate = gs.drafted > 0 ? (double)gs.accepted / gs.drafted : 0;
     }
     if (!st && gen_ids) {
         /* gen has room for max_tokens + 1 ids, and an EOS ends it before max_tokens */

@@ -17,6 +17,7 @@
 struct air_model {
     char *name;
     char *store_dir;
+    char *cache_dir; /* as given at open (NULL: the default); a draft model goes there too */
     air_compression comp;
     air_engine *engine;
     air_tokenizer *tok;          /* NULL when the model has no tokenizer */

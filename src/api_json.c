@@ -210,6 +210,19 @@ static air_status gen_params(const cJSON *req, air_gen_params *gp, const char **
         return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"format\" is \"%s\"; it must be "
                        "\"json\" or null", fmt);
     gp->json = fmt != NULL;
+    /* speculative decoding */
+    if ((st = opt_str(req, "draft_model", &gp->draft_model)) ||
+        (st = opt_str(req, "draft_compression", &gp->draft_compression)) ||
+        (st = opt_i32(req, "draft_max", 0, 64, &gp->draft_max)))
+        return st;
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(req, "speculative");
+    if (sp && !cJSON_IsNull(sp)) {
+        if (!cJSON_IsBool(sp))
+            return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"speculative\" must be true, "
+                           "false or null, not %s", type_name(sp));
+        gp->speculative = cJSON_IsTrue(sp);
+        gp->lookup = cJSON_IsTrue(sp) ? 1 : 0;
+    }
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(req, "stop"), *e;
     if (!cJSON_IsString(js) && !cJSON_IsArray(js))
         return AIR_OK;
@@ -376,6 +389,11 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     cJSON_AddNumberToObject(u, "decode_seconds", r.decode_seconds);
     cJSON_AddNumberToObject(u, "prefill_tokens_per_s", r.prefill_tokens_per_s);
     cJSON_AddNumberToObject(u, "decode_tokens_per_s", r.decode_tokens_per_s);
+    cJSON_AddNumberToObject(u, "sweeps", r.sweeps);
+    cJSON_AddNumberToObject(u, "tokens_per_sweep", r.tokens_per_sweep);
+    cJSON_AddNumberToObject(u, "drafted", r.drafted);
+    cJSON_AddNumberToObject(u, "accepted", r.accepted);
+    cJSON_AddNumberToObject(u, "acceptance_rate", r.acceptance_rate);
     cJSON_AddStringToObject(resp, "finish_reason", r.finish_reason ? r.finish_reason : "stop");
     *response = cJSON_PrintUnformatted(resp);
     if (!*response)

@@ -63,7 +63,8 @@ PLATFORM_DEFAULT = _PlatformDefault()
 MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "prefetching",
                  "cache_dir", "ram_budget", "n_threads", "revision")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
-               "stop", "format", "think", "raw")
+               "stop", "format", "think", "raw", "draft_model", "draft_compression",
+               "speculative", "draft_max")
 # Accepted for drop-in compatibility with get_llm_response of other providers
 # and ignored: they have no meaning for a local model.
 IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "attachments")
@@ -315,6 +316,23 @@ def _gen_request(opts):
             raise TypeError(f"raw must be True or False, got {raw!r}")
         if raw:
             req["raw"] = True
+    # speculative decoding: same output, several tokens per pass over the layers
+    draft = opts.get("draft_model")
+    if draft is not None:
+        req["draft_model"] = os.fspath(draft) if isinstance(draft, os.PathLike) else \
+            _check_str("draft_model", draft)
+    if opts.get("draft_compression") is not None:
+        req["draft_compression"] = _check_str("draft_compression", opts["draft_compression"])
+    spec = opts.get("speculative")
+    if spec is not None:
+        if not isinstance(spec, bool):
+            raise TypeError(f"speculative must be True, False or None, got {spec!r}")
+        req["speculative"] = spec
+    if opts.get("draft_max") is not None:
+        n = _check_int("draft_max", opts["draft_max"], 0)
+        if n > 64:
+            raise ValueError(f"draft_max must be 0 (automatic) to 64, got {n}")
+        req["draft_max"] = n
     return req
 
 
@@ -611,6 +629,15 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     raw (True: continue the prompt as it is, with no chat template, BOS
     added as the tokenizer says; for base models), cache_dir, ram_budget
     (bytes of layers kept in memory), n_threads, revision.
+
+    Speculative decoding (the reply is the same; a pass over the layers
+    yields several tokens): draft_model, a small model with the same
+    vocabulary kept in memory (draft_compression, default "4bit");
+    speculative=True also proposes continuations of n-grams seen in the
+    prompt and reply, False turns speculation off, None (default) uses the
+    draft when given and the n-gram lookup when the model does not fit in
+    memory; draft_max caps the candidate tokens per pass (0: automatic).
+    "usage" reports "sweeps", "tokens_per_sweep" and "acceptance_rate".
 
     Returns a dict with "response" (the text), "messages" (the conversation
     with the reply appended), "raw_response", "tool_calls" ([]),

@@ -22,6 +22,9 @@ struct air_engine {
     int (*should_abort)(void *user); /* polled between layers; may be NULL */
     void *abort_user;
     struct air_experts *experts; /* mixture-of-experts layers: expert reader + cache */
+    /* tree rows of the current batch (air_batch.parent set): per row the end
+     * of its committed prefix and its chain of slots, root first */
+    int32_t *tree_prefix, *tree_off, *tree_slots;
 };
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);
@@ -39,5 +42,21 @@ air_status air_mla_layer(air_engine *e, int l, const air_layer *w, const air_bat
 
 /* The mixture-of-experts MLP of layer l (moe.c): x += moe(ffn_norm(x)). */
 air_status air_moe_ffn(air_engine *e, int l, const air_layer *w, const air_batch *b, float *x);
+
+/* The keys row r of batch b attends to, in order: the positions [lo, hi) of
+ * its sequence, then the slots extra[0..n_extra) (a tree row's chain, the row
+ * itself last), within the last `window` positions (0: all; the layer's
+ * air_hp_layer_window). Valid during a forward pass. */
+typedef struct {
+    int lo, hi, n_extra;
+    const int32_t *extra;
+} air_row_keys;
+void air_engine_row_keys(const air_engine *e, const air_batch *b, int r, int window,
+                         air_row_keys *k);
+
+/* The KV slot row r writes. */
+static inline int air_batch_slot(const air_batch *b, int r) {
+    return b->slot ? b->slot[r] : b->pos[r];
+}
 
 #endif

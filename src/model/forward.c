@@ -132,6 +132,7 @@ void air_engine_close(air_engine *e) {
     air_pool_free(e->pool);
     free(e->inv_freq);
     free(e->scratch);
+    free(e->tree_slots);
     free(e);
 }
 
@@ -161,6 +162,71 @@ air_status air_engine_scratch(air_engine *e, size_t floats, float **out) {
     }
     *out = e->scratch;
     return AIR_OK;
+}
+
+/* Tree rows: records each row's parent in its KV, then walks every row's
+ * chain up to its root. */
+static air_status tree_init(air_engine *e, const air_batch *b) {
+    int n = b->n;
+    for (int r = 0; r < n && e->hp.kv_lora_rank > 0; r++)
+        if (b->parent[r] >= 0)
+            return air_err(AIR_ERR_UNSUPPORTED, "tree rows (speculative candidates) are not "
+                           "supported with latent attention (%s); decode without speculation",
+                           air_arch_name(e->hp.arch));
+    for (int r = 0; r < n; r++) {
+        int s = b->slot ? b->slot[r] : b->pos[r], p = b->parent[r];
+        if (s < 0 || s >= b->kv[r]->max_seq || p < -1 || p >= b->kv[r]->max_seq || p == s)
+            return air_err(AIR_ERR_INVALID_ARG, "tree row %d: slot %d / parent %d outside the "
+                           "KV cache (%d positions)", r, s, p, b->kv[r]->max_seq);
+    }
+    for (int r = 0; r < n; r++)
+        b->kv[r]->up[air_batch_slot(b, r)] = b->parent[r];
+    size_t cap = 0;
+    e->tree_prefix = malloc(sizeof(int32_t) * (size_t)n);
+    e->tree_off = malloc(sizeof(int32_t) * (size_t)(n + 1));
+    if (!e->tree_prefix || !e->tree_off)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    e->tree_off[0] = 0;
+    for (int r = 0; r < n; r++) {
+        const air_kv *kv = b->kv[r];
+        int depth = 0;
+        for (int s = air_batch_slot(b, r); s >= 0; s = kv->up[s])
+            if (++depth > kv->max_seq)
+                return air_err(AIR_ERR_INVALID_ARG, "tree row %d: its parents form a cycle", r);
+        if (depth > b->pos[r] + 1)
+            return air_err(AIR_ERR_INVALID_ARG, "tree row %d: %d ancestors at position %d",
+                           r, depth - 1, b->pos[r]);
+        size_t need = (size_t)e->tree_off[r] + (size_t)depth;
+        if (need > cap) {
+            cap = need * 2 + 16;
+            int32_t *t = realloc(e->tree_slots, sizeof(int32_t) * cap);
+            if (!t)
+                return air_err(AIR_ERR_NOMEM, "out of memory");
+            e->tree_slots = t;
+        }
+        int k = depth;
+        for (int s = air_batch_slot(b, r); s >= 0; s = kv->up[s])
+            e->tree_slots[e->tree_off[r] + --k] = s;
+        e->tree_prefix[r] = b->pos[r] + 1 - depth;
+        e->tree_off[r + 1] = (int32_t)need;
+    }
+    return AIR_OK;
+}
+
+void air_engine_row_keys(const air_engine *e, const air_batch *b, int r, int window,
+                         air_row_keys *k) {
+    int pos = b->pos[r], lo = 0;
+    if (window > 0 && pos - window + 1 > 0)
+        lo = pos - window + 1;
+    if (!b->parent) {
+        *k = (air_row_keys){lo, pos + 1, 0, NULL};
+        return;
+    }
+    int pre = e->tree_prefix[r], skip = lo > pre ? lo - pre : 0;
+    k->lo = lo < pre ? lo : pre;
+    k->hi = pre;
+    k->extra = e->tree_slots + e->tree_off[r] + skip;
+    k->n_extra = e->tree_off[r + 1] - e->tree_off[r] - skip;
 }
 
 static air_status run_head(air_engine *e, const air_batch *b, float *x) {
@@ -224,6 +290,11 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
         st = air_err(AIR_ERR_NOMEM, "out of memory");
         goto out;
     }
+    if (b->parent && (st = tree_init(e, b)))
+        goto out;
+    if (!b->parent)
+        for (int r = 0; r < b->n; r++)
+            b->kv[r]->up[b->pos[r]] = -1;
     for (int r = 0; r < b->n; r++)
         for (int i = 0; i < half; i++) {
             float a = (float)b->pos[r] * e->inv_freq[i];
@@ -261,7 +332,10 @@ out:
     free(x);
     free(e->rope_cos);
     free(e->rope_sin);
+    free(e->tree_prefix);
+    free(e->tree_off);
     e->rope_cos = e->rope_sin = NULL;
+    e->tree_prefix = e->tree_off = NULL;
     return st;
 }
 
@@ -281,7 +355,7 @@ air_status air_engine_eval(air_engine *e, air_kv *kv, const int32_t *tokens, int
         kvs[i] = kv;
         want[i] = all_logits || i == n - 1;
     }
-    air_batch b = {n, tokens, pos, kvs, want, logits};
+    air_batch b = {n, tokens, pos, kvs, want, logits, NULL, NULL};
     air_status st = air_engine_forward(e, &b);
     if (!st)
         kv->n_past += n;

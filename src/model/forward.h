@@ -43,7 +43,15 @@ struct air_experts *air_engine_experts(air_engine *e);
 
 /* A batch of rows. Rows of one sequence come in increasing positions; each
  * row's key/value go into kv[r] at pos[r], and the row attends to positions
- * [0, pos[r]] of its own sequence. */
+ * [0, pos[r]] of its own sequence.
+ *
+ * Token trees (speculative candidates): with `parent` set, row r's key/value
+ * go into KV slot slot[r] (its RoPE position stays pos[r]) and the row
+ * attends to the chain it belongs to: parent[r] = -1 makes it a root that
+ * follows the committed prefix [0, pos[r]); parent[r] = s >= 0 makes it the
+ * child of the entry in slot s (written earlier in this batch or by an
+ * earlier pass), so it attends to that entry's chain, then to itself.
+ * pos[r] must be the parent's position + 1. Both NULL: plain causal rows. */
 typedef struct {
     int n;
     const int32_t *tokens;
@@ -51,6 +59,8 @@ typedef struct {
     air_kv *const *kv;
     const uint8_t *want_logits; /* rows whose logits are wanted; NULL: the last row */
     float *logits;              /* (wanted rows, n_vocab), in row order */
+    const int32_t *slot;        /* tree rows: KV slot per row (NULL: slot = pos) */
+    const int32_t *parent;      /* tree rows: parent slot or -1 (NULL: causal rows) */
 } air_batch;
 
 air_status air_engine_forward(air_engine *e, const air_batch *b);

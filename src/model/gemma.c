@@ -145,8 +145,9 @@ air_status air_gemma_layer(air_engine *e, int l, const air_layer *lw, const air_
         const float *cs = cos_t + (size_t)r * half, *sn = sin_t + (size_t)r * half;
         air_rope_heads(qr, hp->n_head, hd, cs, sn);
         air_rope_heads(kr, hp->n_head_kv, hd, cs, sn);
-        memcpy(air_kv_k(b->kv[r], l, b->pos[r]), kr, sizeof(float) * (size_t)kvd);
-        memcpy(air_kv_v(b->kv[r], l, b->pos[r]), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
+        int slot = air_batch_slot(b, r);
+        memcpy(air_kv_k(b->kv[r], l, slot), kr, sizeof(float) * (size_t)kvd);
+        memcpy(air_kv_v(b->kv[r], l, slot), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
     }
     air_attn_opts ao = {hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)hd),
                         hp->attn_softcap, sliding ? hp->sliding_window : 0, NULL};

@@ -1,9 +1,11 @@
 /*
- * kvcache.c - allocation of a sequence's key/value cache.
+ * kvcache.c - allocation of a sequence's key/value cache, and keeping the
+ * accepted path of a speculative tree (rollback of the rejected entries).
  */
 #include "model/kvcache.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/error.h"
 
@@ -26,16 +28,43 @@ air_status air_kv_init(air_kv *kv, const air_hparams *hp, int max_seq) {
     size_t n = (size_t)hp->n_layer * (size_t)max_seq * (size_t)kv->kv_dim;
     kv->k = malloc(n * sizeof(float));
     kv->v = hp->kv_lora_rank > 0 ? NULL : malloc(n * sizeof(float));
-    if (!kv->k || (!kv->v && hp->kv_lora_rank == 0)) {
+    kv->up = malloc(sizeof(int32_t) * (size_t)(max_seq > 0 ? max_seq : 1));
+    if (!kv->k || (!kv->v && hp->kv_lora_rank == 0) || !kv->up) {
         air_kv_free(kv);
         return air_err(AIR_ERR_NOMEM, "out of memory for the KV cache (%zu MiB for %d positions); "
                        "lower max_seq_len", air_kv_bytes(hp, max_seq) >> 20, max_seq);
     }
+    for (int i = 0; i < max_seq; i++)
+        kv->up[i] = -1;
     return AIR_OK;
 }
 
 void air_kv_free(air_kv *kv) {
     free(kv->k);
     free(kv->v);
+    free(kv->up);
     kv->k = kv->v = NULL;
+    kv->up = NULL;
+}
+
+void air_kv_keep_path(air_kv *kv, int base, const int32_t *slots, int n) {
+    size_t row = sizeof(float) * (size_t)kv->kv_dim;
+    for (int i = 0; i < n; i++) {
+        int to = base + i, from = slots[i];
+        kv->up[to] = -1;
+        if (from == to)
+            continue;
+        /* from > to, and later path slots are greater still: no overlap */
+        for (int l = 0; l < kv->n_layer; l++) {
+            memcpy(air_kv_k(kv, l, to), air_kv_k(kv, l, from), row);
+            if (kv->v) /* latent attention keeps no separate values */
+                memcpy(air_kv_v(kv, l, to), air_kv_v(kv, l, from), row);
+        }
+    }
+    kv->n_past = base + n;
+}
+
+void air_kv_rollback(air_kv *kv, int n_past) {
+    if (n_past >= 0 && n_past < kv->n_past)
+        kv->n_past = n_past;
 }

@@ -96,14 +96,14 @@ static void attn_worker(void *ctx, int ith, int nth) {
     for (int task = ith; task < total; task += nth) {
         int r = task / nh, h = task % nh, kvh = h / group;
         const air_kv *kv = j->b->kv[r];
-        int pos = j->b->pos[r];
-        int start = 0;
-        if (window > 0 && pos - window + 1 > 0)
-            start = pos - window + 1;
+        air_row_keys keys;
+        air_engine_row_keys(j->e, j->b, r, window, &keys);
         const float *q = j->q + ((size_t)r * nh + h) * hd;
-        for (int t = start; t <= pos; t++)
-            sc[t - start] = air_dot_f32(q, air_kv_k(kv, j->layer, t) + (size_t)kvh * hd, hd) * scale;
-        int n = pos - start + 1;
+        int np = keys.hi - keys.lo, n = np + keys.n_extra;
+        for (int t = 0; t < n; t++) {
+            int s = t < np ? keys.lo + t : keys.extra[t - np];
+            sc[t] = air_dot_f32(q, air_kv_k(kv, j->layer, s) + (size_t)kvh * hd, hd) * scale;
+        }
         if (cap > 0)
             for (int t = 0; t < n; t++)
                 sc[t] = tanhf(sc[t] / cap) * cap;
@@ -122,8 +122,10 @@ static void attn_worker(void *ctx, int ith, int nth) {
         }
         float *o = j->out + ((size_t)r * nh + h) * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int t = 0; t < n; t++)
-            air_axpy_f32(o, sc[t], air_kv_v(kv, j->layer, start + t) + (size_t)kvh * hd, hd);
+        for (int t = 0; t < n; t++) {
+            int s = t < np ? keys.lo + t : keys.extra[t - np];
+            air_axpy_f32(o, sc[t], air_kv_v(kv, j->layer, s) + (size_t)kvh * hd, hd);
+        }
     }
 }
 
@@ -178,8 +180,9 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
         const float *cs = e->rope_cos + (size_t)r * half, *sn = e->rope_sin + (size_t)r * half;
         air_rope_heads(qr, hp->n_head, hd, cs, sn);
         air_rope_heads(kr, hp->n_head_kv, hd, cs, sn);
-        memcpy(air_kv_k(b->kv[r], l, b->pos[r]), kr, sizeof(float) * (size_t)kvd);
-        memcpy(air_kv_v(b->kv[r], l, b->pos[r]), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
+        int slot = air_batch_slot(b, r);
+        memcpy(air_kv_k(b->kv[r], l, slot), kr, sizeof(float) * (size_t)kvd);
+        memcpy(air_kv_v(b->kv[r], l, slot), v + (size_t)r * kvd, sizeof(float) * (size_t)kvd);
     }
     air_attn_opts ao = {1.0f / sqrtf((float)hd), 0.0f, air_hp_layer_window(hp, l),
                         w.sinks ? w.sinks->data : NULL};

@@ -1,7 +1,8 @@
 /*
  * generate.h - the token loop: prefill the prompt in one batched pass, then
- * decode one token per pass until max_tokens, an EOS id, the callback's stop
- * or the abort callback.
+ * decode until max_tokens, an EOS id, the callback's stop or the abort
+ * callback: one token per pass, or with speculation a tree of candidates per
+ * pass of which the longest path the target agrees with is kept.
  */
 #ifndef AIR_RUNTIME_GENERATE_H
 #define AIR_RUNTIME_GENERATE_H
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "model/forward.h"
+#include "runtime/spec.h"
 #include "sample/sampler.h"
 
 typedef struct {
@@ -24,6 +26,9 @@ typedef struct {
      * tokens generated so far; returns non-zero when generation must end. */
     int (*constrain)(void *user, const int32_t *generated, int n, uint8_t *allowed);
     void *user;
+    /* Speculation (spec.h): candidate rows verified in each pass; the output
+     * is the same as without. NULL: one token per pass. */
+    const air_spec_options *spec;
 } air_gen_options;
 
 typedef struct {
@@ -31,6 +36,9 @@ typedef struct {
     double prefill_seconds, decode_seconds;
     int stopped_by_eos;
     int32_t eos_id; /* the EOS id sampled last, when stopped_by_eos (not in the output) */
+    int sweeps;   /* decode passes (after the prefill) */
+    int drafted;  /* candidate rows sent to those passes */
+    int accepted; /* candidates that became output */
 } air_gen_stats;
 
 /* Generates after `prompt` in sequence kv (which must be empty or hold a

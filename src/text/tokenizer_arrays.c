@@ -184,7 +184,8 @@ static air_status derive_spm_merges(air_tokenizer *t, const float *scores, int32
             c[nc++] = (cand){scores ? scores[id] : -(float)id, id, l, r};
         }
     }
-    qsort(c, nc, sizeof *c, cand_cmp);
+    if (nc > 1) /* c is NULL when there are no candidates */
+        qsort(c, nc, sizeof *c, cand_cmp);
     air_status st = AIR_OK;
     if (tk_pairmap_init(&t->bpe.merges, nc))
         st = oom();

@@ -65,4 +65,32 @@ air_model *cli_open(const char *model, cli_model_opts *o);
     "      --delete-original delete source shards once they are split\n"                         \
     "  -q, --quiet           no progress output\n"
 
+/* Speculative decoding options (run, bench). */
+typedef struct {
+    const char *draft, *draft_compression;
+    int lookup;    /* -1 automatic */
+    int draft_max; /* 0 automatic */
+} cli_spec_opts;
+
+void cli_spec_opts_init(cli_spec_opts *o);
+/* Handles one of the speculation options; returns 1 if it was one. */
+int cli_spec_opt(cli_spec_opts *o, int opt, const char *arg);
+void cli_spec_apply(const cli_spec_opts *o, air_gen_params *gp);
+
+#define CLI_SPEC_OPTIONS                                                                           \
+    {"draft", required_argument, 0, 3001}, {"draft-compression", required_argument, 0, 3002},      \
+        {"lookup", no_argument, 0, 3003}, {"no-lookup", no_argument, 0, 3004},                     \
+        {"draft-max", required_argument, 0, 3005}, {"no-speculation", no_argument, 0, 3006}
+
+#define CLI_SPEC_HELP                                                                              \
+    "Speculative decoding (several tokens per pass over the layers; same output):\n"               \
+    "      --draft MODEL     a small model with the same vocabulary, kept resident\n"             \
+    "      --draft-compression C  the draft's compression (default 4bit)\n"                      \
+    "      --lookup          propose continuations of n-grams seen in the prompt and output\n"    \
+    "                        (default: on when the model is not fully resident)\n"              \
+    "      --no-lookup       no n-gram lookup\n"                                                 \
+    "      --draft-max N     candidate tokens per pass, 1..64 (default: automatic, from the\n"   \
+    "                        measured cost of passes; off where it does not pay)\n"             \
+    "      --no-speculation  one token per pass\n"
+
 #endif

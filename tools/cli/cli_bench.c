@@ -20,6 +20,7 @@
 #include "api_internal.h"
 #include "cli.h"
 #include "runtime/experts.h"
+#include "runtime/generate.h"
 #include "store/layerfile.h"
 
 static double now_s(void) {
@@ -54,6 +55,186 @@ static double disk_bandwidth(air_store *s, uint64_t *bytes) {
     return dt > 0 ? (double)total / dt / 1e9 : 0;
 }
 
+/* Cost of one pass against the rows it carries: a chain of r candidate rows
+ * after a prefilled context, best of two passes per row count. */
+static void rows_table(air_engine *e, int ctx) {
+    const air_hparams *hp = air_engine_hparams(e);
+    air_kv kv;
+    if (air_kv_init(&kv, hp, ctx + 65))
+        return;
+    int32_t tok[64], pos[64], slot[64], par[64];
+    air_kv *kvs[64];
+    uint8_t want[64];
+    float *lg = malloc(sizeof(float) * (size_t)hp->n_vocab * 64);
+    uint64_t rng = 777;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ctx);
+    for (int i = 0; i < ctx; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((rng >> 33) % (uint64_t)hp->n_vocab);
+    }
+    if (!lg || !ids || air_engine_eval(e, &kv, ids, ctx, 0, lg)) {
+        free(lg);
+        free(ids);
+        air_kv_free(&kv);
+        return;
+    }
+    printf("\n| rows per pass | pass ms | x one row | ms per row |\n");
+    printf("|--------------:|--------:|----------:|-----------:|\n");
+    double one = 0;
+    for (int r = 1; r <= 64; r *= 2) {
+        for (int i = 0; i < r; i++) {
+            tok[i] = ids[i % ctx];
+            pos[i] = ctx + i;
+            slot[i] = ctx + i;
+            par[i] = i ? ctx + i - 1 : -1;
+            kvs[i] = &kv;
+            want[i] = 1;
+        }
+        air_batch b = {r, tok, pos, kvs, want, lg, slot, par};
+        double best = 0;
+        for (int k = 0; k < 2; k++) {
+            double t0 = now_s();
+            if (air_engine_forward(e, &b))
+                break;
+            double t = now_s() - t0;
+            if (k == 0 || t < best)
+                best = t;
+        }
+        if (r == 1)
+            one = best;
+        printf("| %d | %.1f | %.2f | %.2f |\n", r, best * 1e3, one > 0 ? best / one : 0,
+               best * 1e3 / r);
+    }
+    free(lg);
+    free(ids);
+    air_kv_free(&kv);
+}
+
+/* A model without a tokenizer: greedy generation after 32 random prompt ids
+ * through the engine, with the draft opened here (every unit resident). The
+ * result's text lists the ids. */
+static air_status ids_generate(air_model *m, const cli_spec_opts *so, const char *cache_dir,
+                               int spec, int tg, air_result *r) {
+    memset(r, 0, sizeof *r);
+    const air_hparams *hp = air_engine_hparams(m->engine);
+    air_model *draft = NULL;
+    air_spec_options o = {0};
+    air_status st = AIR_OK;
+    if (spec && so->draft) {
+        air_model_params mp = air_model_default_params();
+        mp.compression = so->draft_compression ? so->draft_compression : "4bit";
+        mp.cache_dir = cache_dir;
+        mp.ram_budget = UINT64_MAX - 1;
+        if ((st = air_model_open(so->draft, &mp, &draft)))
+            return st;
+        o.draft = draft->engine;
+    }
+    air_streamer_stats ss;
+    air_streamer_get_stats(air_engine_streamer(m->engine), &ss);
+    o.streamed = ss.n_pinned < air_store_n_units(air_engine_store(m->engine));
+    o.lookup = so->lookup == 1;
+    o.max_nodes = so->draft_max;
+    o.n_vocab = hp->n_vocab;
+    if (draft && air_engine_hparams(draft->engine)->n_vocab < o.n_vocab)
+        o.n_vocab = air_engine_hparams(draft->engine)->n_vocab;
+    int32_t ids[32];
+    uint64_t rng = 4242;
+    for (int i = 0; i < 32; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((rng >> 33) % (uint64_t)hp->n_vocab);
+    }
+    air_kv kv;
+    if ((st = air_kv_init(&kv, hp, 32 + tg + 1))) {
+        air_model_close(draft);
+        return st;
+    }
+    air_gen_options go = {0};
+    go.max_tokens = tg;
+    go.sampler.temperature = 0;
+    go.spec = spec && (o.draft || o.lookup) ? &o : NULL;
+    int32_t *out = NULL;
+    int n = 0;
+    air_gen_stats gs;
+    st = air_generate(m->engine, &kv, ids, 32, &go, &out, &n, &gs);
+    air_kv_free(&kv);
+    air_model_close(draft);
+    if (st)
+        return st;
+    r->text = malloc((size_t)n * 12 + 1);
+    r->text[0] = 0;
+    for (int i = 0, at = 0; i < n; i++)
+        at += snprintf(r->text + at, 12, "%d ", out[i]);
+    free(out);
+    r->completion_tokens = n;
+    r->decode_tokens_per_s = gs.decode_seconds > 0 && n > 1 ? (n - 1) / gs.decode_seconds : 0;
+    r->sweeps = gs.sweeps;
+    r->tokens_per_sweep = gs.sweeps ? (double)(n - 1 + gs.stopped_by_eos) / gs.sweeps : 0;
+    r->drafted = gs.drafted;
+    r->accepted = gs.accepted;
+    r->acceptance_rate = gs.drafted ? (double)gs.accepted / gs.drafted : 0;
+    return AIR_OK;
+}
+
+/* Greedy generation of a real prompt, plain and speculative, in the same
+ * run: tokens/s, passes, tokens per pass, acceptance, bytes read per token. */
+static int spec_compare(air_model *m, const char *prompt, int tg, const cli_spec_opts *so,
+                        const char *cache_dir) {
+    air_streamer *str = air_engine_streamer(m->engine);
+    air_result r[2];
+    uint64_t bytes[2];
+    for (int k = 0; k < 2; k++) {
+        air_gen_params gp = air_gen_default_params();
+        gp.temperature = 0;
+        gp.max_tokens = tg;
+        cli_spec_apply(so, &gp);
+        if (k == 0)
+            gp.speculative = 0;
+        air_streamer_stats a, b;
+        air_streamer_get_stats(str, &a);
+        air_status st = m->tok ? air_generate_text(m, NULL, prompt, &gp, &r[k])
+                               : ids_generate(m, so, cache_dir, k, tg, &r[k]);
+        if (st) {
+            fprintf(stderr, "airllm bench: %s\n", air_last_error());
+            if (k == 1)
+                air_result_free(&r[0]);
+            return 1;
+        }
+        air_streamer_get_stats(str, &b);
+        bytes[k] = b.bytes_read - a.bytes_read;
+    }
+    char sz[32];
+    if (m->tok)
+        printf("\ngreedy generation of the prompt, %d tokens at most:\n\n", tg);
+    else
+        printf("\ngreedy generation after 32 random token ids (the model has no tokenizer), "
+               "%d tokens at most:\n\n", tg);
+    printf("| decoding | tokens/s | sweeps | tokens/sweep | acceptance | bytes read/token | speed-up |\n");
+    printf("|----------|---------:|-------:|-------------:|-----------:|-----------------:|---------:|\n");
+    for (int k = 0; k < 2; k++) {
+        char what[256];
+        if (k == 0)
+            snprintf(what, sizeof what, "plain");
+        else
+            snprintf(what, sizeof what, "speculative (draft %s%s%s, lookup %s, draft-max %s)",
+                     so->draft ? so->draft : "none", so->draft ? " " : "",
+                     so->draft ? (so->draft_compression ? so->draft_compression : "4bit") : "",
+                     so->lookup == 1 ? "on" : so->lookup == 0 ? "off" : "auto",
+                     so->draft_max ? "fixed" : "auto");
+        int ntok = r[k].completion_tokens > 0 ? r[k].completion_tokens : 1;
+        printf("| %s | %.2f | %d | %.2f | %.0f%% | %s | %.2fx |\n", what,
+               r[k].decode_tokens_per_s, r[k].sweeps, r[k].tokens_per_sweep,
+               100.0 * r[k].acceptance_rate,
+               air_format_bytes(bytes[k] / (uint64_t)ntok, sz, sizeof sz),
+               r[0].decode_tokens_per_s > 0 ? r[k].decode_tokens_per_s / r[0].decode_tokens_per_s
+                                            : 0);
+    }
+    int same = strcmp(r[0].text, r[1].text) == 0;
+    printf("\nidentical output: %s (%d tokens)\n", same ? "yes" : "NO", r[1].completion_tokens);
+    air_result_free(&r[0]);
+    air_result_free(&r[1]);
+    return same ? 0 : 1;
+}
+
 static double peak_rss_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -63,17 +244,26 @@ static double peak_rss_mib(void) {
 int cli_bench(int argc, char **argv) {
     cli_model_opts mo;
     cli_model_opts_init(&mo);
+    cli_spec_opts so;
+    cli_spec_opts_init(&so);
+    const char *prompt = NULL;
+    int rows = 0;
     int pp = 64, tg = 16;
     static struct option opts[] = {{"prompt-tokens", required_argument, 0, 'p'},
                                    {"gen-tokens", required_argument, 0, 'g'},
                                    {"help", no_argument, 0, 'h'},
+                                   {"prompt", required_argument, 0, 3101},
+                                   {"rows", no_argument, 0, 3102},
+                                   CLI_SPEC_OPTIONS,
                                    CLI_MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "p:g:c:t:qh", opts, NULL)) != -1) {
-        if (cli_model_opt(&mo, c, optarg))
+        if (cli_model_opt(&mo, c, optarg) || cli_spec_opt(&so, c, optarg))
             continue;
         switch (c) {
+        case 3101: prompt = optarg; break;
+        case 3102: rows = 1; break;
         case 'p': pp = (int)cli_opt_int("-p/--prompt-tokens", optarg, 1, 65536); break;
         case 'g': tg = (int)cli_opt_int("-g/--gen-tokens", optarg, 1, 65536); break;
         case 'h':
@@ -83,7 +273,12 @@ int cli_bench(int argc, char **argv) {
                    "same files, the bytes read per token, the share of reads hidden behind\n"
                    "compute, and peak RSS. Token ids are random (no tokenizer needed).\n\n"
                    "  -p, --prompt-tokens N  prompt length for prefill (default 64)\n"
-                   "  -g, --gen-tokens N     tokens decoded one by one (default 16)\n\n" CLI_MODEL_HELP
+                   "  -g, --gen-tokens N     tokens decoded one by one (default 16)\n"
+                   "      --prompt TEXT      also generate TEXT's answer greedily (up to -g\n"
+                   "                         tokens), plain then speculative, in the same run:\n"
+                   "                         sweeps, tokens/sweep, acceptance, speed-up\n"
+                   "      --rows             also time one pass against its row count (1..64)\n\n"
+                   CLI_SPEC_HELP "\n" CLI_MODEL_HELP
                    "\nExample:\n  airllm bench ./bench-model --compression none -p 64 -g 16\n");
             return 0;
         default: return 2;
@@ -224,10 +419,17 @@ int cli_bench(int argc, char **argv) {
            "expected, plus activations and code)\n",
            peak_rss_mib(), air_format_bytes(s2.buffer_bytes, sz, sizeof sz),
            (double)air_kv_bytes(hp, max_seq) / (1 << 20), expect_mib);
+    int rc = 0;
+    if (rows)
+        rows_table(e, pp);
+    if (!prompt && (so.draft || so.lookup == 1 || so.draft_max))
+        prompt = "Write a short story about a robot who learns to paint.";
+    if (prompt)
+        rc = spec_compare(m, prompt, tg, &so, mo.mp.cache_dir);
     free(ids);
     free(logits);
     air_kv_free(&kv);
     air_model_close(m);
     free(def);
-    return 0;
+    return rc;
 }

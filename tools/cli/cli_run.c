@@ -33,7 +33,7 @@ static void usage(FILE *f) {
             "      --json              answer with a JSON object (constrained decoding)\n"
             "      --raw               continue PROMPT as it is: no chat template (base models)\n"
             "      --stats             print token counts and speed on stderr\n"
-            "\n" CLI_MODEL_HELP "\n"
+            "\n" CLI_SPEC_HELP "\n" CLI_MODEL_HELP "\n"
             "Examples:\n"
             "  airllm run \"Why is the sky blue?\"\n"
             "  airllm run ./Qwen2.5-7B-Instruct \"Hello\" --temperature 0 -n 64\n");
@@ -59,15 +59,19 @@ static int report(const air_result *r, int stats) {
     if (stats)
         fprintf(stderr,
                 "\n[%d prompt tokens, %.2f tok/s prefill; %d generated, %.2f tok/s decode; "
-                "finish: %s]\n",
+                "finish: %s]\n"
+                "[%d sweeps, %.2f tokens/sweep; %d of %d candidates accepted (%.0f%%)]\n",
                 r->prompt_tokens, r->prefill_tokens_per_s, r->completion_tokens,
-                r->decode_tokens_per_s, r->finish_reason);
+                r->decode_tokens_per_s, r->finish_reason, r->sweeps, r->tokens_per_sweep,
+                r->accepted, r->drafted, 100.0 * r->acceptance_rate);
     return 0;
 }
 
 int cli_run(int argc, char **argv) {
     cli_model_opts mo;
     cli_model_opts_init(&mo);
+    cli_spec_opts so;
+    cli_spec_opts_init(&so);
     air_gen_params gp = air_gen_default_params();
     const char *system = NULL;
     const char *stops[16];
@@ -85,10 +89,11 @@ int cli_run(int argc, char **argv) {
                                    {"raw", no_argument, 0, 2009},
                                    {"help", no_argument, 0, 'h'},
                                    CLI_MODEL_OPTIONS,
+                                   CLI_SPEC_OPTIONS,
                                    {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "s:n:c:t:qh", opts, NULL)) != -1) {
-        if (cli_model_opt(&mo, c, optarg))
+        if (cli_model_opt(&mo, c, optarg) || cli_spec_opt(&so, c, optarg))
             continue;
         switch (c) {
         case 's': system = optarg; break;
@@ -120,6 +125,7 @@ int cli_run(int argc, char **argv) {
         return 2;
     }
     gp.stop = stops;
+    cli_spec_apply(&so, &gp);
     gp.on_text = print_piece;
     gp.should_abort = cli_interrupted;
 

@@ -1,0 +1,101 @@
+/*
+ * spec.h - speculation for one sequence: candidate token trees from a resident
+ * draft model and from n-gram lookup over the sequence's own tokens (prompt +
+ * output so far), verified by the target in one pass, and the number of
+ * candidate rows per pass chosen from the measured cost of passes.
+ *
+ * Per pass, for a sequence whose last token (the "pending" token) is not yet
+ * in the target's KV cache:
+ *
+ *     n = air_spec_budget(s)                       0: a plain one-row pass
+ *     air_spec_propose(s, hist, n_hist, n, &tree)  hist ends with the pending token
+ *     rows: the pending token at slot base (a tree root), node i at slot
+ *           base + 1 + i, attending to its parent's chain (air_batch.parent)
+ *     walk: sample from the pending row's logits; while the token is a child
+ *           (air_spec_child), take that child's row and sample again
+ *     air_kv_keep_path(kv, base, slots of the rows walked, count)
+ *     air_spec_observe(s, rows, tokens emitted, seconds)
+ *
+ * Sampling from the target at every node of the walk and following a child
+ * only when it carries the sampled token is the rejection rule for
+ * deterministic candidates (a draft that puts all its mass on the child):
+ * each emitted token is a draw from exactly the distribution plain decoding
+ * would use, so greedy output is identical and sampled output has the same
+ * distribution (with the same seed, the same tokens).
+ *
+ * Nothing here is shared between sequences: a server keeps one air_spec per
+ * sequence (the draft engine itself may be shared when passes are serialized).
+ */
+#ifndef AIR_RUNTIME_SPEC_H
+#define AIR_RUNTIME_SPEC_H
+
+#include <stdint.h>
+
+#include "model/forward.h"
+
+#define AIR_SPEC_MAX_NODES 64
+
+typedef struct {
+    air_engine *draft; /* resident draft with the target's vocabulary, or NULL */
+    int lookup;        /* n-gram lookup over the sequence's tokens */
+    int max_nodes;     /* candidate rows per pass; 0 = automatic (from measured costs) */
+    int n_vocab;       /* ids a candidate may carry (both vocabularies' common range) */
+    int streamed;      /* the target streams some of its layers: start the automatic
+                          budget high (a pass costs about the same with more rows) */
+} air_spec_options;
+
+/* A candidate tree: node i carries tokens[i] and hangs under node parent[i]
+ * (-1: under the pending token). Parents come before their children. */
+typedef struct {
+    int n;
+    int32_t tokens[AIR_SPEC_MAX_NODES];
+    int32_t parent[AIR_SPEC_MAX_NODES];
+    int32_t depth[AIR_SPEC_MAX_NODES]; /* 1 for children of the pending token */
+} air_spec_tree;
+
+typedef struct {
+    int sweeps;           /* target passes observed */
+    int drafted;          /* candidate nodes sent to the target */
+    int accepted;         /* candidate nodes the walk followed */
+    double draft_seconds; /* time spent proposing */
+} air_spec_stats;
+
+typedef struct air_spec air_spec;
+
+/* max_seq: the sequence's context length (the draft's cache gets as many
+ * positions plus room for its candidates). */
+air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out);
+void air_spec_free(air_spec *s);
+
+/* Candidate nodes for the next pass (0: make it a plain pass). */
+int air_spec_budget(const air_spec *s);
+
+/* Proposes at most max_nodes candidates following hist[0..n) (the whole
+ * sequence, its last token the pending one). *out is owned by s, valid until
+ * the next call; it may be empty. */
+air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nodes,
+                            const air_spec_tree **out);
+
+/* The rows of one sequence's pass, 1 + t->n of them (a scheduler may put
+ * several sequences' rows into one batch): the pending token at position and
+ * slot kv->n_past as a tree root, then node i at slot kv->n_past + 1 + i. */
+void air_spec_rows(const air_spec_tree *t, int32_t pending, air_kv *kv, int32_t *tokens,
+                   int32_t *pos, int32_t *slot, int32_t *parent, air_kv **kvs);
+
+/* The KV slot of node i's row (-1: the pending token's) for a pass built by
+ * air_spec_rows at base = kv->n_past: what air_kv_keep_path takes. */
+static inline int32_t air_spec_slot(int base, int node) {
+    return base + 1 + node;
+}
+
+/* The child of `node` (-1: the pending token) that carries id, or -1. */
+int air_spec_child(const air_spec_tree *t, int node, int32_t id);
+
+/* After a pass of `rows` rows (1 + candidates) that emitted `tokens` tokens
+ * in `seconds` (proposing included): updates the measured rates and the
+ * budget of the next passes, and the counts. */
+void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds);
+
+void air_spec_get_stats(const air_spec *s, air_spec_stats *st);
+
+#endif
