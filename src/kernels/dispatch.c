@@ -218,30 +218,59 @@ static int chunk_rows(air_dtype wt, int n_out, int n_in, int rows, int nth) {
     return c < ROW_TILE ? ROW_TILE : c;
 }
 
+typedef struct {
+    const air_kernel_table *k;
+    const float *x;
+    void *xq;
+    int n_in, rows;
+    size_t row_bytes;
+} xq_job;
+
+static void quantize_rows(const xq_job *j, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        const float *xr = j->x + (size_t)r * j->n_in;
+        void *dst = (char *)j->xq + (size_t)r * j->row_bytes;
+        if (j->k->quantize_row)
+            j->k->quantize_row(xr, dst, j->n_in);
+        else
+            j->k->quantize_x(xr, dst, j->n_in);
+    }
+}
+
+static void xq_worker(void *p, int ith, int nth) {
+    const xq_job *j = p;
+    quantize_rows(j, (int)((int64_t)j->rows * ith / nth), (int)((int64_t)j->rows * (ith + 1) / nth));
+}
+
 // y (rows, n_out) = x (rows, n_in) @ W (n_out, n_in)^T
 void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in, const float *x,
                 int rows, float *y) {
     if (n_out <= 0 || rows <= 0 || (unsigned)wt >= AIR_DT_COUNT)
         return;
     const air_kernel_table *k = air_kernels_table();
-    alignas(64) air_block_xq stack_xq[512]; /* 20 KB: one decode row up to n_in = 16384 */
-    air_block_xq *heap_xq = NULL;
+    int nth = air_pool_size(pool);
+    alignas(64) unsigned char stack_xq[32768]; /* one decode row up to n_in = 8192 */
+    void *heap_xq = NULL;
     const void *xin = x;
     if (k->mm_xq[wt]) {
-        size_t per_row = (size_t)n_in / AIR_XQ_BLOCK;
-        size_t nb = per_row * (size_t)rows;
-        air_block_xq *xq = stack_xq;
-        if (nb > sizeof stack_xq / sizeof stack_xq[0])
-            xq = heap_xq = malloc(nb * sizeof *xq);
+        size_t row_bytes = k->xq_row_bytes ? k->xq_row_bytes(n_in)
+                                           : (size_t)n_in / AIR_XQ_BLOCK * sizeof(air_block_xq);
+        size_t need = row_bytes * (size_t)rows;
+        void *xq = stack_xq;
+        if (need > sizeof stack_xq)
+            xq = heap_xq = aligned_alloc(64, (need + 63) / 64 * 64);
         if (xq) {
-            for (int r = 0; r < rows; r++)
-                k->quantize_x(x + (size_t)r * n_in, xq + (size_t)r * per_row, n_in);
+            xq_job qj = {k, x, xq, n_in, rows, row_bytes};
+            /* prefill: every thread quantizes a share of the rows */
+            if (nth > 1 && rows >= 2 * nth)
+                air_pool_run(pool, xq_worker, &qj);
+            else
+                quantize_rows(&qj, 0, rows);
             xin = xq;
         } else {
             k = &air_ktab_ref; /* out of memory: the fp32 path needs no scratch */
         }
     }
-    int nth = air_pool_size(pool);
     mm_job job = {
         .fn = k->mm[wt], .W = W, .n_in = n_in, .n_out = n_out, .rows = rows, .x = xin, .y = y};
     job.chunk = chunk_rows(wt, n_out, n_in, rows, nth);

@@ -399,6 +399,32 @@ TEST(matmul_all_isas_formats_shapes) {
     ASSERT_EQ_INT(failed, 0);
 }
 
+/* Q8 rows of an odd number of blocks (n_in = 32 * odd): kernels that work
+ * on pairs of blocks must handle the lone last one. */
+TEST(matmul_q8_odd_block_counts) {
+    static const int n_ins[] = {32, 96, 160};
+    static const int rowss[] = {1, 5};
+    int ran = 0, failed = 0;
+    for (size_t b = 0; b < sizeof n_ins / sizeof *n_ins; b++)
+        for (size_t r = 0; r < sizeof rowss / sizeof *rowss; r++) {
+            mm_case c;
+            case_init(&c, AIR_DT_Q8, 9, n_ins[b], rowss[r]);
+            float *y = malloc(sizeof(float) * (size_t)c.rows * c.n_out);
+            for (int k = 0; k < N_ISAS; k++) {
+                if (!air_kernels_force_isa(k_isas[k]))
+                    continue;
+                air_matmul(NULL, c.t, c.W, c.n_out, c.n_in, c.x, c.rows, y);
+                ran++;
+                failed += mm_check(k_isas[k], &c, y);
+            }
+            free(y);
+            case_free(&c);
+        }
+    air_kernels_force_isa(AIR_ISA_REF);
+    ASSERT_TRUE(ran > 0);
+    ASSERT_EQ_INT(failed, 0);
+}
+
 TEST(matmul_threads_identical) {
     air_pool *pools[3] = {air_pool_create(1), air_pool_create(2), air_pool_create(3)};
     for (int p = 0; p < 3; p++)
@@ -730,6 +756,7 @@ int main(void) {
     RUN(row_round_trip);
     RUN(dispatch);
     RUN(matmul_all_isas_formats_shapes);
+    RUN(matmul_q8_odd_block_counts);
     RUN(matmul_threads_identical);
     RUN(small_ops_all_isas);
     RUN(softmax_extremes);
