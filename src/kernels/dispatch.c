@@ -182,25 +182,40 @@ int air_kernels_force_isa(air_isa isa) {
 
 #define ROW_TILE 8 /* chunk boundaries are multiples of this */
 
+/* One output of a run: chunks [c0, c0 + n_chunks) of the run's counter. */
 typedef struct {
     air_mm_fn fn;
-    const void *W;
-    int n_in, n_out, rows;
-    const void *x;
+    const void *W, *x;
+    int n_out;
     float *y;
-    int chunk, n_chunks;
+    int chunk, c0, n_chunks;
+} mm_part;
+
+typedef struct {
+    mm_part part[AIR_MM_MAX_OUTS];
+    int n_parts, n_in, rows, n_chunks;
     atomic_int next;
 } mm_job;
 
+static void run_chunk(const mm_job *j, int c) {
+    int p = 0;
+    while (c >= j->part[p].c0 + j->part[p].n_chunks)
+        p++;
+    const mm_part *pt = &j->part[p];
+    int o0 = (c - pt->c0) * pt->chunk;
+    int o1 = o0 + pt->chunk < pt->n_out ? o0 + pt->chunk : pt->n_out;
+    pt->fn(pt->W, j->n_in, pt->x, j->rows, pt->y, pt->n_out, o0, o1);
+}
+
 static void mm_worker(void *p, int ith, int nth) {
     mm_job *j = p;
+    (void)ith;
+    (void)nth;
     for (;;) {
         int c = atomic_fetch_add(&j->next, 1);
         if (c >= j->n_chunks)
             break;
-        int o0 = c * j->chunk;
-        int o1 = o0 + j->chunk < j->n_out ? o0 + j->chunk : j->n_out;
-        j->fn(j->W, j->n_in, j->x, j->rows, j->y, j->n_out, o0, o1);
+        run_chunk(j, c);
     }
 }
 
@@ -242,45 +257,67 @@ static void xq_worker(void *p, int ith, int nth) {
     quantize_rows(j, (int)((int64_t)j->rows * ith / nth), (int)((int64_t)j->rows * (ith + 1) / nth));
 }
 
-// y (rows, n_out) = x (rows, n_in) @ W (n_out, n_in)^T
-void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in, const float *x,
-                int rows, float *y) {
-    if (n_out <= 0 || rows <= 0 || (unsigned)wt >= AIR_DT_COUNT)
+void air_matmul_n(air_pool *pool, const air_mm_out *outs, int n_outs, int n_in, const float *x,
+                  int rows) {
+    if (rows <= 0 || n_outs <= 0 || n_outs > AIR_MM_MAX_OUTS)
         return;
     const air_kernel_table *k = air_kernels_table();
-    int nth = air_pool_size(pool);
+    int nth = air_pool_size(pool), want_xq = 0;
+    for (int i = 0; i < n_outs; i++)
+        if ((unsigned)outs[i].wt < AIR_DT_COUNT && k->mm_xq[outs[i].wt])
+            want_xq = 1;
     alignas(64) unsigned char stack_xq[32768]; /* one decode row up to n_in = 8192 */
     void *heap_xq = NULL;
-    const void *xin = x;
-    if (k->mm_xq[wt]) {
+    const void *xq = NULL;
+    if (want_xq) {
         size_t row_bytes = k->xq_row_bytes ? k->xq_row_bytes(n_in)
                                            : (size_t)n_in / AIR_XQ_BLOCK * sizeof(air_block_xq);
         size_t need = row_bytes * (size_t)rows;
-        void *xq = stack_xq;
+        void *buf = stack_xq;
         if (need > sizeof stack_xq)
-            xq = heap_xq = aligned_alloc(64, (need + 63) / 64 * 64);
-        if (xq) {
-            xq_job qj = {k, x, xq, n_in, rows, row_bytes};
+            buf = heap_xq = aligned_alloc(64, (need + 63) / 64 * 64);
+        if (buf) {
+            xq_job qj = {k, x, buf, n_in, rows, row_bytes};
             /* prefill: every thread quantizes a share of the rows */
             if (nth > 1 && rows >= 2 * nth)
                 air_pool_run(pool, xq_worker, &qj);
             else
                 quantize_rows(&qj, 0, rows);
-            xin = xq;
+            xq = buf;
         } else {
             k = &air_ktab_ref; /* out of memory: the fp32 path needs no scratch */
         }
     }
-    mm_job job = {
-        .fn = k->mm[wt], .W = W, .n_in = n_in, .n_out = n_out, .rows = rows, .x = xin, .y = y};
-    job.chunk = chunk_rows(wt, n_out, n_in, rows, nth);
-    job.n_chunks = (n_out + job.chunk - 1) / job.chunk;
+    mm_job job = {.n_in = n_in, .rows = rows};
+    for (int i = 0; i < n_outs; i++) {
+        const air_mm_out *o = &outs[i];
+        if (o->n_out <= 0 || (unsigned)o->wt >= AIR_DT_COUNT)
+            continue;
+        mm_part *pt = &job.part[job.n_parts++];
+        pt->fn = k->mm[o->wt];
+        pt->W = o->W;
+        pt->x = k->mm_xq[o->wt] ? xq : (const void *)x;
+        pt->n_out = o->n_out;
+        pt->y = o->y;
+        pt->chunk = chunk_rows(o->wt, o->n_out, n_in, rows, nth);
+        pt->c0 = job.n_chunks;
+        pt->n_chunks = (o->n_out + pt->chunk - 1) / pt->chunk;
+        job.n_chunks += pt->n_chunks;
+    }
     atomic_init(&job.next, 0);
     if (nth <= 1 || job.n_chunks == 1)
-        job.fn(W, n_in, xin, rows, y, n_out, 0, n_out);
-    else
+        for (int c = 0; c < job.n_chunks; c++)
+            run_chunk(&job, c);
+    else if (job.n_chunks > 0)
         air_pool_run(pool, mm_worker, &job);
     free(heap_xq);
+}
+
+// y (rows, n_out) = x (rows, n_in) @ W (n_out, n_in)^T
+void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in, const float *x,
+                int rows, float *y) {
+    air_mm_out o = {wt, W, n_out, y};
+    air_matmul_n(pool, &o, 1, n_in, x, rows);
 }
 
 /* ------------------------------------------------------------------------- */

@@ -461,6 +461,47 @@ TEST(matmul_threads_identical) {
     ASSERT_EQ_INT(failed, 0);
 }
 
+/* air_matmul_n (one prepared x, one pool run for several weights, formats
+ * mixed) gives every output bit for bit what air_matmul gives. */
+TEST(matmul_n_equals_separate_matmuls) {
+    static const air_dtype ts[] = {AIR_DT_Q8, AIR_DT_NF4, AIR_DT_F16, AIR_DT_Q8};
+    static const int n_outs[] = {67, 33, 16, 203};
+    air_pool *pool = air_pool_create(2);
+    ASSERT_TRUE(pool != NULL);
+    int failed = 0;
+    for (int k = 0; k < N_ISAS; k++) {
+        if (!air_kernels_force_isa(k_isas[k]))
+            continue;
+        static const int rowss[] = {1, 7};
+        for (int r = 0; r < 2; r++) {
+            mm_case c[4];
+            air_mm_out outs[4];
+            float *ys[4];
+            for (int i = 0; i < 4; i++) {
+                case_init(&c[i], ts[i], n_outs[i], 192, rowss[r]);
+                ys[i] = malloc(sizeof(float) * (size_t)rowss[r] * n_outs[i]);
+                outs[i] = (air_mm_out){ts[i], c[i].W, n_outs[i], malloc(sizeof(float) *
+                                                                        (size_t)rowss[r] * n_outs[i])};
+                air_matmul(pool, ts[i], c[i].W, n_outs[i], 192, c[0].x, rowss[r], ys[i]);
+            }
+            air_matmul_n(pool, outs, 4, 192, c[0].x, rowss[r]);
+            for (int i = 0; i < 4; i++) {
+                if (memcmp(ys[i], outs[i].y, sizeof(float) * (size_t)rowss[r] * n_outs[i])) {
+                    fprintf(stderr, "%s rows=%d output %d (%s): differs from air_matmul\n",
+                            air_isa_name(k_isas[k]), rowss[r], i, air_dtype_name(ts[i]));
+                    failed++;
+                }
+                free(ys[i]);
+                free(outs[i].y);
+                case_free(&c[i]);
+            }
+        }
+    }
+    air_pool_free(pool);
+    air_kernels_force_isa(AIR_ISA_REF);
+    ASSERT_EQ_INT(failed, 0);
+}
+
 /* ------------------------------------------------------------------------- */
 /* Small ops                                                                 */
 /* ------------------------------------------------------------------------- */
@@ -758,6 +799,7 @@ int main(void) {
     RUN(matmul_all_isas_formats_shapes);
     RUN(matmul_q8_odd_block_counts);
     RUN(matmul_threads_identical);
+    RUN(matmul_n_equals_separate_matmuls);
     RUN(small_ops_all_isas);
     RUN(softmax_extremes);
     RUN(pool_runs_every_index);
