@@ -17,9 +17,14 @@
 #define AI static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 /* Decode streams weight rows from RAM: prefetch this far ahead of each row
- * (far enough to cover memory latency with several rows in flight). */
+ * (far enough to cover memory latency with several rows in flight), into L2
+ * (measured with tools/bench/bench_kernels: at least as fast as into L1,
+ * which ties up the core's line fill buffers). */
 #ifndef PF_BYTES
 #define PF_BYTES 16384
+#endif
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T1
 #endif
 
 AI float hsum8(__m256 v) {
@@ -180,8 +185,8 @@ AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const xpair *x, f
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_q8 *wb = W + (size_t)(o + m) * nb + b;
             if (NR == 1) {
-                _mm_prefetch((const char *)wb + PF_BYTES, _MM_HINT_T0);
-                _mm_prefetch((const char *)wb + PF_BYTES + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)wb + PF_BYTES, PF_HINT);
+                _mm_prefetch((const char *)wb + PF_BYTES + 64, PF_HINT);
             }
             __m512i uw;
             __m512 dw;
@@ -226,7 +231,7 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const xpair *x,
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_nf4 *wb = W + (size_t)(o + m) * nb + b;
             if (NR == 1)
-                _mm_prefetch((const char *)wb + PF_BYTES, _MM_HINT_T0);
+                _mm_prefetch((const char *)wb + PF_BYTES, PF_HINT);
             __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)wb->qs));
             __m512i uw = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4));
             __m512 a = _mm512_mul_ps(_mm512_set1_ps(wb->absmax), inv127);
