@@ -152,6 +152,48 @@ AI __m512 fma_pair(__m512 acc, __m512i uw, __m512 dw, const xpair *x) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(x->d)), acc);
 }
 
+/* AIR_MM_DRIVE with prefill tiles of 2 weight rows x 8 activation rows: a
+ * weight pair, decoded once, serves 8 rows. Each output keeps one
+ * accumulator and one summation order whatever the tile, as there. */
+#define DRIVE_INT8(TILE, row_bytes)                                                                \
+    do {                                                                                           \
+        if (rows == 1) {                                                                           \
+            int o = o0;                                                                            \
+            for (; o + 4 <= o1; o += 4)                                                            \
+                TILE(4, 1, o, 0);                                                                  \
+            for (; o < o1; o++)                                                                    \
+                TILE(1, 1, o, 0);                                                                  \
+            break;                                                                                 \
+        }                                                                                          \
+        int ob = (int)(AIR_MM_L2_BYTES / (row_bytes)) & ~1;                                        \
+        if (ob < 2)                                                                                \
+            ob = 2;                                                                                \
+        for (int oo = o0; oo < o1; oo += ob) {                                                     \
+            int oe = oo + ob < o1 ? oo + ob : o1, r = 0;                                           \
+            for (; r + 8 <= rows; r += 8) {                                                        \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 8, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 8, o, r);                                                              \
+            }                                                                                      \
+            for (; r + 4 <= rows; r += 4) {                                                        \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 4, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 4, o, r);                                                              \
+            }                                                                                      \
+            for (; r < rows; r++) {                                                                \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 1, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 1, o, r);                                                              \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 /* Q8 blocks b and b + 1 of one weight row: codes + 128, and fp16 scales over
  * 8 lanes each. */
 AI void load_q8_pair(const air_block_q8 *wb, int two, __m512i *uw, __m512 *dw) {
@@ -175,7 +217,7 @@ AI void load_q8_pair(const air_block_q8 *wb, int two, __m512i *uw, __m512 *dw) {
 // y[r][o] = sum over block pairs of 16 lanes: d_w d_x * (exact int dot of 4 products)
 AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const xpair *x, float *y,
                 int n_out, int o, int r) {
-    __m512 acc[4][4];
+    __m512 acc[4][8];
     UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
         _mm512_setzero_ps();
     int np = (nb + 1) / 2;
@@ -204,7 +246,7 @@ static void mm_q8(const void *W, int n_in, const void *xv, int rows, float *y, i
     const xpair *x = xv;
     int nb = n_in / AIR_Q8_BLOCK;
 #define TILE_Q8(MR, NR, o, r) tile_q8(MR, NR, W, nb, x, y, n_out, o, r)
-    AIR_MM_DRIVE(TILE_Q8, (size_t)nb * sizeof(air_block_q8));
+    DRIVE_INT8(TILE_Q8, (size_t)nb * sizeof(air_block_q8));
 #undef TILE_Q8
 }
 
@@ -223,7 +265,7 @@ AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const xpair *x,
     /* the low nibbles (elements 0-31) to lanes 0-7, the high ones (32-63) to 8-15 */
     const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     const __m512 inv127 = _mm512_set1_ps(1.0f / 127.0f);
-    __m512 acc[4][4];
+    __m512 acc[4][8];
     UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
         _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -248,7 +290,7 @@ static void mm_nf4(const void *W, int n_in, const void *xv, int rows, float *y, 
     const xpair *x = xv;
     int nb = n_in / AIR_NF4_BLOCK;
 #define TILE_NF4(MR, NR, o, r) tile_nf4(MR, NR, W, nb, x, y, n_out, o, r)
-    AIR_MM_DRIVE(TILE_NF4, (size_t)nb * sizeof(air_block_nf4));
+    DRIVE_INT8(TILE_NF4, (size_t)nb * sizeof(air_block_nf4));
 #undef TILE_NF4
 }
 

@@ -362,7 +362,7 @@ static int mm_check(air_isa isa, mm_case *c, const float *y) {
 TEST(matmul_all_isas_formats_shapes) {
     static const int n_outs[] = {1, 7, 16, 33, 67};
     static const int n_ins[] = {64, 192, 576};
-    static const int rowss[] = {1, 2, 7, 33};
+    static const int rowss[] = {1, 2, 7, 13, 33};
     /* normalized error per (isa, format) over all shapes: printed for information */
     double agg_num[N_ISAS][AIR_DT_COUNT] = {{0}}, agg_den[N_ISAS][AIR_DT_COUNT] = {{0}};
     int ran = 0, failed = 0;
