@@ -220,15 +220,18 @@ static void mm_worker(void *p, int ith, int nth) {
 }
 
 /* Output rows per chunk: about 4 chunks per thread for balance, at least one
- * tile, and at most what keeps a chunk's weights around L2 size for prefill. */
+ * tile, and a bounded size in bytes of weights: for prefill, about
+ * AIR_MM_L2_BYTES, so a chunk's weights stay in L2 while the activation rows
+ * sweep them; for decode, 4 times that, which bounds the time one thread may
+ * still be busy after the other ran out of chunks (a 128k-row vocabulary head
+ * in 8 chunks could leave one thread idle for milliseconds per token). */
 static int chunk_rows(air_dtype wt, int n_out, int n_in, int rows, int nth) {
     int c = (n_out + nth * 4 - 1) / (nth * 4);
-    if (rows > 1) {
-        size_t rb = air_dtype_row_bytes(wt, n_in);
-        int cap = rb ? (int)(AIR_MM_L2_BYTES / rb) : c;
-        if (c > cap)
-            c = cap;
-    }
+    size_t rb = air_dtype_row_bytes(wt, n_in);
+    size_t max_bytes = rows > 1 ? AIR_MM_L2_BYTES : 4 * (size_t)AIR_MM_L2_BYTES;
+    int cap = rb ? (int)(max_bytes / rb) : c;
+    if (c > cap)
+        c = cap;
     c = (c + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
     return c < ROW_TILE ? ROW_TILE : c;
 }
