@@ -182,76 +182,145 @@ int air_kernels_force_isa(air_isa isa) {
 
 #define ROW_TILE 8 /* chunk boundaries are multiples of this */
 
+/* One output of a run: chunks [c0, c0 + n_chunks) of the run's counter. */
 typedef struct {
     air_mm_fn fn;
-    const void *W;
-    int n_in, n_out, rows;
-    const void *x;
+    const void *W, *x;
+    int n_out;
     float *y;
-    int chunk, n_chunks;
+    int chunk, c0, n_chunks;
+} mm_part;
+
+typedef struct {
+    mm_part part[AIR_MM_MAX_OUTS];
+    int n_parts, n_in, rows, n_chunks;
     atomic_int next;
 } mm_job;
 
+static void run_chunk(const mm_job *j, int c) {
+    int p = 0;
+    while (c >= j->part[p].c0 + j->part[p].n_chunks)
+        p++;
+    const mm_part *pt = &j->part[p];
+    int o0 = (c - pt->c0) * pt->chunk;
+    int o1 = o0 + pt->chunk < pt->n_out ? o0 + pt->chunk : pt->n_out;
+    pt->fn(pt->W, j->n_in, pt->x, j->rows, pt->y, pt->n_out, o0, o1);
+}
+
 static void mm_worker(void *p, int ith, int nth) {
     mm_job *j = p;
+    (void)ith;
+    (void)nth;
     for (;;) {
         int c = atomic_fetch_add(&j->next, 1);
         if (c >= j->n_chunks)
             break;
-        int o0 = c * j->chunk;
-        int o1 = o0 + j->chunk < j->n_out ? o0 + j->chunk : j->n_out;
-        j->fn(j->W, j->n_in, j->x, j->rows, j->y, j->n_out, o0, o1);
+        run_chunk(j, c);
     }
 }
 
 /* Output rows per chunk: about 4 chunks per thread for balance, at least one
- * tile, and at most what keeps a chunk's weights around L2 size for prefill. */
+ * tile, and a bounded size in bytes of weights: for prefill, about
+ * AIR_MM_L2_BYTES, so a chunk's weights stay in L2 while the activation rows
+ * sweep them; for decode, 4 times that, which bounds the time one thread may
+ * still be busy after the other ran out of chunks (a 128k-row vocabulary head
+ * in 8 chunks could leave one thread idle for milliseconds per token). */
 static int chunk_rows(air_dtype wt, int n_out, int n_in, int rows, int nth) {
     int c = (n_out + nth * 4 - 1) / (nth * 4);
-    if (rows > 1) {
-        size_t rb = air_dtype_row_bytes(wt, n_in);
-        int cap = rb ? (int)(AIR_MM_L2_BYTES / rb) : c;
-        if (c > cap)
-            c = cap;
-    }
+    size_t rb = air_dtype_row_bytes(wt, n_in);
+    size_t max_bytes = rows > 1 ? AIR_MM_L2_BYTES : 4 * (size_t)AIR_MM_L2_BYTES;
+    int cap = rb ? (int)(max_bytes / rb) : c;
+    if (c > cap)
+        c = cap;
     c = (c + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
     return c < ROW_TILE ? ROW_TILE : c;
+}
+
+typedef struct {
+    const air_kernel_table *k;
+    const float *x;
+    void *xq;
+    int n_in, rows;
+    size_t row_bytes;
+} xq_job;
+
+static void quantize_rows(const xq_job *j, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        const float *xr = j->x + (size_t)r * j->n_in;
+        void *dst = (char *)j->xq + (size_t)r * j->row_bytes;
+        if (j->k->quantize_row)
+            j->k->quantize_row(xr, dst, j->n_in);
+        else
+            j->k->quantize_x(xr, dst, j->n_in);
+    }
+}
+
+static void xq_worker(void *p, int ith, int nth) {
+    const xq_job *j = p;
+    quantize_rows(j, (int)((int64_t)j->rows * ith / nth), (int)((int64_t)j->rows * (ith + 1) / nth));
+}
+
+void air_matmul_n(air_pool *pool, const air_mm_out *outs, int n_outs, int n_in, const float *x,
+                  int rows) {
+    if (rows <= 0 || n_outs <= 0 || n_outs > AIR_MM_MAX_OUTS)
+        return;
+    const air_kernel_table *k = air_kernels_table();
+    int nth = air_pool_size(pool), want_xq = 0;
+    for (int i = 0; i < n_outs; i++)
+        if ((unsigned)outs[i].wt < AIR_DT_COUNT && k->mm_xq[outs[i].wt])
+            want_xq = 1;
+    alignas(64) unsigned char stack_xq[32768]; /* one decode row up to n_in = 8192 */
+    void *heap_xq = NULL;
+    const void *xq = NULL;
+    if (want_xq) {
+        size_t row_bytes = k->xq_row_bytes ? k->xq_row_bytes(n_in)
+                                           : (size_t)n_in / AIR_XQ_BLOCK * sizeof(air_block_xq);
+        size_t need = row_bytes * (size_t)rows;
+        void *buf = stack_xq;
+        if (need > sizeof stack_xq)
+            buf = heap_xq = aligned_alloc(64, (need + 63) / 64 * 64);
+        if (buf) {
+            xq_job qj = {k, x, buf, n_in, rows, row_bytes};
+            /* prefill: every thread quantizes a share of the rows */
+            if (nth > 1 && rows >= 2 * nth)
+                air_pool_run(pool, xq_worker, &qj);
+            else
+                quantize_rows(&qj, 0, rows);
+            xq = buf;
+        } else {
+            k = &air_ktab_ref; /* out of memory: the fp32 path needs no scratch */
+        }
+    }
+    mm_job job = {.n_in = n_in, .rows = rows};
+    for (int i = 0; i < n_outs; i++) {
+        const air_mm_out *o = &outs[i];
+        if (o->n_out <= 0 || (unsigned)o->wt >= AIR_DT_COUNT)
+            continue;
+        mm_part *pt = &job.part[job.n_parts++];
+        pt->fn = k->mm[o->wt];
+        pt->W = o->W;
+        pt->x = k->mm_xq[o->wt] ? xq : (const void *)x;
+        pt->n_out = o->n_out;
+        pt->y = o->y;
+        pt->chunk = chunk_rows(o->wt, o->n_out, n_in, rows, nth);
+        pt->c0 = job.n_chunks;
+        pt->n_chunks = (o->n_out + pt->chunk - 1) / pt->chunk;
+        job.n_chunks += pt->n_chunks;
+    }
+    atomic_init(&job.next, 0);
+    if (nth <= 1 || job.n_chunks == 1)
+        for (int c = 0; c < job.n_chunks; c++)
+            run_chunk(&job, c);
+    else if (job.n_chunks > 0)
+        air_pool_run(pool, mm_worker, &job);
+    free(heap_xq);
 }
 
 // y (rows, n_out) = x (rows, n_in) @ W (n_out, n_in)^T
 void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in, const float *x,
                 int rows, float *y) {
-    if (n_out <= 0 || rows <= 0 || (unsigned)wt >= AIR_DT_COUNT)
-        return;
-    const air_kernel_table *k = air_kernels_table();
-    alignas(64) air_block_xq stack_xq[512]; /* 20 KB: one decode row up to n_in = 16384 */
-    air_block_xq *heap_xq = NULL;
-    const void *xin = x;
-    if (k->mm_xq[wt]) {
-        size_t per_row = (size_t)n_in / AIR_XQ_BLOCK;
-        size_t nb = per_row * (size_t)rows;
-        air_block_xq *xq = stack_xq;
-        if (nb > sizeof stack_xq / sizeof stack_xq[0])
-            xq = heap_xq = malloc(nb * sizeof *xq);
-        if (xq) {
-            for (int r = 0; r < rows; r++)
-                k->quantize_x(x + (size_t)r * n_in, xq + (size_t)r * per_row, n_in);
-            xin = xq;
-        } else {
-            k = &air_ktab_ref; /* out of memory: the fp32 path needs no scratch */
-        }
-    }
-    int nth = air_pool_size(pool);
-    mm_job job = {
-        .fn = k->mm[wt], .W = W, .n_in = n_in, .n_out = n_out, .rows = rows, .x = xin, .y = y};
-    job.chunk = chunk_rows(wt, n_out, n_in, rows, nth);
-    job.n_chunks = (n_out + job.chunk - 1) / job.chunk;
-    atomic_init(&job.next, 0);
-    if (nth <= 1 || job.n_chunks == 1)
-        job.fn(W, n_in, xin, rows, y, n_out, 0, n_out);
-    else
-        air_pool_run(pool, mm_worker, &job);
-    free(heap_xq);
+    air_mm_out o = {wt, W, n_out, y};
+    air_matmul_n(pool, &o, 1, n_in, x, rows);
 }
 
 /* ------------------------------------------------------------------------- */

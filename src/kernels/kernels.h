@@ -4,8 +4,10 @@
  * air_matmul() (dispatch.c) splits the output rows of W into chunks, hands
  * them to the pool's threads, and each chunk calls the table's mm[wt] kernel
  * on the range [o0, o1). Kernels with mm_xq[wt] set consume activations
- * already quantized to int8 blocks (air_block_xq, one row of n_in / 32 blocks
- * per activation row), which air_matmul prepares once per call.
+ * already quantized to int8 blocks, which air_matmul prepares once per call:
+ * rows of n_in / 32 air_block_xq (quantize_x), or, for a table that sets
+ * xq_row_bytes, rows of its own layout of the same int8 values
+ * (quantize_row), xq_row_bytes(n_in) bytes each, 64-byte aligned.
  */
 #ifndef AIR_KERNELS_KERNELS_H
 #define AIR_KERNELS_KERNELS_H
@@ -23,6 +25,8 @@ typedef struct {
     air_mm_fn mm[AIR_DT_COUNT];
     unsigned char mm_xq[AIR_DT_COUNT];
     void (*quantize_x)(const float *x, air_block_xq *dst, int64_t n);
+    size_t (*xq_row_bytes)(int n_in); /* NULL: rows of air_block_xq */
+    void (*quantize_row)(const float *x, void *dst, int n_in);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
     void (*silu_mul)(float *out, const float *gate, const float *up, int n);
     void (*softmax)(float *x, int n);

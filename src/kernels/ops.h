@@ -55,6 +55,22 @@ void air_row_from_f32(air_dtype t, const float *src, void *dst, int64_t n);
 void air_matmul(air_pool *pool, air_dtype wt, const void *W, int n_out, int n_in, const float *x,
                 int rows, float *y);
 
+/* One output of air_matmul_n: y (rows, n_out) = x @ W^T, W of type wt. */
+typedef struct {
+    air_dtype wt;
+    const void *W;
+    int n_out;
+    float *y;
+} air_mm_out;
+#define AIR_MM_MAX_OUTS 4
+
+/* Several matmuls of the same x (rows, n_in), such as Q, K and V: x is
+ * prepared (quantized) once and the output rows of all of them are shared
+ * out in one pool run. Each y is exactly what air_matmul would give.
+ * n_outs <= AIR_MM_MAX_OUTS. */
+void air_matmul_n(air_pool *pool, const air_mm_out *outs, int n_outs, int n_in, const float *x,
+                  int rows);
+
 /* y (n) = x (n) / rms(x) * w (n): rms = sqrt(mean(x^2) + eps), all fp32. */
 void air_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 

@@ -17,9 +17,14 @@
 #define AI static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 /* Decode streams weight rows from RAM: prefetch this far ahead of each row
- * (far enough to cover memory latency with several rows in flight). */
+ * (far enough to cover memory latency with several rows in flight), into L2
+ * (measured with tools/bench/bench_kernels: at least as fast as into L1,
+ * which ties up the core's line fill buffers). */
 #ifndef PF_BYTES
 #define PF_BYTES 16384
+#endif
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T1
 #endif
 
 AI float hsum8(__m256 v) {
@@ -121,129 +126,217 @@ MM_FLOAT(mm_bf16, AIR_DT_BF16)
 /* Q8 and NF4 weights, int8 activations                                      */
 /* ------------------------------------------------------------------------- */
 
-/* 8 int32 partial sums of (w + 128) * x over 32 lanes, as fp32 */
-AI __m256 udot32(__m256i uw, __m256i x) {
-    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), uw, x));
+/* The activation layout of the int8 kernels here: blocks 2p and 2p + 1 of a
+ * row side by side, with what vpdpbusd must start from so that the unsigned
+ * weight offset cancels exactly, and the two scales spread over the lanes
+ * of their block. A row is ceil(n_in / 64) pairs; an odd last block leaves
+ * the upper half zero. Prepared once per matmul, so the tiles load each
+ * operand straight from memory. */
+typedef struct {
+    int8_t q[64];    /* q_x of block 2p (bytes 0-31), 2p + 1 (32-63) */
+    int32_t neg[16]; /* per int32 lane of vpdpbusd: -128 * (sum of its 4 q_x) */
+    float d[16];     /* d_x of block 2p in lanes 0-7, of block 2p + 1 in 8-15 */
+} xpair;
+_Static_assert(sizeof(xpair) == 192, "xpair is three cache lines");
+
+static size_t xq_row_bytes(int n_in) {
+    return (size_t)(n_in + 63) / 64 * sizeof(xpair);
 }
 
-// y[r][o] = sum_b d_w[o,b] * (d_x[r,b] * dpbusd(q_w + 128, q_x) - 128 * s[r,b])
-AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const air_block_xq *x, float *y,
-                int n_out, int o, int r) {
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
-    __m256 acc[4][4];
-    float corr[4][4];
-    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) {
-        acc[m][n] = _mm256_setzero_ps();
-        corr[m][n] = 0.0f;
+/* acc += (exact int dot of w and x per lane, 4 products each) * dw * d_x.
+ * uw holds w + 128 as unsigned bytes; starting vpdpbusd from x.neg removes
+ * the 128 * sum(q_x) the offset adds, so each lane is exact in int32
+ * (|lane| <= 4 * 127 * 127) and converts to fp32 exactly. */
+AI __m512 fma_pair(__m512 acc, __m512i uw, __m512 dw, const xpair *x) {
+    __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(x->neg), uw, _mm512_load_si512(x->q));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(x->d)), acc);
+}
+
+/* AIR_MM_DRIVE with prefill tiles of 2 weight rows x 8 activation rows: a
+ * weight pair, decoded once, serves 8 rows. Each output keeps one
+ * accumulator and one summation order whatever the tile, as there. */
+#define DRIVE_INT8(TILE, row_bytes)                                                                \
+    do {                                                                                           \
+        if (rows == 1) {                                                                           \
+            int o = o0;                                                                            \
+            for (; o + 4 <= o1; o += 4)                                                            \
+                TILE(4, 1, o, 0);                                                                  \
+            for (; o < o1; o++)                                                                    \
+                TILE(1, 1, o, 0);                                                                  \
+            break;                                                                                 \
+        }                                                                                          \
+        int ob = (int)(AIR_MM_L2_BYTES / (row_bytes)) & ~1;                                        \
+        if (ob < 2)                                                                                \
+            ob = 2;                                                                                \
+        for (int oo = o0; oo < o1; oo += ob) {                                                     \
+            int oe = oo + ob < o1 ? oo + ob : o1, r = 0;                                           \
+            for (; r + 8 <= rows; r += 8) {                                                        \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 8, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 8, o, r);                                                              \
+            }                                                                                      \
+            for (; r + 4 <= rows; r += 4) {                                                        \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 4, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 4, o, r);                                                              \
+            }                                                                                      \
+            for (; r < rows; r++) {                                                                \
+                int o = oo;                                                                        \
+                for (; o + 2 <= oe; o += 2)                                                        \
+                    TILE(2, 1, o, r);                                                              \
+                if (o < oe)                                                                        \
+                    TILE(1, 1, o, r);                                                              \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* Q8 blocks b and b + 1 of one weight row: codes + 128, and fp16 scales over
+ * 8 lanes each. */
+AI void load_q8_pair(const air_block_q8 *wb, int two, __m512i *uw, __m512 *dw) {
+    __m256i lo = _mm256_loadu_si256((const __m256i *)wb[0].qs);
+    __m128i hlo = _mm_set1_epi16((short)wb[0].d);
+    __m512i q;
+    __m256i h;
+    if (two) {
+        q = _mm512_inserti64x4(_mm512_castsi256_si512(lo),
+                               _mm256_loadu_si256((const __m256i *)wb[1].qs), 1);
+        h = _mm256_inserti128_si256(_mm256_castsi128_si256(hlo), _mm_set1_epi16((short)wb[1].d),
+                                    1);
+    } else {
+        q = _mm512_zextsi256_si512(lo);
+        h = _mm256_zextsi128_si256(hlo);
     }
-    for (int b = 0; b < nb; b++) {
-        __m256i xv[4];
-        float dx[4], sx[4];
-        UNROLL for (int n = 0; n < NR; n++) {
-            const air_block_xq *xb = x + (size_t)(r + n) * nb + b;
-            xv[n] = _mm256_loadu_si256((const __m256i *)xb->q);
-            dx[n] = xb->d;
-            sx[n] = xb->s;
-        }
+    *uw = _mm512_xor_si512(q, _mm512_set1_epi8((char)0x80));
+    *dw = _mm512_cvtph_ps(h);
+}
+
+// y[r][o] = sum over block pairs of 16 lanes: d_w d_x * (exact int dot of 4 products)
+AI void tile_q8(int MR, int NR, const air_block_q8 *W, int nb, const xpair *x, float *y,
+                int n_out, int o, int r) {
+    __m512 acc[4][8];
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+        _mm512_setzero_ps();
+    int np = (nb + 1) / 2;
+    for (int b = 0; b < nb; b += 2) {
+        int two = b + 1 < nb;
+        const xpair *xv = x + (size_t)r * np + b / 2;
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_q8 *wb = W + (size_t)(o + m) * nb + b;
-            if (NR == 1)
-                _mm_prefetch((const char *)wb + PF_BYTES, _MM_HINT_T0);
-            __m256i uw = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)wb->qs), bias);
-            float dw = _cvtsh_ss(wb->d);
-            UNROLL for (int n = 0; n < NR; n++) {
-                acc[m][n] =
-                    _mm256_fmadd_ps(udot32(uw, xv[n]), _mm256_set1_ps(dw * dx[n]), acc[m][n]);
-                corr[m][n] += dw * sx[n];
+            if (NR == 1) {
+                _mm_prefetch((const char *)wb + PF_BYTES, PF_HINT);
+                _mm_prefetch((const char *)wb + PF_BYTES + 64, PF_HINT);
             }
+            __m512i uw;
+            __m512 dw;
+            load_q8_pair(wb, two, &uw, &dw);
+            UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+                fma_pair(acc[m][n], uw, dw, xv + (size_t)n * np);
         }
     }
     UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++)
-        y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]) - 128.0f * corr[m][n];
+        y[(size_t)(r + n) * n_out + o + m] = _mm512_reduce_add_ps(acc[m][n]);
 }
 
 static void mm_q8(const void *W, int n_in, const void *xv, int rows, float *y, int n_out, int o0,
                   int o1) {
-    const air_block_xq *x = xv;
+    const xpair *x = xv;
     int nb = n_in / AIR_Q8_BLOCK;
 #define TILE_Q8(MR, NR, o, r) tile_q8(MR, NR, W, nb, x, y, n_out, o, r)
-    AIR_MM_DRIVE(TILE_Q8, (size_t)nb * sizeof(air_block_q8));
+    DRIVE_INT8(TILE_Q8, (size_t)nb * sizeof(air_block_q8));
 #undef TILE_Q8
 }
 
-/* 128 + round(127 * NF4[c]): unsigned code values for vpdpbusd */
-AI __m256i nf4_table_u8(void) {
+/* 128 + round(127 * NF4[c]) in every 16-byte lane: unsigned code values for
+ * vpdpbusd, looked up with vpshufb */
+AI __m512i nf4_table_u8(void) {
     __m128i t = _mm_loadu_si128((const __m128i *)air_nf4_values_i8);
-    return _mm256_broadcastsi128_si256(_mm_xor_si128(t, _mm_set1_epi8((char)0x80)));
+    return _mm512_broadcast_i32x4(_mm_xor_si128(t, _mm_set1_epi8((char)0x80)));
 }
 
-// y[r][o] = sum_b absmax/127 * sum_h (d_x * dpbusd(128 + nf4_i8[c], q_x) - 128 * s)[r, 2b+h]
-AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const air_block_xq *x, float *y,
+// y[r][o] = sum_b absmax/127 * (16 lanes: d_x * exact int dot of 4 products)[r, 2b, 2b+1]
+AI void tile_nf4(int MR, int NR, const air_block_nf4 *W, int nb, const xpair *x, float *y,
                  int n_out, int o, int r) {
-    const __m256i table = nf4_table_u8();
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m256 acc[4][4];
-    float corr[4][4];
-    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) {
-        acc[m][n] = _mm256_setzero_ps();
-        corr[m][n] = 0.0f;
-    }
+    const __m512i table = nf4_table_u8();
+    const __m512i m4 = _mm512_set1_epi8(15);
+    /* the low nibbles (elements 0-31) to lanes 0-7, the high ones (32-63) to 8-15 */
+    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    const __m512 inv127 = _mm512_set1_ps(1.0f / 127.0f);
+    __m512 acc[4][8];
+    UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+        _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        __m256i xlo[4], xhi[4];
-        float dlo[4], dhi[4], sx[4];
-        UNROLL for (int n = 0; n < NR; n++) {
-            const air_block_xq *xb = x + (size_t)(r + n) * nb * 2 + 2 * b;
-            xlo[n] = _mm256_loadu_si256((const __m256i *)xb[0].q);
-            xhi[n] = _mm256_loadu_si256((const __m256i *)xb[1].q);
-            dlo[n] = xb[0].d;
-            dhi[n] = xb[1].d;
-            sx[n] = xb[0].s + xb[1].s;
-        }
+        const xpair *xv = x + (size_t)r * nb + b;
         UNROLL for (int m = 0; m < MR; m++) {
             const air_block_nf4 *wb = W + (size_t)(o + m) * nb + b;
             if (NR == 1)
-                _mm_prefetch((const char *)wb + PF_BYTES, _MM_HINT_T0);
-            __m256i q = _mm256_loadu_si256((const __m256i *)wb->qs);
-            __m256i ulo = _mm256_shuffle_epi8(table, _mm256_and_si256(q, m4));
-            __m256i uhi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-            float a = wb->absmax * (1.0f / 127.0f);
-            UNROLL for (int n = 0; n < NR; n++) {
-                acc[m][n] =
-                    _mm256_fmadd_ps(udot32(ulo, xlo[n]), _mm256_set1_ps(a * dlo[n]), acc[m][n]);
-                acc[m][n] =
-                    _mm256_fmadd_ps(udot32(uhi, xhi[n]), _mm256_set1_ps(a * dhi[n]), acc[m][n]);
-                corr[m][n] += a * sx[n];
-            }
+                _mm_prefetch((const char *)wb + PF_BYTES, PF_HINT);
+            __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)wb->qs));
+            __m512i uw = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4));
+            __m512 a = _mm512_mul_ps(_mm512_set1_ps(wb->absmax), inv127);
+            UNROLL for (int n = 0; n < NR; n++) acc[m][n] =
+                fma_pair(acc[m][n], uw, a, xv + (size_t)n * nb);
         }
     }
     UNROLL for (int m = 0; m < MR; m++) UNROLL for (int n = 0; n < NR; n++)
-        y[(size_t)(r + n) * n_out + o + m] = hsum8(acc[m][n]) - 128.0f * corr[m][n];
+        y[(size_t)(r + n) * n_out + o + m] = _mm512_reduce_add_ps(acc[m][n]);
 }
 
 static void mm_nf4(const void *W, int n_in, const void *xv, int rows, float *y, int n_out, int o0,
                    int o1) {
-    const air_block_xq *x = xv;
+    const xpair *x = xv;
     int nb = n_in / AIR_NF4_BLOCK;
 #define TILE_NF4(MR, NR, o, r) tile_nf4(MR, NR, W, nb, x, y, n_out, o, r)
-    AIR_MM_DRIVE(TILE_NF4, (size_t)nb * sizeof(air_block_nf4));
+    DRIVE_INT8(TILE_NF4, (size_t)nb * sizeof(air_block_nf4));
 #undef TILE_NF4
 }
 
-/* x (n) -> int8 blocks of 32: d = absmax / 127, q = rint(x * 127 / absmax) */
+/* 32 elements -> int8: d = absmax / 127, q = rint(x * 127 / absmax), as
+ * 2 x 16 int32 (|q| <= 127) */
+AI float quantize32(const float *xb, __m512i *q0, __m512i *q1) {
+    __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    __m512 id = _mm512_set1_ps(amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f);
+    *q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+    *q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+    return amax / 127.0f;
+}
+
+/* x (n) -> air_block_xq (the layout of the AVX2 and reference paths) */
 static void quantize_x(const float *x, air_block_xq *dst, int64_t n) {
     for (int64_t b = 0; b < n / AIR_XQ_BLOCK; b++) {
-        const float *xb = x + b * AIR_XQ_BLOCK;
-        __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
-        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        float d = amax / 127.0f;
-        __m512 id = _mm512_set1_ps(amax != 0.0f ? (1.0f / amax) * 127.0f : 0.0f);
-        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
-        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+        __m512i q0, q1;
+        float d = quantize32(x + b * AIR_XQ_BLOCK, &q0, &q1);
         /* |q| <= 127: the truncating narrow is exact */
         _mm_storeu_si128((__m128i *)dst[b].q, _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(dst[b].q + 16), _mm512_cvtepi32_epi8(q1));
         dst[b].d = d;
         dst[b].s = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
+/* x (n_in) -> xpair row: the same int8 values and scales as quantize_x */
+static void quantize_row(const float *x, void *dst, int n_in) {
+    xpair *p = dst;
+    int nb = n_in / AIR_XQ_BLOCK;
+    for (int b = 0; b < nb; b += 2, p++) {
+        __m512i q0, q1, q2 = _mm512_setzero_si512(), q3 = _mm512_setzero_si512();
+        float d0 = quantize32(x + (size_t)b * AIR_XQ_BLOCK, &q0, &q1), d1 = 0.0f;
+        if (b + 1 < nb)
+            d1 = quantize32(x + (size_t)(b + 1) * AIR_XQ_BLOCK, &q2, &q3);
+        __m512i q = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_set_m128i(_mm512_cvtepi32_epi8(q1),
+                                                    _mm512_cvtepi32_epi8(q0))),
+            _mm256_set_m128i(_mm512_cvtepi32_epi8(q3), _mm512_cvtepi32_epi8(q2)), 1);
+        _mm512_store_si512(p->q, q);
+        _mm512_store_si512(p->neg, _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                       _mm512_set1_epi8((char)0x80),
+                                                       _mm512_sub_epi8(_mm512_setzero_si512(), q)));
+        _mm512_store_ps(p->d, _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)),
+                                                 _mm256_set1_ps(d1), 1));
     }
 }
 
@@ -351,6 +444,8 @@ const air_kernel_table air_ktab_avx512 = {
     .mm = {mm_f32, mm_f16, mm_bf16, mm_q8, mm_nf4},
     .mm_xq = {0, 0, 0, 1, 1},
     .quantize_x = quantize_x,
+    .xq_row_bytes = xq_row_bytes,
+    .quantize_row = quantize_row,
     .rmsnorm = rmsnorm,
     .silu_mul = silu_mul,
     .softmax = softmax,

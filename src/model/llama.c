@@ -54,6 +54,11 @@ void air_mm(air_engine *e, const air_tensor *w, const float *x, int rows, float 
     air_matmul(e->pool, w->dtype, w->data, (int)w->shape[0], (int)w->shape[1], x, rows, y);
 }
 
+/* The air_matmul_n output of a stored tensor into y. */
+static air_mm_out mm_out(const air_tensor *w, float *y) {
+    return (air_mm_out){w->dtype, w->data, (int)w->shape[0], y};
+}
+
 static void add_bias(float *y, const air_tensor *b, int rows, int n) {
     const float *bb = b->data;
     for (int r = 0; r < rows; r++)
@@ -158,9 +163,8 @@ air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_
     /* attention */
     for (int r = 0; r < n; r++)
         air_rmsnorm(h + (size_t)r * d, x + (size_t)r * d, w.attn_norm->data, d, hp->rms_eps);
-    air_mm(e, w.wq, h, n, q);
-    air_mm(e, w.wk, h, n, k);
-    air_mm(e, w.wv, h, n, v);
+    air_mm_out qkv[3] = {mm_out(w.wq, q), mm_out(w.wk, k), mm_out(w.wv, v)};
+    air_matmul_n(e->pool, qkv, 3, d, h, n); /* h quantized once, one pool run */
     if (hp->attn_bias) {
         add_bias(q, w.bq, n, qd);
         add_bias(k, w.bk, n, kvd);
@@ -224,8 +228,8 @@ air_status air_layer_ffn(air_engine *e, int l, const air_layer *lw, const air_ba
 void air_swiglu(air_engine *e, const air_tensor *wg, const air_tensor *wu, const air_tensor *wd,
                 const float *h, int rows, float *g, float *u, float *out) {
     int ff = (int)wg->shape[0];
-    air_mm(e, wg, h, rows, g);
-    air_mm(e, wu, h, rows, u);
+    air_mm_out gate_up[2] = {mm_out(wg, g), mm_out(wu, u)};
+    air_matmul_n(e->pool, gate_up, 2, (int)wg->shape[1], h, rows); /* h quantized once */
     for (int r = 0; r < rows; r++)
         air_silu_mul(g + (size_t)r * ff, g + (size_t)r * ff, u + (size_t)r * ff, ff);
     air_mm(e, wd, g, rows, out);

@@ -362,7 +362,7 @@ static int mm_check(air_isa isa, mm_case *c, const float *y) {
 TEST(matmul_all_isas_formats_shapes) {
     static const int n_outs[] = {1, 7, 16, 33, 67};
     static const int n_ins[] = {64, 192, 576};
-    static const int rowss[] = {1, 2, 7, 33};
+    static const int rowss[] = {1, 2, 7, 13, 33};
     /* normalized error per (isa, format) over all shapes: printed for information */
     double agg_num[N_ISAS][AIR_DT_COUNT] = {{0}}, agg_den[N_ISAS][AIR_DT_COUNT] = {{0}};
     int ran = 0, failed = 0;
@@ -399,6 +399,32 @@ TEST(matmul_all_isas_formats_shapes) {
     ASSERT_EQ_INT(failed, 0);
 }
 
+/* Q8 rows of an odd number of blocks (n_in = 32 * odd): kernels that work
+ * on pairs of blocks must handle the lone last one. */
+TEST(matmul_q8_odd_block_counts) {
+    static const int n_ins[] = {32, 96, 160};
+    static const int rowss[] = {1, 5};
+    int ran = 0, failed = 0;
+    for (size_t b = 0; b < sizeof n_ins / sizeof *n_ins; b++)
+        for (size_t r = 0; r < sizeof rowss / sizeof *rowss; r++) {
+            mm_case c;
+            case_init(&c, AIR_DT_Q8, 9, n_ins[b], rowss[r]);
+            float *y = malloc(sizeof(float) * (size_t)c.rows * c.n_out);
+            for (int k = 0; k < N_ISAS; k++) {
+                if (!air_kernels_force_isa(k_isas[k]))
+                    continue;
+                air_matmul(NULL, c.t, c.W, c.n_out, c.n_in, c.x, c.rows, y);
+                ran++;
+                failed += mm_check(k_isas[k], &c, y);
+            }
+            free(y);
+            case_free(&c);
+        }
+    air_kernels_force_isa(AIR_ISA_REF);
+    ASSERT_TRUE(ran > 0);
+    ASSERT_EQ_INT(failed, 0);
+}
+
 TEST(matmul_threads_identical) {
     air_pool *pools[3] = {air_pool_create(1), air_pool_create(2), air_pool_create(3)};
     for (int p = 0; p < 3; p++)
@@ -431,6 +457,47 @@ TEST(matmul_threads_identical) {
     }
     for (int p = 0; p < 3; p++)
         air_pool_free(pools[p]);
+    air_kernels_force_isa(AIR_ISA_REF);
+    ASSERT_EQ_INT(failed, 0);
+}
+
+/* air_matmul_n (one prepared x, one pool run for several weights, formats
+ * mixed) gives every output bit for bit what air_matmul gives. */
+TEST(matmul_n_equals_separate_matmuls) {
+    static const air_dtype ts[] = {AIR_DT_Q8, AIR_DT_NF4, AIR_DT_F16, AIR_DT_Q8};
+    static const int n_outs[] = {67, 33, 16, 203};
+    air_pool *pool = air_pool_create(2);
+    ASSERT_TRUE(pool != NULL);
+    int failed = 0;
+    for (int k = 0; k < N_ISAS; k++) {
+        if (!air_kernels_force_isa(k_isas[k]))
+            continue;
+        static const int rowss[] = {1, 7};
+        for (int r = 0; r < 2; r++) {
+            mm_case c[4];
+            air_mm_out outs[4];
+            float *ys[4];
+            for (int i = 0; i < 4; i++) {
+                case_init(&c[i], ts[i], n_outs[i], 192, rowss[r]);
+                ys[i] = malloc(sizeof(float) * (size_t)rowss[r] * n_outs[i]);
+                outs[i] = (air_mm_out){ts[i], c[i].W, n_outs[i], malloc(sizeof(float) *
+                                                                        (size_t)rowss[r] * n_outs[i])};
+                air_matmul(pool, ts[i], c[i].W, n_outs[i], 192, c[0].x, rowss[r], ys[i]);
+            }
+            air_matmul_n(pool, outs, 4, 192, c[0].x, rowss[r]);
+            for (int i = 0; i < 4; i++) {
+                if (memcmp(ys[i], outs[i].y, sizeof(float) * (size_t)rowss[r] * n_outs[i])) {
+                    fprintf(stderr, "%s rows=%d output %d (%s): differs from air_matmul\n",
+                            air_isa_name(k_isas[k]), rowss[r], i, air_dtype_name(ts[i]));
+                    failed++;
+                }
+                free(ys[i]);
+                free(outs[i].y);
+                case_free(&c[i]);
+            }
+        }
+    }
+    air_pool_free(pool);
     air_kernels_force_isa(AIR_ISA_REF);
     ASSERT_EQ_INT(failed, 0);
 }
@@ -701,8 +768,10 @@ TEST(pool_caller_takes_unclaimed_slices) {
     air_pool *pool = air_pool_create(4);
     ASSERT_TRUE(pool != NULL);
     int caller_took_other = 0;
-    for (int it = 0; it < 10 && !caller_took_other; it++) {
-        struct timespec ts = {0, 30000000}; /* 30 ms idle: workers go to sleep */
+    /* the caller can be preempted right after publishing a run (a loaded
+     * machine): try up to 100 runs, each after the workers fell asleep */
+    for (int it = 0; it < 100 && !caller_took_other; it++) {
+        struct timespec ts = {0, 20000000}; /* 20 ms idle: workers go to sleep */
         nanosleep(&ts, NULL);
         claim_ctx c;
         memset(&c, 0, sizeof c);
@@ -737,7 +806,9 @@ int main(void) {
     RUN(row_round_trip);
     RUN(dispatch);
     RUN(matmul_all_isas_formats_shapes);
+    RUN(matmul_q8_odd_block_counts);
     RUN(matmul_threads_identical);
+    RUN(matmul_n_equals_separate_matmuls);
     RUN(small_ops_all_isas);
     RUN(softmax_extremes);
     RUN(pool_runs_every_index);

@@ -13,7 +13,7 @@
  * values are random codes / scales: speed does not depend on them.
  *
  *     bench_kernels [--threads 1,2] [--reps 5] [--isa ref|avx2|avx512|neon]
- *                   [--clock wall|cpu] [--quick]
+ *                   [--clock wall|cpu] [--formats 8bit,4bit] [--quick]
  */
 #include <math.h>
 #include <stdint.h>
@@ -206,8 +206,25 @@ static int parse_threads(const char *s, int *out, int max) {
     return n;
 }
 
+/* 1 if `t` is in the comma-separated list (NULL: every format). */
+static int format_wanted(const char *list, air_dtype t) {
+    if (!list)
+        return 1;
+    const char *name = air_dtype_name(t);
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n))
+            return 1;
+        p += len + (e != NULL);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int threads[8] = {1, 2}, n_threads = 2, reps = 5, quick = 0;
+    const char *formats = NULL; /* comma-separated format names; NULL: all */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             n_threads = parse_threads(argv[++i], threads, 8);
@@ -215,6 +232,8 @@ int main(int argc, char **argv) {
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--formats") && i + 1 < argc)
+            formats = argv[++i];
         else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
             g_cpu_clock = !strcmp(argv[++i], "cpu");
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
@@ -235,7 +254,8 @@ int main(int argc, char **argv) {
         } else {
             fprintf(
                 stderr,
-                "usage: %s [--threads 1,2] [--reps 5] [--isa NAME] [--clock wall|cpu] [--quick]\n",
+                "usage: %s [--threads 1,2] [--reps 5] [--isa NAME] [--clock wall|cpu] "
+                "[--formats 8bit,4bit] [--quick]\n",
                 argv[0]);
             return 2;
         }
@@ -290,6 +310,8 @@ int main(int argc, char **argv) {
     printf("| format | bits/weight | threads | tokens/s (mean ± sd) | best tokens/s | "
            "GB/s of weights (best) | %% of bandwidth |\n|---|---|---|---|---|---|---|\n");
     for (int t = 0; t < AIR_DT_COUNT; t++) {
+        if (!format_wanted(formats, (air_dtype)t))
+            continue;
         double bytes = 0;
         int ok = 1;
         for (int i = 0; i < nm; i++) {
@@ -333,6 +355,8 @@ int main(int argc, char **argv) {
     printf("\nPrefill: %dx%d weights, GFLOP/s (2 * rows * n_out * n_in per call)\n\n", dim, dim);
     printf("| format | threads | rows = 64 | rows = 128 |\n|---|---|---|---|\n");
     for (int t = 0; t < AIR_DT_COUNT; t++) {
+        if (!format_wanted(formats, (air_dtype)t))
+            continue;
         void *W = malloc(air_dtype_row_bytes((air_dtype)t, dim) * dim);
         if (!W)
             continue;
