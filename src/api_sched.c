@@ -120,22 +120,20 @@ void air_request_free(air_request *r) {
 /* Ends a request: its on_done (unless let go), then the scheduler's ref.
  * Called with s->mu held; the request is in no list any more. */
 static void request_done(air_sched *s, air_request *r, air_status st, const char *msg) {
-    pthread_mutex_lock(&r->mu);
-    if (!r->released && r->on_done) {
-        if (st) {
-            r->on_done(r->user_p.user, st, msg ? msg : air_strerror(st), NULL);
-        } else {
-            air_result res;
-            memset(&res, 0, sizeof res);
-            air_response_finish(&r->resp, r->seq.stopped_by_eos, &res);
-            double pre = r->seq.t_prefilled > 0 ? r->seq.t_prefilled - r->seq.t_start : 0;
-            double dec = r->seq.t_prefilled > 0 ? r->seq.t_end - r->seq.t_prefilled : 0;
-            air_result_stats(&res, r->seq.n_prompt, r->seq.n_gen, pre, dec);
-            r->on_done(r->user_p.user, AIR_OK, NULL, &res);
-            free(res.text);
-        }
+    air_result res;
+    memset(&res, 0, sizeof res);
+    if (!st) {
+        /* the text's tail goes out through on_text (which takes r->mu itself) */
+        air_response_finish(&r->resp, r->seq.stopped_by_eos, &res);
+        double pre = r->seq.t_prefilled > 0 ? r->seq.t_prefilled - r->seq.t_start : 0;
+        double dec = r->seq.t_prefilled > 0 ? r->seq.t_end - r->seq.t_prefilled : 0;
+        air_result_stats(&res, r->seq.n_prompt, r->seq.n_gen, pre, dec);
     }
+    pthread_mutex_lock(&r->mu);
+    if (!r->released && r->on_done)
+        r->on_done(r->user_p.user, st, st ? (msg ? msg : air_strerror(st)) : NULL, st ? NULL : &res);
     pthread_mutex_unlock(&r->mu);
+    free(res.text);
     if (r->kv_bytes && r->seq.kv) {
         s->stats.kv_bytes -= r->kv_bytes;
         air_seq_free(&r->seq); /* the cache goes back now, not when the caller frees */

@@ -45,6 +45,9 @@ air_status air_seq_init(air_seq *s, const air_hparams *hp, const int32_t *prompt
                        "%d (max_seq_len) allows; shorten it or raise max_seq_len",
                        n_past + n_prompt, ctx);
     int cap = opt->max_tokens > 0 ? opt->max_tokens : 0;
+    if (cap > ctx - n_past - n_prompt + 1)
+        cap = ctx - n_past - n_prompt + 1; /* what the context can hold */
+    s->opt.max_tokens = cap;
     s->prompt = malloc(sizeof(int32_t) * (size_t)n_prompt);
     s->gen = malloc(sizeof(int32_t) * (size_t)(cap + 1));
     s->smp = air_sampler_new(&opt->sampler, hp->n_vocab);

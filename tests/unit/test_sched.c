@@ -16,6 +16,7 @@
 
 static char g_cache[1024];
 static cJSON *g_golden;
+static const char *const k_never[1] = {"\x01\x02 never generated"};
 
 typedef struct {
     pthread_mutex_t mu;
@@ -112,6 +113,10 @@ TEST(concurrent_greedy_answers_match_transformers) {
             air_gen_params gp = air_gen_default_params();
             gp.temperature = 0;
             gp.max_tokens = 24 - 5 * c; /* different lengths: sequences leave at different sweeps */
+            if (c == 1) { /* a stop string that never matches: the text's tail is held back */
+                gp.stop = k_never;
+                gp.n_stop = 1;
+            }
             gp.on_text = on_text;
             gp.user = j;
             ASSERT_OK(air_sched_submit(s, msgs, n, NULL, &gp, on_done, &reqs[c * nc + i]));
@@ -128,6 +133,10 @@ TEST(concurrent_greedy_answers_match_transformers) {
             air_gen_params gp = air_gen_default_params();
             gp.temperature = 0;
             gp.max_tokens = 24 - 5 * c;
+            if (c == 1) {
+                gp.stop = k_never;
+                gp.n_stop = 1;
+            }
             air_result alone;
             ASSERT_OK(air_chat(m, msgs, n, &gp, &alone));
             ASSERT_EQ_STR(j->text, alone.text);
