@@ -78,10 +78,19 @@ class Server:
         return self.proc.returncode
 
 
-def start(tmp_path_factory, *extra, exe=None, env=None, port=0):
+def start(tmp_path_factory, *extra, exe=None, env=None, port=0, model=None):
     cache = str(tmp_path_factory.mktemp("cache"))
-    return Server([TINY_CHAT, "-c", "none", "-q", "--port", str(port), *extra], cache, exe=exe,
-                  env=env)
+    args = [model, "-q"] if model else [TINY_CHAT, "-c", "none", "-q"]
+    return Server([*args, "--port", str(port), *extra], cache, exe=exe, env=env)
+
+
+def default_model():
+    """The real default model (SmolLM2-135M-Instruct GGUF), or a skip."""
+    d = os.environ.get("AIRLLM_MODELS_DIR") or os.path.join(REPO, "models")
+    p = os.path.join(d, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if not os.path.isfile(p):
+        pytest.skip(f"{p} is missing: scripts/fetch-default-model.sh fetches it")
+    return p
 
 
 @pytest.fixture(scope="session")

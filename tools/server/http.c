@@ -428,6 +428,28 @@ static int authorized(server *s, struct MHD_Connection *c) {
     return diff == 0;
 }
 
+/* GET /metrics: the schedulers' counters. */
+static char *metrics(server *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(o, "models");
+    for (int i = 0; i < s->n_models; i++) {
+        air_sched_stats st;
+        air_sched_get_stats(s->models[i].sched, &st);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "model", s->models[i].id);
+        cJSON_AddNumberToObject(e, "active", st.active);
+        cJSON_AddNumberToObject(e, "queued", st.queued);
+        cJSON_AddNumberToObject(e, "sweeps", (double)st.sweeps);
+        cJSON_AddNumberToObject(e, "rows", (double)st.rows);
+        cJSON_AddNumberToObject(e, "tokens", (double)st.tokens);
+        cJSON_AddNumberToObject(e, "kv_bytes", (double)st.kv_bytes);
+        cJSON_AddItemToArray(a, e);
+    }
+    char *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls) {
@@ -466,6 +488,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                                   strdup("{\"status\":\"loading model\"}"));
         return (enum MHD_Result)srv_send_json(&r, MHD_HTTP_OK, strdup("{\"status\":\"ok\"}"));
     }
+    if (strcmp(url, "/metrics") == 0 && atomic_load(&s->ready))
+        return (enum MHD_Result)srv_send_json(&r, MHD_HTTP_OK, metrics(s));
     if (strcmp(url, "/") == 0 && (!strcmp(method, "GET") || !strcmp(method, "HEAD")))
         return (enum MHD_Result)srv_send_json(&r, MHD_HTTP_OK, strdup("\"airllm is running\""));
     if (!authorized(s, c))
