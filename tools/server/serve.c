@@ -43,6 +43,11 @@ static void usage(FILE *f) {
             "      --ctx N             context length of each request (default: --max-seq-len)\n"
             "      --max-connections N open connections at most (default 128)\n"
             "      --max-body SIZE     largest request body (default 4M; larger: 413)\n"
+            "      --kv-ram SIZE       memory for the KV caches of all requests together; a\n"
+            "                          request waits until its cache fits. It counts against\n"
+            "                          --ram: layers get --ram minus this. Default: a quarter\n"
+            "                          of --ram when --ram is given (> 0), else --max-batch\n"
+            "                          full contexts\n"
             "\n" CLI_MODEL_HELP "\n"
             "Examples:\n"
             "  airllm serve\n"
@@ -95,7 +100,7 @@ int cli_serve(int argc, char **argv) {
     if (api_key && !*api_key)
         api_key = NULL;
     air_sched_params sp = air_sched_default_params();
-    long long max_body = 4 << 20;
+    long long max_body = 4 << 20, kv_ram = 0;
     static struct option opts[] = {{"host", required_argument, 0, 3001},
                                    {"port", required_argument, 0, 3002},
                                    {"api-key", required_argument, 0, 3003},
@@ -104,6 +109,7 @@ int cli_serve(int argc, char **argv) {
                                    {"max-queue", required_argument, 0, 3006},
                                    {"max-connections", required_argument, 0, 3007},
                                    {"max-body", required_argument, 0, 3008},
+                                   {"kv-ram", required_argument, 0, 3009},
                                    {"help", no_argument, 0, 'h'},
                                    CLI_MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
@@ -120,12 +126,13 @@ int cli_serve(int argc, char **argv) {
         case 3006: sp.max_queue = atoi(optarg); break;
         case 3007: max_conn = atoi(optarg); break;
         case 3008: max_body = cli_parse_size(optarg); break;
+        case 3009: kv_ram = cli_parse_size(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (port < 0 || port > 65535 || sp.max_batch < 1 || sp.max_queue < 0 || max_conn < 1 ||
-        ctx < 0 || max_body <= 0) {
+        ctx < 0 || max_body <= 0 || kv_ram < 0) {
         fprintf(stderr, "airllm serve: --port must be 0..65535, --max-batch, --max-connections "
                         "and --max-body positive, --max-queue and --ctx not negative\n");
         return 2;
@@ -135,6 +142,18 @@ int cli_serve(int argc, char **argv) {
                         "give --api-key KEY or set AIRLLM_API_KEY\n", host);
         return 2;
     }
+    /* the KV caches count against the RAM budget: layers get the rest */
+    uint64_t ram = mo.mp.ram_budget;
+    if (ram != AIR_RAM_AUTO && ram > 0) {
+        if (kv_ram == 0)
+            kv_ram = (long long)(ram / 4);
+        if ((uint64_t)kv_ram >= ram) {
+            fprintf(stderr, "airllm serve: --kv-ram must be smaller than --ram\n");
+            return 2;
+        }
+        mo.mp.ram_budget = ram - (uint64_t)kv_ram;
+    }
+    sp.kv_budget = (uint64_t)kv_ram; /* 0: max_batch full contexts */
     if (ctx > 0 && mo.mp.max_seq_len < ctx)
         mo.mp.max_seq_len = ctx; /* the model's context must hold a request's */
     sp.max_seq_len = ctx;
