@@ -117,67 +117,54 @@ air_status air_sweep_step(air_engine *e, air_seq *const *seqs, int n, int max_pr
     const air_hparams *hp = air_engine_hparams(e);
     if (n_rows)
         *n_rows = 0;
-    /* aborts, then count rows */
+    int *take = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)); /* rows each sequence puts in */
+    if (!take)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    /* aborts, then the rows of each sequence */
     int rows = 0, wanted = 0, budget = max_prefill > 0 ? max_prefill : 0x7fffffff;
     for (int i = 0; i < n; i++) {
         air_seq *s = seqs[i];
+        take[i] = 0;
         if (s->done)
             continue;
         if (s->opt.should_abort && s->opt.should_abort(s->opt.user)) {
             finish(s, air_err(AIR_ERR_ABORTED, "generation aborted after %d tokens", s->n_gen));
             continue;
         }
+        int k = 1; /* decode: the last sampled token */
         if (s->n_fed < s->n_prompt) {
-            int k = s->n_prompt - s->n_fed;
+            k = s->n_prompt - s->n_fed;
             if (k > budget)
                 k = budget;
             budget -= k;
-            rows += k;
-            wanted += s->n_fed + k == s->n_prompt;
-        } else {
-            rows++;
-            wanted++;
         }
+        take[i] = k;
+        rows += k;
+        wanted += s->n_fed >= s->n_prompt || s->n_fed + k == s->n_prompt;
     }
-    if (rows == 0)
+    if (rows == 0) {
+        free(take);
         return AIR_OK;
+    }
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)rows);
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)rows);
     air_kv **kvs = malloc(sizeof(air_kv *) * (size_t)rows);
     uint8_t *want = malloc((size_t)rows);
-    int *take = malloc(sizeof(int) * (size_t)n); /* rows each sequence put in */
     float *logits = malloc(sizeof(float) * (size_t)(wanted ? wanted : 1) * (size_t)hp->n_vocab);
     air_status st = AIR_OK;
-    if (!tok || !pos || !kvs || !want || !take || !logits) {
+    if (!tok || !pos || !kvs || !want || !logits) {
         st = air_err(AIR_ERR_NOMEM, "out of memory for a pass of %d rows", rows);
         goto out;
     }
     int r = 0;
-    budget = max_prefill > 0 ? max_prefill : 0x7fffffff;
     for (int i = 0; i < n; i++) {
         air_seq *s = seqs[i];
-        take[i] = 0;
-        if (s->done)
-            continue;
-        if (s->n_fed < s->n_prompt) {
-            int k = s->n_prompt - s->n_fed;
-            if (k > budget)
-                k = budget;
-            budget -= k;
-            for (int j = 0; j < k; j++, r++) {
-                tok[r] = s->prompt[s->n_fed + j];
-                pos[r] = s->kv->n_past + j;
-                kvs[r] = s->kv;
-                want[r] = j == k - 1 && s->n_fed + k == s->n_prompt;
-            }
-            take[i] = k;
-        } else {
-            tok[r] = s->gen[s->n_gen - 1];
-            pos[r] = s->kv->n_past;
+        int prefill = s->n_fed < s->n_prompt;
+        for (int j = 0; j < take[i]; j++, r++) {
+            tok[r] = prefill ? s->prompt[s->n_fed + j] : s->gen[s->n_gen - 1];
+            pos[r] = s->kv->n_past + j;
             kvs[r] = s->kv;
-            want[r] = 1;
-            r++;
-            take[i] = 1;
+            want[r] = j == take[i] - 1 && (!prefill || s->n_fed + take[i] == s->n_prompt);
         }
     }
     air_batch b = {rows, tok, pos, kvs, want, logits};

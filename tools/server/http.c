@@ -118,6 +118,50 @@ const char *srv_parse_messages(const cJSON *arr, air_message **out, int *n, cJSO
     return NULL;
 }
 
+const char *srv_parse_sampling(const cJSON *o, air_gen_params *gp) {
+    static const struct {
+        const char *key;
+        double lo, hi;
+        int lo_open;
+        const char *err;
+    } k_fields[] = {
+        {"temperature", 0, 2, 0, "\"temperature\" must be a number from 0 to 2"},
+        {"top_p", 0, 1, 1, "\"top_p\" must be a number in (0, 1]"},
+        {"top_k", 0, 1e9, 0, "\"top_k\" must be a non-negative integer"},
+        {"min_p", 0, 1, 0, "\"min_p\" must be a number from 0 to 1"},
+        {"repeat_penalty", 0, 1e9, 1, "\"repeat_penalty\" must be a positive number"},
+        {"seed", -1e300, 1e300, 0, "\"seed\" must be an integer"},
+    };
+    for (size_t i = 0; i < sizeof k_fields / sizeof k_fields[0]; i++) {
+        double d;
+        int k = srv_num(o, k_fields[i].key, &d);
+        if (!k)
+            continue;
+        if (k < 0 || d < k_fields[i].lo || d > k_fields[i].hi ||
+            (k_fields[i].lo_open && d == k_fields[i].lo))
+            return k_fields[i].err;
+        switch (i) {
+        case 0: gp->temperature = (float)d; break;
+        case 1: gp->top_p = (float)d; break;
+        case 2: gp->top_k = (int)d; break;
+        case 3: gp->min_p = (float)d; break;
+        case 4: gp->repeat_penalty = (float)d; break;
+        default: gp->seed = (uint64_t)(int64_t)d; break;
+        }
+    }
+    return NULL;
+}
+
+cJSON *srv_parse_body(const srv_req *r, int *ret) {
+    cJSON *req = cJSON_ParseWithLength(r->body, r->body_len);
+    if (cJSON_IsObject(req))
+        return req;
+    cJSON_Delete(req);
+    *ret = srv_send_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
+                          "the body is not a JSON object");
+    return NULL;
+}
+
 const char *srv_parse_stop(const cJSON *v, const char ***out, int *n) {
     *out = NULL;
     *n = 0;

@@ -96,38 +96,11 @@ static const char *parse_options(const cJSON *opt, air_gen_params *gp, const cha
         return NULL;
     if (!cJSON_IsObject(opt))
         return "\"options\" must be an object";
+    const char *err = srv_parse_sampling(opt, gp);
+    if (err)
+        return err;
     double d;
     int k;
-    if ((k = srv_num(opt, "temperature", &d))) {
-        if (k < 0 || d < 0)
-            return "options.temperature must be a non-negative number";
-        gp->temperature = (float)d;
-    }
-    if ((k = srv_num(opt, "top_p", &d))) {
-        if (k < 0 || d <= 0 || d > 1)
-            return "options.top_p must be a number in (0, 1]";
-        gp->top_p = (float)d;
-    }
-    if ((k = srv_num(opt, "top_k", &d))) {
-        if (k < 0 || d < 0)
-            return "options.top_k must be a non-negative integer";
-        gp->top_k = (int)d;
-    }
-    if ((k = srv_num(opt, "min_p", &d))) {
-        if (k < 0 || d < 0 || d > 1)
-            return "options.min_p must be a number from 0 to 1";
-        gp->min_p = (float)d;
-    }
-    if ((k = srv_num(opt, "repeat_penalty", &d))) {
-        if (k < 0 || d <= 0)
-            return "options.repeat_penalty must be a positive number";
-        gp->repeat_penalty = (float)d;
-    }
-    if ((k = srv_num(opt, "seed", &d))) {
-        if (k < 0)
-            return "options.seed must be an integer";
-        gp->seed = (uint64_t)(int64_t)d;
-    }
     if ((k = srv_num(opt, "num_predict", &d))) {
         if (k < 0 || d == 0 || d < -2 || d > 1e7)
             return "options.num_predict must be a positive integer, -1 or -2";
@@ -140,16 +113,13 @@ static const char *parse_options(const cJSON *opt, air_gen_params *gp, const cha
 }
 
 static int generate(const srv_req *r, int chat) {
-    cJSON *req = cJSON_ParseWithLength(r->body, r->body_len);
-    if (!cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        return srv_send_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
-                              "the body is not a JSON object");
-    }
+    int ret;
+    cJSON *req = srv_parse_body(r, &ret);
+    if (!req)
+        return ret;
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "model");
     const char *name = cJSON_IsString(jm) ? jm->valuestring : NULL;
     srv_model *m = srv_find_model(r->srv, name);
-    int ret;
     air_message *msgs = NULL, two[2];
     int n = 0;
     cJSON *keep = NULL;
@@ -244,19 +214,17 @@ static int tags(const srv_req *r) {
 }
 
 static int show(const srv_req *r) {
-    cJSON *req = cJSON_ParseWithLength(r->body, r->body_len);
-    if (!cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        return srv_send_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
-                              "the body is not a JSON object");
-    }
+    int ret;
+    cJSON *req = srv_parse_body(r, &ret);
+    if (!req)
+        return ret;
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "model");
     if (!cJSON_IsString(jm))
         jm = cJSON_GetObjectItemCaseSensitive(req, "name");
     const char *name = cJSON_IsString(jm) ? jm->valuestring : "";
     srv_model *m = *name ? srv_find_model(r->srv, name) : NULL;
     if (!m) {
-        int ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "not_found", "model '%s' not found", name);
+        ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "not_found", "model '%s' not found", name);
         cJSON_Delete(req);
         return ret;
     }

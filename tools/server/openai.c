@@ -142,31 +142,9 @@ static const char *parse_params(const cJSON *req, air_gen_params *gp, int *strea
             return "\"max_tokens\" must be a positive integer";
         gp->max_tokens = (int)d;
     }
-    if ((k = srv_num(req, "temperature", &d))) {
-        if (k < 0 || d < 0 || d > 2)
-            return "\"temperature\" must be a number from 0 to 2";
-        gp->temperature = (float)d;
-    }
-    if ((k = srv_num(req, "top_p", &d))) {
-        if (k < 0 || d <= 0 || d > 1)
-            return "\"top_p\" must be a number in (0, 1]";
-        gp->top_p = (float)d;
-    }
-    if ((k = srv_num(req, "top_k", &d))) {
-        if (k < 0 || d < 0)
-            return "\"top_k\" must be a non-negative integer";
-        gp->top_k = (int)d;
-    }
-    if ((k = srv_num(req, "min_p", &d))) {
-        if (k < 0 || d < 0 || d > 1)
-            return "\"min_p\" must be a number from 0 to 1";
-        gp->min_p = (float)d;
-    }
-    if ((k = srv_num(req, "seed", &d))) {
-        if (k < 0)
-            return "\"seed\" must be an integer";
-        gp->seed = (uint64_t)(int64_t)d;
-    }
+    const char *err = srv_parse_sampling(req, gp);
+    if (err)
+        return err;
     if ((k = srv_num(req, "n", &d)) && (k < 0 || d != 1))
         return "only \"n\": 1 is supported";
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(req, "stream");
@@ -189,16 +167,13 @@ static const char *parse_params(const cJSON *req, air_gen_params *gp, int *strea
 }
 
 static int completion(const srv_req *r, int chat) {
-    cJSON *req = cJSON_ParseWithLength(r->body, r->body_len);
-    if (!cJSON_IsObject(req)) {
-        cJSON_Delete(req);
-        return srv_send_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
-                              "the body is not a JSON object");
-    }
+    int ret;
+    cJSON *req = srv_parse_body(r, &ret);
+    if (!req)
+        return ret;
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "model");
     const char *name = cJSON_IsString(jm) ? jm->valuestring : NULL;
     srv_model *m = srv_find_model(r->srv, name);
-    int ret;
     air_message *msgs = NULL;
     int n = 0;
     cJSON *keep = NULL;

@@ -125,6 +125,12 @@ const char *srv_parse_messages(const cJSON *arr, air_message **out, int *n, cJSO
 /* Stop strings from a string or an array of strings (borrowed from v).
  * Returns NULL or an error message (static). */
 const char *srv_parse_stop(const cJSON *v, const char ***out, int *n);
+/* temperature, top_p, top_k, min_p, repeat_penalty, seed of o into gp.
+ * Returns NULL or an error message (static). */
+const char *srv_parse_sampling(const cJSON *o, air_gen_params *gp);
+/* The request body as a JSON object, or NULL after answering 400 (*ret is
+ * then the MHD result). Caller frees with cJSON_Delete. */
+cJSON *srv_parse_body(const srv_req *r, int *ret);
 /* Number member k of o into *out; 0 when absent, -1 when not a number. */
 int srv_num(const cJSON *o, const char *k, double *out);
 
