@@ -27,10 +27,10 @@
 
 struct air_request {
     air_sched *s;
-    pthread_mutex_t mu;  /* held while callbacks run */
-    atomic_int refs;     /* the caller's and the scheduler's */
+    pthread_mutex_t mu; /* held while callbacks run */
+    atomic_int refs;    /* the caller's and the scheduler's */
     atomic_int cancelled;
-    int released;        /* the caller let go: no more callbacks (under mu) */
+    int released;          /* the caller let go: no more callbacks (under mu) */
     air_gen_params user_p; /* the caller's on_text / user */
     air_done_cb on_done;
     char **stops;
@@ -131,7 +131,8 @@ static void request_done(air_sched *s, air_request *r, air_status st, const char
     }
     pthread_mutex_lock(&r->mu);
     if (!r->released && r->on_done)
-        r->on_done(r->user_p.user, st, st ? (msg ? msg : air_strerror(st)) : NULL, st ? NULL : &res);
+        r->on_done(r->user_p.user, st, st ? (msg ? msg : air_strerror(st)) : NULL,
+                   st ? NULL : &res);
     pthread_mutex_unlock(&r->mu);
     free(res.text);
     if (r->kv_bytes && r->seq.kv) {
@@ -231,8 +232,10 @@ air_status air_sched_start(air_model *m, const air_sched_params *params, air_sch
     if (!m)
         return air_err(AIR_ERR_INVALID_ARG, "air_sched_start: no model");
     if (!m->tok)
-        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
-                       "generation needs one", m->name);
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "model %s has no tokenizer (tokenizer.json): text "
+                       "generation needs one",
+                       m->name);
     air_sched *s = calloc(1, sizeof *s);
     if (!s)
         return air_err(AIR_ERR_NOMEM, "out of memory");
@@ -244,8 +247,8 @@ air_status air_sched_start(air_model *m, const air_sched_params *params, air_sch
         s->p.max_queue = 0;
     s->max_seq = s->p.max_seq_len > 0 ? s->p.max_seq_len : m->max_seq;
     if (s->p.kv_budget == 0)
-        s->p.kv_budget = (uint64_t)s->p.max_batch * air_kv_bytes(air_engine_hparams(m->engine),
-                                                                  s->max_seq);
+        s->p.kv_budget =
+            (uint64_t)s->p.max_batch * air_kv_bytes(air_engine_hparams(m->engine), s->max_seq);
     s->active = calloc((size_t)s->p.max_batch, sizeof *s->active);
     if (!s->active) {
         free(s);
@@ -323,7 +326,8 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
     if (!st)
         st = air_prompt_tokens(s->m, messages, n, raw_prompt, p.json, &r->ids, &r->n_ids);
     if (!st && r->n_ids + (p.max_tokens > 0 ? 1 : 0) > (size_t)s->max_seq)
-        st = air_err(AIR_ERR_LIMIT, "the prompt has %zu tokens, more than the context of a "
+        st = air_err(AIR_ERR_LIMIT,
+                     "the prompt has %zu tokens, more than the context of a "
                      "request (%d tokens) allows; shorten it or raise the context length",
                      r->n_ids, s->max_seq);
     if (!st && p.json)
@@ -335,9 +339,10 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
         r->kv_bytes = air_seq_kv_bytes(air_engine_hparams(s->m->engine), (int)r->n_ids,
                                        p.max_tokens, s->max_seq);
         if (r->kv_bytes > s->p.kv_budget)
-            st = air_err(AIR_ERR_LIMIT, "the request needs %zu MiB of KV cache, more than the "
-                         "budget of %llu MiB; ask for fewer tokens", r->kv_bytes >> 20,
-                         (unsigned long long)(s->p.kv_budget >> 20));
+            st = air_err(AIR_ERR_LIMIT,
+                         "the request needs %zu MiB of KV cache, more than the "
+                         "budget of %llu MiB; ask for fewer tokens",
+                         r->kv_bytes >> 20, (unsigned long long)(s->p.kv_budget >> 20));
     }
     if (st) {
         request_unref(r);
@@ -349,8 +354,10 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
         int na = s->n_active, nq = s->n_queued;
         pthread_mutex_unlock(&s->mu);
         request_unref(r);
-        return busy ? air_err(AIR_ERR_LIMIT, "busy: %d requests running and %d waiting (the "
-                              "most the queue takes); retry later", na, nq)
+        return busy ? air_err(AIR_ERR_LIMIT,
+                              "busy: %d requests running and %d waiting (the "
+                              "most the queue takes); retry later",
+                              na, nq)
                     : air_err(AIR_ERR_ABORTED, "the scheduler is stopping");
     }
     atomic_store(&r->refs, 2);

@@ -11,7 +11,8 @@
 #include "util/error.h"
 
 air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_prompt,
-                        const air_gen_options *opt, int32_t **out, int *n_out, air_gen_stats *stats) {
+                        const air_gen_options *opt, int32_t **out, int *n_out,
+                        air_gen_stats *stats) {
     *out = NULL;
     *n_out = 0;
     air_gen_stats stt = {0};

@@ -41,7 +41,8 @@ air_status air_seq_init(air_seq *s, const air_hparams *hp, const int32_t *prompt
         return air_err(AIR_ERR_INVALID_ARG, "the prompt is empty (no tokens)");
     int n_past = kv ? kv->n_past : 0, ctx = kv ? kv->max_seq : max_seq;
     if (n_past + n_prompt + (opt->max_tokens > 0 ? 1 : 0) > ctx)
-        return air_err(AIR_ERR_LIMIT, "the prompt has %d tokens, more than the context length "
+        return air_err(AIR_ERR_LIMIT,
+                       "the prompt has %d tokens, more than the context length "
                        "%d (max_seq_len) allows; shorten it or raise max_seq_len",
                        n_past + n_prompt, ctx);
     int cap = opt->max_tokens > 0 ? opt->max_tokens : 0;

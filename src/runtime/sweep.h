@@ -29,19 +29,19 @@ typedef struct {
     air_gen_options opt;
     int32_t *prompt; /* copy */
     int n_prompt;
-    air_kv *kv;    /* the sequence's cache: own_kv, or one lent by the caller */
+    air_kv *kv; /* the sequence's cache: own_kv, or one lent by the caller */
     air_kv own_kv;
     /* state */
-    int n_fed;     /* prompt tokens already in the KV cache */
-    int32_t *gen;  /* generated ids (EOS excluded), capacity max_tokens + 1 */
+    int n_fed;    /* prompt tokens already in the KV cache */
+    int32_t *gen; /* generated ids (EOS excluded), capacity max_tokens + 1 */
     int n_gen;
     air_sampler *smp;
     uint8_t *allowed; /* constraint mask (n_vocab), NULL without a constraint */
     int done;         /* finished: by EOS, max_tokens, the callback, the constraint,
                          the context end or an error */
     int stopped_by_eos;
-    air_status err;   /* AIR_OK unless the sequence failed */
-    char errmsg[256]; /* air_last_error() when it failed */
+    air_status err;                     /* AIR_OK unless the sequence failed */
+    char errmsg[256];                   /* air_last_error() when it failed */
     double t_start, t_prefilled, t_end; /* monotonic seconds */
 } air_seq;
 
@@ -64,7 +64,6 @@ size_t air_seq_kv_bytes(const air_hparams *hp, int n_prompt, int max_tokens, int
  * in prefill, in order. Sequences that finish get done = 1 (and err when they
  * failed). A failing forward pass marks every sequence in it failed and is
  * returned. *n_rows (may be NULL) receives the rows of the pass. */
-air_status air_sweep_step(air_engine *e, air_seq *const *seqs, int n, int max_prefill,
-                          int *n_rows);
+air_status air_sweep_step(air_engine *e, air_seq *const *seqs, int n, int max_prefill, int *n_rows);
 
 #endif

@@ -76,8 +76,9 @@ static void job_wait(job *j) {
 static int to_msgs(const cJSON *jm, air_message *msgs) {
     int n = 0;
     const cJSON *e;
-    cJSON_ArrayForEach(e, jm) msgs[n++] = (air_message){
-        cJSON_GetObjectItem(e, "role")->valuestring, cJSON_GetObjectItem(e, "content")->valuestring};
+    cJSON_ArrayForEach(e, jm) msgs[n++] =
+        (air_message){cJSON_GetObjectItem(e, "role")->valuestring,
+                      cJSON_GetObjectItem(e, "content")->valuestring};
     return n;
 }
 
@@ -95,7 +96,7 @@ TEST(concurrent_greedy_answers_match_transformers) {
     air_model *m = open_tiny();
     ASSERT_TRUE(m != NULL);
     air_sched_params sp = air_sched_default_params();
-    sp.max_batch = 4; /* fewer places than requests: some wait in the queue */
+    sp.max_batch = 4;     /* fewer places than requests: some wait in the queue */
     sp.prefill_chunk = 7; /* prompts arrive in several chunks, next to decode rows */
     air_sched *s = NULL;
     ASSERT_OK(air_sched_start(m, &sp, &s));

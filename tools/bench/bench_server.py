@@ -20,7 +20,8 @@ Usage:
     tools/bench/bench_server.py /tmp/bench-model --ram 0       # every layer streamed
     tools/bench/bench_server.py /tmp/bench-model --ram 64G     # every layer resident
 Options: --compression C (default 4bit), --tokens N (per request, default
-16), --concurrency 1,4,8,16, --rounds R (best of R, default 1), --binary
+16), --concurrency 1,4,8,16, --rounds R (the median of R rounds, run
+interleaved over the concurrencies; default 3), --binary
 PATH (default build/airllm), --cache-dir DIR.
 """
 
@@ -118,7 +119,7 @@ def main():
     ap.add_argument("--compression", default="4bit")
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--concurrency", default="1,4,8,16")
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--binary", default=os.path.join(REPO, "build", "airllm"))
     ap.add_argument("--cache-dir")
     args = ap.parse_args()
@@ -126,15 +127,18 @@ def main():
     proc, base = start_server(args)
     try:
         one_round(base, 1, 2)  # warm-up: first reads, allocations
-        rows = []
-        for n in (int(x) for x in args.concurrency.split(",")):
-            best = max((one_round(base, n, args.tokens) for _ in range(args.rounds)),
-                       key=lambda r: r["tps"])
-            rows.append(best)
-            print(f"N={n}: {best['tokens']} tokens in {best['wall']:.2f} s = "
-                  f"{best['tps']:.2f} tok/s, {best['sweeps']} sweeps", file=sys.stderr)
+        ns = [int(x) for x in args.concurrency.split(",")]
+        runs = {n: [] for n in ns}
+        for k in range(args.rounds):  # interleaved, so load changes hit every N alike
+            for n in ns:
+                r = one_round(base, n, args.tokens)
+                runs[n].append(r)
+                print(f"round {k + 1} N={n}: {r['tokens']} tokens in {r['wall']:.2f} s = "
+                      f"{r['tps']:.2f} tok/s, {r['sweeps']} sweeps", file=sys.stderr)
+        rows = [sorted(runs[n], key=lambda r: r["tps"])[(len(runs[n]) - 1) // 2] for n in ns]
         base_tps = rows[0]["tps"]
-        print(f"\n`--ram {args.ram}`, {args.compression}, {args.tokens} tokens per request:\n")
+        print(f"\n`--ram {args.ram}`, {args.compression}, {args.tokens} tokens per request, "
+              f"median of {args.rounds} interleaved rounds:\n")
         print("| concurrent | tokens | wall s | aggregate tok/s | × one | sweeps | tokens/sweep |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:

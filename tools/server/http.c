@@ -141,12 +141,24 @@ const char *srv_parse_sampling(const cJSON *o, air_gen_params *gp) {
             (k_fields[i].lo_open && d == k_fields[i].lo))
             return k_fields[i].err;
         switch (i) {
-        case 0: gp->temperature = (float)d; break;
-        case 1: gp->top_p = (float)d; break;
-        case 2: gp->top_k = (int)d; break;
-        case 3: gp->min_p = (float)d; break;
-        case 4: gp->repeat_penalty = (float)d; break;
-        default: gp->seed = (uint64_t)(int64_t)d; break;
+        case 0:
+            gp->temperature = (float)d;
+            break;
+        case 1:
+            gp->top_p = (float)d;
+            break;
+        case 2:
+            gp->top_k = (int)d;
+            break;
+        case 3:
+            gp->min_p = (float)d;
+            break;
+        case 4:
+            gp->repeat_penalty = (float)d;
+            break;
+        default:
+            gp->seed = (uint64_t)(int64_t)d;
+            break;
         }
     }
     return NULL;
@@ -199,7 +211,8 @@ srv_model *srv_find_model(server *s, const char *name) {
         len -= 7; /* Ollama's default tag */
     for (int i = 0; i < s->n_models; i++) {
         const char *id = s->models[i].id;
-        if ((strlen(id) == len && strncmp(id, name, len) == 0) || strcmp(s->models[i].info.name, name) == 0)
+        if ((strlen(id) == len && strncmp(id, name, len) == 0) ||
+            strcmp(s->models[i].info.name, name) == 0)
             return &s->models[i];
     }
     return NULL;
@@ -227,7 +240,9 @@ unsigned srv_status_of(air_status st) {
  * responses
  * ------------------------------------------------------------------------- */
 
-static int is_ollama(const char *url) { return strncmp(url, "/api/", 5) == 0; }
+static int is_ollama(const char *url) {
+    return strncmp(url, "/api/", 5) == 0;
+}
 
 int srv_send_json(const srv_req *r, unsigned status, char *body) {
     struct MHD_Response *resp =
@@ -273,8 +288,6 @@ static void job_unref(job *j) {
     air_sb_free(&j->wire);
     free(j->error);
     free(j->result.text);
-    for (int i = 0; i < j->n_owned; i++)
-        free(j->owned[i]);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -379,7 +392,9 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
-static void stream_free(void *cls) { job_unref(cls); }
+static void stream_free(void *cls) {
+    job_unref(cls);
+}
 
 int srv_run_job(const srv_req *r, srv_model *m, const air_message *msgs, int n, const char *raw,
                 air_gen_params *gp, int stream, const job_format *fmt, job *proto) {
@@ -407,15 +422,14 @@ int srv_run_job(const srv_req *r, srv_model *m, const air_message *msgs, int n, 
     if (st) {
         unsigned code = srv_status_of(st);
         job_unref(j);
-        return srv_send_error(r, code,
-                              code == MHD_HTTP_SERVICE_UNAVAILABLE ? "server_busy"
-                                                                   : "invalid_request_error",
-                              "%s", air_last_error());
+        return srv_send_error(
+            r, code, code == MHD_HTTP_SERVICE_UNAVAILABLE ? "server_busy" : "invalid_request_error",
+            "%s", air_last_error());
     }
     if (stream) {
         atomic_fetch_add(&j->refs, 1); /* the response's */
-        struct MHD_Response *resp =
-            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_reader, j, stream_free);
+        struct MHD_Response *resp = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, 8192, stream_reader, j, stream_free);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, fmt->content_type);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         int ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
@@ -436,8 +450,9 @@ int srv_run_job(const srv_req *r, srv_model *m, const air_message *msgs, int n, 
         ret = srv_send_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server_error",
                              "the request was cancelled");
     } else if (j->status) {
-        ret = srv_send_error(r, j->status == AIR_ERR_ABORTED ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                                             : MHD_HTTP_INTERNAL_SERVER_ERROR,
+        ret = srv_send_error(r,
+                             j->status == AIR_ERR_ABORTED ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                                          : MHD_HTTP_INTERNAL_SERVER_ERROR,
                              "server_error", "%s", j->error);
     } else {
         ret = srv_send_json(r, MHD_HTTP_OK, fmt->body(j));
@@ -505,15 +520,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!cc)
             return MHD_NO;
         *con_cls = cc;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->max_body) {
             /* answered before the body is read; the connection then closes */
             srv_req r = {c, s, method, url, "", 0};
-            return (enum MHD_Result)srv_send_error(&r, MHD_HTTP_CONTENT_TOO_LARGE,
-                                                   "invalid_request_error",
-                                                   "the request body is larger than %zu bytes",
-                                                   s->max_body);
+            return (enum MHD_Result)srv_send_error(
+                &r, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_request_error",
+                "the request body is larger than %zu bytes", s->max_body);
         }
         return MHD_YES;
     }
@@ -541,10 +555,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             &r, MHD_HTTP_UNAUTHORIZED, "invalid_request_error",
             "missing or wrong API key: send the header \"Authorization: Bearer KEY\"");
     if (cc->too_large)
-        return (enum MHD_Result)srv_send_error(&r, MHD_HTTP_CONTENT_TOO_LARGE,
-                                               "invalid_request_error",
-                                               "the request body is larger than %zu bytes",
-                                               s->max_body);
+        return (enum MHD_Result)srv_send_error(
+            &r, MHD_HTTP_CONTENT_TOO_LARGE, "invalid_request_error",
+            "the request body is larger than %zu bytes", s->max_body);
     if (!atomic_load(&s->ready))
         return (enum MHD_Result)srv_send_error(&r, MHD_HTTP_SERVICE_UNAVAILABLE, "server_busy",
                                                "the model is still loading; retry when GET "
@@ -570,7 +583,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-int srv_start(server *s, const char *host, int port, int max_conn, int *bound_port) {
+int srv_start(server *s, const char *host, int port, int max_conn, int timeout_s, int *bound_port) {
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -584,13 +597,11 @@ int srv_start(server *s, const char *host, int port, int max_conn, int *bound_po
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    g_daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, s,
-                                MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+    g_daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
+                                ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout_s,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-                                MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                                MHD_OPTION_END);
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!g_daemon) {
         fprintf(stderr, "airllm serve: cannot listen on %s:%d (%s)\n", host, port,

@@ -146,8 +146,8 @@ static int generate(const srv_req *r, int chat) {
             err = "\"format\" must be \"json\" or a JSON schema object";
     }
     if (!err && chat) {
-        err = srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &msgs, &n,
-                                 &keep);
+        err =
+            srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &msgs, &n, &keep);
     } else if (!err) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
         const cJSON *sys = cJSON_GetObjectItemCaseSensitive(req, "system");
@@ -254,7 +254,8 @@ int ollama_route(const srv_req *r, int *handled) {
     *handled = 1;
     int post = strcmp(r->method, "POST") == 0, get = strcmp(r->method, "GET") == 0;
     const char *u = r->url;
-    int want_post = !strcmp(u, "/api/chat") || !strcmp(u, "/api/generate") || !strcmp(u, "/api/show");
+    int want_post =
+        !strcmp(u, "/api/chat") || !strcmp(u, "/api/generate") || !strcmp(u, "/api/show");
     int want_get = !strcmp(u, "/api/tags") || !strcmp(u, "/api/version");
     if ((want_post && !post) || (want_get && !get))
         return srv_send_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",

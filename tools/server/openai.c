@@ -182,7 +182,8 @@ static int completion(const srv_req *r, int chat) {
     if (!m) {
         ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "invalid_request_error",
                              "the model '%s' does not exist (GET /v1/models lists the models "
-                             "served)", name);
+                             "served)",
+                             name);
         goto out;
     }
     air_gen_params gp = air_gen_default_params();
@@ -192,8 +193,8 @@ static int completion(const srv_req *r, int chat) {
         err = srv_parse_stop(cJSON_GetObjectItemCaseSensitive(req, "stop"), &stops, &gp.n_stop);
     gp.stop = stops;
     if (!err && chat) {
-        err = srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &msgs, &n,
-                                 &keep);
+        err =
+            srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &msgs, &n, &keep);
     } else if (!err) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
         if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1)

@@ -25,34 +25,35 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: airllm serve [MODEL ...] [options]\n"
-            "\n"
-            "Serves the models over HTTP with the OpenAI API (/v1/chat/completions,\n"
-            "/v1/completions, /v1/models) and the Ollama API (/api/chat, /api/generate,\n"
-            "/api/tags, /api/show, /api/version). Concurrent requests share each sweep of\n"
-            "the layers. MODEL defaults to the bundled SmolLM2-135M-Instruct.\n"
-            "\n"
-            "Server options:\n"
-            "      --host HOST         address to bind (default 127.0.0.1)\n"
-            "      --port N            port (default 8080; 0 = any free port)\n"
-            "      --api-key KEY       require \"Authorization: Bearer KEY\" (default\n"
-            "                          $AIRLLM_API_KEY); needed to bind a non-loopback address\n"
-            "      --max-batch N       requests in one sweep (default 16)\n"
-            "      --max-queue N       requests waiting beyond those (default 64; more: 503)\n"
-            "      --ctx N             context length of each request (default: --max-seq-len)\n"
-            "      --max-connections N open connections at most (default 128)\n"
-            "      --max-body SIZE     largest request body (default 4M; larger: 413)\n"
-            "      --kv-ram SIZE       memory for the KV caches of all requests together; a\n"
-            "                          request waits until its cache fits. It counts against\n"
-            "                          --ram: layers get --ram minus this. Default: a quarter\n"
-            "                          of --ram when --ram is given (> 0), else --max-batch\n"
-            "                          full contexts\n"
-            "\n" CLI_MODEL_HELP "\n"
-            "Examples:\n"
-            "  airllm serve\n"
-            "  airllm serve ./Qwen2.5-7B-Instruct --ram 4G --port 11434\n"
-            "  AIRLLM_API_KEY=secret airllm serve --host 0.0.0.0\n");
+    fprintf(f, "Usage: airllm serve [MODEL ...] [options]\n"
+               "\n"
+               "Serves the models over HTTP with the OpenAI API (/v1/chat/completions,\n"
+               "/v1/completions, /v1/models) and the Ollama API (/api/chat, /api/generate,\n"
+               "/api/tags, /api/show, /api/version). Concurrent requests share each sweep of\n"
+               "the layers. MODEL defaults to the bundled SmolLM2-135M-Instruct.\n"
+               "\n"
+               "Server options:\n"
+               "      --host HOST         address to bind (default 127.0.0.1)\n"
+               "      --port N            port (default 8080; 0 = any free port)\n"
+               "      --api-key KEY       require \"Authorization: Bearer KEY\" (default\n"
+               "                          $AIRLLM_API_KEY); needed to bind a non-loopback address\n"
+               "      --max-batch N       requests in one sweep (default 16)\n"
+               "      --max-queue N       requests waiting beyond those (default 64; more: 503)\n"
+               "      --ctx N             context length of each request (default: --max-seq-len)\n"
+               "      --max-connections N open connections at most (default 128)\n"
+               "      --max-body SIZE     largest request body (default 4M; larger: 413)\n"
+               "      --timeout S         seconds a connection may stay idle (sending nothing\n"
+               "                          while the server waits for its request) (default 30)\n"
+               "      --kv-ram SIZE       memory for the KV caches of all requests together; a\n"
+               "                          request waits until its cache fits. It counts against\n"
+               "                          --ram: layers get --ram minus this. Default: a quarter\n"
+               "                          of --ram when --ram is given (> 0), else --max-batch\n"
+               "                          full contexts\n"
+               "\n" CLI_MODEL_HELP "\n"
+               "Examples:\n"
+               "  airllm serve\n"
+               "  airllm serve ./Qwen2.5-7B-Instruct --ram 4G --port 11434\n"
+               "  AIRLLM_API_KEY=secret airllm serve --host 0.0.0.0\n");
 }
 
 /* 1 when host resolves only to loopback addresses. */
@@ -95,7 +96,7 @@ int cli_serve(int argc, char **argv) {
     cli_model_opts mo;
     cli_model_opts_init(&mo);
     const char *host = "127.0.0.1";
-    int port = 8080, max_conn = 128, ctx = 0;
+    int port = 8080, max_conn = 128, ctx = 0, timeout_s = 30;
     const char *api_key = getenv("AIRLLM_API_KEY");
     if (api_key && !*api_key)
         api_key = NULL;
@@ -110,6 +111,7 @@ int cli_serve(int argc, char **argv) {
                                    {"max-connections", required_argument, 0, 3007},
                                    {"max-body", required_argument, 0, 3008},
                                    {"kv-ram", required_argument, 0, 3009},
+                                   {"timeout", required_argument, 0, 3010},
                                    {"help", no_argument, 0, 'h'},
                                    CLI_MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
@@ -118,28 +120,55 @@ int cli_serve(int argc, char **argv) {
         if (cli_model_opt(&mo, c, optarg))
             continue;
         switch (c) {
-        case 3001: host = optarg; break;
-        case 3002: port = atoi(optarg); break;
-        case 3003: api_key = *optarg ? optarg : NULL; break;
-        case 3004: sp.max_batch = atoi(optarg); break;
-        case 3005: ctx = atoi(optarg); break;
-        case 3006: sp.max_queue = atoi(optarg); break;
-        case 3007: max_conn = atoi(optarg); break;
-        case 3008: max_body = cli_parse_size(optarg); break;
-        case 3009: kv_ram = cli_parse_size(optarg); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 3001:
+            host = optarg;
+            break;
+        case 3002:
+            port = atoi(optarg);
+            break;
+        case 3003:
+            api_key = *optarg ? optarg : NULL;
+            break;
+        case 3004:
+            sp.max_batch = atoi(optarg);
+            break;
+        case 3005:
+            ctx = atoi(optarg);
+            break;
+        case 3006:
+            sp.max_queue = atoi(optarg);
+            break;
+        case 3007:
+            max_conn = atoi(optarg);
+            break;
+        case 3008:
+            max_body = cli_parse_size(optarg);
+            break;
+        case 3009:
+            kv_ram = cli_parse_size(optarg);
+            break;
+        case 3010:
+            timeout_s = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (port < 0 || port > 65535 || sp.max_batch < 1 || sp.max_queue < 0 || max_conn < 1 ||
-        ctx < 0 || max_body <= 0 || kv_ram < 0) {
+        ctx < 0 || max_body <= 0 || kv_ram < 0 || timeout_s < 1) {
         fprintf(stderr, "airllm serve: --port must be 0..65535, --max-batch, --max-connections "
                         "and --max-body positive, --max-queue and --ctx not negative\n");
         return 2;
     }
     if (!api_key && !is_loopback(host)) {
-        fprintf(stderr, "airllm serve: binding %s (not a loopback address) needs an API key: "
-                        "give --api-key KEY or set AIRLLM_API_KEY\n", host);
+        fprintf(stderr,
+                "airllm serve: binding %s (not a loopback address) needs an API key: "
+                "give --api-key KEY or set AIRLLM_API_KEY\n",
+                host);
         return 2;
     }
     /* the KV caches count against the RAM budget: layers get the rest */
@@ -184,7 +213,7 @@ int cli_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 0, bound = 0;
-    if (srv_start(&srv, host, port, max_conn, &bound)) {
+    if (srv_start(&srv, host, port, max_conn, timeout_s, &bound)) {
         rc = 1;
         goto out;
     }
@@ -208,8 +237,10 @@ int cli_serve(int argc, char **argv) {
         goto out;
     atomic_store(&srv.ready, 1);
     for (int i = 0; i < srv.n_models; i++)
-        fprintf(stderr, "serving %s as \"%s\" (%s, %d layers, context %d per request, %d per "
-                "sweep)\n", srv.models[i].info.name, srv.models[i].id, srv.models[i].info.arch,
+        fprintf(stderr,
+                "serving %s as \"%s\" (%s, %d layers, context %d per request, %d per "
+                "sweep)\n",
+                srv.models[i].info.name, srv.models[i].id, srv.models[i].info.arch,
                 srv.models[i].info.n_layer, srv.ctx, sp.max_batch);
     fprintf(stderr, "listening on http://%s%s%s:%d\n", strchr(host, ':') ? "[" : "", host,
             strchr(host, ':') ? "]" : "", bound);

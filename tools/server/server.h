@@ -27,7 +27,7 @@
 #include "util/strbuf.h"
 
 typedef struct {
-    char *id;          /* the name clients use in "model" */
+    char *id; /* the name clients use in "model" */
     air_model *m;
     air_sched *sched;
     air_model_info info;
@@ -36,12 +36,12 @@ typedef struct {
 typedef struct {
     srv_model *models;
     int n_models;
-    const char *api_key;      /* NULL: no key needed */
-    size_t max_body;          /* bytes */
-    atomic_int ready;         /* models loaded */
-    atomic_int stopping;      /* shutting down */
+    const char *api_key; /* NULL: no key needed */
+    size_t max_body;     /* bytes */
+    atomic_int ready;    /* models loaded */
+    atomic_int stopping; /* shutting down */
     atomic_long next_id;
-    int ctx;                  /* context per request */
+    int ctx; /* context per request */
 } server;
 
 typedef struct job job;
@@ -86,8 +86,6 @@ struct job {
     double t_start; /* monotonic seconds at arrival */
     int chat;       /* chat (messages) or completion (prompt) */
     int include_usage;
-    void *owned[8]; /* freed with the job */
-    int n_owned;
 };
 
 /* ---- http.c, for the protocol files ---- */
@@ -139,7 +137,8 @@ int openai_route(const srv_req *r, int *handled);
 int ollama_route(const srv_req *r, int *handled);
 
 /* ---- serve.c ---- */
-int srv_start(server *s, const char *host, int port, int max_conn, int *bound_port);
+/* Starts listening; timeout_s: idle seconds before a connection is closed. */
+int srv_start(server *s, const char *host, int port, int max_conn, int timeout_s, int *bound_port);
 void srv_stop(void);
 
 #endif
