@@ -164,6 +164,14 @@ const char *srv_parse_sampling(const cJSON *o, air_gen_params *gp) {
     return NULL;
 }
 
+void srv_parsed_free(srv_parsed *p) {
+    free(p->msgs);
+    free(p->stops);
+    cJSON_Delete(p->keep);
+    cJSON_Delete(p->body);
+    memset(p, 0, sizeof *p);
+}
+
 cJSON *srv_parse_body(const srv_req *r, int *ret) {
     cJSON *req = cJSON_ParseWithLength(r->body, r->body_len);
     if (cJSON_IsObject(req))
@@ -172,6 +180,16 @@ cJSON *srv_parse_body(const srv_req *r, int *ret) {
     *ret = srv_send_error(r, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
                           "the body is not a JSON object");
     return NULL;
+}
+
+int srv_parse_request(const srv_req *r, srv_parsed *p, int *ret) {
+    memset(p, 0, sizeof *p);
+    if (!(p->body = srv_parse_body(r, ret)))
+        return -1;
+    const cJSON *jm = cJSON_GetObjectItemCaseSensitive(p->body, "model");
+    p->model_name = cJSON_IsString(jm) ? jm->valuestring : NULL;
+    p->model = srv_find_model(r->srv, p->model_name);
+    return 0;
 }
 
 const char *srv_parse_stop(const cJSON *v, const char ***out, int *n) {

@@ -114,16 +114,14 @@ static const char *parse_options(const cJSON *opt, air_gen_params *gp, const cha
 
 static int generate(const srv_req *r, int chat) {
     int ret;
-    cJSON *req = srv_parse_body(r, &ret);
-    if (!req)
+    srv_parsed P = {0};
+    if (srv_parse_request(r, &P, &ret))
         return ret;
-    const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "model");
-    const char *name = cJSON_IsString(jm) ? jm->valuestring : NULL;
-    srv_model *m = srv_find_model(r->srv, name);
-    air_message *msgs = NULL, two[2];
+    const cJSON *req = P.body;
+    const char *name = P.model_name;
+    srv_model *m = P.model;
+    air_message two[2];
     int n = 0;
-    cJSON *keep = NULL;
-    const char **stops = NULL;
     const char *raw = NULL;
     if (!m) {
         ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "not_found",
@@ -132,8 +130,9 @@ static int generate(const srv_req *r, int chat) {
         goto out;
     }
     air_gen_params gp = air_gen_default_params();
-    const char *err = parse_options(cJSON_GetObjectItemCaseSensitive(req, "options"), &gp, &stops);
-    gp.stop = stops;
+    const char *err =
+        parse_options(cJSON_GetObjectItemCaseSensitive(req, "options"), &gp, &P.stops);
+    gp.stop = P.stops;
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(req, "stream");
     if (!err && st && !cJSON_IsNull(st) && !cJSON_IsBool(st))
         err = "\"stream\" must be a boolean";
@@ -146,8 +145,8 @@ static int generate(const srv_req *r, int chat) {
             err = "\"format\" must be \"json\" or a JSON schema object";
     }
     if (!err && chat) {
-        err =
-            srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &msgs, &n, &keep);
+        err = srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &P.msgs, &P.n,
+                                 &P.keep);
     } else if (!err) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
         const cJSON *sys = cJSON_GetObjectItemCaseSensitive(req, "system");
@@ -171,12 +170,10 @@ static int generate(const srv_req *r, int chat) {
     memset(&proto, 0, sizeof proto);
     proto.t_start = srv_now();
     proto.chat = chat;
-    ret = srv_run_job(r, m, chat ? msgs : two, n, raw, &gp, stream, &k_ollama, &proto);
+    ret =
+        srv_run_job(r, m, chat ? P.msgs : two, chat ? P.n : n, raw, &gp, stream, &k_ollama, &proto);
 out:
-    free(msgs);
-    free(stops);
-    cJSON_Delete(keep);
-    cJSON_Delete(req);
+    srv_parsed_free(&P);
     return ret;
 }
 

@@ -25,14 +25,19 @@ static void add_usage(cJSON *o, const air_result *r) {
     cJSON_AddNumberToObject(u, "total_tokens", r->prompt_tokens + r->completion_tokens);
 }
 
-static cJSON *chunk_head(job *j) {
+/* The fields every OpenAI answer starts with. */
+static cJSON *head(job *j, const char *object) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "object", j->chat ? "chat.completion.chunk" : "text_completion");
+    cJSON_AddStringToObject(o, "object", object);
     cJSON_AddNumberToObject(o, "created", (double)j->created);
     cJSON_AddStringToObject(o, "model", j->model->id);
     cJSON_AddStringToObject(o, "system_fingerprint", "airllm");
     return o;
+}
+
+static cJSON *chunk_head(job *j) {
+    return head(j, j->chat ? "chat.completion.chunk" : "text_completion");
 }
 
 /* One choice of a chunk: delta (chat) or text (completion). */
@@ -106,12 +111,7 @@ static void stream_end(job *j, air_strbuf *wire) {
 }
 
 static char *full_body(job *j) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", j->id);
-    cJSON_AddStringToObject(o, "object", j->chat ? "chat.completion" : "text_completion");
-    cJSON_AddNumberToObject(o, "created", (double)j->created);
-    cJSON_AddStringToObject(o, "model", j->model->id);
-    cJSON_AddStringToObject(o, "system_fingerprint", "airllm");
+    cJSON *o = head(j, j->chat ? "chat.completion" : "text_completion");
     cJSON *ch = cJSON_CreateObject();
     cJSON_AddNumberToObject(ch, "index", 0);
     if (j->chat) {
@@ -168,16 +168,12 @@ static const char *parse_params(const cJSON *req, air_gen_params *gp, int *strea
 
 static int completion(const srv_req *r, int chat) {
     int ret;
-    cJSON *req = srv_parse_body(r, &ret);
-    if (!req)
+    srv_parsed P = {0};
+    if (srv_parse_request(r, &P, &ret))
         return ret;
-    const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "model");
-    const char *name = cJSON_IsString(jm) ? jm->valuestring : NULL;
-    srv_model *m = srv_find_model(r->srv, name);
-    air_message *msgs = NULL;
-    int n = 0;
-    cJSON *keep = NULL;
-    const char **stops = NULL;
+    const cJSON *req = P.body;
+    const char *name = P.model_name;
+    srv_model *m = P.model;
     const char *raw = NULL;
     if (!m) {
         ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "invalid_request_error",
@@ -190,11 +186,11 @@ static int completion(const srv_req *r, int chat) {
     int stream = 0, usage = 0;
     const char *err = parse_params(req, &gp, &stream, &usage);
     if (!err)
-        err = srv_parse_stop(cJSON_GetObjectItemCaseSensitive(req, "stop"), &stops, &gp.n_stop);
-    gp.stop = stops;
+        err = srv_parse_stop(cJSON_GetObjectItemCaseSensitive(req, "stop"), &P.stops, &gp.n_stop);
+    gp.stop = P.stops;
     if (!err && chat) {
-        err =
-            srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &msgs, &n, &keep);
+        err = srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &P.msgs, &P.n,
+                                 &P.keep);
     } else if (!err) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
         if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1)
@@ -216,12 +212,9 @@ static int completion(const srv_req *r, int chat) {
     proto.t_start = srv_now();
     proto.chat = chat;
     proto.include_usage = usage;
-    ret = srv_run_job(r, m, msgs, n, raw, &gp, stream, &k_openai, &proto);
+    ret = srv_run_job(r, m, P.msgs, P.n, raw, &gp, stream, &k_openai, &proto);
 out:
-    free(msgs);
-    free(stops);
-    cJSON_Delete(keep);
-    cJSON_Delete(req);
+    srv_parsed_free(&P);
     return ret;
 }
 

@@ -129,6 +129,21 @@ const char *srv_parse_sampling(const cJSON *o, air_gen_params *gp);
 /* The request body as a JSON object, or NULL after answering 400 (*ret is
  * then the MHD result). Caller frees with cJSON_Delete. */
 cJSON *srv_parse_body(const srv_req *r, int *ret);
+/* What a generation route parsed: the body and the arrays that borrow
+ * from it. */
+typedef struct {
+    cJSON *body;
+    const char *model_name; /* "model" of the body, NULL when absent */
+    srv_model *model;       /* the model it names, NULL when unknown */
+    air_message *msgs;      /* srv_parse_messages */
+    int n;
+    cJSON *keep;
+    const char **stops; /* srv_parse_stop */
+} srv_parsed;
+void srv_parsed_free(srv_parsed *p);
+/* Parses the body (a JSON object) and looks up its model. Returns 0, or -1
+ * after answering 400 (*ret is then the MHD result). */
+int srv_parse_request(const srv_req *r, srv_parsed *p, int *ret);
 /* Number member k of o into *out; 0 when absent, -1 when not a number. */
 int srv_num(const cJSON *o, const char *k, double *out);
 
