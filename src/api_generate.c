@@ -202,7 +202,7 @@ void air_response_options(air_response *c, air_gen_options *go) {
     go->user = c;
 }
 
-void air_response_finish(air_response *c, int stopped_by_eos, air_result *out) {
+void air_response_finish(air_response *c, int natural_end, air_result *out) {
     const char *tail = NULL;
     if (!c->stopped && air_detok_flush(c->detok, &tail) == AIR_OK && tail && *tail)
         air_sb_puts(&c->text, tail);
@@ -210,7 +210,7 @@ void air_response_finish(air_response *c, int stopped_by_eos, air_result *out) {
     out->text = air_sb_take(&c->text);
     if (!out->text)
         out->text = strdup("");
-    out->finish_reason = c->stopped || stopped_by_eos ? "stop"
+    out->finish_reason = c->stopped || natural_end ? "stop"
                          : c->cb_stopped              ? "callback"
                                                       : "length";
 }
@@ -255,7 +255,7 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
     if (!st && c.err)
         st = c.err;
     if (!st) {
-        air_response_finish(&c, gs.stopped_by_eos, out);
+        air_response_finish(&c, gs.stopped_by_eos || gs.stopped_by_constraint, out);
         air_result_stats(out, gs.n_prompt, gs.n_generated, gs.prefill_seconds, gs.decode_seconds);
     }
     air_response_free(&c);

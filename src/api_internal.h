@@ -61,8 +61,10 @@ air_status air_response_init(air_response *r, air_model *m, const air_gen_params
                              air_json_grammar *grammar);
 /* Generation options whose callbacks feed this response. */
 void air_response_options(air_response *r, air_gen_options *go);
-/* Flushes the text into out->text (caller frees) and sets finish_reason. */
-void air_response_finish(air_response *r, int stopped_by_eos, air_result *out);
+/* Flushes the text into out->text (caller frees) and sets finish_reason:
+ * "stop" after a stop string or a natural end (EOS, or the JSON object
+ * complete), "callback", else "length". */
+void air_response_finish(air_response *r, int natural_end, air_result *out);
 void air_response_free(air_response *r);
 /* Token counts, times and rates of a result. */
 void air_result_stats(air_result *out, int n_prompt, int n_gen, double prefill_s, double decode_s);

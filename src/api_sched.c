@@ -124,7 +124,7 @@ static void request_done(air_sched *s, air_request *r, air_status st, const char
     memset(&res, 0, sizeof res);
     if (!st) {
         /* the text's tail goes out through on_text (which takes r->mu itself) */
-        air_response_finish(&r->resp, r->seq.stopped_by_eos, &res);
+        air_response_finish(&r->resp, r->seq.stopped_by_eos || r->seq.stopped_by_constraint, &res);
         double pre = r->seq.t_prefilled > 0 ? r->seq.t_prefilled - r->seq.t_start : 0;
         double dec = r->seq.t_prefilled > 0 ? r->seq.t_end - r->seq.t_prefilled : 0;
         air_result_stats(&res, r->seq.n_prompt, r->seq.n_gen, pre, dec);

@@ -39,6 +39,7 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
     }
     stt.n_generated = s.n_gen;
     stt.stopped_by_eos = s.stopped_by_eos;
+    stt.stopped_by_constraint = s.stopped_by_constraint;
     *out = s.gen; /* the tokens so far, also after an error */
     *n_out = s.n_gen;
     s.gen = NULL;

@@ -30,6 +30,7 @@ typedef struct {
     int n_prompt, n_generated;
     double prefill_seconds, decode_seconds;
     int stopped_by_eos;
+    int stopped_by_constraint; /* the constraint ended generation */
 } air_gen_stats;
 
 /* Generates after `prompt` in sequence kv (which must be empty or hold a

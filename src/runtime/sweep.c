@@ -97,6 +97,7 @@ static void sample_next(air_seq *s, float *logits) {
         return;
     }
     if (s->allowed && o->constrain(o->user, s->gen, s->n_gen, s->allowed)) {
+        s->stopped_by_constraint = 1;
         finish(s, AIR_OK);
         return;
     }

@@ -36,12 +36,13 @@ typedef struct {
     int32_t *gen; /* generated ids (EOS excluded), capacity max_tokens + 1 */
     int n_gen;
     air_sampler *smp;
-    uint8_t *allowed; /* constraint mask (n_vocab), NULL without a constraint */
-    int done;         /* finished: by EOS, max_tokens, the callback, the constraint,
-                         the context end or an error */
-    int stopped_by_eos;
-    air_status err;                     /* AIR_OK unless the sequence failed */
-    char errmsg[256];                   /* air_last_error() when it failed */
+    uint8_t *allowed;          /* constraint mask (n_vocab), NULL without a constraint */
+    int done;                  /* finished: by EOS, max_tokens, the callback, the constraint,
+                                  the context end or an error */
+    int stopped_by_eos;        /* an EOS id ended it */
+    int stopped_by_constraint; /* the constraint ended it (e.g. the JSON object is complete) */
+    air_status err;            /* AIR_OK unless the sequence failed */
+    char errmsg[256];          /* air_last_error() when it failed */
     double t_start, t_prefilled, t_end; /* monotonic seconds */
 } air_seq;
 

@@ -90,6 +90,8 @@ def test_json_object_mode(server):
                                       messages=[{"role": "user", "content": "A JSON object about cats"}])
         obj = json.loads(r.choices[0].message.content)
         assert isinstance(obj, dict)
+        # the complete object ends the answer: a natural stop unless it took every token
+        assert r.choices[0].finish_reason == "stop" or r.usage.completion_tokens == 48
 
 
 def test_models(server):
