@@ -218,3 +218,31 @@ def test_full_queue_answers_503(small):
     # everything that was answered is the same greedy text
     texts = {json.loads(b)["choices"][0]["message"]["content"] for c, b in results if c == 200}
     assert len(texts) == 1
+
+
+def test_slow_client_never_stalls_the_sweep(small):
+    """A streaming client that reads nothing (a 2 KB receive buffer) while
+    300 tokens (~75 KB of events, more than the socket buffers hold) are
+    generated: the request still runs to its end at the sweep's pace, and the
+    whole stream is there to read afterwards."""
+    before = wait_idle(small)["tokens"]
+    body = json.dumps({"model": small.model_id, "stream": True, "max_tokens": 300,
+                       "temperature": 0, "messages": [{"role": "user", "content":
+                       "List the numbers from 1 to 1000 separated by commas."}]}).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    s.connect(("127.0.0.1", small.port))
+    s.sendall((f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
+    time.sleep(0.5)
+    after = wait_idle(small, limit=240)["tokens"]  # finished without a byte read
+    assert after - before == 300, (before, after)
+    s.settimeout(60)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert len(got) > 60000 and got.count(b"data: ") > 300 and b"data: [DONE]" in got

@@ -93,3 +93,21 @@ def test_kv_budget(tmp_path_factory):
         assert 0 < peak[0] <= 100 * 1024, peak
     finally:
         assert s.stop() == 0
+
+
+def test_two_models(tmp_path_factory):
+    from conftest import TINY_CHAT
+    small = default_model()
+    s = start(tmp_path_factory, small, model=TINY_CHAT)
+    try:
+        st, body = http(s, "GET", "/v1/models")
+        ids = [m["id"] for m in json.loads(body)["data"]]
+        assert ids == [MODEL_ID, os.path.basename(small)]
+        for mid in ids:
+            st, body = http(s, "POST", "/v1/chat/completions", {
+                "model": mid, "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]})
+            assert st == 200 and json.loads(body)["model"] == mid
+        st, body = http(s, "POST", "/api/show", {"model": os.path.basename(small) + ":latest"})
+        assert st == 200 and json.loads(body)["details"]["family"] == "llama"
+    finally:
+        assert s.stop() == 0
