@@ -301,6 +301,83 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
  * bindings that call the functions taking an air_model. Release with
  * air_model_release(). */
 air_status air_model_acquire_json(const char *request_json, air_model **out);
+/* ------------------------------------------------------------------------- */
+/* Scheduler: concurrent requests sharing each sweep of the layers           */
+/* ------------------------------------------------------------------------- */
+
+/* A scheduler owns one model's sweeps on a background thread. Every sweep is
+ * one forward pass whose rows are the next token of every active request plus
+ * prompt chunks of newly admitted ones, so one read of each layer serves all
+ * of them. Each request has its own KV cache, sampler, stop strings and JSON
+ * constraint. A request joins at the next sweep; a cancelled one leaves at
+ * the next sweep.
+ *
+ *     air_sched *s = NULL;
+ *     air_sched_params sp = air_sched_default_params();
+ *     air_sched_start(m, &sp, &s);
+ *     air_request *r = NULL;
+ *     air_sched_submit(s, msgs, n, NULL, &gp, on_done, user, &r);
+ *     ... gp.on_text and on_done run on the scheduler's thread ...
+ *     air_request_free(r);   // after on_done, or to cancel
+ *     air_sched_stop(s);
+ *
+ * Thread safety: submit, cancel and free may be called from any thread. */
+typedef struct air_sched air_sched;
+typedef struct air_request air_request;
+
+typedef struct {
+    int max_batch;      /* requests in one sweep (default 16) */
+    int max_queue;      /* requests waiting for a place (default 64); beyond: AIR_ERR_LIMIT */
+    int max_seq_len;    /* context per request; 0 = the model's */
+    int prefill_chunk;  /* prompt tokens per sweep over all new requests (default 256) */
+    uint64_t kv_budget; /* bytes all KV caches may hold together; a request waits until its
+                           cache fits. 0 = max_batch caches of max_seq_len positions */
+} air_sched_params;
+
+air_sched_params air_sched_default_params(void);
+
+/* Starts the scheduler's thread for model m (which must stay open until
+ * air_sched_stop returns). On success *out is stopped with air_sched_stop. */
+air_status air_sched_start(air_model *m, const air_sched_params *params, air_sched **out);
+
+/* Cancels every request still running (their on_done gets AIR_ERR_ABORTED),
+ * joins the thread, frees the scheduler. Requests must still be freed with
+ * air_request_free. NULL is a no-op. */
+void air_sched_stop(air_sched *s);
+
+/* Called once per request on the scheduler's thread when it ends: status
+ * AIR_OK with the result (text and counts; valid during the call only), or
+ * an error with its message. Must return quickly and must not block. */
+typedef void (*air_done_cb)(void *user, air_status status, const char *error,
+                            const air_result *result);
+
+/* Submits a request: the conversation messages[n] through the chat template,
+ * or, when raw_prompt is not NULL, that text as it is. params->on_text (called
+ * on the scheduler's thread; must not block; non-zero stops the request) and
+ * params->user are the request's; should_abort is ignored (use
+ * air_request_cancel). The prompt is tokenized here, so a prompt too long for
+ * the context fails here with AIR_ERR_LIMIT; a full queue fails with
+ * AIR_ERR_LIMIT too. On success *out is freed with air_request_free. */
+air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
+                            const char *raw_prompt, const air_gen_params *params,
+                            air_done_cb on_done, air_request **out);
+
+/* Asks the request to stop at the next sweep; on_done follows with
+ * finish_reason "callback" (or AIR_ERR_ABORTED before its first sweep). */
+void air_request_cancel(air_request *r);
+
+/* Cancels the request if it still runs and releases it: once this returns,
+ * none of its callbacks runs again. NULL is a no-op. */
+void air_request_free(air_request *r);
+
+/* Counters of a scheduler, for monitoring and benchmarks. */
+typedef struct {
+    int active, queued;       /* requests in the sweep, waiting */
+    uint64_t sweeps, rows;    /* forward passes run, rows they carried */
+    uint64_t tokens;          /* tokens generated */
+    uint64_t kv_bytes;        /* KV cache bytes held now */
+} air_sched_stats;
+void air_sched_get_stats(air_sched *s, air_sched_stats *out);
 
 /* Frees memory returned by the library (strings). */
 void air_free(void *p);

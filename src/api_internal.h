@@ -12,7 +12,9 @@
 #include "store/store.h"
 #include "sample/grammar.h"
 #include "text/chat.h"
+#include "runtime/generate.h"
 #include "text/tokenizer.h"
+#include "util/strbuf.h"
 
 struct air_model {
     char *name;
@@ -45,5 +47,40 @@ air_status air_render_template(const air_model *m, const cJSON *messages, int ad
 air_status air_chat_vars(air_model *m, const air_message *messages, int n_messages,
                          const cJSON *vars, const air_gen_params *params, air_result *out,
                          int32_t **gen_ids, size_t *n_gen);
+/* ---- one response in the making (api_generate.c), shared by air_chat and
+ * the scheduler (api_sched.c): streaming detokenizer -> stop-string filter
+ * -> on_text, and the JSON constraint. */
+typedef struct {
+    air_model *m;
+    air_gen_params p; /* a copy; the stop strings are borrowed */
+    air_detok *detok;
+    air_strbuf text;  /* everything decoded so far */
+    size_t emitted;   /* bytes of text already given to on_text */
+    size_t max_stop;  /* longest stop string */
+    int stopped;      /* by a stop string */
+    int cb_stopped;   /* by the callback */
+    air_status err;
+    air_json_grammar *grammar; /* format="json" (borrowed; one per concurrent response) */
+    uint8_t *gmask;            /* the grammar's mask (its vocabulary size) */
+    int n_vocab;               /* the model's */
+} air_response;
+
+/* The prompt's token ids (caller frees): the conversation through the chat
+ * template (with the JSON instruction when json), or `raw` text as it is. */
+air_status air_prompt_tokens(air_model *m, const air_message *msgs, int n, const char *raw, int json,
+                             int32_t **ids, size_t *n_ids);
+/* grammar: NULL, or the JSON grammar this response alone uses. Free with
+ * air_response_free, also after a failure. */
+air_status air_response_init(air_response *r, air_model *m, const air_gen_params *p,
+                             air_json_grammar *grammar);
+/* Generation options whose callbacks feed this response. */
+void air_response_options(air_response *r, air_gen_options *go);
+/* Flushes the text into out->text (caller frees) and sets finish_reason:
+ * "stop" after a stop string or a natural end (EOS, or the JSON object
+ * complete), "callback", else "length". */
+void air_response_finish(air_response *r, int natural_end, air_result *out);
+void air_response_free(air_response *r);
+/* Token counts, times and rates of a result. */
+void air_result_stats(air_result *out, int n_prompt, int n_gen, double prefill_s, double decode_s);
 
 #endif

@@ -84,6 +84,7 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
         for (;;) {
             float *lg = logits + (size_t)(node + 1) * hp->n_vocab;
             if (allowed && opt->constrain(opt->user, gen, n, allowed)) {
+                stt.stopped_by_constraint = 1;
                 done = 1;
                 break;
             }

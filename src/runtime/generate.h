@@ -39,6 +39,7 @@ typedef struct {
     int sweeps;   /* decode passes (after the prefill) */
     int drafted;  /* candidate rows sent to those passes */
     int accepted; /* candidates that became output */
+    int stopped_by_constraint; /* the constraint ended generation */
 } air_gen_stats;
 
 /* Generates after `prompt` in sequence kv (which must be empty or hold a

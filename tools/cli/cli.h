@@ -12,6 +12,7 @@ int cli_pull(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_rm(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_serve(int argc, char **argv); /* tools/server/serve.c */
 
 /* Non-zero once SIGINT or SIGTERM arrived (an abort callback for the library). */
 int cli_interrupted(void *user);

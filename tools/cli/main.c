@@ -7,6 +7,7 @@
  *   airllm list                   layer stores on disk, with sizes
  *   airllm rm MODEL               delete a model's layer stores
  *   airllm bench [MODEL]          speed against the disk's bandwidth
+ *   airllm serve [MODEL ...]      OpenAI- and Ollama-compatible HTTP server
  *
  * Exit codes: 0 success, 1 error from the library (message on stderr),
  * 2 bad usage, 130 interrupted (143 for SIGTERM).
@@ -51,6 +52,7 @@ static void usage_main(FILE *f) {
             "  list                   list layer stores on disk with their sizes\n"
             "  rm MODEL               delete the layer stores of a model\n"
             "  bench [MODEL]          measure prefill/decode speed against disk bandwidth\n"
+            "  serve [MODEL ...]      OpenAI- and Ollama-compatible HTTP server\n"
             "\n"
             "MODEL is a Hugging Face id (org/name), a local Hugging Face folder or a .gguf file;\n"
             "without one, the default model (SmolLM2-135M-Instruct, fetched by\n"
@@ -110,6 +112,8 @@ int main(int argc, char **argv) {
         return cli_rm(argc, argv);
     if (!strcmp(cmd, "bench"))
         return cli_bench(argc, argv);
+    if (!strcmp(cmd, "serve"))
+        return cli_serve(argc, argv);
     fprintf(stderr, "airllm: unknown command '%s' (see airllm --help)\n", cmd);
     return 2;
 }
