@@ -12,6 +12,9 @@ int cli_pull(int argc, char **argv);
 int cli_list(int argc, char **argv);
 int cli_rm(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+/* airllm bench --ram-sweep (cli_bench_sweep.c). */
+int cli_bench_ram_sweep(const air_model *m, int steps, int pp, int tg, int n_threads, int prefetch,
+                        double disk_gbs, int json);
 int cli_serve(int argc, char **argv); /* tools/server/serve.c */
 
 /* Non-zero once SIGINT or SIGTERM arrived (an abort callback for the library). */

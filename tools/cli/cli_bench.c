@@ -247,13 +247,15 @@ int cli_bench(int argc, char **argv) {
     cli_spec_opts so;
     cli_spec_opts_init(&so);
     const char *prompt = NULL;
-    int rows = 0;
+    int rows = 0, sweep = 0, json = 0;
     int pp = 64, tg = 16;
     static struct option opts[] = {{"prompt-tokens", required_argument, 0, 'p'},
                                    {"gen-tokens", required_argument, 0, 'g'},
                                    {"help", no_argument, 0, 'h'},
                                    {"prompt", required_argument, 0, 3101},
                                    {"rows", no_argument, 0, 3102},
+                                   {"ram-sweep", optional_argument, 0, 3103},
+                                   {"json", no_argument, 0, 3104},
                                    CLI_SPEC_OPTIONS,
                                    CLI_MODEL_OPTIONS,
                                    {0, 0, 0, 0}};
@@ -264,6 +266,8 @@ int cli_bench(int argc, char **argv) {
         switch (c) {
         case 3101: prompt = optarg; break;
         case 3102: rows = 1; break;
+        case 3103: sweep = optarg ? (int)cli_opt_int("--ram-sweep", optarg, 1, 64) : 4; break;
+        case 3104: json = 1; break;
         case 'p': pp = (int)cli_opt_int("-p/--prompt-tokens", optarg, 1, 65536); break;
         case 'g': tg = (int)cli_opt_int("-g/--gen-tokens", optarg, 1, 65536); break;
         case 'h':
@@ -277,7 +281,12 @@ int cli_bench(int argc, char **argv) {
                    "      --prompt TEXT      also generate TEXT's answer greedily (up to -g\n"
                    "                         tokens), plain then speculative, in the same run:\n"
                    "                         sweeps, tokens/sweep, acceptance, speed-up\n"
-                   "      --rows             also time one pass against its row count (1..64)\n\n"
+                   "      --rows             also time one pass against its row count (1..64)\n"
+                   "      --ram-sweep[=N]    decode s/token at N+1 RAM budgets from all streamed\n"
+                   "                         to all resident (default N = 4), each next to its\n"
+                   "                         I/O floor; the answer to \"how fast with my RAM?\"\n"
+                   "      --json             with --ram-sweep: the table as JSON (for\n"
+                   "                         tools/bench/plot_ram_sweep.py)\n\n"
                    CLI_SPEC_HELP "\n" CLI_MODEL_HELP
                    "\nExample:\n  airllm bench ./bench-model --compression none -p 64 -g 16\n");
             return 0;
@@ -290,6 +299,8 @@ int cli_bench(int argc, char **argv) {
         fprintf(stderr, "airllm bench: name a model\n");
         return 2;
     }
+    if (sweep && mo.mp.ram_budget == AIR_RAM_AUTO)
+        mo.mp.ram_budget = 0; /* each budget opens its own engine: keep this one small */
     air_model *m = cli_open(model, &mo);
     if (!m) {
         free(def);
@@ -301,6 +312,14 @@ int cli_bench(int argc, char **argv) {
     air_streamer *str = air_engine_streamer(e);
     uint64_t disk_bytes;
     double disk_gbs = disk_bandwidth(s, &disk_bytes);
+    if (sweep) {
+        int rc = cli_bench_ram_sweep(m, sweep, pp > 16 ? 16 : pp, tg,
+                                     air_pool_size(air_engine_pool(e)), mo.mp.prefetching,
+                                     disk_gbs, json);
+        air_model_close(m);
+        free(def);
+        return rc;
+    }
     int max_seq = pp + tg + 1;
     air_kv kv;
     if (air_kv_init(&kv, hp, max_seq)) {
