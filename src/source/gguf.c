@@ -509,10 +509,12 @@ static air_status parse(air_gguf *g) {
             uint64_t ne;
             if ((st = rd_u64(c, &ne, "tensor dimension")))
                 break;
-            if (ne > (uint64_t)INT64_MAX || (ne && (uint64_t)n > (uint64_t)INT64_MAX / ne))
+            if (ne > (uint64_t)INT64_MAX || (ne && (uint64_t)n > (uint64_t)INT64_MAX / ne)) {
                 st = bad(c, c->off - 8,
                          "tensor '%s': dimension %u is %llu and the element count overflows",
                          t->name, d, (unsigned long long)ne);
+                break;
+            }
             t->ne[d] = (int64_t)ne;
             n *= (int64_t)ne;
         }
