@@ -253,8 +253,8 @@ air_status air_generate_text(air_model *m, const char *system, const char *promp
     air_message msgs[2];
     int n = 0;
     if (system && *system)
-        msgs[n++] = (air_message){"system", system};
-    msgs[n++] = (air_message){"user", prompt ? prompt : ""};
+        msgs[n++] = (air_message){.role = "system", .content = system};
+    msgs[n++] = (air_message){.role = "user", .content = prompt ? prompt : ""};
     return air_chat(m, msgs, n, params, out);
 }
 

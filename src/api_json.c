@@ -64,11 +64,11 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
             st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: message %d has no \"role\"", n);
             goto out;
         }
-        msgs[n++] = (air_message){role, content ? content : ""};
+        msgs[n++] = (air_message){.role = role, .content = content ? content : ""};
     }
     if (prompt && (n == 0 || strcmp(msgs[n - 1].role, "user") != 0 ||
                    strcmp(msgs[n - 1].content, prompt) != 0))
-        msgs[n++] = (air_message){"user", prompt};
+        msgs[n++] = (air_message){.role = "user", .content = prompt};
     if (n == 0) {
         st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: give a \"prompt\" or \"messages\"");
         goto out;

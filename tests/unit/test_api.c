@@ -33,7 +33,8 @@ static air_status chat_json(air_model *m, const cJSON *jmsgs, const air_gen_para
     int n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, jmsgs) msgs[n++] = (air_message){
-        cJSON_GetObjectItem(e, "role")->valuestring, cJSON_GetObjectItem(e, "content")->valuestring};
+        .role = cJSON_GetObjectItem(e, "role")->valuestring,
+        .content = cJSON_GetObjectItem(e, "content")->valuestring};
     return air_chat(m, msgs, n, gp, r);
 }
 

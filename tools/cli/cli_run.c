@@ -164,7 +164,7 @@ int cli_run(int argc, char **argv) {
         int n = 0;
         if (system) {
             hist = realloc(hist, sizeof *hist * (size_t)(n + 1));
-            hist[n++] = (air_message){"system", strdup(system)};
+            hist[n++] = (air_message){.role = "system", .content = strdup(system)};
         }
         fprintf(stderr, "Chatting with %s. Empty line or Ctrl-D to quit.\n", model);
         char line[8192];
@@ -176,7 +176,7 @@ int cli_run(int argc, char **argv) {
             if (!*line)
                 break;
             hist = realloc(hist, sizeof *hist * (size_t)(n + 2));
-            hist[n++] = (air_message){"user", strdup(line)};
+            hist[n++] = (air_message){.role = "user", .content = strdup(line)};
             air_result r;
             air_status st = air_chat(m, hist, n, &gp, &r);
             if (st) {
@@ -189,7 +189,7 @@ int cli_run(int argc, char **argv) {
             }
             fputc('\n', stdout);
             report(&r, stats);
-            hist[n++] = (air_message){"assistant", r.text};
+            hist[n++] = (air_message){.role = "assistant", .content = r.text};
         }
         for (int i = 0; i < n; i++)
             free((char *)hist[i].content);
