@@ -416,6 +416,62 @@ static int first_bytes(const air_schema *S, uint16_t n, uint8_t set[256]) {
     return 0;
 }
 
+/* Objects whose first property is required, has the same key in all of them
+ * and a different const in each: one node that reads that property, then
+ * continues as the branch its value names. -1 (no error set) if the
+ * branches are not like that. */
+static int make_union(compiler *C, const uint16_t *alts, int n, const char *path) {
+    air_schema *S = C->S;
+    const sc_prop *p0 = NULL;
+    for (int i = 0; i < n; i++) {
+        const sc_node *a = &S->nodes[alts[i]];
+        if (a->kind != SN_OBJECT || a->ualt || a->n_props == 0)
+            return -1;
+        const sc_prop *p = &S->props[a->prop0];
+        const sc_node *c = &S->nodes[p->child];
+        if (!p->required || c->kind != SN_ENUM || c->n_lit != 1)
+            return -1;
+        if (p0 && text_cmp(S, &p0->key, &p->key) != 0)
+            return -1;
+        p0 = p;
+    }
+    int e = new_node(C, SN_ENUM), u = e < 0 ? -1 : new_node(C, SN_OBJECT);
+    if (u < 0)
+        return fail(C, AIR_ERR_NOMEM, "out of memory compiling a JSON schema%s%s", "", "");
+    if (grow((void **)&S->lits, &S->cap_lits, S->n_lits + (uint32_t)n, sizeof(sc_text)) ||
+        grow((void **)&S->props, &S->cap_props, S->n_props + 1, sizeof(sc_prop)))
+        return fail(C, AIR_ERR_NOMEM, "out of memory compiling a JSON schema%s%s", "", "");
+    uint16_t *ualt = malloc(sizeof(uint16_t) * (size_t)n);
+    if (!ualt)
+        return fail(C, AIR_ERR_NOMEM, "out of memory compiling a JSON schema%s%s", "", "");
+    uint32_t first = S->n_lits;
+    for (int i = 0; i < n; i++) { /* sorted by the const's text */
+        const sc_node *a = &S->nodes[alts[i]];
+        sc_text t = S->lits[S->nodes[S->props[a->prop0].child].lit0];
+        int j = i;
+        while (j > 0 && text_cmp(S, &S->lits[first + (uint32_t)j - 1], &t) > 0) {
+            S->lits[first + (uint32_t)j] = S->lits[first + (uint32_t)j - 1];
+            ualt[j] = ualt[j - 1];
+            j--;
+        }
+        if (j > 0 && text_cmp(S, &S->lits[first + (uint32_t)j - 1], &t) == 0) {
+            free(ualt);
+            return -1; /* two branches with the same const */
+        }
+        S->lits[first + (uint32_t)j] = t;
+        ualt[j] = alts[i];
+    }
+    S->n_lits += (uint32_t)n;
+    S->nodes[e].lit0 = first;
+    S->nodes[e].n_lit = (uint32_t)n;
+    S->props[S->n_props] = (sc_prop){p0->key, (uint16_t)e, 1};
+    S->nodes[u].prop0 = S->n_props++;
+    S->nodes[u].n_props = 1;
+    S->nodes[u].ualt = ualt;
+    (void)path;
+    return u;
+}
+
 static int compile_anyof(compiler *C, const cJSON *alts, int id, const char *path) {
     air_schema *S = C->S;
     if (!cJSON_IsArray(alts) || cJSON_GetArraySize(alts) == 0)
@@ -428,23 +484,53 @@ static int compile_anyof(compiler *C, const cJSON *alts, int id, const char *pat
         tab[c] = AIR_SC_NONE;
     char sub[512];
     const cJSON *a;
-    int i = 0;
+    int i = 0, n_ids = 0, n_obj = 0;
+    uint16_t *ids = malloc(sizeof(uint16_t) * (size_t)cJSON_GetArraySize(alts));
+    uint16_t *objs = malloc(sizeof(uint16_t) * (size_t)cJSON_GetArraySize(alts));
+    if (!ids || !objs) {
+        free(ids), free(objs), free(tab);
+        return fail(C, AIR_ERR_NOMEM, "out of memory compiling a JSON schema%s%s", "", "");
+    }
     cJSON_ArrayForEach(a, alts) {
         char idx[16];
         snprintf(idx, sizeof idx, "%d", i++);
         child_path(sub, sizeof sub, path, "anyOf", idx);
         int c = compile(C, a, sub);
+        if (c < 0) {
+            free(ids), free(objs), free(tab);
+            return -1;
+        }
+        if (C->S->nodes[c].kind == SN_OBJECT)
+            objs[n_obj++] = (uint16_t)c;
+        else
+            ids[n_ids++] = (uint16_t)c;
+    }
+    if (n_obj > 1) { /* several objects: a union told apart by a const, if they are one */
+        int u = make_union(C, objs, n_obj, path);
+        if (C->st) {
+            free(ids), free(objs), free(tab);
+            return -1;
+        }
+        if (u >= 0)
+            objs[0] = (uint16_t)u, n_obj = 1;
+    }
+    for (int k = 0; k < n_obj; k++)
+        ids[n_ids++] = objs[k];
+    free(objs);
+    for (int k = 0; k < n_ids; k++) {
+        int c = ids[k];
+        snprintf(sub, sizeof sub, "%s/anyOf", path);
         uint8_t set[256];
         if (c >= 0 && first_bytes(S, (uint16_t)c, set) < 0)
             c = fail(C, AIR_ERR_UNSUPPORTED,
                      "JSON schema: an \"anyOf\" that contains itself (at %s%s) is not supported",
                      sub, "");
         if (c < 0) {
-            free(tab);
+            free(tab), free(ids);
             return -1;
         }
         if (S->nodes[c].kind == SN_ANY && !S->nodes[c].any_obj) { /* anything: the union too */
-            free(tab);
+            free(tab), free(ids);
             S->nodes[id].kind = SN_ANY;
             return id;
         }
@@ -464,7 +550,7 @@ static int compile_anyof(compiler *C, const cJSON *alts, int id, const char *pat
             }
             char ch[8];
             snprintf(ch, sizeof ch, b >= 0x20 && b < 0x7F ? "'%c'" : "0x%02X", b);
-            free(tab);
+            free(tab), free(ids);
             return fail(C, AIR_ERR_UNSUPPORTED,
                         "JSON schema: the \"anyOf\" at %s has two branches that can both begin "
                         "with %s; only branches that begin differently (different types) are "
@@ -472,6 +558,7 @@ static int compile_anyof(compiler *C, const cJSON *alts, int id, const char *pat
                         path, ch);
         }
     }
+    free(ids);
     S->nodes[id].kind = SN_ANYOF;
     S->nodes[id].alt = tab;
     return id;
@@ -672,6 +759,13 @@ static uint32_t node_min(const air_schema *S, const sc_node *n) {
         return sat(2 + (uint64_t)n->min_items * (mi + 1) - 1);
     }
     case SN_OBJECT: {
+        if (n->ualt) {
+            const sc_node *e = &S->nodes[S->props[n->prop0].child];
+            for (uint32_t i = 0; i < e->n_lit; i++)
+                if (S->nodes[n->ualt[i]].min_len < v)
+                    v = S->nodes[n->ualt[i]].min_len;
+            return sat(v);
+        }
         uint64_t s = 0;
         int nreq = 0;
         for (uint32_t j = 0; j < n->n_props; j++) {
@@ -727,12 +821,36 @@ static air_status finish(air_schema *S) {
             n->kmask[k] = (p->required ? 0 : n->kmask[k + 1]) | ((uint64_t)1 << k);
         }
     }
+    for (uint32_t i = 0; i < S->n_nodes; i++) { /* unions: the cheapest branch after the const */
+        sc_node *n = &S->nodes[i];
+        if (!n->ualt)
+            continue;
+        const sc_node *e = &S->nodes[S->props[n->prop0].child];
+        uint32_t best = AIR_SC_INF;
+        uint16_t cnt = 0;
+        for (uint32_t k = 0; k < e->n_lit; k++) {
+            const sc_node *a = &S->nodes[n->ualt[k]];
+            if (a->req_suffix[1] < best)
+                best = a->req_suffix[1];
+            cnt = a->req_count[1] > cnt ? a->req_count[1] : cnt;
+        }
+        n->req_suffix[1] = best;
+        n->req_suffix[0] = sat((uint64_t)best + 2 + S->props[n->prop0].key.len + e->min_len);
+        n->req_count[1] = cnt;
+    }
     return AIR_OK;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Public                                                                     */
 /* ------------------------------------------------------------------------- */
+
+static int only_objects(const sc_node *n) {
+    for (int c = 0; c < 256; c++)
+        if (n->alt[c] != AIR_SC_NONE && c != '{')
+            return 0;
+    return 1;
+}
 
 air_status air_schema_compile(const cJSON *schema, air_schema **out) {
     *out = NULL;
@@ -754,7 +872,7 @@ air_status air_schema_compile(const cJSON *schema, air_schema **out) {
         const sc_node *r = &S->nodes[root];
         if (r->kind == SN_ANY)
             S->nodes[root].any_obj = 1; /* a free root is a free object */
-        else if (r->kind != SN_OBJECT)
+        else if (r->kind != SN_OBJECT && !(r->kind == SN_ANYOF && only_objects(r)))
             st = air_err(AIR_ERR_UNSUPPORTED,
                          "JSON schema: the root must describe an object (\"type\": \"object\")");
     }
@@ -786,6 +904,7 @@ void air_schema_free(air_schema *S) {
         free(S->nodes[i].req_count);
         free(S->nodes[i].kmask);
         free(S->nodes[i].alt);
+        free(S->nodes[i].ualt);
     }
     free(S->nodes);
     free(S->props);

@@ -133,6 +133,15 @@ static int closed(const air_sc_state *s) {
 
 static int normal_step(const air_schema *S, air_sc_state *s, unsigned c);
 
+/* An enum/const value has been read. */
+static void lit_done(const air_schema *S, air_sc_state *s) {
+    s->mode = AIR_SC_NORMAL;
+    air_sc_frame *fr = &s->fr[s->nf - 1];
+    const sc_node *t = &S->nodes[fr->node];
+    if (t->ualt && fr->n == 1) /* a union's const: go on as the branch it names */
+        fr->node = t->ualt[s->lit_lo - S->nodes[S->props[t->prop0].child].lit0];
+}
+
 static int lit_step(const air_schema *S, air_sc_state *s, unsigned c) {
     const sc_text *L = S->lits;
     uint32_t lo = s->lit_lo, hi = s->lit_hi, pos = s->lit_pos;
@@ -143,7 +152,8 @@ static int lit_step(const air_schema *S, air_sc_state *s, unsigned c) {
         e++;
     if (e == lo) { /* no candidate goes on with c: a number literal may end here */
         if (is_num_mode(s->f.mode) && !num_byte(c) && L[s->lit_lo].len == pos) {
-            s->mode = AIR_SC_NORMAL;
+            s->lit_hi = (uint16_t)(s->lit_lo + 1); /* the one that ended */
+            lit_done(S, s);
             return normal_step(S, s, c);
         }
         return reject(s);
@@ -154,7 +164,7 @@ static int lit_step(const air_schema *S, air_sc_state *s, unsigned c) {
     if (!lex(s, c))
         return 0;
     if (closed(s))
-        s->mode = AIR_SC_NORMAL;
+        lit_done(S, s);
     return 1;
 }
 
@@ -330,10 +340,16 @@ int air_sc_min_close(const air_schema *S, const air_sc_state *s) {
     }
     case AIR_SC_LIT: {
         uint64_t best = AIR_SC_INF;
-        for (uint32_t i = s->lit_lo; i < s->lit_hi; i++)
-            if (S->lits[i].len - s->lit_pos < best)
-                best = S->lits[i].len - s->lit_pos;
-        total += best + frame_rest(S, fr, 0);
+        int in_union = t->ualt && fr->n == 1 && s->f.depth == s->nf;
+        uint32_t lit0 = in_union ? S->nodes[S->props[t->prop0].child].lit0 : 0;
+        for (uint32_t i = s->lit_lo; i < s->lit_hi; i++) {
+            /* a union's const: the rest is that of the branch it names */
+            air_sc_frame br = {in_union ? t->ualt[i - lit0] : fr->node, fr->n};
+            uint64_t v = S->lits[i].len - s->lit_pos + frame_rest(S, &br, 0);
+            if (v < best)
+                best = v;
+        }
+        total += best;
         break;
     }
     case AIR_SC_FREE:

@@ -48,6 +48,11 @@ typedef struct {
                                  each as ,"key":value */
     uint16_t *req_count;      /* [n_props + 1]: required properties from k on */
     uint64_t *kmask;          /* [n_props + 1]: keys that may come next when k is next */
+    /* a union of objects told apart by their first property, a const (an
+     * anyOf of tool calls): this node has only that property, its enum holds
+     * every branch's const, and once the value is read the frame becomes
+     * ualt[literal index - lit0 of the enum] */
+    uint16_t *ualt;
     /* SN_ARRAY */
     uint16_t items;
     uint32_t min_items, max_items; /* max UINT32_MAX: none */

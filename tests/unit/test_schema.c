@@ -178,6 +178,11 @@ static const text_case CASES[] = {
     {9, "{\"choice\":100}", AIR_JSON_INVALID},
     {9, "{\"choice\":{\"a\": 1}}", AIR_JSON_INVALID}, /* enum values compact */
     {9, "{\"choice\":nul", AIR_JSON_PREFIX},
+    {10, "{\"name\":\"get_time\",\"arguments\":{\"tz\":\"UTC\"}}", AIR_JSON_COMPLETE},
+    {10, "{\"name\":\"get_weather\",\"arguments\":{\"location\":\"Lima\"}}", AIR_JSON_COMPLETE},
+    {10, "{\"name\":\"get_time\",\"arguments\":{\"location\":\"Lima\"}}", AIR_JSON_INVALID},
+    {10, "{\"name\":\"get_date\"", AIR_JSON_INVALID},
+    {10, "{\"arguments\":{}}", AIR_JSON_INVALID},
 };
 
 static air_schema *schemas[16];
@@ -207,7 +212,7 @@ static int load_schemas(void) {
 }
 
 TEST(texts_against_schemas) {
-    ASSERT_TRUE(n_schemas == 10);
+    ASSERT_TRUE(n_schemas == 11);
     int bad = 0;
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         const text_case *c = &CASES[i];
