@@ -192,6 +192,12 @@ typedef struct {
     /* Polled between tokens; non-zero aborts (AIR_ERR_ABORTED). May be NULL. */
     int (*should_abort)(void *user);
     void *user;
+    /* With tools: called once for each complete tool call, as soon as it is
+     * parsed (its index in the response, id, name, arguments as JSON text),
+     * while on_text gets only the content around calls; return non-zero to
+     * stop. May be NULL. Receives `user`. */
+    int (*on_tool_call)(void *user, int index, const char *id, const char *name,
+                        const char *arguments);
 } air_gen_params;
 
 air_gen_params air_gen_default_params(void);

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_internal.h"
 #include "runtime/generate.h"
@@ -17,6 +18,9 @@
 
 #define JSON_INSTRUCTION                                                                           \
     "You must respond with a single valid JSON object and nothing else: no prose, no code fences."
+#define SCHEMA_INSTRUCTION                                                                         \
+    "You must respond with a single valid JSON object that follows this JSON schema, and nothing " \
+    "else (no prose, no code fences):\n"
 
 typedef struct {
     air_model *m;
@@ -30,7 +34,24 @@ typedef struct {
     air_status err;
     uint8_t *gmask;   /* format="json": the grammar's mask (its vocabulary size) */
     int n_vocab;      /* the model's */
+    air_tc_parser *tc; /* tools with tool_choice auto: splits calls from content */
+    int quiet;         /* a forced call: nothing is streamed as text */
 } run_ctx;
+
+static int tc_on_content(void *user, const char *piece) {
+    run_ctx *c = user;
+    if (c->p->on_text && !c->cb_stopped && c->p->on_text(c->p->user, piece))
+        c->cb_stopped = 1;
+    return 0;
+}
+
+static int tc_on_call(void *user, int index, const char *id, const char *name, const char *args) {
+    run_ctx *c = user;
+    if (c->p->on_tool_call && !c->cb_stopped &&
+        c->p->on_tool_call(c->p->user, index, id, name, args))
+        c->cb_stopped = 1;
+    return 0;
+}
 
 /* Length of the prefix of s[0..n) that ends on a UTF-8 character boundary. */
 static size_t utf8_safe(const char *s, size_t n) {
@@ -48,7 +69,10 @@ static size_t utf8_safe(const char *s, size_t n) {
 static void emit(run_ctx *c, size_t upto) {
     if (upto <= c->emitted)
         return;
-    if (c->p->on_text && !c->cb_stopped) {
+    if (c->tc) {
+        if (air_tc_push(c->tc, c->text.data + c->emitted, upto - c->emitted))
+            c->err = AIR_ERR_NOMEM;
+    } else if (c->p->on_text && !c->cb_stopped && !c->quiet) {
         char save = c->text.data[upto];
         c->text.data[upto] = 0;
         if (c->p->on_text(c->p->user, c->text.data + c->emitted))
@@ -117,40 +141,103 @@ static int should_abort(void *user) {
     return c->p->should_abort ? c->p->should_abort(c->p->user) : 0;
 }
 
-/* Renders the conversation (plus the JSON instruction) into a prompt. */
-static air_status render(air_model *m, const air_message *msgs, int n, int json, char **out) {
-    cJSON *arr = cJSON_CreateArray();
-    int has_system = n > 0 && msgs[0].role && strcmp(msgs[0].role, "system") == 0;
-    if (json && !has_system) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", "system");
-        cJSON_AddStringToObject(o, "content", JSON_INSTRUCTION);
-        cJSON_AddItemToArray(arr, o);
+/* Adds text to the system message (one is inserted first if there is none). */
+static void add_to_system(cJSON *arr, const char *text) {
+    cJSON *first = cJSON_GetArrayItem(arr, 0);
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(first, "role");
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(first, "content");
+    if (cJSON_IsString(role) && strcmp(role->valuestring, "system") == 0 &&
+        cJSON_IsString(content)) {
+        air_strbuf sb = {0};
+        air_sb_puts(&sb, content->valuestring);
+        air_sb_puts(&sb, "\n\n");
+        air_sb_puts(&sb, text);
+        if (sb.data)
+            cJSON_SetValuestring(content, sb.data);
+        air_sb_free(&sb);
+        return;
     }
-    for (int i = 0; i < n; i++) {
-        if (!msgs[i].role) {
-            cJSON_Delete(arr);
-            return air_err(AIR_ERR_INVALID_ARG, "message %d has no role", i);
-        }
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", msgs[i].role);
-        if (json && i == 0 && has_system) {
-            air_strbuf sb = {0};
-            air_sb_puts(&sb, msgs[i].content ? msgs[i].content : "");
-            air_sb_puts(&sb, "\n\n" JSON_INSTRUCTION);
-            cJSON_AddStringToObject(o, "content", sb.data);
-            air_sb_free(&sb);
-        } else {
-            cJSON_AddStringToObject(o, "content", msgs[i].content ? msgs[i].content : "");
-        }
-        cJSON_AddItemToArray(arr, o);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "role", "system");
+    cJSON_AddStringToObject(o, "content", text);
+    cJSON_InsertItemInArray(arr, 0, o);
+}
+
+/* Renders the conversation (plus the JSON instruction, and the tools when
+ * the template does not show them itself) into a prompt; a forced call's
+ * opener goes after it. */
+static air_status render(air_model *m, const air_message *msgs, int n, const air_gen_params *p,
+                         const air_tool_req *tr, char **out) {
+    cJSON *arr = NULL;
+    air_status st = air_messages_json(msgs, n, &arr);
+    if (st)
+        return st;
+    int use_tools = tr->tools && tr->choice != AIR_CHOICE_NONE;
+    if (use_tools && !tr->template_tools) {
+        char *tp = air_tc_tools_prompt(tr->tools);
+        if (tp)
+            add_to_system(arr, tp);
+        free(tp);
+    }
+    if (p->json_schema) {
+        cJSON *sj = cJSON_Parse(p->json_schema);
+        char *compact = sj ? cJSON_PrintUnformatted(sj) : NULL;
+        air_strbuf sb = {0};
+        air_sb_puts(&sb, SCHEMA_INSTRUCTION);
+        air_sb_puts(&sb, compact ? compact : p->json_schema);
+        if (sb.data)
+            add_to_system(arr, sb.data);
+        air_sb_free(&sb);
+        free(compact);
+        cJSON_Delete(sj);
+    } else if (p->json) {
+        add_to_system(arr, JSON_INSTRUCTION);
     }
     const char *bos = m->tok ? air_tokenizer_bos_token(m->tok) : NULL;
     const char *eos = m->tok ? air_tokenizer_eos_token(m->tok) : NULL;
-    air_status st = air_chat_template_render(m->tmpl, arr, NULL, 1, bos ? bos : "", eos ? eos : "",
-                                             NULL, out);
+    st = air_chat_template_render(m->tmpl, arr, use_tools && tr->template_tools ? tr->tools : NULL,
+                                  1, bos ? bos : "", eos ? eos : "", NULL, out);
     cJSON_Delete(arr);
+    if (!st && tr->forced_schema) {
+        air_strbuf sb = {0};
+        air_sb_puts(&sb, *out);
+        air_sb_puts(&sb, air_tc_call_opener(tr->fmt));
+        free(*out);
+        *out = air_sb_take(&sb);
+        if (!*out)
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
+    }
     return st;
+}
+
+/* A forced call's text (one JSON object) as the result's tool call. */
+static air_status forced_result(run_ctx *c, const air_tool_req *tr, uint64_t seed,
+                                air_result *out) {
+    cJSON *obj = cJSON_Parse(out->text);
+    char id[10];
+    air_tc_call_id(seed, 0, id);
+    cJSON *call = obj ? air_tc_make_call(obj, air_tc_args_key(tr->fmt), id) : NULL;
+    cJSON_Delete(obj);
+    if (!call) /* cut short (max_tokens below the call's length): the text stays content */
+        return AIR_OK;
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+    tc_on_call(c, 0, id, cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(fn, "arguments")->valuestring);
+    cJSON *arr = cJSON_CreateArray();
+    cJSON_AddItemToArray(arr, call);
+    out->tool_calls = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    air_strbuf raw = {0};
+    air_sb_puts(&raw, air_tc_call_opener(tr->fmt));
+    air_sb_puts(&raw, out->text);
+    if (tr->fmt == AIR_TC_HERMES)
+        air_sb_puts(&raw, "\n</tool_call>");
+    else if (tr->fmt == AIR_TC_MISTRAL)
+        air_sb_puts(&raw, "]");
+    out->raw_text = air_sb_take(&raw);
+    out->text[0] = 0;
+    out->finish_reason = "tool_calls";
+    return out->tool_calls && out->raw_text ? AIR_OK : air_err(AIR_ERR_NOMEM, "out of memory");
 }
 
 air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_params *params,
@@ -172,17 +259,46 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
     for (int i = 0; i < p.n_stop; i++)
         if (p.stop[i] && strlen(p.stop[i]) > c.max_stop)
             c.max_stop = strlen(p.stop[i]);
-    air_status st = render(m, msgs, n, p.json, &prompt);
-    if (st)
-        return st;
+    air_tool_req tr;
+    air_schema *schema = NULL;
+    air_status st = air_tool_req_init(m, &p, &tr);
+    if (!st && p.json_schema)
+        st = air_schema_compile_text(p.json_schema, &schema);
+    else if (!st && tr.forced_schema)
+        st = air_schema_compile(tr.forced_schema, &schema);
+    if (schema)
+        p.json = 1;
+    int use_tools = tr.tools && tr.choice != AIR_CHOICE_NONE;
+    c.quiet = tr.forced_schema != NULL;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t id_seed = (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec ^
+                       (uint64_t)(uintptr_t)&c ^ p.seed;
+    if (!st && use_tools && !tr.forced_schema && !p.json) {
+        air_tc_sink sink = {tc_on_content, tc_on_call, &c};
+        st = air_tc_parser_new(tr.fmt, id_seed, &sink, &c.tc);
+    }
+    if (!st)
+        st = render(m, msgs, n, &p, &tr, &prompt);
     /* a template writes its own BOS; the fallback lets the tokenizer add it */
-    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids, &n_ids);
+    if (!st)
+        st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids,
+                                  &n_ids);
     free(prompt);
-    if (st)
+    if (st) {
+        air_tc_parser_free(c.tc);
+        air_schema_free(schema);
+        air_tool_req_free(&tr);
         return st;
-    c.detok = air_detok_new(m->tok, 1);
+    }
+    /* Llama's <|python_tag|> and Mistral's [TOOL_CALLS] are special tokens
+     * the parser must see */
+    c.detok = air_detok_new(m->tok, !(c.tc && (tr.fmt == AIR_TC_LLAMA3 || tr.fmt == AIR_TC_MISTRAL)));
     if (!c.detok) {
         free(ids);
+        air_tc_parser_free(c.tc);
+        air_schema_free(schema);
+        air_tool_req_free(&tr);
         return air_err(AIR_ERR_NOMEM, "out of memory");
     }
     air_gen_options go = {0};
@@ -206,8 +322,11 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
         if (!m->grammar)
             st = air_json_grammar_new(m->tok, m->eos, m->n_eos, &m->grammar);
         if (!st) {
-            air_json_grammar_reset(m->grammar);
-            air_json_grammar_set_budget(m->grammar, p.max_tokens);
+            air_json_grammar_set_schema(m->grammar, schema);
+            /* the tokens left: max_tokens, or fewer when the context fills up
+             * first (generation stops once max_seq positions are used) */
+            int room = m->max_seq - (int)n_ids + 1;
+            air_json_grammar_set_budget(m->grammar, room < p.max_tokens ? room : p.max_tokens);
             c.gmask = malloc((size_t)air_json_grammar_n_vocab(m->grammar));
             if (!c.gmask)
                 st = air_err(AIR_ERR_NOMEM, "out of memory");
@@ -220,6 +339,8 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
         st = air_generate(m->engine, &kv, ids, (int)n_ids, &go, &gen, &n_gen, &gs);
         air_kv_free(&kv);
     }
+    if (p.json && m->grammar)
+        air_json_grammar_set_schema(m->grammar, NULL); /* the schema is freed below */
     pthread_mutex_unlock(&m->mu);
     if (!st && c.err)
         st = c.err;
@@ -228,10 +349,28 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
         if (!c.stopped && air_detok_flush(c.detok, &tail) == AIR_OK && tail && *tail)
             air_sb_puts(&c.text, tail);
         filter(&c, 1);
-        out->text = air_sb_take(&c.text);
         out->finish_reason = c.stopped || gs.stopped_by_eos ? "stop"
                              : c.cb_stopped                 ? "callback"
                                                             : "length";
+        if (c.tc) {
+            st = air_tc_finish(c.tc);
+            const cJSON *calls = air_tc_calls(c.tc);
+            out->raw_text = air_sb_take(&c.text);
+            out->text = strdup(air_tc_content(c.tc));
+            if (cJSON_GetArraySize(calls) > 0) {
+                out->tool_calls = cJSON_PrintUnformatted(calls);
+                if (strcmp(out->finish_reason, "callback") != 0)
+                    out->finish_reason = "tool_calls";
+            }
+            if (!st && (!out->raw_text || !out->text))
+                st = air_err(AIR_ERR_NOMEM, "out of memory");
+        } else {
+            out->text = air_sb_take(&c.text);
+            if (!out->text)
+                out->text = strdup("");
+            if (tr.forced_schema && out->text)
+                st = forced_result(&c, &tr, id_seed, out);
+        }
         out->prompt_tokens = gs.n_prompt;
         out->completion_tokens = gs.n_generated;
         out->prefill_seconds = gs.prefill_seconds;
@@ -239,10 +378,15 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
         out->prefill_tokens_per_s = gs.prefill_seconds > 0 ? gs.n_prompt / gs.prefill_seconds : 0;
         out->decode_tokens_per_s =
             gs.decode_seconds > 0 && gs.n_generated > 1 ? (gs.n_generated - 1) / gs.decode_seconds : 0;
+        if (st)
+            air_result_free(out);
     }
     air_sb_free(&c.text);
     free(c.gmask);
     air_detok_free(c.detok);
+    air_tc_parser_free(c.tc);
+    air_schema_free(schema);
+    air_tool_req_free(&tr);
     free(ids);
     free(gen);
     return st;
@@ -262,5 +406,9 @@ void air_result_free(air_result *r) {
     if (!r)
         return;
     free(r->text);
+    free(r->tool_calls);
+    free(r->raw_text);
     r->text = NULL;
+    r->tool_calls = NULL;
+    r->raw_text = NULL;
 }

@@ -45,6 +45,9 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     air_model *m = NULL;
     cJSON *resp = NULL;
     const char **stops = NULL;
+    char **texts = NULL; /* the messages' tool_calls as text */
+    char *schema_text = NULL, *tools_text = NULL, *choice_text = NULL;
+    int nm = 0;
     air_result r = {0};
 
     const char *model = jstr(req, "model");
@@ -55,8 +58,9 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     /* messages, then the prompt as a last user turn (the seed's behaviour) */
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(req, "messages");
     const char *prompt = jstr(req, "prompt");
-    int nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
+    nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
     msgs = calloc((size_t)nm + 1, sizeof *msgs);
+    texts = calloc((size_t)nm + 1, sizeof *texts);
     const cJSON *e;
     cJSON_ArrayForEach(e, jm) {
         const char *role = jstr(e, "role"), *content = jstr(e, "content");
@@ -64,7 +68,17 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
             st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: message %d has no \"role\"", n);
             goto out;
         }
-        msgs[n++] = (air_message){.role = role, .content = content ? content : ""};
+        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(e, "tool_calls");
+        msgs[n] = (air_message){.role = role, .content = content ? content : ""};
+        if (cJSON_IsArray(tc) && cJSON_GetArraySize(tc) > 0) {
+            texts[n] = cJSON_PrintUnformatted(tc);
+            msgs[n].tool_calls = texts[n];
+            if (!content)
+                msgs[n].content = NULL;
+        }
+        msgs[n].tool_call_id = jstr(e, "tool_call_id");
+        msgs[n].name = jstr(e, "name");
+        n++;
     }
     if (prompt && (n == 0 || strcmp(msgs[n - 1].role, "user") != 0 ||
                    strcmp(msgs[n - 1].content, prompt) != 0))
@@ -109,8 +123,38 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
         gp.repeat_penalty = (float)d;
     if (jnum(req, "seed", &d))
         gp.seed = (uint64_t)d;
-    const char *fmt = jstr(req, "format");
-    gp.json = fmt && strcmp(fmt, "json") == 0;
+    /* format: "json" or a schema; OpenAI's response_format also works */
+    const cJSON *jf = cJSON_GetObjectItemCaseSensitive(req, "format");
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(req, "response_format");
+    if (!jf && cJSON_IsObject(rf)) {
+        const char *rt = jstr(rf, "type");
+        const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        if (rt && strcmp(rt, "json_object") == 0)
+            gp.json = 1;
+        else if (rt && strcmp(rt, "json_schema") == 0 && cJSON_IsObject(js))
+            jf = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    }
+    if (cJSON_IsString(jf)) {
+        if (strcmp(jf->valuestring, "json") != 0) {
+            st = air_err(AIR_ERR_INVALID_ARG,
+                         "get_llm_response: format must be \"json\" or a JSON schema object, got "
+                         "\"%s\"",
+                         jf->valuestring);
+            goto out_release;
+        }
+        gp.json = 1;
+    } else if (cJSON_IsObject(jf) || cJSON_IsBool(jf)) {
+        schema_text = cJSON_PrintUnformatted(jf);
+        gp.json_schema = schema_text;
+    }
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(req, "tools");
+    if (cJSON_IsArray(jt) && cJSON_GetArraySize(jt) > 0)
+        gp.tools = tools_text = cJSON_PrintUnformatted(jt);
+    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(req, "tool_choice");
+    if (cJSON_IsString(jc))
+        gp.tool_choice = jc->valuestring;
+    else if (cJSON_IsObject(jc))
+        gp.tool_choice = choice_text = cJSON_PrintUnformatted(jc);
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(req, "stop");
     if (cJSON_IsString(js)) {
         stops = calloc(1, sizeof *stops);
@@ -123,25 +167,34 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     gp.on_text = on_text;
     gp.user = user;
     st = air_chat(m, msgs, n, &gp, &r);
+out_release:
     air_model_release(m);
     if (st)
         goto out;
+    cJSON *calls = r.tool_calls ? cJSON_Parse(r.tool_calls) : cJSON_CreateArray();
 
     resp = cJSON_CreateObject();
     cJSON_AddStringToObject(resp, "response", r.text);
     cJSON *out_msgs = cJSON_AddArrayToObject(resp, "messages");
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    cJSON_ArrayForEach(e, jm) { /* the caller's messages, as given */
+        if (i++ < n)
+            cJSON_AddItemToArray(out_msgs, cJSON_Duplicate(e, 1));
+    }
+    for (; i < n; i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "role", msgs[i].role);
-        cJSON_AddStringToObject(o, "content", msgs[i].content);
+        cJSON_AddStringToObject(o, "content", msgs[i].content ? msgs[i].content : "");
         cJSON_AddItemToArray(out_msgs, o);
     }
     cJSON *a = cJSON_CreateObject();
     cJSON_AddStringToObject(a, "role", "assistant");
     cJSON_AddStringToObject(a, "content", r.text);
+    if (cJSON_GetArraySize(calls) > 0)
+        cJSON_AddItemToObject(a, "tool_calls", cJSON_Duplicate(calls, 1));
     cJSON_AddItemToArray(out_msgs, a);
-    cJSON_AddStringToObject(resp, "raw_response", r.text);
-    cJSON_AddArrayToObject(resp, "tool_calls");
+    cJSON_AddStringToObject(resp, "raw_response", r.raw_text ? r.raw_text : r.text);
+    cJSON_AddItemToObject(resp, "tool_calls", calls);
     cJSON_AddArrayToObject(resp, "tool_results");
     cJSON *u = cJSON_AddObjectToObject(resp, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", r.prompt_tokens);
@@ -157,7 +210,13 @@ out:
     air_result_free(&r);
     cJSON_Delete(resp);
     cJSON_Delete(req);
+    for (int k = 0; texts && k < nm; k++)
+        free(texts[k]);
+    free(texts);
     free(msgs);
     free(stops);
+    free(schema_text);
+    free(tools_text);
+    free(choice_text);
     return st;
 }

@@ -63,7 +63,7 @@ PLATFORM_DEFAULT = _PlatformDefault()
 MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "prefetching",
                  "cache_dir", "ram_budget", "n_threads", "revision")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
-               "stop", "format")
+               "stop", "format", "tools", "tool_choice")
 # Accepted for drop-in compatibility with get_llm_response of other providers
 # and ignored: they have no meaning for a local model.
 IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "context", "attachments")
@@ -134,7 +134,18 @@ def _check_messages(messages):
         role = m.get("role")
         if not isinstance(role, str) or not role:
             raise ValueError(f"messages[{i}] has no 'role'")
-        out.append({"role": role, "content": _content_text(i, m.get("content"))})
+        msg = {"role": role, "content": _content_text(i, m.get("content"))}
+        calls = m.get("tool_calls")
+        if calls:
+            if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+                raise TypeError(f"messages[{i}]['tool_calls'] must be a list of dicts")
+            msg["tool_calls"] = calls
+            if m.get("content") is None:
+                msg["content"] = None
+        for key in ("tool_call_id", "name"):
+            if m.get(key) is not None:
+                msg[key] = _check_str(f"messages[{i}]['{key}']", m[key])
+        out.append(msg)
     return out
 
 
@@ -195,9 +206,24 @@ def _gen_request(opts):
         req["stop"] = stop
     fmt = opts.get("format")
     if fmt is not None:
-        if fmt != "json":
-            raise ValueError(f"format must be None or 'json', got {fmt!r}")
-        req["format"] = "json"
+        if isinstance(fmt, dict):
+            req["format"] = fmt  # a JSON schema (the subset in docs/json-mode.md)
+        elif fmt == "json":
+            req["format"] = "json"
+        else:
+            raise ValueError(f"format must be None, 'json' or a JSON schema dict, got {fmt!r}")
+    tools = opts.get("tools")
+    if tools:
+        if not isinstance(tools, (list, tuple)) or not all(isinstance(t, dict) for t in tools):
+            raise TypeError("tools must be a list of OpenAI tool dicts "
+                            "({'type': 'function', 'function': {...}})")
+        req["tools"] = list(tools)
+    choice = opts.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, (str, dict)):
+            raise TypeError("tool_choice must be 'auto', 'none', 'required', a function name "
+                            "or {'type': 'function', 'function': {'name': ...}}")
+        req["tool_choice"] = choice
     return req
 
 
@@ -210,10 +236,10 @@ def _split_kwargs(kwargs, where):
             gen_opts[k] = v
         elif k in IGNORED_OPTIONS:
             continue
-        elif k in ("tools", "tool_choice", "tool_map", "images"):
+        elif k in ("tool_map", "images"):
             if v:
-                raise ValueError(f"{k}: the airllm provider supports text only, no tools or "
-                                 "images")
+                raise ValueError(f"{k}: the airllm provider returns tool calls but does not run "
+                                 "them (no tool_map), and takes text only (no images)")
         else:
             raise TypeError(f"{where}() got an unexpected keyword argument {k!r}")
     return model_opts, gen_opts
@@ -454,14 +480,24 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     their last user turn. model: a Hugging Face id ("org/name"), a local HF
     folder or a .gguf file. compression: "4bit", "8bit", or None for none;
     the default is the platform's ("4bit" on Linux, none on macOS).
-    format="json" makes the reply a single JSON object. Other keyword
-    arguments: top_p, top_k, min_p, repeat_penalty, seed, stop (a string or
-    a list), cache_dir, ram_budget (bytes of layers kept in memory),
-    n_threads, revision.
+    format="json" makes the reply a single JSON object; format=<dict>, a
+    JSON schema, makes it an object valid against that schema (the subset in
+    docs/json-mode.md; other keywords raise AirLLMError naming them).
+    tools: OpenAI tools ([{"type": "function", "function": {"name",
+    "description", "parameters"}}]), given to the model's chat template;
+    tool_choice: "auto" (default), "none", "required" or a function name
+    (or {"type": "function", "function": {"name": ...}}): with "required" or
+    a name the reply is one call whose arguments follow the tool's
+    parameters schema. Other keyword arguments: top_p, top_k, min_p,
+    repeat_penalty, seed, stop (a string or a list), cache_dir, ram_budget
+    (bytes of layers kept in memory), n_threads, revision.
 
-    Returns a dict with "response" (the text), "messages" (the conversation
-    with the reply appended), "raw_response", "tool_calls" ([]),
-    "tool_results" ([]), "usage" and "finish_reason". With stream=True,
+    Returns a dict with "response" (the text, without tool calls),
+    "messages" (the conversation with the reply appended, its tool_calls
+    included), "raw_response" (the text as generated), "tool_calls" (OpenAI
+    tool calls: {"id", "type": "function", "function": {"name",
+    "arguments" (a JSON string)}}), "tool_results" ([]), "usage" and
+    "finish_reason" ("tool_calls" when calls were made). With stream=True,
     returns a generator of text pieces instead; closing it stops generation.
     Library failures raise AirLLMError.
     """
