@@ -320,6 +320,8 @@ int air_sc_min_close(const air_schema *S, const air_sc_state *s) {
         return (int)AIR_SC_INF;
     if (m == AIR_JF_START)
         return (int)S->nodes[S->root].min_len;
+    if (s->nf == 0) /* a free root object: the JSON automaton alone */
+        return air_jf_min_close(&s->f);
     uint64_t total = 0;
     for (int i = 0; i + 1 < s->nf; i++)
         total += frame_rest(S, &s->fr[i], 0);

@@ -125,8 +125,14 @@ cJSON *air_tc_make_call(const cJSON *obj, const char *args_key, const char *id) 
     char *a = NULL;
     if (!args || cJSON_IsNull(args))
         a = strdup("{}");
-    else if (cJSON_IsString(args))
+    else if (cJSON_IsString(args)) { /* already JSON text: it must hold an object */
+        cJSON *inner = cJSON_Parse(args->valuestring);
+        int obj_ok = cJSON_IsObject(inner);
+        cJSON_Delete(inner);
+        if (!obj_ok)
+            return NULL;
         a = strdup(args->valuestring);
+    }
     else if (cJSON_IsObject(args))
         a = cJSON_PrintUnformatted(args);
     else
