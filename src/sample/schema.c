@@ -269,7 +269,8 @@ static int compile_object(compiler *C, const cJSON *sch, int id, const char *pat
     }
     if (grow((void **)&S->props, &S->cap_props, S->n_props + (uint32_t)k, sizeof(sc_prop)))
         return fail(C, AIR_ERR_NOMEM, "out of memory compiling a JSON schema%s%s", "", "");
-    memcpy(S->props + S->n_props, local, sizeof(sc_prop) * (size_t)k);
+    if (k > 0)
+        memcpy(S->props + S->n_props, local, sizeof(sc_prop) * (size_t)k);
     S->nodes[id].prop0 = S->n_props;
     S->nodes[id].n_props = (uint32_t)k;
     S->n_props += (uint32_t)k;
