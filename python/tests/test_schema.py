@@ -73,3 +73,24 @@ def test_unsupported_keyword_is_named(tiny_chat, cache_dir, schema, keyword):
 def test_schema_instruction_and_format_json_still_work(ask):
     r = ask("x", format="json", max_tokens=24)
     assert isinstance(json.loads(r["response"]), dict)
+
+
+def test_cli_schema_option(tiny_chat, tmp_path):
+    cli = os.path.join(REPO, "build", "airllm")
+    if not os.path.isfile(cli):
+        pytest.skip(f"{cli} is not built")
+    import subprocess
+    schema = SCHEMAS[0]
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(schema))
+    out = subprocess.run([cli, "run", tiny_chat, "Fill in the form.", "--schema", str(path),
+                          "-n", "96", "--temperature", "1", "--cache-dir", str(tmp_path / "c"),
+                          "-c", "none"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    jsonschema.validate(json.loads(out.stdout), schema)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}')
+    out = subprocess.run([cli, "run", tiny_chat, "x", "--schema", str(bad), "--cache-dir",
+                          str(tmp_path / "c"), "-c", "none"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode != 0 and '"pattern"' in out.stderr

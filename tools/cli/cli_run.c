@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/fileio.h"
 #include "util/strbuf.h"
 
 static void usage(FILE *f) {
@@ -29,6 +30,8 @@ static void usage(FILE *f) {
             "      --seed N            random seed (default 0, a fixed seed)\n"
             "      --stop TEXT         stop when TEXT is generated (repeatable)\n"
             "      --json              answer with a JSON object (constrained decoding)\n"
+            "      --schema FILE       answer with a JSON object valid against the JSON schema\n"
+            "                          in FILE (the subset in docs/json-mode.md)\n"
             "      --stats             print token counts and speed on stderr\n"
             "\n" CLI_MODEL_HELP "\n"
             "Examples:\n"
@@ -69,6 +72,8 @@ int cli_run(int argc, char **argv) {
     const char *system = NULL;
     const char *stops[16];
     int stats = 0;
+    const char *schema_file = NULL;
+    char *schema_text = NULL;
     static struct option opts[] = {{"system", required_argument, 0, 's'},
                                    {"max-tokens", required_argument, 0, 'n'},
                                    {"temperature", required_argument, 0, 2001},
@@ -78,6 +83,7 @@ int cli_run(int argc, char **argv) {
                                    {"min-p", required_argument, 0, 2008},
                                    {"stop", required_argument, 0, 2005},
                                    {"json", no_argument, 0, 2006},
+                                   {"schema", required_argument, 0, 2009},
                                    {"stats", no_argument, 0, 2007},
                                    {"help", no_argument, 0, 'h'},
                                    CLI_MODEL_OPTIONS,
@@ -99,10 +105,19 @@ int cli_run(int argc, char **argv) {
                 stops[gp.n_stop++] = optarg;
             break;
         case 2006: gp.json = 1; break;
+        case 2009: schema_file = optarg; break;
         case 2007: stats = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (schema_file) {
+        size_t len = 0;
+        if (air_read_file(schema_file, &schema_text, &len) != AIR_OK) {
+            fprintf(stderr, "airllm: %s\n", air_last_error());
+            return 1;
+        }
+        gp.json_schema = schema_text;
     }
     gp.stop = stops;
     gp.on_text = print_piece;
@@ -127,6 +142,7 @@ int cli_run(int argc, char **argv) {
         if (!default_model) {
             fprintf(stderr, "airllm: no model given and the default model is not fetched; run "
                             "scripts/fetch-default-model.sh or name a model\n");
+            free(schema_text);
             return 1;
         }
         model = default_model;
@@ -134,6 +150,7 @@ int cli_run(int argc, char **argv) {
     air_model *m = cli_open(model, &mo);
     if (!m) {
         free(default_model);
+        free(schema_text);
         return 1;
     }
     air_model_info info;
@@ -197,5 +214,6 @@ int cli_run(int argc, char **argv) {
     }
     air_model_close(m);
     free(default_model);
+    free(schema_text);
     return rc;
 }
