@@ -125,8 +125,95 @@ TEST(bad_messages) {
     ASSERT_EQ_INT(air_messages_json(&r, 1, &arr), AIR_ERR_INVALID_ARG);
 }
 
+typedef struct {
+    int n_calls;
+    char name[64];
+    char args[512];
+    char id[16];
+    int texts;
+} call_log;
+
+static int log_call(void *u, int index, const char *id, const char *name, const char *args) {
+    call_log *l = u;
+    if (index == l->n_calls++) {
+        snprintf(l->name, sizeof l->name, "%s", name);
+        snprintf(l->args, sizeof l->args, "%s", args);
+        snprintf(l->id, sizeof l->id, "%s", id);
+    }
+    return 0;
+}
+
+static int count_text(void *u, const char *piece) {
+    ((call_log *)u)->texts += piece[0] != 0;
+    return 0;
+}
+
+/* A forced call through air_chat on the random-weight tiny_chat model: one
+ * call, reported once through on_tool_call with the result's id, name and
+ * arguments; nothing streamed as text; arguments hold the required key. */
+TEST(forced_call_streams_one_call) {
+    const char *tmp = test_tmp("api_tools");
+    air_model_params mp = air_model_default_params();
+    mp.compression = "none";
+    mp.cache_dir = tmp;
+    mp.max_seq_len = 2048;
+    air_model *m = NULL;
+    ASSERT_TRUE(air_model_open(test_data("models/tiny_chat"), &mp, &m) == AIR_OK);
+    air_gen_params gp = air_gen_default_params();
+    gp.temperature = 1.0f;
+    gp.max_tokens = 64;
+    gp.tools = "[{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":"
+               "{\"type\":\"object\",\"properties\":{\"tz\":{\"enum\":[\"UTC\",\"CET\"]}},"
+               "\"required\":[\"tz\"]}}},{\"type\":\"function\",\"function\":{\"name\":\"ping\"}}]";
+    call_log log = {0};
+    gp.on_tool_call = log_call;
+    gp.on_text = count_text;
+    gp.user = &log;
+    air_message msg = {.role = "user", .content = "Time?"};
+    for (int k = 0; k < 2; k++) {
+        memset(&log, 0, sizeof log);
+        gp.tool_choice = k == 0 ? "get_time" : "required";
+        gp.seed = (uint64_t)k;
+        air_result r;
+        ASSERT_TRUE(air_chat(m, &msg, 1, &gp, &r) == AIR_OK);
+        ASSERT_EQ_STR(r.finish_reason, "tool_calls");
+        ASSERT_EQ_STR(r.text, "");
+        ASSERT_EQ_INT(log.n_calls, 1);
+        ASSERT_EQ_INT(log.texts, 0);
+        cJSON *calls = cJSON_Parse(r.tool_calls);
+        const cJSON *c0 = cJSON_GetArrayItem(calls, 0);
+        const cJSON *fn = cJSON_GetObjectItem(c0, "function");
+        ASSERT_EQ_INT(cJSON_GetArraySize(calls), 1);
+        ASSERT_EQ_STR(cJSON_GetObjectItem(c0, "id")->valuestring, log.id);
+        ASSERT_EQ_STR(cJSON_GetObjectItem(fn, "name")->valuestring, log.name);
+        ASSERT_EQ_STR(cJSON_GetObjectItem(fn, "arguments")->valuestring, log.args);
+        cJSON *args = cJSON_Parse(log.args);
+        ASSERT_TRUE(cJSON_IsObject(args));
+        if (strcmp(log.name, "get_time") == 0)
+            ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItem(args, "tz")));
+        else
+            ASSERT_EQ_STR(log.name, "ping");
+        if (k == 0)
+            ASSERT_EQ_STR(log.name, "get_time");
+        ASSERT_TRUE(strncmp(r.raw_text, "<tool_call>\n{", 13) == 0); /* no tools in the template */
+        cJSON_Delete(args);
+        cJSON_Delete(calls);
+        air_result_free(&r);
+    }
+    /* a tool the list does not have, and a forced call with format=json */
+    gp.tool_choice = "nope";
+    air_result r;
+    ASSERT_EQ_INT(air_chat(m, &msg, 1, &gp, &r), AIR_ERR_INVALID_ARG);
+    ASSERT_TRUE(strstr(air_last_error(), "nope") != NULL);
+    gp.tool_choice = "required";
+    gp.json = 1;
+    ASSERT_EQ_INT(air_chat(m, &msg, 1, &gp, &r), AIR_ERR_INVALID_ARG);
+    air_model_close(m);
+}
+
 int main(void) {
     RUN(renders_match_transformers);
     RUN(bad_messages);
+    RUN(forced_call_streams_one_call);
     return test_summary();
 }
