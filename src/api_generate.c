@@ -266,20 +266,21 @@ air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_
         st = air_schema_compile_text(p.json_schema, &schema);
     else if (!st && tr.forced_schema)
         st = air_schema_compile(tr.forced_schema, &schema);
-    if (schema)
-        p.json = 1;
     int use_tools = tr.tools && tr.choice != AIR_CHOICE_NONE;
     c.quiet = tr.forced_schema != NULL;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t id_seed = (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec ^
                        (uint64_t)(uintptr_t)&c ^ p.seed;
-    if (!st && use_tools && !tr.forced_schema && !p.json) {
+    if (!st && use_tools && !tr.forced_schema && !p.json && !p.json_schema) {
         air_tc_sink sink = {tc_on_content, tc_on_call, &c};
         st = air_tc_parser_new(tr.fmt, id_seed, &sink, &c.tc);
     }
     if (!st)
         st = render(m, msgs, n, &p, &tr, &prompt);
+    if (schema)
+        p.json = 1; /* constrained decoding (the instruction was the schema's, or none for a
+                       forced call, which follows the call opener) */
     /* a template writes its own BOS; the fallback lets the tokenizer add it */
     if (!st)
         st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids,
