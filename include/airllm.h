@@ -162,7 +162,13 @@ void air_model_get_info(const air_model *m, air_model_info *info);
 
 typedef struct {
     const char *role;    /* "system", "user", "assistant", "tool" */
-    const char *content;
+    const char *content; /* NULL: no content (the template sees none) */
+    /* assistant: the calls it made, a JSON array of OpenAI tool calls
+     * ([{"id", "type": "function", "function": {"name", "arguments"}}]),
+     * given to the template as parsed JSON, exactly as written; NULL: none */
+    const char *tool_calls;
+    const char *tool_call_id; /* tool: the id of the call this answers; NULL: none */
+    const char *name;         /* tool: the function's name; NULL: none */
 } air_message;
 
 /* Values outside the ranges below make air_chat/air_generate_text return
@@ -182,6 +188,21 @@ typedef struct {
     int json;                /* format="json": instruction + constrained decoding */
     int raw;                 /* raw completion: air_generate_text() sends the prompt as it is
                                 (air_complete()); default 0 */
+    /* format=<schema>: JSON text of a JSON Schema (the subset in
+     * docs/json-mode.md); the response is one object valid against it.
+     * Implies json. A keyword outside the subset fails with
+     * AIR_ERR_UNSUPPORTED naming it. NULL: none. */
+    const char *json_schema;
+    /* Tool calling (docs/tools.md). tools: JSON array of OpenAI tools
+     * ([{"type": "function", "function": {"name", "description",
+     * "parameters"}}]), given to the chat template as `tools`; NULL: none.
+     * tool_choice: "auto" (NULL means auto), "none" (the template gets no
+     * tools and no calls are parsed), "required" (the response is one call
+     * of one of the tools, its arguments valid against the tool's
+     * parameters), or a function's name, or OpenAI's JSON form
+     * {"type":"function","function":{"name":...}} (a call of that tool). */
+    const char *tools;
+    const char *tool_choice;
     /* Streaming: called with each new piece of text (UTF-8, never a split
      * character); return non-zero to stop. May be NULL. */
     int (*on_text)(void *user, const char *piece);
@@ -199,13 +220,21 @@ typedef struct {
     int speculative; /* 0 turns all speculation off; 1 (default) allows it */
     int draft_max;   /* candidate tokens per pass, at most 64; 0 (default) = automatic,
                         from the measured cost of passes (off where it does not pay) */
+    /* With tools: called once for each complete tool call, as soon as it is
+     * parsed (its index in the response, id, name, arguments as JSON text),
+     * while on_text gets only the content around calls; return non-zero to
+     * stop. May be NULL. Receives `user`. */
+    int (*on_tool_call)(void *user, int index, const char *id, const char *name,
+                        const char *arguments);
 } air_gen_params;
 
 air_gen_params air_gen_default_params(void);
 
 typedef struct {
-    char *text;                /* the response; freed by air_result_free() */
-    const char *finish_reason; /* "stop" (EOS or stop string), "length", "callback" (static) */
+    char *text;                /* the response (without its tool calls when some were
+                                  parsed); freed by air_result_free() */
+    const char *finish_reason; /* "stop" (EOS or stop string), "length", "callback",
+                                  "tool_calls" (calls were parsed) (static) */
     int prompt_tokens, completion_tokens;
     double prefill_seconds, decode_seconds;
     double prefill_tokens_per_s, decode_tokens_per_s;
@@ -213,6 +242,13 @@ typedef struct {
     double tokens_per_sweep; /* tokens those passes produced, per pass (1 without speculation) */
     int drafted, accepted;   /* candidate tokens verified, and those that became output */
     double acceptance_rate;  /* accepted / drafted (0 when nothing was drafted) */
+    /* With tools: the calls parsed from the response, a JSON array of OpenAI
+     * tool calls [{"id", "type": "function", "function": {"name",
+     * "arguments" (a JSON string)}}], or NULL when there are none.
+     * raw_text: the whole generated text, calls included. Both freed by
+     * air_result_free(). */
+    char *tool_calls;
+    char *raw_text;
 } air_result;
 
 /* One user prompt (with an optional system prompt; may be NULL), through the

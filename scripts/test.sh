@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-python3 -m pip install -q pytest >/dev/null 2>&1 || true
+python3 -m pip install -q pytest jsonschema >/dev/null 2>&1 || true
 # the real clients the HTTP server is tested with (tests/server), and npcpy, whose
 # get_llm_response the Python tests also run through the compatibility package
 # python/compat (about 2 minutes, ~115 packages)

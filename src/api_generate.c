@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_internal.h"
 #include "runtime/generate.h"
@@ -20,7 +21,25 @@
 
 #define JSON_INSTRUCTION                                                                           \
     "You must respond with a single valid JSON object and nothing else: no prose, no code fences."
+#define SCHEMA_INSTRUCTION                                                                         \
+    "You must respond with a single valid JSON object that follows this JSON schema, and nothing " \
+    "else (no prose, no code fences):\n"
 
+
+static int tc_on_content(void *user, const char *piece) {
+    air_response *c = user;
+    if (c->p.on_text && !c->cb_stopped && c->p.on_text(c->p.user, piece))
+        c->cb_stopped = 1;
+    return 0;
+}
+
+static int tc_on_call(void *user, int index, const char *id, const char *name, const char *args) {
+    air_response *c = user;
+    if (c->p.on_tool_call && !c->cb_stopped &&
+        c->p.on_tool_call(c->p.user, index, id, name, args))
+        c->cb_stopped = 1;
+    return 0;
+}
 
 /* Length of the prefix of s[0..n) that ends on a UTF-8 character boundary. */
 static size_t utf8_safe(const char *s, size_t n) {
@@ -38,7 +57,10 @@ static size_t utf8_safe(const char *s, size_t n) {
 static void emit(air_response *c, size_t upto) {
     if (upto <= c->emitted)
         return;
-    if (c->p.on_text && !c->cb_stopped) {
+    if (c->tc) {
+        if (air_tc_push(c->tc, c->text.data + c->emitted, upto - c->emitted))
+            c->err = AIR_ERR_NOMEM;
+    } else if (c->p.on_text && !c->cb_stopped && !c->quiet) {
         char save = c->text.data[upto];
         c->text.data[upto] = 0;
         if (c->p.on_text(c->p.user, c->text.data + c->emitted))
@@ -189,38 +211,102 @@ static air_status spec_setup(air_model *m, const air_gen_params *p, air_model **
     return AIR_OK;
 }
 
-/* Renders the conversation (plus the JSON instruction) into a prompt. */
-static air_status render(air_model *m, const air_message *msgs, int n, int json, const cJSON *vars,
-                         char **out) {
-    cJSON *arr = cJSON_CreateArray();
-    int has_system = n > 0 && msgs[0].role && strcmp(msgs[0].role, "system") == 0;
-    if (json && !has_system) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", "system");
-        cJSON_AddStringToObject(o, "content", JSON_INSTRUCTION);
-        cJSON_AddItemToArray(arr, o);
+/* Adds text to the system message (one is inserted first if there is none). */
+static void add_to_system(cJSON *arr, const char *text) {
+    cJSON *first = cJSON_GetArrayItem(arr, 0);
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(first, "role");
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(first, "content");
+    if (cJSON_IsString(role) && strcmp(role->valuestring, "system") == 0 &&
+        cJSON_IsString(content)) {
+        air_strbuf sb = {0};
+        air_sb_puts(&sb, content->valuestring);
+        air_sb_puts(&sb, "\n\n");
+        air_sb_puts(&sb, text);
+        if (sb.data)
+            cJSON_SetValuestring(content, sb.data);
+        air_sb_free(&sb);
+        return;
     }
-    for (int i = 0; i < n; i++) {
-        if (!msgs[i].role) {
-            cJSON_Delete(arr);
-            return air_err(AIR_ERR_INVALID_ARG, "message %d has no role", i);
-        }
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "role", msgs[i].role);
-        if (json && i == 0 && has_system) {
-            air_strbuf sb = {0};
-            air_sb_puts(&sb, msgs[i].content ? msgs[i].content : "");
-            air_sb_puts(&sb, "\n\n" JSON_INSTRUCTION);
-            cJSON_AddStringToObject(o, "content", sb.data);
-            air_sb_free(&sb);
-        } else {
-            cJSON_AddStringToObject(o, "content", msgs[i].content ? msgs[i].content : "");
-        }
-        cJSON_AddItemToArray(arr, o);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "role", "system");
+    cJSON_AddStringToObject(o, "content", text);
+    cJSON_InsertItemInArray(arr, 0, o);
+}
+
+/* Renders the conversation (plus the JSON instruction, and the tools when
+ * the template does not show them itself) into a prompt; a forced call's
+ * opener goes after it. */
+static air_status render(air_model *m, const air_message *msgs, int n, const air_gen_params *p,
+                         const air_tool_req *tr, const cJSON *vars, char **out) {
+    cJSON *arr = NULL;
+    air_status st = air_messages_json(msgs, n, &arr);
+    if (st)
+        return st;
+    int use_tools = tr->tools && tr->choice != AIR_CHOICE_NONE;
+    if (use_tools && !tr->template_tools) {
+        char *tp = air_tc_tools_prompt(tr->tools);
+        if (tp)
+            add_to_system(arr, tp);
+        free(tp);
     }
-    air_status st = air_render_template(m, arr, 1, vars, out);
+    if (p->json_schema) {
+        cJSON *sj = cJSON_Parse(p->json_schema);
+        char *compact = sj ? cJSON_PrintUnformatted(sj) : NULL;
+        air_strbuf sb = {0};
+        air_sb_puts(&sb, SCHEMA_INSTRUCTION);
+        air_sb_puts(&sb, compact ? compact : p->json_schema);
+        if (sb.data)
+            add_to_system(arr, sb.data);
+        air_sb_free(&sb);
+        free(compact);
+        cJSON_Delete(sj);
+    } else if (p->json) {
+        add_to_system(arr, JSON_INSTRUCTION);
+    }
+    st = air_render_template(m, arr, use_tools && tr->template_tools ? tr->tools : NULL, 1, vars,
+                             out);
     cJSON_Delete(arr);
+    if (!st && tr->forced_schema) {
+        air_strbuf sb = {0};
+        air_sb_puts(&sb, *out);
+        air_sb_puts(&sb, air_tc_call_opener(tr->fmt));
+        free(*out);
+        *out = air_sb_take(&sb);
+        if (!*out)
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
+    }
     return st;
+}
+
+
+/* A forced call's text (one JSON object) as the result's tool call. */
+static air_status forced_result(air_response *c, const air_tool_req *tr, uint64_t seed,
+                                air_result *out) {
+    cJSON *obj = cJSON_Parse(out->text);
+    char id[10];
+    air_tc_call_id(seed, 0, id);
+    cJSON *call = obj ? air_tc_make_call(obj, air_tc_args_key(tr->fmt), id) : NULL;
+    cJSON_Delete(obj);
+    if (!call) /* cut short (max_tokens below the call's length): the text stays content */
+        return AIR_OK;
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(call, "function");
+    tc_on_call(c, 0, id, cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(fn, "arguments")->valuestring);
+    cJSON *arr = cJSON_CreateArray();
+    cJSON_AddItemToArray(arr, call);
+    out->tool_calls = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    air_strbuf raw = {0};
+    air_sb_puts(&raw, air_tc_call_opener(tr->fmt));
+    air_sb_puts(&raw, out->text);
+    if (tr->fmt == AIR_TC_HERMES)
+        air_sb_puts(&raw, "\n</tool_call>");
+    else if (tr->fmt == AIR_TC_MISTRAL)
+        air_sb_puts(&raw, "]");
+    out->raw_text = air_sb_take(&raw);
+    out->text[0] = 0;
+    out->finish_reason = "tool_calls";
+    return out->tool_calls && out->raw_text ? AIR_OK : air_err(AIR_ERR_NOMEM, "out of memory");
 }
 
 /* The ranges documented on air_gen_params. */
@@ -310,6 +396,7 @@ void air_response_finish(air_response *c, int natural_end, air_result *out) {
 }
 
 void air_response_free(air_response *c) {
+    air_tc_parser_free(c->tc);
     air_sb_free(&c->text);
     free(c->gmask);
     air_detok_free(c->detok);
@@ -335,7 +422,11 @@ air_status air_prompt_tokens(air_model *m, const air_message *msgs, int n, const
     if (raw)
         return air_tokenizer_encode(m->tok, raw, strlen(raw), 1, ids, n_ids);
     char *prompt = NULL;
-    air_status st = render(m, msgs, n, json, NULL, &prompt);
+    air_gen_params p = air_gen_default_params();
+    p.json = json;
+    air_tool_req tr;
+    memset(&tr, 0, sizeof tr);
+    air_status st = render(m, msgs, n, &p, &tr, NULL, &prompt);
     if (st)
         return st;
     /* a template writes its own BOS; the fallback lets the tokenizer add it */
@@ -347,8 +438,17 @@ air_status air_prompt_tokens(air_model *m, const air_message *msgs, int n, const
 /* Generates after the prompt ids: the token loop with streaming, stop strings
  * and the JSON grammar. *gen_ids (NULL to skip) gets the generated ids, with
  * the EOS id that ended generation. */
+/* What a chat turn adds to generating from ids: the tool request, a schema
+ * that constrains the JSON, whether tool calls are parsed out of the text. */
+typedef struct {
+    const air_tool_req *tr;
+    const air_schema *schema;
+    int parse_calls;
+    uint64_t id_seed; /* tool call ids */
+} chat_extras;
+
 static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const air_gen_params *params,
-                          air_result *out, int32_t **gen_ids, size_t *n_gen) {
+                          const chat_extras *cx, air_result *out, int32_t **gen_ids, size_t *n_gen) {
     air_gen_params p = params ? *params : air_gen_default_params();
     air_status cst = check_params(&p);
     if (cst)
@@ -376,6 +476,29 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
         st = air_json_grammar_new(m->tok, m->eos, m->n_eos, &m->grammar);
     if (!st)
         st = air_response_init(&c, m, &p, p.json ? m->grammar : NULL);
+    if (!st && c.grammar) {
+        /* a schema narrows the JSON; the tokens left: max_tokens, or fewer when
+         * the context fills up first (generation stops once max_seq is used) */
+        air_json_grammar_set_schema(c.grammar, cx ? cx->schema : NULL);
+        air_json_grammar_reset(c.grammar);
+        int room = m->max_seq - (int)n_ids + 1;
+        air_json_grammar_set_budget(c.grammar, room < p.max_tokens ? room : p.max_tokens);
+    }
+    const air_tool_req *tr = cx ? cx->tr : NULL;
+    c.quiet = tr && tr->forced_schema;
+    if (!st && cx && cx->parse_calls) {
+        /* Llama's <|python_tag|> and Mistral's [TOOL_CALLS] are special tokens
+         * the parser must see */
+        if (tr->fmt == AIR_TC_LLAMA3 || tr->fmt == AIR_TC_MISTRAL) {
+            air_detok_free(c.detok);
+            c.detok = air_detok_new(m->tok, 0);
+            if (!c.detok)
+                st = air_err(AIR_ERR_NOMEM, "out of memory");
+        }
+        air_tc_sink sink = {tc_on_content, tc_on_call, &c};
+        if (!st)
+            st = air_tc_parser_new(tr->fmt, cx->id_seed, &sink, &c.tc);
+    }
     air_response_options(&c, &go);
     if (use_spec && (so.draft || so.lookup))
         go.spec = &so;
@@ -385,6 +508,8 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
         st = air_generate(m->engine, &kv, ids, (int)n_ids, &go, &gen, &n_out, &gs);
         air_kv_free(&kv);
     }
+    if (c.grammar)
+        air_json_grammar_set_schema(c.grammar, NULL); /* the caller frees the schema */
     if (draft_locked)
         pthread_mutex_unlock(&draft->mu);
     pthread_mutex_unlock(&m->mu);
@@ -392,7 +517,30 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
     if (!st && c.err)
         st = c.err;
     if (!st) {
-        air_response_finish(&c, gs.stopped_by_eos || gs.stopped_by_constraint, out);
+        if (c.tc) {
+            const char *tail = NULL;
+            if (!c.stopped && air_detok_flush(c.detok, &tail) == AIR_OK && tail && *tail)
+                air_sb_puts(&c.text, tail);
+            filter(&c, 1);
+            out->finish_reason = c.stopped || gs.stopped_by_eos ? "stop"
+                                 : c.cb_stopped                 ? "callback"
+                                                                : "length";
+            st = air_tc_finish(c.tc);
+            const cJSON *calls = air_tc_calls(c.tc);
+            out->raw_text = air_sb_take(&c.text);
+            out->text = strdup(air_tc_content(c.tc));
+            if (cJSON_GetArraySize(calls) > 0) {
+                out->tool_calls = cJSON_PrintUnformatted(calls);
+                if (strcmp(out->finish_reason, "callback") != 0)
+                    out->finish_reason = "tool_calls";
+            }
+            if (!st && (!out->raw_text || !out->text))
+                st = air_err(AIR_ERR_NOMEM, "out of memory");
+        } else {
+            air_response_finish(&c, gs.stopped_by_eos || gs.stopped_by_constraint, out);
+            if (tr && tr->forced_schema && out->text)
+                st = forced_result(&c, tr, cx->id_seed, out);
+        }
         air_result_stats(out, gs.n_prompt, gs.n_generated, gs.prefill_seconds, gs.decode_seconds);
         out->sweeps = gs.sweeps;
         /* the first token comes from the prefill; an EOS ends a pass's tokens */
@@ -429,18 +577,39 @@ air_status air_chat_vars(air_model *m, const air_message *msgs, int n, const cJS
     if (!m->tok)
         return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
                        "generation needs one", m->name);
+    air_gen_params p = params ? *params : air_gen_default_params();
     char *prompt = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    air_status st = render(m, msgs, n, params ? params->json : 0, vars, &prompt);
-    if (st)
-        return st;
+    air_tool_req tr;
+    air_schema *schema = NULL;
+    air_status st = air_tool_req_init(m, &p, &tr);
+    if (!st && p.json_schema)
+        st = air_schema_compile_text(p.json_schema, &schema);
+    else if (!st && tr.forced_schema)
+        st = air_schema_compile(tr.forced_schema, &schema);
+    int use_tools = tr.tools && tr.choice != AIR_CHOICE_NONE;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    chat_extras cx = {&tr, schema,
+                      use_tools && !tr.forced_schema && !p.json && !p.json_schema,
+                      (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec ^
+                          (uint64_t)(uintptr_t)&tr ^ p.seed};
+    if (!st)
+        st = render(m, msgs, n, &p, &tr, vars, &prompt);
+    if (schema)
+        p.json = 1; /* constrained decoding (the instruction was the schema's, or none for a
+                       forced call, which follows the call opener) */
     /* a template writes its own BOS; the fallback lets the tokenizer add it */
-    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids, &n_ids);
+    if (!st)
+        st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids,
+                                  &n_ids);
     free(prompt);
     if (!st)
-        st = run_ids(m, ids, n_ids, params, out, gen_ids, n_gen);
+        st = run_ids(m, ids, n_ids, &p, &cx, out, gen_ids, n_gen);
     free(ids);
+    air_schema_free(schema);
+    air_tool_req_free(&tr);
     return st;
 }
 
@@ -473,7 +642,7 @@ air_status air_generate_ids(air_model *m, const int32_t *ids, size_t n_ids,
         if (ids[i] < 0 || ids[i] >= n_vocab)
             return air_err(AIR_ERR_INVALID_ARG, "air_generate_ids: id %d at position %zu is outside "
                            "the model's vocabulary (0..%d)", ids[i], i, n_vocab - 1);
-    return run_ids(m, ids, n_ids, params, out, gen_ids, n_gen);
+    return run_ids(m, ids, n_ids, params, NULL, out, gen_ids, n_gen);
 }
 
 air_status air_complete(air_model *m, const char *text, const air_gen_params *params,
@@ -492,7 +661,7 @@ air_status air_complete(air_model *m, const char *text, const air_gen_params *pa
         st = air_err(AIR_ERR_INVALID_ARG, "air_complete: the text encodes to no tokens (an "
                      "empty text, and the tokenizer adds no BOS)");
     if (!st)
-        st = run_ids(m, ids, n_ids, params, out, NULL, NULL);
+        st = run_ids(m, ids, n_ids, params, NULL, out, NULL, NULL);
     free(ids);
     return st;
 }
@@ -509,8 +678,8 @@ air_status air_generate_text(air_model *m, const char *system, const char *promp
     air_message msgs[2];
     int n = 0;
     if (system && *system)
-        msgs[n++] = (air_message){"system", system};
-    msgs[n++] = (air_message){"user", prompt ? prompt : ""};
+        msgs[n++] = (air_message){.role = "system", .content = system};
+    msgs[n++] = (air_message){.role = "user", .content = prompt ? prompt : ""};
     return air_chat(m, msgs, n, params, out);
 }
 
@@ -518,5 +687,9 @@ void air_result_free(air_result *r) {
     if (!r)
         return;
     free(r->text);
+    free(r->tool_calls);
+    free(r->raw_text);
     r->text = NULL;
+    r->tool_calls = NULL;
+    r->raw_text = NULL;
 }

@@ -13,6 +13,7 @@
 #include "sample/grammar.h"
 #include "text/chat.h"
 #include "runtime/generate.h"
+#include "text/tool_calls.h"
 #include "text/tokenizer.h"
 #include "util/strbuf.h"
 
@@ -36,10 +37,10 @@ struct air_model {
 char *air_default_cache_dir(void);
 
 /* Renders messages (a cJSON array, borrowed) with the model's chat template
- * and its tokenizer's bos/eos tokens; vars: extra template variables or NULL.
+ * and its tokenizer's bos/eos tokens; tools: the `tools` the template receives or NULL; vars: extra template variables or NULL.
  * *out: caller frees. */
-air_status air_render_template(const air_model *m, const cJSON *messages, int add_generation_prompt,
-                               const cJSON *vars, char **out);
+air_status air_render_template(const air_model *m, const cJSON *messages, const cJSON *tools,
+                               int add_generation_prompt, const cJSON *vars, char **out);
 
 /* air_chat with extra template variables (a cJSON object or NULL, borrowed),
  * e.g. {"enable_thinking": false}; *gen_ids (NULL to skip) as
@@ -63,6 +64,8 @@ typedef struct {
     air_json_grammar *grammar; /* format="json" (borrowed; one per concurrent response) */
     uint8_t *gmask;            /* the grammar's mask (its vocabulary size) */
     int n_vocab;               /* the model's */
+    air_tc_parser *tc;         /* tools with tool_choice auto: splits calls from content */
+    int quiet;                 /* a forced call: nothing is streamed as text */
 } air_response;
 
 /* The prompt's token ids (caller frees): the conversation through the chat
@@ -82,5 +85,26 @@ void air_response_finish(air_response *r, int natural_end, air_result *out);
 void air_response_free(air_response *r);
 /* Token counts, times and rates of a result. */
 void air_result_stats(air_result *out, int n_prompt, int n_gen, double prefill_s, double decode_s);
+/* tool_choice */
+enum { AIR_CHOICE_AUTO, AIR_CHOICE_NONE, AIR_CHOICE_REQUIRED, AIR_CHOICE_NAMED };
+
+/* The tool side of a request (api_tools.c). */
+typedef struct {
+    cJSON *tools;          /* the tools (NULL: none, or an empty list) */
+    int choice;            /* AIR_CHOICE_* */
+    char *named;           /* AIR_CHOICE_NAMED: the function */
+    int template_tools;    /* the model's template renders `tools` */
+    air_tc_format fmt;     /* how the model writes calls (tools in use only) */
+    cJSON *forced_schema;  /* required/named: the schema of the call object */
+} air_tool_req;
+
+/* Reads params->tools and tool_choice for model m. */
+air_status air_tool_req_init(const air_model *m, const air_gen_params *params, air_tool_req *r);
+void air_tool_req_free(air_tool_req *r);
+
+/* The messages as the chat template receives them (tool_calls parsed,
+ * tool_call_id and name when given; a NULL content is null next to
+ * tool_calls, else ""). */
+air_status air_messages_json(const air_message *msgs, int n, cJSON **out);
 
 #endif

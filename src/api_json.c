@@ -191,7 +191,10 @@ air_status air_model_acquire_json(const char *request_json, air_model **out) {
 
 /* Generation options; *stops (caller frees) holds the stop strings, borrowed
  * from req. */
-static air_status gen_params(const cJSON *req, air_gen_params *gp, const char ***stops) {
+/* Generation options; *stops (caller frees) holds the stop strings, borrowed
+ * from req; owned[0..2] (caller frees) the schema, tools and tool_choice texts. */
+static air_status gen_params(const cJSON *req, air_gen_params *gp, const char ***stops,
+                             char *owned[3]) {
     *gp = air_gen_default_params();
     *stops = NULL;
     air_status st;
@@ -203,13 +206,36 @@ static air_status gen_params(const cJSON *req, air_gen_params *gp, const char **
         (st = opt_float(req, "repeat_penalty", &gp->repeat_penalty)) ||
         (st = opt_u64(req, "seed", JSON_MAX_EXACT, &gp->seed)))
         return st;
-    const char *fmt;
-    if ((st = opt_str(req, "format", &fmt)))
-        return st;
-    if (fmt && strcmp(fmt, "json") != 0)
-        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"format\" is \"%s\"; it must be "
-                       "\"json\" or null", fmt);
-    gp->json = fmt != NULL;
+    /* format: "json" or a JSON schema; OpenAI's response_format also works */
+    const cJSON *jf = cJSON_GetObjectItemCaseSensitive(req, "format");
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(req, "response_format");
+    if ((!jf || cJSON_IsNull(jf)) && cJSON_IsObject(rf)) {
+        const char *rt = jstr(rf, "type");
+        const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        if (rt && strcmp(rt, "json_object") == 0)
+            gp->json = 1;
+        else if (rt && strcmp(rt, "json_schema") == 0 && cJSON_IsObject(js))
+            jf = cJSON_GetObjectItemCaseSensitive(js, "schema");
+    }
+    if (cJSON_IsString(jf)) {
+        if (strcmp(jf->valuestring, "json") != 0)
+            return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"format\" is \"%s\"; it must "
+                           "be \"json\", a JSON schema object or null", jf->valuestring);
+        gp->json = 1;
+    } else if (cJSON_IsObject(jf) || cJSON_IsBool(jf)) {
+        gp->json_schema = owned[0] = cJSON_PrintUnformatted(jf);
+    } else if (jf && !cJSON_IsNull(jf)) {
+        return air_err(AIR_ERR_INVALID_ARG, "get_llm_response: \"format\" must be \"json\", a JSON "
+                       "schema object or null, not %s", type_name(jf));
+    }
+    const cJSON *jt = cJSON_GetObjectItemCaseSensitive(req, "tools");
+    if (cJSON_IsArray(jt) && cJSON_GetArraySize(jt) > 0)
+        gp->tools = owned[1] = cJSON_PrintUnformatted(jt);
+    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(req, "tool_choice");
+    if (cJSON_IsString(jc))
+        gp->tool_choice = jc->valuestring;
+    else if (cJSON_IsObject(jc))
+        gp->tool_choice = owned[2] = cJSON_PrintUnformatted(jc);
     /* speculative decoding */
     if ((st = opt_str(req, "draft_model", &gp->draft_model)) ||
         (st = opt_str(req, "draft_compression", &gp->draft_compression)) ||
@@ -269,6 +295,9 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     air_model *m = NULL;
     cJSON *resp = NULL;
     const char **stops = NULL;
+    char **texts = NULL; /* the messages' tool_calls as text */
+    char *schema_text = NULL, *tools_text = NULL, *choice_text = NULL;
+    int nm = 0;
     air_result r = {0};
 
     if (!jstr(req, "model")) {
@@ -302,9 +331,10 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
          * prompt adds nothing) */
         if (prompt && !*prompt)
             prompt = NULL;
-        int nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
+        nm = cJSON_IsArray(jm) ? cJSON_GetArraySize(jm) : 0;
         msgs = calloc((size_t)nm + 1, sizeof *msgs);
-        if (!msgs) {
+        texts = calloc((size_t)nm + 1, sizeof *texts);
+        if (!msgs || !texts) {
             st = air_err(AIR_ERR_NOMEM, "out of memory");
             goto out;
         }
@@ -315,12 +345,24 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
                 st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: message %d has no \"role\"", n);
                 goto out;
             }
-            msgs[n++] = (air_message){role, content ? content : ""};
+            /* an assistant turn's tool_calls (OpenAI's shape), a tool turn's
+             * tool_call_id and name */
+            const cJSON *tc = cJSON_GetObjectItemCaseSensitive(e, "tool_calls");
+            msgs[n] = (air_message){.role = role, .content = content ? content : ""};
+            if (cJSON_IsArray(tc) && cJSON_GetArraySize(tc) > 0) {
+                texts[n] = cJSON_PrintUnformatted(tc);
+                msgs[n].tool_calls = texts[n];
+                if (!content)
+                    msgs[n].content = NULL;
+            }
+            msgs[n].tool_call_id = jstr(e, "tool_call_id");
+            msgs[n].name = jstr(e, "name");
+            n++;
         }
         if (prompt && n > 0 && strcmp(msgs[n - 1].role, "user") == 0)
             msgs[n - 1].content = prompt;
         else if (prompt)
-            msgs[n++] = (air_message){"user", prompt};
+            msgs[n++] = (air_message){.role = "user", .content = prompt};
         if (n == 0) {
             st = air_err(AIR_ERR_INVALID_ARG, "get_llm_response: give a \"prompt\" or \"messages\"");
             goto out;
@@ -334,7 +376,12 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
         goto out;
     }
     air_gen_params gp;
-    if ((st = gen_params(req, &gp, &stops)))
+    char *owned[3] = {NULL, NULL, NULL};
+    st = gen_params(req, &gp, &stops, owned);
+    schema_text = owned[0];
+    tools_text = owned[1];
+    choice_text = owned[2];
+    if (st)
         goto out;
     gp.on_text = on_text;
     gp.user = user;
@@ -356,24 +403,39 @@ air_status air_get_llm_response(const char *request_json, int (*on_text)(void *,
     air_model_release(m);
     if (st)
         goto out;
+    cJSON *calls = r.tool_calls ? cJSON_Parse(r.tool_calls) : cJSON_CreateArray();
 
     resp = cJSON_CreateObject();
     cJSON_AddStringToObject(resp, "response", r.text);
     if (!ids) {
         cJSON *out_msgs = cJSON_AddArrayToObject(resp, "messages");
-        for (int i = 0; i < n; i++) {
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, jm) { /* the caller's messages, as given (a prompt may have
+                                       replaced the last one's content) */
+            if (i >= n)
+                break;
+            cJSON *d = cJSON_Duplicate(e, 1);
+            if (msgs[i].content && msgs[i].content != jstr(e, "content"))
+                cJSON_ReplaceItemInObject(d, "content", cJSON_CreateString(msgs[i].content));
+            cJSON_AddItemToArray(out_msgs, d);
+            i++;
+        }
+        for (; i < n; i++) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "role", msgs[i].role);
-            cJSON_AddStringToObject(o, "content", msgs[i].content);
+            cJSON_AddStringToObject(o, "content", msgs[i].content ? msgs[i].content : "");
             cJSON_AddItemToArray(out_msgs, o);
         }
         cJSON *a = cJSON_CreateObject();
         cJSON_AddStringToObject(a, "role", "assistant");
         cJSON_AddStringToObject(a, "content", r.text);
+        if (cJSON_GetArraySize(calls) > 0)
+            cJSON_AddItemToObject(a, "tool_calls", cJSON_Duplicate(calls, 1));
         cJSON_AddItemToArray(out_msgs, a);
     }
-    cJSON_AddStringToObject(resp, "raw_response", r.text);
-    cJSON_AddArrayToObject(resp, "tool_calls");
+    cJSON_AddStringToObject(resp, "raw_response", r.raw_text ? r.raw_text : r.text);
+    cJSON_AddItemToObject(resp, "tool_calls", calls);
     cJSON_AddArrayToObject(resp, "tool_results");
     cJSON *cids = cJSON_AddArrayToObject(resp, "completion_ids");
     for (size_t i = 0; i < n_gen; i++)
@@ -402,9 +464,15 @@ out:
     air_result_free(&r);
     cJSON_Delete(resp);
     cJSON_Delete(req);
+    for (int k = 0; texts && k < nm; k++)
+        free(texts[k]);
+    free(texts);
     free(msgs);
     free(ids);
     air_free(gen);
     free(stops);
+    free(schema_text);
+    free(tools_text);
+    free(choice_text);
     return st;
 }

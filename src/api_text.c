@@ -20,12 +20,12 @@ static air_status need_tokenizer(const air_model *m, const char *what) {
     return AIR_OK;
 }
 
-air_status air_render_template(const air_model *m, const cJSON *messages, int add_generation_prompt,
-                               const cJSON *vars, char **out) {
+air_status air_render_template(const air_model *m, const cJSON *messages, const cJSON *tools,
+                               int add_generation_prompt, const cJSON *vars, char **out) {
     const char *bos = m->tok ? air_tokenizer_bos_token(m->tok) : NULL;
     const char *eos = m->tok ? air_tokenizer_eos_token(m->tok) : NULL;
-    return air_chat_template_render(m->tmpl, messages, NULL, add_generation_prompt, bos ? bos : "",
-                                    eos ? eos : "", vars, out);
+    return air_chat_template_render(m->tmpl, messages, tools, add_generation_prompt,
+                                    bos ? bos : "", eos ? eos : "", vars, out);
 }
 
 air_status air_apply_chat_template(const air_model *m, const char *messages_json,
@@ -60,7 +60,7 @@ air_status air_apply_chat_template(const air_model *m, const char *messages_json
         }
     }
     if (!st)
-        st = air_render_template(m, msgs, add_generation_prompt, vars, text);
+        st = air_render_template(m, msgs, NULL, add_generation_prompt, vars, text);
     cJSON_Delete(msgs);
     cJSON_Delete(vars);
     return st;

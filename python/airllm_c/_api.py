@@ -64,12 +64,12 @@ MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "p
                  "cache_dir", "ram_budget", "n_threads", "revision")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
                "stop", "format", "think", "raw", "draft_model", "draft_compression",
-               "speculative", "draft_max")
+               "speculative", "draft_max", "tools", "tool_choice")
 # Accepted for drop-in compatibility with get_llm_response of other providers
 # and ignored: they have no meaning for a local model.
 IGNORED_OPTIONS = ("api_url", "api_key", "npc", "team", "attachments")
 # Text only: these are refused when not empty.
-TEXT_ONLY_OPTIONS = ("tools", "tool_choice", "tool_map", "images")
+TEXT_ONLY_OPTIONS = ("tool_map", "images")
 
 
 # ---------------------------------------------------------------------------
@@ -194,7 +194,18 @@ def _check_messages(messages):
         role = m.get("role")
         if not isinstance(role, str) or not role:
             raise ValueError(f"messages[{i}] has no 'role'")
-        out.append({"role": role, "content": _content_text(i, m.get("content"))})
+        msg = {"role": role, "content": _content_text(i, m.get("content"))}
+        calls = m.get("tool_calls")
+        if calls:
+            if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+                raise TypeError(f"messages[{i}]['tool_calls'] must be a list of dicts")
+            msg["tool_calls"] = calls
+            if m.get("content") is None:
+                msg["content"] = None
+        for key in ("tool_call_id", "name"):
+            if m.get(key) is not None:
+                msg[key] = _check_str(f"messages[{i}]['{key}']", m[key])
+        out.append(msg)
     return out
 
 
@@ -301,12 +312,15 @@ def _gen_request(opts):
         req["stop"] = stop
     fmt = opts.get("format")
     if fmt is not None:
-        if fmt != "json":
-            raise ValueError(f"format must be None or 'json', got {fmt!r}")
-        if req.get("max_tokens", 256) < 2:
-            raise ValueError(f"max_tokens must be 2 or more with format='json' (the shortest "
-                             f"JSON object, {{}}, takes two tokens), got {req['max_tokens']}")
-        req["format"] = "json"
+        if isinstance(fmt, dict):
+            req["format"] = fmt  # a JSON schema (the subset in docs/json-mode.md)
+        elif fmt == "json":
+            if req.get("max_tokens", 256) < 2:
+                raise ValueError(f"max_tokens must be 2 or more with format='json' (the shortest "
+                                 f"JSON object, {{}}, takes two tokens), got {req['max_tokens']}")
+            req["format"] = "json"
+        else:
+            raise ValueError(f"format must be None, 'json' or a JSON schema dict, got {fmt!r}")
     tvars = _think_vars(opts.get("think"))
     if tvars:
         req["chat_template_kwargs"] = tvars
@@ -333,6 +347,18 @@ def _gen_request(opts):
         if n > 64:
             raise ValueError(f"draft_max must be 0 (automatic) to 64, got {n}")
         req["draft_max"] = n
+    tools = opts.get("tools")
+    if tools:
+        if not isinstance(tools, (list, tuple)) or not all(isinstance(t, dict) for t in tools):
+            raise TypeError("tools must be a list of OpenAI tool dicts "
+                            "({'type': 'function', 'function': {...}})")
+        req["tools"] = list(tools)
+    choice = opts.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, (str, dict)):
+            raise TypeError("tool_choice must be 'auto', 'none', 'required', a function name "
+                            "or {'type': 'function', 'function': {'name': ...}}")
+        req["tool_choice"] = choice
     return req
 
 
@@ -347,10 +373,10 @@ def _split_kwargs(kwargs, where):
             continue
         elif k in TEXT_ONLY_OPTIONS:
             if v:
-                what = "images" if k == "images" else "tools"
-                raise ValueError(f"{k}: airllm_c runs text-only language models, so it cannot "
-                                 f"take {what}; leave {k} empty (got {type(v).__name__} "
-                                 f"of {len(v) if hasattr(v, '__len__') else 1})")
+                why = ("airllm_c runs text-only language models, so it cannot take images"
+                       if k == "images" else
+                       "airllm_c returns tool calls but does not run them")
+                raise ValueError(f"{k}: {why}; leave {k} empty")
         else:
             raise TypeError(f"{where}() got an unexpected keyword argument {k!r}")
     return model_opts, gen_opts
@@ -621,7 +647,11 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     Face id ("org/name"), a local HF folder or a .gguf file. compression:
     "4bit", "8bit", or None for none; the default is the platform's ("4bit"
     on Linux, none on macOS). format="json" makes the reply a single JSON
-    object. think: True/False sets the chat template's enable_thinking.
+    object; format=<dict>, a JSON schema, makes it an object valid against
+    that schema (the subset in docs/json-mode.md). tools: OpenAI tools,
+    given to the model's chat template; tool_choice: "auto" (default),
+    "none", "required" or a function name: with "required" or a name the
+    reply is one call whose arguments follow the tool's parameters. think: True/False sets the chat template's enable_thinking.
     n_samples > 1 runs the request that many times (seeds seed, seed+1, ...)
     and returns every run. include_usage=True with stream=True ends the
     stream with a {"type": "usage", ...} item. Other keyword arguments:
@@ -639,9 +669,12 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     memory; draft_max caps the candidate tokens per pass (0: automatic).
     "usage" reports "sweeps", "tokens_per_sweep" and "acceptance_rate".
 
-    Returns a dict with "response" (the text), "messages" (the conversation
-    with the reply appended), "raw_response", "tool_calls" ([]),
-    "tool_results" ([]), "usage" and "finish_reason". With stream=True,
+    Returns a dict with "response" (the text, without tool calls),
+    "messages" (the conversation with the reply appended, its tool_calls
+    included), "raw_response" (the text as generated), "tool_calls" (OpenAI
+    tool calls: {"id", "type": "function", "function": {"name",
+    "arguments" (a JSON string)}}), "tool_results" ([]), "usage" and
+    "finish_reason" ("tool_calls" when calls were made). With stream=True,
     returns a generator of text pieces instead; closing it stops generation.
     Library failures raise AirLLMError.
     """
@@ -656,7 +689,7 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     if not isinstance(auto_process_tool_calls, bool):
         raise TypeError("auto_process_tool_calls must be a bool, not "
                         f"{type(auto_process_tool_calls).__name__}")
-    # (auto_process_tool_calls has nothing to act on: tools are refused above)
+    # (auto_process_tool_calls: calls are returned, never run; tool_map is refused)
     n_samples = 1 if n_samples is None else _check_int("n_samples", n_samples, 0) or 1
     if context:
         prompt = _check_str("prompt", prompt)

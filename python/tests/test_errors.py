@@ -97,7 +97,12 @@ def test_hf_token_not_in_model_repr(tmp_path):
     ({"prompt": "x", "compression": 4}, TypeError, "compression"),
     ({"messages": [{"content": "x"}]}, ValueError, "role"),
     ({"messages": "hello"}, TypeError, "messages"),
-    ({"prompt": "x", "tools": [{"type": "function"}]}, ValueError, "tools"),
+    ({"prompt": "x", "tools": "get_time"}, TypeError, "tools"),
+    ({"prompt": "x", "tool_choice": 3}, TypeError, "tool_choice"),
+    ({"prompt": "x", "tool_map": {"f": print}}, ValueError, "tool_map"),
+    ({"prompt": "x", "format": ["json"]}, ValueError, "format"),
+    ({"messages": [{"role": "assistant", "content": None, "tool_calls": "x"}]}, TypeError,
+     "tool_calls"),
 ])
 def test_argument_checks(kwargs, exc, match):
     kwargs.setdefault("model", "some/model")

@@ -96,8 +96,11 @@ def test_auto_process_tool_calls_api_url_images(ask):
     assert ask("Hi", images=[], max_tokens=1)["response"] is not None
     with pytest.raises(ValueError, match="images: airllm_c runs text-only"):
         ask("Hi", images=["cat.png"])
-    with pytest.raises(ValueError, match="tools: airllm_c runs text-only"):
+    # tools are honoured (test_tools.py); a malformed tool is refused by name
+    with pytest.raises(airllm_c.AirLLMError, match=r"tools\[0\]"):
         ask("Hi", tools=[{"type": "function"}], auto_process_tool_calls=True)
+    with pytest.raises(ValueError, match="tool_map: airllm_c returns tool calls"):
+        ask("Hi", tool_map={"f": print})
     with pytest.raises(TypeError, match="auto_process_tool_calls"):
         ask("Hi", auto_process_tool_calls="yes")
 

@@ -39,7 +39,7 @@ typedef struct {
 } trie_node;
 
 typedef struct {
-    air_json_fsm key; /* state the costs were computed from */
+    air_sc_state key; /* state the costs were computed from */
     int valid;
     uint8_t *cost; /* [n_vocab] */
     int min_cost;
@@ -63,14 +63,15 @@ struct air_json_grammar {
     trie_node *nodes;
     uint32_t n_nodes;
     int max_len;
-    air_json_fsm *stack; /* [max_len + 1] states along the current trie path */
+    air_sc_state *stack; /* [max_len + 1] states along the current trie path */
     int32_t *eos;
     int n_eos;
     int budget_exact;
     cost_cache cache[N_CACHE];
     int cache_next;
+    const air_schema *schema; /* NULL: any JSON object */
     /* per response */
-    air_json_fsm st;
+    air_sc_state st;
     int n_seen;
     int budget; /* < 0: off */
     int budget_base;
@@ -438,7 +439,7 @@ air_status air_json_grammar_new(const air_tokenizer *tok, const int32_t *eos_ids
 
     if ((st = string_fast_path(g)))
         goto fail;
-    g->stack = malloc(sizeof(air_json_fsm) * (size_t)(g->max_len + 1));
+    g->stack = malloc(sizeof(air_sc_state) * (size_t)(g->max_len + 1));
     if (!g->stack) {
         st = air_err(AIR_ERR_NOMEM, "out of memory building the JSON grammar");
         goto fail;
@@ -480,10 +481,17 @@ void air_json_grammar_free(air_json_grammar *g) {
 }
 
 void air_json_grammar_reset(air_json_grammar *g) {
-    air_jf_init(&g->st);
+    air_sc_init(&g->st, g->schema);
     g->n_seen = 0;
     g->budget = -1;
     g->budget_base = 0;
+}
+
+void air_json_grammar_set_schema(air_json_grammar *g, const air_schema *schema) {
+    g->schema = schema;
+    for (int i = 0; i < N_CACHE; i++)
+        g->cache[i].valid = 0;
+    air_json_grammar_reset(g);
 }
 
 void air_json_grammar_set_budget(air_json_grammar *g, int remaining_tokens) {
@@ -495,38 +503,40 @@ void air_json_grammar_set_budget(air_json_grammar *g, int remaining_tokens) {
 /* Mask                                                                       */
 /* ------------------------------------------------------------------------- */
 
-static int same_state(const air_json_fsm *a, const air_json_fsm *b) {
-    return a->mode == b->mode && a->depth == b->depth && a->ws == b->ws && a->aux == b->aux &&
-           a->lo == b->lo && a->hi == b->hi && a->key == b->key && a->flags == b->flags &&
-           a->stack == b->stack;
+static int same_state(const air_sc_state *a, const air_sc_state *b) {
+    size_t n = air_sc_used_size(a);
+    return n == air_sc_used_size(b) && memcmp(a, b, n) == 0;
+}
+
+static uint8_t cap_cost(int c) {
+    return (uint8_t)(c > COST_BANNED - 1 ? COST_BANNED - 1 : c);
 }
 
 /* cost[t] for every token from state s: the shortest completion after t, or
  * COST_BANNED if t is rejected. Returns the smallest cost. */
-static int compute_costs(air_json_grammar *g, const air_json_fsm *s, uint8_t *cost) {
+static int compute_costs(air_json_grammar *g, const air_sc_state *s, uint8_t *cost) {
+    const air_schema *S = g->schema;
     int minc = COST_BANNED;
-    if (s->mode == AIR_JF_STR) { /* string fast path */
-        int base = air_jf_min_close(s);
+    if (s->f.mode == AIR_JF_STR && s->mode != AIR_SC_KEY && s->mode != AIR_SC_LIT) {
+        /* string fast path: inside a free string every byte means the same */
+        int base = air_sc_min_close(S, s);
         const uint8_t *sx = g->str_extra;
         for (int32_t t = 0; t < g->n_vocab; t++) {
-            int c = sx[t] < SX_EXIT ? base + sx[t] : COST_BANNED;
-            if (c > COST_BANNED - 1)
-                c = sx[t] < SX_EXIT ? COST_BANNED - 1 : COST_BANNED;
+            int c = sx[t] < SX_EXIT ? cap_cost(base + sx[t]) : COST_BANNED;
             cost[t] = (uint8_t)c;
             if (c < minc)
                 minc = c;
         }
-        air_json_fsm q = *s;
-        air_jf_step(&q, '"'); /* the state after the closing quote */
+        air_sc_state q, x;
+        air_sc_copy(&q, s);
+        air_sc_step(S, &q, '"'); /* the state after the closing quote */
         for (int32_t k = 0; k < g->n_exit; k++) {
             int32_t t = g->exit_ids[k];
-            air_json_fsm x = q;
-            if (!air_jf_feed(&x, g->bytes + g->off[t] + g->exit_at[t],
+            air_sc_copy(&x, &q);
+            if (!air_sc_feed(S, &x, g->bytes + g->off[t] + g->exit_at[t],
                              g->off[t + 1] - g->off[t] - g->exit_at[t]))
                 continue;
-            int c = air_jf_min_close(&x);
-            if (c > COST_BANNED - 1)
-                c = COST_BANNED - 1;
+            int c = cap_cost(air_sc_min_close(S, &x));
             cost[t] = (uint8_t)c;
             if (c < minc)
                 minc = c;
@@ -534,22 +544,20 @@ static int compute_costs(air_json_grammar *g, const air_json_fsm *s, uint8_t *co
         return minc;
     }
     memset(cost, COST_BANNED, (size_t)g->n_vocab);
-    air_json_fsm *stk = g->stack;
-    stk[0] = *s;
+    air_sc_state *stk = g->stack;
+    air_sc_copy(&stk[0], s);
     const trie_node *nodes = g->nodes;
     uint32_t n = g->n_nodes;
     for (uint32_t i = 0; i < n;) {
         const trie_node *nd = &nodes[i];
-        air_json_fsm x = stk[nd->depth - 1];
-        if (!air_jf_step(&x, nd->byte)) {
+        air_sc_state *x = &stk[nd->depth];
+        air_sc_copy(x, &stk[nd->depth - 1]);
+        if (!air_sc_step(S, x, nd->byte)) {
             i = nd->skip;
             continue;
         }
-        stk[nd->depth] = x;
         if (nd->tok >= 0) {
-            int c = air_jf_min_close(&x);
-            if (c > COST_BANNED - 1)
-                c = COST_BANNED - 1;
+            int c = cap_cost(air_sc_min_close(S, x));
             if (c < minc)
                 minc = c;
             for (int32_t t = nd->tok; t >= 0; t = g->same_next[t])
@@ -560,13 +568,13 @@ static int compute_costs(air_json_grammar *g, const air_json_fsm *s, uint8_t *co
     return minc;
 }
 
-static const cost_cache *costs_for(air_json_grammar *g, const air_json_fsm *s) {
+static const cost_cache *costs_for(air_json_grammar *g, const air_sc_state *s) {
     for (int i = 0; i < N_CACHE; i++)
         if (g->cache[i].valid && same_state(&g->cache[i].key, s))
             return &g->cache[i];
     cost_cache *c = &g->cache[g->cache_next];
     g->cache_next = (g->cache_next + 1) % N_CACHE;
-    c->key = *s;
+    air_sc_copy(&c->key, s);
     c->min_cost = compute_costs(g, s, c->cost);
     c->valid = 1;
     return c;
@@ -581,20 +589,20 @@ static void only_eos(const air_json_grammar *g, uint8_t *allowed) {
 int air_json_grammar_constrain(void *user, const int32_t *generated, int n, uint8_t *allowed) {
     air_json_grammar *g = user;
     if (n < g->n_seen) { /* a shorter history: rebuild from the start */
-        air_jf_init(&g->st);
+        air_sc_init(&g->st, g->schema);
         g->n_seen = 0;
         if (g->budget_base > n)
             g->budget_base = n;
     }
     for (; g->n_seen < n; g->n_seen++) {
         int32_t t = generated[g->n_seen];
-        if (g->st.mode == AIR_JF_FAIL)
+        if (g->st.f.mode == AIR_JF_FAIL)
             continue;
         if (t < 0 || t >= g->n_vocab || g->kind[t] != TOK_TEXT ||
-            !air_jf_feed(&g->st, g->bytes + g->off[t], g->off[t + 1] - g->off[t]))
-            g->st.mode = AIR_JF_FAIL;
+            !air_sc_feed(g->schema, &g->st, g->bytes + g->off[t], g->off[t + 1] - g->off[t]))
+            g->st.f.mode = AIR_JF_FAIL;
     }
-    if (g->st.mode == AIR_JF_FAIL || g->st.mode == AIR_JF_DONE) {
+    if (g->st.f.mode == AIR_JF_FAIL || g->st.f.mode == AIR_JF_DONE) {
         if (allowed)
             only_eos(g, allowed);
         return 1;
@@ -618,8 +626,8 @@ int air_json_grammar_constrain(void *user, const int32_t *generated, int n, uint
 }
 
 air_json_result air_json_grammar_result(const air_json_grammar *g) {
-    return g->st.mode == AIR_JF_FAIL   ? AIR_JSON_INVALID
-           : g->st.mode == AIR_JF_DONE ? AIR_JSON_COMPLETE
+    return g->st.f.mode == AIR_JF_FAIL   ? AIR_JSON_INVALID
+           : g->st.f.mode == AIR_JF_DONE ? AIR_JSON_COMPLETE
                                        : AIR_JSON_PREFIX;
 }
 

@@ -32,6 +32,7 @@
 
 #include "airllm.h"
 #include "sample/json_fsm.h"
+#include "sample/schema.h"
 #include "text/tokenizer.h"
 
 typedef struct air_json_grammar air_json_grammar;
@@ -51,6 +52,11 @@ void air_json_grammar_free(air_json_grammar *g);
 
 /* Back to the start state for a new response; also turns the budget off. */
 void air_json_grammar_reset(air_json_grammar *g);
+
+/* Constrains responses to a compiled JSON schema (borrowed: keep it alive
+ * while set), or back to any JSON object with NULL. Resets the state (and
+ * the budget) like air_json_grammar_reset. */
+void air_json_grammar_set_schema(air_json_grammar *g, const air_schema *schema);
 
 /* Length-aware mode: at most `remaining_tokens` more tokens will be
  * generated after the tokens already passed to constrain (so call it right

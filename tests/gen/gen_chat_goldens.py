@@ -146,6 +146,34 @@ CASES = {
             {"role": "tool", "content": "snow, -3"},
             {"role": "tool", "content": "08:00"},
             {"role": "assistant", "content": "Snowing, -3."}]},
+    # OpenAI-style history: call ids (9 letters and digits, as Mistral
+    # templates require), arguments as JSON strings or objects, tool results
+    # with tool_call_id and name
+    "tool_results_with_ids": {
+        "tools": [WEATHER_TOOL, TIME_TOOL],
+        "messages": [
+            {"role": "system", "content": "You can call tools."},
+            {"role": "user", "content": "Weather and time in Lima?"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "call0Abc1", "type": "function",
+                 "function": {"name": "get_current_weather", "arguments": {"location": "Lima"}}},
+                {"id": "call0Abc2", "type": "function",
+                 "function": {"name": "get_time", "arguments": {"tz": "America/Lima"}}}]},
+            {"role": "tool", "tool_call_id": "call0Abc1", "name": "get_current_weather",
+             "content": "{\"temperature\": 19}"},
+            {"role": "tool", "tool_call_id": "call0Abc2", "name": "get_time", "content": "10:15"},
+            {"role": "assistant", "content": "19 degrees; it is 10:15."},
+            {"role": "user", "content": "And in Quito?"}]},
+    "tool_results_string_args_ids": {
+        "tools": [WEATHER_TOOL],
+        "messages": [
+            {"role": "user", "content": "Weather in Quito?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "abcDEF123", "type": "function",
+                 "function": {"name": "get_current_weather",
+                              "arguments": "{\"location\": \"Quito\", \"unit\": \"celsius\"}"}}]},
+            {"role": "tool", "tool_call_id": "abcDEF123", "name": "get_current_weather",
+             "content": "cloudy, 14"}]},
     "reasoning": {"messages": [
         {"role": "user", "content": "Think: 3*7?"},
         {"role": "assistant", "content": "21", "reasoning_content": "3 times 7 is 21."},

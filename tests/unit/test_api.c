@@ -37,7 +37,8 @@ static air_status chat_json(air_model *m, const cJSON *jmsgs, const air_gen_para
     int n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, jmsgs) msgs[n++] = (air_message){
-        cJSON_GetObjectItem(e, "role")->valuestring, cJSON_GetObjectItem(e, "content")->valuestring};
+        .role = cJSON_GetObjectItem(e, "role")->valuestring,
+        .content = cJSON_GetObjectItem(e, "content")->valuestring};
     return air_chat(m, msgs, n, gp, r);
 }
 
@@ -98,7 +99,7 @@ TEST(raw_completion_of_the_rendered_prompt) {
     air_result r;
     ASSERT_ERR(air_generate_text(m, "be brief", "Hi", &gp, &r), AIR_ERR_INVALID_ARG,
                "no system prompt");
-    air_message msg = {"user", "Hi"};
+    air_message msg = {.role = "user", .content = "Hi"};
     ASSERT_ERR(air_chat(m, &msg, 1, &gp, &r), AIR_ERR_INVALID_ARG, "air_complete");
     /* gp.raw routes air_generate_text to air_complete: the same prompt tokens */
     const char *text = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(g_golden,

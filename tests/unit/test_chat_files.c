@@ -202,7 +202,7 @@ TEST(model_saved_by_transformers_5_uses_chat_template_jinja) {
         int k = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(conv, "messages")) msgs[k++] =
-            (air_message){str_or_null(e, "role"), str_or_null(e, "content")};
+            (air_message){.role = str_or_null(e, "role"), .content = str_or_null(e, "content")};
         air_gen_params gp = air_gen_default_params();
         gp.temperature = 0;
         gp.max_tokens = 24;

@@ -77,8 +77,8 @@ static int to_msgs(const cJSON *jm, air_message *msgs) {
     int n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, jm) msgs[n++] =
-        (air_message){cJSON_GetObjectItem(e, "role")->valuestring,
-                      cJSON_GetObjectItem(e, "content")->valuestring};
+        (air_message){.role = cJSON_GetObjectItem(e, "role")->valuestring,
+                      .content = cJSON_GetObjectItem(e, "content")->valuestring};
     return n;
 }
 
@@ -169,7 +169,7 @@ TEST(json_stop_and_cancel_per_request) {
     air_sched *s = NULL;
     air_sched_params sp = air_sched_default_params();
     ASSERT_OK(air_sched_start(m, &sp, &s));
-    air_message msgs[1] = {{"user", "Give me a JSON object about Paris."}};
+    air_message msgs[1] = {{.role = "user", .content = "Give me a JSON object about Paris."}};
     job jj, js, jc, jl;
     job_init(&jj);
     job_init(&js);
@@ -262,7 +262,7 @@ TEST(queue_is_bounded_and_context_checked) {
     sp.max_seq_len = 64;
     air_sched *s = NULL;
     ASSERT_OK(air_sched_start(m, &sp, &s));
-    air_message msgs[1] = {{"user", "Hello"}};
+    air_message msgs[1] = {{.role = "user", .content = "Hello"}};
     air_gen_params gp = air_gen_default_params();
     gp.max_tokens = 40;
     air_request *r[3] = {0};
@@ -281,7 +281,7 @@ TEST(queue_is_bounded_and_context_checked) {
     memset(long_prompt, 0, sizeof long_prompt);
     for (int i = 0; i < 100; i++)
         strcat(long_prompt, "word ");
-    air_message lm[1] = {{"user", long_prompt}};
+    air_message lm[1] = {{.role = "user", .content = long_prompt}};
     air_request *rl = NULL;
     ASSERT_ERR(air_sched_submit(s, lm, 1, NULL, &gp, on_done, &rl), AIR_ERR_LIMIT, "context");
     air_sched_stop(s); /* ends the rest as aborted */

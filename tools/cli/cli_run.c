@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/fileio.h"
 #include "util/strbuf.h"
 
 static void usage(FILE *f) {
@@ -32,6 +33,8 @@ static void usage(FILE *f) {
             "      --stop TEXT         stop when TEXT is generated (repeatable)\n"
             "      --json              answer with a JSON object (constrained decoding)\n"
             "      --raw               continue PROMPT as it is: no chat template (base models)\n"
+            "      --schema FILE       answer with a JSON object valid against the JSON schema\n"
+            "                          in FILE (the subset in docs/json-mode.md)\n"
             "      --stats             print token counts and speed on stderr\n"
             "\n" CLI_SPEC_HELP "\n" CLI_MODEL_HELP "\n"
             "Examples:\n"
@@ -76,6 +79,8 @@ int cli_run(int argc, char **argv) {
     const char *system = NULL;
     const char *stops[16];
     int stats = 0;
+    const char *schema_file = NULL;
+    char *schema_text = NULL;
     static struct option opts[] = {{"system", required_argument, 0, 's'},
                                    {"max-tokens", required_argument, 0, 'n'},
                                    {"temperature", required_argument, 0, 2001},
@@ -85,6 +90,7 @@ int cli_run(int argc, char **argv) {
                                    {"min-p", required_argument, 0, 2008},
                                    {"stop", required_argument, 0, 2005},
                                    {"json", no_argument, 0, 2006},
+                                   {"schema", required_argument, 0, 2012},
                                    {"stats", no_argument, 0, 2007},
                                    {"raw", no_argument, 0, 2009},
                                    {"help", no_argument, 0, 'h'},
@@ -113,6 +119,7 @@ int cli_run(int argc, char **argv) {
             stops[gp.n_stop++] = optarg;
             break;
         case 2006: gp.json = 1; break;
+        case 2012: schema_file = optarg; break;
         case 2007: stats = 1; break;
         case 2009: gp.raw = 1; break;
         case 'h': usage(stdout); return 0;
@@ -123,6 +130,14 @@ int cli_run(int argc, char **argv) {
         fprintf(stderr, "airllm: --json needs -n 2 or more: the shortest JSON object, {}, takes "
                         "two tokens\n");
         return 2;
+    }
+    if (schema_file) {
+        size_t len = 0;
+        if (air_read_file(schema_file, &schema_text, &len) != AIR_OK) {
+            fprintf(stderr, "airllm: %s\n", air_last_error());
+            return 1;
+        }
+        gp.json_schema = schema_text;
     }
     gp.stop = stops;
     cli_spec_apply(&so, &gp);
@@ -148,6 +163,7 @@ int cli_run(int argc, char **argv) {
         if (!default_model) {
             fprintf(stderr, "airllm: no model given and the default model is not fetched; run "
                             "scripts/fetch-default-model.sh or name a model\n");
+            free(schema_text);
             return 1;
         }
         model = default_model;
@@ -155,6 +171,7 @@ int cli_run(int argc, char **argv) {
     air_model *m = cli_open(model, &mo);
     if (!m) {
         free(default_model);
+        free(schema_text);
         return mo.rc;
     }
     air_model_info info;
@@ -184,7 +201,7 @@ int cli_run(int argc, char **argv) {
         int n = 0;
         if (system) {
             hist = realloc(hist, sizeof *hist * (size_t)(n + 1));
-            hist[n++] = (air_message){"system", strdup(system)};
+            hist[n++] = (air_message){.role = "system", .content = strdup(system)};
         }
         fprintf(stderr, "Chatting with %s. Empty line or Ctrl-D to quit.\n", model);
         char line[8192];
@@ -196,7 +213,7 @@ int cli_run(int argc, char **argv) {
             if (!*line)
                 break;
             hist = realloc(hist, sizeof *hist * (size_t)(n + 2));
-            hist[n++] = (air_message){"user", strdup(line)};
+            hist[n++] = (air_message){.role = "user", .content = strdup(line)};
             air_result r;
             air_status st = air_chat(m, hist, n, &gp, &r);
             if (st) {
@@ -209,7 +226,7 @@ int cli_run(int argc, char **argv) {
             }
             fputc('\n', stdout);
             report(&r, stats);
-            hist[n++] = (air_message){"assistant", r.text};
+            hist[n++] = (air_message){.role = "assistant", .content = r.text};
         }
         for (int i = 0; i < n; i++)
             free((char *)hist[i].content);
@@ -217,5 +234,6 @@ int cli_run(int argc, char **argv) {
     }
     air_model_close(m);
     free(default_model);
+    free(schema_text);
     return rc;
 }

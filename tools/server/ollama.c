@@ -158,8 +158,8 @@ static int generate(const srv_req *r, int chat) {
             raw = p->valuestring;
         else {
             if (cJSON_IsString(sys) && *sys->valuestring)
-                two[n++] = (air_message){"system", sys->valuestring};
-            two[n++] = (air_message){"user", p->valuestring};
+                two[n++] = (air_message){.role = "system", .content = sys->valuestring};
+            two[n++] = (air_message){.role = "user", .content = p->valuestring};
         }
     }
     if (err) {
