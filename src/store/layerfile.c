@@ -378,38 +378,15 @@ static air_status read_all_at(int fd, void *buf, uint64_t n, uint64_t at, const 
 
 air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct,
                        const air_lf_ident *want, air_layer *out) {
-    int fd = -1;
-    if (direct)
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
-    if (fd < 0)
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    struct stat sb;
+    if (stat(path, &sb) != 0)
         return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
                        path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return air_err(AIR_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    if (size > cap) {
-        close(fd);
+    if ((uint64_t)sb.st_size > cap)
         return air_err(AIR_ERR_FORMAT, "%s: file is %llu bytes, larger than the manifest says "
-                       "(%llu); " AIR_STORE_FIX, path,
-                       (unsigned long long)size, (unsigned long long)cap);
-    }
-    air_status st = read_all(fd, buf, size, path);
-    if (st == AIR_ERR_IO && direct) {
-        /* some file systems accept O_DIRECT at open but not the read */
-        close(fd);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        st = fd < 0 ? air_err(AIR_ERR_IO, "cannot open %s", path) : read_all(fd, buf, size, path);
-    }
-    if (fd >= 0)
-        close(fd);
-    if (st)
-        return st;
-    return air_lf_bind(path, buf, size, want, out);
+                       "(%llu); " AIR_STORE_FIX, path, (unsigned long long)sb.st_size,
+                       (unsigned long long)cap);
+    return air_lf_load_prefix(path, buf, cap, (uint64_t)sb.st_size, direct, want, out);
 }
 
 /* ---------------------------------------------------------------------------
