@@ -27,6 +27,7 @@ typedef struct {
     char err[512];
     void *buf;
     air_layer layer;
+    int unchecked; /* a whole file loaded with its data checksum left to the consumer */
 } slot;
 
 struct air_streamer {
@@ -70,8 +71,12 @@ static int next_streamed(const air_streamer *s, int u) {
 /* Loads unit u into slot sl (no lock held). */
 static void load_slot(air_streamer *s, slot *sl, int u) {
     double t0 = now_s();
+    /* the data checksum of a whole file is left to the consumer (acquire), so
+     * this thread goes on to the next read at once */
     air_status st = air_store_load_unit(s->store, u, sl->buf, s->slot_cap, s->unit_bytes[u],
-                                        s->opt.direct_io, &sl->layer);
+                                        (s->opt.direct_io ? AIR_LF_DIRECT : 0) | AIR_LF_DEFER_DATA,
+                                        &sl->layer);
+    sl->unchecked = !st && s->unit_bytes[u] == air_store_unit_bytes(s->store, u);
     double dt = now_s() - t0;
     pthread_mutex_lock(&s->mu);
     sl->status = st;
@@ -262,8 +267,13 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
         load_slot(s, sl, u);
         sl->state = INUSE;
         st = sl->status;
+        if (!st && sl->unchecked) {
+            st = air_lf_check_data(air_store_unit_path(s->store, u), sl->buf);
+            sl->unchecked = 0;
+        }
         if (st) {
-            air_err(st, "%s", sl->err);
+            if (sl->status)
+                air_err(st, "%s", sl->err);
             sl->state = EMPTY;
             sl->unit = -1;
         }
@@ -272,6 +282,7 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
         return st;
     }
     pthread_mutex_lock(&s->mu);
+    slot *got = NULL;
     for (;;) {
         slot *hit = NULL;
         int coming = 0;
@@ -292,6 +303,7 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
                 pthread_cond_broadcast(&s->cv);
             }
             *out = &hit->layer;
+            got = st ? NULL : hit;
             break;
         }
         if (!coming) {
@@ -308,6 +320,11 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
     }
     s->stats.wait_seconds += now_s() - t0;
     pthread_mutex_unlock(&s->mu);
+    if (got && got->unchecked) { /* the slot is ours while INUSE */
+        got->unchecked = 0;
+        if ((st = air_lf_check_data(air_store_unit_path(s->store, u), got->buf)))
+            air_streamer_release(s, u);
+    }
     return st;
 }
 

@@ -323,8 +323,20 @@ static air_status bind_entries(const char *path, const air_lf_header *h, const a
     return AIR_OK;
 }
 
-air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const air_lf_ident *want,
-                       air_layer *out) {
+air_status air_lf_check_data(const char *path, const void *buf) {
+    const air_lf_header *h = buf;
+    const char *data = (const char *)buf + h->header_bytes;
+    if (XXH3_64bits(data, h->data_bytes) != h->data_xxh3)
+        return air_err(AIR_ERR_FORMAT, "%s: data checksum mismatch (bytes %llu..%llu): the file "
+                       "is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
+                       (unsigned long long)h->header_bytes,
+                       (unsigned long long)(h->header_bytes + h->data_bytes));
+    return AIR_OK;
+}
+
+/* air_lf_bind, the data checksum left to the caller when check_data is 0. */
+static air_status bind_whole(const char *path, const void *buf, uint64_t size,
+                             const air_lf_ident *want, int check_data, air_layer *out) {
     const air_lf_header *h = buf;
     if (size < sizeof *h)
         return air_err(AIR_ERR_FORMAT, "%s: too short for a layer file; " AIR_STORE_FIX, path);
@@ -334,12 +346,14 @@ air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const a
     if (st)
         return st;
     const air_lf_entry *e = (const air_lf_entry *)((const char *)buf + sizeof *h);
-    const char *data = (const char *)buf + h->header_bytes;
-    if (XXH3_64bits(data, h->data_bytes) != h->data_xxh3)
-        return air_err(AIR_ERR_FORMAT, "%s: data checksum mismatch (bytes %llu..%llu): the file "
-                       "is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
-                       (unsigned long long)h->header_bytes, (unsigned long long)size);
-    return bind_entries(path, h, e, data, h->data_bytes, 0, out);
+    if (check_data && (st = air_lf_check_data(path, buf)))
+        return st;
+    return bind_entries(path, h, e, (const char *)buf + h->header_bytes, h->data_bytes, 0, out);
+}
+
+air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const air_lf_ident *want,
+                       air_layer *out) {
+    return bind_whole(path, buf, size, want, 1, out);
 }
 
 static air_status read_all(int fd, void *buf, uint64_t n, const char *path) {
@@ -464,7 +478,8 @@ air_status air_lf_read_table(const char *path, air_lf_table *out) {
 }
 
 air_status air_lf_load_prefix(const char *path, void *buf, uint64_t cap, uint64_t prefix,
-                              int direct, const air_lf_ident *want, air_layer *out) {
+                              int flags, const air_lf_ident *want, air_layer *out) {
+    int direct = flags & AIR_LF_DIRECT;
     int fd = -1;
     if (direct)
         fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
@@ -496,7 +511,7 @@ air_status air_lf_load_prefix(const char *path, void *buf, uint64_t cap, uint64_
     if (st)
         return st;
     if (prefix == size)
-        return air_lf_bind(path, buf, size, want, out);
+        return bind_whole(path, buf, size, want, !(flags & AIR_LF_DEFER_DATA), out);
     const air_lf_header *h = buf;
     if ((st = check_fixed(path, h, size)))
         return st;

@@ -164,7 +164,16 @@ void air_lf_table_free(air_lf_table *t);
  * prefix must cover every dense tensor; they are verified one by one against
  * their checksums (the whole-data checksum needs the whole file). */
 air_status air_lf_load_prefix(const char *path, void *buf, uint64_t cap, uint64_t prefix,
-                              int direct, const air_lf_ident *want, air_layer *out);
+                              int flags, const air_lf_ident *want, air_layer *out);
+/* flags: AIR_LF_DIRECT tries O_DIRECT; AIR_LF_DEFER_DATA (a whole file only)
+ * leaves the data checksum to air_lf_check_data(), so a reader thread can go
+ * on reading while the consumer verifies (the header region and identity
+ * are always checked). */
+#define AIR_LF_DIRECT 1
+#define AIR_LF_DEFER_DATA 2
+
+/* The data checksum of a whole layer file in buf (loaded and bound). */
+air_status air_lf_check_data(const char *path, const void *buf);
 
 /* Checks the bytes of one tensor against its table entry's checksum. */
 air_status air_lf_verify_entry(const char *path, const air_lf_header *h, const air_lf_entry *e,

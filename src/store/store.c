@@ -345,9 +345,9 @@ uint64_t air_store_total_bytes(const air_store *s) {
 }
 
 air_status air_store_load_unit(const air_store *s, int u, void *buf, uint64_t cap, uint64_t bytes,
-                               int direct, air_layer *out) {
+                               int flags, air_layer *out) {
     air_lf_ident want = {u, (uint32_t)s->hp.n_layer, s->model_id, s->unit_header_xxh3[u]};
-    return air_lf_load_prefix(s->unit_path[u], buf, cap, bytes, direct, &want, out);
+    return air_lf_load_prefix(s->unit_path[u], buf, cap, bytes, flags, &want, out);
 }
 
 air_status air_store_embed_rows(air_store *s, const int32_t *ids, int n, float *out) {

@@ -88,7 +88,7 @@ uint64_t air_store_unit_bytes(const air_store *s, int unit);
  * mixture-of-experts layer) through air_lf_load_prefix, checked to be that
  * unit of this store. */
 air_status air_store_load_unit(const air_store *s, int unit, void *buf, uint64_t cap,
-                               uint64_t bytes, int direct, air_layer *out);
+                               uint64_t bytes, int flags, air_layer *out); /* AIR_LF_* flags */
 /* Total bytes of all streamed units. */
 uint64_t air_store_total_bytes(const air_store *s);
 
