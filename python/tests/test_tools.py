@@ -83,7 +83,9 @@ def run_forced(model, cache_dir, n, tools=TOOLS, **kw):
 
 
 def test_forced_calls_validate_on_tiny_chat(tiny_chat, cache_dir):
-    # its own cache key ("model:8bit") with a longer context than the ask fixture's
+    # the process cache is keyed "model:compression", not by context length: an
+    # earlier test may hold tiny_chat at 8bit with the default 512 positions
+    airllm_c.clear_model_cache()
     names = run_forced(tiny_chat, cache_dir, 30, tools=TINY_TOOLS, compression="8bit",
                        max_seq_len=2048, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
     assert names == set(PARAMS)  # "required" reaches every tool
