@@ -80,6 +80,8 @@ const char *srv_parse_messages(const cJSON *arr, air_message **out, int *n, cJSO
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(e, "tool_calls");
         const cJSON *call_id = cJSON_GetObjectItemCaseSensitive(e, "tool_call_id");
         const cJSON *fname = cJSON_GetObjectItemCaseSensitive(e, "name");
+        if (!cJSON_IsString(fname)) /* Ollama's name of the function a tool message answers */
+            fname = cJSON_GetObjectItemCaseSensitive(e, "tool_name");
         if (calls && !cJSON_IsNull(calls)) {
             if (!cJSON_IsArray(calls)) {
                 err = "a message's \"tool_calls\" must be an array";

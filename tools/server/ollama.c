@@ -189,6 +189,11 @@ static int generate(const srv_req *r, int chat) {
     if (!err && chat) {
         err = srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &P.msgs, &P.n,
                                  &P.keep);
+        /* an Ollama message's content is a string, "" when absent (also next
+         * to tool calls) */
+        for (int i = 0; !err && i < P.n; i++)
+            if (!P.msgs[i].content)
+                P.msgs[i].content = "";
         if (!err)
             err = srv_parse_tools(req, &gp, &keep);
     } else if (!err) {
