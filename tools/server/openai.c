@@ -221,6 +221,7 @@ static int completion(const srv_req *r, int chat) {
     const char *name = P.model_name;
     srv_model *m = P.model;
     const char *raw = NULL;
+    cJSON *keep = NULL; /* strings gp borrows */
     if (!m) {
         ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "invalid_request_error",
                              "the model '%s' does not exist (GET /v1/models lists the models "
@@ -230,7 +231,6 @@ static int completion(const srv_req *r, int chat) {
     }
     air_gen_params gp = air_gen_default_params();
     int stream = 0, usage = 0;
-    cJSON *keep = NULL; /* strings gp borrows */
     const char *err = parse_params(req, &gp, &stream, &usage, &keep);
     if (!err)
         err = srv_parse_stop(cJSON_GetObjectItemCaseSensitive(req, "stop"), &P.stops, &gp.n_stop);
