@@ -382,13 +382,16 @@ air_status air_sched_start(air_model *m, const air_sched_params *params, air_sch
 void air_sched_stop(air_sched *s);
 
 /* Called once per request on the scheduler's thread when it ends: status
- * AIR_OK with the result (text and counts; valid during the call only), or
+ * AIR_OK with the result (text, tool_calls, raw_text and counts; valid
+ * during the call only), or
  * an error with its message. Must return quickly and must not block. */
 typedef void (*air_done_cb)(void *user, air_status status, const char *error,
                             const air_result *result);
 
 /* Submits a request: the conversation messages[n] through the chat template,
- * or, when raw_prompt is not NULL, that text as it is. params->on_text (called
+ * or, when raw_prompt is not NULL, that text as it is. A conversation takes
+ * tools, tool_choice, json and json_schema as air_chat does (each request
+ * has its own JSON grammar). params->on_text and params->on_tool_call (called
  * on the scheduler's thread; must not block; non-zero stops the request) and
  * params->user are the request's; should_abort is ignored (use
  * air_request_cancel). The prompt is tokenized here, so a prompt too long for

@@ -412,43 +412,66 @@ void air_result_stats(air_result *out, int n_prompt, int n_gen, double prefill_s
     out->decode_tokens_per_s = decode_s > 0 && n_gen > 1 ? (n_gen - 1) / decode_s : 0;
 }
 
-air_status air_prompt_tokens(air_model *m, const air_message *msgs, int n, const char *raw, int json,
-                             int32_t **ids, size_t *n_ids) {
-    *ids = NULL;
-    *n_ids = 0;
-    if (!m->tok)
-        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
-                       "generation needs one", m->name);
-    if (raw)
-        return air_tokenizer_encode(m->tok, raw, strlen(raw), 1, ids, n_ids);
-    char *prompt = NULL;
-    air_gen_params p = air_gen_default_params();
-    p.json = json;
-    air_tool_req tr;
-    memset(&tr, 0, sizeof tr);
-    air_status st = render(m, msgs, n, &p, &tr, NULL, &prompt);
-    if (st)
-        return st;
-    /* a template writes its own BOS; the fallback lets the tokenizer add it */
-    st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, ids, n_ids);
-    free(prompt);
+air_status air_response_chat(air_response *c, const air_chat_extras *cx, int room) {
+    if (c->grammar) {
+        /* a schema narrows the JSON; the tokens left: max_tokens, or fewer when
+         * the context fills up first (generation stops once max_seq is used) */
+        air_json_grammar_set_schema(c->grammar, cx ? cx->schema : NULL);
+        air_json_grammar_reset(c->grammar);
+        air_json_grammar_set_budget(c->grammar, room < c->p.max_tokens ? room : c->p.max_tokens);
+    }
+    if (!cx)
+        return AIR_OK;
+    const air_tool_req *tr = &cx->tr;
+    c->quiet = tr->forced_schema != NULL;
+    if (!cx->parse_calls)
+        return AIR_OK;
+    /* Llama's <|python_tag|> and Mistral's [TOOL_CALLS] are special tokens
+     * the parser must see */
+    if (tr->fmt == AIR_TC_LLAMA3 || tr->fmt == AIR_TC_MISTRAL) {
+        air_detok_free(c->detok);
+        c->detok = air_detok_new(c->m->tok, 0);
+        if (!c->detok)
+            return air_err(AIR_ERR_NOMEM, "out of memory");
+    }
+    air_tc_sink sink = {tc_on_content, tc_on_call, c};
+    return air_tc_parser_new(tr->fmt, cx->id_seed, &sink, &c->tc);
+}
+
+air_status air_response_end(air_response *c, int natural_end, const air_chat_extras *cx,
+                            air_result *out) {
+    if (!c->tc) {
+        air_response_finish(c, natural_end, out);
+        if (cx && cx->tr.forced_schema && out->text)
+            return forced_result(c, &cx->tr, cx->id_seed, out);
+        return out->text ? AIR_OK : air_err(AIR_ERR_NOMEM, "out of memory");
+    }
+    const char *tail = NULL;
+    if (!c->stopped && air_detok_flush(c->detok, &tail) == AIR_OK && tail && *tail)
+        air_sb_puts(&c->text, tail);
+    filter(c, 1);
+    out->finish_reason = c->stopped || natural_end ? "stop"
+                         : c->cb_stopped           ? "callback"
+                                                   : "length";
+    air_status st = air_tc_finish(c->tc);
+    const cJSON *calls = air_tc_calls(c->tc);
+    out->raw_text = air_sb_take(&c->text);
+    out->text = strdup(air_tc_content(c->tc));
+    if (cJSON_GetArraySize(calls) > 0) {
+        out->tool_calls = cJSON_PrintUnformatted(calls);
+        if (strcmp(out->finish_reason, "callback") != 0)
+            out->finish_reason = "tool_calls";
+    }
+    if (!st && (!out->raw_text || !out->text))
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
     return st;
 }
 
 /* Generates after the prompt ids: the token loop with streaming, stop strings
  * and the JSON grammar. *gen_ids (NULL to skip) gets the generated ids, with
  * the EOS id that ended generation. */
-/* What a chat turn adds to generating from ids: the tool request, a schema
- * that constrains the JSON, whether tool calls are parsed out of the text. */
-typedef struct {
-    const air_tool_req *tr;
-    const air_schema *schema;
-    int parse_calls;
-    uint64_t id_seed; /* tool call ids */
-} chat_extras;
-
 static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const air_gen_params *params,
-                          const chat_extras *cx, air_result *out, int32_t **gen_ids, size_t *n_gen) {
+                          const air_chat_extras *cx, air_result *out, int32_t **gen_ids, size_t *n_gen) {
     air_gen_params p = params ? *params : air_gen_default_params();
     air_status cst = check_params(&p);
     if (cst)
@@ -476,29 +499,8 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
         st = air_json_grammar_new(m->tok, m->eos, m->n_eos, &m->grammar);
     if (!st)
         st = air_response_init(&c, m, &p, p.json ? m->grammar : NULL);
-    if (!st && c.grammar) {
-        /* a schema narrows the JSON; the tokens left: max_tokens, or fewer when
-         * the context fills up first (generation stops once max_seq is used) */
-        air_json_grammar_set_schema(c.grammar, cx ? cx->schema : NULL);
-        air_json_grammar_reset(c.grammar);
-        int room = m->max_seq - (int)n_ids + 1;
-        air_json_grammar_set_budget(c.grammar, room < p.max_tokens ? room : p.max_tokens);
-    }
-    const air_tool_req *tr = cx ? cx->tr : NULL;
-    c.quiet = tr && tr->forced_schema;
-    if (!st && cx && cx->parse_calls) {
-        /* Llama's <|python_tag|> and Mistral's [TOOL_CALLS] are special tokens
-         * the parser must see */
-        if (tr->fmt == AIR_TC_LLAMA3 || tr->fmt == AIR_TC_MISTRAL) {
-            air_detok_free(c.detok);
-            c.detok = air_detok_new(m->tok, 0);
-            if (!c.detok)
-                st = air_err(AIR_ERR_NOMEM, "out of memory");
-        }
-        air_tc_sink sink = {tc_on_content, tc_on_call, &c};
-        if (!st)
-            st = air_tc_parser_new(tr->fmt, cx->id_seed, &sink, &c.tc);
-    }
+    if (!st)
+        st = air_response_chat(&c, cx, m->max_seq - (int)n_ids + 1);
     air_response_options(&c, &go);
     if (use_spec && (so.draft || so.lookup))
         go.spec = &so;
@@ -517,30 +519,7 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
     if (!st && c.err)
         st = c.err;
     if (!st) {
-        if (c.tc) {
-            const char *tail = NULL;
-            if (!c.stopped && air_detok_flush(c.detok, &tail) == AIR_OK && tail && *tail)
-                air_sb_puts(&c.text, tail);
-            filter(&c, 1);
-            out->finish_reason = c.stopped || gs.stopped_by_eos ? "stop"
-                                 : c.cb_stopped                 ? "callback"
-                                                                : "length";
-            st = air_tc_finish(c.tc);
-            const cJSON *calls = air_tc_calls(c.tc);
-            out->raw_text = air_sb_take(&c.text);
-            out->text = strdup(air_tc_content(c.tc));
-            if (cJSON_GetArraySize(calls) > 0) {
-                out->tool_calls = cJSON_PrintUnformatted(calls);
-                if (strcmp(out->finish_reason, "callback") != 0)
-                    out->finish_reason = "tool_calls";
-            }
-            if (!st && (!out->raw_text || !out->text))
-                st = air_err(AIR_ERR_NOMEM, "out of memory");
-        } else {
-            air_response_finish(&c, gs.stopped_by_eos || gs.stopped_by_constraint, out);
-            if (tr && tr->forced_schema && out->text)
-                st = forced_result(&c, tr, cx->id_seed, out);
-        }
+        st = air_response_end(&c, gs.stopped_by_eos || gs.stopped_by_constraint, cx, out);
         air_result_stats(out, gs.n_prompt, gs.n_generated, gs.prefill_seconds, gs.decode_seconds);
         out->sweeps = gs.sweeps;
         /* the first token comes from the prefill; an EOS ends a pass's tokens */
@@ -578,39 +557,58 @@ air_status air_chat_vars(air_model *m, const air_message *msgs, int n, const cJS
         return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
                        "generation needs one", m->name);
     air_gen_params p = params ? *params : air_gen_default_params();
-    char *prompt = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    air_tool_req tr;
-    air_schema *schema = NULL;
-    air_status st = air_tool_req_init(m, &p, &tr);
-    if (!st && p.json_schema)
-        st = air_schema_compile_text(p.json_schema, &schema);
-    else if (!st && tr.forced_schema)
-        st = air_schema_compile(tr.forced_schema, &schema);
-    int use_tools = tr.tools && tr.choice != AIR_CHOICE_NONE;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    chat_extras cx = {&tr, schema,
-                      use_tools && !tr.forced_schema && !p.json && !p.json_schema,
-                      (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec ^
-                          (uint64_t)(uintptr_t)&tr ^ p.seed};
-    if (!st)
-        st = render(m, msgs, n, &p, &tr, vars, &prompt);
-    if (schema)
-        p.json = 1; /* constrained decoding (the instruction was the schema's, or none for a
-                       forced call, which follows the call opener) */
-    /* a template writes its own BOS; the fallback lets the tokenizer add it */
-    if (!st)
-        st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, &ids,
-                                  &n_ids);
-    free(prompt);
+    air_chat_extras cx;
+    air_status st = air_chat_prepare(m, msgs, n, vars, &p, &cx, &ids, &n_ids);
     if (!st)
         st = run_ids(m, ids, n_ids, &p, &cx, out, gen_ids, n_gen);
     free(ids);
-    air_schema_free(schema);
-    air_tool_req_free(&tr);
+    air_chat_extras_free(&cx);
     return st;
+}
+
+air_status air_chat_prepare(air_model *m, const air_message *msgs, int n, const cJSON *vars,
+                            air_gen_params *p, air_chat_extras *cx, int32_t **ids,
+                            size_t *n_ids) {
+    memset(cx, 0, sizeof *cx);
+    *ids = NULL;
+    *n_ids = 0;
+    if (!m->tok)
+        return air_err(AIR_ERR_UNSUPPORTED, "model %s has no tokenizer (tokenizer.json): text "
+                       "generation needs one", m->name);
+    char *prompt = NULL;
+    air_tool_req *tr = &cx->tr;
+    air_status st = air_tool_req_init(m, p, tr);
+    if (!st && p->json_schema)
+        st = air_schema_compile_text(p->json_schema, &cx->schema);
+    else if (!st && tr->forced_schema)
+        st = air_schema_compile(tr->forced_schema, &cx->schema);
+    int use_tools = tr->tools && tr->choice != AIR_CHOICE_NONE;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    cx->parse_calls = use_tools && !tr->forced_schema && !p->json && !p->json_schema;
+    cx->id_seed = (uint64_t)now.tv_sec * 1000000007ull ^ (uint64_t)now.tv_nsec ^
+                  (uint64_t)(uintptr_t)cx ^ p->seed;
+    if (!st)
+        st = render(m, msgs, n, p, tr, vars, &prompt);
+    if (cx->schema)
+        p->json = 1; /* constrained decoding (the instruction was the schema's, or none for a
+                        forced call, which follows the call opener) */
+    /* a template writes its own BOS; the fallback lets the tokenizer add it */
+    if (!st)
+        st = air_tokenizer_encode(m->tok, prompt, strlen(prompt), m->template_src == NULL, ids,
+                                  n_ids);
+    free(prompt);
+    if (st)
+        air_chat_extras_free(cx);
+    return st;
+}
+
+void air_chat_extras_free(air_chat_extras *cx) {
+    air_schema_free(cx->schema);
+    air_tool_req_free(&cx->tr);
+    memset(cx, 0, sizeof *cx);
 }
 
 air_status air_chat(air_model *m, const air_message *msgs, int n, const air_gen_params *params,

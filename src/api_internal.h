@@ -11,6 +11,7 @@
 #include "model/forward.h"
 #include "store/store.h"
 #include "sample/grammar.h"
+#include "sample/schema.h"
 #include "text/chat.h"
 #include "runtime/generate.h"
 #include "text/tool_calls.h"
@@ -68,10 +69,6 @@ typedef struct {
     int quiet;                 /* a forced call: nothing is streamed as text */
 } air_response;
 
-/* The prompt's token ids (caller frees): the conversation through the chat
- * template (with the JSON instruction when json), or `raw` text as it is. */
-air_status air_prompt_tokens(air_model *m, const air_message *msgs, int n, const char *raw, int json,
-                             int32_t **ids, size_t *n_ids);
 /* grammar: NULL, or the JSON grammar this response alone uses. Free with
  * air_response_free, also after a failure. */
 air_status air_response_init(air_response *r, air_model *m, const air_gen_params *p,
@@ -106,5 +103,36 @@ void air_tool_req_free(air_tool_req *r);
  * tool_call_id and name when given; a NULL content is null next to
  * tool_calls, else ""). */
 air_status air_messages_json(const air_message *msgs, int n, cJSON **out);
+
+/* What a chat turn adds to generating from ids: the tool request, the
+ * schema that constrains the JSON, whether tool calls are parsed out of the
+ * text, the seed of the call ids. */
+typedef struct {
+    air_tool_req tr;
+    air_schema *schema;
+    int parse_calls;
+    uint64_t id_seed;
+} air_chat_extras;
+
+/* A chat request made ready to generate: tools and tool_choice read, the
+ * schema compiled (json_schema, or a forced call's), the conversation
+ * rendered (tools, the JSON instruction, a forced call's opener) and
+ * tokenized into *ids (caller frees). p->json is set when a schema
+ * constrains the output. Free cx with air_chat_extras_free (also done on
+ * failure). */
+air_status air_chat_prepare(air_model *m, const air_message *msgs, int n, const cJSON *vars,
+                            air_gen_params *p, air_chat_extras *cx, int32_t **ids,
+                            size_t *n_ids);
+void air_chat_extras_free(air_chat_extras *cx);
+/* Fits a response to a chat request (cx NULL: plain generation): the schema
+ * on its grammar with a budget of min(max_tokens, room) tokens, forced calls
+ * kept quiet, the tool-call parser (with special tokens kept for the formats
+ * that need them). cx must outlive the response. */
+air_status air_response_chat(air_response *r, const air_chat_extras *cx, int room);
+/* air_response_finish for a chat request: content, tool_calls and raw_text
+ * from the parser or from a forced call, finish_reason "tool_calls" when
+ * there are calls. */
+air_status air_response_end(air_response *r, int natural_end, const air_chat_extras *cx,
+                            air_result *out);
 
 #endif

@@ -36,7 +36,9 @@ struct air_request {
     char **stops;
     int32_t *ids;
     size_t n_ids;
-    air_json_grammar *grammar;
+    air_json_grammar *grammar; /* this request's own (json, a schema, a forced call) */
+    air_chat_extras cx;        /* tools and schema (chat requests) */
+    int chat;                  /* cx is in use */
     air_response resp;
     air_gen_options go;
     air_seq seq;
@@ -78,6 +80,7 @@ static void request_unref(air_request *r) {
     air_seq_free(&r->seq);
     air_response_free(&r->resp);
     air_json_grammar_free(r->grammar);
+    air_chat_extras_free(&r->cx);
     for (int i = 0; r->stops && i < r->user_p.n_stop; i++)
         free(r->stops[i]);
     free(r->stops);
@@ -93,6 +96,20 @@ static int request_on_text(void *user, const char *piece) {
     pthread_mutex_lock(&r->mu);
     if (!r->released && !atomic_load(&r->cancelled))
         stop = r->user_p.on_text ? r->user_p.on_text(r->user_p.user, piece) : 0;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+/* The response's on_tool_call: the caller's, unless the request was let go. */
+static int request_on_tool_call(void *user, int index, const char *id, const char *name,
+                                const char *args) {
+    air_request *r = user;
+    int stop = 1;
+    pthread_mutex_lock(&r->mu);
+    if (!r->released && !atomic_load(&r->cancelled))
+        stop = r->user_p.on_tool_call
+                   ? r->user_p.on_tool_call(r->user_p.user, index, id, name, args)
+                   : 0;
     pthread_mutex_unlock(&r->mu);
     return stop;
 }
@@ -123,8 +140,12 @@ static void request_done(air_sched *s, air_request *r, air_status st, const char
     air_result res;
     memset(&res, 0, sizeof res);
     if (!st) {
-        /* the text's tail goes out through on_text (which takes r->mu itself) */
-        air_response_finish(&r->resp, r->seq.stopped_by_eos || r->seq.stopped_by_constraint, &res);
+        /* the text's tail and the calls go out through on_text and on_tool_call
+         * (which take r->mu themselves) */
+        st = air_response_end(&r->resp, r->seq.stopped_by_eos || r->seq.stopped_by_constraint,
+                              r->chat ? &r->cx : NULL, &res);
+        if (st)
+            msg = air_last_error();
         double pre = r->seq.t_prefilled > 0 ? r->seq.t_prefilled - r->seq.t_start : 0;
         double dec = r->seq.t_prefilled > 0 ? r->seq.t_end - r->seq.t_prefilled : 0;
         air_result_stats(&res, r->seq.n_prompt, r->seq.n_gen, pre, dec);
@@ -134,7 +155,7 @@ static void request_done(air_sched *s, air_request *r, air_status st, const char
         r->on_done(r->user_p.user, st, st ? (msg ? msg : air_strerror(st)) : NULL,
                    st ? NULL : &res);
     pthread_mutex_unlock(&r->mu);
-    free(res.text);
+    air_result_free(&res);
     if (r->kv_bytes && r->seq.kv) {
         s->stats.kv_bytes -= r->kv_bytes;
         air_seq_free(&r->seq); /* the cache goes back now, not when the caller frees */
@@ -321,10 +342,16 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
     }
     p.stop = (const char *const *)r->stops;
     p.on_text = request_on_text;
+    p.on_tool_call = request_on_tool_call;
     p.should_abort = request_should_abort;
     p.user = r;
-    if (!st)
-        st = air_prompt_tokens(s->m, messages, n, raw_prompt, p.json, &r->ids, &r->n_ids);
+    if (!st && raw_prompt) {
+        st = air_tokenizer_encode(s->m->tok, raw_prompt, strlen(raw_prompt), 1, &r->ids,
+                                  &r->n_ids);
+    } else if (!st) {
+        st = air_chat_prepare(s->m, messages, n, NULL, &p, &r->cx, &r->ids, &r->n_ids);
+        r->chat = !st;
+    }
     if (!st && r->n_ids + (p.max_tokens > 0 ? 1 : 0) > (size_t)s->max_seq)
         st = air_err(AIR_ERR_LIMIT,
                      "the prompt has %zu tokens, more than the context of a "
@@ -334,6 +361,9 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
         st = air_json_grammar_new(s->m->tok, s->m->eos, s->m->n_eos, &r->grammar);
     if (!st)
         st = air_response_init(&r->resp, s->m, &p, r->grammar);
+    if (!st)
+        st = air_response_chat(&r->resp, r->chat ? &r->cx : NULL,
+                               s->max_seq - (int)r->n_ids + 1);
     if (!st) {
         air_response_options(&r->resp, &r->go);
         r->kv_bytes = air_seq_kv_bytes(air_engine_hparams(s->m->engine), (int)r->n_ids,

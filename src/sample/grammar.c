@@ -618,6 +618,8 @@ int air_json_grammar_constrain(void *user, const int32_t *generated, int n, uint
     if (g->budget >= 0) {
         int left = g->budget - (n - g->budget_base) - 1; /* tokens after this one */
         thr = left > c->min_cost ? left : c->min_cost;
+        if (thr > COST_BANNED - 1) /* 255 or more tokens left: every token the grammar allows */
+            thr = COST_BANNED - 1;
     }
     const uint8_t *cost = c->cost;
     for (int32_t t = 0; t < g->n_vocab; t++)

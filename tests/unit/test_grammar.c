@@ -446,6 +446,30 @@ TEST(mask_start_and_end) {
 /* The mask equals a token-by-token check from the same state, for states in
  * every mode (strings take a separate fast path in the mask search). The
  * states are reached by feeding a text's tokens. */
+/* A budget of 255 tokens or more leaves the mask as without one: the costs
+ * are bytes, and 255 marks a banned token, so a larger budget must not let
+ * banned tokens through. */
+TEST(large_budget_keeps_the_mask) {
+    if (!gram_llama3)
+        T_FAIL("tokenizer not loaded");
+    air_json_grammar *g = gram_llama3;
+    int32_t nv = air_json_grammar_n_vocab(g);
+    uint8_t *free_mask = malloc((size_t)nv), *allowed = malloc((size_t)nv);
+    air_json_grammar_reset(g);
+    air_json_grammar_set_budget(g, -1);
+    air_json_grammar_constrain(g, NULL, 0, free_mask);
+    const int budgets[] = {254, 255, 256, 257, 300, 100000};
+    for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
+        air_json_grammar_reset(g);
+        air_json_grammar_set_budget(g, budgets[i]);
+        ASSERT_EQ_INT(air_json_grammar_constrain(g, NULL, 0, allowed), 0);
+        ASSERT_TRUE(memcmp(allowed, free_mask, (size_t)nv) == 0);
+    }
+    air_json_grammar_set_budget(g, -1);
+    free(free_mask);
+    free(allowed);
+}
+
 TEST(mask_matches_brute_force) {
     if (!gram_llama3 || !gram_llama2)
         T_FAIL("tokenizers not loaded");
@@ -878,6 +902,7 @@ int main(void) {
         fprintf(stderr, "cannot load the tokenizer fixtures\n");
     RUN(token_bytes_rule);
     RUN(mask_start_and_end);
+    RUN(large_budget_keeps_the_mask);
     RUN(mask_matches_brute_force);
     RUN(random_generations_parse);
     RUN(biased_generations_parse);

@@ -2,7 +2,8 @@
  * test_sched.c - the scheduler: concurrent requests share each sweep and
  * every greedy answer is the one transformers gives for the conversation
  * alone (tiny_chat goldens, tests/gen/gen_tiny_chat.py); JSON mode, stop
- * strings and cancellation per request; the queue bound.
+ * strings and cancellation per request; the queue bound; tools and schemas
+ * per request give air_chat's answers.
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -23,6 +24,8 @@ typedef struct {
     pthread_cond_t cv;
     air_strbuf streamed;
     char *text;
+    char *tool_calls; /* the result's */
+    int n_calls;      /* on_tool_call */
     const char *finish;
     air_status st;
     int done, completion_tokens, prompt_tokens;
@@ -39,6 +42,7 @@ static void job_init(job *j) {
 static void job_free(job *j) {
     air_sb_free(&j->streamed);
     free(j->text);
+    free(j->tool_calls);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
 }
@@ -55,6 +59,7 @@ static void on_done(void *user, air_status st, const char *err, const air_result
     j->st = st;
     if (!st) {
         j->text = strdup(r->text);
+        j->tool_calls = r->tool_calls ? strdup(r->tool_calls) : NULL;
         j->finish = r->finish_reason;
         j->completion_tokens = r->completion_tokens;
         j->prompt_tokens = r->prompt_tokens;
@@ -64,6 +69,16 @@ static void on_done(void *user, air_status st, const char *err, const air_result
     j->done = 1;
     pthread_cond_signal(&j->cv);
     pthread_mutex_unlock(&j->mu);
+}
+
+static int on_tool_call(void *user, int index, const char *id, const char *name,
+                        const char *args) {
+    job *j = user;
+    (void)id;
+    (void)name;
+    (void)args;
+    j->n_calls += index == j->n_calls;
+    return 0;
 }
 
 static void job_wait(job *j) {
@@ -253,6 +268,87 @@ TEST(json_stop_and_cancel_per_request) {
     air_model_close(m);
 }
 
+/* The calls of a tool_calls array without their ids (random per request). */
+static char *calls_without_ids(const char *tool_calls) {
+    cJSON *a = cJSON_Parse(tool_calls);
+    cJSON *e;
+    cJSON_ArrayForEach(e, a) cJSON_DeleteItemFromObject(e, "id");
+    char *out = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return out;
+}
+
+TEST(tools_and_schemas_per_request_match_air_chat) {
+    air_model *m = open_tiny();
+    ASSERT_TRUE(m != NULL);
+    static const char *const k_tools =
+        "[{\"type\":\"function\",\"function\":{\"name\":\"add\",\"parameters\":{"
+        "\"type\":\"object\",\"properties\":{\"numbers\":{\"type\":\"array\",\"items\":"
+        "{\"type\":\"integer\"},\"minItems\":2,\"maxItems\":3}},\"required\":[\"numbers\"]}}}]";
+    static const char *const k_schema =
+        "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"n\":{"
+        "\"type\":\"integer\"}},\"required\":[\"city\",\"n\"],\"additionalProperties\":false}";
+    air_message msgs[1] = {{.role = "user", .content = "Add 2 and 3."}};
+    air_gen_params gp[3];
+    for (int i = 0; i < 3; i++) {
+        gp[i] = air_gen_default_params();
+        gp[i].temperature = 0;
+        gp[i].max_tokens = 48;
+    }
+    gp[0].tools = k_tools; /* a forced call */
+    gp[0].tool_choice = "add";
+    gp[1].json = 1; /* a schema */
+    gp[1].json_schema = k_schema;
+    gp[2].tools = k_tools; /* tools, tool_choice auto: calls parsed, text otherwise */
+    air_result alone[3];
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(air_chat(m, msgs, 1, &gp[i], &alone[i]));
+    ASSERT_EQ_STR(alone[0].finish_reason, "tool_calls");
+    ASSERT_TRUE(alone[0].tool_calls != NULL);
+    air_sched *s = NULL;
+    air_sched_params sp = air_sched_default_params();
+    ASSERT_OK(air_sched_start(m, &sp, &s));
+    job j[3];
+    air_request *r[3];
+    for (int i = 0; i < 3; i++) {
+        job_init(&j[i]);
+        gp[i].on_text = on_text;
+        gp[i].on_tool_call = on_tool_call;
+        gp[i].user = &j[i];
+        ASSERT_OK(air_sched_submit(s, msgs, 1, NULL, &gp[i], on_done, &r[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        job_wait(&j[i]);
+        ASSERT_OK(j[i].st);
+        ASSERT_EQ_STR(j[i].text, alone[i].text);
+        ASSERT_EQ_STR(j[i].finish, alone[i].finish_reason);
+        ASSERT_EQ_INT(!j[i].tool_calls, !alone[i].tool_calls);
+        if (alone[i].tool_calls) {
+            char *a = calls_without_ids(alone[i].tool_calls), *b = calls_without_ids(j[i].tool_calls);
+            ASSERT_EQ_STR(b, a);
+            cJSON *calls = cJSON_Parse(alone[i].tool_calls);
+            ASSERT_EQ_INT(j[i].n_calls, cJSON_GetArraySize(calls)); /* each went to on_tool_call */
+            cJSON_Delete(calls);
+            free(a);
+            free(b);
+        }
+        air_request_free(r[i]);
+    }
+    /* the forced call is not streamed as text; the schema answer is */
+    ASSERT_EQ_INT((int)j[0].streamed.len, 0);
+    ASSERT_EQ_STR(j[1].streamed.data ? j[1].streamed.data : "", alone[1].text);
+    cJSON *obj = cJSON_Parse(j[1].text);
+    ASSERT_TRUE(cJSON_IsString(cJSON_GetObjectItem(obj, "city")));
+    ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItem(obj, "n")));
+    cJSON_Delete(obj);
+    air_sched_stop(s);
+    for (int i = 0; i < 3; i++) {
+        job_free(&j[i]);
+        air_result_free(&alone[i]);
+    }
+    air_model_close(m);
+}
+
 TEST(queue_is_bounded_and_context_checked) {
     air_model *m = open_tiny();
     ASSERT_TRUE(m != NULL);
@@ -307,6 +403,7 @@ int main(void) {
     free(text);
     RUN(concurrent_greedy_answers_match_transformers);
     RUN(json_stop_and_cancel_per_request);
+    RUN(tools_and_schemas_per_request_match_air_chat);
     RUN(queue_is_bounded_and_context_checked);
     cJSON_Delete(g_golden);
     return test_summary();

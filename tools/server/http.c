@@ -77,7 +77,26 @@ const char *srv_parse_messages(const cJSON *arr, air_message **out, int *n, cJSO
             break;
         }
         m[k].role = strcmp(r, "developer") == 0 ? "system" : r;
-        if (!content || cJSON_IsNull(content)) {
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(e, "tool_calls");
+        const cJSON *call_id = cJSON_GetObjectItemCaseSensitive(e, "tool_call_id");
+        const cJSON *fname = cJSON_GetObjectItemCaseSensitive(e, "name");
+        if (!cJSON_IsString(fname)) /* Ollama's name of the function a tool message answers */
+            fname = cJSON_GetObjectItemCaseSensitive(e, "tool_name");
+        if (calls && !cJSON_IsNull(calls)) {
+            if (!cJSON_IsArray(calls)) {
+                err = "a message's \"tool_calls\" must be an array";
+                break;
+            }
+            if (cJSON_GetArraySize(calls) > 0)
+                m[k].tool_calls = srv_keep_print(joined, calls);
+        }
+        if (cJSON_IsString(call_id))
+            m[k].tool_call_id = call_id->valuestring;
+        if (cJSON_IsString(fname))
+            m[k].name = fname->valuestring;
+        if ((!content || cJSON_IsNull(content)) && m[k].tool_calls) {
+            m[k].content = NULL; /* the template sees null next to the calls */
+        } else if (!content || cJSON_IsNull(content)) {
             m[k].content = "";
         } else if (cJSON_IsString(content)) {
             m[k].content = content->valuestring;
@@ -161,6 +180,38 @@ const char *srv_parse_sampling(const cJSON *o, air_gen_params *gp) {
             break;
         }
     }
+    return NULL;
+}
+
+const char *srv_keep_print(cJSON *keep, const cJSON *v) {
+    char *txt = cJSON_PrintUnformatted(v);
+    cJSON *str = txt ? cJSON_CreateString(txt) : NULL;
+    free(txt);
+    if (!str)
+        return NULL;
+    cJSON_AddItemToArray(keep, str);
+    return str->valuestring;
+}
+
+const char *srv_parse_tools(const cJSON *req, air_gen_params *gp, cJSON **keep) {
+    if (!*keep)
+        *keep = cJSON_CreateArray();
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(req, "tools");
+    if (tools && !cJSON_IsNull(tools)) {
+        if (!cJSON_IsArray(tools))
+            return "\"tools\" must be an array of {\"type\": \"function\", \"function\": "
+                   "{...}}";
+        if (cJSON_GetArraySize(tools) > 0)
+            gp->tools = srv_keep_print(*keep, tools);
+    }
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(req, "tool_choice");
+    if (cJSON_IsString(tc))
+        gp->tool_choice = tc->valuestring;
+    else if (cJSON_IsObject(tc))
+        gp->tool_choice = srv_keep_print(*keep, tc);
+    else if (tc && !cJSON_IsNull(tc))
+        return "\"tool_choice\" must be \"auto\", \"none\", \"required\" or "
+               "{\"type\": \"function\", \"function\": {\"name\": ...}}";
     return NULL;
 }
 
@@ -306,6 +357,8 @@ static void job_unref(job *j) {
     air_sb_free(&j->wire);
     free(j->error);
     free(j->result.text);
+    free(j->result.tool_calls);
+    cJSON_Delete(j->calls);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -321,6 +374,24 @@ static int job_on_text(void *user, const char *piece) {
     return 0;
 }
 
+/* Scheduler thread: a complete tool call. */
+static int job_on_tool_call(void *user, int index, const char *id, const char *name,
+                            const char *args) {
+    job *j = user;
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "index", index);
+    cJSON_AddStringToObject(c, "id", id);
+    cJSON_AddStringToObject(c, "name", name);
+    cJSON_AddStringToObject(c, "arguments", args);
+    pthread_mutex_lock(&j->mu);
+    if (!j->calls)
+        j->calls = cJSON_CreateArray();
+    cJSON_AddItemToArray(j->calls, c);
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
 /* Scheduler thread: the end. */
 static void job_on_done(void *user, air_status st, const char *error, const air_result *res) {
     job *j = user;
@@ -331,6 +402,8 @@ static void job_on_done(void *user, air_status st, const char *error, const air_
     } else {
         j->result = *res;
         j->result.text = strdup(res->text);
+        j->result.tool_calls = res->tool_calls ? strdup(res->tool_calls) : NULL;
+        j->result.raw_text = NULL;
     }
     j->done = 1;
     pthread_cond_signal(&j->cv);
@@ -351,13 +424,15 @@ static int peer_closed(int fd) {
     return n == 0;
 }
 
-/* Waits up to one slice for news; moves queued text to *text (caller frees).
+/* Waits up to one slice for news; moves queued text to *text and complete
+ * tool calls to *calls (NULL or an array; caller frees both).
  * Returns 1 when the job is done, -1 when the client left or the server
  * stops (the request is then cancelled), 0 otherwise. */
-static int job_wait(job *j, char **text) {
+static int job_wait(job *j, char **text, cJSON **calls) {
     *text = NULL;
+    *calls = NULL;
     pthread_mutex_lock(&j->mu);
-    if (!j->done && j->queue.len == 0) {
+    if (!j->done && j->queue.len == 0 && !j->calls) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
@@ -369,12 +444,16 @@ static int job_wait(job *j, char **text) {
     }
     if (j->queue.len)
         *text = air_sb_take(&j->queue);
+    *calls = j->calls;
+    j->calls = NULL;
     int done = j->done;
     pthread_mutex_unlock(&j->mu);
     if (!done && (peer_closed(j->fd) || atomic_load(&j->srv->stopping))) {
         air_request_cancel(j->req);
         free(*text);
         *text = NULL;
+        cJSON_Delete(*calls);
+        *calls = NULL;
         return -1;
     }
     return done;
@@ -397,12 +476,17 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         if (j->wire_end)
             return MHD_CONTENT_READER_END_OF_STREAM;
         char *text = NULL;
-        int w = job_wait(j, &text);
+        cJSON *calls = NULL;
+        int w = job_wait(j, &text, &calls);
         if (w < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (text && *text)
             j->fmt->piece(j, text, &j->wire);
         free(text);
+        const cJSON *c;
+        cJSON_ArrayForEach(c, calls)
+            j->fmt->call(j, c, &j->wire);
+        cJSON_Delete(calls);
         if (w == 1) {
             j->fmt->end(j, &j->wire);
             j->wire_end = 1;
@@ -435,6 +519,7 @@ int srv_run_job(const srv_req *r, srv_model *m, const air_message *msgs, int n, 
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     j->fd = ci ? ci->connect_fd : -1;
     gp->on_text = job_on_text;
+    gp->on_tool_call = job_on_tool_call;
     gp->user = j;
     air_status st = air_sched_submit(m->sched, msgs, n, raw, gp, job_on_done, &j->req);
     if (st) {
@@ -458,8 +543,10 @@ int srv_run_job(const srv_req *r, srv_model *m, const air_message *msgs, int n, 
     int w;
     for (;;) {
         char *text = NULL;
-        w = job_wait(j, &text);
-        free(text); /* the full text comes with the result */
+        cJSON *calls = NULL;
+        w = job_wait(j, &text, &calls);
+        free(text); /* the full text and the calls come with the result */
+        cJSON_Delete(calls);
         if (w)
             break;
     }

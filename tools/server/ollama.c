@@ -41,6 +41,16 @@ static cJSON *record(job *j, const char *text) {
     return o;
 }
 
+/* Ollama's form of a call: {"function": {"name", "arguments": object}}. */
+static cJSON *ollama_call(const char *name, const char *args) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON *fn = cJSON_AddObjectToObject(c, "function");
+    cJSON_AddStringToObject(fn, "name", name);
+    cJSON *a = cJSON_Parse(args);
+    cJSON_AddItemToObject(fn, "arguments", a ? a : cJSON_CreateObject());
+    return c;
+}
+
 static void add_final(job *j, cJSON *o) {
     const air_result *r = &j->result;
     cJSON_AddBoolToObject(o, "done", 1);
@@ -69,6 +79,19 @@ static void stream_piece(job *j, const char *text, air_strbuf *wire) {
     line(wire, o);
 }
 
+/* A complete tool call: a record whose message carries it. */
+static void stream_call(job *j, const cJSON *call, air_strbuf *wire) {
+    cJSON *o = record(j, "");
+    cJSON *calls = cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(o, "message"),
+                                          "tool_calls");
+    cJSON_AddItemToArray(calls,
+                         ollama_call(cJSON_GetObjectItemCaseSensitive(call, "name")->valuestring,
+                                     cJSON_GetObjectItemCaseSensitive(call, "arguments")
+                                         ->valuestring));
+    cJSON_AddBoolToObject(o, "done", 0);
+    line(wire, o);
+}
+
 static void stream_end(job *j, air_strbuf *wire) {
     if (j->status) {
         cJSON *o = cJSON_CreateObject();
@@ -83,13 +106,27 @@ static void stream_end(job *j, air_strbuf *wire) {
 
 static char *full_body(job *j) {
     cJSON *o = record(j, j->result.text);
+    cJSON *calls = j->result.tool_calls ? cJSON_Parse(j->result.tool_calls) : NULL;
+    if (j->chat && cJSON_GetArraySize(calls) > 0) {
+        cJSON *arr = cJSON_AddArrayToObject(cJSON_GetObjectItemCaseSensitive(o, "message"),
+                                            "tool_calls");
+        const cJSON *c;
+        cJSON_ArrayForEach(c, calls) {
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(c, "function");
+            cJSON_AddItemToArray(arr, ollama_call(
+                cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring,
+                cJSON_GetObjectItemCaseSensitive(fn, "arguments")->valuestring));
+        }
+    }
+    cJSON_Delete(calls);
     add_final(j, o);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
 }
 
-static const job_format k_ollama = {stream_piece, stream_end, full_body, "application/x-ndjson"};
+static const job_format k_ollama = {stream_piece, stream_call, stream_end, full_body,
+                                    "application/x-ndjson"};
 
 static const char *parse_options(const cJSON *opt, air_gen_params *gp, const char ***stops) {
     if (!opt || cJSON_IsNull(opt))
@@ -123,6 +160,7 @@ static int generate(const srv_req *r, int chat) {
     air_message two[2];
     int n = 0;
     const char *raw = NULL;
+    cJSON *keep = NULL;
     if (!m) {
         ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "not_found",
                              "model '%s' not found (GET /api/tags lists the models served)",
@@ -130,6 +168,7 @@ static int generate(const srv_req *r, int chat) {
         goto out;
     }
     air_gen_params gp = air_gen_default_params();
+    keep = cJSON_CreateArray(); /* strings gp borrows */
     const char *err =
         parse_options(cJSON_GetObjectItemCaseSensitive(req, "options"), &gp, &P.stops);
     gp.stop = P.stops;
@@ -139,14 +178,24 @@ static int generate(const srv_req *r, int chat) {
     int stream = !cJSON_IsFalse(st);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(req, "format");
     if (!err && fmt && !cJSON_IsNull(fmt)) {
-        if (cJSON_IsObject(fmt) || (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "json")))
-            gp.json = 1; /* a schema object gets JSON mode (the schema is not enforced) */
-        else if (!cJSON_IsString(fmt) || *fmt->valuestring)
+        if (cJSON_IsObject(fmt)) {
+            gp.json = 1; /* constrained by the schema */
+            gp.json_schema = srv_keep_print(keep, fmt);
+        } else if (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "json")) {
+            gp.json = 1;
+        } else if (!cJSON_IsString(fmt) || *fmt->valuestring)
             err = "\"format\" must be \"json\" or a JSON schema object";
     }
     if (!err && chat) {
         err = srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &P.msgs, &P.n,
                                  &P.keep);
+        /* an Ollama message's content is a string, "" when absent (also next
+         * to tool calls) */
+        for (int i = 0; !err && i < P.n; i++)
+            if (!P.msgs[i].content)
+                P.msgs[i].content = "";
+        if (!err)
+            err = srv_parse_tools(req, &gp, &keep);
     } else if (!err) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
         const cJSON *sys = cJSON_GetObjectItemCaseSensitive(req, "system");
@@ -173,6 +222,7 @@ static int generate(const srv_req *r, int chat) {
     ret =
         srv_run_job(r, m, chat ? P.msgs : two, chat ? P.n : n, raw, &gp, stream, &k_ollama, &proto);
 out:
+    cJSON_Delete(keep);
     srv_parsed_free(&P);
     return ret;
 }

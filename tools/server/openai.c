@@ -15,7 +15,9 @@
 #include "server.h"
 
 static const char *finish_of(const air_result *r) {
-    return strcmp(r->finish_reason, "length") == 0 ? "length" : "stop";
+    return strcmp(r->finish_reason, "length") == 0       ? "length"
+           : strcmp(r->finish_reason, "tool_calls") == 0 ? "tool_calls"
+                                                         : "stop";
 }
 
 static void add_usage(cJSON *o, const air_result *r) {
@@ -88,6 +90,32 @@ static void stream_piece(job *j, const char *text, air_strbuf *wire) {
     sse(wire, o);
 }
 
+/* A complete tool call as OpenAI streams one: a delta with the call's index,
+ * id, type and function name and arguments (here all in one chunk). */
+static void stream_call(job *j, const cJSON *call, air_strbuf *wire) {
+    first_chunk(j, wire);
+    cJSON *o = chunk_head(j);
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    cJSON *d = cJSON_AddObjectToObject(ch, "delta");
+    cJSON *tc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(tc, "index",
+                            cJSON_GetObjectItemCaseSensitive(call, "index")->valuedouble);
+    cJSON_AddStringToObject(tc, "id",
+                            cJSON_GetObjectItemCaseSensitive(call, "id")->valuestring);
+    cJSON_AddStringToObject(tc, "type", "function");
+    cJSON *fn = cJSON_AddObjectToObject(tc, "function");
+    cJSON_AddStringToObject(fn, "name",
+                            cJSON_GetObjectItemCaseSensitive(call, "name")->valuestring);
+    cJSON_AddStringToObject(fn, "arguments",
+                            cJSON_GetObjectItemCaseSensitive(call, "arguments")->valuestring);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(d, "tool_calls"), tc);
+    cJSON_AddNullToObject(ch, "logprobs");
+    cJSON_AddNullToObject(ch, "finish_reason");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), ch);
+    sse(wire, o);
+}
+
 static void stream_end(job *j, air_strbuf *wire) {
     first_chunk(j, wire);
     if (j->status) {
@@ -117,7 +145,13 @@ static char *full_body(job *j) {
     if (j->chat) {
         cJSON *msg = cJSON_AddObjectToObject(ch, "message");
         cJSON_AddStringToObject(msg, "role", "assistant");
-        cJSON_AddStringToObject(msg, "content", j->result.text);
+        cJSON *calls = j->result.tool_calls ? cJSON_Parse(j->result.tool_calls) : NULL;
+        if (calls && !*j->result.text)
+            cJSON_AddNullToObject(msg, "content"); /* only calls */
+        else
+            cJSON_AddStringToObject(msg, "content", j->result.text);
+        if (calls)
+            cJSON_AddItemToObject(msg, "tool_calls", calls);
     } else {
         cJSON_AddStringToObject(ch, "text", j->result.text);
     }
@@ -130,10 +164,12 @@ static char *full_body(job *j) {
     return s;
 }
 
-static const job_format k_openai = {stream_piece, stream_end, full_body, "text/event-stream"};
+static const job_format k_openai = {stream_piece, stream_call, stream_end, full_body,
+                                    "text/event-stream"};
 
 /* Sampling options common to both completion routes; NULL or the error. */
-static const char *parse_params(const cJSON *req, air_gen_params *gp, int *stream, int *usage) {
+static const char *parse_params(const cJSON *req, air_gen_params *gp, int *stream, int *usage,
+                                cJSON **keep) {
     double d;
     int k;
     gp->max_tokens = 256;
@@ -158,9 +194,19 @@ static const char *parse_params(const cJSON *req, air_gen_params *gp, int *strea
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rf, "type");
         if (!cJSON_IsString(t))
             return "\"response_format\" needs a \"type\"";
-        if (!strcmp(t->valuestring, "json_object") || !strcmp(t->valuestring, "json_schema"))
+        if (!strcmp(t->valuestring, "json_object")) {
             gp->json = 1;
-        else if (strcmp(t->valuestring, "text"))
+        } else if (!strcmp(t->valuestring, "json_schema")) {
+            const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+            const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+            if (!cJSON_IsObject(schema))
+                return "\"response_format\" json_schema needs \"json_schema\": {\"schema\": "
+                       "{...}}";
+            if (!*keep)
+                *keep = cJSON_CreateArray();
+            gp->json = 1;
+            gp->json_schema = srv_keep_print(*keep, schema);
+        } else if (strcmp(t->valuestring, "text"))
             return "\"response_format\" type must be text, json_object or json_schema";
     }
     return NULL;
@@ -175,6 +221,7 @@ static int completion(const srv_req *r, int chat) {
     const char *name = P.model_name;
     srv_model *m = P.model;
     const char *raw = NULL;
+    cJSON *keep = NULL; /* strings gp borrows */
     if (!m) {
         ret = srv_send_error(r, MHD_HTTP_NOT_FOUND, "invalid_request_error",
                              "the model '%s' does not exist (GET /v1/models lists the models "
@@ -184,13 +231,15 @@ static int completion(const srv_req *r, int chat) {
     }
     air_gen_params gp = air_gen_default_params();
     int stream = 0, usage = 0;
-    const char *err = parse_params(req, &gp, &stream, &usage);
+    const char *err = parse_params(req, &gp, &stream, &usage, &keep);
     if (!err)
         err = srv_parse_stop(cJSON_GetObjectItemCaseSensitive(req, "stop"), &P.stops, &gp.n_stop);
     gp.stop = P.stops;
     if (!err && chat) {
         err = srv_parse_messages(cJSON_GetObjectItemCaseSensitive(req, "messages"), &P.msgs, &P.n,
                                  &P.keep);
+        if (!err)
+            err = srv_parse_tools(req, &gp, &keep);
     } else if (!err) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "prompt");
         if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1)
@@ -214,6 +263,7 @@ static int completion(const srv_req *r, int chat) {
     proto.include_usage = usage;
     ret = srv_run_job(r, m, P.msgs, P.n, raw, &gp, stream, &k_openai, &proto);
 out:
+    cJSON_Delete(keep);
     srv_parsed_free(&P);
     return ret;
 }

@@ -50,6 +50,9 @@ typedef struct job job;
 typedef struct {
     /* streamed: the bytes for a new piece of text */
     void (*piece)(job *j, const char *text, air_strbuf *wire);
+    /* streamed: the bytes for a complete tool call, an object {"index",
+     * "id", "name", "arguments" (JSON text)} */
+    void (*call)(job *j, const cJSON *call, air_strbuf *wire);
     /* streamed: the closing bytes (also for an error after the start) */
     void (*end)(job *j, air_strbuf *wire);
     /* not streamed: the whole JSON body of a successful job */
@@ -71,10 +74,11 @@ struct job {
     int fd; /* the client's socket, watched for a close */
     /* written by the scheduler thread, under mu */
     air_strbuf queue; /* text not yet sent */
+    cJSON *calls;     /* tool calls not yet sent (NULL or an array) */
     int done;
     air_status status;
     char *error;
-    air_result result; /* text owned by the job */
+    air_result result; /* text and tool_calls owned by the job */
     /* the connection thread's */
     air_strbuf wire;
     size_t wire_off;
@@ -116,10 +120,18 @@ int srv_run_job(const srv_req *r, srv_model *m, const air_message *msgs, int n, 
 /* Monotonic seconds. */
 double srv_now(void);
 /* Messages from a JSON array of {role, content} (content a string, null, or
- * OpenAI's list of {"type":"text","text"} parts). *out (caller frees) borrows
+ * OpenAI's list of {"type":"text","text"} parts), with an assistant's
+ * "tool_calls" and a tool message's "tool_call_id" and "name". *out (caller frees) borrows
  * strings from arr, or from *keep (caller frees with cJSON_Delete) for
  * joined parts. Returns NULL, or an error message (static). */
 const char *srv_parse_messages(const cJSON *arr, air_message **out, int *n, cJSON **keep);
+/* v printed as JSON text, kept alive as a string item of the array keep.
+ * NULL when out of memory. */
+const char *srv_keep_print(cJSON *keep, const cJSON *v);
+/* "tools" (an array) and "tool_choice" (a string or an object) of req into
+ * gp, their text kept in *keep (an array, created when NULL). Returns NULL
+ * or an error message (static). */
+const char *srv_parse_tools(const cJSON *req, air_gen_params *gp, cJSON **keep);
 /* Stop strings from a string or an array of strings (borrowed from v).
  * Returns NULL or an error message (static). */
 const char *srv_parse_stop(const cJSON *v, const char ***out, int *n);
