@@ -415,6 +415,7 @@ typedef struct {
     uint64_t sweeps, rows;    /* forward passes run, rows they carried */
     uint64_t tokens;          /* tokens generated */
     uint64_t kv_bytes;        /* KV cache bytes held now */
+    uint64_t kv_bytes_peak;   /* the most held at once since start */
 } air_sched_stats;
 void air_sched_get_stats(air_sched *s, air_sched_stats *out);
 

@@ -192,6 +192,8 @@ static void admit(air_sched *s) {
             continue;
         }
         s->stats.kv_bytes += r->kv_bytes;
+        if (s->stats.kv_bytes > s->stats.kv_bytes_peak)
+            s->stats.kv_bytes_peak = s->stats.kv_bytes;
         s->active[s->n_active++] = r;
     }
 }

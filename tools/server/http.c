@@ -607,6 +607,7 @@ static char *metrics(server *s) {
         cJSON_AddNumberToObject(e, "rows", (double)st.rows);
         cJSON_AddNumberToObject(e, "tokens", (double)st.tokens);
         cJSON_AddNumberToObject(e, "kv_bytes", (double)st.kv_bytes);
+        cJSON_AddNumberToObject(e, "kv_bytes_peak", (double)st.kv_bytes_peak);
         cJSON_AddItemToArray(a, e);
     }
     char *out = cJSON_PrintUnformatted(o);
