@@ -75,7 +75,23 @@ const air_kernel_table *air_kernels_table(void);
  * tile shape. Decode (rows = 1) takes 4x1 tiles; prefill takes 2x4 tiles over
  * groups of weight rows small enough to stay in L2 while all activation rows
  * sweep them. */
-#define AIR_MM_DRIVE(TILE, row_bytes)                                                              \
+/* TILE over weight rows [oo, oe) in pairs (an odd one last), for the NR
+ * activation rows from r. */
+#define AIR_MM_PAIRS(TILE, NR, oo, oe, r)                                                          \
+    do {                                                                                           \
+        int o_ = (oo);                                                                             \
+        for (; o_ + 2 <= (oe); o_ += 2)                                                            \
+            TILE(2, NR, o_, r);                                                                    \
+        if (o_ < (oe))                                                                             \
+            TILE(1, NR, o_, r);                                                                    \
+    } while (0)
+
+/* No tiles wider than 4 activation rows (the hook of AIR_MM_DRIVE_WIDE). */
+#define AIR_MM_NO_WIDE(TILE, oo, oe, r)
+
+/* AIR_MM_DRIVE with a hook WIDE(TILE, oo, oe, r) that may first take wider
+ * row tiles (advancing r), e.g. 8 activation rows per weight pair. */
+#define AIR_MM_DRIVE_WIDE(TILE, row_bytes, WIDE)                                                   \
     do {                                                                                           \
         if (rows == 1) {                                                                           \
             int o = o0;                                                                            \
@@ -90,21 +106,14 @@ const air_kernel_table *air_kernels_table(void);
             ob = 2;                                                                                \
         for (int oo = o0; oo < o1; oo += ob) {                                                     \
             int oe = oo + ob < o1 ? oo + ob : o1, r = 0;                                           \
-            for (; r + 4 <= rows; r += 4) {                                                        \
-                int o = oo;                                                                        \
-                for (; o + 2 <= oe; o += 2)                                                        \
-                    TILE(2, 4, o, r);                                                              \
-                if (o < oe)                                                                        \
-                    TILE(1, 4, o, r);                                                              \
-            }                                                                                      \
-            for (; r < rows; r++) {                                                                \
-                int o = oo;                                                                        \
-                for (; o + 2 <= oe; o += 2)                                                        \
-                    TILE(2, 1, o, r);                                                              \
-                if (o < oe)                                                                        \
-                    TILE(1, 1, o, r);                                                              \
-            }                                                                                      \
+            WIDE(TILE, oo, oe, r);                                                                 \
+            for (; r + 4 <= rows; r += 4)                                                          \
+                AIR_MM_PAIRS(TILE, 4, oo, oe, r);                                                  \
+            for (; r < rows; r++)                                                                  \
+                AIR_MM_PAIRS(TILE, 1, oo, oe, r);                                                  \
         }                                                                                          \
     } while (0)
+
+#define AIR_MM_DRIVE(TILE, row_bytes) AIR_MM_DRIVE_WIDE(TILE, row_bytes, AIR_MM_NO_WIDE)
 
 #endif

@@ -155,44 +155,10 @@ AI __m512 fma_pair(__m512 acc, __m512i uw, __m512 dw, const xpair *x) {
 /* AIR_MM_DRIVE with prefill tiles of 2 weight rows x 8 activation rows: a
  * weight pair, decoded once, serves 8 rows. Each output keeps one
  * accumulator and one summation order whatever the tile, as there. */
-#define DRIVE_INT8(TILE, row_bytes)                                                                \
-    do {                                                                                           \
-        if (rows == 1) {                                                                           \
-            int o = o0;                                                                            \
-            for (; o + 4 <= o1; o += 4)                                                            \
-                TILE(4, 1, o, 0);                                                                  \
-            for (; o < o1; o++)                                                                    \
-                TILE(1, 1, o, 0);                                                                  \
-            break;                                                                                 \
-        }                                                                                          \
-        int ob = (int)(AIR_MM_L2_BYTES / (row_bytes)) & ~1;                                        \
-        if (ob < 2)                                                                                \
-            ob = 2;                                                                                \
-        for (int oo = o0; oo < o1; oo += ob) {                                                     \
-            int oe = oo + ob < o1 ? oo + ob : o1, r = 0;                                           \
-            for (; r + 8 <= rows; r += 8) {                                                        \
-                int o = oo;                                                                        \
-                for (; o + 2 <= oe; o += 2)                                                        \
-                    TILE(2, 8, o, r);                                                              \
-                if (o < oe)                                                                        \
-                    TILE(1, 8, o, r);                                                              \
-            }                                                                                      \
-            for (; r + 4 <= rows; r += 4) {                                                        \
-                int o = oo;                                                                        \
-                for (; o + 2 <= oe; o += 2)                                                        \
-                    TILE(2, 4, o, r);                                                              \
-                if (o < oe)                                                                        \
-                    TILE(1, 4, o, r);                                                              \
-            }                                                                                      \
-            for (; r < rows; r++) {                                                                \
-                int o = oo;                                                                        \
-                for (; o + 2 <= oe; o += 2)                                                        \
-                    TILE(2, 1, o, r);                                                              \
-                if (o < oe)                                                                        \
-                    TILE(1, 1, o, r);                                                              \
-            }                                                                                      \
-        }                                                                                          \
-    } while (0)
+#define WIDE8(TILE, oo, oe, r)                                                                     \
+    for (; r + 8 <= rows; r += 8)                                                                  \
+    AIR_MM_PAIRS(TILE, 8, oo, oe, r)
+#define DRIVE_INT8(TILE, row_bytes) AIR_MM_DRIVE_WIDE(TILE, row_bytes, WIDE8)
 
 /* Q8 blocks b and b + 1 of one weight row: codes + 128, and fp16 scales over
  * 8 lanes each. */
