@@ -25,7 +25,21 @@ struct air_engine {
     /* tree rows of the current batch (air_batch.parent set): per row the end
      * of its committed prefix and its chain of slots, root first */
     int32_t *tree_prefix, *tree_off, *tree_slots;
+    struct air_cuda_engine *cuda; /* the GPU backend (forward_cuda.c); NULL: the CPU */
+    char cpu_reason[512];         /* device auto fell back to the CPU: why */
 };
+
+/* The GPU backend (forward_cuda.c). open: before the streamer exists;
+ * decides whether and how the model runs on the GPU (AIR_OK with e->cuda
+ * NULL when device auto settles on the CPU) and gives the units the GPU
+ * keeps (*skip, n_units bytes, caller frees). start: after the streamer
+ * exists; page-locks its buffers and uploads the resident units. */
+air_status air_cuda_engine_open(air_engine *e, const air_engine_options *o, uint8_t **skip);
+air_status air_cuda_engine_start(air_engine *e);
+void air_cuda_engine_close(air_engine *e);
+/* Layers and head of one pass on the GPU: x (rows, n_embd) holds the
+ * embeddings; b->logits receives the wanted rows' logits. */
+air_status air_cuda_engine_forward(air_engine *e, const air_batch *b, const float *x);
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);
 

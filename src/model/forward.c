@@ -12,6 +12,7 @@
 #include "model/forward.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,19 @@ void air_engine_default_options(air_engine_options *o) {
     o->stream.prefetch = 1;
     o->stream.direct_io = 1;
     o->stream.ram_budget = 0;
+    o->device = AIR_DEVICE_CPU;
+}
+
+int air_device_parse(const char *s, air_device *out) {
+    if (!s || !*s || !strcmp(s, "auto"))
+        *out = AIR_DEVICE_AUTO;
+    else if (!strcmp(s, "cpu"))
+        *out = AIR_DEVICE_CPU;
+    else if (!strcmp(s, "cuda"))
+        *out = AIR_DEVICE_CUDA;
+    else
+        return 0;
+    return 1;
 }
 
 /* YaRN's correction dimension for a number of rotations (in double, as HF). */
@@ -98,8 +112,27 @@ air_status air_engine_open(const char *store_dir, const air_engine_options *opt,
                                                                      : 4096;
     air_streamer_options so = opt->stream;
     so.reserve_bytes += air_kv_bytes(&e->hp, e->max_seq);
-    if ((st = air_streamer_create(e->store, &so, &e->streamer)))
+    uint8_t *skip = NULL; /* units the GPU keeps */
+    if (opt->device != AIR_DEVICE_CPU && (st = air_cuda_engine_open(e, opt, &skip)))
         goto fail;
+    so.skip = skip;
+    st = air_streamer_create(e->store, &so, &e->streamer);
+    free(skip);
+    if (st)
+        goto fail;
+    if (e->cuda && (st = air_cuda_engine_start(e))) {
+        if (opt->device == AIR_DEVICE_CUDA)
+            goto fail;
+        /* device auto: the CPU after all, with a streamer that reads every unit */
+        snprintf(e->cpu_reason, sizeof e->cpu_reason, "%s", air_last_error());
+        air_err_clear();
+        air_cuda_engine_close(e);
+        air_streamer_free(e->streamer);
+        e->streamer = NULL;
+        so.skip = NULL;
+        if ((st = air_streamer_create(e->store, &so, &e->streamer)))
+            goto fail;
+    }
     if (e->hp.n_expert > 0) {
         /* the expert cache gets the RAM budget the pinned units leave */
         air_streamer_stats ss;
@@ -126,6 +159,7 @@ fail:
 void air_engine_close(air_engine *e) {
     if (!e)
         return;
+    air_cuda_engine_close(e); /* before the streamer: it page-locked its buffers */
     air_experts_free(e->experts);
     air_streamer_free(e->streamer);
     air_store_close(e->store);
@@ -310,6 +344,10 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
     if (hp->embd_scale != 0.0f && hp->embd_scale != 1.0f) /* gemma: sqrt(n_embd) */
         for (size_t i = 0; i < (size_t)b->n * hp->n_embd; i++)
             x[i] *= hp->embd_scale;
+    if (e->cuda) {
+        st = air_cuda_engine_forward(e, b, x);
+        goto out;
+    }
     for (int l = 0; l < hp->n_layer && !st; l++) {
         if (e->should_abort && e->should_abort(e->abort_user)) {
             st = air_err(AIR_ERR_ABORTED, "aborted at layer %d of the forward pass", l);

@@ -17,12 +17,25 @@
 #include "runtime/streamer.h"
 #include "store/store.h"
 
+/* Where the forward pass runs. */
+typedef enum {
+    AIR_DEVICE_AUTO = 0, /* the GPU when the CUDA plugin, a driver and a GPU are there and the
+                            model's architecture runs on it; else the CPU */
+    AIR_DEVICE_CPU = 1,
+    AIR_DEVICE_CUDA = 2, /* the GPU, or an error saying why not */
+} air_device;
+
+/* Parses "auto" (or NULL / ""), "cpu", "cuda"; returns 0 on anything else. */
+int air_device_parse(const char *s, air_device *out);
+
 typedef struct {
     int n_threads; /* <= 0: one per core */
     /* positions of one sequence's context; <= 0: the model's training
      * context, at most 4096. An automatic RAM budget reserves its KV cache. */
     int max_seq;
     air_streamer_options stream;
+    air_device device;
+    uint64_t vram_budget; /* bytes of GPU memory to use; 0: what is free, less 1/16 headroom */
 } air_engine_options;
 
 void air_engine_default_options(air_engine_options *o);
@@ -40,6 +53,28 @@ air_pool *air_engine_pool(air_engine *e);
 /* The expert reader of a mixture-of-experts model (runtime/experts.h); NULL
  * for a dense model. */
 struct air_experts *air_engine_experts(air_engine *e);
+
+/* The GPU side of an engine (model/forward_cuda.c). */
+typedef struct {
+    int on_gpu;             /* 0: the engine runs on the CPU */
+    char device[256];       /* GPU name, compute capability, memory */
+    char cpu_reason[512];   /* device auto on the CPU: why not the GPU */
+    uint64_t vram_budget;   /* the budget in force */
+    uint64_t vram_planned;  /* the plan's peak: resident + 2 slots + KV + activations */
+    int n_units, n_resident;
+    uint64_t resident_bytes;
+    uint64_t streamed_bytes; /* copied to the GPU per pass */
+    uint64_t slot_bytes;
+    int host_registered;     /* the streamer's buffers are page-locked */
+    uint64_t bytes_uploaded; /* since the engine opened (resident units included) */
+    double upload_wait_s;    /* host time waiting for copies to the GPU */
+} air_engine_gpu_stats;
+void air_engine_gpu_get_stats(const air_engine *e, air_engine_gpu_stats *st);
+
+/* The copy floor of the engine's GPU: page-locked host -> device GB/s and
+ * device memory GB/s (read + write), measured now. AIR_ERR_UNSUPPORTED on
+ * the CPU. */
+air_status air_engine_gpu_bandwidth(air_engine *e, double *h2d_gbs, double *mem_gbs);
 
 /* A batch of rows. Rows of one sequence come in increasing positions; each
  * row's key/value go into kv[r] at pos[r], and the row attends to positions

@@ -26,6 +26,9 @@ typedef struct {
      * reserve_bytes */
     uint64_t ram_budget;
     uint64_t reserve_bytes; /* memory needed besides units (KV cache, activations) */
+    /* (n_units) units the caller keeps elsewhere (in GPU memory): never read,
+     * pinned or given a buffer; NULL: none. Copied. */
+    const uint8_t *skip;
 } air_streamer_options;
 
 typedef struct {
@@ -52,6 +55,10 @@ void air_streamer_release(air_streamer *s, int u);
 
 void air_streamer_get_stats(const air_streamer *s, air_streamer_stats *st);
 int air_streamer_is_pinned(const air_streamer *s, int u);
+/* The streamer's host buffers (pinned units and the two streaming buffers),
+ * e.g. for a GPU to page-lock them: up to cap of them into ptr[] / bytes[];
+ * returns how many there are. */
+int air_streamer_host_buffers(const air_streamer *s, void **ptr, uint64_t *bytes, int cap);
 /* Bytes one read of unit u brings in: the whole file, or the dense part of a
  * mixture-of-experts layer (its experts are read by runtime/experts.c). */
 uint64_t air_streamer_unit_read_bytes(const air_streamer *s, int u);
