@@ -112,6 +112,15 @@ typedef struct {
      * the next open resumes from them; no partial file is left. May be NULL. */
     int (*should_abort)(void *user);
     void *abort_user;
+    /* Where the forward pass runs: "auto" (NULL, the default): the GPU when
+     * the CUDA plugin (libairllm_cuda.so), an NVIDIA driver and a GPU are
+     * there and the model's architecture runs on it, else the CPU; "cpu";
+     * "cuda": the GPU, or AIR_ERR_UNSUPPORTED saying what is missing. See
+     * docs/cuda.md. */
+    const char *device;
+    /* Bytes of GPU memory to use: the layers that fit stay on the GPU, the
+     * others stream through two buffers; 0 = what is free, less 1/16. */
+    uint64_t vram_budget;
 } air_model_params;
 
 /* The largest max_seq_len accepted. */
@@ -153,6 +162,7 @@ typedef struct {
     uint64_t store_bytes; /* bytes streamed per forward pass when nothing is pinned */
     int has_chat_template;
     double split_seconds; /* time this open spent building the layer store; 0 if reused */
+    const char *device;   /* "cpu" or "cuda": where the forward pass runs */
 } air_model_info;
 void air_model_get_info(const air_model *m, air_model_info *info);
 

@@ -107,6 +107,10 @@ static air_status check_params(const char *model, const air_model_params *p, air
     if (p->n_threads < 0)
         return air_err(AIR_ERR_INVALID_ARG, "n_threads is %d; it must be 0 (one per CPU) or more",
                        p->n_threads);
+    air_device dev;
+    if (!air_device_parse(p->device, &dev))
+        return air_err(AIR_ERR_INVALID_ARG, "device '%s' is not known; give auto, cpu or cuda",
+                       p->device);
     return resolve_compression(model, p->compression, c);
 }
 
@@ -286,6 +290,8 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     eo.stream.prefetch = p.prefetching;
     eo.stream.ram_budget = p.ram_budget;
     eo.max_seq = p.max_seq_len;
+    eo.vram_budget = p.vram_budget;
+    air_device_parse(p.device, &eo.device); /* checked by check_params */
     if ((st = air_engine_open(m->store_dir, &eo, &m->engine)))
         goto fail;
     const air_hparams *hp = air_engine_hparams(m->engine);
@@ -341,6 +347,9 @@ void air_model_get_info(const air_model *m, air_model_info *info) {
     info->n_vocab = hp->n_vocab;
     info->max_seq_len = m->max_seq;
     info->store_bytes = air_store_total_bytes(air_engine_store(m->engine));
+    air_engine_gpu_stats gs;
+    air_engine_gpu_get_stats(m->engine, &gs);
+    info->device = gs.on_gpu ? "cuda" : "cpu";
     info->has_chat_template = m->template_src != NULL;
     info->split_seconds = m->split_seconds;
 }
@@ -367,6 +376,11 @@ air_status air_model_acquire(const char *model, const air_model_params *params, 
         return cst;
     char key[1024];
     snprintf(key, sizeof key, "%s:%s", model ? model : "", air_compression_name(comp));
+    /* an explicit device is part of the key: "cuda" must not get a model
+     * opened on the CPU (auto shares the plain key) */
+    const char *dev = params ? params->device : NULL;
+    if (dev && *dev && strcmp(dev, "auto"))
+        snprintf(key + strlen(key), sizeof key - strlen(key), ":%s", dev);
     pthread_mutex_lock(&g_cache_mu);
     for (cache_entry *e = g_cache; e; e = e->next)
         if (strcmp(e->key, key) == 0) {

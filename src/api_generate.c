@@ -169,6 +169,14 @@ static air_status spec_setup(air_model *m, const air_gen_params *p, air_model **
     if (!p->speculative)
         return AIR_OK;
     air_engine *e = m->engine;
+    air_engine_gpu_stats gs;
+    air_engine_gpu_get_stats(e, &gs);
+    if (gs.on_gpu) { /* no tree rows on the GPU yet */
+        if ((p->draft_model && *p->draft_model) || p->lookup > 0)
+            return air_err(AIR_ERR_UNSUPPORTED, "speculative decoding does not run on the GPU "
+                           "yet; decode without a draft or lookup, or on the CPU (device cpu)");
+        return AIR_OK;
+    }
     if (air_engine_hparams(e)->kv_lora_rank > 0) { /* no tree rows in mla.c yet */
         if ((p->draft_model && *p->draft_model) || p->lookup > 0)
             return air_err(AIR_ERR_UNSUPPORTED, "speculative decoding is not supported with "

@@ -161,12 +161,14 @@ static air_status acquire(const cJSON *req, const char *what, split_poll *sp, ai
     }
     if ((st = opt_str(req, "hf_token", &mp.hf_token)) ||
         (st = opt_str(req, "cache_dir", &mp.cache_dir)) ||
-        (st = opt_str(req, "revision", &mp.revision)))
+        (st = opt_str(req, "revision", &mp.revision)) ||
+        (st = opt_str(req, "device", &mp.device)))
         return st;
     mp.delete_original = jbool(req, "delete_original", 0);
     mp.prefetching = jbool(req, "prefetching", 1);
     if ((st = opt_i32(req, "max_seq_len", 0, AIR_MAX_SEQ_LEN, &mp.max_seq_len)) ||
         (st = opt_u64(req, "ram_budget", JSON_MAX_EXACT, &mp.ram_budget)) ||
+        (st = opt_u64(req, "vram_budget", JSON_MAX_EXACT, &mp.vram_budget)) ||
         (st = opt_i32(req, "n_threads", 0, INT_MAX, &mp.n_threads)))
         return st;
     if (sp && sp->on_text) {

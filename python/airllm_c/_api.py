@@ -61,7 +61,7 @@ PLATFORM_DEFAULT = _PlatformDefault()
 # (the library caches opened models per process, keyed "model:compression");
 # generation options apply to one call.
 MODEL_OPTIONS = ("compression", "hf_token", "delete_original", "max_seq_len", "prefetching",
-                 "cache_dir", "ram_budget", "n_threads", "revision")
+                 "cache_dir", "ram_budget", "n_threads", "revision", "device", "vram_budget")
 GEN_OPTIONS = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed",
                "stop", "format", "think", "raw", "draft_model", "draft_compression",
                "speculative", "draft_max", "tools", "tool_choice")
@@ -282,6 +282,13 @@ def _model_request(model, opts):
         req["ram_budget"] = _check_int("ram_budget", opts["ram_budget"], 0, EXACT_MAX)
     if opts.get("n_threads") is not None:
         req["n_threads"] = _check_int("n_threads", opts["n_threads"], 0, INT_MAX)
+    if opts.get("device") is not None:
+        dev = _check_str("device", opts["device"])
+        if dev not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {dev!r}")
+        req["device"] = dev
+    if opts.get("vram_budget") is not None:
+        req["vram_budget"] = _check_int("vram_budget", opts["vram_budget"], 0, EXACT_MAX)
     return req
 
 
@@ -658,7 +665,10 @@ def get_llm_response(prompt=None, model=None, provider="airllm", messages=None, 
     top_p, top_k, min_p, repeat_penalty, seed, stop (a string or a list),
     raw (True: continue the prompt as it is, with no chat template, BOS
     added as the tokenizer says; for base models), cache_dir, ram_budget
-    (bytes of layers kept in memory), n_threads, revision.
+    (bytes of layers kept in memory), n_threads, revision, device ("auto"
+    (default): the GPU when the CUDA plugin, a driver and a GPU are there,
+    else the CPU; "cpu"; "cuda": the GPU or an error), vram_budget (bytes of
+    GPU memory to use; layers beyond it stream through the GPU).
 
     Speculative decoding (the reply is the same; a pass over the layers
     yields several tokens): draft_model, a small model with the same

@@ -36,3 +36,14 @@ def test_messages_content_parts():
 
 def test_ignored_compat_options():
     assert "api_url" not in req(api_url="http://localhost", api_key="x", npc=None)
+
+
+def test_device_options():
+    r = req(device="cuda", vram_budget=4 << 30)
+    assert r["device"] == "cuda" and r["vram_budget"] == 4 << 30
+    assert "device" not in req() and "vram_budget" not in req()
+    import pytest
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu' or 'cuda'"):
+        req(device="gpu")
+    with pytest.raises(ValueError, match="vram_budget"):
+        req(vram_budget=-1)

@@ -52,7 +52,8 @@ air_model *cli_open(const char *model, cli_model_opts *o);
         {"max-seq-len", required_argument, 0, 1002}, {"no-prefetch", no_argument, 0, 1003},        \
         {"ram", required_argument, 0, 1004}, {"threads", required_argument, 0, 't'},               \
         {"hf-token", required_argument, 0, 1005}, {"revision", required_argument, 0, 1006},        \
-        {"delete-original", no_argument, 0, 1007}, {"quiet", no_argument, 0, 'q'}
+        {"delete-original", no_argument, 0, 1007}, {"quiet", no_argument, 0, 'q'},                 \
+        {"device", required_argument, 0, 1008}, {"vram", required_argument, 0, 1009}
 
 #define CLI_MODEL_HELP                                                                             \
     "Model options:\n"                                                                             \
@@ -64,6 +65,10 @@ air_model *cli_open(const char *model, cli_model_opts *o);
     "                        layers; default: 3/4 of the memory available, container\n"   \
     "                        limits included, less streaming buffers and KV cache)\n"      \
     "  -t, --threads N       compute threads (default: all cores)\n"                             \
+    "      --device D        auto (default: the GPU when the CUDA plugin, a driver and a GPU\n"  \
+    "                        are there and the model runs on it, else the CPU), cpu, cuda\n"  \
+    "      --vram SIZE       GPU memory to use (e.g. 4G): layers that fit stay on the GPU,\n"  \
+    "                        the rest stream through it (default: what is free, less 1/16)\n" \
     "      --hf-token TOKEN  token for gated hub models (default $HF_TOKEN)\n"                   \
     "      --revision REV    hub branch, tag or commit (default main)\n"                         \
     "      --delete-original delete source shards once they are split\n"                         \

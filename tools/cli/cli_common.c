@@ -126,6 +126,24 @@ int cli_model_opt(cli_model_opts *o, int opt, const char *arg) {
     case 1005: o->mp.hf_token = arg; return 1;
     case 1006: o->mp.revision = arg; return 1;
     case 1007: o->mp.delete_original = 1; return 1;
+    case 1008:
+        if (strcmp(arg, "auto") && strcmp(arg, "cpu") && strcmp(arg, "cuda")) {
+            fprintf(stderr, "airllm: --device: '%s' is not accepted; give auto, cpu or cuda\n",
+                    arg);
+            exit(2);
+        }
+        o->mp.device = arg;
+        return 1;
+    case 1009: {
+        long long v = cli_parse_size(arg);
+        if (v <= 0) {
+            fprintf(stderr, "airllm: --vram: '%s' is not accepted; give a size > 0 such as 4G "
+                            "or 512M\n", arg);
+            exit(2);
+        }
+        o->mp.vram_budget = (uint64_t)v;
+        return 1;
+    }
     case 'q': o->quiet = 1; return 1;
     }
     return 0;
