@@ -241,6 +241,46 @@ static double peak_rss_mib(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* The GPU's table: decode speed against the copy floor (the bytes streamed
+ * to the GPU per token at the page-locked host-to-device bandwidth measured
+ * here) and against the memory floor (every weight read once per token from
+ * device memory at its measured bandwidth). */
+static void gpu_table(air_engine *e, const air_engine_gpu_stats *gs, int tg, double t_tg) {
+    char a[32], b[32], c[32], d[32];
+    printf("\nGPU: %s\n", gs->device);
+    printf("VRAM budget %s, planned peak %s: %d of %d units resident (%s), %s streamed per "
+           "pass through 2 buffers of %s; streamer buffers page-locked: %s\n",
+           air_format_bytes(gs->vram_budget, a, sizeof a),
+           air_format_bytes(gs->vram_planned, b, sizeof b), gs->n_resident, gs->n_units,
+           air_format_bytes(gs->resident_bytes, c, sizeof c),
+           air_format_bytes(gs->streamed_bytes, d, sizeof d),
+           air_format_bytes(gs->slot_bytes, a, sizeof a), gs->host_registered ? "yes" : "no");
+    double h2d = 0, mem = 0;
+    if (air_engine_gpu_bandwidth(e, &h2d, &mem)) {
+        printf("copy floor: not measured (%s)\n", air_last_error());
+        return;
+    }
+    printf("copy floor (measured now): host->device %.1f GB/s (page-locked), device memory "
+           "%.0f GB/s (read + write)\n\n", h2d, mem);
+    double tps = t_tg > 0 ? tg / t_tg : 0;
+    double weights = (double)(gs->resident_bytes + gs->streamed_bytes);
+    double copy_floor = gs->streamed_bytes ? h2d * 1e9 / (double)gs->streamed_bytes : 0;
+    double mem_floor = weights > 0 ? mem * 1e9 / weights : 0;
+    printf("| test | tokens/s | copied to GPU/token | copy floor tok/s | of copy floor | "
+           "weights read/token | memory floor tok/s | of memory floor |\n");
+    printf("|------|---------:|--------------------:|-----------------:|--------------:|"
+           "-------------------:|-------------------:|----------------:|\n");
+    char cf[32] = "-", cp[32] = "-";
+    if (copy_floor > 0) {
+        snprintf(cf, sizeof cf, "%.2f", copy_floor);
+        snprintf(cp, sizeof cp, "%.0f%%", 100.0 * tps / copy_floor);
+    }
+    printf("| tg%d | %.2f | %s | %s | %s | %s | %.1f | %.1f%% |\n", tg, tps,
+           air_format_bytes(gs->streamed_bytes, a, sizeof a), cf, cp,
+           air_format_bytes((uint64_t)weights, b, sizeof b), mem_floor,
+           mem_floor > 0 ? 100.0 * tps / mem_floor : 0);
+}
+
 int cli_bench(int argc, char **argv) {
     cli_model_opts mo;
     cli_model_opts_init(&mo);
@@ -438,12 +478,22 @@ int cli_bench(int argc, char **argv) {
            "expected, plus activations and code)\n",
            peak_rss_mib(), air_format_bytes(s2.buffer_bytes, sz, sizeof sz),
            (double)air_kv_bytes(hp, max_seq) / (1 << 20), expect_mib);
+    air_engine_gpu_stats gs;
+    air_engine_gpu_get_stats(e, &gs);
+    if (gs.on_gpu)
+        gpu_table(e, &gs, tg, t_tg);
+    else if (mo.mp.device && !strcmp(mo.mp.device, "auto") && gs.cpu_reason[0])
+        printf("\ndevice: the CPU (%s)\n", gs.cpu_reason);
     int rc = 0;
-    if (rows)
+    if (rows && gs.on_gpu)
+        printf("\n(--rows: passes of token trees do not run on the GPU yet; skipped)\n");
+    else if (rows)
         rows_table(e, pp);
     if (!prompt && (so.draft || so.lookup == 1 || so.draft_max))
         prompt = "Write a short story about a robot who learns to paint.";
-    if (prompt)
+    if (prompt && gs.on_gpu)
+        printf("\n(--prompt: speculative decoding does not run on the GPU yet; skipped)\n");
+    else if (prompt)
         rc = spec_compare(m, prompt, tg, &so, mo.mp.cache_dir);
     free(ids);
     free(logits);
