@@ -18,6 +18,16 @@ scripts/fetch-gemma3.sh >/dev/null || echo "Gemma 3 270M not available: its test
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAIR_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
+# The CUDA plugin is built wherever nvcc is installed (AIR_CUDA defaults on then);
+# its GPU tests (test_cuda_gpu_*) skip without a GPU. scripts/gpu-check.sh runs them.
+if [ -f build/libairllm_cuda.so ]; then
+  echo "CUDA plugin built: build/libairllm_cuda.so"
+elif command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "nvcc is installed but build/libairllm_cuda.so was not built"
+  exit 1
+else
+  echo "no nvcc: the CUDA plugin is not built"
+fi
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 # The same suite once more for every other instruction set this CPU supports

@@ -24,26 +24,10 @@
 #include <stdint.h>
 
 #include "cu_internal.cuh"
+#include "quant/nf4_values.h"
 
 /* bitsandbytes' NF4 code values (quant/nf4.c) */
-__constant__ float c_nf4[16] = {
-    -1.0f,
-    -0.6961928009986877f,
-    -0.5250730514526367f,
-    -0.39491748809814453f,
-    -0.28444138169288635f,
-    -0.18477343022823334f,
-    -0.09105003625154495f,
-    0.0f,
-    0.07958029955625534f,
-    0.16093020141124725f,
-    0.24611230194568634f,
-    0.33791524171829224f,
-    0.44070982933044434f,
-    0.5626170039176941f,
-    0.7229568362236023f,
-    1.0f,
-};
+__constant__ float c_nf4[16] = AIR_NF4_VALUES;
 
 #define Q8_BYTES 34  /* fp16 scale + 32 int8 codes */
 #define NF4_BYTES 36 /* fp32 absmax + 32 bytes of nibbles */

@@ -43,6 +43,15 @@ air_status air_cuda_engine_forward(air_engine *e, const air_batch *b, const floa
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);
 
+/* The tensors of a Llama-family layer (llama.c; also the GPU's layer,
+ * forward_cuda.c): the optional ones NULL when absent; an error names the
+ * unit file when a needed one is missing. */
+typedef struct {
+    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *sinks, *q_norm, *k_norm,
+        *ffn_norm, *w_gate, *w_up, *w_down;
+} air_llama_w;
+air_status air_llama_bind(const air_engine *e, int l, const air_layer *w, air_llama_w *t);
+
 /* The MLP half of layer l (llama.c): x += mlp(ffn_norm(x)), dense or MoE. */
 air_status air_layer_ffn(air_engine *e, int l, const air_layer *w, const air_batch *b, float *x);
 

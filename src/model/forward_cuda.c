@@ -513,24 +513,9 @@ static air_status upload_meta(air_engine *e, const air_batch *b, const float *x,
 
 #define META(c, m, field, T) ((T)((uint8_t *)(c)->d_meta + (m)->field))
 
-typedef struct {
-    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *q_norm, *k_norm,
-        *ffn_norm, *w_gate, *w_up, *w_down;
-} layer_w;
-
-static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
-    const air_hparams *hp = &e->hp;
-    air_bind tab[] = {
-        {&t->attn_norm, AIR_T_ATTN_NORM, 1}, {&t->wq, AIR_T_WQ, 1},
-        {&t->wk, AIR_T_WK, 1},               {&t->wv, AIR_T_WV, 1},
-        {&t->wo, AIR_T_WO, 1},               {&t->bq, AIR_T_BQ, hp->attn_bias},
-        {&t->bk, AIR_T_BK, hp->attn_bias},   {&t->bv, AIR_T_BV, hp->attn_bias},
-        {&t->bo, AIR_T_BO, hp->attn_out_bias}, {&t->q_norm, AIR_T_Q_NORM, hp->qk_norm},
-        {&t->k_norm, AIR_T_K_NORM, hp->qk_norm}, {&t->ffn_norm, AIR_T_FFN_NORM, 1},
-        {&t->w_gate, AIR_T_W_GATE, 1},       {&t->w_up, AIR_T_W_UP, 1},
-        {&t->w_down, AIR_T_W_DOWN, 1},
-    };
-    air_status st = air_bind_tensors(e, l, w, tab, sizeof tab / sizeof tab[0]);
+/* The layer's tensors (llama.c's binding); norms and biases must be f32. */
+static air_status bind(const air_engine *e, int l, const air_layer *w, air_llama_w *t) {
+    air_status st = air_llama_bind(e, l, w, t);
     if (st)
         return st;
     /* norms and biases are fp32 in every store; the kernels read them so */
@@ -555,7 +540,7 @@ static air_status run_layer(air_engine *e, int l, const air_layer *lw, const air
     struct air_cuda_engine *c = e->cuda;
     const air_cuda_api *A = c->api;
     const air_hparams *hp = &e->hp;
-    layer_w w;
+    air_llama_w w;
     air_status st = bind(e, l, lw, &w);
     if (st)
         return st;

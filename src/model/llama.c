@@ -17,11 +17,6 @@
 #include "model/engine_internal.h"
 #include "util/error.h"
 
-typedef struct {
-    const air_tensor *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *bo, *sinks, *q_norm, *k_norm,
-        *ffn_norm, *w_gate, *w_up, *w_down;
-} layer_w;
-
 air_status air_bind_tensors(const air_engine *e, int l, const air_layer *w, const air_bind *tab,
                             size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -34,7 +29,7 @@ air_status air_bind_tensors(const air_engine *e, int l, const air_layer *w, cons
     return AIR_OK;
 }
 
-static air_status bind(const air_engine *e, int l, const air_layer *w, layer_w *t) {
+air_status air_llama_bind(const air_engine *e, int l, const air_layer *w, air_llama_w *t) {
     const air_hparams *hp = &e->hp;
     int dense = !air_hp_layer_is_moe(hp, l);
     air_bind tab[] = {
@@ -142,8 +137,8 @@ void air_attention(air_engine *e, const air_batch *b, int layer, const float *q,
 
 air_status air_llama_layer(air_engine *e, int l, const air_layer *lw, const air_batch *b, float *x) {
     const air_hparams *hp = &e->hp;
-    layer_w w;
-    air_status st = bind(e, l, lw, &w);
+    air_llama_w w;
+    air_status st = air_llama_bind(e, l, lw, &w);
     if (st)
         return st;
     int n = b->n, d = hp->n_embd, hd = hp->head_dim;

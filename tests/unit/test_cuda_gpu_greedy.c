@@ -18,6 +18,7 @@
 #include "cuda/cuda_load.h"
 #include "runtime/generate.h"
 #include "test.h"
+#include "test_cuda.h"
 #pragma GCC diagnostic ignored "-Wunused-function" /* test_golden.h helpers */
 #include "test_golden.h"
 
@@ -283,18 +284,8 @@ TEST(tree_rows_are_refused) {
 }
 
 int main(void) {
-    char plugin[4096];
-    const char *bin = getenv("AIR_BINARY_DIR");
-    snprintf(plugin, sizeof plugin, "%s/" AIR_CUDA_PLUGIN_NAME, bin ? bin : "build");
-    if (!getenv("AIRLLM_CUDA_PLUGIN"))
-        setenv("AIRLLM_CUDA_PLUGIN", plugin, 1);
-    const air_cuda_api *api;
     air_cu_info info;
-    if (air_cuda_probe(&api, &info)) {
-        printf("SKIP: no GPU to run the forward pass on: %s\n", air_last_error());
-        return 77;
-    }
-    fprintf(stderr, "GPU: %s (compute %d.%d)\n", info.name, info.major, info.minor);
+    cuda_test_start(&info, "run the forward pass on");
     RUN(none_identical_greedy);
     RUN(eight_bit_within_cpu_bounds);
     RUN(four_bit_within_cpu_bounds);

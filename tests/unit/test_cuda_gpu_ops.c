@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "model/forward.h"
 #include "test.h"
+#include "test_cuda.h"
 
 static const air_cuda_api *A;
 static air_cu_ctx *C;
@@ -478,22 +479,13 @@ TEST(copy_floor_measures) {
 }
 
 int main(void) {
-    char plugin[4096];
-    const char *bin = getenv("AIR_BINARY_DIR");
-    snprintf(plugin, sizeof plugin, "%s/" AIR_CUDA_PLUGIN_NAME, bin ? bin : "build");
-    if (!getenv("AIRLLM_CUDA_PLUGIN"))
-        setenv("AIRLLM_CUDA_PLUGIN", plugin, 1);
     air_cu_info info;
-    if (air_cuda_probe(&A, &info)) {
-        printf("SKIP: no GPU to test the CUDA ops on: %s\n", air_last_error());
-        return 77;
-    }
+    A = cuda_test_start(&info, "test the CUDA ops on");
     char msg[512];
     if (A->ctx_create(0, &C, msg, sizeof msg)) {
         fprintf(stderr, "cannot create a CUDA context: %s\n", msg);
         return 1;
     }
-    fprintf(stderr, "GPU: %s (compute %d.%d)\n", info.name, info.major, info.minor);
     RUN(matmul_all_formats_and_shapes);
     RUN(matmul_odd_widths);
     RUN(matmul_rejects_bad_shapes);
