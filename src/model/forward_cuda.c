@@ -27,8 +27,8 @@
  * logits come back to the CPU, where sampling runs.
  *
  * Not on the GPU (device auto uses the CPU for them, device cuda says so):
- * Gemma, mixture-of-experts, latent attention, attention sinks, and token
- * trees (speculative candidates).
+ * Gemma, mixture-of-experts, latent attention, attention sinks, and
+ * speculative candidates (tree rows other than roots at their own position).
  */
 #include <math.h>
 #include <stdio.h>
@@ -425,9 +425,24 @@ static air_status kv_of(struct air_cuda_engine *c, const air_kv *kv, dev_kv **ou
 
 /* Per-pass metadata, one host buffer uploaded at once. */
 typedef struct {
-    size_t cos, sin, slot, keys0, keys1, map, kp, vp, total;
+    size_t cos, sin, slot, keys0, keys1, extra0, extra1, map, kp, vp, total;
     int max_keys0, max_keys1, n_want;
 } meta_layout;
+
+/* Rows the GPU can run: causal rows, or tree rows that are all roots written
+ * at their own position (the decode step of air_generate). Candidates (a
+ * parent >= 0, or a slot elsewhere) would need their KV entries moved on the
+ * GPU when a path is kept, which it does not do yet. */
+static air_status check_rows(const air_batch *b) {
+    if (!b->parent)
+        return AIR_OK;
+    for (int r = 0; r < b->n; r++)
+        if (b->parent[r] >= 0 || air_batch_slot(b, r) != b->pos[r])
+            return air_err(AIR_ERR_UNSUPPORTED, "token trees (speculative candidates) do not "
+                           "run on the GPU yet; decode without speculation, or on the CPU "
+                           "(--device cpu)");
+    return AIR_OK;
+}
 
 static size_t up256(size_t v) { return (v + 255) & ~(size_t)255; }
 
@@ -457,6 +472,10 @@ static air_status upload_meta(air_engine *e, const air_batch *b, const float *x,
     m->slot = off, off += up256(sizeof(int32_t) * (size_t)n);
     m->keys0 = off, off += up256(sizeof(int32_t) * 4 * (size_t)n);
     m->keys1 = off, off += up256(sizeof(int32_t) * 4 * (size_t)n);
+    /* extra slots of tree rows (each row's chain, itself last) */
+    size_t n_extra = b->parent ? (size_t)e->tree_off[n] : 0;
+    m->extra0 = off, off += up256(sizeof(int32_t) * (n_extra + 1));
+    m->extra1 = off, off += up256(sizeof(int32_t) * (n_extra + 1));
     m->map = off, off += up256(sizeof(int32_t) * (size_t)n);
     m->kp = off, off += up256(sizeof(float *) * (size_t)n * L);
     m->vp = off, off += up256(sizeof(float *) * (size_t)n * L);
@@ -479,6 +498,8 @@ static air_status upload_meta(air_engine *e, const air_batch *b, const float *x,
     memcpy(h + m->sin, e->rope_sin, sizeof(float) * (size_t)n * half);
     int32_t *slot = (int32_t *)(h + m->slot), *k0 = (int32_t *)(h + m->keys0),
             *k1 = (int32_t *)(h + m->keys1), *map = (int32_t *)(h + m->map);
+    int32_t *x0 = (int32_t *)(h + m->extra0), *x1 = (int32_t *)(h + m->extra1);
+    int nx[2] = {0, 0};
     float **kp = (float **)(h + m->kp), **vp = (float **)(h + m->vp);
     int win = hp->sliding_window > 0 ? hp->sliding_window : 0;
     for (int r = 0; r < n; r++) {
@@ -486,9 +507,11 @@ static air_status upload_meta(air_engine *e, const air_batch *b, const float *x,
         for (int set = 0; set < 2; set++) {
             air_row_keys k;
             air_engine_row_keys(e, b, r, set ? win : 0, &k);
-            int32_t *d = (set ? k1 : k0) + 4 * r;
-            d[0] = k.lo, d[1] = k.hi, d[2] = 0, d[3] = 0;
-            int nk = k.hi - k.lo;
+            int32_t *d = (set ? k1 : k0) + 4 * r, *xs = set ? x1 : x0;
+            d[0] = k.lo, d[1] = k.hi, d[2] = k.n_extra, d[3] = nx[set];
+            for (int i = 0; i < k.n_extra; i++)
+                xs[nx[set]++] = k.extra[i];
+            int nk = k.hi - k.lo + k.n_extra;
             int *mk = set ? &m->max_keys1 : &m->max_keys0;
             if (nk > *mk)
                 *mk = nk;
@@ -548,6 +571,7 @@ static air_status run_layer(air_engine *e, int l, const air_layer *lw, const air
     int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
     int win = air_hp_layer_window(hp, l);
     const int32_t *keys = win ? META(c, m, keys1, const int32_t *) : META(c, m, keys0, const int32_t *);
+    const int32_t *extra = win ? META(c, m, extra1, const int32_t *) : META(c, m, extra0, const int32_t *);
     int max_keys = win ? m->max_keys1 : m->max_keys0;
     float **kp = META(c, m, kp, float **) + (size_t)l * n, **vp = META(c, m, vp, float **) + (size_t)l * n;
     for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -576,7 +600,7 @@ static air_status run_layer(air_engine *e, int l, const air_layer *lw, const air
             air_cu_attn a = {nc, hp->n_head, hp->n_head_kv, hd, max_keys,
                              1.0f / sqrtf((float)hd), c->d_q, c->d_att,
                              (const float *const *)(kp + c0), (const float *const *)(vp + c0),
-                             keys + 4 * (size_t)c0, NULL};
+                             keys + 4 * (size_t)c0, extra};
             bad = A->attention(c->ctx, &a) || mm(c, w.wo, c->d_att, nc, c->d_h);
         }
         if (!bad && w.bo)
@@ -646,13 +670,12 @@ static air_status upload_unit(air_engine *e, int u, int s) {
 air_status air_cuda_engine_forward(air_engine *e, const air_batch *b, const float *x) {
     struct air_cuda_engine *c = e->cuda;
     const air_hparams *hp = &e->hp;
-    if (b->parent)
-        return air_err(AIR_ERR_UNSUPPORTED, "token trees (speculative candidates) do not run "
-                       "on the GPU yet; decode without speculation, or on the CPU (--device cpu)");
+    air_status st = check_rows(b);
+    if (st)
+        return st;
     c->pass++;
     meta_layout m;
-    air_status st = upload_meta(e, b, x, &m);
-    if (st)
+    if ((st = upload_meta(e, b, x, &m)))
         return st;
     int nu = hp->n_layer + 1;
     /* the streamed units of this pass, in order; the k-th uses slot k % 2 */
