@@ -65,11 +65,9 @@ __device__ __forceinline__ void load8(const uint8_t *row, int c, float w[8], con
         uint4 u = reinterpret_cast<const uint4 *>(row)[c];
         uint32_t v[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            __half2 h2 = *reinterpret_cast<__half2 *>(&v[i]);
-            float2 f = __half22float2(h2);
-            w[2 * i] = f.x;
-            w[2 * i + 1] = f.y;
+        for (int i = 0; i < 4; i++) { /* element 2i in the low half */
+            w[2 * i] = __half2float(__ushort_as_half((unsigned short)(v[i] & 0xffffu)));
+            w[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(v[i] >> 16)));
         }
     } else if (DT == AIR_CU_BF16) {
         uint4 u = reinterpret_cast<const uint4 *>(row)[c];
@@ -77,7 +75,7 @@ __device__ __forceinline__ void load8(const uint8_t *row, int c, float w[8], con
         w[4] = bf16_lo(u.z), w[5] = bf16_hi(u.z), w[6] = bf16_lo(u.w), w[7] = bf16_hi(u.w);
     } else if (DT == AIR_CU_Q8) {
         const uint8_t *b = row + (size_t)(c >> 2) * Q8_BYTES;
-        float d = __half2float(*reinterpret_cast<const __half *>(b));
+        float d = __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short *>(b)));
         const uint16_t *q = reinterpret_cast<const uint16_t *>(b + 2 + 8 * (c & 3));
 #pragma unroll
         for (int i = 0; i < 4; i++) {
@@ -106,12 +104,13 @@ __device__ __forceinline__ float load1(const uint8_t *row, int k, const float *l
     if (DT == AIR_CU_F32)
         return reinterpret_cast<const float *>(row)[k];
     if (DT == AIR_CU_F16)
-        return __half2float(reinterpret_cast<const __half *>(row)[k]);
+        return __half2float(__ushort_as_half(reinterpret_cast<const unsigned short *>(row)[k]));
     if (DT == AIR_CU_BF16)
         return __uint_as_float((uint32_t)reinterpret_cast<const uint16_t *>(row)[k] << 16);
     if (DT == AIR_CU_Q8) {
         const uint8_t *b = row + (size_t)(k / 32) * Q8_BYTES;
-        return __half2float(*reinterpret_cast<const __half *>(b)) * (float)(int8_t)b[2 + k % 32];
+        return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short *>(b))) *
+               (float)(int8_t)b[2 + k % 32];
     }
     const uint8_t *b = row + (size_t)(k / 64) * NF4_BYTES;
     int j = k % 64;
@@ -159,10 +158,12 @@ __device__ float block_reduce(float v, float *red) {
 
 #define GEMV_WARPS 4
 
-/* Decode: rows <= R activation rows; warp w of block b computes output
- * o = b * GEMV_WARPS + w for every row. Lanes take chunks lane, lane + 32, ...
- * so a warp reads 32 consecutive chunks of the weight row at once. */
-template <int DT, int R>
+/* Decode: rows <= R activation rows. Warp w of block b computes the OPW
+ * outputs from o0 = (b * GEMV_WARPS + w) * OPW for every row; lanes take
+ * chunks lane, lane + 32, ... so a warp reads 32 consecutive chunks of each
+ * weight row at once, and each chunk of x, once in registers, serves OPW
+ * weight rows (x is read from cache R * n_in * 4 bytes per OPW rows). */
+template <int DT, int R, int OPW>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     gemv_kernel(const uint8_t *__restrict__ W, size_t rb, int n_in,
                 const float *__restrict__ x, int rows, float *__restrict__ y, int n_out) {
@@ -171,35 +172,62 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
         lut[threadIdx.x] = c_nf4[threadIdx.x];
     __syncthreads();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int o = blockIdx.x * GEMV_WARPS + warp;
-    if (o >= n_out)
+    int o0 = (blockIdx.x * GEMV_WARPS + warp) * OPW;
+    if (o0 >= n_out) /* the same for the whole warp */
         return;
-    const uint8_t *row = W + (size_t)o * rb;
-    float acc[R];
+    float acc[OPW][R];
 #pragma unroll
-    for (int r = 0; r < R; r++)
-        acc[r] = 0.0f;
+    for (int j = 0; j < OPW; j++)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            acc[j][r] = 0.0f;
     int nc = n_in >> 3;
     for (int c = lane; c < nc; c += 32) {
-        float w[8];
-        load8<DT>(row, c, w, lut);
+        float xv[R][8];
 #pragma unroll
         for (int r = 0; r < R; r++) {
             if (r < rows) {
                 const float4 *xp = reinterpret_cast<const float4 *>(x + (size_t)r * n_in) + 2 * c;
                 float4 a = xp[0], b = xp[1];
-                float s = w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w;
-                s += w[4] * b.x + w[5] * b.y + w[6] * b.z + w[7] * b.w;
-                acc[r] += s;
+                xv[r][0] = a.x, xv[r][1] = a.y, xv[r][2] = a.z, xv[r][3] = a.w;
+                xv[r][4] = b.x, xv[r][5] = b.y, xv[r][6] = b.z, xv[r][7] = b.w;
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    xv[r][i] = 0.0f;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < OPW; j++) {
+            if (o0 + j < n_out) {
+                float w[8];
+                load8<DT>(W + (size_t)(o0 + j) * rb, c, w, lut);
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    float s = w[0] * xv[r][0] + w[1] * xv[r][1] + w[2] * xv[r][2] + w[3] * xv[r][3];
+                    s += w[4] * xv[r][4] + w[5] * xv[r][5] + w[6] * xv[r][6] + w[7] * xv[r][7];
+                    acc[j][r] += s;
+                }
             }
         }
     }
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        float s = warp_sum(acc[r]);
-        if (lane == 0 && r < rows)
-            y[(size_t)r * n_out + o] = s;
-    }
+    for (int j = 0; j < OPW; j++)
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            float s = warp_sum(acc[j][r]); /* every lane takes part */
+            if (lane == 0 && r < rows && o0 + j < n_out)
+                y[(size_t)r * n_out + o0 + j] = s;
+        }
+}
+
+/* Launches gemv_kernel<DT, R, OPW> over n_out outputs. */
+template <int DT, int R, int OPW>
+static void gemv_launch(cudaStream_t s, const uint8_t *W, size_t rb, int n_in, const float *x,
+                        int rows, float *y, int n_out) {
+    int per_block = GEMV_WARPS * OPW;
+    unsigned blocks = (unsigned)((n_out + per_block - 1) / per_block);
+    gemv_kernel<DT, R, OPW><<<blocks, GEMV_WARPS * 32, 0, s>>>(W, rb, n_in, x, rows, y, n_out);
 }
 
 #define GM_BM 64 /* activation rows per block */
@@ -323,17 +351,15 @@ static int matmul_t(air_cu_ctx *ctx, const uint8_t *W, int n_out, int n_in, cons
         CU_LAUNCHED(ctx, "mm_any_kernel");
         return 0;
     }
-    if (rows <= 8) {
-        unsigned blocks = (unsigned)((n_out + GEMV_WARPS - 1) / GEMV_WARPS);
-        dim3 th(GEMV_WARPS * 32);
+    if (rows <= 8) { /* outputs per warp: fewer as rows take registers */
         if (rows == 1)
-            gemv_kernel<DT, 1><<<blocks, th, 0, s>>>(W, rb, n_in, x, rows, y, n_out);
+            gemv_launch<DT, 1, 4>(s, W, rb, n_in, x, rows, y, n_out);
         else if (rows == 2)
-            gemv_kernel<DT, 2><<<blocks, th, 0, s>>>(W, rb, n_in, x, rows, y, n_out);
+            gemv_launch<DT, 2, 4>(s, W, rb, n_in, x, rows, y, n_out);
         else if (rows <= 4)
-            gemv_kernel<DT, 4><<<blocks, th, 0, s>>>(W, rb, n_in, x, rows, y, n_out);
+            gemv_launch<DT, 4, 2>(s, W, rb, n_in, x, rows, y, n_out);
         else
-            gemv_kernel<DT, 8><<<blocks, th, 0, s>>>(W, rb, n_in, x, rows, y, n_out);
+            gemv_launch<DT, 8, 1>(s, W, rb, n_in, x, rows, y, n_out);
         CU_LAUNCHED(ctx, "gemv_kernel");
         return 0;
     }
