@@ -642,6 +642,8 @@ int air_cu_attention(air_cu_ctx *ctx, const air_cu_attn *a) {
     int n_split = (a->max_keys + ATT_CHUNK - 1) / ATT_CHUNK;
     size_t need = (size_t)a->rows * a->n_head * n_split * (a->head_dim + 2);
     if (need > ctx->att_part_floats) {
+        /* earlier launches on the stream may still read the old buffer */
+        CU_TRY(ctx, cudaStreamSynchronize(ctx->stream[0]));
         cudaFree(ctx->d_att_part);
         ctx->d_att_part = NULL;
         ctx->att_part_floats = 0;
