@@ -96,25 +96,27 @@ else
   GPU_CHECK_ARCH=${GPU_CHECK_ARCH:-native} build || { echo "gpu-check: cannot build here; run scripts/gpu-check.sh --prepare on a build machine and bring build-gpu/"; exit 1; }
 fi
 BUILD=$BIN
-export LD_LIBRARY_PATH="$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# the bundled libraries for our programs only (not for python3 below)
+LIBS="$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+run() { LD_LIBRARY_PATH="$LIBS" "$@"; }
 export AIRLLM_CUDA_PLUGIN="$BUILD/libairllm_cuda.so"
 export AIR_TEST_DATA="$ROOT/tests/fixtures" AIR_TEST_TMP=/tmp/gpu-check-tmp \
   AIR_SOURCE_DIR="$ROOT" AIR_BINARY_DIR="$BUILD"
 mkdir -p "$AIR_TEST_TMP"
-"$BUILD/airllm" --version
+run "$BUILD/airllm" --version
 
 step "plugin probe and device selection (test_cuda_load, test_cuda_plan)"
-timeout 120 "$BUILD/tests/test_cuda_load" 2>&1 | tail -20
+run timeout 120 "$BUILD/tests/test_cuda_load" 2>&1 | tail -20
 rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || fail "test_cuda_load (exit $rc)"
-timeout 60 "$BUILD/tests/test_cuda_plan" 2>&1 | tail -2
+run timeout 60 "$BUILD/tests/test_cuda_plan" 2>&1 | tail -2
 rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || fail "test_cuda_plan (exit $rc)"
 
 step "every CUDA op against the CPU reference (test_cuda_gpu_ops)"
-timeout 240 "$BUILD/tests/test_cuda_gpu_ops" 2>&1 | tail -40
+run timeout 240 "$BUILD/tests/test_cuda_gpu_ops" 2>&1 | tail -40
 rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || fail "test_cuda_gpu_ops (exit $rc)"
 
 step "forward pass against the CPU and transformers (test_cuda_gpu_greedy)"
-timeout 300 "$BUILD/tests/test_cuda_gpu_greedy" 2>&1 | tail -60
+run timeout 300 "$BUILD/tests/test_cuda_gpu_greedy" 2>&1 | tail -60
 rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || fail "test_cuda_gpu_greedy (exit $rc)"
 
 # ---------------------------------------------------------------------------
@@ -125,7 +127,7 @@ CACHE=/tmp/gpu-check-cache
 bench() { # label, then airllm bench arguments
   local label=$1; shift
   echo; echo "-- $label: airllm bench $*"
-  timeout 240 "$BUILD/airllm" bench "$@" --cache-dir "$CACHE" -q 2>&1 | tee "$OUTDIR/bench-$label.md"
+  run timeout 240 "$BUILD/airllm" bench "$@" --cache-dir "$CACHE" -q 2>&1 | tee "$OUTDIR/bench-$label.md"
   [ "${PIPESTATUS[0]}" = 0 ] || fail "bench $label"
 }
 step "bench model (1.5 GB, Llama-shaped, bf16)"

@@ -118,6 +118,22 @@ __device__ __forceinline__ float load1(const uint8_t *row, int k, const float *l
     return lut[code] * *reinterpret_cast<const float *>(b);
 }
 
+/* Elements 8c .. 8c+7 of activation row r of x (rows of n_in floats,
+ * n_in % 8 == 0), or zeros when !ok. */
+__device__ __forceinline__ void load_x8(const float *x, int n_in, int r, int c, bool ok,
+                                        float xv[8]) {
+    if (ok) {
+        const float4 *xp = reinterpret_cast<const float4 *>(x + (size_t)r * n_in) + 2 * c;
+        float4 a = xp[0], b = xp[1];
+        xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
+        xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
+    } else {
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            xv[i] = 0.0f;
+    }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1)
@@ -185,18 +201,8 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
     for (int c = lane; c < nc; c += 32) {
         float xv[R][8];
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            if (r < rows) {
-                const float4 *xp = reinterpret_cast<const float4 *>(x + (size_t)r * n_in) + 2 * c;
-                float4 a = xp[0], b = xp[1];
-                xv[r][0] = a.x, xv[r][1] = a.y, xv[r][2] = a.z, xv[r][3] = a.w;
-                xv[r][4] = b.x, xv[r][5] = b.y, xv[r][6] = b.z, xv[r][7] = b.w;
-            } else {
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-                    xv[r][i] = 0.0f;
-            }
-        }
+        for (int r = 0; r < R; r++)
+            load_x8(x, n_in, r, c, r < rows, xv[r]);
 #pragma unroll
         for (int j = 0; j < OPW; j++) {
             if (o0 + j < n_out) {
@@ -274,16 +280,7 @@ __global__ void __launch_bounds__(256)
             Ws[cc * 8 + i][ll] = w[i];
         int r = r0 + ll;
         float xv[8];
-        if (r < rows && kin) {
-            const float4 *xp = reinterpret_cast<const float4 *>(x + (size_t)r * n_in) + 2 * c;
-            float4 a = xp[0], b = xp[1];
-            xv[0] = a.x, xv[1] = a.y, xv[2] = a.z, xv[3] = a.w;
-            xv[4] = b.x, xv[5] = b.y, xv[6] = b.z, xv[7] = b.w;
-        } else {
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                xv[i] = 0.0f;
-        }
+        load_x8(x, n_in, r, c, r < rows && kin, xv);
 #pragma unroll
         for (int i = 0; i < 8; i++)
             Xs[cc * 8 + i][ll] = xv[i];
