@@ -246,7 +246,7 @@ static double peak_rss_mib(void) {
  * here) and against the memory floor (every weight read once per token from
  * device memory at its measured bandwidth). */
 static void gpu_table(air_engine *e, const air_engine_gpu_stats *gs, int tg, double t_tg) {
-    char a[32], b[32], c[32], d[32];
+    char a[32], b[32], c[32], d[32], f[32];
     printf("\nGPU: %s\n", gs->device);
     printf("VRAM budget %s, planned peak %s: %d of %d units resident (%s), %s streamed per "
            "pass through 2 buffers of %s; streamer buffers page-locked: %s\n",
@@ -254,7 +254,7 @@ static void gpu_table(air_engine *e, const air_engine_gpu_stats *gs, int tg, dou
            air_format_bytes(gs->vram_planned, b, sizeof b), gs->n_resident, gs->n_units,
            air_format_bytes(gs->resident_bytes, c, sizeof c),
            air_format_bytes(gs->streamed_bytes, d, sizeof d),
-           air_format_bytes(gs->slot_bytes, a, sizeof a), gs->host_registered ? "yes" : "no");
+           air_format_bytes(gs->slot_bytes, f, sizeof f), gs->host_registered ? "yes" : "no");
     double h2d = 0, mem = 0;
     if (air_engine_gpu_bandwidth(e, &h2d, &mem)) {
         printf("copy floor: not measured (%s)\n", air_last_error());
