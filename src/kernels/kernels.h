@@ -27,6 +27,10 @@ typedef struct {
     void (*quantize_x)(const float *x, air_block_xq *dst, int64_t n);
     size_t (*xq_row_bytes)(int n_in); /* NULL: rows of air_block_xq */
     void (*quantize_row)(const float *x, void *dst, int n_in);
+    /* the weight quantizers of air_row_from_f32: the same bytes as the
+     * reference air_q8_quantize_row / air_nf4_quantize_row */
+    void (*quantize_q8)(const float *x, air_block_q8 *dst, int64_t n);
+    void (*quantize_nf4)(const float *x, air_block_nf4 *dst, int64_t n);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
     void (*silu_mul)(float *out, const float *gate, const float *up, int n);
     void (*softmax)(float *x, int n);

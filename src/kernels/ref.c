@@ -171,11 +171,11 @@ void air_row_from_f32(air_dtype t, const float *src, void *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++)
             ((uint16_t *)dst)[i] = air_f32_to_bf16(src[i]);
         break;
-    case AIR_DT_Q8:
-        air_q8_quantize_row(src, dst, n);
+    case AIR_DT_Q8: /* the CPU's fastest version: the reference's bytes */
+        air_kernels_table()->quantize_q8(src, dst, n);
         break;
     case AIR_DT_NF4:
-        air_nf4_quantize_row(src, dst, n);
+        air_kernels_table()->quantize_nf4(src, dst, n);
         break;
     default:
         break;
@@ -284,6 +284,8 @@ const air_kernel_table air_ktab_ref = {
     .mm = {air_ref_mm_f32, air_ref_mm_f16, air_ref_mm_bf16, air_ref_mm_q8, air_ref_mm_nf4},
     .mm_xq = {0, 0, 0, 0, 0},
     .quantize_x = air_xq_quantize_row,
+    .quantize_q8 = air_q8_quantize_row,
+    .quantize_nf4 = air_nf4_quantize_row,
     .rmsnorm = air_ref_rmsnorm,
     .silu_mul = air_ref_silu_mul,
     .softmax = air_ref_softmax,
