@@ -1147,12 +1147,33 @@ static air_status hf_read(air_source *s, int layer, const char *neutral, void *d
     return AIR_OK;
 }
 
+static air_status hf_view(air_source *s, int layer, const char *neutral, const void **out) {
+    hf_impl *h = s->impl;
+    *out = NULL;
+    int fi = 0, ti = 0, applies;
+    stacked sk;
+    air_status st = stacked_find(s, layer, neutral, &applies, &sk);
+    if (st || applies)
+        return st; /* cut out of a stacked tensor: read() */
+    if ((st = find(h, layer, neutral, &fi, &ti)))
+        return st;
+    const air_st_tensor *t = &h->files[fi]->tensors[ti];
+    int fp8, sfi, sti;
+    if ((st = fp8_scales(h, h->files[fi], t, &fp8, &sfi, &sti)) || fp8)
+        return st; /* dequantized on reading: read() */
+    if ((st = air_st_view(h->files[fi], t, out)))
+        return st;
+    mark_read(h, fi, ti);
+    return AIR_OK;
+}
+
 static void hf_done_with_layer(air_source *s, int layer) {
     hf_impl *h = s->impl;
     if (!h->delete_original)
         return;
     for (int f = 0; f < h->n_files; f++)
         if (h->remaining[f] == 0 && h->files[f]->fd >= 0) {
+            air_st_unmap(h->files[f]); /* its blocks are freed only when unmapped */
             unlink(h->files[f]->path);
             h->remaining[f] = -1;
         }
@@ -1257,10 +1278,12 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     hf_impl *h = s->impl;
     s->info = hf_info;
     s->read = hf_read;
+    s->view = hf_view;
     s->done_with_layer = hf_done_with_layer;
     s->close = hf_close;
     h->dir = strdup(dir);
     h->delete_original = delete_original;
+    s->deletes_consumed = delete_original;
     char **names = NULL;
     int n = 0;
     air_status st = parse_config(dir, &s->hp);

@@ -35,9 +35,17 @@ struct air_source {
      * tensor does not exist (with a message naming the source tensor). */
     air_status (*info)(air_source *s, int layer, const char *neutral, air_src_tensor *out);
     air_status (*read)(air_source *s, int layer, const char *neutral, void *dst);
+    /* Optional (NULL: use read): the bytes read() would give, in place (a
+     * read-only mapping of the source file, valid until close), with their
+     * reading from disk started; *out = NULL when this tensor has no such
+     * view (it is converted on reading: read() it). Counts as read. */
+    air_status (*view)(air_source *s, int layer, const char *neutral, const void **out);
     /* Called when the writer no longer needs anything from `layer` (lets a
      * source delete consumed shards: delete_original). */
     void (*done_with_layer)(air_source *s, int layer);
+    /* Set by a source whose done_with_layer deletes what was read: the
+     * writer then stores each unit before it reads the next. */
+    int deletes_consumed;
     void (*close)(air_source *s);
     void *impl;
 };

@@ -46,6 +46,52 @@ void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id) {
     b->h.model_id = id->model_id;
 }
 
+void air_lf_builder_reset(air_lf_builder *b, const air_lf_ident *id) {
+    air_lf_builder keep = *b;
+    air_lf_builder_init(b, id);
+    b->e = keep.e;
+    b->e_cap = keep.e_cap;
+    b->data = keep.data;
+    b->cap = keep.cap;
+}
+
+uint64_t air_lf_data_bytes(uint64_t nbytes) { return align_up(nbytes); }
+
+/* Grows the data buffer to at least need bytes, keeping what it holds. */
+static air_status grow_data(air_lf_builder *b, uint64_t need) {
+    if (need <= b->cap)
+        return AIR_OK;
+    uint64_t cap = b->cap ? b->cap : (1u << 20);
+    while (cap < need)
+        cap *= 2;
+    void *nd = air_lf_alloc(cap);
+    if (!nd)
+        return air_err(AIR_ERR_NOMEM, "out of memory building a layer file (%llu bytes)",
+                       (unsigned long long)cap);
+    if (b->data)
+        memcpy(nd, b->data, b->h.data_bytes);
+    free(b->data);
+    b->data = nd;
+    b->cap = cap;
+    return AIR_OK;
+}
+
+air_status air_lf_builder_reserve(air_lf_builder *b, uint64_t data_bytes) {
+    if (data_bytes <= b->cap)
+        return AIR_OK;
+    if (b->h.data_bytes == 0) { /* nothing to keep: exactly this much, no copy */
+        void *nd = air_lf_alloc(data_bytes);
+        if (!nd)
+            return air_err(AIR_ERR_NOMEM, "out of memory building a layer file (%llu bytes)",
+                           (unsigned long long)data_bytes);
+        free(b->data);
+        b->data = nd;
+        b->cap = align_up(data_bytes);
+        return AIR_OK;
+    }
+    return grow_data(b, data_bytes);
+}
+
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst) {
     if (b->h.n_tensors >= AIR_LF_MAX_ENTRIES || strlen(name) >= AIR_LF_NAME)
@@ -60,21 +106,10 @@ air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt,
     }
     uint64_t off = b->h.data_bytes;
     uint64_t need = align_up(off + nbytes);
-    if (need > b->cap) {
-        uint64_t cap = b->cap ? b->cap : (1u << 20);
-        while (cap < need)
-            cap *= 2;
-        void *nd = air_lf_alloc(cap);
-        if (!nd)
-            return air_err(AIR_ERR_NOMEM, "out of memory building a layer file (%llu bytes)",
-                           (unsigned long long)cap);
-        if (b->data)
-            memcpy(nd, b->data, b->h.data_bytes);
-        free(b->data);
-        b->data = nd;
-        b->cap = cap;
-    }
-    memset((char *)b->data + off, 0, need - off);
+    air_status st = grow_data(b, need);
+    if (st)
+        return st;
+    memset((char *)b->data + off + nbytes, 0, need - off - nbytes); /* the padding */
     air_lf_entry *e = &b->e[b->h.n_tensors++];
     memset(e, 0, sizeof *e);
     strncpy(e->name, name, AIR_LF_NAME - 1);
@@ -106,15 +141,62 @@ static uint64_t header_sum(const void *region, uint64_t n) {
     return XXH3_64bits_digest(&st);
 }
 
+/* The tensor checksums and the data checksum in one pass over the data: each
+ * tensor is fed in pieces that stay in cache to its own hash and to the
+ * data's (the same values as hashing each range whole). */
+static void data_sums(air_lf_builder *b) {
+    XXH3_state_t all, one;
+    XXH3_64bits_reset(&all);
+    const char *data = b->data;
+    uint64_t at = 0;
+    const size_t piece = 256 * 1024;
+    for (uint32_t i = 0; i < b->h.n_tensors; i++) {
+        air_lf_entry *e = &b->e[i];
+        if (e->offset > at) /* padding before it */
+            XXH3_64bits_update(&all, data + at, e->offset - at);
+        XXH3_64bits_reset(&one);
+        for (uint64_t k = 0; k < e->nbytes; k += piece) {
+            size_t len = e->nbytes - k < piece ? (size_t)(e->nbytes - k) : piece;
+            XXH3_64bits_update(&one, data + e->offset + k, len);
+            XXH3_64bits_update(&all, data + e->offset + k, len);
+        }
+        e->xxh3 = XXH3_64bits_digest(&one);
+        at = e->offset + e->nbytes;
+    }
+    if (b->h.data_bytes > at)
+        XXH3_64bits_update(&all, data + at, b->h.data_bytes - at);
+    b->h.data_xxh3 = XXH3_64bits_digest(&all);
+}
+
+/* Writes all n bytes at p; with O_DIRECT refused (EINVAL: a file system
+ * without it), goes on buffered. */
+static air_status write_all(int fd, const char *p, uint64_t n, const char *tmp) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EINVAL && (fcntl(fd, F_GETFL) & O_DIRECT)) {
+            if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT) == 0)
+                continue;
+        }
+        if (w <= 0)
+            return air_err(AIR_ERR_IO, "writing %s: %s%s", tmp, strerror(errno),
+                           errno == ENOSPC ? " (the disk is full: free space or choose another "
+                                             "cache folder)" : "");
+        p += w;
+        n -= (uint64_t)w;
+    }
+    return AIR_OK;
+}
+
 air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info) {
     uint32_t n = b->h.n_tensors;
-    for (uint32_t i = 0; i < n; i++)
-        b->e[i].xxh3 = XXH3_64bits((char *)b->data + b->e[i].offset, b->e[i].nbytes);
+    data_sums(b);
     b->h.header_bytes = header_bytes_for(n);
-    b->h.data_xxh3 = XXH3_64bits(b->data, b->h.data_bytes);
-    uint8_t *head = calloc(1, b->h.header_bytes);
+    uint8_t *head = air_lf_alloc(b->h.header_bytes); /* aligned for O_DIRECT */
     if (!head)
         return air_err(AIR_ERR_NOMEM, "out of memory");
+    memset(head, 0, b->h.header_bytes);
     b->h.header_xxh3 = 0;
     memcpy(head, &b->h, sizeof b->h);
     memcpy(head + sizeof b->h, b->e, n * sizeof(air_lf_entry));
@@ -130,32 +212,18 @@ air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info
     }
     snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
     air_status st = AIR_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* O_DIRECT: the data goes from this buffer to the disk, without a copy
+     * into the page cache (every part is 4096-aligned, in address and size) */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    if (fd < 0 && errno == EINVAL)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         st = air_err(AIR_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
-    const struct {
-        const void *p;
-        uint64_t n;
-    } parts[2] = {{head, b->h.header_bytes}, {b->data, b->h.data_bytes}};
-    for (int k = 0; k < 2 && !st; k++) {
-        const char *p = parts[k].p;
-        uint64_t left = parts[k].n;
-        while (left > 0) {
-            ssize_t w = write(fd, p, left > (1u << 30) ? (1u << 30) : left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                st = air_err(AIR_ERR_IO, "writing %s: %s%s", tmp, strerror(errno),
-                             errno == ENOSPC ? " (the disk is full: free space or choose another "
-                                               "cache folder)" : "");
-                break;
-            }
-            p += w;
-            left -= (uint64_t)w;
-        }
-    }
+    st = write_all(fd, (const char *)head, b->h.header_bytes, tmp);
+    if (!st)
+        st = write_all(fd, b->data, b->h.data_bytes, tmp);
     if (!st && fsync(fd) != 0)
         st = air_err(AIR_ERR_IO, "flushing %s: %s", tmp, strerror(errno));
     if (close(fd) != 0 && !st)
@@ -179,6 +247,7 @@ out:
 void air_lf_builder_free(air_lf_builder *b) {
     free(b->data);
     b->data = NULL;
+    b->cap = 0;
     free(b->e);
     b->e = NULL;
     b->e_cap = 0;

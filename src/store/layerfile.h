@@ -107,11 +107,19 @@ typedef struct {
 } air_lf_builder;
 
 void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id);
-/* Reserves room for a tensor and returns where to write its bytes. */
+/* Starts a new file in a builder already used, keeping its buffers. */
+void air_lf_builder_reset(air_lf_builder *b, const air_lf_ident *id);
+/* Makes room for data_bytes of data section at once (before the first
+ * tensor is added), so that adding tensors never moves the data. */
+air_status air_lf_builder_reserve(air_lf_builder *b, uint64_t data_bytes);
+/* Bytes of data section a tensor of nbytes takes (4096-aligned). */
+uint64_t air_lf_data_bytes(uint64_t nbytes);
+/* Reserves room for a tensor and returns where to write its bytes (its
+ * alignment padding is zeroed; the caller writes all nbytes). */
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst);
 /* Checksums, writes to path atomically (a temp name unique to this process,
- * fsync, rename). */
+ * O_DIRECT where the file system takes it, fsync, rename). */
 air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info);
 void air_lf_builder_free(air_lf_builder *b);
 
