@@ -4,12 +4,14 @@
 #include "store/layerfile.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
@@ -112,6 +114,7 @@ air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt,
     memset((char *)b->data + off + nbytes, 0, need - off - nbytes); /* the padding */
     air_lf_entry *e = &b->e[b->h.n_tensors++];
     memset(e, 0, sizeof *e);
+    b->summed = 0;
     strncpy(e->name, name, AIR_LF_NAME - 1);
     e->dtype = (uint32_t)dt;
     e->n_dims = (uint32_t)n_dims;
@@ -168,30 +171,72 @@ static void data_sums(air_lf_builder *b) {
     b->h.data_xxh3 = XXH3_64bits_digest(&all);
 }
 
-/* Writes all n bytes at p; with O_DIRECT refused (EINVAL: a file system
+typedef struct {
+    air_lf_builder *b;
+    atomic_uint next;
+} sums_job;
+
+static void sums_worker(void *ctx, int ith, int nth) {
+    sums_job *j = ctx;
+    air_lf_builder *b = j->b;
+    if (ith == 0) {
+        b->h.data_xxh3 = XXH3_64bits(b->data, b->h.data_bytes);
+        return;
+    }
+    (void)nth;
+    for (;;) {
+        unsigned i = atomic_fetch_add(&j->next, 1);
+        if (i >= b->h.n_tensors)
+            break;
+        b->e[i].xxh3 = XXH3_64bits((const char *)b->data + b->e[i].offset, b->e[i].nbytes);
+    }
+}
+
+void air_lf_builder_sums(air_lf_builder *b, air_pool *pool) {
+    if (air_pool_size(pool) < 2) {
+        data_sums(b);
+    } else {
+        sums_job j = {.b = b};
+        atomic_init(&j.next, 0);
+        air_pool_run(pool, sums_worker, &j);
+    }
+    b->summed = 1;
+}
+
+/* Writes the n parts one after the other from offset 0, in one system call
+ * when it takes them all (with O_DIRECT, the header and the data reach the
+ * disk in one round trip); with O_DIRECT refused (EINVAL: a file system
  * without it), goes on buffered. */
-static air_status write_all(int fd, const char *p, uint64_t n, const char *tmp) {
+static air_status write_parts(int fd, struct iovec *iov, int n, const char *tmp) {
+    off_t at = 0;
     while (n > 0) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+        ssize_t w = pwritev(fd, iov, n, at);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0 && errno == EINVAL && (fcntl(fd, F_GETFL) & O_DIRECT)) {
-            if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT) == 0)
-                continue;
-        }
+        if (w < 0 && errno == EINVAL && (fcntl(fd, F_GETFL) & O_DIRECT) &&
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT) == 0)
+            continue;
         if (w <= 0)
-            return air_err(AIR_ERR_IO, "writing %s: %s%s", tmp, strerror(errno),
-                           errno == ENOSPC ? " (the disk is full: free space or choose another "
-                                             "cache folder)" : "");
-        p += w;
-        n -= (uint64_t)w;
+            return air_err(AIR_ERR_IO, "writing %s: %s%s", tmp, w < 0 ? strerror(errno) : "no progress",
+                           w < 0 && errno == ENOSPC ? " (the disk is full: free space or choose "
+                                                      "another cache folder)" : "");
+        at += w;
+        for (; n > 0 && (size_t)w >= iov[0].iov_len; iov++, n--)
+            w -= (ssize_t)iov[0].iov_len;
+        if (n > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + w;
+            iov[0].iov_len -= (size_t)w;
+        }
     }
     return AIR_OK;
 }
 
-air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info) {
+air_status air_lf_builder_write_start(air_lf_builder *b, const char *path, air_lf_pending *pw) {
+    memset(pw, 0, sizeof *pw);
+    pw->fd = -1;
     uint32_t n = b->h.n_tensors;
-    data_sums(b);
+    if (!b->summed)
+        data_sums(b);
     b->h.header_bytes = header_bytes_for(n);
     uint8_t *head = air_lf_alloc(b->h.header_bytes); /* aligned for O_DIRECT */
     if (!head)
@@ -219,29 +264,51 @@ air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         st = air_err(AIR_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-        goto out;
+        free(tmp);
+        free(head);
+        return st;
     }
-    st = write_all(fd, (const char *)head, b->h.header_bytes, tmp);
-    if (!st)
-        st = write_all(fd, b->data, b->h.data_bytes, tmp);
-    if (!st && fsync(fd) != 0)
-        st = air_err(AIR_ERR_IO, "flushing %s: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && !st)
-        st = air_err(AIR_ERR_IO, "closing %s: %s", tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = air_err(AIR_ERR_IO, "renaming %s: %s", tmp, strerror(errno));
-    if (st)
-        unlink(tmp);
-    else if (info) {
-        info->file_bytes = b->h.header_bytes + b->h.data_bytes;
-        info->header_bytes = b->h.header_bytes;
-        info->header_xxh3 = b->h.header_xxh3;
-        info->n_tensors = n;
-    }
-out:
-    free(tmp);
+    struct iovec iov[2] = {{head, b->h.header_bytes}, {b->data, b->h.data_bytes}};
+    st = write_parts(fd, iov, b->h.data_bytes ? 2 : 1, tmp);
     free(head);
+    if (st) {
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    pw->fd = fd;
+    pw->tmp = tmp;
+    pw->path = path;
+    pw->info.file_bytes = b->h.header_bytes + b->h.data_bytes;
+    pw->info.header_bytes = b->h.header_bytes;
+    pw->info.header_xxh3 = b->h.header_xxh3;
+    pw->info.n_tensors = n;
+    return AIR_OK;
+}
+
+air_status air_lf_write_finish(air_lf_pending *pw, air_lf_info *info) {
+    air_status st = AIR_OK;
+    if (fsync(pw->fd) != 0)
+        st = air_err(AIR_ERR_IO, "flushing %s: %s", pw->tmp, strerror(errno));
+    if (close(pw->fd) != 0 && !st)
+        st = air_err(AIR_ERR_IO, "closing %s: %s", pw->tmp, strerror(errno));
+    if (!st && rename(pw->tmp, pw->path) != 0)
+        st = air_err(AIR_ERR_IO, "renaming %s: %s", pw->tmp, strerror(errno));
+    if (st)
+        unlink(pw->tmp);
+    else if (info)
+        *info = pw->info;
+    free(pw->tmp);
+    pw->tmp = NULL;
+    pw->fd = -1;
     return st;
+}
+
+air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info) {
+    air_lf_pending pw;
+    air_status st = air_lf_builder_write_start(b, path, &pw);
+    return st ? st : air_lf_write_finish(&pw, info);
 }
 
 void air_lf_builder_free(air_lf_builder *b) {

@@ -25,6 +25,7 @@
 
 #include "airllm.h"
 #include "kernels/ops.h"
+#include "kernels/pool.h"
 
 #define AIR_LF_MAGIC "AIRLAYER"
 #define AIR_LF_VERSION 2
@@ -104,6 +105,7 @@ typedef struct {
     uint32_t e_cap;
     void *data; /* data section, grown as tensors are added */
     uint64_t cap;
+    int summed; /* the checksums are made (air_lf_builder_sums) */
 } air_lf_builder;
 
 void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id);
@@ -118,9 +120,26 @@ uint64_t air_lf_data_bytes(uint64_t nbytes);
  * alignment padding is zeroed; the caller writes all nbytes). */
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst);
-/* Checksums, writes to path atomically (a temp name unique to this process,
+/* Makes the tensor and data checksums with the pool's threads (NULL: this
+ * one): one thread hashes the data section while the others hash the
+ * tensors. Done by air_lf_builder_write otherwise. */
+void air_lf_builder_sums(air_lf_builder *b, air_pool *pool);
+/* Checksums (unless made), writes to path atomically (a temp name unique to this process,
  * O_DIRECT where the file system takes it, fsync, rename). */
 air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info);
+/* air_lf_builder_write in two steps, so that the fsync of one file can run
+ * while the next is written: _start checksums (unless made) and writes the
+ * temp file (the builder's buffers are free again when it returns);
+ * _finish fsyncs, closes and renames it (or removes it on any error). A
+ * failed _start leaves nothing behind. */
+typedef struct {
+    int fd;
+    char *tmp;
+    const char *path; /* not owned: must outlive _finish */
+    air_lf_info info;
+} air_lf_pending;
+air_status air_lf_builder_write_start(air_lf_builder *b, const char *path, air_lf_pending *pw);
+air_status air_lf_write_finish(air_lf_pending *pw, air_lf_info *info);
 void air_lf_builder_free(air_lf_builder *b);
 
 /* --- reading ------------------------------------------------------------- */

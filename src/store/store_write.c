@@ -345,12 +345,16 @@ static air_status fill_unit(air_source *src, const air_split_options *opt, const
             air_pool_run(opt->pool, rowsum_rows, &j);
         }
     }
+    if (!st) /* here, on all threads: the writer thread only writes */
+        air_lf_builder_sums(b, opt->pool);
     return st;
 }
 
 /* ---------------------------------------------------------------------------
- * the writer thread: checksums, writes and renames filled units in the order
- * they are handed to it, while the next unit is read and converted
+ * the writer: filled (and checksummed) units are written by one thread, in
+ * the order they are handed over, while the next unit is read and
+ * converted; a second thread fsyncs and renames each written file while
+ * the next one is written. The disk is kept busy.
  * ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -363,22 +367,30 @@ typedef struct {
     air_status st;
     char msg[1024];
     air_lf_info info;
+    air_lf_pending pw;
 } unit_slot;
 
 typedef struct {
-    pthread_t thread;
-    int running;
+    pthread_t thread, syncer;
+    int running, sync_running;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unit_slot slot[2];
-    int queue[2], q_len, stop;
+    int queue[2], q_len;   /* to write */
+    int squeue[2], sq_len; /* written, to fsync and rename */
+    int stop;
     uint64_t seq;
 } unit_writer;
 
-static void write_slot(unit_slot *s) {
-    s->st = air_lf_builder_write(&s->b, s->path, &s->info);
-    if (s->st)
+static void slot_result(unit_slot *s, air_status st) {
+    s->st = st;
+    if (st)
         snprintf(s->msg, sizeof s->msg, "%s", air_last_error());
+}
+
+static void pop(int *q, int *len) {
+    q[0] = q[1];
+    (*len)--;
 }
 
 static void *writer_main(void *arg) {
@@ -391,15 +403,61 @@ static void *writer_main(void *arg) {
             break;
         unit_slot *s = &w->slot[w->queue[0]];
         pthread_mutex_unlock(&w->mu);
-        write_slot(s);
+        air_status st = air_lf_builder_write_start(&s->b, s->path, &s->pw);
+        if (!st && !w->sync_running) /* no fsync thread: here */
+            st = air_lf_write_finish(&s->pw, &s->info);
+        slot_result(s, st);
         pthread_mutex_lock(&w->mu);
-        w->queue[0] = w->queue[1];
-        w->q_len--;
-        s->written = 1;
+        if (!st && w->sync_running)
+            w->squeue[w->sq_len++] = w->queue[0];
+        else
+            s->written = 1;
+        pop(w->queue, &w->q_len);
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
+}
+
+static void *syncer_main(void *arg) {
+    unit_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->sq_len && !(w->stop && !w->q_len))
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->sq_len)
+            break;
+        unit_slot *s = &w->slot[w->squeue[0]];
+        pthread_mutex_unlock(&w->mu);
+        slot_result(s, air_lf_write_finish(&s->pw, &s->info));
+        pthread_mutex_lock(&w->mu);
+        s->written = 1;
+        pop(w->squeue, &w->sq_len);
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void writer_start(unit_writer *w) {
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->sync_running = pthread_create(&w->syncer, NULL, syncer_main, w) == 0;
+    w->running = pthread_create(&w->thread, NULL, writer_main, w) == 0;
+}
+
+/* Both threads finish what they were handed, then end. */
+static void writer_stop(unit_writer *w) {
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->running)
+        pthread_join(w->thread, NULL);
+    if (w->sync_running)
+        pthread_join(w->syncer, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
 }
 
 static void writer_submit(unit_writer *w, int i) {
@@ -408,7 +466,7 @@ static void writer_submit(unit_writer *w, int i) {
     s->written = 0;
     s->seq = w->seq++;
     if (!w->running) { /* no thread: write now */
-        write_slot(s);
+        slot_result(s, air_lf_builder_write(&s->b, s->path, &s->info));
         s->written = 1;
         return;
     }
@@ -702,9 +760,7 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
         st = air_err(AIR_ERR_NOMEM, "out of memory");
         goto out;
     }
-    pthread_mutex_init(&S.w.mu, NULL);
-    pthread_cond_init(&S.w.cv, NULL);
-    S.w.running = pthread_create(&S.w.thread, NULL, writer_main, &S.w) == 0;
+    writer_start(&S.w);
     const uint64_t mid = model_id;
     int next_slot = 0;
     for (int unit = -1; unit <= hp->n_layer && !st; unit++) {
@@ -740,15 +796,7 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
         else
             st = wst;
     }
-    if (S.w.running) {
-        pthread_mutex_lock(&S.w.mu);
-        S.w.stop = 1;
-        pthread_cond_broadcast(&S.w.cv);
-        pthread_mutex_unlock(&S.w.mu);
-        pthread_join(S.w.thread, NULL);
-    }
-    pthread_mutex_destroy(&S.w.mu);
-    pthread_cond_destroy(&S.w.cv);
+    writer_stop(&S.w);
     if (!st) {
         for (int k = 0; k < n_units; k++)
             add_unit_entry(files, S.paths[k], &S.infos[k]);
