@@ -36,9 +36,11 @@ struct air_source {
     air_status (*info)(air_source *s, int layer, const char *neutral, air_src_tensor *out);
     air_status (*read)(air_source *s, int layer, const char *neutral, void *dst);
     /* Optional (NULL: use read): the bytes read() would give, in place (a
-     * read-only mapping of the source file, valid until close), with their
-     * reading from disk started; *out = NULL when this tensor has no such
-     * view (it is converted on reading: read() it). Counts as read. */
+     * shared read-only mapping of the source file, valid until close), with
+     * their reading from disk started; *out = NULL when this tensor has no
+     * such view (it is converted on reading: read() it). Counts as read.
+     * The caller may madvise(MADV_DONTNEED) the whole pages of a view it is
+     * done with (they are read again if touched). */
     air_status (*view)(air_source *s, int layer, const char *neutral, const void **out);
     /* Called when the writer no longer needs anything from `layer` (lets a
      * source delete consumed shards: delete_original). */

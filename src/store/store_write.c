@@ -10,6 +10,14 @@
  * complete; manifest.json is written last, sealed by its checksum, and marks
  * the store complete. The whole split holds an exclusive lock on the store
  * folder.
+ *
+ * The work is a pipeline: while unit k is written to disk (a writer thread,
+ * O_DIRECT, and a second thread for each file's fsync and rename), unit k+1
+ * is read and converted on all the pool's threads, straight from a mapping
+ * of the source file when the source offers one, with the pages of the next
+ * tensor already being read ahead; its checksums are made on all threads
+ * too. At most two unit buffers exist, and both only within half of the
+ * memory available (cgroup limits included); see docs/layer-store.md.
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -21,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -287,6 +296,16 @@ static air_status plan_unit(air_source *src, const air_split_options *opt, unit_
     return AIR_OK;
 }
 
+/* Unmaps the whole pages of a source view that the split is done with: they
+ * stay in the page cache, clean and reclaimable, but leave this process, so
+ * a split's resident memory stays at its buffers however large the model. */
+static void release_view(const void *p, uint64_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) / page * page, b = ((uintptr_t)p + n) / page * page;
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Reads and converts the planned tensors into the builder b. Sources that
  * can show a tensor in place (a mapping) are converted from there by all
  * threads, the next tensor's pages already being read; the others are read
@@ -330,6 +349,8 @@ static air_status fill_unit(air_source *src, const air_split_options *opt, const
         }
         st = convert(opt->pool, view, p->info.dtype, dst, p->ddt, p->rows, p->n,
                      p->info.src_name);
+        if (view != *raw)
+            release_view(view, p->info.nbytes);
     }
     if (!st && u->id.unit < 0) {
         const air_lf_entry *t = &b->e[0];
