@@ -18,6 +18,7 @@
 
 #include "model/arch.h"
 #include "util/error.h"
+#include "util/xxh3.h"
 
 static uint64_t align_up(uint64_t v) { return (v + AIR_LF_ALIGN - 1) / AIR_LF_ALIGN * AIR_LF_ALIGN; }
 
@@ -144,33 +145,6 @@ static uint64_t header_sum(const void *region, uint64_t n) {
     return XXH3_64bits_digest(&st);
 }
 
-/* The tensor checksums and the data checksum in one pass over the data: each
- * tensor is fed in pieces that stay in cache to its own hash and to the
- * data's (the same values as hashing each range whole). */
-static void data_sums(air_lf_builder *b) {
-    XXH3_state_t all, one;
-    XXH3_64bits_reset(&all);
-    const char *data = b->data;
-    uint64_t at = 0;
-    const size_t piece = 256 * 1024;
-    for (uint32_t i = 0; i < b->h.n_tensors; i++) {
-        air_lf_entry *e = &b->e[i];
-        if (e->offset > at) /* padding before it */
-            XXH3_64bits_update(&all, data + at, e->offset - at);
-        XXH3_64bits_reset(&one);
-        for (uint64_t k = 0; k < e->nbytes; k += piece) {
-            size_t len = e->nbytes - k < piece ? (size_t)(e->nbytes - k) : piece;
-            XXH3_64bits_update(&one, data + e->offset + k, len);
-            XXH3_64bits_update(&all, data + e->offset + k, len);
-        }
-        e->xxh3 = XXH3_64bits_digest(&one);
-        at = e->offset + e->nbytes;
-    }
-    if (b->h.data_bytes > at)
-        XXH3_64bits_update(&all, data + at, b->h.data_bytes - at);
-    b->h.data_xxh3 = XXH3_64bits_digest(&all);
-}
-
 typedef struct {
     air_lf_builder *b;
     atomic_uint next;
@@ -179,27 +153,22 @@ typedef struct {
 static void sums_worker(void *ctx, int ith, int nth) {
     sums_job *j = ctx;
     air_lf_builder *b = j->b;
-    if (ith == 0) {
-        b->h.data_xxh3 = XXH3_64bits(b->data, b->h.data_bytes);
+    if (ith == 0)
+        b->h.data_xxh3 = air_xxh3(b->data, b->h.data_bytes);
+    if (ith == 0 && nth > 1)
         return;
-    }
-    (void)nth;
     for (;;) {
         unsigned i = atomic_fetch_add(&j->next, 1);
         if (i >= b->h.n_tensors)
             break;
-        b->e[i].xxh3 = XXH3_64bits((const char *)b->data + b->e[i].offset, b->e[i].nbytes);
+        b->e[i].xxh3 = air_xxh3((const char *)b->data + b->e[i].offset, b->e[i].nbytes);
     }
 }
 
 void air_lf_builder_sums(air_lf_builder *b, air_pool *pool) {
-    if (air_pool_size(pool) < 2) {
-        data_sums(b);
-    } else {
-        sums_job j = {.b = b};
-        atomic_init(&j.next, 0);
-        air_pool_run(pool, sums_worker, &j);
-    }
+    sums_job j = {.b = b};
+    atomic_init(&j.next, 0);
+    air_pool_run(pool, sums_worker, &j);
     b->summed = 1;
 }
 
@@ -236,7 +205,7 @@ air_status air_lf_builder_write_start(air_lf_builder *b, const char *path, air_l
     pw->fd = -1;
     uint32_t n = b->h.n_tensors;
     if (!b->summed)
-        data_sums(b);
+        air_lf_builder_sums(b, NULL);
     b->h.header_bytes = header_bytes_for(n);
     uint8_t *head = air_lf_alloc(b->h.header_bytes); /* aligned for O_DIRECT */
     if (!head)
@@ -462,7 +431,7 @@ static air_status bind_entries(const char *path, const air_lf_header *h, const a
 air_status air_lf_check_data(const char *path, const void *buf) {
     const air_lf_header *h = buf;
     const char *data = (const char *)buf + h->header_bytes;
-    if (XXH3_64bits(data, h->data_bytes) != h->data_xxh3)
+    if (air_xxh3(data, h->data_bytes) != h->data_xxh3)
         return air_err(AIR_ERR_FORMAT, "%s: data checksum mismatch (bytes %llu..%llu): the file "
                        "is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
                        (unsigned long long)h->header_bytes,
@@ -555,7 +524,7 @@ int air_lf_expert_of(const char *name) {
 
 air_status air_lf_verify_entry(const char *path, const air_lf_header *h, const air_lf_entry *e,
                                const void *bytes) {
-    if (XXH3_64bits(bytes, e->nbytes) != e->xxh3)
+    if (air_xxh3(bytes, e->nbytes) != e->xxh3)
         return air_err(AIR_ERR_FORMAT, "%s: tensor '%s' checksum mismatch (bytes %llu..%llu): the "
                        "file is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
                        e->name,

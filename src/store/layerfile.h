@@ -122,7 +122,7 @@ air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt,
                               const int64_t shape[2], uint64_t nbytes, void **dst);
 /* Makes the tensor and data checksums with the pool's threads (NULL: this
  * one): one thread hashes the data section while the others hash the
- * tensors. Done by air_lf_builder_write otherwise. */
+ * tensors (util/xxh3.h). Done by air_lf_builder_write otherwise. */
 void air_lf_builder_sums(air_lf_builder *b, air_pool *pool);
 /* Checksums (unless made), writes to path atomically (a temp name unique to this process,
  * O_DIRECT where the file system takes it, fsync, rename). */
