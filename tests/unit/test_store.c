@@ -1,11 +1,13 @@
 /*
  * test_store.c - model sources and the layer store: clear errors on broken
  * models, reuse of a complete store, resume of an interrupted split,
- * checksum verification, delete_original, single-file models.
+ * checksum verification, delete_original, single-file models, the same
+ * store bytes whatever ISA, thread count or way of reading made them.
  */
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/pool.h"
 #include "model/forward.h"
 #include "source/source.h"
 #include "store/store.h"
@@ -146,6 +148,74 @@ TEST(context_limit) {
     air_engine_close(e);
 }
 
+/* Every file of two stores, byte for byte (the same source: the same model id). */
+static int same_store_files(const char *a, const char *b, int n_layer) {
+    int same = 1;
+    for (int unit = -1; unit <= n_layer && same; unit++) {
+        char name[64];
+        if (unit < 0)
+            snprintf(name, sizeof name, "embed.bin");
+        else if (unit == n_layer)
+            snprintf(name, sizeof name, "head.bin");
+        else
+            snprintf(name, sizeof name, "layer_%05d.bin", unit);
+        char *pa = air_path_join(a, name), *pb = air_path_join(b, name);
+        char *da = NULL, *db = NULL;
+        size_t na = 0, nb = 0;
+        same = air_read_file(pa, &da, &na) == AIR_OK && air_read_file(pb, &db, &nb) == AIR_OK &&
+               na == nb && memcmp(da, db, na) == 0;
+        if (!same)
+            fprintf(stderr, "%s differs from %s\n", pa, pb);
+        free(da);
+        free(db);
+        free(pa);
+        free(pb);
+    }
+    return same;
+}
+
+/* The split writes the same bytes whatever runs it: the scalar quantizers on
+ * one thread reading each tensor into a buffer (no view), or each SIMD ISA on
+ * three threads converting from the source's mapping while the writer
+ * threads write the previous unit. */
+TEST(split_bytes_do_not_depend_on_isa_threads_or_reading) {
+    const char *model = test_data("models/llama");
+    static const air_compression comps[] = {AIR_COMP_NONE, AIR_COMP_8BIT, AIR_COMP_4BIT};
+    static const air_isa isas[] = {AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
+    air_pool *pool = air_pool_create(3);
+    for (int c = 0; c < 3; c++) {
+        char ref[1024];
+        snprintf(ref, sizeof ref, "%s", test_tmp(c == 0 ? "isa-ref-none" : c == 1 ? "isa-ref-8" : "isa-ref-4"));
+        air_source *src = NULL;
+        ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+        int n_layer = src->hp.n_layer;
+        ASSERT_TRUE(air_kernels_force_isa(AIR_ISA_REF));
+        src->view = NULL; /* every tensor read into a buffer */
+        air_split_options so = {0};
+        so.compression = comps[c];
+        ASSERT_OK(air_store_split(src, ref, &so));
+        air_source_close(src);
+        for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+            if (!air_kernels_force_isa(isas[k]))
+                continue;
+            char name[64], dir[1024];
+            snprintf(name, sizeof name, "isa-%s-%d", air_isa_name(isas[k]), c);
+            snprintf(dir, sizeof dir, "%s", test_tmp(name)); /* emptied */
+            ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+            ASSERT_TRUE(src->view != NULL);
+            so.pool = pool;
+            ASSERT_OK(air_store_split(src, dir, &so));
+            air_source_close(src);
+            so.pool = NULL;
+            if (!same_store_files(ref, dir, n_layer))
+                T_FAIL("%s store split with %s on 3 threads differs from the scalar one",
+                       air_compression_name(comps[c]), air_isa_name(isas[k]));
+        }
+    }
+    air_kernels_force_isa(AIR_ISA_REF);
+    air_pool_free(pool);
+}
+
 TEST(single_file_equals_sharded) {
     char a[1024], b[1024];
     snprintf(a, sizeof a, "%s", test_tmp("sharded"));
@@ -197,6 +267,7 @@ int main(void) {
     RUN(corrupt_layer_is_detected);
     RUN(context_limit);
     RUN(single_file_equals_sharded);
+    RUN(split_bytes_do_not_depend_on_isa_threads_or_reading);
     RUN(delete_original);
     return test_summary();
 }
