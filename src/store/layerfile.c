@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,30 +144,38 @@ static uint64_t header_sum(const void *region, uint64_t n) {
     return XXH3_64bits_digest(&st);
 }
 
-typedef struct {
-    air_lf_builder *b;
-    atomic_uint next;
-} sums_job;
-
-static void sums_worker(void *ctx, int ith, int nth) {
-    sums_job *j = ctx;
-    air_lf_builder *b = j->b;
-    if (ith == 0)
-        b->h.data_xxh3 = air_xxh3(b->data, b->h.data_bytes);
-    if (ith == 0 && nth > 1)
-        return;
-    for (;;) {
-        unsigned i = atomic_fetch_add(&j->next, 1);
-        if (i >= b->h.n_tensors)
-            break;
-        b->e[i].xxh3 = air_xxh3((const char *)b->data + b->e[i].offset, b->e[i].nbytes);
+int air_lf_builder_sum_next(air_lf_builder *b, uint32_t upto) {
+    if (b->n_summed >= b->h.n_tensors || b->n_summed >= upto)
+        return 0;
+    if (b->n_summed == 0 && b->summed_to == 0)
+        air_xxh3_reset(&b->data_sum);
+    air_lf_entry *e = &b->e[b->n_summed++];
+    const char *data = b->data;
+    if (e->offset > b->summed_to) /* the padding before it */
+        air_xxh3_update(&b->data_sum, data + b->summed_to, e->offset - b->summed_to);
+    air_xxh3_state one;
+    air_xxh3_reset(&one);
+    const size_t piece = 256 * 1024; /* stays in L2 for the second hash */
+    for (uint64_t k = 0; k < e->nbytes; k += piece) {
+        size_t len = e->nbytes - k < piece ? (size_t)(e->nbytes - k) : piece;
+        air_xxh3_update(&one, data + e->offset + k, len);
+        air_xxh3_update(&b->data_sum, data + e->offset + k, len);
     }
+    e->xxh3 = air_xxh3_digest(&one);
+    b->summed_to = e->offset + e->nbytes;
+    return 1;
 }
 
-void air_lf_builder_sums(air_lf_builder *b, air_pool *pool) {
-    sums_job j = {.b = b};
-    atomic_init(&j.next, 0);
-    air_pool_run(pool, sums_worker, &j);
+void air_lf_builder_sums(air_lf_builder *b) {
+    while (air_lf_builder_sum_next(b, b->h.n_tensors))
+        ;
+    if (b->h.n_tensors == 0)
+        air_xxh3_reset(&b->data_sum);
+    if (b->h.data_bytes > b->summed_to)
+        air_xxh3_update(&b->data_sum, (const char *)b->data + b->summed_to,
+                        b->h.data_bytes - b->summed_to);
+    b->summed_to = b->h.data_bytes;
+    b->h.data_xxh3 = air_xxh3_digest(&b->data_sum);
     b->summed = 1;
 }
 
@@ -205,7 +212,7 @@ air_status air_lf_builder_write_start(air_lf_builder *b, const char *path, air_l
     pw->fd = -1;
     uint32_t n = b->h.n_tensors;
     if (!b->summed)
-        air_lf_builder_sums(b, NULL);
+        air_lf_builder_sums(b);
     b->h.header_bytes = header_bytes_for(n);
     uint8_t *head = air_lf_alloc(b->h.header_bytes); /* aligned for O_DIRECT */
     if (!head)

@@ -25,7 +25,7 @@
 
 #include "airllm.h"
 #include "kernels/ops.h"
-#include "kernels/pool.h"
+#include "util/xxh3.h"
 
 #define AIR_LF_MAGIC "AIRLAYER"
 #define AIR_LF_VERSION 2
@@ -105,7 +105,11 @@ typedef struct {
     uint32_t e_cap;
     void *data; /* data section, grown as tensors are added */
     uint64_t cap;
-    int summed; /* the checksums are made (air_lf_builder_sums) */
+    /* checksums made so far (air_lf_builder_sum_next) */
+    uint32_t n_summed; /* entries with their checksum */
+    uint64_t summed_to; /* data bytes fed to data_sum */
+    int summed;         /* all made, data_xxh3 included */
+    air_xxh3_state data_sum;
 } air_lf_builder;
 
 void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id);
@@ -120,10 +124,15 @@ uint64_t air_lf_data_bytes(uint64_t nbytes);
  * alignment padding is zeroed; the caller writes all nbytes). */
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst);
-/* Makes the tensor and data checksums with the pool's threads (NULL: this
- * one): one thread hashes the data section while the others hash the
- * tensors (util/xxh3.h). Done by air_lf_builder_write otherwise. */
-void air_lf_builder_sums(air_lf_builder *b, air_pool *pool);
+/* Checksums as the tensors are done: the next entry without its checksum,
+ * if its index is below `upto` (entries are summed in order, each with the
+ * padding before it into the data checksum, in one pass over its bytes
+ * while they are in cache). Returns 0 when there is none to sum. May run
+ * while entries from `upto` on are being written. */
+int air_lf_builder_sum_next(air_lf_builder *b, uint32_t upto);
+/* Every remaining entry, then the data checksum. air_lf_builder_write does
+ * this when it was not done. */
+void air_lf_builder_sums(air_lf_builder *b);
 /* Checksums (unless made), writes to path atomically (a temp name unique to this process,
  * O_DIRECT where the file system takes it, fsync, rename). */
 air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info);

@@ -39,6 +39,7 @@
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/memlimit.h"
+#include "util/xxh3.h"
 
 const char *air_compression_name(air_compression c) {
     switch (c) {
@@ -179,12 +180,17 @@ typedef struct {
     size_t sb, db;
     atomic_llong next;
     atomic_int nomem;
+    air_lf_builder *sum; /* if not NULL: the thread with ith 0 first makes the
+                            checksums of the entries before sum_upto */
+    uint32_t sum_upto;
 } conv_job;
 
 static void conv_rows(void *ctx, int ith, int nth) {
     conv_job *j = ctx;
-    (void)ith;
     (void)nth;
+    if (ith == 0 && j->sum)
+        while (air_lf_builder_sum_next(j->sum, j->sum_upto))
+            ;
     float *tmp = NULL;
     if (j->sdt != j->ddt && !(tmp = malloc(sizeof(float) * (size_t)j->n))) {
         atomic_store(&j->nomem, 1);
@@ -207,9 +213,13 @@ static void conv_rows(void *ctx, int ith, int nth) {
     free(tmp);
 }
 
+/* Converts the tensor just added to b, and meanwhile, on one thread, makes
+ * the checksums of the tensors before it (still in cache). */
 static air_status convert(air_pool *pool, const void *src, air_dtype sdt, void *dst,
-                          air_dtype ddt, int64_t rows, int64_t n, const char *name) {
-    conv_job j = {.src = src, .sdt = sdt, .ddt = ddt, .dst = dst, .rows = rows, .n = n};
+                          air_dtype ddt, int64_t rows, int64_t n, const char *name,
+                          air_lf_builder *b) {
+    conv_job j = {.src = src, .sdt = sdt, .ddt = ddt, .dst = dst, .rows = rows, .n = n, .sum = b,
+                  .sum_upto = b->h.n_tensors - 1};
     j.sb = air_dtype_row_bytes(sdt, n);
     j.db = air_dtype_row_bytes(ddt, n);
     j.chunk = j.sb ? (int64_t)((1u << 20) / j.sb) : rows;
@@ -218,6 +228,7 @@ static air_status convert(air_pool *pool, const void *src, air_dtype sdt, void *
     atomic_init(&j.next, 0);
     atomic_init(&j.nomem, 0);
     air_pool_run(pool, conv_rows, &j);
+    j.sum = NULL;
     if (atomic_load(&j.nomem) && atomic_load(&j.next) * j.chunk < rows)
         conv_rows(&j, 0, 1); /* a thread had no scratch: finish here */
     if (atomic_load(&j.next) * j.chunk < rows)
@@ -237,7 +248,7 @@ typedef struct {
 static void rowsum_rows(void *ctx, int ith, int nth) {
     rowsum_job *j = ctx;
     for (int64_t r = j->rows * ith / nth; r < j->rows * (ith + 1) / nth; r++)
-        j->sums[r] = XXH3_64bits(j->data + (size_t)r * j->rb, j->rb);
+        j->sums[r] = air_xxh3(j->data + (size_t)r * j->rb, j->rb);
 }
 
 /* ---------------------------------------------------------------------------
@@ -296,6 +307,12 @@ static air_status plan_unit(air_source *src, const air_split_options *opt, unit_
     return AIR_OK;
 }
 
+/* The checksums of the entries before `upto` (those filled). */
+static void sum_filled(air_lf_builder *b, uint32_t upto) {
+    while (air_lf_builder_sum_next(b, upto))
+        ;
+}
+
 /* Unmaps the whole pages of a source view that the split is done with: they
  * stay in the page cache, clean and reclaimable, but leave this process, so
  * a split's resident memory stays at its buffers however large the model. */
@@ -332,6 +349,7 @@ static air_status fill_unit(air_source *src, const air_split_options *opt, const
                                      p->dbytes, &dst)))
             break;
         if (!view && p->ddt == p->info.dtype) {
+            sum_filled(b, b->h.n_tensors - 1);
             st = src->read(src, p->layer, p->sname, dst);
             continue;
         }
@@ -348,11 +366,12 @@ static air_status fill_unit(air_source *src, const air_split_options *opt, const
             view = *raw;
         }
         st = convert(opt->pool, view, p->info.dtype, dst, p->ddt, p->rows, p->n,
-                     p->info.src_name);
+                     p->info.src_name, b);
         if (view != *raw)
             release_view(view, p->info.nbytes);
     }
     if (!st && u->id.unit < 0) {
+        sum_filled(b, b->h.n_tensors);
         const air_lf_entry *t = &b->e[0];
         int64_t shape[2] = {t->shape[0], 1};
         uint64_t *sums;
@@ -366,8 +385,8 @@ static air_status fill_unit(air_source *src, const air_split_options *opt, const
             air_pool_run(opt->pool, rowsum_rows, &j);
         }
     }
-    if (!st) /* here, on all threads: the writer thread only writes */
-        air_lf_builder_sums(b, opt->pool);
+    if (!st) /* the last tensor's, the data's: the writer thread only writes */
+        air_lf_builder_sums(b);
     return st;
 }
 

@@ -1,11 +1,6 @@
 /*
  * xxh3_avx2.c - XXH3-64 built for AVX2 (xxhash's own code, inlined; see xxh3.h).
  */
-#include <stddef.h>
-#include <stdint.h>
+#include "util/xxh3_impl.h"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
-uint64_t air_xxh3_avx2(const void *p, size_t n);
-uint64_t air_xxh3_avx2(const void *p, size_t n) { return XXH3_64bits(p, n); }
+AIR_XXH3_IMPL(air_xxh3_avx2);
