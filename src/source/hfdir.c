@@ -1147,9 +1147,10 @@ static air_status hf_read(air_source *s, int layer, const char *neutral, void *d
     return AIR_OK;
 }
 
-static air_status hf_view(air_source *s, int layer, const char *neutral, const void **out) {
+static air_status hf_locate(air_source *s, int layer, const char *neutral, int *fd,
+                            uint64_t *offset) {
     hf_impl *h = s->impl;
-    *out = NULL;
+    *fd = -1;
     int fi = 0, ti = 0, applies;
     stacked sk;
     air_status st = stacked_find(s, layer, neutral, &applies, &sk);
@@ -1161,8 +1162,8 @@ static air_status hf_view(air_source *s, int layer, const char *neutral, const v
     int fp8, sfi, sti;
     if ((st = fp8_scales(h, h->files[fi], t, &fp8, &sfi, &sti)) || fp8)
         return st; /* dequantized on reading: read() */
-    if ((st = air_st_view(h->files[fi], t, out)))
-        return st;
+    *fd = h->files[fi]->fd;
+    *offset = t->offset;
     mark_read(h, fi, ti);
     return AIR_OK;
 }
@@ -1173,7 +1174,6 @@ static void hf_done_with_layer(air_source *s, int layer) {
         return;
     for (int f = 0; f < h->n_files; f++)
         if (h->remaining[f] == 0 && h->files[f]->fd >= 0) {
-            air_st_unmap(h->files[f]); /* its blocks are freed only when unmapped */
             unlink(h->files[f]->path);
             h->remaining[f] = -1;
         }
@@ -1278,7 +1278,7 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     hf_impl *h = s->impl;
     s->info = hf_info;
     s->read = hf_read;
-    s->view = hf_view;
+    s->locate = hf_locate;
     s->done_with_layer = hf_done_with_layer;
     s->close = hf_close;
     h->dir = strdup(dir);

@@ -1,7 +1,6 @@
 /*
  * safetensors.c - open a safetensors file: parse and validate the header,
- * keep a tensor table, read tensor bytes with pread or view them in a
- * read-only mapping.
+ * keep a tensor table, read tensor bytes with pread.
  */
 #include "source/safetensors.h"
 
@@ -11,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,7 +57,6 @@ static int parse_dtype(const char *s, air_dtype *dt, int *size) {
 void air_st_close(air_st_file *f) {
     if (!f)
         return;
-    air_st_unmap(f);
     if (f->fd >= 0)
         close(f->fd);
     for (int i = 0; i < f->n_tensors; i++)
@@ -216,26 +213,4 @@ const air_st_tensor *air_st_find(const air_st_file *f, const char *name) {
 
 air_status air_st_read(const air_st_file *f, const air_st_tensor *t, void *dst) {
     return read_at(f->fd, dst, t->nbytes, t->offset, f->path);
-}
-
-void air_st_unmap(air_st_file *f) {
-    if (f->map)
-        munmap((void *)f->map, f->file_size);
-    f->map = NULL;
-}
-
-air_status air_st_view(air_st_file *f, const air_st_tensor *t, const void **out) {
-    *out = NULL;
-    if (!f->map) {
-        void *m = mmap(NULL, f->file_size, PROT_READ, MAP_SHARED, f->fd, 0);
-        if (m == MAP_FAILED)
-            return air_err(AIR_ERR_IO, "%s: cannot map the file: %s", f->path, strerror(errno));
-        f->map = m;
-    }
-    /* from the page boundary at or below the tensor */
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), at = t->offset / page * page;
-    if (t->nbytes)
-        (void)madvise((char *)f->map + at, t->offset + t->nbytes - at, MADV_WILLNEED);
-    *out = (const char *)f->map + t->offset;
-    return AIR_OK;
 }

@@ -35,7 +35,6 @@ typedef struct {
     uint64_t data_start;
     int n_tensors;
     air_st_tensor *tensors;
-    const void *map; /* the whole file mapped read-only (air_st_view), or NULL */
 } air_st_file;
 
 /* Opens and validates a safetensors file. Tensors of a dtype other than F32,
@@ -49,12 +48,5 @@ const air_st_tensor *air_st_find(const air_st_file *f, const char *name);
 
 /* Reads the raw bytes of a tensor (t->nbytes) into dst. */
 air_status air_st_read(const air_st_file *f, const air_st_tensor *t, void *dst);
-
-/* The raw bytes of a tensor in place: the file is mapped read-only on first
- * use (until air_st_unmap or air_st_close), and the kernel is asked to read
- * the tensor's pages ahead (MADV_WILLNEED). Not thread-safe against other
- * calls on the same file. */
-air_status air_st_view(air_st_file *f, const air_st_tensor *t, const void **out);
-void air_st_unmap(air_st_file *f);
 
 #endif

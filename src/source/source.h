@@ -35,13 +35,11 @@ struct air_source {
      * tensor does not exist (with a message naming the source tensor). */
     air_status (*info)(air_source *s, int layer, const char *neutral, air_src_tensor *out);
     air_status (*read)(air_source *s, int layer, const char *neutral, void *dst);
-    /* Optional (NULL: use read): the bytes read() would give, in place (a
-     * shared read-only mapping of the source file, valid until close), with
-     * their reading from disk started; *out = NULL when this tensor has no
-     * such view (it is converted on reading: read() it). Counts as read.
-     * The caller may madvise(MADV_DONTNEED) the whole pages of a view it is
-     * done with (they are read again if touched). */
-    air_status (*view)(air_source *s, int layer, const char *neutral, const void **out);
+    /* Optional (NULL: use read): where the bytes read() would give lie in a
+     * file: *fd (the source's, open until close) from byte *offset, so that
+     * several threads can pread parts of them; *fd = -1 when this tensor has
+     * no such place (it is converted on reading: read() it). Counts as read. */
+    air_status (*locate)(air_source *s, int layer, const char *neutral, int *fd, uint64_t *offset);
     /* Called when the writer no longer needs anything from `layer` (lets a
      * source delete consumed shards: delete_original). */
     void (*done_with_layer)(air_source *s, int layer);

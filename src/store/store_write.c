@@ -13,11 +13,12 @@
  *
  * The work is a pipeline: while unit k is written to disk (a writer thread,
  * O_DIRECT, and a second thread for each file's fsync and rename), unit k+1
- * is read and converted on all the pool's threads, straight from a mapping
- * of the source file when the source offers one, with the pages of the next
- * tensor already being read ahead; its checksums are made on all threads
- * too. At most two unit buffers exist, and both only within half of the
- * memory available (cgroup limits included); see docs/layer-store.md.
+ * is read and converted on all the pool's threads, each reading its own rows
+ * of the source file when the source can say where a tensor lies, the next
+ * tensor's bytes already being read ahead by the kernel; its checksums are
+ * made by one thread while the next tensor converts. At most two unit
+ * buffers exist, and both only within half of the memory available (cgroup
+ * limits included); see docs/layer-store.md.
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -29,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -169,21 +169,43 @@ static air_dtype target_dtype(air_compression c, const char *name, int n_dims, i
  * conversion (parallel over rows)
  * ------------------------------------------------------------------------- */
 
-/* Rows [0, rows) of n elements from src (sdt) to dst (ddt), handed out to the
- * pool's threads in chunks of about 1 MiB of source; a copy when the dtypes
- * are equal. */
+/* Rows [0, rows) of n elements from the source (sdt) to dst (ddt), handed
+ * out to the pool's threads in chunks of about 1 MiB of source; a copy when
+ * the dtypes are equal. The source rows are in memory (src), or in a file
+ * (fd, from byte off): then each thread reads its chunks itself, into a
+ * buffer that stays in its cache (or, for a copy, straight into dst). */
 typedef struct {
     const char *src;
+    int fd;
+    uint64_t off;
     air_dtype sdt, ddt;
     char *dst;
     int64_t rows, n, chunk;
     size_t sb, db;
-    atomic_llong next;
-    atomic_int nomem;
+    atomic_llong next, done;
+    atomic_int nomem, read_errno; /* read_errno: -1 for an unexpected end of file */
+    atomic_ullong bad_at;
     air_lf_builder *sum; /* if not NULL: the thread with ith 0 first makes the
                             checksums of the entries before sum_upto */
     uint32_t sum_upto;
 } conv_job;
+
+/* n bytes of fd at `at` into dst; 0, errno, or -1 at the end of the file. */
+static int read_range(int fd, char *dst, size_t n, uint64_t at, uint64_t *where) {
+    while (n > 0) {
+        ssize_t r = pread(fd, dst, n, (off_t)at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            *where = at;
+            return r < 0 ? errno : -1;
+        }
+        dst += r;
+        at += (uint64_t)r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
 
 static void conv_rows(void *ctx, int ith, int nth) {
     conv_job *j = ctx;
@@ -191,9 +213,12 @@ static void conv_rows(void *ctx, int ith, int nth) {
     if (ith == 0 && j->sum)
         while (air_lf_builder_sum_next(j->sum, j->sum_upto))
             ;
-    float *tmp = NULL;
-    if (j->sdt != j->ddt && !(tmp = malloc(sizeof(float) * (size_t)j->n))) {
+    int same = j->sdt == j->ddt;
+    float *tmp = same ? NULL : malloc(sizeof(float) * (size_t)j->n);
+    char *buf = same || j->src ? NULL : malloc((size_t)j->chunk * j->sb);
+    if ((!same && !tmp) || (!same && !j->src && !buf)) {
         atomic_store(&j->nomem, 1);
+        free(tmp);
         return; /* the other threads take the rows */
     }
     for (;;) {
@@ -201,37 +226,56 @@ static void conv_rows(void *ctx, int ith, int nth) {
         if (r0 >= j->rows)
             break;
         int64_t r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
-        if (!tmp) {
-            memcpy(j->dst + r0 * j->db, j->src + r0 * j->sb, (size_t)(r1 - r0) * j->sb);
-            continue;
+        const char *from = j->src ? j->src + r0 * j->sb : NULL;
+        if (!from) {
+            char *to = same ? j->dst + r0 * j->db : buf;
+            uint64_t where = 0;
+            int e = read_range(j->fd, to, (size_t)(r1 - r0) * j->sb, j->off + (uint64_t)r0 * j->sb,
+                               &where);
+            if (e) {
+                atomic_store(&j->read_errno, e);
+                atomic_store(&j->bad_at, where);
+                break;
+            }
+            from = to;
         }
-        for (int64_t r = r0; r < r1; r++) {
-            air_row_to_f32(j->sdt, j->src + r * j->sb, tmp, j->n);
+        if (same && j->src)
+            memcpy(j->dst + r0 * j->db, from, (size_t)(r1 - r0) * j->sb);
+        for (int64_t r = r0; !same && r < r1; r++) {
+            air_row_to_f32(j->sdt, from + (r - r0) * j->sb, tmp, j->n);
             air_row_from_f32(j->ddt, tmp, j->dst + r * j->db, j->n);
         }
+        atomic_fetch_add(&j->done, r1 - r0);
     }
     free(tmp);
+    free(buf);
 }
 
-/* Converts the tensor just added to b, and meanwhile, on one thread, makes
- * the checksums of the tensors before it (still in cache). */
-static air_status convert(air_pool *pool, const void *src, air_dtype sdt, void *dst,
-                          air_dtype ddt, int64_t rows, int64_t n, const char *name,
+/* Converts the tensor just added to b (from memory, or from fd at off when
+ * src is NULL), and meanwhile, on one thread, makes the checksums of the
+ * tensors before it (still in cache). */
+static air_status convert(air_pool *pool, const void *src, int fd, uint64_t off, air_dtype sdt,
+                          void *dst, air_dtype ddt, int64_t rows, int64_t n, const char *name,
                           air_lf_builder *b) {
-    conv_job j = {.src = src, .sdt = sdt, .ddt = ddt, .dst = dst, .rows = rows, .n = n, .sum = b,
-                  .sum_upto = b->h.n_tensors - 1};
+    conv_job j = {.src = src, .fd = fd, .off = off, .sdt = sdt, .ddt = ddt, .dst = dst,
+                  .rows = rows, .n = n, .sum = b, .sum_upto = b->h.n_tensors - 1};
     j.sb = air_dtype_row_bytes(sdt, n);
     j.db = air_dtype_row_bytes(ddt, n);
     j.chunk = j.sb ? (int64_t)((1u << 20) / j.sb) : rows;
     if (j.chunk < 1)
         j.chunk = 1;
     atomic_init(&j.next, 0);
+    atomic_init(&j.done, 0);
     atomic_init(&j.nomem, 0);
+    atomic_init(&j.read_errno, 0);
+    atomic_init(&j.bad_at, 0);
     air_pool_run(pool, conv_rows, &j);
-    j.sum = NULL;
-    if (atomic_load(&j.nomem) && atomic_load(&j.next) * j.chunk < rows)
-        conv_rows(&j, 0, 1); /* a thread had no scratch: finish here */
-    if (atomic_load(&j.next) * j.chunk < rows)
+    int e = atomic_load(&j.read_errno);
+    if (e)
+        return air_err(e > 0 ? AIR_ERR_IO : AIR_ERR_FORMAT, "reading %s: %s at byte %llu of the "
+                       "file", name, e > 0 ? strerror(e) : "unexpected end of file (truncated?)",
+                       (unsigned long long)atomic_load(&j.bad_at));
+    if (atomic_load(&j.done) < rows)
         return air_err(AIR_ERR_NOMEM, "out of memory converting %s", name);
     return AIR_OK;
 }
@@ -313,47 +357,50 @@ static void sum_filled(air_lf_builder *b, uint32_t upto) {
         ;
 }
 
-/* Unmaps the whole pages of a source view that the split is done with: they
- * stay in the page cache, clean and reclaimable, but leave this process, so
- * a split's resident memory stays at its buffers however large the model. */
-static void release_view(const void *p, uint64_t n) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + page - 1) / page * page, b = ((uintptr_t)p + n) / page * page;
-    if (b > a)
-        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+/* Where the raw bytes of tensor i lie in a file (fd -1: nowhere, read()
+ * it), with the kernel asked to read them ahead. */
+static air_status locate(air_source *src, const unit_plan *u, int i, int *fd, uint64_t *off) {
+    *fd = -1;
+    if (!src->locate || i >= u->nw)
+        return AIR_OK;
+    air_status st = src->locate(src, u->p[i].layer, u->p[i].sname, fd, off);
+    if (!st && *fd >= 0 && u->p[i].info.nbytes)
+        (void)posix_fadvise(*fd, (off_t)*off, (off_t)u->p[i].info.nbytes, POSIX_FADV_WILLNEED);
+    return st;
 }
 
-/* Reads and converts the planned tensors into the builder b. Sources that
- * can show a tensor in place (a mapping) are converted from there by all
- * threads, the next tensor's pages already being read; the others are read
- * into *raw (kept for the next call) and converted from it. */
+/* Reads and converts the planned tensors into the builder b. Tensors a
+ * source can locate in a file are read by all threads, each its own rows,
+ * the next tensor's bytes already being read ahead by the kernel; the
+ * others are read into *raw (kept for the next call) and converted from it. */
 static air_status fill_unit(air_source *src, const air_split_options *opt, const unit_plan *u,
                             air_lf_builder *b, void **raw, uint64_t *raw_cap) {
     air_lf_builder_reset(b, &u->id);
     air_status st = air_lf_builder_reserve(b, u->data_bytes);
-    const void *view = NULL, *next_view = NULL;
-    if (!st && src->view && u->nw > 0)
-        st = src->view(src, u->p[0].layer, u->p[0].sname, &next_view);
+    int fd = -1, next_fd = -1;
+    uint64_t off = 0, next_off = 0;
+    if (!st)
+        st = locate(src, u, 0, &next_fd, &next_off);
     for (int i = 0; i < u->nw && !st; i++) {
         const planned *p = &u->p[i];
         if (opt->should_abort && opt->should_abort(opt->abort_user))
             return air_err(AIR_ERR_ABORTED, "the split was interrupted; the units already written "
                            "are kept and the next run resumes from them");
-        view = next_view;
-        next_view = NULL;
-        if (src->view && i + 1 < u->nw &&
-            (st = src->view(src, u->p[i + 1].layer, u->p[i + 1].sname, &next_view)))
+        fd = next_fd;
+        off = next_off;
+        if ((st = locate(src, u, i + 1, &next_fd, &next_off)))
             break;
         void *dst;
         if ((st = air_lf_builder_add(b, u->w[i].name, p->ddt, u->w[i].n_dims, u->w[i].shape,
                                      p->dbytes, &dst)))
             break;
-        if (!view && p->ddt == p->info.dtype) {
+        const void *from = NULL;
+        if (fd < 0 && p->ddt == p->info.dtype) {
             sum_filled(b, b->h.n_tensors - 1);
             st = src->read(src, p->layer, p->sname, dst);
             continue;
         }
-        if (!view) {
+        if (fd < 0) {
             if (p->info.nbytes > *raw_cap) {
                 free(*raw);
                 *raw_cap = 0;
@@ -363,12 +410,10 @@ static air_status fill_unit(air_source *src, const air_split_options *opt, const
             }
             if ((st = src->read(src, p->layer, p->sname, *raw)))
                 break;
-            view = *raw;
+            from = *raw;
         }
-        st = convert(opt->pool, view, p->info.dtype, dst, p->ddt, p->rows, p->n,
+        st = convert(opt->pool, from, fd, off, p->info.dtype, dst, p->ddt, p->rows, p->n,
                      p->info.src_name, b);
-        if (view != *raw)
-            release_view(view, p->info.nbytes);
     }
     if (!st && u->id.unit < 0) {
         sum_filled(b, b->h.n_tensors);

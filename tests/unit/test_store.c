@@ -176,7 +176,7 @@ static int same_store_files(const char *a, const char *b, int n_layer) {
 
 /* The split writes the same bytes whatever runs it: the scalar quantizers on
  * one thread reading each tensor into a buffer (no view), or each SIMD ISA on
- * three threads converting from the source's mapping while the writer
+ * three threads, each reading its own rows of the source file, while the writer
  * threads write the previous unit. */
 TEST(split_bytes_do_not_depend_on_isa_threads_or_reading) {
     const char *model = test_data("models/llama");
@@ -190,7 +190,7 @@ TEST(split_bytes_do_not_depend_on_isa_threads_or_reading) {
         ASSERT_OK(air_source_open_hfdir(model, 0, &src));
         int n_layer = src->hp.n_layer;
         ASSERT_TRUE(air_kernels_force_isa(AIR_ISA_REF));
-        src->view = NULL; /* every tensor read into a buffer */
+        src->locate = NULL; /* every tensor read into a buffer */
         air_split_options so = {0};
         so.compression = comps[c];
         ASSERT_OK(air_store_split(src, ref, &so));
@@ -202,7 +202,7 @@ TEST(split_bytes_do_not_depend_on_isa_threads_or_reading) {
             snprintf(name, sizeof name, "isa-%s-%d", air_isa_name(isas[k]), c);
             snprintf(dir, sizeof dir, "%s", test_tmp(name)); /* emptied */
             ASSERT_OK(air_source_open_hfdir(model, 0, &src));
-            ASSERT_TRUE(src->view != NULL);
+            ASSERT_TRUE(src->locate != NULL);
             so.pool = pool;
             ASSERT_OK(air_store_split(src, dir, &so));
             air_source_close(src);
