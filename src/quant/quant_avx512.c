@@ -9,12 +9,11 @@
  * order). The per-block scalars (1 / absmax, the fp16 scale) are computed
  * for 16 blocks at once, each lane with the reference's IEEE operations.
  *
- * NF4: the code of v = x * (1 / absmax) is the number of midpoints below v.
- * The midpoints increase strictly, so a 4-step binary search gives that
- * count: c = 8 * (v > m[7]), then c += 4, 2, 1 where v > m[c + 3], m[c + 1],
- * m[c] (one vpermps per step). The reference clamps v to [-1, 1] first; that
- * changes no comparison (every midpoint lies inside (-1, 1), NaN compares
- * false either way), so the clamp is left out here.
+ * NF4: the code of v = x * (1 / absmax) is the number of midpoints below v,
+ * found with one table lookup by bucket and one comparison (nf4_codes). The
+ * reference clamps v to [-1, 1] first; that changes no comparison (every
+ * midpoint lies inside (-1, 1), NaN compares false either way), so the
+ * clamp is left out here.
  * Q8: q = round-half-even(x * id), clamped to +-127; NaN products give 0,
  * as the reference defines.
  */
@@ -91,40 +90,64 @@ void air_q8_quantize_row_avx512(const float *x, air_block_q8 *dst, int64_t n) {
     }
 }
 
-/* Tables of the binary search: t[c] = the midpoint compared at step s for
- * the partial code c (only the entries c can reach are used). */
+/* NF4 codes by buckets: [-1, 1] cut into 32 buckets of 1/16, none holding
+ * more than one midpoint (adjacent midpoints are at least 0.08 apart). For a
+ * value v in bucket k, the count of midpoints below v is base[k] (those
+ * below the bucket) plus v > mid[k] (the bucket's midpoint, +inf if none).
+ * k = trunc(16 v + 16) (one rounding, FMA), at most 31; off by one only
+ * within about 2^-23 of a bucket edge, and no midpoint lies that close to
+ * one (checked when the tables are made), so the count is the same there
+ * too. NaN converts to 0x80000000: bucket 0, base 0, and NaN > mid is
+ * false: code 0, as the reference. |v| <= 1 + 2^-23 (never infinite: an
+ * infinite x makes 1 / absmax 0 and v NaN). */
 typedef struct {
-    __m512 m7, t4, t2, t1;
-} nf4_search;
+    __m512 mid_lo, mid_hi;
+    __m512i base_lo, base_hi;
+    int ok; /* the edge condition holds (else: the reference) */
+} nf4_buckets;
 
-static nf4_search nf4_tables(void) {
-    float mid[16];
+static nf4_buckets nf4_tables(void) {
+    float mid[15], bm[32];
+    int base[32];
     air_nf4_midpoints(mid);
-    mid[15] = mid[14]; /* never indexed */
-    float t4[16], t2[16], t1[16];
-    for (int c = 0; c < 16; c++) {
-        t4[c] = mid[c + 3 < 15 ? c + 3 : 14];
-        t2[c] = mid[c + 1 < 15 ? c + 1 : 14];
-        t1[c] = mid[c];
+    nf4_buckets t = {.ok = 1};
+    for (int k = 0; k < 32; k++) {
+        float lo = -1.0f + (float)k / 16, hi = -1.0f + (float)(k + 1) / 16;
+        base[k] = 0;
+        bm[k] = __builtin_inff();
+        for (int m = 0; m < 15; m++) {
+            if (mid[m] < lo)
+                base[k]++;
+            else if (mid[m] < hi) {
+                if (bm[k] != __builtin_inff())
+                    t.ok = 0; /* two in one bucket */
+                bm[k] = mid[m];
+            }
+            if (__builtin_fabsf(mid[m] - lo) < 1e-5f)
+                t.ok = 0; /* too close to an edge */
+        }
     }
-    nf4_search s = {_mm512_set1_ps(mid[7]), _mm512_loadu_ps(t4), _mm512_loadu_ps(t2),
-                    _mm512_loadu_ps(t1)};
-    return s;
+    t.mid_lo = _mm512_loadu_ps(bm);
+    t.mid_hi = _mm512_loadu_ps(bm + 16);
+    t.base_lo = _mm512_loadu_si512(base);
+    t.base_hi = _mm512_loadu_si512(base + 16);
+    return t;
 }
 
-AI __m512i nf4_codes(const nf4_search *s, __m512 v) {
-    __m512i c = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, s->m7, _CMP_GT_OQ),
-                                       _mm512_set1_epi32(8));
-    __mmask16 k = _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(c, s->t4), _CMP_GT_OQ);
-    c = _mm512_mask_add_epi32(c, k, c, _mm512_set1_epi32(4));
-    k = _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(c, s->t2), _CMP_GT_OQ);
-    c = _mm512_mask_add_epi32(c, k, c, _mm512_set1_epi32(2));
-    k = _mm512_cmp_ps_mask(v, _mm512_permutexvar_ps(c, s->t1), _CMP_GT_OQ);
-    return _mm512_mask_add_epi32(c, k, c, _mm512_set1_epi32(1));
+AI __m512i nf4_codes(const nf4_buckets *t, __m512 v) {
+    __m512i k = _mm512_cvttps_epi32(_mm512_fmadd_ps(v, _mm512_set1_ps(16.0f), _mm512_set1_ps(16.0f)));
+    k = _mm512_min_epi32(k, _mm512_set1_epi32(31));
+    __m512 m = _mm512_permutex2var_ps(t->mid_lo, k, t->mid_hi);
+    __m512i c = _mm512_permutex2var_epi32(t->base_lo, k, t->base_hi);
+    return _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ), c, _mm512_set1_epi32(1));
 }
 
 void air_nf4_quantize_row_avx512(const float *x, air_block_nf4 *dst, int64_t n) {
-    const nf4_search s = nf4_tables();
+    const nf4_buckets s = nf4_tables();
+    if (!s.ok) {
+        air_nf4_quantize_row(x, dst, n);
+        return;
+    }
     for (int64_t b0 = 0; b0 < n / AIR_NF4_BLOCK; b0 += 16) {
         int cnt = n / AIR_NF4_BLOCK - b0 < 16 ? (int)(n / AIR_NF4_BLOCK - b0) : 16;
         const float *xb = x + b0 * AIR_NF4_BLOCK;
