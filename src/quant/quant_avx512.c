@@ -18,6 +18,7 @@
  * as the reference defines.
  */
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdalign.h>
 
 #include "kernels/ops.h"
@@ -106,7 +107,7 @@ typedef struct {
     int ok; /* the edge condition holds (else: the reference) */
 } nf4_buckets;
 
-static nf4_buckets nf4_tables(void) {
+static nf4_buckets make_tables(void) {
     float mid[15], bm[32];
     int base[32];
     air_nf4_midpoints(mid);
@@ -134,6 +135,15 @@ static nf4_buckets nf4_tables(void) {
     return t;
 }
 
+static nf4_buckets g_tables;
+static pthread_once_t g_tables_once = PTHREAD_ONCE_INIT;
+static void init_tables(void) { g_tables = make_tables(); }
+
+static const nf4_buckets *nf4_tables(void) {
+    pthread_once(&g_tables_once, init_tables);
+    return &g_tables;
+}
+
 AI __m512i nf4_codes(const nf4_buckets *t, __m512 v) {
     __m512i k = _mm512_cvttps_epi32(_mm512_fmadd_ps(v, _mm512_set1_ps(16.0f), _mm512_set1_ps(16.0f)));
     k = _mm512_min_epi32(k, _mm512_set1_epi32(31));
@@ -143,7 +153,7 @@ AI __m512i nf4_codes(const nf4_buckets *t, __m512 v) {
 }
 
 void air_nf4_quantize_row_avx512(const float *x, air_block_nf4 *dst, int64_t n) {
-    const nf4_buckets s = nf4_tables();
+    const nf4_buckets s = *nf4_tables();
     if (!s.ok) {
         air_nf4_quantize_row(x, dst, n);
         return;
