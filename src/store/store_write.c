@@ -835,6 +835,8 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
     air_memlimit ml;
     air_memlimit_read(&ml);
     S.budget = ml.available == UINT64_MAX ? UINT64_MAX : ml.available / 2;
+    if (opt->buffer_budget)
+        S.budget = opt->buffer_budget;
     S.infos = calloc((size_t)n_units, sizeof *S.infos);
     S.paths = calloc((size_t)n_units, sizeof *S.paths);
     int nw_max = layer_wants_max(hp) > 2 ? layer_wants_max(hp) : 2;

@@ -219,6 +219,78 @@ TEST(split_bytes_do_not_depend_on_isa_threads_or_reading) {
     air_pool_free(pool);
 }
 
+/* With room for one unit buffer only, each unit is written before the next
+ * is read: the same store. */
+TEST(split_within_a_one_buffer_budget) {
+    const char *model = test_data("models/llama");
+    char ref[1024], small[1024];
+    snprintf(ref, sizeof ref, "%s", test_tmp("budget-ref"));
+    snprintf(small, sizeof small, "%s", test_tmp("budget-one"));
+    air_pool *pool = air_pool_create(2);
+    air_split_options so = {0};
+    so.compression = AIR_COMP_4BIT;
+    so.pool = pool;
+    air_source *src = NULL;
+    ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+    int n_units = src->hp.n_layer + 2;
+    ASSERT_OK(air_store_split(src, ref, &so));
+    air_source_close(src);
+    so.buffer_budget = 1;
+    ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+    ASSERT_OK(air_store_split(src, small, &so));
+    air_source_close(src);
+    air_pool_free(pool);
+    ASSERT_TRUE(same_store_files(ref, small) >= n_units + 1);
+}
+
+/* A shard cut short after the source was opened (the split reads it then):
+ * an error naming the file and the byte, not a signal, and no unit file or
+ * temp file of the unit it was reading. */
+TEST(source_truncated_during_the_split) {
+    char model[1024], store[1024];
+    snprintf(model, sizeof model, "%s", test_tmp("trunc-model"));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cp -r '%s'/. '%s'/", test_data("models/llama"), model);
+    ASSERT_TRUE(system(cmd) == 0);
+    snprintf(store, sizeof store, "%s", test_tmp("trunc-store"));
+    air_source *src = NULL;
+    ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+    DIR *d = opendir(model);
+    struct dirent *e;
+    int cut = 0;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 12 && strcmp(e->d_name + n - 12, ".safetensors") == 0) {
+            char *p = air_path_join(model, e->d_name);
+            struct stat sb;
+            if (stat(p, &sb) == 0 && truncate(p, sb.st_size / 2) == 0)
+                cut++;
+            free(p);
+        }
+    }
+    if (d)
+        closedir(d);
+    ASSERT_TRUE(cut > 0);
+    air_split_options so = {0};
+    so.compression = AIR_COMP_8BIT;
+    air_pool *pool = air_pool_create(2);
+    so.pool = pool;
+    air_status st = air_store_split(src, store, &so);
+    air_source_close(src);
+    air_pool_free(pool);
+    fprintf(stderr, "  %s\n", air_last_error());
+    ASSERT_TRUE(st == AIR_ERR_FORMAT || st == AIR_ERR_IO);
+    ASSERT_TRUE(strstr(air_last_error(), "safetensors") != NULL);
+    ASSERT_TRUE(strstr(air_last_error(), "at byte") != NULL);
+    ASSERT_TRUE(!air_store_exists(store));
+    d = opendir(store);
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".tmp"))
+            T_FAIL("%s left behind in %s", e->d_name, store);
+    if (d)
+        closedir(d);
+}
+
 TEST(single_file_equals_sharded) {
     char a[1024], b[1024];
     snprintf(a, sizeof a, "%s", test_tmp("sharded"));
@@ -271,6 +343,8 @@ int main(void) {
     RUN(context_limit);
     RUN(single_file_equals_sharded);
     RUN(split_bytes_do_not_depend_on_isa_threads_or_reading);
+    RUN(split_within_a_one_buffer_budget);
+    RUN(source_truncated_during_the_split);
     RUN(delete_original);
     return test_summary();
 }
