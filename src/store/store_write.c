@@ -170,7 +170,8 @@ static air_dtype target_dtype(air_compression c, const char *name, int n_dims, i
  * ------------------------------------------------------------------------- */
 
 /* Rows [0, rows) of n elements from the source (sdt) to dst (ddt), handed
- * out to the pool's threads in chunks of about 1 MiB of source; a copy when
+ * out to the pool's threads in chunks of at most about 1 MiB of source (at
+ * least 4 chunks per thread when the tensor has the rows); a copy when
  * the dtypes are equal. The source rows are in memory (src), or in a file
  * (fd, from byte off): then each thread reads its chunks itself, into a
  * buffer that stays in its cache (or, for a copy, straight into dst). */
@@ -261,7 +262,11 @@ static air_status convert(air_pool *pool, const void *src, int fd, uint64_t off,
                   .rows = rows, .n = n, .sum = b, .sum_upto = b->h.n_tensors - 1};
     j.sb = air_dtype_row_bytes(sdt, n);
     j.db = air_dtype_row_bytes(ddt, n);
+    /* about 1 MiB of source, fewer rows when that would leave threads idle */
+    int64_t balance = rows / (4 * (int64_t)air_pool_size(pool));
     j.chunk = j.sb ? (int64_t)((1u << 20) / j.sb) : rows;
+    if (j.chunk > balance)
+        j.chunk = balance;
     if (j.chunk < 1)
         j.chunk = 1;
     atomic_init(&j.next, 0);
