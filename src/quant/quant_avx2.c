@@ -42,7 +42,8 @@ AI __m256i pack_bytes(__m256i a, __m256i b, __m256i c, __m256i d, int is_unsigne
 AI __m256i q8_codes(__m256 x, __m256 vid) {
     __m256 p = _mm256_mul_ps(x, vid);
     p = _mm256_max_ps(_mm256_set1_ps(-127.0f), _mm256_min_ps(_mm256_set1_ps(127.0f), p));
-    __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i q =
+        _mm256_cvtps_epi32(_mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     return _mm256_and_si256(q, _mm256_castps_si256(_mm256_cmp_ps(p, p, _CMP_ORD_Q)));
 }
 
@@ -65,14 +66,16 @@ void air_q8_quantize_row_avx2(const float *x, air_block_q8 *dst, int64_t n) {
         int cnt = n / AIR_Q8_BLOCK - b0 < 8 ? (int)(n / AIR_Q8_BLOCK - b0) : 8;
         const float *xb = x + b0 * AIR_Q8_BLOCK;
         __m256 a = block_absmax(xb, AIR_Q8_BLOCK, cnt);
-        __m256 d = _mm256_min_ps(_mm256_div_ps(a, _mm256_set1_ps(127.0f)), _mm256_set1_ps(65504.0f));
-        __m256 id = _mm256_and_ps(_mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NEQ_OQ),
-                                  _mm256_mul_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), a),
-                                                _mm256_set1_ps(127.0f)));
+        __m256 d =
+            _mm256_min_ps(_mm256_div_ps(a, _mm256_set1_ps(127.0f)), _mm256_set1_ps(65504.0f));
+        __m256 id = _mm256_and_ps(
+            _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NEQ_OQ),
+            _mm256_mul_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), a), _mm256_set1_ps(127.0f)));
         alignas(32) float ids[8];
         alignas(16) uint16_t d16[8];
         _mm256_store_ps(ids, id);
-        _mm_store_si128((__m128i *)d16, _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm_store_si128((__m128i *)d16,
+                        _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         for (int j = 0; j < cnt; j++) {
             const float *xj = xb + j * AIR_Q8_BLOCK;
             __m256 vid = _mm256_set1_ps(ids[j]);

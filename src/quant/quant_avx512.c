@@ -72,10 +72,11 @@ void air_q8_quantize_row_avx512(const float *x, air_block_q8 *dst, int64_t n) {
         int cnt = n / AIR_Q8_BLOCK - b0 < 16 ? (int)(n / AIR_Q8_BLOCK - b0) : 16;
         const float *xb = x + b0 * AIR_Q8_BLOCK;
         __m512 a = block_absmax(xb, AIR_Q8_BLOCK, cnt);
-        __m512 d = _mm512_min_ps(_mm512_div_ps(a, _mm512_set1_ps(127.0f)), _mm512_set1_ps(65504.0f));
-        __m512 id = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_NEQ_OQ),
-                                        _mm512_div_ps(_mm512_set1_ps(1.0f), a),
-                                        _mm512_set1_ps(127.0f));
+        __m512 d =
+            _mm512_min_ps(_mm512_div_ps(a, _mm512_set1_ps(127.0f)), _mm512_set1_ps(65504.0f));
+        __m512 id =
+            _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_NEQ_OQ),
+                                _mm512_div_ps(_mm512_set1_ps(1.0f), a), _mm512_set1_ps(127.0f));
         alignas(64) float ids[16];
         alignas(32) uint16_t d16[16];
         _mm512_store_ps(ids, id);
@@ -86,7 +87,8 @@ void air_q8_quantize_row_avx512(const float *x, air_block_q8 *dst, int64_t n) {
             __m512 vid = _mm512_set1_ps(ids[j]);
             o->d = d16[j];
             _mm_storeu_si128((__m128i *)o->qs, q8_codes(_mm512_loadu_ps(xb + j * 32), vid));
-            _mm_storeu_si128((__m128i *)(o->qs + 16), q8_codes(_mm512_loadu_ps(xb + j * 32 + 16), vid));
+            _mm_storeu_si128((__m128i *)(o->qs + 16),
+                             q8_codes(_mm512_loadu_ps(xb + j * 32 + 16), vid));
         }
     }
 }
@@ -137,7 +139,9 @@ static nf4_buckets make_tables(void) {
 
 static nf4_buckets g_tables;
 static pthread_once_t g_tables_once = PTHREAD_ONCE_INIT;
-static void init_tables(void) { g_tables = make_tables(); }
+static void init_tables(void) {
+    g_tables = make_tables();
+}
 
 static const nf4_buckets *nf4_tables(void) {
     pthread_once(&g_tables_once, init_tables);
@@ -145,7 +149,8 @@ static const nf4_buckets *nf4_tables(void) {
 }
 
 AI __m512i nf4_codes(const nf4_buckets *t, __m512 v) {
-    __m512i k = _mm512_cvttps_epi32(_mm512_fmadd_ps(v, _mm512_set1_ps(16.0f), _mm512_set1_ps(16.0f)));
+    __m512i k =
+        _mm512_cvttps_epi32(_mm512_fmadd_ps(v, _mm512_set1_ps(16.0f), _mm512_set1_ps(16.0f)));
     k = _mm512_min_epi32(k, _mm512_set1_epi32(31));
     __m512 m = _mm512_permutex2var_ps(t->mid_lo, k, t->mid_hi);
     __m512i c = _mm512_permutex2var_epi32(t->base_lo, k, t->base_hi);

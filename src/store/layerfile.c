@@ -193,7 +193,8 @@ static air_status write_parts(int fd, struct iovec *iov, int n, const char *tmp)
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT) == 0)
             continue;
         if (w <= 0)
-            return air_err(AIR_ERR_IO, "writing %s: %s%s", tmp, w < 0 ? strerror(errno) : "no progress",
+            return air_err(AIR_ERR_IO, "writing %s: %s%s", tmp,
+                           w < 0 ? strerror(errno) : "no progress",
                            w < 0 && errno == ENOSPC ? " (the disk is full: free space or choose "
                                                       "another cache folder)" : "");
         at += w;

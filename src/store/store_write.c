@@ -820,9 +820,10 @@ static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
     s->unit = u->id.unit;
     s->path = S->paths[u->id.unit + 1];
     if ((st = fill_unit(S->src, S->opt, u, &s->b, &S->raw, &S->raw_cap)))
-        return st == AIR_ERR_ABORTED ? st : air_err_context(st, "splitting %s into %s",
-                                                             unit_label(s->unit, S->src->hp.n_layer),
-                                                             s->path);
+        return st == AIR_ERR_ABORTED
+                   ? st
+                   : air_err_context(st, "splitting %s into %s",
+                                     unit_label(s->unit, S->src->hp.n_layer), s->path);
     writer_submit(&S->w, i);
     /* a source that deletes what was read: store this unit before the next read */
     if (S->src->deletes_consumed && (st = reap(S, i)))

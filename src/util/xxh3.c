@@ -42,7 +42,15 @@ static const air_xxh3_impl *impl(void) {
     return f;
 }
 
-uint64_t air_xxh3(const void *p, size_t n) { return impl()->hash(p, n); }
-void air_xxh3_reset(air_xxh3_state *s) { impl()->reset(s); }
-void air_xxh3_update(air_xxh3_state *s, const void *p, size_t n) { impl()->update(s, p, n); }
-uint64_t air_xxh3_digest(const air_xxh3_state *s) { return impl()->digest(s); }
+uint64_t air_xxh3(const void *p, size_t n) {
+    return impl()->hash(p, n);
+}
+void air_xxh3_reset(air_xxh3_state *s) {
+    impl()->reset(s);
+}
+void air_xxh3_update(air_xxh3_state *s, const void *p, size_t n) {
+    impl()->update(s, p, n);
+}
+uint64_t air_xxh3_digest(const air_xxh3_state *s) {
+    return impl()->digest(s);
+}

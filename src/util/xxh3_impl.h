@@ -15,8 +15,12 @@ _Static_assert(sizeof(XXH3_state_t) <= sizeof(air_xxh3_state), "air_xxh3_state t
 _Static_assert(alignof(XXH3_state_t) <= alignof(air_xxh3_state), "air_xxh3_state misaligned");
 
 #define AIR_XXH3_IMPL(NAME)                                                                        \
-    static uint64_t NAME##_hash(const void *p, size_t n) { return XXH3_64bits(p, n); }            \
-    static void NAME##_reset(air_xxh3_state *s) { XXH3_64bits_reset((XXH3_state_t *)s->opaque); } \
+    static uint64_t NAME##_hash(const void *p, size_t n) {                                         \
+        return XXH3_64bits(p, n);                                                                  \
+    }                                                                                              \
+    static void NAME##_reset(air_xxh3_state *s) {                                                  \
+        XXH3_64bits_reset((XXH3_state_t *)s->opaque);                                              \
+    }                                                                                              \
     static void NAME##_update(air_xxh3_state *s, const void *p, size_t n) {                        \
         XXH3_64bits_update((XXH3_state_t *)s->opaque, p, n);                                       \
     }                                                                                              \

@@ -188,7 +188,8 @@ TEST(split_bytes_do_not_depend_on_isa_threads_or_reading) {
     air_pool *pool = air_pool_create(3);
     for (int c = 0; c < 3; c++) {
         char ref[1024];
-        snprintf(ref, sizeof ref, "%s", test_tmp(c == 0 ? "isa-ref-none" : c == 1 ? "isa-ref-8" : "isa-ref-4"));
+        static const char *ref_names[] = {"isa-ref-none", "isa-ref-8", "isa-ref-4"};
+        snprintf(ref, sizeof ref, "%s", test_tmp(ref_names[c]));
         air_source *src = NULL;
         ASSERT_OK(air_source_open_hfdir(model, 0, &src));
         int n_units = src->hp.n_layer + 2;
