@@ -38,9 +38,8 @@
 
 #include "util/error.h"
 
-#define N_LEVELS 8
+#define N_LEVELS AIR_SPEC_LEVELS
 static const int k_levels[N_LEVELS] = {0, 1, 2, 4, 8, 16, 32, 64};
-#define N_BUCKETS 8 /* rows 1, 2, 3-4, ..., 65-128 */
 #define EMA 0.3
 #define REPROBE_AFTER 32
 #define MAX_DEPTH 24
@@ -58,9 +57,9 @@ struct air_spec {
     int n_dhist, dvocab;
     float *dlogits; /* (AIR_SPEC_MAX_NODES, dvocab) */
     /* automatic budget */
-    int cur;                  /* level of the next pass */
-    double pass_s[N_BUCKETS]; /* target pass seconds by row bucket */
-    int pass_n[N_BUCKETS];
+    int cur;              /* level of the next pass */
+    int asked;            /* the budget of the last proposal */
+    air_pass_costs costs; /* target passes */
     double draft_pass_s;                              /* one draft pass */
     int draft_passes;                                 /* in the last proposal */
     double lvl_depth[N_LEVELS], lvl_passes[N_LEVELS]; /* measured tree depth, draft passes */
@@ -120,6 +119,14 @@ void air_spec_free(air_spec *s) {
     free(s->dhist);
     free(s->dlogits);
     free(s);
+}
+
+int air_spec_level_nodes(int level) {
+    return k_levels[level < 0 ? 0 : level >= N_LEVELS ? N_LEVELS - 1 : level];
+}
+
+int air_spec_fixed(const air_spec *s) {
+    return s->o.max_nodes;
 }
 
 int air_spec_budget(const air_spec *s) {
@@ -332,6 +339,7 @@ air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nod
     *out = &s->tree;
     if (max_nodes > AIR_SPEC_MAX_NODES)
         max_nodes = AIR_SPEC_MAX_NODES;
+    s->asked = max_nodes;
     if (max_nodes <= 0 || n <= 0)
         return AIR_OK;
     air_status st = AIR_OK;
@@ -353,69 +361,100 @@ air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nod
 
 static int bucket_of(int rows) {
     int b = 0;
-    while (b + 1 < N_BUCKETS && (1 << b) < rows)
+    while (b + 1 < AIR_PASS_BUCKETS && (1 << b) < rows)
         b++;
     return b;
 }
 
-/* Measured pass time for a row bucket, or the nearest measured one's. */
-static double pass_cost(const air_spec *s, int b) {
-    for (int d = 0; d < N_BUCKETS; d++) {
-        if (b - d >= 0 && s->pass_n[b - d])
-            return s->pass_s[b - d];
-        if (b + d < N_BUCKETS && s->pass_n[b + d])
-            return s->pass_s[b + d];
+void air_pass_costs_add(air_pass_costs *c, int rows, double seconds) {
+    int b = bucket_of(rows);
+    if (seconds <= 0)
+        return;
+    c->s[b] = c->n[b] ? (1 - EMA) * c->s[b] + EMA * seconds : seconds;
+    c->n[b]++;
+}
+
+int air_pass_costs_known(const air_pass_costs *c, int rows) {
+    return c->n[bucket_of(rows)] > 0;
+}
+
+double air_pass_costs_get(const air_pass_costs *c, int rows) {
+    int b = bucket_of(rows);
+    if (c->grow) {
+        int top = -1;
+        for (int i = 0; i < AIR_PASS_BUCKETS; i++)
+            if (c->n[i])
+                top = i;
+        if (top >= 0 && b > top)
+            return c->s[top] * (double)rows / (double)(1 << top);
+    }
+    for (int d = 0; d < AIR_PASS_BUCKETS; d++) {
+        if (b - d >= 0 && c->n[b - d])
+            return c->s[b - d];
+        if (b + d < AIR_PASS_BUCKETS && c->n[b + d])
+            return c->s[b + d];
     }
     return 0;
 }
 
-void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds) {
+/* Expected tokens of a pass at budget level l (the pending token's and the
+ * accepted candidates'), and the draft's time to propose them. */
+static double expect_level(const air_spec *s, int l, double *draft_seconds) {
+    double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
+    int n = k_levels[l];
+    double depth = s->lvl_n[l] ? s->lvl_depth[l] : tree_depth(n);
+    double passes = s->lvl_n[l] ? s->lvl_passes[l] : depth;
+    double e = 0, p = 1;
+    for (int d = 0; d <= (int)(depth + 0.5); d++, p *= a)
+        e += p;
+    *draft_seconds = s->o.draft && n > 0 ? passes * s->draft_pass_s : 0;
+    return e;
+}
+
+double air_spec_expect(const air_spec *s, int nodes, double *draft_seconds) {
+    return expect_level(s, level_of(nodes), draft_seconds);
+}
+
+void air_spec_record(air_spec *s, int rows, int accepted) {
     s->st.sweeps++;
     s->st.drafted += rows - 1;
     s->st.accepted += accepted;
+    if (rows <= 1)
+        return;
+    int depth = 0;
+    for (int i = 0; i < s->tree.n; i++)
+        if (s->tree.depth[i] > depth)
+            depth = s->tree.depth[i];
+    s->successes += accepted;
+    s->trials += accepted + 1 < depth ? accepted + 1 : depth;
+    int l = level_of(s->asked);
+    double w = s->lvl_n[l] ? EMA : 1.0;
+    s->lvl_depth[l] = (1 - w) * s->lvl_depth[l] + w * depth;
+    s->lvl_passes[l] = (1 - w) * s->lvl_passes[l] + w * s->draft_passes;
+    s->lvl_n[l]++;
+}
+
+void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds) {
     (void)tokens;
+    air_spec_record(s, rows, accepted);
     if (s->o.max_nodes > 0)
         return;
     /* the target's share of the pass */
-    double t = seconds - (rows > 1 ? s->propose_s : 0);
-    int b = bucket_of(rows);
-    if (t > 0) {
-        s->pass_s[b] = s->pass_n[b] ? (1 - EMA) * s->pass_s[b] + EMA * t : t;
-        s->pass_n[b]++;
-    }
-    if (rows > 1) {
-        int depth = 0;
-        for (int i = 0; i < s->tree.n; i++)
-            if (s->tree.depth[i] > depth)
-                depth = s->tree.depth[i];
-        s->successes += accepted;
-        s->trials += accepted + 1 < depth ? accepted + 1 : depth;
-        int l = s->cur;
-        double w = s->lvl_n[l] ? EMA : 1.0;
-        s->lvl_depth[l] = (1 - w) * s->lvl_depth[l] + w * depth;
-        s->lvl_passes[l] = (1 - w) * s->lvl_passes[l] + w * s->draft_passes;
-        s->lvl_n[l]++;
-    }
+    air_pass_costs_add(&s->costs, rows, seconds - (rows > 1 ? s->propose_s : 0));
     /* plain decoding is the yardstick: measure it once before comparing */
-    if (!s->pass_n[0]) {
+    if (!air_pass_costs_known(&s->costs, 1)) {
         s->cur = 0;
         return;
     }
     /* the budget with the best predicted rate */
-    double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
-    double c1 = pass_cost(s, 0);
+    double c1 = air_pass_costs_get(&s->costs, 1);
     if (c1 <= 0)
         return;
     int best = 0;
     double best_rate = 1.0 / c1;
     for (int l = 1; l < N_LEVELS; l++) {
-        int n = k_levels[l];
-        double depth = s->lvl_n[l] ? s->lvl_depth[l] : tree_depth(n);
-        double passes = s->lvl_n[l] ? s->lvl_passes[l] : depth;
-        double e = 0, p = 1;
-        for (int d = 0; d <= (int)(depth + 0.5); d++, p *= a)
-            e += p;
-        double cost = pass_cost(s, bucket_of(n + 1)) + (s->o.draft ? passes * s->draft_pass_s : 0);
+        double d, e = expect_level(s, l, &d);
+        double cost = air_pass_costs_get(&s->costs, k_levels[l] + 1) + d;
         if (cost > 0 && e / cost > best_rate) {
             best_rate = e / cost;
             best = l;
