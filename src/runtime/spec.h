@@ -78,6 +78,16 @@ int air_spec_fixed(const air_spec *s);
 air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nodes,
                             const air_spec_tree **out);
 
+/* air_spec_propose for count sequences at once (their trees: each one's
+ * air_spec_propose *out, i.e. the tree it owns): the draft's passes carry
+ * the rows of all of them, one pass to bring their draft caches up to date
+ * and one per tree level, so k sequences cost about what one does. Every
+ * sequence with a draft must use the same draft engine. */
+air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist, const int *n,
+                                 const int *max_nodes, int count);
+/* The tree the last proposal built for s. */
+const air_spec_tree *air_spec_tree_of(const air_spec *s);
+
 /* The rows of one sequence's pass, 1 + t->n of them (a scheduler may put
  * several sequences' rows into one batch): the pending token at position and
  * slot kv->n_past as a tree root, then node i at slot kv->n_past + 1 + i. */

@@ -151,9 +151,10 @@ static int walk(air_seq *s, const air_spec_tree *t, float *logits, int n_vocab) 
 static int propose(air_seq *const *seqs, int n, const int *take, air_sweep_spec *sw, int rows,
                    const air_spec_tree **trees) {
     air_spec **spec = calloc((size_t)n, sizeof *spec);
+    const int32_t **hist = calloc((size_t)n, sizeof *hist);
     int *room = calloc((size_t)n, sizeof *room), *budget = calloc((size_t)n, sizeof *budget);
     int tokens = 0, added = 0;
-    if (!spec || !room || !budget)
+    if (!spec || !hist || !room || !budget)
         goto out; /* no candidates this time */
     for (int i = 0; i < n; i++) {
         air_seq *s = seqs[i];
@@ -170,23 +171,35 @@ static int propose(air_seq *const *seqs, int n, const int *take, air_sweep_spec 
             room[i] = AIR_SPEC_MAX_NODES;
     }
     air_spec_share_plan(&sw->share, spec, room, n, rows, tokens, budget);
-    for (int i = 0; i < n; i++) {
-        if (budget[i] <= 0)
-            continue;
-        air_seq *s = seqs[i];
-        const air_spec_tree *t = NULL;
-        air_status st = air_spec_propose(s->spec, s->prompt, s->n_prompt + s->n_gen, budget[i], &t);
-        if (st) {
-            finish(s, st);
-            continue;
+    /* the proposals of all, their draft passes batched */
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (budget[i] > 0) {
+            spec[m] = seqs[i]->spec;
+            hist[m] = seqs[i]->prompt;
+            room[m] = seqs[i]->n_prompt + seqs[i]->n_gen; /* reused: history lengths */
+            budget[m++] = budget[i];
         }
-        if (t->n > 0) {
+    air_status st = m ? air_spec_propose_many(spec, hist, room, budget, m) : AIR_OK;
+    for (int i = 0; i < n; i++) {
+        if (!take[i] || seqs[i]->n_fed < seqs[i]->n_prompt || !seqs[i]->spec)
+            continue;
+        const air_spec_tree *t = air_spec_tree_of(seqs[i]->spec);
+        int proposed = 0;
+        for (int k = 0; k < m; k++)
+            proposed |= spec[k] == seqs[i]->spec;
+        if (!proposed)
+            continue;
+        if (st)
+            finish(seqs[i], st);
+        else if (t->n > 0) {
             trees[i] = t;
             added += t->n;
         }
     }
 out:
     free(spec);
+    free(hist);
     free(room);
     free(budget);
     return added;

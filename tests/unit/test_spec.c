@@ -827,14 +827,23 @@ static void sweep_expect_same(const char *what, const air_spec_options *so, floa
     int32_t out[SW_SEQS][64], alone[64], eos = -1;
     int n_out[SW_SEQS];
     air_gen_stats gs;
-    if (eos_k >= 0) { /* a token sequence 0 emits plainly at index eos_k becomes EOS */
+    if (eos_k >= 0) { /* a token sequence q emits plainly from index eos_k on becomes EOS */
         int32_t p[N_PROMPT];
-        sw_prompt(0, p);
-        int n = gen_after(g_llama, p, N_PROMPT, NULL, temp, 7, sw_max_tokens(0), NULL, 0, 0,
-                          alone, &gs);
-        if (n <= eos_k)
-            T_FAIL("%s: the plain output is too short (%d tokens)", what, n);
-        eos = alone[eos_k];
+        int q = eos_k % SW_SEQS;
+        sw_prompt(q, p);
+        int n = gen_after(g_llama, p, N_PROMPT, NULL, temp, 7 + (uint64_t)q, sw_max_tokens(q),
+                          NULL, 0, 0, alone, &gs);
+        /* the first token from index eos_k on that sequence q has not emitted before */
+        int k = eos_k, seen = 1;
+        for (; k < n && seen; k += seen) {
+            seen = 0;
+            for (int j = 0; j < k; j++)
+                seen |= alone[j] == alone[k];
+        }
+        if (seen || k >= n)
+            T_FAIL("%s: no new token from index %d of sequence %d's plain output (%d tokens)",
+                   what, eos_k, q, n);
+        eos = alone[k];
     }
     if (!sweep_run(so, temp, eos_k >= 0 ? &eos : NULL, eos_k >= 0, stop_after, out, n_out, tot))
         T_FAIL("%s: the sweep run failed", what);
@@ -886,8 +895,9 @@ TEST(sweep_sampled_identity) {
 TEST(sweep_eos_and_stop_inside_accepted_run) {
     air_sweep_info tot;
     air_spec_options so = spec_opts(g_llama4, 1, 16);
-    for (int k = 5; k < 30; k += 8)
-        sweep_expect_same("sweep, EOS inside a run", &so, 0, k, 0, &tot);
+    static const int k_eos[] = {4, 9, 6, 7, 2, 21}; /* index k of sequence k % 4 */
+    for (int i = 0; i < 6; i++)
+        sweep_expect_same("sweep, EOS inside a run", &so, 0, k_eos[i], 0, &tot);
     for (int k = 3; k < 25; k += 7)
         sweep_expect_same("sweep, callback stop inside a run", &so, 0, -1, k, &tot);
 }
