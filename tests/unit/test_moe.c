@@ -231,7 +231,7 @@ static void check_moe(const char *model) {
 
 /* MoE GGUF files in llama.cpp's naming (stacked ffn_*_exps experts, made by
  * tests/gen/gen_gguf_moe.py) against llama-cpp-python and transformers. */
-static void check_gguf(const char *name, air_arch arch) {
+static void check_gguf(const char *name, air_arch arch, int n_expert) {
     char rel[256], text_path[256];
     snprintf(rel, sizeof rel, "models/%s/model.gguf", name);
     snprintf(text_path, sizeof text_path, "models/%s/golden.json", name);
@@ -244,7 +244,7 @@ static void check_gguf(const char *name, air_arch arch) {
     air_source *src;
     ASSERT_OK(air_source_open_gguf(test_data(rel), &src));
     ASSERT_EQ_INT(src->hp.arch, arch);
-    ASSERT_EQ_INT(src->hp.n_expert, 8);
+    ASSERT_EQ_INT(src->hp.n_expert, n_expert);
     char sname[128];
     snprintf(sname, sizeof sname, "store-%s", name);
     const char *store = test_tmp(sname);
@@ -299,15 +299,32 @@ static void check_gguf(const char *name, air_arch arch) {
 }
 
 TEST(gguf_qwen3moe) {
-    check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE);
+    check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE, 8);
 }
 /* qwen2moe: shared expert and its gate vector, q/k/v biases */
 TEST(gguf_qwen2moe) {
-    check_gguf("gguf_qwen2moe", AIR_ARCH_QWEN2_MOE);
+    check_gguf("gguf_qwen2moe", AIR_ARCH_QWEN2_MOE, 8);
 }
 /* Mixtral as llama.cpp stores it: "llama" with experts, Q/K rows permuted */
 TEST(gguf_mixtral) {
-    check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL);
+    check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL, 8);
+}
+
+/* deepseek2 as current converters write it: kv_b split into attn_k_b (per
+ * head, transposed) and attn_v_b, rebuilt at split time; sigmoid routing
+ * with exp_probs_b, expert groups, a shared expert, a dense first layer,
+ * YaRN with yarn_log_multiplier */
+TEST(gguf_deepseek2) {
+    check_gguf("gguf_deepseek2", AIR_ARCH_DEEPSEEK_V3, 16);
+}
+/* the same weights with one attn_kv_b, as older converters wrote it */
+TEST(gguf_deepseek2_kvb) {
+    check_gguf("gguf_deepseek2_kvb", AIR_ARCH_DEEPSEEK_V3, 16);
+}
+/* gpt-oss: sinks, biases, post_attention_norm, router and expert biases,
+ * sliding window on even layers, clamped SwiGLU, YaRN */
+TEST(gguf_gpt_oss) {
+    check_gguf("gguf_gpt_oss", AIR_ARCH_GPT_OSS, 16);
 }
 
 TEST(qwen3_moe) {
@@ -345,6 +362,9 @@ int main(void) {
     RUN(gguf_qwen3moe);
     RUN(gguf_qwen2moe);
     RUN(gguf_mixtral);
+    RUN(gguf_deepseek2);
+    RUN(gguf_deepseek2_kvb);
+    RUN(gguf_gpt_oss);
     RUN(qwen2_moe);
     RUN(mixtral);
     RUN(deepseek_v3);
