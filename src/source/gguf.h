@@ -49,6 +49,7 @@ enum {
     AIR_GGML_Q4_K = 12,
     AIR_GGML_Q5_K = 13,
     AIR_GGML_Q6_K = 14,
+    AIR_GGML_MXFP4 = 39, /* gpt-oss experts: E8M0 scale + 32 e2m1 codes */
     AIR_GGML_Q8_K = 15,
     AIR_GGML_I8 = 24,
     AIR_GGML_I16 = 25,

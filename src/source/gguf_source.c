@@ -185,7 +185,7 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
         if (!air_ggml_can_dequantize(t->ggml_type))
             return air_err(AIR_ERR_UNSUPPORTED,
                            "%s: tensor '%s' is of GGML type %s, which cannot be converted yet; "
-                           "use a file quantized with Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, "
+                           "use a file quantized with Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, MXFP4, "
                            "F16, BF16 or F32",
                            air_gguf_path(h->g), t->name, air_ggml_type_name(t->ggml_type));
         out->dtype = AIR_DT_F32;
