@@ -42,6 +42,7 @@ from transformers import DeepseekV3Config, DeepseekV3ForCausalLM, GptOssConfig, 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_gemma3_llamacpp_goldens as g3  # noqa: E402
+import gen_gguf_moe as gmoe  # noqa: E402
 import gen_models as gm  # noqa: E402
 import gen_moe_models as mm  # noqa: E402
 
@@ -77,18 +78,6 @@ MODELS = {
 }
 STD_GATE_UP_OSS = 1.5   # gate / up pre-activations of several units: some pass the clamp
 STD_DOWN_OSS = 0.01
-
-
-def tokenizer(w, n_vocab):
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    w.add_token_list(["<unk>", "<s>", "</s>", "<|eot|>", "t", "0", "t0"] +
-                     [f"x{i}" for i in range(n_vocab - 7)])
-    w.add_token_types([3, 3, 3, 3] + [1] * (n_vocab - 4))
-    w.add_token_merges(["t 0"])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_add_bos_token(False)
 
 
 def yarn_keys(w, rp):
@@ -136,7 +125,7 @@ def write_deepseek2(model, path, split_kvb):
     w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
     w.add_expert_group_count(cfg.n_group)
     w.add_expert_group_used_count(cfg.topk_group)
-    tokenizer(w, cfg.vocab_size)
+    gmoe.add_tiny_vocab(w, cfg.vocab_size)
     w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
     names = {"input_layernorm.weight": "attn_norm.weight",
              "self_attn.q_a_proj.weight": "attn_q_a.weight",
@@ -201,7 +190,7 @@ def write_gpt_oss(model, path):
     w.add_expert_count(cfg.num_local_experts)
     w.add_expert_used_count(cfg.num_experts_per_tok)
     w.add_expert_feed_forward_length(cfg.intermediate_size)
-    tokenizer(w, cfg.vocab_size)
+    gmoe.add_tiny_vocab(w, cfg.vocab_size)
     w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
     names = {"input_layernorm.weight": "attn_norm.weight",
              "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
@@ -241,23 +230,8 @@ def finish(w):
 
 
 def llama_outputs(path, prompt):
-    g3.plain_cpu_buffers()
-    from llama_cpp import Llama
-    llm = Llama(model_path=path, n_ctx=256, logits_all=True, n_threads=2, verbose=False, seed=0,
-                type_k=0, type_v=0)
-    llm.reset()
-    llm.eval(prompt)
-    nv = llm.n_vocab()
-    la = [np.array(llm.scores[i][:nv], dtype=np.float32) for i in range(len(prompt))]
-    ids, gaps, v = [], [], la[-1]
-    for _ in range(gm.N_GEN):
-        top = np.argsort(-v)[:2]
-        gaps.append(float(v[top[0]] - v[top[1]]) / float(np.abs(v).max()))
-        ids.append(int(top[0]))
-        llm.eval([ids[-1]])
-        v = np.array(llm.scores[llm.n_tokens - 1][:nv], dtype=np.float32)
-    del llm
-    return la, ids, gaps
+    g3.plain_cpu_buffers()  # no AMX repacking: it dies with SIGILL on some machines
+    return gmoe.llama_outputs(path, prompt)
 
 
 def init(model, name, seed):
