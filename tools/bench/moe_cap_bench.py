@@ -196,7 +196,8 @@ class Cgroup:
         def join():
             with open(procs, "w") as fh:
                 fh.write(str(os.getpid()))
-        print("+ [cgroup " + self.read("memory.limit_in_bytes") + " B] " + " ".join(cmd), flush=True)
+        shown = ["<llama.cpp script>" if "\n" in c else c for c in cmd]
+        print("+ [cgroup " + self.read("memory.limit_in_bytes") + " B] " + " ".join(shown), flush=True)
         return subprocess.run(cmd, preexec_fn=join, capture_output=True, text=True, **kw)
 
     def close(self):
@@ -209,12 +210,26 @@ class Cgroup:
 
 
 def parse_airllm(text):
-    """Figures from `airllm bench` output."""
+    """Figures of `airllm bench` output: decode tok/s, disk GB/s, and the
+    expert table's bytes read / active bytes per token, floor and hit rate."""
     r = {}
-    m = re.search(r"disk read bandwidth[^0-9]*([0-9.]+) (GB|MB)/s", text)
+    m = re.search(r"disk sequential read[^:]*: ([0-9.]+) GB/s", text)
     if m:
-        r["disk_gbps"] = float(m.group(1)) / (1000 if m.group(2) == "MB" else 1)
-    r["raw"] = text
+        r["disk_gbps"] = float(m.group(1))
+    rows = re.findall(r"^\| tg\d+ \|(.*)\|$", text, re.M)
+    if rows:
+        c = [x.strip() for x in rows[0].split("|")]
+        r["tok_s"], r["io_hidden"] = float(c[0]), c[4]
+    if len(rows) > 1:
+        c = [x.strip() for x in rows[1].split("|")]
+        r.update(read_per_token=c[0], active_per_token=c[1], read_over_active=float(c[2]),
+                 floor_tok_s=float(c[3]), hit_rate=c[4])
+    m = re.search(r"RAM budget ([0-9.]+ [KMG]?i?B)", text)
+    if m:
+        r["ram_budget"] = m.group(1)
+    m = re.search(r"cache (\d+) experts", text)
+    if m:
+        r["cached_experts"] = int(m.group(1))
     return r
 
 
@@ -303,17 +318,24 @@ def measure(args):
 
 
 def summarize(res):
-    print("\n| engine | RAM | decode s/token | notes |\n|---|---|---:|---|")
+    print(f"\nmodel {res['gguf_bytes'] / 1e9:.2f} GB, cap {res['cap_bytes'] / 2**20:.0f} MiB")
+    print("\n| engine | RAM budget | decode s/token | floor s/token | bytes read/token | active "
+          "bytes/token | read / active | expert cache hit rate | cgroup peak |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in res["runs"]:
+        peak = f"{r['cgroup_max_usage'] / 2**20:.0f} MiB"
         if r["engine"] == "llama.cpp":
             st = r.get("step_s")
-            s = f"{np.mean(st):.2f} (median {np.median(st):.2f})" if st else f"failed rc {r['rc']}"
-            print(f"| llama.cpp mmap | cap | {s} | load {r.get('load_s', 0):.1f} s, prompt "
-                  f"{r.get('prompt_s', 0):.1f} s, cgroup peak {r['cgroup_max_usage'] / 2**20:.0f} MiB |")
-        else:
-            m = re.search(r"tg\d+\s*\|\s*([0-9.]+)", r["output"])
-            print(f"| airllm.c | {r['ram']} | {m.group(1) if m else '?'} tok/s | rc {r['rc']}, "
-                  f"cgroup peak {r['cgroup_max_usage'] / 2**20:.0f} MiB |")
+            s = f"{np.mean(st):.2f}" if st else f"failed (rc {r['rc']})"
+            print(f"| llama.cpp (mmap) | page cache under the cap | {s} | | | | | | {peak} |")
+            continue
+        a = parse_airllm(r["output"])
+        if "tok_s" not in a:
+            print(f"| airllm.c | {r['ram']} | failed (rc {r['rc']}) | | | | | | {peak} |")
+            continue
+        print(f"| airllm.c | {a.get('ram_budget', r['ram'])} | {1 / a['tok_s']:.2f} | "
+              f"{1 / a['floor_tok_s']:.2f} | {a['read_per_token']} | {a['active_per_token']} | "
+              f"{a['read_over_active']:.2f} | {a['hit_rate']} | {peak} |")
 
 
 def main():
@@ -342,8 +364,10 @@ def main():
     rn.add_argument("--llama-timeout", type=int, default=1800)
     rn.add_argument("--reps", type=int, default=1)
     rn.add_argument("--cap-bytes", type=int, default=0, help="default: a quarter of the GGUF")
-    rn.add_argument("--ram", nargs="*", default=["0", ""],
+    rn.add_argument("--ram", nargs="*", default=["0", "", "768M"],
                     help="airllm.c RAM budgets ('' = its default under the cap)")
+    sm = sub.add_parser("summary", help="the table again from DIR/results.json")
+    sm.add_argument("dir")
     cl = sub.add_parser("clean")
     cl.add_argument("dir")
     args = ap.parse_args()
@@ -351,6 +375,9 @@ def main():
         make(args)
     elif args.cmd == "run":
         measure(args)
+    elif args.cmd == "summary":
+        with open(os.path.join(args.dir, "results.json")) as f:
+            summarize(json.load(f))
     else:
         shutil.rmtree(args.dir, ignore_errors=True)
 
