@@ -51,24 +51,11 @@ CG_ROOT = "/sys/fs/cgroup/memory"
 # The model
 # ---------------------------------------------------------------------------
 
-Q4_0_BYTES = 18  # fp16 scale + 16 bytes of 4-bit codes per 32 weights
-
-
-def q4_0_random(rng, shape, std):
-    """Random Q4_0 blocks for a tensor of numpy shape (..., n_in): codes
-    uniform in 0..15 (value (q - 8) * d), d chosen for the given std."""
-    *lead, n_in = shape
-    nb = n_in // 32
-    raw = rng.integers(0, 256, size=(*lead, nb, Q4_0_BYTES), dtype=np.uint8)
-    d = np.float16(std / 4.61)  # std of q - 8 for q uniform in 0..15
-    raw[..., 0:2] = np.frombuffer(d.tobytes(), np.uint8)
-    return raw.reshape(*lead, nb * Q4_0_BYTES)
-
-
 def make(args):
     import gguf
     sys.path.insert(0, HERE)
     from compare_llamacpp import add_id_vocab
+    from make_bench_model import random_q4_0
     os.makedirs(args.dir, exist_ok=True)
     path = os.path.join(args.dir, "model.gguf")
     h, L, E, ff, V = args.hidden, args.layers, args.experts, args.ff, args.vocab
@@ -114,7 +101,7 @@ def make(args):
     for name, shape, kind in plan:
         n = int(np.prod(shape))
         if kind == "q4":
-            w.add_tensor_info(name, shape, np.dtype(np.float32), n // 32 * Q4_0_BYTES, raw_dtype=Q4)
+            w.add_tensor_info(name, shape, np.dtype(np.float32), n // 32 * 18, raw_dtype=Q4)
         elif kind == "f16":
             w.add_tensor_info(name, shape, np.dtype(np.float16), n * 2)
         else:
@@ -125,7 +112,8 @@ def make(args):
     t0 = time.time()
     for name, shape, kind in plan:
         if kind == "q4":
-            a = q4_0_random(rng, shape, args.std)
+            rows = int(np.prod(shape[:-1]))
+            a = random_q4_0(rng, rows, shape[-1], args.std).reshape(*shape[:-1], -1)
         elif kind == "f16":
             a = (args.std_embed * rng.standard_normal(shape, dtype=np.float32)).astype(np.float16)
         elif kind == "f32":
