@@ -327,6 +327,53 @@ TEST(gguf_gpt_oss) {
     check_gguf("gguf_gpt_oss", AIR_ARCH_GPT_OSS, 16);
 }
 
+/* The bytes of a fixture GGUF with `what` (a key or tensor name, found with
+ * its u64 length prefix) changed: a u32 key's value set to v, or a name's
+ * bytes replaced by `rename` (same length); written to tmp_dir/model.gguf,
+ * whose path goes to out. */
+static void patched_gguf(const char *fixture, const char *what, uint32_t v, const char *rename,
+                         const char *tmp_dir, char *out, size_t cap) {
+    char *data;
+    size_t len;
+    ASSERT_OK(air_read_file(test_data(fixture), &data, &len));
+    size_t n = strlen(what);
+    int done = 0;
+    for (size_t i = 8; i + n + 8 <= len && !done; i++) {
+        uint64_t l;
+        memcpy(&l, data + i - 8, 8);
+        if (l != n || memcmp(data + i, what, n) != 0)
+            continue;
+        if (rename)
+            memcpy(data + i, rename, n);
+        else
+            memcpy(data + i + n + 4, &v, 4); /* after the u32 type tag */
+        done = 1;
+    }
+    ASSERT_TRUE(done);
+    snprintf(out, cap, "%s/model.gguf", test_tmp(tmp_dir));
+    FILE *f = fopen(out, "wb");
+    ASSERT_TRUE(f && fwrite(data, 1, len, f) == len);
+    fclose(f);
+    free(data);
+}
+
+/* DeepSeek-V2's softmax routing, and a layer whose kv_b is missing: errors
+ * that say what is wrong */
+TEST(gguf_deepseek2_errors) {
+    air_source *src = NULL;
+    char p[4096];
+    patched_gguf("models/gguf_deepseek2/model.gguf", "deepseek2.expert_gating_func", 1, NULL,
+                 "ds2-softmax", p, sizeof p);
+    ASSERT_ERR(air_source_open_gguf(p, &src), AIR_ERR_UNSUPPORTED, "sigmoid expert routing");
+    patched_gguf("models/gguf_deepseek2/model.gguf", "blk.1.attn_k_b.weight", 0,
+                 "blk.1.attn_x_b.weight", "ds2-nokb", p, sizeof p);
+    ASSERT_OK(air_source_open_gguf(p, &src));
+    air_split_options so = {0};
+    ASSERT_ERR(air_store_split(src, test_tmp("store-ds2-nokb"), &so), AIR_ERR_NOT_FOUND,
+               "layer 1 has neither attn_kv_b.weight nor attn_k_b.weight");
+    air_source_close(src);
+}
+
 TEST(qwen3_moe) {
     check_moe("qwen3_moe");
 }
@@ -365,6 +412,7 @@ int main(void) {
     RUN(gguf_deepseek2);
     RUN(gguf_deepseek2_kvb);
     RUN(gguf_gpt_oss);
+    RUN(gguf_deepseek2_errors);
     RUN(qwen2_moe);
     RUN(mixtral);
     RUN(deepseek_v3);
