@@ -374,6 +374,30 @@ TEST(gguf_deepseek2_errors) {
     air_source_close(src);
 }
 
+/* The automatic RAM budget bounds the expert cache: with a reserve larger
+ * than any memory, it resolves to 0 and nothing is cached (the cache was
+ * once sized from AIR_RAM_AUTO itself and took every expert, which a
+ * memory cap then killed). */
+TEST(auto_budget_bounds_expert_cache) {
+    const char *store = split_model("qwen3_moe", "none");
+    ASSERT_TRUE(store != NULL);
+    air_engine_options o;
+    air_engine_default_options(&o);
+    o.n_threads = 2;
+    o.stream.ram_budget = AIR_RAM_AUTO;
+    o.stream.reserve_bytes = UINT64_MAX / 2;
+    air_engine *e = NULL;
+    ASSERT_OK(air_engine_open(store, &o, &e));
+    air_streamer_stats ss;
+    air_streamer_get_stats(air_engine_streamer(e), &ss);
+    air_experts_stats xs;
+    air_experts_get_stats(air_engine_experts(e), &xs);
+    ASSERT_EQ_INT(ss.ram_budget, 0);
+    ASSERT_EQ_INT(ss.n_pinned, 0);
+    ASSERT_EQ_INT(xs.cache_slots, 0);
+    air_engine_close(e);
+}
+
 TEST(qwen3_moe) {
     check_moe("qwen3_moe");
 }
@@ -413,6 +437,7 @@ int main(void) {
     RUN(gguf_deepseek2_kvb);
     RUN(gguf_gpt_oss);
     RUN(gguf_deepseek2_errors);
+    RUN(auto_budget_bounds_expert_cache);
     RUN(qwen2_moe);
     RUN(mixtral);
     RUN(deepseek_v3);
