@@ -273,11 +273,14 @@ static void check_gguf(const char *name, air_arch arch, int n_expert) {
         w_ll = a > w_ll ? a : w_ll;
         w_hf = b > w_hf ? b : w_hf;
     }
-    fprintf(stderr, "  %s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers\n", name, w_ll,
-            w_hf);
-    if (w_hf > 1e-4 || w_ll > 1e-4)
-        T_FAIL("%s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers (bound 1e-4)", name,
-               w_ll, w_hf);
+    /* llama.cpp multiplies MXFP4 blocks by 8-bit activations: a looser bound */
+    const cJSON *lb = cJSON_GetObjectItem(g, "llama_cpp_rel_bound");
+    double ll_bound = cJSON_IsNumber(lb) ? lb->valuedouble : 1e-4;
+    fprintf(stderr, "  %s: logits rel. error %.3g vs llama.cpp (bound %.3g), %.3g vs transformers\n",
+            name, w_ll, ll_bound, w_hf);
+    if (w_hf > 1e-4 || w_ll > ll_bound)
+        T_FAIL("%s: logits rel. error %.3g vs llama.cpp (bound %.3g), %.3g vs transformers (bound "
+               "1e-4)", name, w_ll, ll_bound, w_hf);
     air_kv_free(&kv);
     ASSERT_OK(air_kv_init(&kv, hp, 128));
     air_gen_options go = {0};
@@ -290,7 +293,7 @@ static void check_gguf(const char *name, air_arch arch, int n_expert) {
     ASSERT_EQ_INT(n_out, ng);
     for (int i = 0; i < n_out; i++)
         if (out[i] != greedy[i])
-            T_FAIL("%s: greedy token %d is %d, llama.cpp gave %d", name, i, out[i], greedy[i]);
+            T_FAIL("%s: greedy token %d is %d, the reference gave %d", name, i, out[i], greedy[i]);
     free(out);
     free(all);
     air_kv_free(&kv);
@@ -325,6 +328,13 @@ TEST(gguf_deepseek2_kvb) {
  * sliding window on even layers, clamped SwiGLU, YaRN */
 TEST(gguf_gpt_oss) {
     check_gguf("gguf_gpt_oss", AIR_ARCH_GPT_OSS, 16);
+}
+
+/* the same weights with the experts rounded to MXFP4 and stored as GGUF
+ * MXFP4 blocks, as released gpt-oss files hold them (greedy tokens from
+ * transformers: llama.cpp's 8-bit activations leave its path after 25) */
+TEST(gguf_gpt_oss_mxfp4) {
+    check_gguf("gguf_gpt_oss_mxfp4", AIR_ARCH_GPT_OSS, 16);
 }
 
 /* The bytes of a fixture GGUF with `what` (a key or tensor name, found with
@@ -436,6 +446,7 @@ int main(void) {
     RUN(gguf_deepseek2);
     RUN(gguf_deepseek2_kvb);
     RUN(gguf_gpt_oss);
+    RUN(gguf_gpt_oss_mxfp4);
     RUN(gguf_deepseek2_errors);
     RUN(auto_budget_bounds_expert_cache);
     RUN(qwen2_moe);
