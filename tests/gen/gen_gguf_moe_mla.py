@@ -30,7 +30,10 @@ Each folder holds model.gguf and golden.json (prompt_ids, logits_all,
 greedy_ids, min_top2_gap, transformers' logits as a cross-check).
 
     python3 -m pip install llama-cpp-python gguf transformers torch numpy
-    python3 tests/gen/gen_gguf_moe_mla.py [deepseek2 gpt_oss]
+It also writes two small files of the same layouts as fuzzer seeds,
+tests/fuzz/corpus/fuzz_gguf/tiny_{deepseek2,gpt_oss}.gguf.
+
+    python3 tests/gen/gen_gguf_moe_mla.py [deepseek2 gpt_oss fuzz]
 """
 
 import json
@@ -393,10 +396,34 @@ def clamp_fraction(model, prompt):
     assert frac > 0.01, "the SwiGLU clamp never acts"
 
 
+def fuzz_seeds():
+    """Small deepseek2 (split kv_b) and gpt-oss files as seed inputs of the
+    GGUF fuzzer (tests/fuzz/corpus/fuzz_gguf/)."""
+    d = os.path.join(gm.ROOT, "tests", "fuzz", "corpus", "fuzz_gguf")
+    small = dict(hidden_size=32, num_hidden_layers=2, vocab_size=32, max_position_embeddings=64)
+    for name, sizes in (("deepseek2", dict(intermediate_size=32, moe_intermediate_size=16,
+                                           n_routed_experts=4, num_experts_per_tok=2, n_group=2,
+                                           topk_group=1, q_lora_rank=16, kv_lora_rank=16,
+                                           qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8)),
+                        ("gpt_oss", dict(intermediate_size=16, num_local_experts=4,
+                                         num_experts_per_tok=2, head_dim=8,
+                                         layer_types=["sliding_attention", "full_attention"]))):
+        spec = MODELS[name]
+        torch.manual_seed(0)
+        model = spec["cls_model"](spec["cls_config"](**dict(spec["config"], **small, **sizes)))
+        path = os.path.join(d, f"tiny_{name}.gguf")
+        (write_gpt_oss if name == "gpt_oss" else lambda m, p: write_deepseek2(m, p, True))(model, path)
+        os.chmod(path, 0o644)
+        print(f"  {path}: {os.path.getsize(path)} bytes")
+
+
 def main():
     torch.set_num_threads(1)
-    for name in sys.argv[1:] or list(MODELS):
-        make(name)
+    for name in sys.argv[1:] or list(MODELS) + ["fuzz"]:
+        if name == "fuzz":
+            fuzz_seeds()
+        else:
+            make(name)
 
 
 if __name__ == "__main__":
