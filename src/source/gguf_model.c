@@ -378,6 +378,14 @@ static air_status deepseek_moe_hparams(hp_ctx *c, air_hparams *hp) {
         (st = optional_count(c, "expert_group_used_count", &hp->topk_group)) ||
         (st = get_float(c, "expert_weights_scale", &hp->routed_scale)))
         return st;
+    if (hp->n_expert % hp->n_group || hp->topk_group > hp->n_group ||
+        hp->n_expert_used > hp->topk_group * (hp->n_expert / hp->n_group) ||
+        hp->moe_first_dense >= hp->n_layer)
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: expert groups out of range (%d experts, %d used, %d groups, %d used "
+                       "groups, %d leading dense layers of %d)",
+                       path, hp->n_expert, hp->n_expert_used, hp->n_group, hp->topk_group,
+                       hp->moe_first_dense, hp->n_layer);
     air_gguf_get_u32(c->g, akey(c, "expert_gating_func"), &gating);
     char probs[64];
     snprintf(probs, sizeof probs, "blk.%d.exp_probs_b.bias", hp->moe_first_dense);
@@ -390,14 +398,6 @@ static air_status deepseek_moe_hparams(hp_ctx *c, air_hparams *hp) {
         hp->expert_norm_topk = norm != 0;
     hp->n_ff_shexp = shared * hp->n_ff_exp;
     hp->router_sigmoid = 1;
-    if (hp->n_expert % hp->n_group || hp->topk_group > hp->n_group ||
-        hp->n_expert_used > hp->topk_group * (hp->n_expert / hp->n_group) ||
-        hp->moe_first_dense >= hp->n_layer)
-        return air_err(AIR_ERR_FORMAT,
-                       "%s: expert groups out of range (%d experts, %d used, %d groups, %d used "
-                       "groups, %d leading dense layers of %d)",
-                       path, hp->n_expert, hp->n_expert_used, hp->n_group, hp->topk_group,
-                       hp->moe_first_dense, hp->n_layer);
     return AIR_OK;
 }
 

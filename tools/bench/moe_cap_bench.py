@@ -262,9 +262,10 @@ def rss_peak(cg):
 def measure(args):
     gguf_path = os.path.join(args.dir, "model.gguf")
     size = os.path.getsize(gguf_path)
-    cap = args.cap_bytes or size // 4
+    cap = -1 if args.no_cap else args.cap_bytes or size // 4  # -1: no limit (a reference run)
     res = {"gguf_bytes": size, "cap_bytes": cap, "runs": []}
-    print(f"model {size / 1e9:.2f} GB, cap {cap / 2**20:.0f} MiB", flush=True)
+    print(f"model {size / 1e9:.2f} GB, cap {cap / 2**20:.0f} MiB" if cap > 0 else
+          f"model {size / 1e9:.2f} GB, no cap", flush=True)
     for rep in range(args.reps):
         for ram in args.ram:
             drop_cache(args.dir)
@@ -300,13 +301,15 @@ def measure(args):
             res["runs"].append(r)
         finally:
             cg.close()
-    with open(os.path.join(args.dir, "results.json"), "w") as f:
+    with open(os.path.join(args.dir, args.out), "w") as f:
         json.dump(res, f, indent=1)
     summarize(res)
 
 
 def summarize(res):
-    print(f"\nmodel {res['gguf_bytes'] / 1e9:.2f} GB, cap {res['cap_bytes'] / 2**20:.0f} MiB")
+    cap = res["cap_bytes"]
+    print(f"\nmodel {res['gguf_bytes'] / 1e9:.2f} GB, " +
+          (f"cap {cap / 2**20:.0f} MiB" if cap > 0 else "no cap"))
     print("\n| engine | RAM budget | decode s/token | floor s/token | bytes read/token | active "
           "bytes/token | read / active | expert cache hit rate | cgroup peak |\n"
           "|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -315,7 +318,8 @@ def summarize(res):
         if r["engine"] == "llama.cpp":
             st = r.get("step_s")
             s = f"{np.mean(st):.2f}" if st else f"failed (rc {r['rc']})"
-            print(f"| llama.cpp (mmap) | page cache under the cap | {s} | | | | | | {peak} |")
+            where = "page cache under the cap" if cap > 0 else "page cache, no cap"
+            print(f"| llama.cpp (mmap) | {where} | {s} | | | | | | {peak} |")
             continue
         a = parse_airllm(r["output"])
         if "tok_s" not in a:
@@ -352,10 +356,13 @@ def main():
     rn.add_argument("--llama-timeout", type=int, default=1800)
     rn.add_argument("--reps", type=int, default=1)
     rn.add_argument("--cap-bytes", type=int, default=0, help="default: a quarter of the GGUF")
+    rn.add_argument("--no-cap", action="store_true", help="a reference run without a limit")
+    rn.add_argument("--out", default="results.json", help="file in DIR for the results")
     rn.add_argument("--ram", nargs="*", default=["0", "", "768M"],
                     help="airllm.c RAM budgets ('' = its default under the cap)")
     sm = sub.add_parser("summary", help="the table again from DIR/results.json")
     sm.add_argument("dir")
+    sm.add_argument("--out", default="results.json")
     cl = sub.add_parser("clean")
     cl.add_argument("dir")
     args = ap.parse_args()
@@ -364,7 +371,7 @@ def main():
     elif args.cmd == "run":
         measure(args)
     elif args.cmd == "summary":
-        with open(os.path.join(args.dir, "results.json")) as f:
+        with open(os.path.join(args.dir, args.out)) as f:
             summarize(json.load(f))
     else:
         shutil.rmtree(args.dir, ignore_errors=True)
