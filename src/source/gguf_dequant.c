@@ -169,8 +169,8 @@ static void deq_q4_0(const uint8_t *src, float *y, int64_t nb) {
  * 1.5, 2, 3, 4, 6) times 2^(e - 127); every product is exact in fp32
  * (ggml holds the codes doubled and halves the scale: the same numbers). */
 static void deq_mxfp4(const uint8_t *src, float *y, int64_t nb) {
-    static const float e2m1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
-                                   0.0f,  -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+    static const float e2m1[16] = {0.0f, 0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                   0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
     for (int64_t b = 0; b < nb; b++, src += sizeof(blk_mxfp4), y += QK) {
         blk_mxfp4 k;
         memcpy(&k, src, sizeof k);

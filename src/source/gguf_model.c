@@ -704,7 +704,8 @@ int air_gguf_tensor_name(int layer, const char *neutral, char *buf, size_t cap) 
 int air_gguf_arch_tensor_name(int arch, int layer, const char *neutral, char *buf, size_t cap) {
     if (layer >= 0 && neutral)
         for (size_t i = 0; i < sizeof g_arch_names / sizeof *g_arch_names; i++)
-            if ((int)g_arch_names[i].arch == arch && strcmp(neutral, g_arch_names[i].neutral) == 0) {
+            if ((int)g_arch_names[i].arch == arch &&
+                strcmp(neutral, g_arch_names[i].neutral) == 0) {
                 int n = snprintf(buf, cap, "blk.%d.%s", layer, g_arch_names[i].gguf);
                 return n > 0 && (size_t)n < cap;
             }

@@ -73,9 +73,11 @@ static air_status find_expert(air_source *s, int layer, const char *neutral, int
     int bias = expert_bias(*t);
     if ((bias ? (*t)->ne[1] : (*t)->ne[2]) != s->hp.n_expert || (*t)->n_dims != 3 - bias ||
         *e >= s->hp.n_expert)
-        return air_err(AIR_ERR_FORMAT, "%s: '%s' has %d dimensions [%lld, %lld, %lld], expected "
-                       "[%s%d experts]", air_gguf_path(h->g), name, (*t)->n_dims,
-                       (long long)(*t)->ne[0], (long long)(*t)->ne[1], (long long)(*t)->ne[2],
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: '%s' has %d dimensions [%lld, %lld, %lld], expected "
+                       "[%s%d experts]",
+                       air_gguf_path(h->g), name, (*t)->n_dims, (long long)(*t)->ne[0],
+                       (long long)(*t)->ne[1], (long long)(*t)->ne[2],
                        bias ? "n_out, " : "n_in, n_out, ", s->hp.n_expert);
     return AIR_OK;
 }
@@ -105,7 +107,8 @@ static air_status find_kv_split(air_source *s, int layer, const char *neutral, i
     if (!*kb || !*vb)
         return air_err(AIR_ERR_NOT_FOUND,
                        "%s: layer %d has neither attn_kv_b.weight nor attn_k_b.weight and "
-                       "attn_v_b.weight", air_gguf_path(h->g), layer);
+                       "attn_v_b.weight",
+                       air_gguf_path(h->g), layer);
     const air_gguf_tensor *k = *kb, *v = *vb;
     if (k->n_dims != 3 || k->ne[0] != hp->qk_nope_dim || k->ne[1] != hp->kv_lora_rank ||
         k->ne[2] != hp->n_head || v->n_dims != 3 || v->ne[0] != hp->kv_lora_rank ||
@@ -124,8 +127,8 @@ static air_status find_kv_split(air_source *s, int layer, const char *neutral, i
 
 /* kv_b rebuilt in F32: per head, the nope rows (k_b transposed back), then
  * the value rows. */
-static air_status read_kv_split(air_source *s, const air_gguf_tensor *kb,
-                                const air_gguf_tensor *vb, float *dst) {
+static air_status read_kv_split(air_source *s, const air_gguf_tensor *kb, const air_gguf_tensor *vb,
+                                float *dst) {
     gg_impl *h = s->impl;
     const int nh = s->hp.n_head, nope = s->hp.qk_nope_dim, vd = s->hp.v_head_dim,
               r = s->hp.kv_lora_rank;
@@ -159,8 +162,10 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
         out->shape[0] = (int64_t)s->hp.n_head * (s->hp.qk_nope_dim + s->hp.v_head_dim);
         out->shape[1] = s->hp.kv_lora_rank;
         out->nbytes = (uint64_t)(out->shape[0] * out->shape[1]) * 4;
-        snprintf(out->src_name, sizeof out->src_name, "blk.%d.attn_k_b.weight + attn_v_b.weight "
-                 "(%s)", layer, air_gguf_path(h->g));
+        snprintf(out->src_name, sizeof out->src_name,
+                 "blk.%d.attn_k_b.weight + attn_v_b.weight "
+                 "(%s)",
+                 layer, air_gguf_path(h->g));
         return kst;
     }
     air_status st = find_expert(s, layer, neutral, &applies, &t, &expert);
@@ -183,11 +188,12 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
         break;
     default:
         if (!air_ggml_can_dequantize(t->ggml_type))
-            return air_err(AIR_ERR_UNSUPPORTED,
-                           "%s: tensor '%s' is of GGML type %s, which cannot be converted yet; "
-                           "use a file quantized with Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, MXFP4, "
-                           "F16, BF16 or F32",
-                           air_gguf_path(h->g), t->name, air_ggml_type_name(t->ggml_type));
+            return air_err(
+                AIR_ERR_UNSUPPORTED,
+                "%s: tensor '%s' is of GGML type %s, which cannot be converted yet; "
+                "use a file quantized with Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, MXFP4, "
+                "F16, BF16 or F32",
+                air_gguf_path(h->g), t->name, air_ggml_type_name(t->ggml_type));
         out->dtype = AIR_DT_F32;
     }
     out->n_dims = t->n_dims == 1 ? 1 : 2;
@@ -206,7 +212,8 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
     }
     uint64_t esz = out->dtype == AIR_DT_F32 ? 4 : 2;
     out->nbytes = (uint64_t)(applies ? t->ne[0] * (expert_bias(t) ? 1 : t->ne[1])
-                                     : air_gguf_tensor_nelements(t)) * esz;
+                                     : air_gguf_tensor_nelements(t)) *
+                  esz;
     snprintf(out->src_name, sizeof out->src_name, "%s (%s %s)", t->name,
              air_ggml_type_name(t->ggml_type), air_gguf_path(h->g));
     return AIR_OK;

@@ -276,11 +276,13 @@ static void check_gguf(const char *name, air_arch arch, int n_expert) {
     /* llama.cpp multiplies MXFP4 blocks by 8-bit activations: a looser bound */
     const cJSON *lb = cJSON_GetObjectItem(g, "llama_cpp_rel_bound");
     double ll_bound = cJSON_IsNumber(lb) ? lb->valuedouble : 1e-4;
-    fprintf(stderr, "  %s: logits rel. error %.3g vs llama.cpp (bound %.3g), %.3g vs transformers\n",
-            name, w_ll, ll_bound, w_hf);
+    fprintf(stderr,
+            "  %s: logits rel. error %.3g vs llama.cpp (bound %.3g), %.3g vs transformers\n", name,
+            w_ll, ll_bound, w_hf);
     if (w_hf > 1e-4 || w_ll > ll_bound)
         T_FAIL("%s: logits rel. error %.3g vs llama.cpp (bound %.3g), %.3g vs transformers (bound "
-               "1e-4)", name, w_ll, ll_bound, w_hf);
+               "1e-4)",
+               name, w_ll, ll_bound, w_hf);
     air_kv_free(&kv);
     ASSERT_OK(air_kv_init(&kv, hp, 128));
     air_gen_options go = {0};
