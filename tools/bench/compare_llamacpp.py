@@ -83,6 +83,16 @@ def permute_rows(w, n_head):
              .swapaxes(1, 2).reshape(w.shape))
 
 
+def add_id_vocab(w, vocab):
+    """A vocabulary of the model's size for token ids only, no text."""
+    w.add_tokenizer_model("llama")
+    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [f"<t{i}>".encode() for i in range(3, vocab)])
+    w.add_token_scores([0.0] * vocab)
+    w.add_token_types([2, 3, 3] + [1] * (vocab - 3))
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+
+
 def write_gguf(folder, path, qtype):
     import gguf
 
@@ -103,13 +113,7 @@ def write_gguf(folder, path, qtype):
     w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-5)))
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if qtype == gguf.GGMLQuantizationType.Q8_0
                     else gguf.LlamaFileType.MOSTLY_Q4_0)
-    # a byte-level vocabulary of the model's size: ids only, no text
-    w.add_tokenizer_model("llama")
-    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [f"<t{i}>".encode() for i in range(3, vocab)])
-    w.add_token_scores([0.0] * vocab)
-    w.add_token_types([2, 3, 3] + [1] * (vocab - 3))
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
+    add_id_vocab(w, vocab)
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight":
              "output_norm.weight", "lm_head.weight": "output.weight"}
     per_layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
