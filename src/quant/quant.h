@@ -76,6 +76,11 @@ void air_q8_quantize_row_avx2(const float *x, air_block_q8 *dst, int64_t n);
 void air_nf4_quantize_row_avx2(const float *x, air_block_nf4 *dst, int64_t n);
 void air_q8_quantize_row_avx512(const float *x, air_block_q8 *dst, int64_t n);
 void air_nf4_quantize_row_avx512(const float *x, air_block_nf4 *dst, int64_t n);
+/* 16-bit float rows to fp32, the bits of air_bf16_to_f32 / air_f16_to_f32. */
+void air_bf16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n);
+void air_f16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n);
+void air_bf16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n);
+void air_f16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n);
 #endif
 /* Reference activation quantizer (n multiple of 32). */
 void air_xq_quantize_row(const float *x, air_block_xq *dst, int64_t n);

@@ -145,3 +145,35 @@ void air_nf4_quantize_row_avx2(const float *x, air_block_nf4 *dst, int64_t n) {
         }
     }
 }
+
+void air_bf16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_si256((__m256i *)(y + i), _mm256_slli_epi32(h, 16));
+    }
+    for (; i < n; i++) {
+        uint32_t b = (uint32_t)x[i] << 16;
+        __builtin_memcpy(&y[i], &b, 4);
+    }
+}
+
+/* As air_f16_to_f32_row_avx512: NaN lanes keep the reference's bits. */
+void air_f16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(x + i));
+        __m256 f = _mm256_cvtph_ps(h);
+        __m256i w = _mm256_cvtepu16_epi32(h);
+        __m256i mag = _mm256_and_si256(w, _mm256_set1_epi32(0x7fff));
+        __m256i nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7c00));
+        __m256i bits = _mm256_or_si256(
+            _mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x8000)), 16),
+                            _mm256_set1_epi32(0x7f800000)),
+            _mm256_slli_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0x3ff)), 13));
+        f = _mm256_blendv_ps(f, _mm256_castsi256_ps(bits), _mm256_castsi256_ps(nan));
+        _mm256_storeu_ps(y + i, f);
+    }
+    for (; i < n; i++)
+        y[i] = air_f16_to_f32(x[i]);
+}

@@ -189,3 +189,36 @@ void air_nf4_quantize_row_avx512(const float *x, air_block_nf4 *dst, int64_t n) 
         }
     }
 }
+
+void air_bf16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + i)));
+        _mm512_storeu_si512(y + i, _mm512_slli_epi32(h, 16));
+    }
+    for (; i < n; i++) {
+        uint32_t b = (uint32_t)x[i] << 16;
+        __builtin_memcpy(&y[i], &b, 4);
+    }
+}
+
+/* vcvtph2ps is exact, but quiets a signaling NaN; the reference keeps a
+ * NaN's bits (sign | 0x7f800000 | mantissa << 13): NaN lanes take those. */
+void air_f16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(x + i));
+        __m512 f = _mm512_cvtph_ps(h);
+        __m512i w = _mm512_cvtepu16_epi32(h);
+        __m512i mag = _mm512_and_si512(w, _mm512_set1_epi32(0x7fff));
+        __mmask16 nan = _mm512_cmpgt_epi32_mask(mag, _mm512_set1_epi32(0x7c00));
+        __m512i bits = _mm512_or_si512(
+            _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(w, _mm512_set1_epi32(0x8000)), 16),
+                            _mm512_set1_epi32(0x7f800000)),
+            _mm512_slli_epi32(_mm512_and_si512(w, _mm512_set1_epi32(0x3ff)), 13));
+        f = _mm512_mask_mov_ps(f, nan, _mm512_castsi512_ps(bits));
+        _mm512_storeu_ps(y + i, f);
+    }
+    for (; i < n; i++)
+        y[i] = air_f16_to_f32(x[i]);
+}

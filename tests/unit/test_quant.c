@@ -289,6 +289,35 @@ TEST(simd_quantizers_equal_the_reference) {
     ASSERT_EQ_INT(q8_ref[10 * 2].qs[0], 0);
 }
 
+/* Every ISA's 16-bit float rows (air_row_to_f32) give the reference's bits
+ * for all 65536 values of f16 and of bf16 (NaN payloads, signaling ones
+ * included), at every offset of a row's tail. */
+TEST(half_rows_equal_the_reference_on_every_value) {
+    enum { N = 65536 + 13 };
+    static uint16_t h[N];
+    static float ref[N], got[N];
+    for (int i = 0; i < N; i++)
+        h[i] = (uint16_t)(i * 40503u); /* every value, in a scrambled order */
+    static const air_isa isas[] = {AIR_ISA_REF, AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
+    for (int t = 0; t < 2; t++) {
+        air_dtype dt = t ? AIR_DT_BF16 : AIR_DT_F16;
+        for (int i = 0; i < N; i++)
+            ref[i] = t ? air_bf16_to_f32(h[i]) : air_f16_to_f32(h[i]);
+        for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+            if (!air_kernels_force_isa(isas[k]))
+                continue;
+            for (int start = 0; start < 3; start++) {
+                memset(got, 0, sizeof got);
+                air_row_to_f32(dt, h + start, got + start, N - start);
+                if (memcmp(got + start, ref + start, sizeof(float) * (N - start)) != 0)
+                    T_FAIL("%s: %s row from %d differs from the reference", air_isa_name(isas[k]),
+                           t ? "bf16" : "f16", start);
+            }
+        }
+    }
+    air_kernels_force_isa(AIR_ISA_REF);
+}
+
 int main(void) {
     RUN(block_layout);
     RUN(nf4_code_ties_go_low);
@@ -296,5 +325,6 @@ int main(void) {
     RUN(q8_matches_bitsandbytes);
     RUN(nf4_block_quantizer_matches_code_search);
     RUN(simd_quantizers_equal_the_reference);
+    RUN(half_rows_equal_the_reference_on_every_value);
     return test_summary();
 }
