@@ -10,7 +10,7 @@
 #include <immintrin.h>
 #include <stdalign.h>
 
-#include "kernels/ops.h"
+#include "kernels/kernels.h"
 #include "quant/quant.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -152,10 +152,7 @@ void air_bf16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n) {
         __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i)));
         _mm256_storeu_si256((__m256i *)(y + i), _mm256_slli_epi32(h, 16));
     }
-    for (; i < n; i++) {
-        uint32_t b = (uint32_t)x[i] << 16;
-        __builtin_memcpy(&y[i], &b, 4);
-    }
+    air_ref_bf16_to_f32(x + i, y + i, n - i); /* the tail */
 }
 
 /* As air_f16_to_f32_row_avx512: NaN lanes keep the reference's bits. */
@@ -174,6 +171,5 @@ void air_f16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n) {
         f = _mm256_blendv_ps(f, _mm256_castsi256_ps(bits), _mm256_castsi256_ps(nan));
         _mm256_storeu_ps(y + i, f);
     }
-    for (; i < n; i++)
-        y[i] = air_f16_to_f32(x[i]);
+    air_ref_f16_to_f32(x + i, y + i, n - i); /* the tail */
 }

@@ -21,7 +21,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 
-#include "kernels/ops.h"
+#include "kernels/kernels.h"
 #include "quant/quant.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -196,10 +196,7 @@ void air_bf16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n) {
         __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + i)));
         _mm512_storeu_si512(y + i, _mm512_slli_epi32(h, 16));
     }
-    for (; i < n; i++) {
-        uint32_t b = (uint32_t)x[i] << 16;
-        __builtin_memcpy(&y[i], &b, 4);
-    }
+    air_ref_bf16_to_f32(x + i, y + i, n - i); /* the tail */
 }
 
 /* vcvtph2ps is exact, but quiets a signaling NaN; the reference keeps a
@@ -219,6 +216,5 @@ void air_f16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n) {
         f = _mm512_mask_mov_ps(f, nan, _mm512_castsi512_ps(bits));
         _mm512_storeu_ps(y + i, f);
     }
-    for (; i < n; i++)
-        y[i] = air_f16_to_f32(x[i]);
+    air_ref_f16_to_f32(x + i, y + i, n - i); /* the tail */
 }
