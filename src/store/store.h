@@ -45,6 +45,9 @@ typedef struct {
                    it complete (perhaps after waiting for another process) */
     int (*should_abort)(void *user); /* polled before each tensor; may be NULL */
     void *abort_user;
+    uint64_t buffer_budget; /* bytes of unit buffers the split may hold (one unit filling while
+                               the one before is written takes two); 0: half of the memory
+                               available (cgroup limits included) */
 } air_split_options;
 
 /* Writes the layer store for `src` into `dir` unless a complete store for the
