@@ -39,19 +39,18 @@ int air_cu_fail(air_cu_ctx *ctx, const char *what, cudaError_t e, const char *fi
 #define CU_LAUNCHED(ctx, name) CU_TRY(ctx, cudaGetLastError())
 
 /* The ops (kernels.cu). */
-int air_cu_matmul(air_cu_ctx *ctx, int wt, const void *d_w, int n_out, int n_in,
-                  const float *d_x, int rows, float *d_y);
-int air_cu_rmsnorm(air_cu_ctx *ctx, float *d_y, const float *d_x, const float *d_w, int n,
-                   int rows, float eps, const int32_t *d_map);
+int air_cu_matmul(air_cu_ctx *ctx, int wt, const void *d_w, int n_out, int n_in, const float *d_x,
+                  int rows, float *d_y);
+int air_cu_rmsnorm(air_cu_ctx *ctx, float *d_y, const float *d_x, const float *d_w, int n, int rows,
+                   float eps, const int32_t *d_map);
 int air_cu_rope(air_cu_ctx *ctx, float *d_v, int rows, int n_heads, int head_dim,
                 const float *d_cos, const float *d_sin);
 int air_cu_silu_mul(air_cu_ctx *ctx, float *d_out, const float *d_gate, const float *d_up,
                     int64_t n);
 int air_cu_add(air_cu_ctx *ctx, float *d_y, const float *d_x, int64_t n);
 int air_cu_add_bias(air_cu_ctx *ctx, float *d_y, const float *d_b, int rows, int n);
-int air_cu_kv_store(air_cu_ctx *ctx, float *const *d_kp, float *const *d_vp,
-                    const int32_t *d_slot, const float *d_k, const float *d_v, int rows,
-                    int kv_dim);
+int air_cu_kv_store(air_cu_ctx *ctx, float *const *d_kp, float *const *d_vp, const int32_t *d_slot,
+                    const float *d_k, const float *d_v, int rows, int kv_dim);
 int air_cu_attention(air_cu_ctx *ctx, const air_cu_attn *a);
 
 #endif

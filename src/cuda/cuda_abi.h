@@ -102,12 +102,12 @@ typedef struct {
 
     /* Ops on the compute stream (semantics of kernels/ops.h and model/): */
     /* d_y (rows, n_out) = d_x (rows, n_in) @ W^T, W (n_out, n_in) of type wt. */
-    int (*matmul)(air_cu_ctx *ctx, int wt, const void *d_w, int n_out, int n_in,
-                  const float *d_x, int rows, float *d_y);
+    int (*matmul)(air_cu_ctx *ctx, int wt, const void *d_w, int n_out, int n_in, const float *d_x,
+                  int rows, float *d_y);
     /* Row i of d_y (rows, n) = rmsnorm(row map[i] of d_x) * d_w; d_map NULL:
      * row i. d_y may equal d_x. */
-    int (*rmsnorm)(air_cu_ctx *ctx, float *d_y, const float *d_x, const float *d_w, int n,
-                   int rows, float eps, const int32_t *d_map);
+    int (*rmsnorm)(air_cu_ctx *ctx, float *d_y, const float *d_x, const float *d_w, int n, int rows,
+                   float eps, const int32_t *d_map);
     /* Rotate-half RoPE on rows of n_heads heads of head_dim values, with each
      * row's cos / sin (rows, head_dim / 2). */
     int (*rope)(air_cu_ctx *ctx, float *d_v, int rows, int n_heads, int head_dim,
@@ -119,16 +119,14 @@ typedef struct {
     /* d_y (rows, n) += d_b (n) on every row. */
     int (*add_bias)(air_cu_ctx *ctx, float *d_y, const float *d_b, int rows, int n);
     /* Row r of d_k / d_v (rows, kv_dim) into plane d_kp[r] / d_vp[r] at slot d_slot[r]. */
-    int (*kv_store)(air_cu_ctx *ctx, float *const *d_kp, float *const *d_vp,
-                    const int32_t *d_slot, const float *d_k, const float *d_v, int rows,
-                    int kv_dim);
+    int (*kv_store)(air_cu_ctx *ctx, float *const *d_kp, float *const *d_vp, const int32_t *d_slot,
+                    const float *d_k, const float *d_v, int rows, int kv_dim);
     int (*attention)(air_cu_ctx *ctx, const air_cu_attn *a);
 
     /* The copy floor: pinned host -> device bandwidth (GB/s, best of reps
      * copies of `bytes`) and device memory bandwidth (bytes read + written
      * by a device-to-device copy, GB/s). */
-    int (*bandwidth)(air_cu_ctx *ctx, size_t bytes, int reps, double *h2d_gbs,
-                     double *d2d_gbs);
+    int (*bandwidth)(air_cu_ctx *ctx, size_t bytes, int reps, double *h2d_gbs, double *d2d_gbs);
 } air_cuda_api;
 
 /* The one symbol the plugin exports. */

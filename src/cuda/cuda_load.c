@@ -39,7 +39,8 @@ static const air_cuda_api *try_path(const char *path, char *why, size_t cap) {
     }
     const air_cuda_api *api = fn();
     if (!api || api->abi != AIR_CUDA_ABI_VERSION) {
-        snprintf(why + used, cap - used, "\n  %s: plugin interface version %d, this library "
+        snprintf(why + used, cap - used,
+                 "\n  %s: plugin interface version %d, this library "
                  "needs %d (the plugin is from another build: rebuild both together)",
                  path, api ? api->abi : -1, AIR_CUDA_ABI_VERSION);
         dlclose(h);
@@ -67,16 +68,15 @@ air_status air_cuda_load(const air_cuda_api **out) {
         Dl_info di;
         if (dladdr((void *)air_cuda_load, &di) && di.dli_fname) {
             const char *slash = strrchr(di.dli_fname, '/');
-            if (slash && (size_t)(slash - di.dli_fname) + sizeof AIR_CUDA_PLUGIN_NAME + 1 <
-                             sizeof path) {
-                snprintf(path, sizeof path, "%.*s/%s", (int)(slash - di.dli_fname),
-                         di.dli_fname, AIR_CUDA_PLUGIN_NAME);
+            if (slash &&
+                (size_t)(slash - di.dli_fname) + sizeof AIR_CUDA_PLUGIN_NAME + 1 < sizeof path) {
+                snprintf(path, sizeof path, "%.*s/%s", (int)(slash - di.dli_fname), di.dli_fname,
+                         AIR_CUDA_PLUGIN_NAME);
                 api = try_path(path, why, sizeof why);
             }
         }
         if (!api && AIR_CUDA_PLUGIN_INSTALL_DIR[0]) {
-            snprintf(path, sizeof path, "%s/%s", AIR_CUDA_PLUGIN_INSTALL_DIR,
-                     AIR_CUDA_PLUGIN_NAME);
+            snprintf(path, sizeof path, "%s/%s", AIR_CUDA_PLUGIN_INSTALL_DIR, AIR_CUDA_PLUGIN_NAME);
             api = try_path(path, why, sizeof why);
         }
         if (!api)
@@ -105,17 +105,22 @@ air_status air_cuda_probe(const air_cuda_api **api, air_cu_info *info) {
     case AIR_CU_OK:
         return AIR_OK;
     case AIR_CU_NO_DRIVER:
-        return air_err(AIR_ERR_UNSUPPORTED, "device cuda: %s; install the NVIDIA driver on a "
-                       "machine with an NVIDIA GPU, or run on the CPU (--device cpu)", msg);
-    case AIR_CU_OLD_DRIVER:
-        return air_err(AIR_ERR_UNSUPPORTED, "device cuda: %s; update the NVIDIA driver, or "
-                       "build the plugin with the CUDA toolkit the driver supports, or run on "
-                       "the CPU (--device cpu)", msg);
-    case AIR_CU_NO_DEVICE:
-        return air_err(AIR_ERR_UNSUPPORTED, "device cuda: %s; check nvidia-smi and "
-                       "CUDA_VISIBLE_DEVICES, or run on the CPU (--device cpu)", msg);
-    default:
-        return air_err(AIR_ERR_UNSUPPORTED, "device cuda: %s; run on the CPU (--device cpu)",
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "device cuda: %s; install the NVIDIA driver on a "
+                       "machine with an NVIDIA GPU, or run on the CPU (--device cpu)",
                        msg);
+    case AIR_CU_OLD_DRIVER:
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "device cuda: %s; update the NVIDIA driver, or "
+                       "build the plugin with the CUDA toolkit the driver supports, or run on "
+                       "the CPU (--device cpu)",
+                       msg);
+    case AIR_CU_NO_DEVICE:
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "device cuda: %s; check nvidia-smi and "
+                       "CUDA_VISIBLE_DEVICES, or run on the CPU (--device cpu)",
+                       msg);
+    default:
+        return air_err(AIR_ERR_UNSUPPORTED, "device cuda: %s; run on the CPU (--device cpu)", msg);
     }
 }

@@ -34,11 +34,15 @@ __constant__ float c_nf4[16] = AIR_NF4_VALUES;
 
 static size_t row_bytes(int wt, int n_in) {
     switch (wt) {
-    case AIR_CU_F32: return (size_t)n_in * 4;
+    case AIR_CU_F32:
+        return (size_t)n_in * 4;
     case AIR_CU_F16:
-    case AIR_CU_BF16: return (size_t)n_in * 2;
-    case AIR_CU_Q8: return (size_t)(n_in / 32) * Q8_BYTES;
-    case AIR_CU_NF4: return (size_t)(n_in / 64) * NF4_BYTES;
+    case AIR_CU_BF16:
+        return (size_t)n_in * 2;
+    case AIR_CU_Q8:
+        return (size_t)(n_in / 32) * Q8_BYTES;
+    case AIR_CU_NF4:
+        return (size_t)(n_in / 64) * NF4_BYTES;
     }
     return 0;
 }
@@ -47,8 +51,12 @@ static size_t row_bytes(int wt, int n_in) {
 /* Weight decoding                                                           */
 /* ------------------------------------------------------------------------- */
 
-__device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
-__device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
+__device__ __forceinline__ float bf16_lo(uint32_t u) {
+    return __uint_as_float(u << 16);
+}
+__device__ __forceinline__ float bf16_hi(uint32_t u) {
+    return __uint_as_float(u & 0xffff0000u);
+}
 
 /* Elements 8c .. 8c+7 of a weight row (n_in % 8 == 0) as fp32. lut: the NF4
  * values in shared memory. Alignment: rows start at multiples of 16 bytes
@@ -106,7 +114,7 @@ __device__ __forceinline__ float load1(const uint8_t *row, int k, const float *l
     if (DT == AIR_CU_F16)
         return __half2float(__ushort_as_half(reinterpret_cast<const unsigned short *>(row)[k]));
     if (DT == AIR_CU_BF16)
-        return __uint_as_float((uint32_t)reinterpret_cast<const uint16_t *>(row)[k] << 16);
+        return __uint_as_float((uint32_t) reinterpret_cast<const uint16_t *>(row)[k] << 16);
     if (DT == AIR_CU_Q8) {
         const uint8_t *b = row + (size_t)(k / 32) * Q8_BYTES;
         return __half2float(__ushort_as_half(*reinterpret_cast<const unsigned short *>(b))) *
@@ -150,8 +158,7 @@ __device__ __forceinline__ float warp_max(float v) {
 
 /* Sum (or max) over the block, returned to every thread. red: 32 floats of
  * shared memory. blockDim.x must be a multiple of 32. */
-template <bool MAX>
-__device__ float block_reduce(float v, float *red) {
+template <bool MAX> __device__ float block_reduce(float v, float *red) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     v = MAX ? warp_max(v) : warp_sum(v);
     __syncthreads(); /* red may still be read by a previous reduction */
@@ -181,8 +188,8 @@ __device__ float block_reduce(float v, float *red) {
  * weight rows (x is read from cache R * n_in * 4 bytes per OPW rows). */
 template <int DT, int R, int OPW>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
-    gemv_kernel(const uint8_t *__restrict__ W, size_t rb, int n_in,
-                const float *__restrict__ x, int rows, float *__restrict__ y, int n_out) {
+    gemv_kernel(const uint8_t *__restrict__ W, size_t rb, int n_in, const float *__restrict__ x,
+                int rows, float *__restrict__ y, int n_out) {
     __shared__ float lut[16];
     if (threadIdx.x < 16)
         lut[threadIdx.x] = c_nf4[threadIdx.x];
@@ -370,8 +377,8 @@ static int matmul_t(air_cu_ctx *ctx, const uint8_t *W, int n_out, int n_in, cons
     return 0;
 }
 
-int air_cu_matmul(air_cu_ctx *ctx, int wt, const void *d_w, int n_out, int n_in,
-                  const float *d_x, int rows, float *d_y) {
+int air_cu_matmul(air_cu_ctx *ctx, int wt, const void *d_w, int n_out, int n_in, const float *d_x,
+                  int rows, float *d_y) {
     if (rows <= 0 || n_out <= 0 || n_in <= 0) {
         snprintf(ctx->err, sizeof ctx->err, "matmul: bad shape (%d rows, %d x %d)", rows, n_out,
                  n_in);
@@ -384,11 +391,16 @@ int air_cu_matmul(air_cu_ctx *ctx, int wt, const void *d_w, int n_out, int n_in,
     }
     const uint8_t *W = (const uint8_t *)d_w;
     switch (wt) {
-    case AIR_CU_F32: return matmul_t<AIR_CU_F32>(ctx, W, n_out, n_in, d_x, rows, d_y);
-    case AIR_CU_F16: return matmul_t<AIR_CU_F16>(ctx, W, n_out, n_in, d_x, rows, d_y);
-    case AIR_CU_BF16: return matmul_t<AIR_CU_BF16>(ctx, W, n_out, n_in, d_x, rows, d_y);
-    case AIR_CU_Q8: return matmul_t<AIR_CU_Q8>(ctx, W, n_out, n_in, d_x, rows, d_y);
-    case AIR_CU_NF4: return matmul_t<AIR_CU_NF4>(ctx, W, n_out, n_in, d_x, rows, d_y);
+    case AIR_CU_F32:
+        return matmul_t<AIR_CU_F32>(ctx, W, n_out, n_in, d_x, rows, d_y);
+    case AIR_CU_F16:
+        return matmul_t<AIR_CU_F16>(ctx, W, n_out, n_in, d_x, rows, d_y);
+    case AIR_CU_BF16:
+        return matmul_t<AIR_CU_BF16>(ctx, W, n_out, n_in, d_x, rows, d_y);
+    case AIR_CU_Q8:
+        return matmul_t<AIR_CU_Q8>(ctx, W, n_out, n_in, d_x, rows, d_y);
+    case AIR_CU_NF4:
+        return matmul_t<AIR_CU_NF4>(ctx, W, n_out, n_in, d_x, rows, d_y);
     }
     snprintf(ctx->err, sizeof ctx->err, "matmul: unknown weight type %d", wt);
     return 1;
@@ -414,8 +426,8 @@ __global__ void rmsnorm_kernel(float *y, const float *x, const float *__restrict
         yr[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
 }
 
-int air_cu_rmsnorm(air_cu_ctx *ctx, float *d_y, const float *d_x, const float *d_w, int n,
-                   int rows, float eps, const int32_t *d_map) {
+int air_cu_rmsnorm(air_cu_ctx *ctx, float *d_y, const float *d_x, const float *d_w, int n, int rows,
+                   float eps, const int32_t *d_map) {
     if (rows <= 0)
         return 0;
     if (d_map && d_y == d_x) {
@@ -449,8 +461,8 @@ int air_cu_rope(air_cu_ctx *ctx, float *d_v, int rows, int n_heads, int hd, cons
     int64_t total = (int64_t)rows * n_heads * (hd / 2);
     if (total <= 0)
         return 0;
-    rope_kernel<<<(unsigned)((total + 255) / 256), 256, 0, ctx->stream[0]>>>(d_v, rows, n_heads,
-                                                                            hd, d_cos, d_sin);
+    rope_kernel<<<(unsigned)((total + 255) / 256), 256, 0, ctx->stream[0]>>>(d_v, rows, n_heads, hd,
+                                                                             d_cos, d_sin);
     CU_LAUNCHED(ctx, "rope_kernel");
     return 0;
 }
@@ -467,8 +479,8 @@ int air_cu_silu_mul(air_cu_ctx *ctx, float *d_out, const float *d_gate, const fl
                     int64_t n) {
     if (n <= 0)
         return 0;
-    silu_mul_kernel<<<(unsigned)((n + 255) / 256), 256, 0, ctx->stream[0]>>>(d_out, d_gate,
-                                                                            d_up, n);
+    silu_mul_kernel<<<(unsigned)((n + 255) / 256), 256, 0, ctx->stream[0]>>>(d_out, d_gate, d_up,
+                                                                             n);
     CU_LAUNCHED(ctx, "silu_mul_kernel");
     return 0;
 }
@@ -497,8 +509,7 @@ int air_cu_add_bias(air_cu_ctx *ctx, float *d_y, const float *d_b, int rows, int
     int64_t total = (int64_t)rows * n;
     if (total <= 0)
         return 0;
-    add_bias_kernel<<<(unsigned)((total + 255) / 256), 256, 0, ctx->stream[0]>>>(d_y, d_b, rows,
-                                                                                n);
+    add_bias_kernel<<<(unsigned)((total + 255) / 256), 256, 0, ctx->stream[0]>>>(d_y, d_b, rows, n);
     CU_LAUNCHED(ctx, "add_bias_kernel");
     return 0;
 }
@@ -514,9 +525,8 @@ __global__ void kv_store_kernel(float *const *kp, float *const *vp, const int32_
     vp[r][at] = v[i];
 }
 
-int air_cu_kv_store(air_cu_ctx *ctx, float *const *d_kp, float *const *d_vp,
-                    const int32_t *d_slot, const float *d_k, const float *d_v, int rows,
-                    int kv_dim) {
+int air_cu_kv_store(air_cu_ctx *ctx, float *const *d_kp, float *const *d_vp, const int32_t *d_slot,
+                    const float *d_k, const float *d_v, int rows, int kv_dim) {
     int64_t total = (int64_t)rows * kv_dim;
     if (total <= 0)
         return 0;
@@ -632,8 +642,10 @@ int air_cu_attention(air_cu_ctx *ctx, const air_cu_attn *a) {
     if (a->rows <= 0)
         return 0;
     if (a->head_dim <= 0 || a->n_head_kv <= 0 || a->n_head % a->n_head_kv || a->max_keys <= 0) {
-        snprintf(ctx->err, sizeof ctx->err, "attention: bad shape (%d heads, %d KV heads, head "
-                 "dim %d, %d keys)", a->n_head, a->n_head_kv, a->head_dim, a->max_keys);
+        snprintf(ctx->err, sizeof ctx->err,
+                 "attention: bad shape (%d heads, %d KV heads, head "
+                 "dim %d, %d keys)",
+                 a->n_head, a->n_head_kv, a->head_dim, a->max_keys);
         return 1;
     }
     int n_split = (a->max_keys + ATT_CHUNK - 1) / ATT_CHUNK;

@@ -35,7 +35,8 @@ static int probe(air_cu_info *info, char *msg, size_t cap) {
     }
     if (info->driver_version < info->runtime_version) {
         if (msg && cap)
-            snprintf(msg, cap, "the NVIDIA driver supports CUDA %d.%d, older than the CUDA %d.%d "
+            snprintf(msg, cap,
+                     "the NVIDIA driver supports CUDA %d.%d, older than the CUDA %d.%d "
                      "this plugin was built with",
                      info->driver_version / 1000, info->driver_version % 1000 / 10,
                      info->runtime_version / 1000, info->runtime_version % 1000 / 10);
@@ -104,7 +105,9 @@ static int ctx_create(int device, air_cu_ctx **out, char *msg, size_t cap) {
     return 0;
 }
 
-static const char *ctx_error(const air_cu_ctx *ctx) { return ctx->err; }
+static const char *ctx_error(const air_cu_ctx *ctx) {
+    return ctx->err;
+}
 
 static int mem_info(air_cu_ctx *ctx, uint64_t *fr, uint64_t *tot) {
     size_t f = 0, t = 0;
@@ -137,7 +140,9 @@ static int host_register(air_cu_ctx *ctx, void *p, size_t bytes) {
     return 0;
 }
 
-static void host_unregister(air_cu_ctx *ctx, void *p) { cudaHostUnregister(p); }
+static void host_unregister(air_cu_ctx *ctx, void *p) {
+    cudaHostUnregister(p);
+}
 
 static cudaStream_t stream_of(air_cu_ctx *ctx, int s) {
     return ctx->stream[s == AIR_CU_COPY ? 1 : 0];

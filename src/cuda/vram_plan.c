@@ -10,7 +10,9 @@
 #include "util/progress.h"
 
 /* a + b, saturating at UINT64_MAX */
-static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
 air_status air_vram_plan_make(const uint64_t *unit_bytes, int n_units, uint64_t budget,
                               uint64_t fixed, air_vram_plan *out) {
@@ -37,8 +39,8 @@ air_status air_vram_plan_make(const uint64_t *unit_bytes, int n_units, uint64_t 
     for (int j = 0; j < n_units; j++)
         prefix[j + 1] = add_sat(prefix[j], unit_bytes[order[j]]);
     for (int j = n_units - 1; j >= 0; j--)
-        suffix_max[j] = unit_bytes[order[j]] > suffix_max[j + 1] ? unit_bytes[order[j]]
-                                                                 : suffix_max[j + 1];
+        suffix_max[j] =
+            unit_bytes[order[j]] > suffix_max[j + 1] ? unit_bytes[order[j]] : suffix_max[j + 1];
     int best = -1;
     for (int j = n_units; j >= 0 && best < 0; j--) {
         uint64_t need = add_sat(add_sat(fixed, prefix[j]), add_sat(suffix_max[j], suffix_max[j]));
@@ -51,7 +53,8 @@ air_status air_vram_plan_make(const uint64_t *unit_bytes, int n_units, uint64_t 
         air_format_bytes(budget, b1, sizeof b1);
         air_format_bytes(add_sat(fixed, add_sat(suffix_max[0], suffix_max[0])), b2, sizeof b2);
         air_format_bytes(suffix_max[0], b3, sizeof b3);
-        st = air_err(AIR_ERR_LIMIT, "GPU memory budget %s is too small: streaming needs two "
+        st = air_err(AIR_ERR_LIMIT,
+                     "GPU memory budget %s is too small: streaming needs two "
                      "buffers of the largest unit (%s each) plus the KV cache and activations, "
                      "%s in all; give a larger --vram (at least %s), a shorter context "
                      "(--max-seq-len) or a smaller compression",

@@ -18,7 +18,7 @@
 
 typedef struct {
     int n_units;
-    uint8_t *resident;       /* (n_units) 1: kept in GPU memory */
+    uint8_t *resident; /* (n_units) 1: kept in GPU memory */
     int n_resident;
     uint64_t resident_bytes;
     uint64_t slot_bytes;     /* each of the two streaming buffers; 0 when all are resident */

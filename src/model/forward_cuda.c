@@ -48,7 +48,7 @@
 enum { EV_UP0 = 0, EV_UP1 = 1, EV_DONE0 = 2, EV_DONE1 = 3 };
 
 typedef struct {
-    void *d_base; /* device copy of the unit's tensor data */
+    void *d_base;   /* device copy of the unit's tensor data */
     air_layer view; /* tensors pointing into d_base */
     char names[AIR_LF_MAX_TENSORS][AIR_LF_NAME];
 } dev_unit;
@@ -57,7 +57,7 @@ typedef struct {
     const air_kv *kv; /* identity only */
     float *d_k, *d_v; /* (n_layer, max_seq, kv_dim) */
     int max_seq, kv_dim;
-    uint64_t pass;    /* last pass that used it */
+    uint64_t pass; /* last pass that used it */
 } dev_kv;
 
 struct air_cuda_engine {
@@ -130,8 +130,8 @@ static const char *gpu_unsupported(const air_hparams *hp) {
  * k, v, att, g, u, logits. */
 static size_t chunk_floats(const air_hparams *hp) {
     size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
-    size_t per_row = (size_t)hp->n_embd + 2 * qd + 2 * kvd + 2 * (size_t)hp->n_ff +
-                     (size_t)hp->n_vocab;
+    size_t per_row =
+        (size_t)hp->n_embd + 2 * qd + 2 * kvd + 2 * (size_t)hp->n_ff + (size_t)hp->n_vocab;
     return CHUNK * per_row + 8 * 64; /* + alignment of each buffer */
 }
 
@@ -157,8 +157,10 @@ air_status air_cuda_engine_open(air_engine *e, const air_engine_options *o, uint
             snprintf(e->cpu_reason, sizeof e->cpu_reason, "%s: %s", air_arch_name(hp->arch), why);
             return AIR_OK;
         }
-        return air_err(AIR_ERR_UNSUPPORTED, "device cuda: this model (%s) cannot run on the GPU: "
-                       "%s; run it on the CPU (--device cpu)", air_arch_name(hp->arch), why);
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "device cuda: this model (%s) cannot run on the GPU: "
+                       "%s; run it on the CPU (--device cpu)",
+                       air_arch_name(hp->arch), why);
     }
     struct air_cuda_engine *c = calloc(1, sizeof *c);
     if (!c)
@@ -182,8 +184,7 @@ air_status air_cuda_engine_open(air_engine *e, const air_engine_options *o, uint
             st = air_err(AIR_ERR_NOMEM, "out of memory");
         for (int u = 0; !st && u < nu; u++)
             ub[u] = air_store_unit_bytes(e->store, u);
-        if (!st && (st = air_vram_plan_make(ub, nu, budget, fixed_bytes(hp, e->max_seq),
-                                            &c->plan)))
+        if (!st && (st = air_vram_plan_make(ub, nu, budget, fixed_bytes(hp, e->max_seq), &c->plan)))
             air_err_context(st, "device cuda (%s, %llu MiB free)", c->info.name,
                             (unsigned long long)(fr >> 20));
         c->stats.vram_budget = budget;
@@ -266,8 +267,8 @@ air_status air_cuda_engine_start(air_engine *e) {
     CU(c, c->api->alloc(c->ctx, tf * sizeof(float), (void **)&c->d_tmp), "allocating activations");
     size_t qd = (size_t)hp->n_head * hp->head_dim, kvd = (size_t)hp->n_head_kv * hp->head_dim;
     float *p = c->d_tmp;
-    float **bufs[] = {&c->d_h, &c->d_q, &c->d_k, &c->d_v, &c->d_att, &c->d_g, &c->d_u,
-                      &c->d_logits};
+    float **bufs[] = {&c->d_h,   &c->d_q, &c->d_k, &c->d_v,
+                      &c->d_att, &c->d_g, &c->d_u, &c->d_logits};
     size_t sizes[] = {(size_t)hp->n_embd, qd, kvd, kvd, qd, (size_t)hp->n_ff, (size_t)hp->n_ff,
                       (size_t)hp->n_vocab};
     for (int i = 0; i < 8; i++) {
@@ -410,9 +411,11 @@ static air_status kv_of(struct air_cuda_engine *c, const air_kv *kv, dev_kv **ou
                 if (c->kvs[i].pass < c->pass && (lru < 0 || c->kvs[i].pass < c->kvs[lru].pass))
                     lru = i;
             if (lru < 0)
-                return air_err(AIR_ERR_NOMEM, "GPU: no memory for the KV cache of another "
+                return air_err(AIR_ERR_NOMEM,
+                               "GPU: no memory for the KV cache of another "
                                "sequence (%zu MiB); lower the context (--max-seq-len), the "
-                               "number of sequences, or --vram", 2 * bytes >> 20);
+                               "number of sequences, or --vram",
+                               2 * bytes >> 20);
             c->api->free(c->ctx, c->kvs[lru].d_k);
             c->api->free(c->ctx, c->kvs[lru].d_v);
             c->kvs[lru] = c->kvs[--c->n_kvs];
@@ -438,13 +441,16 @@ static air_status check_rows(const air_batch *b) {
         return AIR_OK;
     for (int r = 0; r < b->n; r++)
         if (b->parent[r] >= 0 || air_batch_slot(b, r) != b->pos[r])
-            return air_err(AIR_ERR_UNSUPPORTED, "token trees (speculative candidates) do not "
+            return air_err(AIR_ERR_UNSUPPORTED,
+                           "token trees (speculative candidates) do not "
                            "run on the GPU yet; decode without speculation, or on the CPU "
                            "(--device cpu)");
     return AIR_OK;
 }
 
-static size_t up256(size_t v) { return (v + 255) & ~(size_t)255; }
+static size_t up256(size_t v) {
+    return (v + 255) & ~(size_t)255;
+}
 
 static air_status grow(struct air_cuda_engine *c, void **d, size_t *cap, size_t need,
                        const char *what) {
@@ -460,8 +466,7 @@ static air_status grow(struct air_cuda_engine *c, void **d, size_t *cap, size_t 
 
 /* Uploads x, RoPE tables, slots, key ranges, the wanted rows and the KV
  * plane pointers of every layer. */
-static air_status upload_meta(air_engine *e, const air_batch *b, const float *x,
-                              meta_layout *m) {
+static air_status upload_meta(air_engine *e, const air_batch *b, const float *x, meta_layout *m) {
     struct air_cuda_engine *c = e->cuda;
     const air_hparams *hp = &e->hp;
     int n = b->n, half = hp->head_dim / 2, L = hp->n_layer;
@@ -542,13 +547,13 @@ static air_status bind(const air_engine *e, int l, const air_layer *w, air_llama
     if (st)
         return st;
     /* norms and biases are fp32 in every store; the kernels read them so */
-    const air_tensor *f32[] = {t->attn_norm, t->ffn_norm, t->bq, t->bk, t->bv, t->bo, t->q_norm,
-                               t->k_norm};
+    const air_tensor *f32[] = {t->attn_norm, t->ffn_norm, t->bq,     t->bk,
+                               t->bv,        t->bo,       t->q_norm, t->k_norm};
     for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++)
         if (f32[i] && f32[i]->dtype != AIR_DT_F32)
-            return air_err(AIR_ERR_FORMAT, "%s: tensor '%s' is %s, the GPU path needs f32; "
-                           AIR_STORE_FIX, air_store_unit_path(e->store, l), f32[i]->name,
-                           air_dtype_name(f32[i]->dtype));
+            return air_err(
+                AIR_ERR_FORMAT, "%s: tensor '%s' is %s, the GPU path needs f32; " AIR_STORE_FIX,
+                air_store_unit_path(e->store, l), f32[i]->name, air_dtype_name(f32[i]->dtype));
     return AIR_OK;
 }
 
@@ -570,10 +575,13 @@ static air_status run_layer(air_engine *e, int l, const air_layer *lw, const air
     int n = b->n, d = hp->n_embd, hd = hp->head_dim, half = hd / 2, ff = hp->n_ff;
     int qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
     int win = air_hp_layer_window(hp, l);
-    const int32_t *keys = win ? META(c, m, keys1, const int32_t *) : META(c, m, keys0, const int32_t *);
-    const int32_t *extra = win ? META(c, m, extra1, const int32_t *) : META(c, m, extra0, const int32_t *);
+    const int32_t *keys =
+        win ? META(c, m, keys1, const int32_t *) : META(c, m, keys0, const int32_t *);
+    const int32_t *extra =
+        win ? META(c, m, extra1, const int32_t *) : META(c, m, extra0, const int32_t *);
     int max_keys = win ? m->max_keys1 : m->max_keys0;
-    float **kp = META(c, m, kp, float **) + (size_t)l * n, **vp = META(c, m, vp, float **) + (size_t)l * n;
+    float **kp = META(c, m, kp, float **) + (size_t)l * n,
+          **vp = META(c, m, vp, float **) + (size_t)l * n;
     for (int c0 = 0; c0 < n; c0 += CHUNK) {
         int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
         float *x = c->d_x + (size_t)c0 * d;
@@ -597,10 +605,18 @@ static air_status run_layer(air_engine *e, int l, const air_layer *lw, const air
                   A->kv_store(c->ctx, kp + c0, vp + c0, META(c, m, slot, const int32_t *) + c0,
                               c->d_k, c->d_v, nc, kvd);
         if (!bad) {
-            air_cu_attn a = {nc, hp->n_head, hp->n_head_kv, hd, max_keys,
-                             1.0f / sqrtf((float)hd), c->d_q, c->d_att,
-                             (const float *const *)(kp + c0), (const float *const *)(vp + c0),
-                             keys + 4 * (size_t)c0, extra};
+            air_cu_attn a = {nc,
+                             hp->n_head,
+                             hp->n_head_kv,
+                             hd,
+                             max_keys,
+                             1.0f / sqrtf((float)hd),
+                             c->d_q,
+                             c->d_att,
+                             (const float *const *)(kp + c0),
+                             (const float *const *)(vp + c0),
+                             keys + 4 * (size_t)c0,
+                             extra};
             bad = A->attention(c->ctx, &a) || mm(c, w.wo, c->d_att, nc, c->d_h);
         }
         if (!bad && w.bo)
@@ -610,8 +626,7 @@ static air_status run_layer(air_engine *e, int l, const air_layer *lw, const air
                   A->rmsnorm(c->ctx, c->d_h, x, w.ffn_norm->data, d, nc, hp->rms_eps, NULL) ||
                   mm(c, w.w_gate, c->d_h, nc, c->d_g) || mm(c, w.w_up, c->d_h, nc, c->d_u) ||
                   A->silu_mul(c->ctx, c->d_g, c->d_g, c->d_u, (int64_t)nc * ff) ||
-                  mm(c, w.w_down, c->d_g, nc, c->d_h) ||
-                  A->add(c->ctx, x, c->d_h, (int64_t)nc * d);
+                  mm(c, w.w_down, c->d_g, nc, c->d_h) || A->add(c->ctx, x, c->d_h, (int64_t)nc * d);
         if (bad)
             return cu_err(c, "layer");
     }
@@ -624,7 +639,8 @@ static air_status run_head(air_engine *e, const air_layer *lw, const air_batch *
                            const meta_layout *m) {
     struct air_cuda_engine *c = e->cuda;
     const air_hparams *hp = &e->hp;
-    const air_tensor *norm = air_layer_get(lw, AIR_T_OUT_NORM), *out = air_layer_get(lw, AIR_T_OUTPUT);
+    const air_tensor *norm = air_layer_get(lw, AIR_T_OUT_NORM),
+                     *out = air_layer_get(lw, AIR_T_OUTPUT);
     if (!norm || !out || norm->dtype != AIR_DT_F32)
         return air_err(AIR_ERR_FORMAT, "%s: head unit lacks out_norm/output; " AIR_STORE_FIX,
                        air_store_unit_path(e->store, hp->n_layer));
@@ -634,8 +650,8 @@ static air_status run_head(air_engine *e, const air_layer *lw, const air_batch *
         if (c->api->rmsnorm(c->ctx, c->d_h, c->d_x, norm->data, hp->n_embd, nk, hp->rms_eps,
                             map + k0) ||
             mm(c, out, c->d_h, nk, c->d_logits) ||
-            c->api->d2h(c->ctx, AIR_CU_COMPUTE, b->logits + (size_t)k0 * hp->n_vocab,
-                        c->d_logits, sizeof(float) * (size_t)nk * hp->n_vocab) ||
+            c->api->d2h(c->ctx, AIR_CU_COMPUTE, b->logits + (size_t)k0 * hp->n_vocab, c->d_logits,
+                        sizeof(float) * (size_t)nk * hp->n_vocab) ||
             c->api->sync(c->ctx, AIR_CU_COMPUTE))
             return cu_err(c, "output head");
     }

@@ -102,13 +102,14 @@ static void check(const char *model, const char *comp, double bound, int min_gre
         double r = rel(lg + (size_t)p * nv, lc + (size_t)p * nv, nv);
         worst = r > worst ? r : worst;
     }
-    double vs_ref = rel_err(lg + (size_t)(g.n_prompt - 1) * nv,
-                            cJSON_GetObjectItem(g.root, "logits_last"), nv);
-    double cpu_ref = rel_err(lc + (size_t)(g.n_prompt - 1) * nv,
-                             cJSON_GetObjectItem(g.root, "logits_last"), nv);
+    double vs_ref =
+        rel_err(lg + (size_t)(g.n_prompt - 1) * nv, cJSON_GetObjectItem(g.root, "logits_last"), nv);
+    double cpu_ref =
+        rel_err(lc + (size_t)(g.n_prompt - 1) * nv, cJSON_GetObjectItem(g.root, "logits_last"), nv);
     int gpu_golden = same_prefix(og, ng, g.greedy, g.n_greedy);
     int gpu_cpu = same_prefix(og, ng, oc, nc);
-    fprintf(stderr, "  %-8s %-5s GPU vs CPU logits %.2g; vs transformers GPU %.4f CPU %.4f; "
+    fprintf(stderr,
+            "  %-8s %-5s GPU vs CPU logits %.2g; vs transformers GPU %.4f CPU %.4f; "
             "greedy: GPU = transformers for %d/%d, GPU = CPU for %d\n",
             model, comp, worst, vs_ref, cpu_ref, gpu_golden, g.n_greedy, gpu_cpu);
     if (!strcmp(comp, "none")) {
@@ -192,8 +193,10 @@ TEST(streamed_equals_resident) {
             air_engine *es = open_dev(store, AIR_DEVICE_CUDA, budgets[k]);
             ASSERT_TRUE(es != NULL);
             air_engine_gpu_get_stats(es, &gs);
-            fprintf(stderr, "  %s budget %llu: %d of %d units resident, %llu bytes streamed per "
-                    "pass\n", comps[c], (unsigned long long)budgets[k], gs.n_resident, gs.n_units,
+            fprintf(stderr,
+                    "  %s budget %llu: %d of %d units resident, %llu bytes streamed per "
+                    "pass\n",
+                    comps[c], (unsigned long long)budgets[k], gs.n_resident, gs.n_units,
                     (unsigned long long)gs.streamed_bytes);
             ASSERT_EQ_INT(gs.n_resident, want_resident[k]);
             /* twice: the second pass reuses the slots after the first */
@@ -201,7 +204,8 @@ TEST(streamed_equals_resident) {
                 ASSERT_OK(prompt_logits(es, ids, 40, b));
                 if (memcmp(a, b, sizeof(float) * nv * 40))
                     T_FAIL("%s: streamed logits (%d resident) differ from resident ones, "
-                           "pass %d", comps[c], gs.n_resident, rep);
+                           "pass %d",
+                           comps[c], gs.n_resident, rep);
             }
             air_engine_close(es);
         }

@@ -113,7 +113,8 @@ static void check_matmul(air_dtype dt, int n_out, int n_in, int rows) {
         free(ref);
         free(got);
         T_FAIL("matmul %s %dx%d rows %d: row %d output %d: %.9g vs reference %.9g (%.2f x the "
-               "reordering bound)", air_dtype_name(dt), n_out, n_in, rows, wr, wo, g, f, worst);
+               "reordering bound)",
+               air_dtype_name(dt), n_out, n_in, rows, wr, wo, g, f, worst);
     }
     free(ref);
     free(got);
@@ -123,7 +124,7 @@ TEST(matmul_all_formats_and_shapes) {
     /* n_out, n_in, rows: GEMV (rows <= 8, 1/2/4/8-row variants), GEMM (> 8,
      * partial tiles on both sides), chunk-boundary sizes */
     static const int shapes[][3] = {
-        {1, 64, 1},    {7, 64, 2},     {64, 256, 1},   {333, 320, 3},  {130, 512, 8},
+        {1, 64, 1},    {7, 64, 2},     {64, 256, 1},   {333, 320, 3},    {130, 512, 8},
         {65, 256, 9},  {200, 128, 64}, {64, 4096, 5},  {131, 1024, 130}, {4, 2048, 4},
         {513, 192, 1}, {100, 128, 7},  {70, 384, 200},
     };
@@ -308,8 +309,8 @@ TEST(elementwise) {
 
 typedef struct {
     int max_seq;
-    float *k, *v;     /* host planes (max_seq, kvd) */
-    float *dk, *dv;   /* device planes */
+    float *k, *v;   /* host planes (max_seq, kvd) */
+    float *dk, *dv; /* device planes */
 } plane;
 
 TEST(kv_store_to_planes) {
@@ -329,7 +330,8 @@ TEST(kv_store_to_planes) {
         kp[r] = p[which[r]].dk, vp[r] = p[which[r]].dv;
     float **dkp = dev_copy(kp, sizeof kp), **dvp = dev_copy(vp, sizeof vp);
     int32_t *ds = dev_copy(slot, sizeof slot);
-    float *dk = dev_copy(k, sizeof(float) * rows * kvd), *dv = dev_copy(v, sizeof(float) * rows * kvd);
+    float *dk = dev_copy(k, sizeof(float) * rows * kvd),
+          *dv = dev_copy(v, sizeof(float) * rows * kvd);
     CU_OK(A->kv_store(C, dkp, dvp, ds, dk, dv, rows, kvd));
     for (int r = 0; r < rows; r++) {
         float got[96];

@@ -16,7 +16,9 @@
 
 static char plugin[4096];
 
-static int have_plugin(void) { return access(plugin, R_OK) == 0; }
+static int have_plugin(void) {
+    return access(plugin, R_OK) == 0;
+}
 
 static air_status open_dev(const char *store, air_device dev, air_engine **e) {
     air_engine_options o;
@@ -67,8 +69,7 @@ TEST(unsupported_architecture_says_so) {
     const char *store = split_model("gemma2", "none");
     ASSERT_TRUE(store != NULL);
     air_engine *e;
-    ASSERT_ERR(open_dev(store, AIR_DEVICE_CUDA, &e), AIR_ERR_UNSUPPORTED,
-               "cannot run on the GPU");
+    ASSERT_ERR(open_dev(store, AIR_DEVICE_CUDA, &e), AIR_ERR_UNSUPPORTED, "cannot run on the GPU");
     ASSERT_TRUE(strstr(air_last_error(), "gemma2") != NULL);
     ASSERT_TRUE(strstr(air_last_error(), "--device cpu") != NULL);
     ASSERT_OK(open_dev(store, AIR_DEVICE_AUTO, &e));
@@ -103,8 +104,8 @@ TEST(real_plugin_probe) {
         ASSERT_TRUE(strstr(m, "--device cpu") != NULL);
         ASSERT_ERR(open_dev(store, AIR_DEVICE_CUDA, &e), AIR_ERR_UNSUPPORTED, "device cuda");
     } else {
-        fprintf(stderr, "  probe: %s, compute %d.%d, %llu MiB\n", info.name, info.major,
-                info.minor, (unsigned long long)(info.total_mem >> 20));
+        fprintf(stderr, "  probe: %s, compute %d.%d, %llu MiB\n", info.name, info.major, info.minor,
+                (unsigned long long)(info.total_mem >> 20));
         ASSERT_OK(open_dev(store, AIR_DEVICE_CUDA, &e));
         air_engine_gpu_stats gs;
         air_engine_gpu_get_stats(e, &gs);

@@ -67,8 +67,7 @@ TEST(fully_streamed_needs_two_of_the_largest) {
 
 TEST(too_small_says_the_minimum) {
     air_vram_plan p;
-    ASSERT_ERR(air_vram_plan_make(units, 5, 100 * MB, 50 * MB, &p), AIR_ERR_LIMIT,
-               "--vram");
+    ASSERT_ERR(air_vram_plan_make(units, 5, 100 * MB, 50 * MB, &p), AIR_ERR_LIMIT, "--vram");
     /* the message names the need of full streaming: 2 x 300 + 50 MB */
     ASSERT_TRUE(strstr(air_last_error(), "650") != NULL);
 }
