@@ -25,6 +25,10 @@ struct air_engine {
     /* tree rows of the current batch (air_batch.parent set): per row the end
      * of its committed prefix and its chain of slots, root first */
     int32_t *tree_prefix, *tree_off, *tree_slots;
+    /* the layers run here, [lo, hi), and whether the embeddings and the head
+     * are here: all of them unless this is one rank of a pipeline */
+    int lo, hi, has_embed, has_head;
+    struct air_pipe *pipe; /* NULL: not a pipeline rank */
 };
 
 air_status air_engine_scratch(air_engine *e, size_t floats, float **out);

@@ -39,6 +39,7 @@ struct air_streamer {
     uint64_t *unit_bytes;
     /* pinned units */
     uint8_t *pinned;
+    uint8_t *absent; /* units of other pipeline ranks: never read */
     void **pin_buf;
     air_layer *pin_layer;
     /* streaming */
@@ -62,7 +63,7 @@ static double now_s(void) {
 static int next_streamed(const air_streamer *s, int u) {
     for (int i = 0; i < s->n_units; i++) {
         u = (u + 1) % s->n_units;
-        if (!s->pinned[u])
+        if (!s->pinned[u] && !s->absent[u])
             return u;
     }
     return -1;
@@ -137,6 +138,7 @@ void air_streamer_free(air_streamer *s) {
     free(s->pin_buf);
     free(s->pin_layer);
     free(s->pinned);
+    free(s->absent);
     free(s->unit_bytes);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -171,16 +173,20 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->pinned = calloc((size_t)s->n_units, 1);
+    s->absent = calloc((size_t)s->n_units, 1);
     s->pin_buf = calloc((size_t)s->n_units, sizeof(void *));
     s->pin_layer = calloc((size_t)s->n_units, sizeof(air_layer));
     s->unit_bytes = calloc((size_t)s->n_units, sizeof(uint64_t));
     air_status st = AIR_OK;
-    if (!s->pinned || !s->pin_buf || !s->pin_layer || !s->unit_bytes) {
+    if (!s->pinned || !s->absent || !s->pin_buf || !s->pin_layer || !s->unit_bytes) {
         st = air_err(AIR_ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (int u = 0; u < s->n_units; u++) {
         s->unit_bytes[u] = air_store_unit_bytes(store, u);
+        s->absent[u] = !air_store_has_unit(store, u);
+        if (s->absent[u])
+            continue;
         if (u < air_store_hparams(store)->n_layer &&
             air_hp_layer_is_moe(air_store_hparams(store), u)) {
             air_lf_table t;
@@ -200,7 +206,7 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     for (int k = 0; k < s->n_units; k++) {
         int u = k == 0 ? head : k - 1;
         uint64_t b = s->unit_bytes[u];
-        if (used + b > budget)
+        if (s->absent[u] || used + b > budget)
             continue;
         s->pin_buf[u] = air_lf_alloc(b);
         if (!s->pin_buf[u]) {
@@ -218,7 +224,7 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     s->stats.pinned_bytes = used;
 
     for (int u = 0; u < s->n_units; u++)
-        if (!s->pinned[u] && s->unit_bytes[u] > s->slot_cap)
+        if (!s->pinned[u] && !s->absent[u] && s->unit_bytes[u] > s->slot_cap)
             s->slot_cap = s->unit_bytes[u];
     if (s->slot_cap) {
         for (int i = 0; i < 2; i++) {
@@ -252,7 +258,7 @@ int air_streamer_is_pinned(const air_streamer *s, int u) { return s->pinned[u]; 
 uint64_t air_streamer_unit_read_bytes(const air_streamer *s, int u) { return s->unit_bytes[u]; }
 
 air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
-    if (u < 0 || u >= s->n_units)
+    if (u < 0 || u >= s->n_units || s->absent[u])
         return air_err(AIR_ERR_INTERNAL, "unit %d out of range", u);
     if (s->pinned[u]) {
         *out = &s->pin_layer[u];
