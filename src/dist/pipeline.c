@@ -203,10 +203,10 @@ static air_status recv_msg(int peer, int tag, double deadline, air_status (*idle
         if (flag)
             break;
         if (deadline > 0 && now_s() > deadline)
-            return air_err(AIR_ERR_IO, "pipeline rank %d: no answer from rank %d within %.0f s: "
-                           "that rank died or stalls, or the network does; the pipeline is "
-                           "broken: restart the job (AIRLLM_PIPELINE_TIMEOUT sets the limit)",
-                           g.rank, peer, g.timeout);
+            return air_err(AIR_ERR_IO, "pipeline rank %d: no message from rank %d within %.0f s: "
+                           "a rank of the pipeline (that one or one before it) died or stalls, "
+                           "or the network does; the pipeline is broken: restart the job "
+                           "(AIRLLM_PIPELINE_TIMEOUT sets the limit)", g.rank, peer, g.timeout);
         air_status st = idle ? idle(p) : AIR_OK;
         if (st)
             return st;

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""The MPI pipeline on localhost (docs/mpi.md), run by CTest as mpi_pipeline.
+
+1. identity: tests/mpi/mpi_check.c alone, then under `mpirun -np 2` and
+   `-np 3` (each rank splitting only its own layer range into a fresh cache):
+   prefill logits, 32 greedy decode steps and 5 concurrent sequences in
+   shared sweeps must be byte-identical to the single process's, and the
+   greedy ids those of transformers (the fixture's golden.json).
+2. the command line: `airllm run` under `mpirun -np 2` prints the same greedy
+   answer as alone (tiny_chat: tokenizer and chat template on rank 0).
+3. failures: a rank killed with SIGKILL, and a rank stopped with SIGSTOP
+   (a stall; AIRLLM_PIPELINE_TIMEOUT=2), each end the job with a non-zero
+   status and a clear message on stderr within a bounded time.
+
+Exits 77 (skipped) when the build has no MPI.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--check", required=True)
+ap.add_argument("--cli", required=True)
+ap.add_argument("--mpirun", default="")
+ap.add_argument("--models", required=True)
+ap.add_argument("--tmp", required=True)
+a = ap.parse_args()
+
+if not a.mpirun:
+    print("SKIP: this build has no MPI (install openmpi-bin libopenmpi-dev and reconfigure "
+          "with -DAIR_MPI=ON)")
+    sys.exit(77)
+
+env = dict(os.environ)
+# root in containers and CI; two or three ranks on a machine with fewer cores
+env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+MPIRUN = [a.mpirun, "--oversubscribe"]
+
+shutil.rmtree(a.tmp, ignore_errors=True)
+os.makedirs(a.tmp)
+llama = os.path.join(a.models, "llama")
+tiny = os.path.join(a.models, "tiny_chat")
+failures = []
+
+
+def run(cmd, timeout=120, **kw):
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, env=kw.pop("env", env), capture_output=True, text=True,
+                       timeout=timeout, **kw)
+    return p, time.monotonic() - t0
+
+
+def expect(cond, what, p=None):
+    if cond:
+        print("ok:", what)
+    else:
+        failures.append(what)
+        print("FAIL:", what)
+        if p is not None:
+            print("  stdout:", p.stdout[-2000:])
+            print("  stderr:", p.stderr[-4000:])
+
+
+# 1. identity
+outs = {}
+for n in (1, 2, 3):
+    out = os.path.join(a.tmp, f"check{n}.bin")
+    cache = os.path.join(a.tmp, f"cache{n}")
+    cmd = [a.check, "check", llama, cache, out]
+    p, dt = run(cmd if n == 1 else MPIRUN + ["-np", str(n)] + cmd)
+    expect(p.returncode == 0, f"mpi_check with {n} rank(s) ({dt:.1f} s)", p)
+    if p.returncode == 0:
+        outs[n] = open(out, "rb").read()
+        if n > 1:
+            parts = sorted(f for f in os.listdir(os.path.join(cache, os.listdir(cache)[0], "none"))
+                           if f.startswith("manifest"))
+            expect(len(parts) == n and "manifest.json" not in parts,
+                   f"{n} ranks each split only their own range: {parts}")
+for n in (2, 3):
+    if 1 in outs and n in outs:
+        expect(outs[n] == outs[1], f"-np {n}: logits and ids byte-identical to one process "
+               f"({len(outs[1])} bytes)")
+
+# 2. the command line, unchanged under mpirun
+prompt = "Hello there, how are you"
+args = ["run", tiny, prompt, "--temperature", "0", "-n", "20", "-c", "none", "-t", "1"]
+p1, _ = run([a.cli] + args + ["--cache-dir", os.path.join(a.tmp, "cli1")])
+p2, dt = run(MPIRUN + ["-np", "2", a.cli] + args + ["--cache-dir", os.path.join(a.tmp, "cli2")])
+expect(p1.returncode == 0 and p2.returncode == 0 and p1.stdout == p2.stdout and p1.stdout,
+       f"airllm run under mpirun -np 2 prints the single process's answer ({dt:.1f} s)", p2)
+
+
+# 3. failures: bounded, with a message
+def broken_rank(sig, extra_env, want):
+    d = os.path.join(a.tmp, f"hold-{sig}")
+    os.makedirs(d)
+    e = dict(env, **extra_env)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(MPIRUN + ["-np", "3", a.check, "hold", llama,
+                                      os.path.join(a.tmp, "cache3"), d],
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = os.path.join(d, "ready")
+    while not os.path.exists(ready) and time.monotonic() - t0 < 60 and proc.poll() is None:
+        time.sleep(0.05)
+    victim = None
+    if os.path.exists(ready):
+        victim = int(open(os.path.join(d, "rank1")).read())
+        os.kill(victim, sig)
+    t1 = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        expect(False, f"signal {sig}: the job did not end within 30 s (a hang)")
+        return
+    if victim:  # a stopped rank the launcher did not end
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    dt = time.monotonic() - t1
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    expect(victim is not None and proc.returncode != 0 and want in err,
+           f"signal {sig} to rank 1: the job ends in {dt:.1f} s, status {proc.returncode}, "
+           f"stderr says \"{want}\"", res)
+
+
+broken_rank(signal.SIGKILL, {}, "exited on signal 9")
+broken_rank(signal.SIGSTOP, {"AIRLLM_PIPELINE_TIMEOUT": "2"}, "no message from rank 2 within 2 s")
+
+if failures:
+    print(f"{len(failures)} failed:", *failures, sep="\n  ")
+    sys.exit(1)
+print("all passed")
