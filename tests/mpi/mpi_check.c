@@ -209,10 +209,8 @@ int main(int argc, char **argv) {
     } else {
         rc = !strcmp(argv[1], "hold") ? hold(m, argv[4]) : check(m, argv[2], argv[4]);
     }
-    if (rc == 3)
-        return rc; /* the pipeline is broken: no clean close, the launcher ends the job */
     air_model_close(m);
-    if (rc == 0)
+    if (rc == 0) /* after a failure the launcher ends the job */
         air_dist_finalize();
     return rc;
 }
