@@ -42,6 +42,7 @@ typedef struct {
     int32_t status; /* AIR_OK, or the error of the first rank that failed */
     int32_t n_want, rank_failed;
     uint64_t pass;
+    double busy_s; /* the workers' compute time for this micro-batch so far */
     char err[384];
 } msg_hdr;
 
@@ -85,6 +86,7 @@ struct air_pipe {
     int n_kvs, cap_kvs;
     pending_send *sends;
     int n_sends, cap_sends;
+    air_pipe_stats stats;
 };
 
 /* ---------------------------------------------------------------------------
@@ -165,6 +167,14 @@ void air_dist_finalize(void) {
 }
 
 int air_pipe_available(void) { return g.inited && g.size > 1 && !g.bound; }
+
+int air_pipe_get_stats(const air_engine *e, air_pipe_stats *st) {
+    const air_pipe *p = air_engine_pipe(e);
+    if (!p)
+        return 0;
+    *st = p->stats;
+    return 1;
+}
 
 /* ---------------------------------------------------------------------------
  * waits with a deadline
@@ -426,6 +436,9 @@ air_status air_pipe_attach(air_engine *e) {
         return st;
     }
     p->e = e;
+    p->stats.ranks = g.size;
+    p->stats.lo = e->lo;
+    p->stats.hi = e->hi;
     air_engine_set_pipe(e, p);
     g.bound = 1;
     g.driver = g.rank == 0;
@@ -648,6 +661,7 @@ static air_status worker_pass(air_pipe *p, void *buf, int len) {
                 st = air_err(AIR_ERR_NOMEM, "out of memory for the logits");
             b.logits = logits ? (float *)((char *)logits + sizeof(msg_hdr)) : NULL;
         }
+        double t0 = now_s();
         if (!st)
             st = air_engine_pass_begin(e, &b);
         if (!st)
@@ -655,6 +669,7 @@ static air_status worker_pass(air_pipe *p, void *buf, int len) {
         if (!st && last)
             st = air_engine_pass_head(e, &b, x);
         air_engine_pass_end(e);
+        h->busy_s += now_s() - t0;
         batch_arrays_free(&a);
         if (st)
             set_failed(h, st);
@@ -763,6 +778,7 @@ air_status air_pipe_forward(air_engine *e, const air_batch *b) {
     g.n_ev = g.cap_ev = 0;
     pthread_mutex_unlock(&g.mu);
     p->pass++;
+    const double t_pass = now_s();
 
     air_status st = AIR_OK;
     int sent = 0;
@@ -797,12 +813,15 @@ air_status air_pipe_forward(air_engine *e, const air_batch *b) {
         air_batch sb = {n, b->tokens + r0, b->pos + r0, b->kv + r0, want + r0, NULL,
                         b->slot ? b->slot + r0 : NULL, b->parent ? b->parent + r0 : NULL};
         float *x = (float *)(buf + xo);
+        double t0 = now_s();
         air_status ls = air_engine_pass_begin(e, &sb);
         if (!ls)
             ls = air_engine_pass_embed(e, &sb, x);
         if (!ls)
             ls = air_engine_pass_layers(e, &sb, x);
         air_engine_pass_end(e);
+        p->stats.local_s += now_s() - t0;
+        p->stats.bytes_sent += len;
         if (ls) {
             /* the others still get this micro-batch, as an error, so every
              * rank stays in step; no further ones are made */
@@ -837,14 +856,19 @@ air_status air_pipe_forward(air_engine *e, const air_batch *b) {
                    h->n_want != want_off[h->mb + 1] - want_off[h->mb]) {
             st = air_err(AIR_ERR_INTERNAL, "pipeline: an answer of %d bytes from rank %d does not "
                          "match micro-batch %d", len, g.size - 1, h->mb);
-        } else if (b->logits) {
-            memcpy(b->logits + (size_t)want_off[h->mb] * n_vocab, h + 1,
-                   sizeof(float) * (size_t)h->n_want * n_vocab);
+        } else {
+            p->stats.remote_s += h->busy_s;
+            if (b->logits)
+                memcpy(b->logits + (size_t)want_off[h->mb] * n_vocab, h + 1,
+                       sizeof(float) * (size_t)h->n_want * n_vocab);
         }
         free(buf);
     }
     if (!st)
         st = reap_sends(p, 1);
+    p->stats.passes++;
+    p->stats.micro_batches += sent;
+    p->stats.pass_s += now_s() - t_pass;
     if (st && st != AIR_ERR_NOMEM) { /* out of step with the others: no further pass */
         p->broken = 1;
         snprintf(p->broken_msg, sizeof p->broken_msg, "%s", air_last_error());

@@ -57,6 +57,21 @@ air_status air_pipe_forward(air_engine *e, const air_batch *b);
  * a peer fails. */
 air_status air_pipe_worker(air_engine *e);
 
+/* Rank 0's view of the passes so far. A pass's time splits into rank 0's
+ * own work, the workers' (summed over ranks and micro-batches, reported back
+ * with the logits) and the rest: messages, waits and idle ranks. */
+typedef struct {
+    int ranks;
+    int lo, hi;            /* this rank's layers [lo, hi) */
+    long passes, micro_batches;
+    double pass_s;         /* wall time of the passes */
+    double local_s;        /* rank 0's embeddings and layers */
+    double remote_s;       /* the workers' layers and head, summed */
+    uint64_t bytes_sent;   /* by rank 0 */
+} air_pipe_stats;
+/* 0 when e is not a pipeline rank. */
+int air_pipe_get_stats(const air_engine *e, air_pipe_stats *st);
+
 /* Hooks of kvcache.c on rank 0: a cache freed or compacted. */
 void air_pipe_note_kv_free(uint64_t id);
 void air_pipe_note_keep_path(uint64_t id, int base, const int32_t *slots, int n);

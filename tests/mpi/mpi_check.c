@@ -24,6 +24,7 @@
 
 #include "airllm.h"
 #include "api_internal.h"
+#include "dist/pipeline.h"
 #include "runtime/sweep.h"
 #include "util/fileio.h"
 
@@ -141,9 +142,11 @@ static int check(air_model *m, const char *model_dir, const char *out_path) {
         free(alone);
         air_seq_free(&seqs[s]);
     }
+    air_pipe_stats ps = {0};
+    air_pipe_get_stats(e, &ps);
     fprintf(stderr, "mpi_check: rank 0 of %d: prefill %d rows, %d decode steps, %d sequences in "
-            "%d sweeps: all greedy ids as transformers and as alone\n",
-            air_dist_size(), np, ng, NS, sweeps);
+            "%d sweeps: all greedy ids as transformers and as alone; pipeline: %ld passes, "
+            "%ld micro-batches\n", air_dist_size(), np, ng, NS, sweeps, ps.passes, ps.micro_batches);
     fclose(out);
     free(prompt);
     free(golden);

@@ -79,6 +79,12 @@ for n in (1, 2, 3):
     cmd = [a.check, "check", llama, cache, out]
     p, dt = run(cmd if n == 1 else MPIRUN + ["-np", str(n)] + cmd)
     expect(p.returncode == 0, f"mpi_check with {n} rank(s) ({dt:.1f} s)", p)
+    if p.returncode == 0 and n > 1:
+        import re
+        mb = re.search(r"pipeline: (\d+) passes, (\d+) micro-batches", p.stderr)
+        expect(mb and int(mb.group(2)) > int(mb.group(1)),
+               f"-np {n}: the concurrent sequences went through in micro-batches "
+               f"({mb.group(0) if mb else p.stderr[-300:]})")
     if p.returncode == 0:
         outs[n] = open(out, "rb").read()
         if n > 1:
@@ -98,6 +104,17 @@ p1, _ = run([a.cli] + args + ["--cache-dir", os.path.join(a.tmp, "cli1")])
 p2, dt = run(MPIRUN + ["-np", "2", a.cli] + args + ["--cache-dir", os.path.join(a.tmp, "cli2")])
 expect(p1.returncode == 0 and p2.returncode == 0 and p1.stdout == p2.stdout and p1.stdout,
        f"airllm run under mpirun -np 2 prints the single process's answer ({dt:.1f} s)", p2)
+# speculative candidate rows (token trees; KV compaction on the workers):
+# n-gram lookup, and a draft model that rank 0 runs by itself
+for name, extra in (("lookup", ["--lookup"]),
+                    ("a draft model", ["--draft", tiny, "--draft-compression", "none"])):
+    a1 = args[:6] + ["40"] + args[7:] + extra + ["--stats"]
+    p1, _ = run([a.cli] + a1 + ["--cache-dir", os.path.join(a.tmp, "cli1")])
+    p3, dt = run(MPIRUN + ["-np", "2", a.cli] + a1 + ["--cache-dir", os.path.join(a.tmp, "cli2")])
+    expect(p1.returncode == 0 and p3.returncode == 0 and p1.stdout == p3.stdout and
+           "candidates" in p3.stderr,
+           f"speculation with {name} under mpirun -np 2: the single process's answer "
+           f"({dt:.1f} s)", p3)
 
 
 # 2b. `airllm serve` under mpirun: concurrent requests (the scheduler's
