@@ -99,12 +99,13 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* A short sleep between polls: spins first, then backs off to 0.5 ms, so an
- * idle rank costs no CPU and a busy one little latency. */
+/* A short sleep between polls: spins first, then 20 us sleeps for about a
+ * tenth of a second, then 200 us ones, so an idle rank costs little CPU and
+ * a busy one little latency. */
 static void backoff(int *spins) {
     if (++*spins < 64)
         return;
-    struct timespec ts = {0, *spins < 256 ? 20000 : 500000};
+    struct timespec ts = {0, *spins < 2048 ? 20000 : 200000};
     nanosleep(&ts, NULL);
 }
 
