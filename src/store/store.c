@@ -66,8 +66,11 @@ static air_status read_manifest_named(const char *dir, const char *name, cJSON *
     size_t len;
     air_status st = air_read_file(mpath, &text, &len);
     if (st)
-        st = air_err(AIR_ERR_NOT_FOUND, "%s holds no complete layer store (no manifest.json); "
-                     "split the model first", dir);
+        st = strcmp(name, "manifest.json") == 0
+                 ? air_err(AIR_ERR_NOT_FOUND, "%s holds no complete layer store (no "
+                           "manifest.json); split the model first", dir)
+                 : air_err(AIR_ERR_NOT_FOUND, "%s holds no complete part of a layer store for "
+                           "these units (no %s); split that part first", dir, name);
     else
         st = air_manifest_parse(text, len, mpath, out, old_version);
     free(text);

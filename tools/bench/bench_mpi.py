@@ -39,6 +39,7 @@ ap.add_argument("--slack-mib", type=int, default=64,
 ap.add_argument("--g1", type=int, default=4)
 ap.add_argument("--g2", type=int, default=16)
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--reps", type=int, default=2)
 ap.add_argument("--out", default="/tmp/airllm-mpi-bench")
 ap.add_argument("--airllm", default=os.path.join(REPO, "build", "airllm"))
 ap.add_argument("--mpirun", default=shutil.which("mpirun") or "mpirun")
@@ -109,9 +110,10 @@ def bench(name, caps, ram, g):
     iop = os.path.join(a.out, f"io_{name}_{g}_r")
     cmd = [wrapper, prefix, iop, a.airllm, "bench", a.model, "-c", a.compression,
            "--cache-dir", cache, "-p", "16", "-g", str(g), "-t", str(a.threads),
-           "--ram", f"{ram // MIB}M"]
+           "--ram", f"{(ram + MIB - 1) // MIB}M"]
     if n > 1:
         cmd = [a.mpirun, "--oversubscribe", "--bind-to", "none", "-np", str(n)] + cmd
+    load = open("/proc/loadavg").read().split()[0]
     t0 = time.monotonic()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     dt = time.monotonic() - t0
@@ -123,7 +125,7 @@ def bench(name, caps, ram, g):
     reads = sum(int(open(iop + str(r)).read().strip() or 0) for r in range(n))
     pipe = re.search(r"^pipeline: .*$", p.stdout, re.M)
     return {"tok_s": float(m.group(1)), "engine_bytes": m.group(2).strip(), "read": reads,
-            "wall": dt, "pipe": pipe.group(0) if pipe else "", "out": p.stdout}
+            "wall": dt, "pipe": pipe.group(0) if pipe else "", "out": p.stdout, "load": load}
 
 
 half = max(part)
@@ -135,18 +137,21 @@ setups = [
     ("store", [S], S - slack - 2 * max(layers)),
     ("one host", [half + slack], half - 2 * max(layers)),
 ]
-print(f"\n| set-up | cap per process | --ram | decode tok/s (g={a.g2}) | disk bytes read / decoded "
-      f"token | engine's bytes read / token |")
-print("|---|---|---:|---:|---:|---:|")
+print(f"\n| set-up | cap per process | --ram | decode tok/s (g={a.g2}, {a.reps} runs) | disk bytes "
+      f"read / decoded token | engine's bytes read / token (rank 0) | load average |")
+print("|---|---|---:|---:|---:|---:|---:|")
 rows = []
 for name, caps, ram in setups:
     r1 = bench(name.replace(" ", "_"), caps, ram, a.g1)
-    r2 = bench(name.replace(" ", "_"), caps, ram, a.g2)
-    if not r1 or not r2:
+    r2s = [bench(name.replace(" ", "_"), caps, ram, a.g2) for _ in range(a.reps)]
+    if not r1 or not all(r2s):
         continue
-    per_tok = (r2["read"] - r1["read"]) / (a.g2 - a.g1)
+    per_tok = [(r2["read"] - r1["read"]) / (a.g2 - a.g1) for r2 in r2s]
+    r2 = r2s[-1]
     print(f"| {name} | {' + '.join(f'{c / MIB:.0f}' for c in caps)} MiB | {ram / MIB:.0f} MiB | "
-          f"{r2['tok_s']:.2f} | {per_tok / MIB:.1f} MiB | {r2['engine_bytes']} |", flush=True)
+          f"{' / '.join('%.2f' % r['tok_s'] for r in r2s)} | "
+          f"{' / '.join('%.1f' % (b / MIB) for b in per_tok)} MiB | {r2['engine_bytes']} | "
+          f"{' / '.join(r['load'] for r in [r1] + r2s)} |", flush=True)
     rows.append((name, r2))
 for name, r in rows:
     if r["pipe"]:
