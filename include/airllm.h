@@ -226,6 +226,11 @@ typedef struct {
      * stop. May be NULL. Receives `user`. */
     int (*on_tool_call)(void *user, int index, const char *id, const char *name,
                         const char *arguments);
+    /* air_sched_submit only: this request's context in tokens (prompt and
+     * output), >= 0; 0 (default) = the scheduler's max_seq_len, and a larger
+     * value is capped at it. A smaller context holds a smaller KV cache, so
+     * more requests fit the scheduler's kv_budget. */
+    int max_seq_len;
 } air_gen_params;
 
 air_gen_params air_gen_default_params(void);

@@ -43,6 +43,7 @@ struct air_request {
     air_gen_options go;
     air_seq seq;
     size_t kv_bytes;
+    int max_seq;       /* this request's context: min(its max_seq_len, the scheduler's) */
     air_request *next; /* in the queue */
 };
 
@@ -183,7 +184,7 @@ static void admit(air_sched *s) {
             request_done(s, r, AIR_ERR_ABORTED, "the request was cancelled");
             continue;
         }
-        air_status st = air_seq_init(&r->seq, hp, r->ids, (int)r->n_ids, &r->go, NULL, s->max_seq);
+        air_status st = air_seq_init(&r->seq, hp, r->ids, (int)r->n_ids, &r->go, NULL, r->max_seq);
         if (st) {
             char msg[256];
             snprintf(msg, sizeof msg, "%s", air_last_error());
@@ -329,6 +330,9 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
     air_gen_params p = params ? *params : air_gen_default_params();
     r->user_p = p;
     air_status st = AIR_OK;
+    if (p.max_seq_len < 0)
+        st = air_err(AIR_ERR_INVALID_ARG, "max_seq_len must be >= 0, got %d", p.max_seq_len);
+    r->max_seq = p.max_seq_len > 0 && p.max_seq_len < s->max_seq ? p.max_seq_len : s->max_seq;
     /* own copies of the stop strings */
     r->user_p.n_stop = 0;
     if (p.n_stop > 0) {
@@ -354,22 +358,22 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
         st = air_chat_prepare(s->m, messages, n, NULL, &p, &r->cx, &r->ids, &r->n_ids);
         r->chat = !st;
     }
-    if (!st && r->n_ids + (p.max_tokens > 0 ? 1 : 0) > (size_t)s->max_seq)
+    if (!st && r->n_ids + (p.max_tokens > 0 ? 1 : 0) > (size_t)r->max_seq)
         st = air_err(AIR_ERR_LIMIT,
                      "the prompt has %zu tokens, more than the context of a "
                      "request (%d tokens) allows; shorten it or raise the context length",
-                     r->n_ids, s->max_seq);
+                     r->n_ids, r->max_seq);
     if (!st && p.json)
         st = air_json_grammar_new(s->m->tok, s->m->eos, s->m->n_eos, &r->grammar);
     if (!st)
         st = air_response_init(&r->resp, s->m, &p, r->grammar);
     if (!st)
         st = air_response_chat(&r->resp, r->chat ? &r->cx : NULL,
-                               s->max_seq - (int)r->n_ids + 1);
+                               r->max_seq - (int)r->n_ids + 1);
     if (!st) {
         air_response_options(&r->resp, &r->go);
         r->kv_bytes = air_seq_kv_bytes(air_engine_hparams(s->m->engine), (int)r->n_ids,
-                                       p.max_tokens, s->max_seq);
+                                       p.max_tokens, r->max_seq);
         if (r->kv_bytes > s->p.kv_budget)
             st = air_err(AIR_ERR_LIMIT,
                          "the request needs %zu MiB of KV cache, more than the "

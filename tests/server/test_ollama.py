@@ -76,3 +76,26 @@ def test_unknown_model(server):
     with pytest.raises(ollama.ResponseError) as e:
         c.chat(model="nope", messages=[{"role": "user", "content": "x"}])
     assert e.value.status_code == 404
+
+
+def test_num_ctx_is_the_request_context(server):
+    """options.num_ctx bounds this request's prompt and answer: a prompt
+    longer than it is refused, and the answer stops when the context is
+    full; the tokens before that equal an unbounded run's."""
+    c = client(server)
+    for text in ("Why is the sky blue? Explain in detail.", "Hello", "Count to ten.",
+                 "Write a poem about the sea.", "List five colors."):
+        msgs = [{"role": "user", "content": text}]
+        full = c.chat(model=MODEL_ID, messages=msgs,
+                      options={"temperature": 0, "num_predict": 40})
+        if full.eval_count > 6:
+            break
+    assert full.eval_count > 6, "no prompt gave a long enough answer"
+    n_prompt = full.prompt_eval_count
+    with pytest.raises(ollama.ResponseError) as e:
+        c.chat(model=MODEL_ID, messages=msgs, options={"num_ctx": n_prompt - 1})
+    assert e.value.status_code == 400 and "context" in str(e.value)
+    cut = c.chat(model=MODEL_ID, messages=msgs,
+                 options={"temperature": 0, "num_predict": 40, "num_ctx": n_prompt + 4})
+    assert cut.done_reason == "length" and 1 <= cut.eval_count <= 5
+    assert full.message.content.startswith(cut.message.content)

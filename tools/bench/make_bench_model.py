@@ -26,6 +26,13 @@ Usage:
     make_bench_model.py OUT_DIR --experts 64 --top-k 8 --ff 768 --hidden 1024 --layers 12
         # Qwen3MoeForCausalLM: every layer 64 experts of width --ff, top-8,
         # per-head q/k norms; the router's weights have std 0.1
+    make_bench_model.py OUT_DIR --gguf-q4-0 --hidden 8192 --ff 28672 --heads 64 \
+        --kv-heads 8 --vocab 128256 --layers 26
+        # a 70B-shaped model with 26 layers as one GGUF file, OUT_DIR/model-Q4_0.gguf
+        # (13.8 GB): random Q4_0 blocks written directly, so no BF16 source of
+        # 45 GB is needed; needs the `gguf` package
+
+Sizes (--size) count BF16 bytes; a Q4_0 GGUF is 0.28 of that.
 """
 
 import argparse
@@ -287,6 +294,89 @@ def write_model(out, h, shard_bytes, seed, std):
 
 
 # ---------------------------------------------------------------------------
+# GGUF Q4_0 (llama.cpp's names), written tensor by tensor
+# ---------------------------------------------------------------------------
+
+GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight",
+              "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+GGUF_LAYER = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+              "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+
+
+def gguf_name(name):
+    if name in GGUF_NAMES:
+        return GGUF_NAMES[name]
+    _, _, i, rest = name.split(".", 3)
+    return f"blk.{i}.{GGUF_LAYER[rest[:-len('.weight')]]}.weight"
+
+
+def random_q4_0(rng, rows, cols, std):
+    """rows x cols of random Q4_0 blocks (32 values in 18 bytes: an f16 scale d
+    then 16 bytes of 4-bit q, value (q - 8) * d): uniform q gives values of
+    std ~4.6 d, so d = std / 4.6."""
+    nb = cols // 32
+    b = np.frombuffer(rng.bytes(rows * nb * 18), dtype=np.uint8).reshape(rows, nb, 18).copy()
+    b[:, :, 0:2] = np.frombuffer(np.float16(std / 4.6).tobytes(), dtype=np.uint8)
+    return b.reshape(rows, nb * 18)
+
+
+def write_gguf_q4_0(out, h, seed, std):
+    """One GGUF file, llama architecture, every matrix Q4_0 and the norms F32,
+    with a placeholder vocabulary of the model's size (ids only, no text)."""
+    import gguf
+
+    if h.get("experts"):
+        raise SystemExit("--gguf-q4-0 writes dense Llama models only")
+    if h["hidden"] % 32 or h["ff"] % 32:
+        raise SystemExit("--gguf-q4-0 needs --hidden and --ff multiples of 32")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model-Q4_0.gguf")
+    tmp = path + ".tmp"
+    w = gguf.GGUFWriter(tmp, "llama")
+    hd = h["hidden"] // h["heads"]
+    w.add_context_length(h["ctx"])
+    w.add_embedding_length(h["hidden"])
+    w.add_feed_forward_length(h["ff"])
+    w.add_block_count(h["layers"])
+    w.add_head_count(h["heads"])
+    w.add_head_count_kv(h["kv_heads"])
+    w.add_rope_dimension_count(hd)
+    w.add_rope_freq_base(500000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    v = h["vocab"]
+    w.add_tokenizer_model("llama")
+    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [f"<t{i}>".encode() for i in range(3, v)])
+    w.add_token_scores([0.0] * v)
+    w.add_token_types([2, 3, 3] + [1] * (v - 3))
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    q4 = gguf.GGMLQuantizationType.Q4_0
+    tensors = tensor_list(h)
+    for name, shape, kind in tensors:
+        if kind == "norm":
+            w.add_tensor_info(gguf_name(name), shape, np.dtype(np.float32), 4 * shape[0])
+        else:
+            byte_shape = (shape[0], shape[1] // 32 * 18)
+            w.add_tensor_info(gguf_name(name), byte_shape, np.dtype(np.uint8),
+                              byte_shape[0] * byte_shape[1], raw_dtype=q4)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    rng = np.random.default_rng(seed)
+    for name, shape, kind in tensors:
+        if kind == "norm":
+            w.write_tensor_data(random_f32(rng, shape[0], 1.0, 0.1))
+        else:
+            w.write_tensor_data(random_q4_0(rng, shape[0], shape[1], std))
+    w.close()
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------
 # Verification
 # ---------------------------------------------------------------------------
 
@@ -372,6 +462,9 @@ def main():
     ap.add_argument("--experts", type=int, default=0,
                     help="a Qwen3-MoE model with this many experts per layer (width --ff)")
     ap.add_argument("--top-k", type=int, default=8, help="experts per token (with --experts)")
+    ap.add_argument("--gguf-q4-0", action="store_true",
+                    help="write one GGUF file of random Q4_0 weights (llama.cpp's names) "
+                         "instead of BF16 safetensors")
     a = ap.parse_args()
 
     if a.hidden % a.heads or a.heads % a.kv_heads:
@@ -391,6 +484,20 @@ def main():
     print(f"  {n / 1e6:.1f} M parameters, {2 * n / 1e9:.3f} GB ({2 * n / 2**30:.3f} GiB) in BF16, "
           f"{2 * layer_params(h) / 1e6:.1f} MB per layer")
     t0 = time.time()
+    if a.gguf_q4_0:
+        path = write_gguf_q4_0(a.out, h, a.seed, a.std)
+        size = os.path.getsize(path)
+        dt = time.time() - t0
+        print(f"  wrote {path}: {size / 1e9:.3f} GB in {dt:.1f} s "
+              f"({size / 1e6 / max(dt, 1e-9):.0f} MB/s)")
+        if not a.no_verify:
+            import gguf
+            r = gguf.GGUFReader(path)
+            want = {gguf_name(n): s for n, s, _ in tensor_list(h)}
+            got = {t.name: tuple(int(x) for x in reversed(t.shape)) for t in r.tensors}
+            assert got == {k: tuple(v) for k, v in want.items()}, "tensor shapes differ"
+            print(f"  verified {len(got)} tensors")
+        return 0
     names, total = write_model(a.out, h, parse_size(a.shard_size), a.seed, a.std)
     dt = time.time() - t0
     assert total == 2 * n

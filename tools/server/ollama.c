@@ -144,8 +144,11 @@ static const char *parse_options(const cJSON *opt, air_gen_params *gp, const cha
         /* -1 (no limit) and -2 (fill the context): until the context is full */
         gp->max_tokens = d < 0 ? 0x7fffffff : (int)d;
     }
-    if ((k = srv_num(opt, "num_ctx", &d)) && (k < 0 || d < 1))
-        return "options.num_ctx must be a positive integer";
+    if ((k = srv_num(opt, "num_ctx", &d))) {
+        if (k < 0 || d < 1 || d > 1e9)
+            return "options.num_ctx must be a positive integer";
+        gp->max_seq_len = (int)d; /* the scheduler caps it at --ctx */
+    }
     return srv_parse_stop(cJSON_GetObjectItemCaseSensitive(opt, "stop"), stops, &gp->n_stop);
 }
 
