@@ -114,8 +114,10 @@ static air_status mpi_err(int rc, const char *what, int peer) {
     int len = 0;
     if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS)
         snprintf(msg, sizeof msg, "MPI error %d", rc);
-    return air_err(AIR_ERR_IO, "pipeline rank %d: %s with rank %d failed: %s; the MPI job is "
-                   "broken: restart it", g.rank, what, peer, msg);
+    return air_err(AIR_ERR_IO,
+                   "pipeline rank %d: %s with rank %d failed: %s; the MPI job is "
+                   "broken: restart it",
+                   g.rank, what, peer, msg);
 }
 
 static int launched_by_mpi(void) {
@@ -136,8 +138,10 @@ air_status air_dist_init(int *argc, char ***argv) {
     g.inited = 1;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     if (provided < MPI_THREAD_SERIALIZED)
-        return air_err(AIR_ERR_UNSUPPORTED, "the MPI library gives thread level %d; the pipeline "
-                       "needs MPI_THREAD_SERIALIZED", provided);
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "the MPI library gives thread level %d; the pipeline "
+                       "needs MPI_THREAD_SERIALIZED",
+                       provided);
     if ((rc = MPI_Comm_dup(MPI_COMM_WORLD, &g.comm)) != MPI_SUCCESS)
         return mpi_err(rc, "MPI_Comm_dup", 0);
     MPI_Comm_set_errhandler(g.comm, MPI_ERRORS_RETURN);
@@ -149,8 +153,12 @@ air_status air_dist_init(int *argc, char ***argv) {
     return AIR_OK;
 }
 
-int air_dist_rank(void) { return g.rank; }
-int air_dist_size(void) { return g.size; }
+int air_dist_rank(void) {
+    return g.rank;
+}
+int air_dist_size(void) {
+    return g.size;
+}
 
 void air_dist_finalize(void) {
     if (!g.inited)
@@ -167,7 +175,9 @@ void air_dist_finalize(void) {
     pthread_mutex_unlock(&g.mu);
 }
 
-int air_pipe_available(void) { return g.inited && g.size > 1 && !g.bound; }
+int air_pipe_available(void) {
+    return g.inited && g.size > 1 && !g.bound;
+}
 
 int air_pipe_get_stats(const air_engine *e, air_pipe_stats *st) {
     const air_pipe *p = air_engine_pipe(e);
@@ -191,7 +201,8 @@ static air_status wait_req(MPI_Request *req, double deadline, const char *what, 
         if (flag)
             return AIR_OK;
         if (deadline > 0 && now_s() > deadline)
-            return air_err(AIR_ERR_IO, "pipeline rank %d: %s with rank %d did not complete within "
+            return air_err(AIR_ERR_IO,
+                           "pipeline rank %d: %s with rank %d did not complete within "
                            "%.0f s: that rank died or stalls, or the network does; the pipeline "
                            "is broken: restart the job (AIRLLM_PIPELINE_TIMEOUT sets the limit)",
                            g.rank, what, peer, g.timeout);
@@ -214,10 +225,12 @@ static air_status recv_msg(int peer, int tag, double deadline, air_status (*idle
         if (flag)
             break;
         if (deadline > 0 && now_s() > deadline)
-            return air_err(AIR_ERR_IO, "pipeline rank %d: no message from rank %d within %.0f s: "
+            return air_err(AIR_ERR_IO,
+                           "pipeline rank %d: no message from rank %d within %.0f s: "
                            "a rank of the pipeline (that one or one before it) died or stalls, "
                            "or the network does; the pipeline is broken: restart the job "
-                           "(AIRLLM_PIPELINE_TIMEOUT sets the limit)", g.rank, peer, g.timeout);
+                           "(AIRLLM_PIPELINE_TIMEOUT sets the limit)",
+                           g.rank, peer, g.timeout);
         air_status st = idle ? idle(p) : AIR_OK;
         if (st)
             return st;
@@ -292,7 +305,9 @@ static air_status reap_sends(air_pipe *p, int all) {
     return st;
 }
 
-static air_status reap_idle(air_pipe *p) { return reap_sends(p, 0); }
+static air_status reap_idle(air_pipe *p) {
+    return reap_sends(p, 0);
+}
 
 /* ---------------------------------------------------------------------------
  * the plan: layer ranges by RAM budget
@@ -311,20 +326,26 @@ static air_status plan_ranges(const air_hparams *hp, int comp, const uint64_t *b
             char *end;
             long k = strtol(q, &end, 10);
             if (end == q || k < 1 || (r < n - 1 ? *end != ',' : *end != 0))
-                return air_err(AIR_ERR_INVALID_ARG, "AIRLLM_PIPELINE_LAYERS=\"%s\": give %d "
-                               "layer counts (>= 1), comma-separated, one per rank", env, n);
+                return air_err(AIR_ERR_INVALID_ARG,
+                               "AIRLLM_PIPELINE_LAYERS=\"%s\": give %d "
+                               "layer counts (>= 1), comma-separated, one per rank",
+                               env, n);
             ranges[2 * r] = lo;
             ranges[2 * r + 1] = lo += (int)k;
             q = end + 1;
         }
         if (lo != hp->n_layer)
-            return air_err(AIR_ERR_INVALID_ARG, "AIRLLM_PIPELINE_LAYERS=\"%s\" counts %d layers; "
-                           "the model has %d", env, lo, hp->n_layer);
+            return air_err(AIR_ERR_INVALID_ARG,
+                           "AIRLLM_PIPELINE_LAYERS=\"%s\" counts %d layers; "
+                           "the model has %d",
+                           env, lo, hp->n_layer);
         return AIR_OK;
     }
     if (hp->n_layer < n)
-        return air_err(AIR_ERR_INVALID_ARG, "%d pipeline ranks but the model has only %d layers; "
-                       "start at most %d ranks", n, hp->n_layer, hp->n_layer);
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "%d pipeline ranks but the model has only %d layers; "
+                       "start at most %d ranks",
+                       n, hp->n_layer, hp->n_layer);
     double total = 0, sum_b = 0;
     double *w = malloc(sizeof(double) * (size_t)(hp->n_layer + 1));
     if (!w)
@@ -425,10 +446,12 @@ air_status air_pipe_attach(air_engine *e) {
         int want_lo = r == 0 ? 0 : all[5 * (r - 1) + 1];
         if (a[0] != want_lo || a[1] <= a[0] || a[2] != (r == 0) || a[3] != (r == g.size - 1) ||
             (r == g.size - 1 && a[1] != e->hp.n_layer))
-            st = air_err(AIR_ERR_INVALID_ARG, "pipeline rank %d holds layers %d..%d%s%s, which "
+            st = air_err(AIR_ERR_INVALID_ARG,
+                         "pipeline rank %d holds layers %d..%d%s%s, which "
                          "does not join the other ranks' ranges (every rank must open the same "
-                         "model with the same compression)", r, a[0], a[1] - 1,
-                         a[2] ? " and the embeddings" : "", a[3] ? " and the head" : "");
+                         "model with the same compression)",
+                         r, a[0], a[1] - 1, a[2] ? " and the embeddings" : "",
+                         a[3] ? " and the head" : "");
         p->all_resident &= a[4];
     }
     free(all);
@@ -625,8 +648,14 @@ static air_status batch_from_rows(air_pipe *p, const msg_hdr *h, const msg_row *
         a->parent[r] = rows[r].parent;
         a->want[r] = (uint8_t)rows[r].want;
     }
-    *b = (air_batch){h->n, a->tokens, a->pos, a->kv, a->want, NULL,
-                     h->tree ? a->slot : NULL, h->tree ? a->parent : NULL};
+    *b = (air_batch){h->n,
+                     a->tokens,
+                     a->pos,
+                     a->kv,
+                     a->want,
+                     NULL,
+                     h->tree ? a->slot : NULL,
+                     h->tree ? a->parent : NULL};
     return AIR_OK;
 }
 
@@ -644,8 +673,10 @@ static air_status worker_pass(air_pipe *p, void *buf, int len) {
     if (len < (int)sizeof *h || h->n < 0 || h->n_ev < 0 || (size_t)len < xo ||
         (h->status == AIR_OK && (size_t)len < xo + sizeof(float) * (size_t)h->n * e->hp.n_embd)) {
         free(buf);
-        return air_err(AIR_ERR_INTERNAL, "pipeline rank %d: a malformed message from rank %d "
-                       "(%d bytes)", g.rank, g.rank - 1, len);
+        return air_err(AIR_ERR_INTERNAL,
+                       "pipeline rank %d: a malformed message from rank %d "
+                       "(%d bytes)",
+                       g.rank, g.rank - 1, len);
     }
     msg_row *rows = (msg_row *)(h + 1);
     apply_events(p, (const int32_t *)(rows + h->n), h->n_ev);
@@ -701,7 +732,7 @@ air_status air_pipe_worker(air_engine *e) {
     air_pipe *p = air_engine_pipe(e);
     if (!p || g.rank == 0)
         return air_err(AIR_ERR_INVALID_ARG, "air_pipeline_worker: this process is not a pipeline "
-                       "rank above 0 with a pipelined model");
+                                            "rank above 0 with a pipelined model");
     for (;;) {
         void *buf;
         int len = 0;
@@ -753,8 +784,10 @@ static int micro_batches(const air_batch *b, int most, int *cut) {
 air_status air_pipe_forward(air_engine *e, const air_batch *b) {
     air_pipe *p = air_engine_pipe(e);
     if (g.rank != 0)
-        return air_err(AIR_ERR_INVALID_ARG, "pipeline rank %d runs passes for rank 0 only "
-                       "(air_pipeline_worker)", g.rank);
+        return air_err(AIR_ERR_INVALID_ARG,
+                       "pipeline rank %d runs passes for rank 0 only "
+                       "(air_pipeline_worker)",
+                       g.rank);
     if (p->broken)
         return air_err(AIR_ERR_IO, "%s", p->broken_msg);
     if (b->n <= 0)
@@ -803,16 +836,26 @@ air_status air_pipe_forward(air_engine *e, const air_batch *b) {
         msg_row *rows = (msg_row *)(h + 1);
         for (int r = 0; r < n; r++) {
             int i = r0 + r;
-            rows[r] = (msg_row){b->kv[i]->id, b->kv[i]->max_seq, b->pos[i],
-                                b->slot ? b->slot[i] : b->pos[i], b->parent ? b->parent[i] : -1,
-                                b->tokens[i], want[i]};
+            rows[r] = (msg_row){b->kv[i]->id,
+                                b->kv[i]->max_seq,
+                                b->pos[i],
+                                b->slot ? b->slot[i] : b->pos[i],
+                                b->parent ? b->parent[i] : -1,
+                                b->tokens[i],
+                                want[i]};
             h->n_want += want[i];
         }
         want_off[k + 1] = want_off[k] + h->n_want;
         if (ne)
             memcpy(rows + n, ev, sizeof(int32_t) * (size_t)ne);
-        air_batch sb = {n, b->tokens + r0, b->pos + r0, b->kv + r0, want + r0, NULL,
-                        b->slot ? b->slot + r0 : NULL, b->parent ? b->parent + r0 : NULL};
+        air_batch sb = {n,
+                        b->tokens + r0,
+                        b->pos + r0,
+                        b->kv + r0,
+                        want + r0,
+                        NULL,
+                        b->slot ? b->slot + r0 : NULL,
+                        b->parent ? b->parent + r0 : NULL};
         float *x = (float *)(buf + xo);
         double t0 = now_s();
         air_status ls = air_engine_pass_begin(e, &sb);
@@ -855,8 +898,10 @@ air_status air_pipe_forward(air_engine *e, const air_batch *b) {
             }
         } else if ((size_t)len != sizeof *h + sizeof(float) * (size_t)h->n_want * n_vocab ||
                    h->n_want != want_off[h->mb + 1] - want_off[h->mb]) {
-            st = air_err(AIR_ERR_INTERNAL, "pipeline: an answer of %d bytes from rank %d does not "
-                         "match micro-batch %d", len, g.size - 1, h->mb);
+            st = air_err(AIR_ERR_INTERNAL,
+                         "pipeline: an answer of %d bytes from rank %d does not "
+                         "match micro-batch %d",
+                         len, g.size - 1, h->mb);
         } else {
             p->stats.remote_s += h->busy_s;
             if (b->logits)

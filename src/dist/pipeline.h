@@ -62,12 +62,12 @@ air_status air_pipe_worker(air_engine *e);
  * with the logits) and the rest: messages, waits and idle ranks. */
 typedef struct {
     int ranks;
-    int lo, hi;            /* this rank's layers [lo, hi) */
+    int lo, hi; /* this rank's layers [lo, hi) */
     long passes, micro_batches;
-    double pass_s;         /* wall time of the passes */
-    double local_s;        /* rank 0's embeddings and layers */
-    double remote_s;       /* the workers' layers and head, summed */
-    uint64_t bytes_sent;   /* by rank 0 */
+    double pass_s;       /* wall time of the passes */
+    double local_s;      /* rank 0's embeddings and layers */
+    double remote_s;     /* the workers' layers and head, summed */
+    uint64_t bytes_sent; /* by rank 0 */
 } air_pipe_stats;
 /* 0 when e is not a pipeline rank. */
 int air_pipe_get_stats(const air_engine *e, air_pipe_stats *st);

@@ -135,8 +135,8 @@ static int check(air_model *m, const char *model_dir, const char *out_path) {
             FAIL("alone %d: %s", s, air_last_error());
         air_kv_free(&k1);
         if (n_alone != seqs[s].n_gen || memcmp(alone, seqs[s].gen, sizeof(int32_t) * n_alone))
-            FAIL("sequence %d: %d tokens in shared sweeps differ from %d alone", s,
-                 seqs[s].n_gen, n_alone);
+            FAIL("sequence %d: %d tokens in shared sweeps differ from %d alone", s, seqs[s].n_gen,
+                 n_alone);
         fwrite(&seqs[s].n_gen, sizeof(int), 1, out);
         fwrite(seqs[s].gen, sizeof(int32_t), (size_t)seqs[s].n_gen, out);
         free(alone);
@@ -144,9 +144,11 @@ static int check(air_model *m, const char *model_dir, const char *out_path) {
     }
     air_pipe_stats ps = {0};
     air_pipe_get_stats(e, &ps);
-    fprintf(stderr, "mpi_check: rank 0 of %d: prefill %d rows, %d decode steps, %d sequences in "
+    fprintf(stderr,
+            "mpi_check: rank 0 of %d: prefill %d rows, %d decode steps, %d sequences in "
             "%d sweeps: all greedy ids as transformers and as alone; pipeline: %ld passes, "
-            "%ld micro-batches\n", air_dist_size(), np, ng, NS, sweeps, ps.passes, ps.micro_batches);
+            "%ld micro-batches\n",
+            air_dist_size(), np, ng, NS, sweeps, ps.passes, ps.micro_batches);
     fclose(out);
     free(prompt);
     free(golden);
