@@ -15,6 +15,7 @@
  *                                     that error and exits 3
  *
  * Ranks above 0 serve rank 0 (air_pipeline_worker) and exit 0 when it closes.
+ * MPI_CHECK_RAM=<bytes> sets every rank's RAM budget (0: stream every layer).
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -202,6 +203,9 @@ int main(int argc, char **argv) {
     mp.cache_dir = argv[3];
     mp.n_threads = 1;
     mp.max_seq_len = 128;
+    const char *ram = getenv("MPI_CHECK_RAM"); /* "0": every rank streams its layers */
+    if (ram && *ram)
+        mp.ram_budget = strtoull(ram, NULL, 10);
     air_model *m;
     if (air_model_open(argv[2], &mp, &m))
         FAIL("rank %d: open: %s", air_dist_rank(), air_last_error());

@@ -15,7 +15,9 @@
 Exits 77 (skipped) when the build has no MPI.
 """
 import argparse
+import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,7 +82,6 @@ for n in (1, 2, 3):
     p, dt = run(cmd if n == 1 else MPIRUN + ["-np", str(n)] + cmd)
     expect(p.returncode == 0, f"mpi_check with {n} rank(s) ({dt:.1f} s)", p)
     if p.returncode == 0 and n > 1:
-        import re
         mb = re.search(r"pipeline: (\d+) passes, (\d+) micro-batches", p.stderr)
         expect(mb and int(mb.group(2)) > int(mb.group(1)),
                f"-np {n}: the concurrent sequences went through in micro-batches "
@@ -92,6 +93,16 @@ for n in (1, 2, 3):
                            if f.startswith("manifest"))
             expect(len(parts) == n and "manifest.json" not in parts,
                    f"{n} ranks each split only their own range: {parts}")
+# every rank streaming its layers from disk (--ram 0): no micro-batches, the
+# reader thread cycles through this rank's units only
+out = os.path.join(a.tmp, "check3s.bin")
+p, dt = run(MPIRUN + ["-np", "3", a.check, "check", llama, os.path.join(a.tmp, "cache3"), out],
+            env=dict(env, MPI_CHECK_RAM="0"))
+mb = re.search(r"pipeline: (\d+) passes, (\d+) micro-batches", p.stderr)
+expect(p.returncode == 0 and mb and mb.group(1) == mb.group(2) and 1 in outs and
+       open(out, "rb").read() == outs[1],
+       f"-np 3, every rank streaming: byte-identical to one process, one micro-batch per pass "
+       f"({dt:.1f} s)", p)
 for n in (2, 3):
     if 1 in outs and n in outs:
         expect(outs[n] == outs[1], f"-np {n}: logits and ids byte-identical to one process "
@@ -179,6 +190,21 @@ up2, ans2, err2 = serve_answers(2)
 expect(up1 and up2 and ans1 == ans2 and all(x and not x.startswith("error") for x in ans1),
        f"airllm serve under mpirun -np 2: {len(ans2)} concurrent requests answer as one process",
        subprocess.CompletedProcess([], 0, str(ans2), err2))
+
+# 2c. a rank whose layer fails mid-pass sends the error on: rank 0's pass
+# fails with that rank's message (a streamed unit whose data checksum fails)
+bad = os.path.join(a.tmp, "cache_bad")
+shutil.copytree(os.path.join(a.tmp, "cache3"), bad)
+lf = glob.glob(os.path.join(bad, "*", "none", "layer_00002.bin"))[0]
+with open(lf, "r+b") as f:
+    f.seek(os.path.getsize(lf) - 5000)
+    c = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([c[0] ^ 0x40]))
+p, dt = run(MPIRUN + ["-np", "3", a.check, "check", llama, bad, os.path.join(a.tmp, "bad.bin")],
+            env=dict(env, MPI_CHECK_RAM="0"))
+expect(p.returncode != 0 and re.search(r"pipeline rank 2: .*layer_00002\.bin", p.stderr),
+       f"a corrupt layer on rank 2: rank 0's pass fails with rank 2's error ({dt:.1f} s)", p)
 
 # 3. failures: bounded, with a message
 def broken_rank(sig, extra_env, want):
