@@ -79,6 +79,7 @@ typedef struct air_pipe air_pipe;
 struct air_pipe {
     air_engine *e;
     int all_resident; /* every rank keeps its layers resident: micro-batches pay */
+    int max_mb;       /* micro-batches per pass at most: the ranks, or AIRLLM_PIPELINE_MICROBATCHES */
     int broken;
     char broken_msg[512];
     uint64_t pass;
@@ -461,6 +462,10 @@ air_status air_pipe_attach(air_engine *e) {
     }
     p->e = e;
     p->stats.ranks = g.size;
+    const char *mb = getenv("AIRLLM_PIPELINE_MICROBATCHES");
+    p->max_mb = mb && atoi(mb) > 0 ? atoi(mb) : g.size;
+    if (p->max_mb > g.size)
+        p->max_mb = g.size;
     p->stats.lo = e->lo;
     p->stats.hi = e->hi;
     air_engine_set_pipe(e, p);
@@ -804,7 +809,7 @@ air_status air_pipe_forward(air_engine *e, const air_batch *b) {
     }
     for (int r = 0; r < b->n; r++)
         want[r] = b->want_logits ? b->want_logits[r] != 0 : r == b->n - 1;
-    int n_mb = micro_batches(b, p->all_resident ? g.size : 1, cut);
+    int n_mb = micro_batches(b, p->all_resident ? p->max_mb : 1, cut);
     pthread_mutex_lock(&g.mu);
     int32_t *ev = g.ev;
     int n_ev = (int)g.n_ev;

@@ -16,7 +16,10 @@ memory controller (/sys/fs/cgroup/memory).
      one host   one process capped at one rank's cap
    (--ram: the cap less the slack, and less two streaming buffers where the
    layers do not all fit)
-3. Reports decode tokens/s (rank 0's table) and bytes read from disk per
+3. Serves N concurrent requests (`airllm serve`, greedy, --tokens each):
+   the pipeline with micro-batches, without (AIRLLM_PIPELINE_MICROBATCHES=1),
+   and one process capped at the sum; aggregate generated tokens/s.
+4. Reports decode tokens/s (rank 0's table) and bytes read from disk per
    decoded token: /proc/PID/io read_bytes of every process, sampled until it
    exits, from two runs of different lengths (-g G1 and -g G2), divided by
    G2 - G1, so the loading of pinned layers cancels out.
@@ -40,6 +43,10 @@ ap.add_argument("--g1", type=int, default=4)
 ap.add_argument("--g2", type=int, default=16)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--reps", type=int, default=2)
+ap.add_argument("--concurrent", type=int, default=4,
+                help="requests at once in the server part (0: skip it)")
+ap.add_argument("--tokens", type=int, default=24, help="tokens per request in the server part")
+ap.add_argument("--serve-only", action="store_true", help="only the server part")
 ap.add_argument("--out", default="/tmp/airllm-mpi-bench")
 ap.add_argument("--airllm", default=os.path.join(REPO, "build", "airllm"))
 ap.add_argument("--mpirun", default=shutil.which("mpirun") or "mpirun")
@@ -75,6 +82,7 @@ r=${OMPI_COMM_WORLD_RANK:-0}
 cg=$1$r; io=$2$r; shift 2
 echo $$ > "$cg/cgroup.procs"
 "$@" & pid=$!
+trap 'kill -TERM $pid' INT TERM  # (a background job ignores SIGINT)
 while kill -0 $pid 2>/dev/null; do
   sed -n 's/^read_bytes: //p' /proc/$pid/io > "$io.t" 2>/dev/null && mv "$io.t" "$io"
   sleep 0.05
@@ -141,7 +149,7 @@ print(f"\n| set-up | cap per process | --ram | decode tok/s (g={a.g2}, {a.reps} 
       f"read / decoded token | engine's bytes read / token (rank 0) | load average |")
 print("|---|---|---:|---:|---:|---:|---:|")
 rows = []
-for name, caps, ram in setups:
+for name, caps, ram in setups if not a.serve_only else []:
     r1 = bench(name.replace(" ", "_"), caps, ram, a.g1)
     r2s = [bench(name.replace(" ", "_"), caps, ram, a.g2) for _ in range(a.reps)]
     if not r1 or not all(r2s):
@@ -156,3 +164,83 @@ for name, caps, ram in setups:
 for name, r in rows:
     if r["pipe"]:
         print(f"\n{r['pipe']}")
+
+
+# ---------------------------------------------------------------------------
+# concurrent requests through `airllm serve`
+# ---------------------------------------------------------------------------
+import json
+import socket
+import threading
+import urllib.request
+
+KV = 64 * MIB  # --kv-ram: 4 requests of a 128-position context
+
+
+def serve_round(name, caps, ram, extra_env):
+    n = len(caps)
+    prefix = cgroups(name, [c + KV for c in caps])
+    iop = os.path.join(a.out, f"io_serve_{name}_r")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    cmd = [wrapper, prefix, iop, a.airllm, "serve", a.model, "-c", a.compression, "--cache-dir",
+           cache, "--port", str(port), "-t", str(a.threads), "--ctx", "128",
+           "--ram", f"{(ram + KV + MIB - 1) // MIB}M", "--kv-ram", f"{KV // MIB}M"]
+    if n > 1:
+        cmd = [a.mpirun, "--oversubscribe", "--bind-to", "none", "-np", str(n)] + cmd
+    proc = subprocess.Popen(cmd, env=dict(env, **extra_env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 300 and proc.poll() is None:
+        try:
+            if urllib.request.urlopen(base + "/health", timeout=1).status == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    res = [None] * a.concurrent
+
+    def client(i):
+        body = json.dumps({"model": os.path.basename(a.model.rstrip("/")),
+                           "prompt": f"Story number {i}: once upon a time",
+                           "max_tokens": a.tokens, "temperature": 0}).encode()
+        rq = urllib.request.Request(base + "/v1/completions", body,
+                                    {"Content-Type": "application/json"})
+        res[i] = json.loads(urllib.request.urlopen(rq, timeout=600).read())
+
+    results = []
+    for _ in range(a.reps):
+        ts = [threading.Thread(target=client, args=(i,)) for i in range(a.concurrent)]
+        t1 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        wall = time.monotonic() - t1
+        toks = sum(r["usage"]["completion_tokens"] for r in res if r)
+        results.append(toks / wall)
+    proc.send_signal(2)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+    remove_cgroups(prefix, n)
+    return results
+
+
+if a.concurrent > 0:
+    print(f"\n{a.concurrent} concurrent requests of {a.tokens} tokens (airllm serve, greedy, "
+          f"--ctx 128, --kv-ram {KV // MIB}M added to each cap):\n")
+    print("| set-up | aggregate generated tok/s (runs) | load average |")
+    print("|---|---:|---:|")
+    for name, caps, ram, extra in (
+            ("pipeline, micro-batches", [part[0] + slack, part[1] + slack], half, {}),
+            ("pipeline, one batch per pass", [part[0] + slack, part[1] + slack], half,
+             {"AIRLLM_PIPELINE_MICROBATCHES": "1"}),
+            ("one process, cap = sum", [S + 2 * slack], S + slack, {})):
+        load = open("/proc/loadavg").read().split()[0]
+        tps = serve_round(name.split(",")[0].replace(" ", "_"), caps, ram, extra)
+        print(f"| {name} | {' / '.join('%.2f' % t for t in tps)} | {load} |", flush=True)
