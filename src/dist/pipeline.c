@@ -57,11 +57,12 @@ static struct {
     MPI_Comm comm;
     int bound;  /* an engine is attached */
     int driver; /* rank 0 with an attached engine: queue KV events */
+    int shared_host; /* two or more ranks run on one host */
     double timeout;
     pthread_mutex_t mu; /* the event queue (kvcache.c may be called from any thread) */
     int32_t *ev;
     size_t n_ev, cap_ev;
-} g = {0, 0, 1, 0, 0, 0, 300.0, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+} g = {0, 0, 1, 0, 0, 0, 0, 300.0, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 
 typedef struct {
     uint64_t id;
@@ -79,7 +80,10 @@ typedef struct air_pipe air_pipe;
 struct air_pipe {
     air_engine *e;
     int all_resident; /* every rank keeps its layers resident: micro-batches pay */
-    int max_mb;       /* micro-batches per pass at most: the ranks, or AIRLLM_PIPELINE_MICROBATCHES */
+    /* micro-batches per pass at most: the ranks when each has a host of its
+     * own, 1 when ranks share one (their thread pools would compete for the
+     * same cores), or AIRLLM_PIPELINE_MICROBATCHES */
+    int max_mb;
     int broken;
     char broken_msg[512];
     uint64_t pass;
@@ -441,6 +445,19 @@ air_status air_pipe_attach(air_engine *e) {
     }
     int rc = MPI_Allgather(mine, 5, MPI_INT, all, 5, MPI_INT, g.comm);
     air_status st = rc != MPI_SUCCESS ? mpi_err(rc, "joining the pipeline", -1) : AIR_OK;
+    /* do ranks share a host? (the most ranks on one host, over all hosts) */
+    MPI_Comm node;
+    int on_node = 1, most = 1;
+    if (!st && (rc = MPI_Comm_split_type(g.comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                                         &node)) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &on_node);
+        MPI_Comm_free(&node);
+        if ((rc = MPI_Allreduce(&on_node, &most, 1, MPI_INT, MPI_MAX, g.comm)) != MPI_SUCCESS)
+            st = mpi_err(rc, "joining the pipeline", -1);
+    } else if (!st) {
+        st = mpi_err(rc, "MPI_Comm_split_type", -1);
+    }
+    g.shared_host = most > 1;
     p->all_resident = 1;
     for (int r = 0; r < g.size && !st; r++) {
         const int *a = all + 5 * r;
@@ -463,7 +480,7 @@ air_status air_pipe_attach(air_engine *e) {
     p->e = e;
     p->stats.ranks = g.size;
     const char *mb = getenv("AIRLLM_PIPELINE_MICROBATCHES");
-    p->max_mb = mb && atoi(mb) > 0 ? atoi(mb) : g.size;
+    p->max_mb = mb && atoi(mb) > 0 ? atoi(mb) : g.shared_host ? 1 : g.size;
     if (p->max_mb > g.size)
         p->max_mb = g.size;
     p->stats.lo = e->lo;
