@@ -373,6 +373,17 @@ typedef struct {
     int prefill_chunk;  /* prompt tokens per sweep over all new requests (default 256) */
     uint64_t kv_budget; /* bytes all KV caches may hold together; a request waits until its
                            cache fits. 0 = max_batch caches of max_seq_len positions */
+    /* Speculative decoding per request (docs/speculative.md), as in
+     * air_gen_params: each decoding request may add candidate rows to a
+     * sweep; the candidates of all requests share a budget chosen from the
+     * measured cost of sweeps. A request's own air_gen_params can turn it
+     * off (speculative = 0), set lookup (0 or 1) and fix draft_max; its
+     * draft_model must be NULL or this one. */
+    const char *draft_model;       /* resident draft for every request; NULL: none */
+    const char *draft_compression; /* NULL = "4bit" */
+    int lookup;      /* 1 on, 0 off, -1 (default) on when the model is not fully resident */
+    int speculative; /* 0 turns speculation off; 1 (default) allows it */
+    int draft_max;   /* candidates per request per sweep, 1..64; 0 (default) automatic */
 } air_sched_params;
 
 air_sched_params air_sched_default_params(void);
@@ -421,6 +432,11 @@ typedef struct {
     uint64_t tokens;          /* tokens generated */
     uint64_t kv_bytes;        /* KV cache bytes held now */
     uint64_t kv_bytes_peak;   /* the most held at once since start */
+    /* decoding: request-sweeps (one request decoding in one sweep), the
+     * tokens they produced (an EOS that ended a request counts), and the
+     * candidates verified and accepted with speculation */
+    uint64_t decode_steps, decode_tokens;
+    uint64_t drafted, accepted;
 } air_sched_stats;
 void air_sched_get_stats(air_sched *s, air_sched_stats *out);
 

@@ -156,10 +156,8 @@ static air_status same_vocab(const air_model *m, const air_model *d) {
     return AIR_OK;
 }
 
-/* Speculation for one call: lookup and the draft (from the process cache,
- * every unit resident). *use stays 0 when nothing is on. */
-static air_status spec_setup(air_model *m, const air_gen_params *p, air_model **draft,
-                             air_spec_options *so, int *use) {
+air_status air_spec_setup(air_model *m, const air_gen_params *p, air_model **draft,
+                          air_spec_options *so, int *use) {
     *draft = NULL;
     *use = 0;
     memset(so, 0, sizeof *so);
@@ -486,7 +484,7 @@ static air_status run_ids(air_model *m, const int32_t *ids, size_t n_ids, const 
     air_model *draft = NULL;
     air_spec_options so;
     int use_spec = 0;
-    air_status st = spec_setup(m, &p, &draft, &so, &use_spec);
+    air_status st = air_spec_setup(m, &p, &draft, &so, &use_spec);
     if (st)
         return st;
     pthread_mutex_lock(&m->mu);

@@ -73,6 +73,12 @@ typedef struct {
  * air_response_free, also after a failure. */
 air_status air_response_init(air_response *r, air_model *m, const air_gen_params *p,
                              air_json_grammar *grammar);
+/* Speculation for a generation with params p (draft_model, draft_compression,
+ * lookup, speculative, draft_max): the options, and the draft model (from
+ * the process cache, every unit resident; *draft is released by the caller
+ * with air_model_release). *use stays 0 when nothing is on. */
+air_status air_spec_setup(air_model *m, const air_gen_params *p, air_model **draft,
+                          air_spec_options *so, int *use);
 /* Generation options whose callbacks feed this response. */
 void air_response_options(air_response *r, air_gen_options *go);
 /* Flushes the text into out->text (caller frees) and sets finish_reason:

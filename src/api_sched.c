@@ -9,6 +9,14 @@
  *                             on the same model waits between sweeps) ->
  *                             on_done for those that finished
  *
+ * Speculation: the scheduler holds the draft model (air_sched_params) for
+ * its lifetime; each request gets its own speculation options (the
+ * scheduler's, narrowed by its air_gen_params) and so its own state (a
+ * draft cache as long as its KV cache, counted in its KV bytes); the sweeps
+ * share one candidate budget (runtime/spec_share.h). The draft's engine is
+ * used in a sweep only when its model's lock is free (taken without
+ * waiting, as air_chat does).
+ *
  * Callbacks run on the scheduler thread with the request's own mutex held;
  * air_request_free takes that mutex too, so once it returns no callback of
  * the request runs again. Lock order: scheduler, then request.
@@ -24,6 +32,10 @@
 #include "api_internal.h"
 #include "runtime/sweep.h"
 #include "util/error.h"
+
+/* Candidate rows of one sweep over all requests: with max_batch requests
+ * at the deepest trees a sweep's logits alone would take hundreds of MiB. */
+#define SWEEP_MAX_CANDIDATES 128
 
 struct air_request {
     air_sched *s;
@@ -41,6 +53,7 @@ struct air_request {
     int chat;                  /* cx is in use */
     air_response resp;
     air_gen_options go;
+    air_spec_options so; /* go.spec points here when the request speculates */
     air_seq seq;
     size_t kv_bytes;
     int max_seq;       /* this request's context: min(its max_seq_len, the scheduler's) */
@@ -60,6 +73,12 @@ struct air_sched {
     air_request *q_head, *q_tail;
     int n_queued;
     air_sched_stats stats;
+    /* speculation */
+    air_model *draft;    /* held until stop; NULL: none */
+    char *draft_ref;     /* its name as given (air_sched_params.draft_model) */
+    air_spec_options so; /* every request's starting point */
+    int spec;            /* speculation is on (lookup or a draft) */
+    air_sweep_spec sw;
 };
 
 air_sched_params air_sched_default_params(void) {
@@ -68,6 +87,8 @@ air_sched_params air_sched_default_params(void) {
     p.max_batch = 16;
     p.max_queue = 64;
     p.prefill_chunk = 256;
+    p.lookup = -1;
+    p.speculative = 1;
     return p;
 }
 
@@ -150,6 +171,15 @@ static void request_done(air_sched *s, air_request *r, air_status st, const char
         double pre = r->seq.t_prefilled > 0 ? r->seq.t_prefilled - r->seq.t_start : 0;
         double dec = r->seq.t_prefilled > 0 ? r->seq.t_end - r->seq.t_prefilled : 0;
         air_result_stats(&res, r->seq.n_prompt, r->seq.n_gen, pre, dec);
+        res.sweeps = r->seq.sweeps;
+        /* the first token comes from the prefill; an EOS ends a pass's tokens */
+        res.tokens_per_sweep = r->seq.sweeps > 0 ? (double)(r->seq.n_gen - 1 +
+                                                            r->seq.stopped_by_eos) /
+                                                       r->seq.sweeps
+                                                 : 0;
+        res.drafted = r->seq.drafted;
+        res.accepted = r->seq.accepted;
+        res.acceptance_rate = r->seq.drafted > 0 ? (double)r->seq.accepted / r->seq.drafted : 0;
     }
     pthread_mutex_lock(&r->mu);
     if (!r->released && r->on_done)
@@ -214,14 +244,23 @@ static void *sched_loop(void *arg) {
             seqs[i] = &s->active[i]->seq;
         pthread_mutex_unlock(&s->mu);
 
-        int rows = 0;
+        air_sweep_info info;
         pthread_mutex_lock(&s->m->mu);
-        air_sweep_step(s->m->engine, seqs, n, s->p.prefill_chunk, &rows);
+        /* the draft's lock without waiting: a busy draft sits this sweep out */
+        int draft_locked = s->draft && s->draft != s->m && pthread_mutex_trylock(&s->draft->mu) == 0;
+        s->sw.draft_ok = s->draft && (s->draft == s->m || draft_locked);
+        air_sweep_step(s->m->engine, seqs, n, s->p.prefill_chunk, s->spec ? &s->sw : NULL, &info);
+        if (draft_locked)
+            pthread_mutex_unlock(&s->draft->mu);
         pthread_mutex_unlock(&s->m->mu);
 
         pthread_mutex_lock(&s->mu);
         s->stats.sweeps++;
-        s->stats.rows += (uint64_t)rows;
+        s->stats.rows += (uint64_t)info.rows;
+        s->stats.decode_steps += (uint64_t)info.decoded;
+        s->stats.decode_tokens += (uint64_t)info.tokens;
+        s->stats.drafted += (uint64_t)info.drafted;
+        s->stats.accepted += (uint64_t)info.accepted;
         int k = 0;
         for (int i = 0; i < s->n_active; i++) {
             air_request *r = s->active[i];
@@ -273,8 +312,28 @@ air_status air_sched_start(air_model *m, const air_sched_params *params, air_sch
     if (s->p.kv_budget == 0)
         s->p.kv_budget =
             (uint64_t)s->p.max_batch * air_kv_bytes(air_engine_hparams(m->engine), s->max_seq);
+    air_gen_params gp = air_gen_default_params();
+    gp.draft_model = s->p.draft_model;
+    gp.draft_compression = s->p.draft_compression;
+    gp.lookup = s->p.lookup;
+    gp.speculative = s->p.speculative;
+    gp.draft_max = s->p.draft_max;
+    air_status st = air_spec_setup(m, &gp, &s->draft, &s->so, &s->spec);
+    if (st) {
+        free(s);
+        return st;
+    }
+    /* per request: on when the request asks, even where the default is off */
+    s->spec = s->p.speculative && s->so.n_vocab > 0;
+    s->draft_ref = s->draft ? strdup(s->p.draft_model) : NULL;
+    s->p.draft_model = s->p.draft_compression = NULL; /* the caller's strings */
+    s->sw.share.costs.grow = !s->so.streamed;
+    s->sw.share.max_total = SWEEP_MAX_CANDIDATES;
     s->active = calloc((size_t)s->p.max_batch, sizeof *s->active);
-    if (!s->active) {
+    if (!s->active || (s->draft && !s->draft_ref)) {
+        air_model_release(s->draft);
+        free(s->draft_ref);
+        free(s->active);
         free(s);
         return air_err(AIR_ERR_NOMEM, "out of memory");
     }
@@ -283,6 +342,8 @@ air_status air_sched_start(air_model *m, const air_sched_params *params, air_sch
     if (pthread_create(&s->thread, NULL, sched_loop, s) != 0) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
+        air_model_release(s->draft);
+        free(s->draft_ref);
         free(s->active);
         free(s);
         return air_err(AIR_ERR_INTERNAL, "cannot start the scheduler thread");
@@ -301,6 +362,8 @@ void air_sched_stop(air_sched *s) {
     pthread_join(s->thread, NULL);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    air_model_release(s->draft);
+    free(s->draft_ref);
     free(s->active);
     free(s);
 }
@@ -311,6 +374,29 @@ void air_sched_get_stats(air_sched *s, air_sched_stats *out) {
     out->active = s->n_active;
     out->queued = s->n_queued;
     pthread_mutex_unlock(&s->mu);
+}
+
+/* The request's speculation: the scheduler's, narrowed by its params. */
+static air_status request_spec(air_sched *s, air_request *r, const air_gen_params *p) {
+    memset(&r->so, 0, sizeof r->so);
+    if (p->draft_max < 0 || p->draft_max > AIR_SPEC_MAX_NODES)
+        return air_err(AIR_ERR_INVALID_ARG, "draft_max %d: candidate tokens per pass go from 1 "
+                       "to %d (0 = automatic)", p->draft_max, AIR_SPEC_MAX_NODES);
+    if (p->draft_model && *p->draft_model) {
+        if (!s->draft_ref || strcmp(p->draft_model, s->draft_ref) != 0)
+            return air_err(AIR_ERR_UNSUPPORTED, "draft model %s: the requests of a scheduler "
+                           "use its own draft (air_sched_params.draft_model, airllm serve "
+                           "--draft); leave draft_model NULL", p->draft_model);
+    }
+    if (!s->spec || !p->speculative)
+        return AIR_OK;
+    /* lookup on by request where the scheduler's default is off */
+    r->so = s->so;
+    if (p->lookup >= 0)
+        r->so.lookup = p->lookup != 0;
+    if (p->draft_max > 0)
+        r->so.max_nodes = p->draft_max;
+    return AIR_OK;
 }
 
 air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
@@ -370,10 +456,19 @@ air_status air_sched_submit(air_sched *s, const air_message *messages, int n,
     if (!st)
         st = air_response_chat(&r->resp, r->chat ? &r->cx : NULL,
                                r->max_seq - (int)r->n_ids + 1);
+    if (!st)
+        st = request_spec(s, r, &p);
     if (!st) {
         air_response_options(&r->resp, &r->go);
+        if (r->so.lookup || r->so.draft)
+            r->go.spec = &r->so;
         r->kv_bytes = air_seq_kv_bytes(air_engine_hparams(s->m->engine), (int)r->n_ids,
                                        p.max_tokens, r->max_seq);
+        if (r->so.draft) /* its draft's cache: as many positions, plus the candidates' */
+            r->kv_bytes += air_kv_bytes(air_engine_hparams(r->so.draft),
+                                        air_seq_kv_positions((int)r->n_ids, p.max_tokens,
+                                                             r->max_seq) +
+                                            AIR_SPEC_MAX_NODES + 1);
         if (r->kv_bytes > s->p.kv_budget)
             st = air_err(AIR_ERR_LIMIT,
                          "the request needs %zu MiB of KV cache, more than the "

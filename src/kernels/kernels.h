@@ -27,6 +27,14 @@ typedef struct {
     void (*quantize_x)(const float *x, air_block_xq *dst, int64_t n);
     size_t (*xq_row_bytes)(int n_in); /* NULL: rows of air_block_xq */
     void (*quantize_row)(const float *x, void *dst, int n_in);
+    /* the weight quantizers of air_row_from_f32: the same bytes as the
+     * reference air_q8_quantize_row / air_nf4_quantize_row */
+    void (*quantize_q8)(const float *x, air_block_q8 *dst, int64_t n);
+    void (*quantize_nf4)(const float *x, air_block_nf4 *dst, int64_t n);
+    /* the 16-bit float rows of air_row_to_f32 (exact: the reference's bits,
+     * NaN payloads included) */
+    void (*bf16_to_f32)(const uint16_t *x, float *y, int64_t n);
+    void (*f16_to_f32)(const uint16_t *x, float *y, int64_t n);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
     void (*silu_mul)(float *out, const float *gate, const float *up, int n);
     void (*softmax)(float *x, int n);
@@ -52,6 +60,8 @@ void air_ref_silu_mul(float *out, const float *gate, const float *up, int n);
 void air_ref_softmax(float *x, int n);
 float air_ref_dot(const float *a, const float *b, int n);
 void air_ref_axpy(float *y, float alpha, const float *x, int n);
+void air_ref_bf16_to_f32(const uint16_t *x, float *y, int64_t n);
+void air_ref_f16_to_f32(const uint16_t *x, float *y, int64_t n);
 #if defined(__x86_64__) || defined(_M_X64)
 #define AIR_HAVE_X86 1
 extern const air_kernel_table air_ktab_avx2;

@@ -130,23 +130,30 @@ uint16_t air_f32_to_bf16(float f) {
 /* Row conversion                                                            */
 /* ------------------------------------------------------------------------- */
 
+void air_ref_f16_to_f32(const uint16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] = air_f16_to_f32(x[i]);
+}
+
+/* The high half of each float: a loop the compiler vectorizes. */
+void air_ref_bf16_to_f32(const uint16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b = (uint32_t)x[i] << 16;
+        memcpy(&y[i], &b, sizeof b);
+    }
+}
+
 void air_row_to_f32(air_dtype t, const void *src, float *dst, int64_t n) {
     switch (t) {
     case AIR_DT_F32:
         memcpy(dst, src, (size_t)n * 4);
         break;
-    case AIR_DT_F16:
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = air_f16_to_f32(((const uint16_t *)src)[i]);
+    case AIR_DT_F16: /* the CPU's fastest version: the reference's bits */
+        air_kernels_table()->f16_to_f32(src, dst, n);
         break;
-    case AIR_DT_BF16: { /* the high half of each float: a loop the compiler vectorizes */
-        const uint16_t *h = src;
-        for (int64_t i = 0; i < n; i++) {
-            uint32_t b = (uint32_t)h[i] << 16;
-            memcpy(&dst[i], &b, sizeof b);
-        }
+    case AIR_DT_BF16:
+        air_kernels_table()->bf16_to_f32(src, dst, n);
         break;
-    }
     case AIR_DT_Q8:
         air_q8_dequantize_row(src, dst, n);
         break;
@@ -171,11 +178,11 @@ void air_row_from_f32(air_dtype t, const float *src, void *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++)
             ((uint16_t *)dst)[i] = air_f32_to_bf16(src[i]);
         break;
-    case AIR_DT_Q8:
-        air_q8_quantize_row(src, dst, n);
+    case AIR_DT_Q8: /* the CPU's fastest version: the reference's bytes */
+        air_kernels_table()->quantize_q8(src, dst, n);
         break;
     case AIR_DT_NF4:
-        air_nf4_quantize_row(src, dst, n);
+        air_kernels_table()->quantize_nf4(src, dst, n);
         break;
     default:
         break;
@@ -284,6 +291,10 @@ const air_kernel_table air_ktab_ref = {
     .mm = {air_ref_mm_f32, air_ref_mm_f16, air_ref_mm_bf16, air_ref_mm_q8, air_ref_mm_nf4},
     .mm_xq = {0, 0, 0, 0, 0},
     .quantize_x = air_xq_quantize_row,
+    .quantize_q8 = air_q8_quantize_row,
+    .quantize_nf4 = air_nf4_quantize_row,
+    .bf16_to_f32 = air_ref_bf16_to_f32,
+    .f16_to_f32 = air_ref_f16_to_f32,
     .rmsnorm = air_ref_rmsnorm,
     .silu_mul = air_ref_silu_mul,
     .softmax = air_ref_softmax,

@@ -114,12 +114,11 @@ air_status air_engine_open(const char *store_dir, const air_engine_options *opt,
     if ((st = air_streamer_create(e->store, &so, &e->streamer)))
         goto fail;
     if (e->hp.n_expert > 0) {
-        /* the expert cache gets the RAM budget the pinned units leave */
+        /* the expert cache gets the RAM budget the pinned units leave (the
+         * budget in force: AIR_RAM_AUTO resolved against the memory limits) */
         air_streamer_stats ss;
         air_streamer_get_stats(e->streamer, &ss);
-        uint64_t left = opt->stream.ram_budget > ss.pinned_bytes
-                            ? opt->stream.ram_budget - ss.pinned_bytes
-                            : 0;
+        uint64_t left = ss.ram_budget > ss.pinned_bytes ? ss.ram_budget - ss.pinned_bytes : 0;
         if ((st = air_experts_open(e->store, left, opt->stream.direct_io, &e->experts)))
             goto fail;
     }

@@ -41,6 +41,11 @@ static float midpoint(int i) {
     return s * 0.5f;
 }
 
+void air_nf4_midpoints(float mid[15]) {
+    for (int m = 0; m < 15; m++)
+        mid[m] = midpoint(m);
+}
+
 int air_nf4_code(float v) {
     /* Binary search over the 15 midpoints: code = #{ m : m < v }. */
     int lo = 0, hi = 15; /* answer in [lo, hi] */
@@ -57,10 +62,9 @@ int air_nf4_code(float v) {
 /* The code of each value as a count of the midpoints below it, for a whole
  * block at once: the same comparisons as air_nf4_code (so the same codes,
  * NaN included), without its branches, in loops the compiler vectorizes. */
-AIR_QUANT_CLONES void air_nf4_quantize_row(const float *x, air_block_nf4 *dst, int64_t n) {
+void air_nf4_quantize_row(const float *x, air_block_nf4 *dst, int64_t n) {
     float mid[15];
-    for (int m = 0; m < 15; m++)
-        mid[m] = midpoint(m);
+    air_nf4_midpoints(mid);
     for (int64_t b = 0; b < n / AIR_NF4_BLOCK; b++) {
         const float *xb = x + b * AIR_NF4_BLOCK;
         float amax = 0.0f;

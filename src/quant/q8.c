@@ -8,6 +8,8 @@
  * int8 absmax quantization (torch evaluates 127 / t as t.reciprocal() * 127)
  * applied to each block of 32. The weight scale is stored as d = fp16(absmax / 127) (clamped to
  * the fp16 range); its rounding (<= 2^-11 relative) is far below one int8 step.
+ * A NaN product (a NaN weight, or any weight of a block with an infinity,
+ * whose 1 / absmax is 0) gets code 0.
  * Dequantize: x = fp32(d) * q.
  */
 #include <math.h>
@@ -17,6 +19,8 @@
 
 static int8_t clamp127(float v) {
     float r = nearbyintf(v); /* round half to even, as the SIMD cvtps */
+    if (r != r)
+        return 0; /* NaN (a NaN weight, or an infinity times 0): code 0 */
     if (r > 127.0f)
         r = 127.0f;
     if (r < -127.0f)
@@ -24,7 +28,7 @@ static int8_t clamp127(float v) {
     return (int8_t)r;
 }
 
-AIR_QUANT_CLONES void air_q8_quantize_row(const float *x, air_block_q8 *dst, int64_t n) {
+void air_q8_quantize_row(const float *x, air_block_q8 *dst, int64_t n) {
     for (int64_t b = 0; b < n / AIR_Q8_BLOCK; b++) {
         const float *xb = x + b * AIR_Q8_BLOCK;
         float amax = 0.0f;

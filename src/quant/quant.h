@@ -25,19 +25,6 @@
 #include <assert.h>
 #include <stdint.h>
 
-/* Quantizers are plain C written for the vectorizer; on x86 with GCC each
- * is built for AVX-512, AVX2 and the baseline, and the loader picks one for
- * the CPU (ifunc; not in sanitizer builds, whose runtime starts after ifunc
- * resolvers run). Every version does the same IEEE operations in the same
- * order (no contraction into FMA: products are only compared or rounded), so
- * the codes are identical whichever runs. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define AIR_QUANT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define AIR_QUANT_CLONES
-#endif
-
 #define AIR_Q8_BLOCK 32
 #define AIR_NF4_BLOCK 64
 #define AIR_XQ_BLOCK 32
@@ -72,11 +59,29 @@ extern const int8_t air_nf4_values_i8[16];
  * value, ties to the lower code (bitsandbytes' decision tree). */
 int air_nf4_code(float v);
 
-/* Rows: n must be a multiple of the block size. */
+/* The 15 midpoints between adjacent NF4 code values, in fp32 as the
+ * quantizer compares with them (strictly increasing). */
+void air_nf4_midpoints(float mid[15]);
+
+/* Rows: n must be a multiple of the block size. The quantizers here are the
+ * scalar reference; air_row_from_f32 (kernels/ops.h) runs the fastest
+ * version the CPU has, which gives the same bytes (quant_avx2.c,
+ * quant_avx512.c; tests/unit/test_quant.c checks every version). */
 void air_q8_quantize_row(const float *x, air_block_q8 *dst, int64_t n);
 void air_q8_dequantize_row(const air_block_q8 *src, float *y, int64_t n);
 void air_nf4_quantize_row(const float *x, air_block_nf4 *dst, int64_t n);
 void air_nf4_dequantize_row(const air_block_nf4 *src, float *y, int64_t n);
+#if defined(__x86_64__) || defined(_M_X64)
+void air_q8_quantize_row_avx2(const float *x, air_block_q8 *dst, int64_t n);
+void air_nf4_quantize_row_avx2(const float *x, air_block_nf4 *dst, int64_t n);
+void air_q8_quantize_row_avx512(const float *x, air_block_q8 *dst, int64_t n);
+void air_nf4_quantize_row_avx512(const float *x, air_block_nf4 *dst, int64_t n);
+/* 16-bit float rows to fp32, the bits of air_bf16_to_f32 / air_f16_to_f32. */
+void air_bf16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n);
+void air_f16_to_f32_row_avx2(const uint16_t *x, float *y, int64_t n);
+void air_bf16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n);
+void air_f16_to_f32_row_avx512(const uint16_t *x, float *y, int64_t n);
+#endif
 /* Reference activation quantizer (n multiple of 32). */
 void air_xq_quantize_row(const float *x, air_block_xq *dst, int64_t n);
 

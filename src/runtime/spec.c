@@ -38,9 +38,8 @@
 
 #include "util/error.h"
 
-#define N_LEVELS 8
+#define N_LEVELS AIR_SPEC_LEVELS
 static const int k_levels[N_LEVELS] = {0, 1, 2, 4, 8, 16, 32, 64};
-#define N_BUCKETS 8 /* rows 1, 2, 3-4, ..., 65-128 */
 #define EMA 0.3
 #define REPROBE_AFTER 32
 #define MAX_DEPTH 24
@@ -49,6 +48,22 @@ static const int k_levels[N_LEVELS] = {0, 1, 2, 4, 8, 16, 32, 64};
 #define MAX_WIDTH 8        /* nodes per level */
 #define LOOKUP_MAX_MATCHES 4
 
+typedef struct {
+    double prob;
+    int from; /* parent tree node (-1: the pending token) */
+    int32_t id;
+} cand;
+
+/* The draft's part of a tree in the making. */
+typedef struct {
+    cand pool[AIR_SPEC_MAX_NODES * MAX_WIDTH + MAX_WIDTH]; /* children not in the tree yet */
+    int np, budget, vocab, n_hist, next_slot;
+    int stopped; /* growth ended: no more draft passes */
+    double node_prob[AIR_SPEC_MAX_NODES];
+    int32_t node_slot[AIR_SPEC_MAX_NODES]; /* in the draft's cache */
+    int nodes[MAX_WIDTH], nn;              /* the nodes of the current pass */
+} grow_state;
+
 struct air_spec {
     air_spec_options o;
     air_spec_tree tree;
@@ -56,11 +71,11 @@ struct air_spec {
     air_kv dkv;
     int32_t *dhist; /* tokens in the draft's cache */
     int n_dhist, dvocab;
-    float *dlogits; /* (AIR_SPEC_MAX_NODES, dvocab) */
+    grow_state g;
     /* automatic budget */
-    int cur;                  /* level of the next pass */
-    double pass_s[N_BUCKETS]; /* target pass seconds by row bucket */
-    int pass_n[N_BUCKETS];
+    int cur;              /* level of the next pass */
+    int asked;            /* the budget of the last proposal */
+    air_pass_costs costs; /* target passes */
     double draft_pass_s;                              /* one draft pass */
     int draft_passes;                                 /* in the last proposal */
     double lvl_depth[N_LEVELS], lvl_passes[N_LEVELS]; /* measured tree depth, draft passes */
@@ -102,8 +117,8 @@ air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out) 
             return st;
         }
         s->dhist = malloc(sizeof(int32_t) * (size_t)(max_seq + 1));
-        s->dlogits = malloc(sizeof(float) * (size_t)AIR_SPEC_MAX_NODES * (size_t)s->dvocab);
-        if (!s->dhist || !s->dlogits) {
+        s->g.vocab = o->n_vocab < s->dvocab ? o->n_vocab : s->dvocab;
+        if (!s->dhist) {
             air_spec_free(s);
             return air_err(AIR_ERR_NOMEM, "out of memory for the draft's candidates");
         }
@@ -118,8 +133,15 @@ void air_spec_free(air_spec *s) {
     if (s->o.draft)
         air_kv_free(&s->dkv);
     free(s->dhist);
-    free(s->dlogits);
     free(s);
+}
+
+int air_spec_level_nodes(int level) {
+    return k_levels[level < 0 ? 0 : level >= N_LEVELS ? N_LEVELS - 1 : level];
+}
+
+int air_spec_fixed(const air_spec *s) {
+    return s->o.max_nodes;
 }
 
 int air_spec_budget(const air_spec *s) {
@@ -180,12 +202,6 @@ static void lookup(air_spec *s, const int32_t *h, int n, int budget) {
     }
 }
 
-typedef struct {
-    double prob;
-    int from; /* parent tree node (-1: the pending token) */
-    int32_t id;
-} cand;
-
 static int by_prob_desc(const void *a, const void *b) {
     double x = ((const cand *)a)->prob, y = ((const cand *)b)->prob;
     return x < y ? 1 : x > y ? -1 : 0;
@@ -222,200 +238,332 @@ static int tree_depth(int budget) {
     return budget < MAX_DEPTH ? budget : MAX_DEPTH;
 }
 
-/* Evaluates the tokens of h the draft has not seen; its logits for the last
- * one land in dlogits row 0. */
-static air_status draft_sync(air_spec *s, const int32_t *h, int n) {
+/* Adds the `MAX_WIDTH` most probable children of a draft-evaluated node
+ * (its logits lg) to the candidate pool. */
+static void pool_add(air_spec *s, int node, double prob, const float *lg) {
+    grow_state *g = &s->g;
+    int32_t ids[MAX_WIDTH];
+    double p[MAX_WIDTH];
+    int k = top_ids(lg, g->vocab, MAX_WIDTH, ids, p);
+    for (int j = 0; j < k; j++)
+        g->pool[g->np++] = (cand){prob * p[j], node, ids[j]};
+}
+
+/* The tokens of h[0..n) the draft's cache holds (all but the last one at
+ * most: its logits are needed). */
+static int draft_common(const air_spec *s, const int32_t *h, int n) {
     int common = 0;
     while (common < s->n_dhist && common < n && s->dhist[common] == h[common])
         common++;
-    if (common == n)
-        common = n - 1;
-    if (common > s->dkv.max_seq - 1 - AIR_SPEC_MAX_NODES)
-        return air_err(AIR_ERR_LIMIT, "the draft's cache is full (%d positions)", s->dkv.max_seq);
-    air_kv_rollback(&s->dkv, common); /* n_past always equals n_dhist */
-    air_status st = air_engine_eval(s->o.draft, &s->dkv, h + common, n - common, 0, s->dlogits);
-    if (st) {
-        s->n_dhist = s->dkv.n_past = 0;
-        return st;
-    }
-    memcpy(s->dhist + common, h + common, sizeof(int32_t) * (size_t)(n - common));
-    s->n_dhist = n;
-    return AIR_OK;
+    return common == n ? n - 1 : common;
 }
 
-/* Adds the `MAX_WIDTH` most probable children of a draft-evaluated node
- * (its logits in dlogits row `row`) to the candidate pool. */
-static int pool_add(const air_spec *s, cand *pool, int np, int node, double prob, int row,
-                    int vocab) {
-    int32_t ids[MAX_WIDTH];
-    double p[MAX_WIDTH];
-    int k = top_ids(s->dlogits + (size_t)row * s->dvocab, vocab, MAX_WIDTH, ids, p);
-    for (int j = 0; j < k; j++)
-        pool[np++] = (cand){prob * p[j], node, ids[j]};
-    return np;
+/* The rows that bring the draft's cache up to h[0..n) (only the tokens it
+ * has not seen; the last one again when it has seen them all), appended at
+ * row r of the batch arrays. Returns the rows, or -1 when the cache is full. */
+static int sync_rows(air_spec *s, const int32_t *h, int n, int r, int32_t *tok, int32_t *pos,
+                     int32_t *slot, int32_t *par, air_kv **kvs, uint8_t *want) {
+    int common = draft_common(s, h, n);
+    if (common > s->dkv.max_seq - 1 - AIR_SPEC_MAX_NODES)
+        return -1;
+    air_kv_rollback(&s->dkv, common); /* n_past always equals n_dhist */
+    s->n_dhist = common;
+    for (int j = common; j < n; j++, r++) {
+        tok[r] = h[j];
+        pos[r] = slot[r] = j;
+        par[r] = j > common ? j - 1 : -1; /* a chain: causal rows */
+        kvs[r] = &s->dkv;
+        want[r] = j == n - 1;
+    }
+    return n - common;
 }
 
 /* Best-first over path probability, a batch per draft pass: the pool holds
  * the children of every evaluated node; each step takes the pool's best and
  * those within BRANCH_RATIO of it, evaluates them together and pools their
  * children. Budget left when growth stops goes to the pool's best leaves,
- * which need no draft pass. */
+ * which need no draft pass. level_rows appends the next pass's rows of one
+ * sequence (0: its growth stopped). */
 #define BRANCH_RATIO 0.25
-static air_status draft_tree(air_spec *s, const int32_t *h, int n, int budget) {
-    air_status st = draft_sync(s, h, n);
-    if (st)
-        return st;
-    s->draft_passes++;
+static int level_rows(air_spec *s, int r, int32_t *tok, int32_t *pos, int32_t *slot,
+                      int32_t *par, air_kv **kvs, uint8_t *want) {
+    grow_state *g = &s->g;
     air_spec_tree *t = &s->tree;
-    int vocab = s->o.n_vocab < s->dvocab ? s->o.n_vocab : s->dvocab;
-    cand pool[AIR_SPEC_MAX_NODES * MAX_WIDTH + MAX_WIDTH];
-    double node_prob[AIR_SPEC_MAX_NODES];
-    int32_t node_slot[AIR_SPEC_MAX_NODES];
-    for (int i = 0; i < AIR_SPEC_MAX_NODES; i++)
-        node_slot[i] = -2; /* not in the draft's cache */
-    int np = pool_add(s, pool, 0, -1, 1.0, 0, vocab);
-    int next_slot = n;
-    int32_t tok[MAX_WIDTH], pos[MAX_WIDTH], slot[MAX_WIDTH], par[MAX_WIDTH], nodes[MAX_WIDTH];
-    air_kv *kvs[MAX_WIDTH];
-    uint8_t want[MAX_WIDTH];
-    while (t->n < budget && np > 0) {
-        qsort(pool, (size_t)np, sizeof *pool, by_prob_desc);
-        if (pool[0].prob < MIN_PATH_PROB)
+    g->nn = 0;
+    if (g->stopped || t->n >= g->budget || g->np == 0)
+        return 0;
+    qsort(g->pool, (size_t)g->np, sizeof *g->pool, by_prob_desc);
+    if (g->pool[0].prob < MIN_PATH_PROB)
+        return 0;
+    int c = 0;
+    double floor = g->pool[0].prob * BRANCH_RATIO;
+    for (; c < g->np && g->nn < MAX_WIDTH && t->n < g->budget; c++) {
+        if (c > 0 && (g->pool[c].prob < floor || g->pool[c].prob < BRANCH_PROB))
             break;
-        int nn = 0, c = 0;
-        double floor = pool[0].prob * BRANCH_RATIO;
-        for (; c < np && nn < MAX_WIDTH && t->n < budget; c++) {
-            if (c > 0 && (pool[c].prob < floor || pool[c].prob < BRANCH_PROB))
-                break;
-            int parent = pool[c].from;
-            if ((parent >= 0 && t->depth[parent] >= MAX_DEPTH) || next_slot >= s->dkv.max_seq)
-                continue;
-            int node = add_child(t, parent, pool[c].id, budget);
-            if (node < 0)
-                break;
-            node_prob[node] = pool[c].prob;
-            node_slot[node] = next_slot;
-            nodes[nn] = node;
-            tok[nn] = pool[c].id;
-            pos[nn] = n + t->depth[node] - 1;
-            slot[nn] = next_slot++;
-            par[nn] = parent < 0 ? -1 : node_slot[parent];
-            kvs[nn] = &s->dkv;
-            want[nn] = 1;
-            nn++;
-        }
-        memmove(pool, pool + c, sizeof *pool * (size_t)(np - c));
-        np -= c;
-        if (nn == 0)
+        int parent = g->pool[c].from;
+        if ((parent >= 0 && t->depth[parent] >= MAX_DEPTH) || g->next_slot >= s->dkv.max_seq)
+            continue;
+        int node = add_child(t, parent, g->pool[c].id, g->budget);
+        if (node < 0)
             break;
-        if (t->n >= budget)
-            break;
-        air_batch b = {nn, tok, pos, kvs, want, s->dlogits, slot, par};
-        if ((st = air_engine_forward(s->o.draft, &b)))
-            return st;
-        s->draft_passes++;
-        for (int i = 0; i < nn; i++)
-            np = pool_add(s, pool, np, nodes[i], node_prob[nodes[i]], i, vocab);
+        g->node_prob[node] = g->pool[c].prob;
+        g->node_slot[node] = g->next_slot;
+        g->nodes[g->nn++] = node;
+        tok[r] = g->pool[c].id;
+        pos[r] = g->n_hist + t->depth[node] - 1;
+        slot[r] = g->next_slot++;
+        par[r] = parent < 0 ? -1 : g->node_slot[parent];
+        kvs[r] = &s->dkv;
+        want[r] = 1;
+        r++;
     }
-    /* leaves from the pool: no draft pass needed */
-    qsort(pool, (size_t)np, sizeof *pool, by_prob_desc);
-    for (int c = 0; c < np && t->n < budget && pool[c].prob >= BRANCH_PROB; c++)
-        if (pool[c].from < 0 || t->depth[pool[c].from] < MAX_DEPTH)
-            add_child(t, pool[c].from, pool[c].id, budget);
-    return AIR_OK;
+    memmove(g->pool, g->pool + c, sizeof *g->pool * (size_t)(g->np - c));
+    g->np -= c;
+    if (t->n >= g->budget)
+        g->nn = 0; /* the budget is spent: the last nodes stay leaves */
+    g->stopped = g->nn == 0;
+    return g->nn;
+}
+
+/* Leaves from the pool: no draft pass needed. */
+static void add_leaves(air_spec *s) {
+    grow_state *g = &s->g;
+    air_spec_tree *t = &s->tree;
+    qsort(g->pool, (size_t)g->np, sizeof *g->pool, by_prob_desc);
+    for (int c = 0; c < g->np && t->n < g->budget && g->pool[c].prob >= BRANCH_PROB; c++)
+        if (g->pool[c].from < 0 || t->depth[g->pool[c].from] < MAX_DEPTH)
+            add_child(t, g->pool[c].from, g->pool[c].id, g->budget);
+}
+
+/* One draft pass over the rows of several sequences; each sequence's share
+ * of its time goes into its draft pass time. */
+static air_status draft_pass(air_spec *const *s, const int *in, int count, const air_batch *b) {
+    double t0 = now_s();
+    air_status st = air_engine_forward(s[0]->o.draft, b);
+    double share = (now_s() - t0) / count;
+    for (int i = 0; i < count; i++) {
+        air_spec *q = s[in[i]];
+        q->draft_passes++;
+        q->draft_pass_s = q->draft_pass_s > 0 ? (1 - EMA) * q->draft_pass_s + EMA * share : share;
+        q->propose_s += share;
+    }
+    return st;
+}
+
+air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist, const int *n,
+                                 const int *max_nodes, int count) {
+    air_status st = AIR_OK;
+    int *in = malloc(sizeof(int) * (size_t)(count > 0 ? count : 1)); /* drafting sequences */
+    int n_in = 0, rows = 0;
+    air_engine *draft = NULL;
+    for (int i = 0; i < count; i++) {
+        air_spec *q = s[i];
+        double t0 = now_s();
+        q->tree.n = 0;
+        q->draft_passes = 0;
+        q->propose_s = 0;
+        int budget = max_nodes[i] > AIR_SPEC_MAX_NODES ? AIR_SPEC_MAX_NODES : max_nodes[i];
+        q->asked = budget;
+        if (budget <= 0 || n[i] <= 0)
+            continue;
+        if (q->o.lookup)
+            lookup(q, hist[i], n[i], budget);
+        q->propose_s = now_s() - t0;
+        if (!q->o.draft || q->tree.n >= budget)
+            continue;
+        if (draft && q->o.draft != draft) {
+            free(in);
+            return air_err(AIR_ERR_INVALID_ARG, "air_spec_propose_many: sequences with "
+                           "different drafts");
+        }
+        draft = q->o.draft;
+        q->g.budget = budget;
+        q->g.n_hist = q->g.next_slot = n[i];
+        q->g.np = 0;
+        q->g.stopped = 0;
+        rows += n[i] - draft_common(q, hist[i], n[i]);
+        if (in)
+            in[n_in++] = i;
+    }
+    if (!in)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    if (n_in == 0) {
+        free(in);
+        return AIR_OK;
+    }
+    int cap = rows > n_in * MAX_WIDTH ? rows : n_in * MAX_WIDTH; /* rows of the largest pass */
+    int dvocab = s[in[0]]->dvocab;
+    int32_t *tok = malloc(sizeof(int32_t) * 4 * (size_t)cap), *pos = tok + cap,
+            *slot = tok + 2 * (size_t)cap, *par = tok + 3 * (size_t)cap;
+    air_kv **kvs = malloc(sizeof(air_kv *) * (size_t)cap);
+    uint8_t *want = malloc((size_t)cap);
+    float *lg = malloc(sizeof(float) * (size_t)n_in * MAX_WIDTH * (size_t)dvocab);
+    if (!tok || !kvs || !want || !lg) {
+        st = air_err(AIR_ERR_NOMEM, "out of memory for the draft's candidates");
+        goto out;
+    }
+    /* the draft's caches up to each sequence, in one pass */
+    int r = 0;
+    for (int k = 0; k < n_in; k++) {
+        int i = in[k];
+        int m = sync_rows(s[i], hist[i], n[i], r, tok, pos, slot, par, kvs, want);
+        if (m < 0) {
+            st = air_err(AIR_ERR_LIMIT, "the draft's cache is full (%d positions)",
+                         s[i]->dkv.max_seq);
+            goto out;
+        }
+        r += m;
+    }
+    air_batch b = {r, tok, pos, kvs, want, lg, slot, par};
+    if ((st = draft_pass(s, in, n_in, &b)))
+        goto out;
+    for (int k = 0; k < n_in; k++) {
+        air_spec *q = s[in[k]];
+        memcpy(q->dhist + q->n_dhist, hist[in[k]] + q->n_dhist,
+               sizeof(int32_t) * (size_t)(n[in[k]] - q->n_dhist));
+        q->n_dhist = q->dkv.n_past = n[in[k]];
+        pool_add(q, -1, 1.0, lg + (size_t)k * dvocab);
+    }
+    /* the trees, a level of every sequence per pass */
+    for (;;) {
+        r = 0;
+        for (int k = 0; k < n_in; k++)
+            r += level_rows(s[in[k]], r, tok, pos, slot, par, kvs, want);
+        if (r == 0)
+            break;
+        b.n = r;
+        if ((st = draft_pass(s, in, n_in, &b)))
+            goto out;
+        r = 0;
+        for (int k = 0; k < n_in; k++) {
+            air_spec *q = s[in[k]];
+            for (int j = 0; j < q->g.nn; j++, r++)
+                pool_add(q, q->g.nodes[j], q->g.node_prob[q->g.nodes[j]],
+                         lg + (size_t)r * dvocab);
+        }
+    }
+    for (int k = 0; k < n_in; k++)
+        add_leaves(s[in[k]]);
+out:
+    if (st) /* the draft's caches are unknown now: start over next time */
+        for (int k = 0; k < n_in; k++)
+            s[in[k]]->n_dhist = s[in[k]]->dkv.n_past = 0;
+    for (int i = 0; i < count; i++)
+        s[i]->st.draft_seconds += s[i]->propose_s;
+    free(tok);
+    free(kvs);
+    free(want);
+    free(lg);
+    free(in);
+    return st;
+}
+
+const air_spec_tree *air_spec_tree_of(const air_spec *s) {
+    return &s->tree;
 }
 
 air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nodes,
                             const air_spec_tree **out) {
-    double t0 = now_s();
-    s->tree.n = 0;
     *out = &s->tree;
-    if (max_nodes > AIR_SPEC_MAX_NODES)
-        max_nodes = AIR_SPEC_MAX_NODES;
-    if (max_nodes <= 0 || n <= 0)
-        return AIR_OK;
-    air_status st = AIR_OK;
-    s->draft_passes = 0;
-    if (s->o.lookup)
-        lookup(s, hist, n, max_nodes);
-    double t1 = now_s();
-    if (s->o.draft && s->tree.n < max_nodes)
-        st = draft_tree(s, hist, n, max_nodes);
-    double t2 = now_s();
-    if (s->draft_passes > 0) {
-        double d = (t2 - t1) / s->draft_passes;
-        s->draft_pass_s = s->draft_pass_s > 0 ? (1 - EMA) * s->draft_pass_s + EMA * d : d;
-    }
-    s->propose_s = t2 - t0;
-    s->st.draft_seconds += t2 - t0;
-    return st;
+    return air_spec_propose_many(&s, &hist, &n, &max_nodes, 1);
 }
 
 static int bucket_of(int rows) {
     int b = 0;
-    while (b + 1 < N_BUCKETS && (1 << b) < rows)
+    while (b + 1 < AIR_PASS_BUCKETS && (1 << b) < rows)
         b++;
     return b;
 }
 
-/* Measured pass time for a row bucket, or the nearest measured one's. */
-static double pass_cost(const air_spec *s, int b) {
-    for (int d = 0; d < N_BUCKETS; d++) {
-        if (b - d >= 0 && s->pass_n[b - d])
-            return s->pass_s[b - d];
-        if (b + d < N_BUCKETS && s->pass_n[b + d])
-            return s->pass_s[b + d];
+void air_pass_costs_add(air_pass_costs *c, int rows, double seconds) {
+    int b = bucket_of(rows);
+    if (seconds <= 0)
+        return;
+    c->s[b] = c->n[b] ? (1 - EMA) * c->s[b] + EMA * seconds : seconds;
+    c->n[b]++;
+}
+
+int air_pass_costs_known(const air_pass_costs *c, int rows) {
+    return c->n[bucket_of(rows)] > 0;
+}
+
+double air_pass_costs_get(const air_pass_costs *c, int rows) {
+    int b = bucket_of(rows);
+    if (c->grow) {
+        int top = -1;
+        for (int i = 0; i < AIR_PASS_BUCKETS; i++)
+            if (c->n[i])
+                top = i;
+        if (top >= 0 && b > top)
+            return c->s[top] * (double)rows / (double)(1 << top);
+    }
+    for (int d = 0; d < AIR_PASS_BUCKETS; d++) {
+        if (b - d >= 0 && c->n[b - d])
+            return c->s[b - d];
+        if (b + d < AIR_PASS_BUCKETS && c->n[b + d])
+            return c->s[b + d];
     }
     return 0;
 }
 
-void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds) {
+/* Expected tokens of a pass at budget level l (the pending token's and the
+ * accepted candidates'), and the draft's time to propose them. */
+static double expect_level(const air_spec *s, int l, double *draft_seconds) {
+    double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
+    int n = k_levels[l];
+    double depth = s->lvl_n[l] ? s->lvl_depth[l] : tree_depth(n);
+    double passes = s->lvl_n[l] ? s->lvl_passes[l] : depth;
+    double e = 0, p = 1;
+    for (int d = 0; d <= (int)(depth + 0.5); d++, p *= a)
+        e += p;
+    *draft_seconds = s->o.draft && n > 0 ? passes * s->draft_pass_s : 0;
+    return e;
+}
+
+double air_spec_expect(const air_spec *s, int nodes, double *draft_seconds) {
+    return expect_level(s, level_of(nodes), draft_seconds);
+}
+
+void air_spec_record(air_spec *s, int rows, int accepted) {
     s->st.sweeps++;
     s->st.drafted += rows - 1;
     s->st.accepted += accepted;
+    if (rows <= 1)
+        return;
+    int depth = 0;
+    for (int i = 0; i < s->tree.n; i++)
+        if (s->tree.depth[i] > depth)
+            depth = s->tree.depth[i];
+    s->successes += accepted;
+    s->trials += accepted + 1 < depth ? accepted + 1 : depth;
+    int l = level_of(s->asked);
+    double w = s->lvl_n[l] ? EMA : 1.0;
+    s->lvl_depth[l] = (1 - w) * s->lvl_depth[l] + w * depth;
+    s->lvl_passes[l] = (1 - w) * s->lvl_passes[l] + w * s->draft_passes;
+    s->lvl_n[l]++;
+}
+
+void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds) {
     (void)tokens;
+    air_spec_record(s, rows, accepted);
     if (s->o.max_nodes > 0)
         return;
     /* the target's share of the pass */
-    double t = seconds - (rows > 1 ? s->propose_s : 0);
-    int b = bucket_of(rows);
-    if (t > 0) {
-        s->pass_s[b] = s->pass_n[b] ? (1 - EMA) * s->pass_s[b] + EMA * t : t;
-        s->pass_n[b]++;
-    }
-    if (rows > 1) {
-        int depth = 0;
-        for (int i = 0; i < s->tree.n; i++)
-            if (s->tree.depth[i] > depth)
-                depth = s->tree.depth[i];
-        s->successes += accepted;
-        s->trials += accepted + 1 < depth ? accepted + 1 : depth;
-        int l = s->cur;
-        double w = s->lvl_n[l] ? EMA : 1.0;
-        s->lvl_depth[l] = (1 - w) * s->lvl_depth[l] + w * depth;
-        s->lvl_passes[l] = (1 - w) * s->lvl_passes[l] + w * s->draft_passes;
-        s->lvl_n[l]++;
-    }
+    air_pass_costs_add(&s->costs, rows, seconds - (rows > 1 ? s->propose_s : 0));
     /* plain decoding is the yardstick: measure it once before comparing */
-    if (!s->pass_n[0]) {
+    if (!air_pass_costs_known(&s->costs, 1)) {
         s->cur = 0;
         return;
     }
     /* the budget with the best predicted rate */
-    double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
-    double c1 = pass_cost(s, 0);
+    double c1 = air_pass_costs_get(&s->costs, 1);
     if (c1 <= 0)
         return;
     int best = 0;
     double best_rate = 1.0 / c1;
     for (int l = 1; l < N_LEVELS; l++) {
-        int n = k_levels[l];
-        double depth = s->lvl_n[l] ? s->lvl_depth[l] : tree_depth(n);
-        double passes = s->lvl_n[l] ? s->lvl_passes[l] : depth;
-        double e = 0, p = 1;
-        for (int d = 0; d <= (int)(depth + 0.5); d++, p *= a)
-            e += p;
-        double cost = pass_cost(s, bucket_of(n + 1)) + (s->o.draft ? passes * s->draft_pass_s : 0);
+        double d, e = expect_level(s, l, &d);
+        double cost = air_pass_costs_get(&s->costs, k_levels[l] + 1) + d;
         if (cost > 0 && e / cost > best_rate) {
             best_rate = e / cost;
             best = l;

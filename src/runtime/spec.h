@@ -69,12 +69,24 @@ void air_spec_free(air_spec *s);
 
 /* Candidate nodes for the next pass (0: make it a plain pass). */
 int air_spec_budget(const air_spec *s);
+/* The fixed budget of the options (max_nodes), 0 when automatic. */
+int air_spec_fixed(const air_spec *s);
 
 /* Proposes at most max_nodes candidates following hist[0..n) (the whole
  * sequence, its last token the pending one). *out is owned by s, valid until
  * the next call; it may be empty. */
 air_status air_spec_propose(air_spec *s, const int32_t *hist, int n, int max_nodes,
                             const air_spec_tree **out);
+
+/* air_spec_propose for count sequences at once (their trees: each one's
+ * air_spec_propose *out, i.e. the tree it owns): the draft's passes carry
+ * the rows of all of them, one pass to bring their draft caches up to date
+ * and one per tree level, so k sequences cost about what one does. Every
+ * sequence with a draft must use the same draft engine. */
+air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist, const int *n,
+                                 const int *max_nodes, int count);
+/* The tree the last proposal built for s. */
+const air_spec_tree *air_spec_tree_of(const air_spec *s);
 
 /* The rows of one sequence's pass, 1 + t->n of them (a scheduler may put
  * several sequences' rows into one batch): the pending token at position and
@@ -95,6 +107,38 @@ int air_spec_child(const air_spec_tree *t, int node, int32_t id);
  * in `seconds` (proposing included): updates the measured rates and the
  * budget of the next passes, and the counts. */
 void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds);
+
+/* After a pass whose time a scheduler measures itself (several sequences
+ * share it): the counts and the agreement along the walk only. */
+void air_spec_record(air_spec *s, int rows, int accepted);
+
+/* What a pass giving this sequence `nodes` candidates is expected to yield:
+ * the tokens it emits (1 + the expected accepted candidates, from the
+ * measured agreement and tree depth), and in *draft_seconds the time the
+ * draft spends proposing them (0 for lookup alone). */
+double air_spec_expect(const air_spec *s, int nodes, double *draft_seconds);
+
+/* The budget levels tried by the automatic budget: 0, 1, 2, 4, ..., 64. */
+#define AIR_SPEC_LEVELS 8
+int air_spec_level_nodes(int level);
+
+/* Measured pass times by row count: a moving average per power of two of
+ * rows (1, 2, 3-4, ..., 257-512 and more). A row count not measured yet
+ * borrows the nearest measured one's time; with `grow` set (a resident
+ * model, whose passes grow with rows) a count above every measured one
+ * scales the largest measured time by the ratio of rows instead. */
+#define AIR_PASS_BUCKETS 10
+typedef struct {
+    double s[AIR_PASS_BUCKETS];
+    int n[AIR_PASS_BUCKETS];
+    int grow;
+} air_pass_costs;
+
+void air_pass_costs_add(air_pass_costs *c, int rows, double seconds);
+/* Seconds of a pass of `rows` rows (0: nothing measured yet). */
+double air_pass_costs_get(const air_pass_costs *c, int rows);
+/* 1 when a pass of about `rows` rows (the same power of two) was measured. */
+int air_pass_costs_known(const air_pass_costs *c, int rows);
 
 void air_spec_get_stats(const air_spec *s, air_spec_stats *st);
 

@@ -147,17 +147,19 @@ void air_streamer_free(air_streamer *s) {
 
 /* AIR_RAM_AUTO: 3/4 of the memory this process can still take (the rest is
  * headroom for the allocator, the page cache and other processes), less two
- * streaming buffers of the largest unit and the caller's reserve. */
-static uint64_t auto_budget(air_store *store, const air_streamer_options *opt) {
+ * streaming buffers of the largest streamed unit (for a mixture-of-experts
+ * layer its dense part: experts have their own buffers) and the caller's
+ * reserve. */
+static uint64_t auto_budget(const air_streamer *s) {
     air_memlimit ml;
     air_memlimit_read(&ml);
     if (ml.available == UINT64_MAX)
         return 0; /* unknown: stream everything */
     uint64_t largest = 0;
-    for (int u = 0; u < air_store_n_units(store); u++)
-        if (air_store_unit_bytes(store, u) > largest)
-            largest = air_store_unit_bytes(store, u);
-    uint64_t usable = ml.available / 4 * 3, need = 2 * largest + opt->reserve_bytes;
+    for (int u = 0; u < s->n_units; u++)
+        if (s->unit_bytes[u] > largest)
+            largest = s->unit_bytes[u];
+    uint64_t usable = ml.available / 4 * 3, need = 2 * largest + s->opt.reserve_bytes;
     return usable > need ? usable - need : 0;
 }
 
@@ -199,7 +201,7 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
 
     /* Residency plan: head first (read every pass, the largest unit), then
      * layers from 0, while the budget holds. */
-    uint64_t budget = opt->ram_budget == AIR_RAM_AUTO ? auto_budget(store, opt) : opt->ram_budget;
+    uint64_t budget = opt->ram_budget == AIR_RAM_AUTO ? auto_budget(s) : opt->ram_budget;
     s->stats.ram_budget = budget;
     uint64_t used = 0;
     int head = s->n_units - 1;

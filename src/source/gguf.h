@@ -49,6 +49,7 @@ enum {
     AIR_GGML_Q4_K = 12,
     AIR_GGML_Q5_K = 13,
     AIR_GGML_Q6_K = 14,
+    AIR_GGML_MXFP4 = 39, /* gpt-oss experts: E8M0 scale + 32 e2m1 codes */
     AIR_GGML_Q8_K = 15,
     AIR_GGML_I8 = 24,
     AIR_GGML_I16 = 25,
@@ -193,8 +194,13 @@ int air_gguf_map_name(const char *gguf_name, int *layer, const char **neutral);
 /* The reverse: neutral name (+ layer, -1 for whole-model tensors) -> GGUF
  * name in buf. Returns 0 if there is none or buf is too small. */
 int air_gguf_tensor_name(int layer, const char *neutral, char *buf, size_t cap);
-/* For a neutral expert tensor name "exp.<e>.w_gate" (w_up, w_down) of a layer:
- * the stacked GGUF tensor holding it (blk.N.ffn_gate_exps.weight ...) and e.
+/* The same for a model of architecture `arch` (an air_arch): gpt-oss names
+ * its MLP norm blk.N.post_attention_norm.weight and its router bias
+ * blk.N.ffn_gate_inp.bias. */
+int air_gguf_arch_tensor_name(int arch, int layer, const char *neutral, char *buf, size_t cap);
+/* For a neutral expert tensor name "exp.<e>.w_gate" (w_up, w_down; b_gate,
+ * b_up, b_down) of a layer: the stacked GGUF tensor holding it
+ * (blk.N.ffn_gate_exps.weight, blk.N.ffn_gate_exps.bias ...) and e.
  * Returns 0 if neutral is not an expert tensor. */
 int air_gguf_expert_tensor(int layer, const char *neutral, int *expert, char *buf, size_t cap);
 

@@ -13,6 +13,7 @@
  * rounded to fp32 in the same order as there, e.g. for Q4_K
  * y = (d * sc) * q - (dmin * m), never fused into an FMA.
  */
+#include <math.h>
 #include <string.h>
 
 #include "kernels/ops.h"
@@ -36,6 +37,12 @@ typedef struct {
     uint8_t qs[QK / 2]; /* element j in the low nibble of qs[j], j + 16 in the high */
 } blk_q4_0;
 _Static_assert(sizeof(blk_q4_0) == 18, "Q4_0 block size");
+
+typedef struct {
+    uint8_t e;      /* E8M0 exponent: scale 2^(e - 127) */
+    uint8_t qs[16]; /* e2m1 codes: low nibbles elements 0..15, high nibbles 16..31 */
+} blk_mxfp4;
+_Static_assert(sizeof(blk_mxfp4) == 17, "MXFP4 block size");
 
 typedef struct {
     uint16_t d, m; /* fp16 scale and minimum */
@@ -154,6 +161,23 @@ static void deq_q4_0(const uint8_t *src, float *y, int64_t nb) {
         for (int j = 0; j < QK / 2; j++) {
             y[j] = d * (float)((k.qs[j] & 0x0F) - 8);
             y[j + QK / 2] = d * (float)((k.qs[j] >> 4) - 8);
+        }
+    }
+}
+
+/* MXFP4: e2m1 value (sign, 2 exponent bits, 1 mantissa bit: 0, 0.5, 1,
+ * 1.5, 2, 3, 4, 6) times 2^(e - 127); every product is exact in fp32
+ * (ggml holds the codes doubled and halves the scale: the same numbers). */
+static void deq_mxfp4(const uint8_t *src, float *y, int64_t nb) {
+    static const float e2m1[16] = {0.0f, 0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                   0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+    for (int64_t b = 0; b < nb; b++, src += sizeof(blk_mxfp4), y += QK) {
+        blk_mxfp4 k;
+        memcpy(&k, src, sizeof k);
+        const float d = ldexpf(1.0f, (int)k.e - 127);
+        for (int j = 0; j < QK / 2; j++) {
+            y[j] = e2m1[k.qs[j] & 0x0F] * d;
+            y[j + QK / 2] = e2m1[k.qs[j] >> 4] * d;
         }
     }
 }
@@ -346,6 +370,7 @@ int air_ggml_can_dequantize(int type) {
     case AIR_GGML_Q4_K:
     case AIR_GGML_Q5_K:
     case AIR_GGML_Q6_K:
+    case AIR_GGML_MXFP4:
         return 1;
     default:
         return 0;
@@ -356,7 +381,7 @@ air_status air_ggml_dequantize(int type, const void *src, float *dst, int64_t n)
     if (!air_ggml_can_dequantize(type))
         return air_err(AIR_ERR_UNSUPPORTED,
                        "cannot convert GGML type %s (%d) to fp32; supported: F32, F16, BF16, "
-                       "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K",
+                       "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, MXFP4",
                        air_ggml_type_name(type), type);
     const int bs = g_types[type].block;
     if (n < 0 || n % bs != 0)
@@ -412,6 +437,9 @@ air_status air_ggml_dequantize(int type, const void *src, float *dst, int64_t n)
         break;
     case AIR_GGML_Q6_K:
         deq_q6_k(s, dst, nb);
+        break;
+    case AIR_GGML_MXFP4:
+        deq_mxfp4(s, dst, nb);
         break;
     }
     return AIR_OK;

@@ -261,41 +261,10 @@ static air_status gemma_hparams(hp_ctx *c, air_hparams *hp) {
     return AIR_OK;
 }
 
-air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
-    const char *path = air_gguf_path(g);
-    memset(hp, 0, sizeof *hp);
-    hp->bos_id = -1;
-    hp_ctx ctx = {g, NULL, {0}}, *c = &ctx;
-    c->arch = air_gguf_get_str(g, "general.architecture");
-    if (!c->arch)
-        return air_err(AIR_ERR_FORMAT, "%s: general.architecture is missing or not a string", path);
-    if (strcmp(c->arch, "llama") == 0)
-        hp->arch = AIR_ARCH_LLAMA;
-    else if (strcmp(c->arch, "qwen2") == 0)
-        hp->arch = AIR_ARCH_QWEN2;
-    else if (strcmp(c->arch, "qwen3") == 0)
-        hp->arch = AIR_ARCH_QWEN3;
-    else if (strcmp(c->arch, "gemma2") == 0)
-        hp->arch = AIR_ARCH_GEMMA2;
-    else if (strcmp(c->arch, "gemma3") == 0)
-        hp->arch = AIR_ARCH_GEMMA3;
-    else if (strcmp(c->arch, "qwen3moe") == 0)
-        hp->arch = AIR_ARCH_QWEN3_MOE;
-    else if (strcmp(c->arch, "qwen2moe") == 0)
-        hp->arch = AIR_ARCH_QWEN2_MOE;
-    else
-        return air_err(AIR_ERR_UNSUPPORTED,
-                       "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, "
-                       "gemma2, gemma3, qwen2moe, qwen3moe)",
-                       path, c->arch);
-
+/* Head sizes of the plain attention architectures. */
+static air_status head_hparams(hp_ctx *c, air_hparams *hp) {
+    const char *path = air_gguf_path(c->g);
     air_status st;
-    if ((st = require_count(c, "embedding_length", &hp->n_embd)) ||
-        (st = require_count(c, "block_count", &hp->n_layer)) ||
-        (st = require_count(c, "feed_forward_length", &hp->n_ff)) ||
-        (st = require_count(c, "attention.head_count", &hp->n_head)) ||
-        (st = require_count(c, "context_length", &hp->n_ctx_train)))
-        return st;
     hp->n_head_kv = hp->n_head;
     if ((st = optional_count(c, "attention.head_count_kv", &hp->n_head_kv)))
         return st;
@@ -322,6 +291,174 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
         return air_err(AIR_ERR_UNSUPPORTED,
                        "%s: RoPE over %d of %d head dimensions (partial rotary) is not supported",
                        path, rdim, hp->head_dim);
+    return AIR_OK;
+}
+
+/* DeepSeek-V2/V3 latent attention ("deepseek2"). Current converters store
+ * it as multi-query attention over the latent (head_count_kv 1, key_length
+ * kv_lora_rank + rope, value_length kv_lora_rank) with the per-head sizes
+ * in key_length_mla / value_length_mla; older files have the per-head sizes
+ * in key_length / value_length. rope.dimension_count is qk_rope_head_dim. */
+static air_status mla_hparams(hp_ctx *c, air_hparams *hp) {
+    const char *path = air_gguf_path(c->g);
+    air_status st;
+    int32_t klen = 0, vlen = 0, kmla = 0, vmla = 0;
+    if ((st = require_count(c, "rope.dimension_count", &hp->head_dim)) ||
+        (st = require_count(c, "attention.kv_lora_rank", &hp->kv_lora_rank)) ||
+        (st = optional_count(c, "attention.q_lora_rank", &hp->q_lora_rank)) ||
+        (st = optional_count(c, "attention.key_length_mla", &kmla)) ||
+        (st = optional_count(c, "attention.value_length_mla", &vmla)))
+        return st;
+    if (kmla && vmla) {
+        klen = kmla;
+        vlen = vmla;
+    } else if ((st = require_count(c, "attention.key_length", &klen)) ||
+               (st = require_count(c, "attention.value_length", &vlen)))
+        return st;
+    if (klen <= hp->head_dim || hp->head_dim % 2)
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: per-head key size %d must exceed the even RoPE size %d "
+                       "(%s.attention.key_length%s, rope.dimension_count)",
+                       path, klen, hp->head_dim, c->arch, kmla ? "_mla" : "");
+    hp->qk_nope_dim = klen - hp->head_dim;
+    hp->v_head_dim = vlen;
+    hp->n_head_kv = hp->n_head; /* the latent serves every head */
+    hp->rope_interleave = 1;    /* llama.cpp rotates (even, odd) pairs here */
+    return AIR_OK;
+}
+
+/* YaRN as llama.cpp reads it: rope.scaling.{factor, original_context_length,
+ * yarn_beta_fast, yarn_beta_slow, yarn_log_multiplier}; the correction range
+ * is rounded outward. cos/sin are scaled by mscale(factor, 1); with latent
+ * attention the converter keeps 0.1 * mscale_all_dim as the log multiplier
+ * m, the softmax scale gains (1 + m ln factor)^2 and cos/sin are divided by
+ * the same 1 + m ln factor (DeepSeek's mscale / mscale_all_dim). */
+static air_status yarn_hparams(hp_ctx *c, float factor, air_hparams *hp) {
+    const char *path = air_gguf_path(c->g);
+    air_status st;
+    int32_t orig = 0;
+    float bf = 32.0f, bs = 1.0f, logm = 0.0f;
+    if ((st = require_count(c, "rope.scaling.original_context_length", &orig)) ||
+        (st = get_float(c, "rope.scaling.yarn_beta_fast", &bf)) ||
+        (st = get_float(c, "rope.scaling.yarn_beta_slow", &bs)) ||
+        (st = get_float(c, "rope.scaling.yarn_log_multiplier", &logm)))
+        return st;
+    if (!(factor > 1.0f))
+        return air_err(AIR_ERR_FORMAT, "%s: yarn RoPE scaling needs %s.rope.scaling.factor > 1",
+                       path, c->arch);
+    double lf = log((double)factor), ms = 0.1 * lf + 1.0;
+    hp->rope_scaling = AIR_ROPE_SCALING_YARN;
+    hp->rope_factor = factor;
+    hp->rope_orig_ctx = orig;
+    hp->rope_beta_fast = bf;
+    hp->rope_beta_slow = bs;
+    hp->rope_truncate = 1;
+    hp->rope_attn_factor = (float)ms;
+    if (hp->kv_lora_rank > 0 && logm > 0) {
+        double m = 1.0 + logm * lf;
+        hp->rope_attn_factor = (float)(ms / m);
+        hp->mla_scale_mult = (float)(m * m);
+    }
+    return AIR_OK;
+}
+
+/* The routing of deepseek2 files: sigmoid scores with exp_probs_b (V3);
+ * llama.cpp's softmax routing of DeepSeek-V2 is not implemented here. */
+static air_status deepseek_moe_hparams(hp_ctx *c, air_hparams *hp) {
+    const char *path = air_gguf_path(c->g);
+    air_status st;
+    int32_t shared = 0;
+    uint32_t gating = 0;
+    int norm = 0;
+    hp->n_group = hp->topk_group = 1;
+    hp->routed_scale = 1.0f;
+    if ((st = optional_count(c, "leading_dense_block_count", &hp->moe_first_dense)) ||
+        (st = optional_count(c, "expert_shared_count", &shared)) ||
+        (st = optional_count(c, "expert_group_count", &hp->n_group)) ||
+        (st = optional_count(c, "expert_group_used_count", &hp->topk_group)) ||
+        (st = get_float(c, "expert_weights_scale", &hp->routed_scale)))
+        return st;
+    if (hp->n_expert % hp->n_group || hp->topk_group > hp->n_group ||
+        hp->n_expert_used > hp->topk_group * (hp->n_expert / hp->n_group) ||
+        hp->moe_first_dense >= hp->n_layer)
+        return air_err(AIR_ERR_FORMAT,
+                       "%s: expert groups out of range (%d experts, %d used, %d groups, %d used "
+                       "groups, %d leading dense layers of %d)",
+                       path, hp->n_expert, hp->n_expert_used, hp->n_group, hp->topk_group,
+                       hp->moe_first_dense, hp->n_layer);
+    air_gguf_get_u32(c->g, akey(c, "expert_gating_func"), &gating);
+    char probs[64];
+    snprintf(probs, sizeof probs, "blk.%d.exp_probs_b.bias", hp->moe_first_dense);
+    if (gating != 2 || !air_gguf_find_tensor(c->g, probs))
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "%s: only sigmoid expert routing with a score correction bias "
+                       "(DeepSeek-V3, Kimi-K2: %s.expert_gating_func 2 and %s) is supported",
+                       path, c->arch, probs);
+    if (air_gguf_get_bool(c->g, akey(c, "expert_weights_norm"), &norm))
+        hp->expert_norm_topk = norm != 0;
+    hp->n_ff_shexp = shared * hp->n_ff_exp;
+    hp->router_sigmoid = 1;
+    return AIR_OK;
+}
+
+/* gpt-oss as llama.cpp runs it: sliding window on the even layers, the
+ * released models' SwiGLU clamp (7) and alpha (1.702), which the file does
+ * not store. */
+static void gptoss_hparams(hp_ctx *c, air_hparams *hp) {
+    hp->attn_out_bias = air_gguf_find_tensor(c->g, "blk.0.attn_output.bias") != NULL;
+    hp->router_bias_topk_softmax = 1;
+    hp->expert_bias = 1;
+    hp->attn_sinks = 1;
+    hp->swiglu_limit = 7.0f;
+    hp->swiglu_alpha = 1.702f;
+    for (int l = 0; l < hp->n_layer && l < 128; l += 2)
+        hp->swa_mask[l / 32] = (int32_t)((uint32_t)hp->swa_mask[l / 32] | 1u << (l % 32));
+}
+
+air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
+    const char *path = air_gguf_path(g);
+    memset(hp, 0, sizeof *hp);
+    hp->bos_id = -1;
+    hp_ctx ctx = {g, NULL, {0}}, *c = &ctx;
+    c->arch = air_gguf_get_str(g, "general.architecture");
+    if (!c->arch)
+        return air_err(AIR_ERR_FORMAT, "%s: general.architecture is missing or not a string", path);
+    if (strcmp(c->arch, "llama") == 0)
+        hp->arch = AIR_ARCH_LLAMA;
+    else if (strcmp(c->arch, "qwen2") == 0)
+        hp->arch = AIR_ARCH_QWEN2;
+    else if (strcmp(c->arch, "qwen3") == 0)
+        hp->arch = AIR_ARCH_QWEN3;
+    else if (strcmp(c->arch, "gemma2") == 0)
+        hp->arch = AIR_ARCH_GEMMA2;
+    else if (strcmp(c->arch, "gemma3") == 0)
+        hp->arch = AIR_ARCH_GEMMA3;
+    else if (strcmp(c->arch, "qwen3moe") == 0)
+        hp->arch = AIR_ARCH_QWEN3_MOE;
+    else if (strcmp(c->arch, "qwen2moe") == 0)
+        hp->arch = AIR_ARCH_QWEN2_MOE;
+    else if (strcmp(c->arch, "deepseek2") == 0)
+        hp->arch = AIR_ARCH_DEEPSEEK_V3;
+    else if (strcmp(c->arch, "gpt-oss") == 0)
+        hp->arch = AIR_ARCH_GPT_OSS;
+    else
+        return air_err(AIR_ERR_UNSUPPORTED,
+                       "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, "
+                       "gemma2, gemma3, qwen2moe, qwen3moe, deepseek2, gpt-oss)",
+                       path, c->arch);
+
+    air_status st;
+    if ((st = require_count(c, "embedding_length", &hp->n_embd)) ||
+        (st = require_count(c, "block_count", &hp->n_layer)) ||
+        (st = require_count(c, "feed_forward_length", &hp->n_ff)) ||
+        (st = require_count(c, "attention.head_count", &hp->n_head)) ||
+        (st = require_count(c, "context_length", &hp->n_ctx_train)))
+        return st;
+    if (hp->arch == AIR_ARCH_DEEPSEEK_V3) {
+        if ((st = mla_hparams(c, hp)))
+            return st;
+    } else if ((st = head_hparams(c, hp)))
+        return st;
     hp->rms_eps = hp->arch == AIR_ARCH_LLAMA ? 1e-5f : 1e-6f;
     hp->rope_theta = 10000.0f;
     if ((st = get_float(c, "attention.layer_norm_rms_epsilon", &hp->rms_eps)) ||
@@ -336,10 +473,13 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
     if (stype && strcmp(stype, "linear") == 0 && sfactor != 1.0f) {
         hp->rope_scaling = AIR_ROPE_SCALING_LINEAR;
         hp->rope_factor = sfactor;
+    } else if (stype && strcmp(stype, "yarn") == 0) {
+        if ((st = yarn_hparams(c, sfactor, hp)))
+            return st;
     } else if (stype && strcmp(stype, "none") != 0 && sfactor != 1.0f)
         return air_err(AIR_ERR_UNSUPPORTED,
                        "%s: RoPE scaling '%s' (factor %g) is not supported (supported: none, "
-                       "linear, llama3)",
+                       "linear, llama3, yarn)",
                        path, stype, (double)sfactor);
     const air_gguf_tensor *rf = air_gguf_find_tensor(g, "rope_freqs.weight");
     if (rf && (st = rope_from_freqs(c, rf, hp)))
@@ -382,8 +522,9 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
     /* llama.cpp stores Mixtral as "llama" with a router and stacked experts */
     if (hp->arch == AIR_ARCH_LLAMA && air_gguf_find_tensor(g, "blk.0.ffn_gate_inp.weight"))
         hp->arch = AIR_ARCH_MIXTRAL;
+    int ds = hp->arch == AIR_ARCH_DEEPSEEK_V3, oss = hp->arch == AIR_ARCH_GPT_OSS;
     if (hp->arch == AIR_ARCH_QWEN3_MOE || hp->arch == AIR_ARCH_QWEN2_MOE ||
-        hp->arch == AIR_ARCH_MIXTRAL) {
+        hp->arch == AIR_ARCH_MIXTRAL || ds || oss) {
         /* llama.cpp's MoE keys; qwen3moe and Mixtral renormalize the top-k
          * weights, qwen2moe does not and has a sigmoid-gated shared expert */
         hp->n_ff_exp = hp->arch == AIR_ARCH_MIXTRAL ? hp->n_ff : 0;
@@ -397,9 +538,13 @@ air_status air_gguf_hparams(const air_gguf *g, air_hparams *hp) {
             hp->n_expert_used > AIR_MAX_EXPERT_USED)
             return air_err(AIR_ERR_FORMAT, "%s: %s.expert_used_count %d / expert_count %d out of "
                            "range", path, c->arch, hp->n_expert_used, hp->n_expert);
-        hp->expert_norm_topk = hp->arch != AIR_ARCH_QWEN2_MOE;
+        hp->expert_norm_topk = hp->arch != AIR_ARCH_QWEN2_MOE && !ds && !oss;
         hp->moe_step = 1;
         hp->shexp_gate = air_gguf_find_tensor(g, "blk.0.ffn_gate_inp_shexp.weight") != NULL;
+        if (ds && (st = deepseek_moe_hparams(c, hp)))
+            return st;
+        if (oss)
+            gptoss_hparams(c, hp);
     }
     hp->tie_embeddings = air_gguf_find_tensor(g, "output.weight") == NULL;
     hp->attn_bias = air_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
@@ -453,6 +598,24 @@ static const char *const g_layer_names[][2] = {
     {"ffn_up_shexp.weight", AIR_T_SHEXP_UP},
     {"ffn_down_shexp.weight", AIR_T_SHEXP_DOWN},
     {"ffn_gate_inp_shexp.weight", AIR_T_SHEXP_INP},
+    {"attn_q_a.weight", AIR_T_WQ_A}, /* deepseek2 */
+    {"attn_q_a_norm.weight", AIR_T_Q_A_NORM},
+    {"attn_q_b.weight", AIR_T_WQ_B},
+    {"attn_kv_a_mqa.weight", AIR_T_WKV_A},
+    {"attn_kv_a_norm.weight", AIR_T_KV_A_NORM},
+    {"attn_kv_b.weight", AIR_T_WKV_B},
+    {"exp_probs_b.bias", AIR_T_ROUTER_BIAS},
+    {"attn_output.bias", AIR_T_BO}, /* gpt-oss */
+    {"attn_sinks.weight", AIR_T_SINKS},
+};
+
+/* Names that depend on the architecture: gpt-oss's MLP norm and router bias. */
+static const struct {
+    air_arch arch;
+    const char *gguf, *neutral;
+} g_arch_names[] = {
+    {AIR_ARCH_GPT_OSS, "post_attention_norm.weight", AIR_T_FFN_NORM},
+    {AIR_ARCH_GPT_OSS, "ffn_gate_inp.bias", AIR_T_ROUTER_BIAS},
 };
 
 /* Experts are stacked, one tensor per kind for all experts of a layer (GGUF
@@ -461,6 +624,9 @@ static const char *const g_expert_names[][2] = {
     {"ffn_gate_exps.weight", AIR_T_W_GATE},
     {"ffn_up_exps.weight", AIR_T_W_UP},
     {"ffn_down_exps.weight", AIR_T_W_DOWN},
+    {"ffn_gate_exps.bias", "b_gate"}, /* gpt-oss: [n_out, n_expert] */
+    {"ffn_up_exps.bias", "b_up"},
+    {"ffn_down_exps.bias", "b_down"},
 };
 
 int air_gguf_expert_tensor(int layer, const char *neutral, int *expert, char *buf, size_t cap) {
@@ -533,6 +699,17 @@ int air_gguf_tensor_name(int layer, const char *neutral, char *buf, size_t cap) 
             return n > 0 && (size_t)n < cap;
         }
     return 0;
+}
+
+int air_gguf_arch_tensor_name(int arch, int layer, const char *neutral, char *buf, size_t cap) {
+    if (layer >= 0 && neutral)
+        for (size_t i = 0; i < sizeof g_arch_names / sizeof *g_arch_names; i++)
+            if ((int)g_arch_names[i].arch == arch &&
+                strcmp(neutral, g_arch_names[i].neutral) == 0) {
+                int n = snprintf(buf, cap, "blk.%d.%s", layer, g_arch_names[i].gguf);
+                return n > 0 && (size_t)n < cap;
+            }
+    return air_gguf_tensor_name(layer, neutral, buf, cap);
 }
 
 /* ------------------------------------------------------------------------- */

@@ -1147,6 +1147,27 @@ static air_status hf_read(air_source *s, int layer, const char *neutral, void *d
     return AIR_OK;
 }
 
+static air_status hf_locate(air_source *s, int layer, const char *neutral, int *fd,
+                            uint64_t *offset) {
+    hf_impl *h = s->impl;
+    *fd = -1;
+    int fi = 0, ti = 0, applies;
+    stacked sk;
+    air_status st = stacked_find(s, layer, neutral, &applies, &sk);
+    if (st || applies)
+        return st; /* cut out of a stacked tensor: read() */
+    if ((st = find(h, layer, neutral, &fi, &ti)))
+        return st;
+    const air_st_tensor *t = &h->files[fi]->tensors[ti];
+    int fp8, sfi, sti;
+    if ((st = fp8_scales(h, h->files[fi], t, &fp8, &sfi, &sti)) || fp8)
+        return st; /* dequantized on reading: read() */
+    *fd = h->files[fi]->fd;
+    *offset = t->offset;
+    mark_read(h, fi, ti);
+    return AIR_OK;
+}
+
 static void hf_done_with_layer(air_source *s, int layer) {
     hf_impl *h = s->impl;
     if (!h->delete_original)
@@ -1257,10 +1278,12 @@ air_status air_source_open_hfdir(const char *dir, int delete_original, air_sourc
     hf_impl *h = s->impl;
     s->info = hf_info;
     s->read = hf_read;
+    s->locate = hf_locate;
     s->done_with_layer = hf_done_with_layer;
     s->close = hf_close;
     h->dir = strdup(dir);
     h->delete_original = delete_original;
+    s->deletes_consumed = delete_original;
     char **names = NULL;
     int n = 0;
     air_status st = parse_config(dir, &s->hp);

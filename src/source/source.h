@@ -35,9 +35,17 @@ struct air_source {
      * tensor does not exist (with a message naming the source tensor). */
     air_status (*info)(air_source *s, int layer, const char *neutral, air_src_tensor *out);
     air_status (*read)(air_source *s, int layer, const char *neutral, void *dst);
+    /* Optional (NULL: use read): where the bytes read() would give lie in a
+     * file: *fd (the source's, open until close) from byte *offset, so that
+     * several threads can pread parts of them; *fd = -1 when this tensor has
+     * no such place (it is converted on reading: read() it). Counts as read. */
+    air_status (*locate)(air_source *s, int layer, const char *neutral, int *fd, uint64_t *offset);
     /* Called when the writer no longer needs anything from `layer` (lets a
      * source delete consumed shards: delete_original). */
     void (*done_with_layer)(air_source *s, int layer);
+    /* Set by a source whose done_with_layer deletes what was read: the
+     * writer then stores each unit before it reads the next. */
+    int deletes_consumed;
     void (*close)(air_source *s);
     void *impl;
 };

@@ -4,18 +4,20 @@
 #include "store/layerfile.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "model/arch.h"
 #include "util/error.h"
+#include "util/xxh3.h"
 
 static uint64_t align_up(uint64_t v) { return (v + AIR_LF_ALIGN - 1) / AIR_LF_ALIGN * AIR_LF_ALIGN; }
 
@@ -46,6 +48,52 @@ void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id) {
     b->h.model_id = id->model_id;
 }
 
+void air_lf_builder_reset(air_lf_builder *b, const air_lf_ident *id) {
+    air_lf_builder keep = *b;
+    air_lf_builder_init(b, id);
+    b->e = keep.e;
+    b->e_cap = keep.e_cap;
+    b->data = keep.data;
+    b->cap = keep.cap;
+}
+
+uint64_t air_lf_data_bytes(uint64_t nbytes) { return align_up(nbytes); }
+
+/* Grows the data buffer to at least need bytes, keeping what it holds. */
+static air_status grow_data(air_lf_builder *b, uint64_t need) {
+    if (need <= b->cap)
+        return AIR_OK;
+    uint64_t cap = b->cap ? b->cap : (1u << 20);
+    while (cap < need)
+        cap *= 2;
+    void *nd = air_lf_alloc(cap);
+    if (!nd)
+        return air_err(AIR_ERR_NOMEM, "out of memory building a layer file (%llu bytes)",
+                       (unsigned long long)cap);
+    if (b->data)
+        memcpy(nd, b->data, b->h.data_bytes);
+    free(b->data);
+    b->data = nd;
+    b->cap = cap;
+    return AIR_OK;
+}
+
+air_status air_lf_builder_reserve(air_lf_builder *b, uint64_t data_bytes) {
+    if (data_bytes <= b->cap)
+        return AIR_OK;
+    if (b->h.data_bytes == 0) { /* nothing to keep: exactly this much, no copy */
+        void *nd = air_lf_alloc(data_bytes);
+        if (!nd)
+            return air_err(AIR_ERR_NOMEM, "out of memory building a layer file (%llu bytes)",
+                           (unsigned long long)data_bytes);
+        free(b->data);
+        b->data = nd;
+        b->cap = align_up(data_bytes);
+        return AIR_OK;
+    }
+    return grow_data(b, data_bytes);
+}
+
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst) {
     if (b->h.n_tensors >= AIR_LF_MAX_ENTRIES || strlen(name) >= AIR_LF_NAME)
@@ -60,23 +108,13 @@ air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt,
     }
     uint64_t off = b->h.data_bytes;
     uint64_t need = align_up(off + nbytes);
-    if (need > b->cap) {
-        uint64_t cap = b->cap ? b->cap : (1u << 20);
-        while (cap < need)
-            cap *= 2;
-        void *nd = air_lf_alloc(cap);
-        if (!nd)
-            return air_err(AIR_ERR_NOMEM, "out of memory building a layer file (%llu bytes)",
-                           (unsigned long long)cap);
-        if (b->data)
-            memcpy(nd, b->data, b->h.data_bytes);
-        free(b->data);
-        b->data = nd;
-        b->cap = cap;
-    }
-    memset((char *)b->data + off, 0, need - off);
+    air_status st = grow_data(b, need);
+    if (st)
+        return st;
+    memset((char *)b->data + off + nbytes, 0, need - off - nbytes); /* the padding */
     air_lf_entry *e = &b->e[b->h.n_tensors++];
     memset(e, 0, sizeof *e);
+    b->summed = 0;
     strncpy(e->name, name, AIR_LF_NAME - 1);
     e->dtype = (uint32_t)dt;
     e->n_dims = (uint32_t)n_dims;
@@ -106,15 +144,81 @@ static uint64_t header_sum(const void *region, uint64_t n) {
     return XXH3_64bits_digest(&st);
 }
 
-air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info) {
+int air_lf_builder_sum_next(air_lf_builder *b, uint32_t upto) {
+    if (b->n_summed >= b->h.n_tensors || b->n_summed >= upto)
+        return 0;
+    if (b->n_summed == 0 && b->summed_to == 0)
+        air_xxh3_reset(&b->data_sum);
+    air_lf_entry *e = &b->e[b->n_summed++];
+    const char *data = b->data;
+    if (e->offset > b->summed_to) /* the padding before it */
+        air_xxh3_update(&b->data_sum, data + b->summed_to, e->offset - b->summed_to);
+    air_xxh3_state one;
+    air_xxh3_reset(&one);
+    const size_t piece = 256 * 1024; /* stays in L2 for the second hash */
+    for (uint64_t k = 0; k < e->nbytes; k += piece) {
+        size_t len = e->nbytes - k < piece ? (size_t)(e->nbytes - k) : piece;
+        air_xxh3_update(&one, data + e->offset + k, len);
+        air_xxh3_update(&b->data_sum, data + e->offset + k, len);
+    }
+    e->xxh3 = air_xxh3_digest(&one);
+    b->summed_to = e->offset + e->nbytes;
+    return 1;
+}
+
+void air_lf_builder_sums(air_lf_builder *b) {
+    while (air_lf_builder_sum_next(b, b->h.n_tensors))
+        ;
+    if (b->h.n_tensors == 0)
+        air_xxh3_reset(&b->data_sum);
+    if (b->h.data_bytes > b->summed_to)
+        air_xxh3_update(&b->data_sum, (const char *)b->data + b->summed_to,
+                        b->h.data_bytes - b->summed_to);
+    b->summed_to = b->h.data_bytes;
+    b->h.data_xxh3 = air_xxh3_digest(&b->data_sum);
+    b->summed = 1;
+}
+
+/* Writes the n parts one after the other from offset 0, in one system call
+ * when it takes them all (with O_DIRECT, the header and the data reach the
+ * disk in one round trip); with O_DIRECT refused (EINVAL: a file system
+ * without it), goes on buffered. */
+static air_status write_parts(int fd, struct iovec *iov, int n, const char *tmp) {
+    off_t at = 0;
+    while (n > 0) {
+        ssize_t w = pwritev(fd, iov, n, at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EINVAL && (fcntl(fd, F_GETFL) & O_DIRECT) &&
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT) == 0)
+            continue;
+        if (w <= 0)
+            return air_err(AIR_ERR_IO, "writing %s: %s%s", tmp,
+                           w < 0 ? strerror(errno) : "no progress",
+                           w < 0 && errno == ENOSPC ? " (the disk is full: free space or choose "
+                                                      "another cache folder)" : "");
+        at += w;
+        for (; n > 0 && (size_t)w >= iov[0].iov_len; iov++, n--)
+            w -= (ssize_t)iov[0].iov_len;
+        if (n > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + w;
+            iov[0].iov_len -= (size_t)w;
+        }
+    }
+    return AIR_OK;
+}
+
+air_status air_lf_builder_write_start(air_lf_builder *b, const char *path, air_lf_pending *pw) {
+    memset(pw, 0, sizeof *pw);
+    pw->fd = -1;
     uint32_t n = b->h.n_tensors;
-    for (uint32_t i = 0; i < n; i++)
-        b->e[i].xxh3 = XXH3_64bits((char *)b->data + b->e[i].offset, b->e[i].nbytes);
+    if (!b->summed)
+        air_lf_builder_sums(b);
     b->h.header_bytes = header_bytes_for(n);
-    b->h.data_xxh3 = XXH3_64bits(b->data, b->h.data_bytes);
-    uint8_t *head = calloc(1, b->h.header_bytes);
+    uint8_t *head = air_lf_alloc(b->h.header_bytes); /* aligned for O_DIRECT */
     if (!head)
         return air_err(AIR_ERR_NOMEM, "out of memory");
+    memset(head, 0, b->h.header_bytes);
     b->h.header_xxh3 = 0;
     memcpy(head, &b->h, sizeof b->h);
     memcpy(head + sizeof b->h, b->e, n * sizeof(air_lf_entry));
@@ -130,55 +234,64 @@ air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info
     }
     snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
     air_status st = AIR_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* O_DIRECT: the data goes from this buffer to the disk, without a copy
+     * into the page cache (every part is 4096-aligned, in address and size) */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    if (fd < 0 && errno == EINVAL)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         st = air_err(AIR_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-        goto out;
+        free(tmp);
+        free(head);
+        return st;
     }
-    const struct {
-        const void *p;
-        uint64_t n;
-    } parts[2] = {{head, b->h.header_bytes}, {b->data, b->h.data_bytes}};
-    for (int k = 0; k < 2 && !st; k++) {
-        const char *p = parts[k].p;
-        uint64_t left = parts[k].n;
-        while (left > 0) {
-            ssize_t w = write(fd, p, left > (1u << 30) ? (1u << 30) : left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                st = air_err(AIR_ERR_IO, "writing %s: %s%s", tmp, strerror(errno),
-                             errno == ENOSPC ? " (the disk is full: free space or choose another "
-                                               "cache folder)" : "");
-                break;
-            }
-            p += w;
-            left -= (uint64_t)w;
-        }
-    }
-    if (!st && fsync(fd) != 0)
-        st = air_err(AIR_ERR_IO, "flushing %s: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && !st)
-        st = air_err(AIR_ERR_IO, "closing %s: %s", tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = air_err(AIR_ERR_IO, "renaming %s: %s", tmp, strerror(errno));
-    if (st)
-        unlink(tmp);
-    else if (info) {
-        info->file_bytes = b->h.header_bytes + b->h.data_bytes;
-        info->header_bytes = b->h.header_bytes;
-        info->header_xxh3 = b->h.header_xxh3;
-        info->n_tensors = n;
-    }
-out:
-    free(tmp);
+    struct iovec iov[2] = {{head, b->h.header_bytes}, {b->data, b->h.data_bytes}};
+    st = write_parts(fd, iov, b->h.data_bytes ? 2 : 1, tmp);
     free(head);
+    if (st) {
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return st;
+    }
+    pw->fd = fd;
+    pw->tmp = tmp;
+    pw->path = path;
+    pw->info.file_bytes = b->h.header_bytes + b->h.data_bytes;
+    pw->info.header_bytes = b->h.header_bytes;
+    pw->info.header_xxh3 = b->h.header_xxh3;
+    pw->info.n_tensors = n;
+    return AIR_OK;
+}
+
+air_status air_lf_write_finish(air_lf_pending *pw, air_lf_info *info) {
+    air_status st = AIR_OK;
+    if (fsync(pw->fd) != 0)
+        st = air_err(AIR_ERR_IO, "flushing %s: %s", pw->tmp, strerror(errno));
+    if (close(pw->fd) != 0 && !st)
+        st = air_err(AIR_ERR_IO, "closing %s: %s", pw->tmp, strerror(errno));
+    if (!st && rename(pw->tmp, pw->path) != 0)
+        st = air_err(AIR_ERR_IO, "renaming %s: %s", pw->tmp, strerror(errno));
+    if (st)
+        unlink(pw->tmp);
+    else if (info)
+        *info = pw->info;
+    free(pw->tmp);
+    pw->tmp = NULL;
+    pw->fd = -1;
     return st;
+}
+
+air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info) {
+    air_lf_pending pw;
+    air_status st = air_lf_builder_write_start(b, path, &pw);
+    return st ? st : air_lf_write_finish(&pw, info);
 }
 
 void air_lf_builder_free(air_lf_builder *b) {
     free(b->data);
     b->data = NULL;
+    b->cap = 0;
     free(b->e);
     b->e = NULL;
     b->e_cap = 0;
@@ -326,7 +439,7 @@ static air_status bind_entries(const char *path, const air_lf_header *h, const a
 air_status air_lf_check_data(const char *path, const void *buf) {
     const air_lf_header *h = buf;
     const char *data = (const char *)buf + h->header_bytes;
-    if (XXH3_64bits(data, h->data_bytes) != h->data_xxh3)
+    if (air_xxh3(data, h->data_bytes) != h->data_xxh3)
         return air_err(AIR_ERR_FORMAT, "%s: data checksum mismatch (bytes %llu..%llu): the file "
                        "is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
                        (unsigned long long)h->header_bytes,
@@ -419,7 +532,7 @@ int air_lf_expert_of(const char *name) {
 
 air_status air_lf_verify_entry(const char *path, const air_lf_header *h, const air_lf_entry *e,
                                const void *bytes) {
-    if (XXH3_64bits(bytes, e->nbytes) != e->xxh3)
+    if (air_xxh3(bytes, e->nbytes) != e->xxh3)
         return air_err(AIR_ERR_FORMAT, "%s: tensor '%s' checksum mismatch (bytes %llu..%llu): the "
                        "file is corrupt (disk error or an interrupted write); " AIR_STORE_FIX, path,
                        e->name,

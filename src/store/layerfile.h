@@ -25,6 +25,7 @@
 
 #include "airllm.h"
 #include "kernels/ops.h"
+#include "util/xxh3.h"
 
 #define AIR_LF_MAGIC "AIRLAYER"
 #define AIR_LF_VERSION 2
@@ -104,15 +105,50 @@ typedef struct {
     uint32_t e_cap;
     void *data; /* data section, grown as tensors are added */
     uint64_t cap;
+    /* checksums made so far (air_lf_builder_sum_next) */
+    uint32_t n_summed; /* entries with their checksum */
+    uint64_t summed_to; /* data bytes fed to data_sum */
+    int summed;         /* all made, data_xxh3 included */
+    air_xxh3_state data_sum;
 } air_lf_builder;
 
 void air_lf_builder_init(air_lf_builder *b, const air_lf_ident *id);
-/* Reserves room for a tensor and returns where to write its bytes. */
+/* Starts a new file in a builder already used, keeping its buffers. */
+void air_lf_builder_reset(air_lf_builder *b, const air_lf_ident *id);
+/* Makes room for data_bytes of data section at once (before the first
+ * tensor is added), so that adding tensors never moves the data. */
+air_status air_lf_builder_reserve(air_lf_builder *b, uint64_t data_bytes);
+/* Bytes of data section a tensor of nbytes takes (4096-aligned). */
+uint64_t air_lf_data_bytes(uint64_t nbytes);
+/* Reserves room for a tensor and returns where to write its bytes (its
+ * alignment padding is zeroed; the caller writes all nbytes). */
 air_status air_lf_builder_add(air_lf_builder *b, const char *name, air_dtype dt, int n_dims,
                               const int64_t shape[2], uint64_t nbytes, void **dst);
-/* Checksums, writes to path atomically (a temp name unique to this process,
- * fsync, rename). */
+/* Checksums as the tensors are done: the next entry without its checksum,
+ * if its index is below `upto` (entries are summed in order, each with the
+ * padding before it into the data checksum, in one pass over its bytes
+ * while they are in cache). Returns 0 when there is none to sum. May run
+ * while entries from `upto` on are being written. */
+int air_lf_builder_sum_next(air_lf_builder *b, uint32_t upto);
+/* Every remaining entry, then the data checksum. air_lf_builder_write does
+ * this when it was not done. */
+void air_lf_builder_sums(air_lf_builder *b);
+/* Checksums (unless made), writes to path atomically (a temp name unique to this process,
+ * O_DIRECT where the file system takes it, fsync, rename). */
 air_status air_lf_builder_write(air_lf_builder *b, const char *path, air_lf_info *info);
+/* air_lf_builder_write in two steps, so that the fsync of one file can run
+ * while the next is written: _start checksums (unless made) and writes the
+ * temp file (the builder's buffers are free again when it returns);
+ * _finish fsyncs, closes and renames it (or removes it on any error). A
+ * failed _start leaves nothing behind. */
+typedef struct {
+    int fd;
+    char *tmp;
+    const char *path; /* not owned: must outlive _finish */
+    air_lf_info info;
+} air_lf_pending;
+air_status air_lf_builder_write_start(air_lf_builder *b, const char *path, air_lf_pending *pw);
+air_status air_lf_write_finish(air_lf_pending *pw, air_lf_info *info);
 void air_lf_builder_free(air_lf_builder *b);
 
 /* --- reading ------------------------------------------------------------- */

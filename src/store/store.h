@@ -49,6 +49,9 @@ typedef struct {
      * the head), recorded in their own manifest (air_store_manifest_name);
      * what one rank of a pipeline needs. 0: the whole store. */
     int part, first_unit, last_unit;
+    uint64_t buffer_budget; /* bytes of unit buffers the split may hold (one unit filling while
+                               the one before is written takes two); 0: half of the memory
+                               available (cgroup limits included) */
 } air_split_options;
 
 /* The manifest file of the units first..last of a store of n_layer layers:

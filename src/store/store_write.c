@@ -10,11 +10,22 @@
  * complete; manifest.json is written last, sealed by its checksum, and marks
  * the store complete. The whole split holds an exclusive lock on the store
  * folder.
+ *
+ * The work is a pipeline: while unit k is written to disk (a writer thread,
+ * O_DIRECT, and a second thread for each file's fsync and rename), unit k+1
+ * is read and converted on all the pool's threads, each reading its own rows
+ * of the source file when the source can say where a tensor lies, the next
+ * tensor's bytes already being read ahead by the kernel; its checksums are
+ * made by one thread while the next tensor converts. At most two unit
+ * buffers exist, and both only within half of the memory available (cgroup
+ * limits included); see docs/layer-store.md.
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +38,8 @@
 #include "text/chat_files.h"
 #include "util/error.h"
 #include "util/fileio.h"
+#include "util/memlimit.h"
+#include "util/xxh3.h"
 
 const char *air_compression_name(air_compression c) {
     switch (c) {
@@ -181,115 +194,410 @@ void air_store_manifest_name(int first, int last, int n_layer, char *buf, size_t
  * conversion (parallel over rows)
  * ------------------------------------------------------------------------- */
 
+/* Rows [0, rows) of n elements from the source (sdt) to dst (ddt), handed
+ * out to the pool's threads in chunks of at most about 1 MiB of source (at
+ * least 4 chunks per thread when the tensor has the rows); a copy when
+ * the dtypes are equal. The source rows are in memory (src), or in a file
+ * (fd, from byte off): then each thread reads its chunks itself, into a
+ * buffer that stays in its cache (or, for a copy, straight into dst). */
 typedef struct {
-    const void *src;
+    const char *src;
+    int fd;
+    uint64_t off;
     air_dtype sdt, ddt;
-    void *dst;
-    int64_t rows, n;
+    char *dst;
+    int64_t rows, n, chunk;
+    size_t sb, db;
+    atomic_llong next, done;
+    atomic_int nomem, read_errno; /* read_errno: -1 for an unexpected end of file */
+    atomic_ullong bad_at;
+    air_lf_builder *sum; /* if not NULL: the thread with ith 0 first makes the
+                            checksums of the entries before sum_upto */
+    uint32_t sum_upto;
 } conv_job;
+
+/* n bytes of fd at `at` into dst; 0, errno, or -1 at the end of the file. */
+static int read_range(int fd, char *dst, size_t n, uint64_t at, uint64_t *where) {
+    while (n > 0) {
+        ssize_t r = pread(fd, dst, n, (off_t)at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            *where = at;
+            return r < 0 ? errno : -1;
+        }
+        dst += r;
+        at += (uint64_t)r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
 
 static void conv_rows(void *ctx, int ith, int nth) {
     conv_job *j = ctx;
-    int64_t per = (j->rows + nth - 1) / nth, r0 = per * ith, r1 = r0 + per;
-    if (r1 > j->rows)
-        r1 = j->rows;
-    if (r0 >= r1)
-        return;
-    float *tmp = malloc(sizeof(float) * (size_t)j->n);
-    if (!tmp)
-        return; /* caller checks the sentinel below */
-    size_t sb = air_dtype_row_bytes(j->sdt, j->n), db = air_dtype_row_bytes(j->ddt, j->n);
-    for (int64_t r = r0; r < r1; r++) {
-        air_row_to_f32(j->sdt, (const char *)j->src + r * sb, tmp, j->n);
-        air_row_from_f32(j->ddt, tmp, (char *)j->dst + r * db, j->n);
+    (void)nth;
+    if (ith == 0 && j->sum)
+        while (air_lf_builder_sum_next(j->sum, j->sum_upto))
+            ;
+    int same = j->sdt == j->ddt;
+    float *tmp = same ? NULL : malloc(sizeof(float) * (size_t)j->n);
+    char *buf = same || j->src ? NULL : malloc((size_t)j->chunk * j->sb);
+    if ((!same && !tmp) || (!same && !j->src && !buf)) {
+        atomic_store(&j->nomem, 1);
+        free(tmp);
+        return; /* the other threads take the rows */
+    }
+    for (;;) {
+        int64_t r0 = atomic_fetch_add(&j->next, 1) * j->chunk;
+        if (r0 >= j->rows)
+            break;
+        int64_t r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+        const char *from = j->src ? j->src + r0 * j->sb : NULL;
+        if (!from) {
+            char *to = same ? j->dst + r0 * j->db : buf;
+            uint64_t where = 0;
+            int e = read_range(j->fd, to, (size_t)(r1 - r0) * j->sb, j->off + (uint64_t)r0 * j->sb,
+                               &where);
+            if (e) {
+                atomic_store(&j->read_errno, e);
+                atomic_store(&j->bad_at, where);
+                break;
+            }
+            from = to;
+        }
+        if (same && j->src)
+            memcpy(j->dst + r0 * j->db, from, (size_t)(r1 - r0) * j->sb);
+        for (int64_t r = r0; !same && r < r1; r++) {
+            air_row_to_f32(j->sdt, from + (r - r0) * j->sb, tmp, j->n);
+            air_row_from_f32(j->ddt, tmp, j->dst + r * j->db, j->n);
+        }
+        atomic_fetch_add(&j->done, r1 - r0);
     }
     free(tmp);
+    free(buf);
 }
 
-/* ---------------------------------------------------------------------------
- * one unit
- * ------------------------------------------------------------------------- */
-
-/* The embeddings get a second entry: the XXH3-64 of each row, so that a row
- * read alone is verified alone. */
-static air_status add_row_sums(air_lf_builder *b) {
-    const air_lf_entry *t = &b->e[0];
-    int64_t rows = t->shape[0];
-    int64_t shape[2] = {rows, 1};
-    uint64_t *sums;
-    air_status st = air_lf_builder_add(b, AIR_T_TOK_EMBD ".rows", (air_dtype)AIR_LF_DT_ROWSUM, 1,
-                                       shape, (uint64_t)rows * 8, (void **)&sums);
-    if (st)
-        return st;
-    t = &b->e[0]; /* the data may have moved */
-    size_t rb = air_dtype_row_bytes((air_dtype)t->dtype, t->shape[1]);
-    const char *data = (const char *)b->data + t->offset;
-    for (int64_t r = 0; r < rows; r++)
-        sums[r] = XXH3_64bits(data + (size_t)r * rb, rb);
+/* Converts the tensor just added to b (from memory, or from fd at off when
+ * src is NULL), and meanwhile, on one thread, makes the checksums of the
+ * tensors before it (still in cache). */
+static air_status convert(air_pool *pool, const void *src, int fd, uint64_t off, air_dtype sdt,
+                          void *dst, air_dtype ddt, int64_t rows, int64_t n, const char *name,
+                          air_lf_builder *b) {
+    conv_job j = {.src = src, .fd = fd, .off = off, .sdt = sdt, .ddt = ddt, .dst = dst,
+                  .rows = rows, .n = n, .sum = b, .sum_upto = b->h.n_tensors - 1};
+    j.sb = air_dtype_row_bytes(sdt, n);
+    j.db = air_dtype_row_bytes(ddt, n);
+    /* about 1 MiB of source, fewer rows when that would leave threads idle */
+    int64_t balance = rows / (4 * (int64_t)air_pool_size(pool));
+    j.chunk = j.sb ? (int64_t)((1u << 20) / j.sb) : rows;
+    if (j.chunk > balance)
+        j.chunk = balance;
+    if (j.chunk < 1)
+        j.chunk = 1;
+    atomic_init(&j.next, 0);
+    atomic_init(&j.done, 0);
+    atomic_init(&j.nomem, 0);
+    atomic_init(&j.read_errno, 0);
+    atomic_init(&j.bad_at, 0);
+    air_pool_run(pool, conv_rows, &j);
+    int e = atomic_load(&j.read_errno);
+    if (e)
+        return air_err(e > 0 ? AIR_ERR_IO : AIR_ERR_FORMAT, "reading %s: %s at byte %llu of the "
+                       "file", name, e > 0 ? strerror(e) : "unexpected end of file (truncated?)",
+                       (unsigned long long)atomic_load(&j.bad_at));
+    if (atomic_load(&j.done) < rows)
+        return air_err(AIR_ERR_NOMEM, "out of memory converting %s", name);
     return AIR_OK;
 }
 
-static air_status write_unit(air_source *src, const air_split_options *opt,
-                             const air_lf_ident *id, const want *w, int nw, const int *src_layer,
-                             const char **src_name, const char *path, air_lf_info *info) {
-    int unit = id->unit;
-    air_lf_builder b;
-    air_lf_builder_init(&b, id);
-    air_status st = AIR_OK;
-    void *raw = NULL;
-    for (int i = 0; i < nw && !st; i++) {
-        if (opt->should_abort && opt->should_abort(opt->abort_user)) {
-            st = air_err(AIR_ERR_ABORTED, "the split was interrupted; the units already written "
-                         "are kept and the next run resumes from them");
+/* The embeddings get a second entry: the XXH3-64 of each row, so that a row
+ * read alone is verified alone. */
+typedef struct {
+    const char *data;
+    size_t rb;
+    uint64_t *sums;
+    int64_t rows;
+} rowsum_job;
+
+static void rowsum_rows(void *ctx, int ith, int nth) {
+    rowsum_job *j = ctx;
+    for (int64_t r = j->rows * ith / nth; r < j->rows * (ith + 1) / nth; r++)
+        j->sums[r] = air_xxh3(j->data + (size_t)r * j->rb, j->rb);
+}
+
+/* ---------------------------------------------------------------------------
+ * one unit: planned, filled (reading and converting), then written
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    air_src_tensor info;
+    int layer;
+    const char *sname;
+    air_dtype ddt;
+    int64_t rows, n;
+    uint64_t dbytes;
+} planned;
+
+/* What a unit is made of. */
+typedef struct {
+    air_lf_ident id;
+    const want *w;
+    int nw;
+    const int *src_layer;
+    const char **src_name;
+    planned *p; /* nw entries */
+    uint64_t data_bytes; /* of the unit file's data section */
+} unit_plan;
+
+/* Each tensor's source, shape and storage format, and the unit's size. */
+static air_status plan_unit(air_source *src, const air_split_options *opt, unit_plan *u) {
+    u->data_bytes = 0;
+    for (int i = 0; i < u->nw; i++) {
+        const want *w = &u->w[i];
+        planned *p = &u->p[i];
+        p->layer = u->src_layer ? u->src_layer[i] : u->id.unit;
+        p->sname = u->src_name ? u->src_name[i] : w->name;
+        air_status st = src->info(src, p->layer, p->sname, &p->info);
+        if (st)
+            return st;
+        const air_src_tensor *in = &p->info;
+        int ok = in->n_dims == w->n_dims && in->shape[0] == w->shape[0] &&
+                 (w->n_dims == 1 || in->shape[1] == w->shape[1]);
+        if (!ok)
+            return air_err(AIR_ERR_FORMAT,
+                           "tensor %s has shape [%lld, %lld], expected [%lld, %lld] from the "
+                           "model's hyper-parameters (config.json)",
+                           in->src_name, (long long)in->shape[0],
+                           (long long)(in->n_dims == 2 ? in->shape[1] : 0), (long long)w->shape[0],
+                           (long long)(w->n_dims == 2 ? w->shape[1] : 0));
+        p->rows = w->n_dims == 2 ? w->shape[0] : 1;
+        p->n = w->n_dims == 2 ? w->shape[1] : w->shape[0];
+        p->ddt = target_dtype(opt->compression, w->name, w->n_dims, p->n, in->dtype);
+        p->dbytes = (uint64_t)p->rows * air_dtype_row_bytes(p->ddt, p->n);
+        u->data_bytes += air_lf_data_bytes(p->dbytes);
+    }
+    if (u->id.unit < 0) /* the row checksums */
+        u->data_bytes += air_lf_data_bytes((uint64_t)u->w[0].shape[0] * 8);
+    return AIR_OK;
+}
+
+/* The checksums of the entries before `upto` (those filled). */
+static void sum_filled(air_lf_builder *b, uint32_t upto) {
+    while (air_lf_builder_sum_next(b, upto))
+        ;
+}
+
+/* Where the raw bytes of tensor i lie in a file (fd -1: nowhere, read()
+ * it), with the kernel asked to read them ahead. */
+static air_status locate(air_source *src, const unit_plan *u, int i, int *fd, uint64_t *off) {
+    *fd = -1;
+    if (!src->locate || i >= u->nw)
+        return AIR_OK;
+    air_status st = src->locate(src, u->p[i].layer, u->p[i].sname, fd, off);
+    if (!st && *fd >= 0 && u->p[i].info.nbytes)
+        (void)posix_fadvise(*fd, (off_t)*off, (off_t)u->p[i].info.nbytes, POSIX_FADV_WILLNEED);
+    return st;
+}
+
+/* Reads and converts the planned tensors into the builder b. Tensors a
+ * source can locate in a file are read by all threads, each its own rows,
+ * the next tensor's bytes already being read ahead by the kernel; the
+ * others are read into *raw (kept for the next call) and converted from it. */
+static air_status fill_unit(air_source *src, const air_split_options *opt, const unit_plan *u,
+                            air_lf_builder *b, void **raw, uint64_t *raw_cap) {
+    air_lf_builder_reset(b, &u->id);
+    air_status st = air_lf_builder_reserve(b, u->data_bytes);
+    int fd = -1, next_fd = -1;
+    uint64_t off = 0, next_off = 0;
+    if (!st)
+        st = locate(src, u, 0, &next_fd, &next_off);
+    for (int i = 0; i < u->nw && !st; i++) {
+        const planned *p = &u->p[i];
+        if (opt->should_abort && opt->should_abort(opt->abort_user))
+            return air_err(AIR_ERR_ABORTED, "the split was interrupted; the units already written "
+                           "are kept and the next run resumes from them");
+        fd = next_fd;
+        off = next_off;
+        if ((st = locate(src, u, i + 1, &next_fd, &next_off)))
             break;
-        }
-        air_src_tensor info;
-        int layer = src_layer ? src_layer[i] : unit;
-        const char *sname = src_name ? src_name[i] : w[i].name;
-        if ((st = src->info(src, layer, sname, &info)))
-            break;
-        int ok = info.n_dims == w[i].n_dims && info.shape[0] == w[i].shape[0] &&
-                 (w[i].n_dims == 1 || info.shape[1] == w[i].shape[1]);
-        if (!ok) {
-            st = air_err(AIR_ERR_FORMAT,
-                         "tensor %s has shape [%lld, %lld], expected [%lld, %lld] from the "
-                         "model's hyper-parameters (config.json)",
-                         info.src_name, (long long)info.shape[0],
-                         (long long)(info.n_dims == 2 ? info.shape[1] : 0),
-                         (long long)w[i].shape[0],
-                         (long long)(w[i].n_dims == 2 ? w[i].shape[1] : 0));
-            break;
-        }
-        int64_t rows = w[i].n_dims == 2 ? w[i].shape[0] : 1;
-        int64_t n = w[i].n_dims == 2 ? w[i].shape[1] : w[i].shape[0];
-        air_dtype ddt = target_dtype(opt->compression, w[i].name, w[i].n_dims, n, info.dtype);
-        uint64_t dbytes = (uint64_t)rows * air_dtype_row_bytes(ddt, n);
         void *dst;
-        if ((st = air_lf_builder_add(&b, w[i].name, ddt, w[i].n_dims, w[i].shape, dbytes, &dst)))
+        if ((st = air_lf_builder_add(b, u->w[i].name, p->ddt, u->w[i].n_dims, u->w[i].shape,
+                                     p->dbytes, &dst)))
             break;
-        if (ddt == info.dtype) {
-            st = src->read(src, layer, sname, dst);
+        const void *from = NULL;
+        if (fd < 0 && p->ddt == p->info.dtype) {
+            sum_filled(b, b->h.n_tensors - 1);
+            st = src->read(src, p->layer, p->sname, dst);
             continue;
         }
-        raw = malloc(info.nbytes ? info.nbytes : 1);
-        if (!raw) {
-            st = air_err(AIR_ERR_NOMEM, "out of memory reading %s", info.src_name);
-            break;
+        if (fd < 0) {
+            if (p->info.nbytes > *raw_cap) {
+                free(*raw);
+                *raw_cap = 0;
+                if (!(*raw = malloc(p->info.nbytes)))
+                    return air_err(AIR_ERR_NOMEM, "out of memory reading %s", p->info.src_name);
+                *raw_cap = p->info.nbytes;
+            }
+            if ((st = src->read(src, p->layer, p->sname, *raw)))
+                break;
+            from = *raw;
         }
-        if ((st = src->read(src, layer, sname, raw)))
-            break;
-        conv_job j = {raw, info.dtype, ddt, dst, rows, n};
-        air_pool_run(opt->pool, conv_rows, &j);
-        free(raw);
-        raw = NULL;
+        st = convert(opt->pool, from, fd, off, p->info.dtype, dst, p->ddt, p->rows, p->n,
+                     p->info.src_name, b);
     }
-    free(raw);
-    if (!st && unit < 0)
-        st = add_row_sums(&b);
-    if (!st)
-        st = air_lf_builder_write(&b, path, info);
-    air_lf_builder_free(&b);
+    if (!st && u->id.unit < 0) {
+        sum_filled(b, b->h.n_tensors);
+        const air_lf_entry *t = &b->e[0];
+        int64_t shape[2] = {t->shape[0], 1};
+        uint64_t *sums;
+        st = air_lf_builder_add(b, AIR_T_TOK_EMBD ".rows", (air_dtype)AIR_LF_DT_ROWSUM, 1, shape,
+                                (uint64_t)t->shape[0] * 8, (void **)&sums);
+        if (!st) {
+            t = &b->e[0];
+            rowsum_job j = {(const char *)b->data + t->offset,
+                            air_dtype_row_bytes((air_dtype)t->dtype, t->shape[1]), sums,
+                            t->shape[0]};
+            air_pool_run(opt->pool, rowsum_rows, &j);
+        }
+    }
+    if (!st) /* the last tensor's, the data's: the writer thread only writes */
+        air_lf_builder_sums(b);
     return st;
+}
+
+/* ---------------------------------------------------------------------------
+ * the writer: filled (and checksummed) units are written by one thread, in
+ * the order they are handed over, while the next unit is read and
+ * converted; a second thread fsyncs and renames each written file while
+ * the next one is written. The disk is kept busy.
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    air_lf_builder b;
+    char *path;
+    int unit;
+    int busy;    /* handed to the writer and not yet taken back */
+    int written; /* the writer is done with it: st, msg, info */
+    uint64_t seq;
+    air_status st;
+    char msg[1024];
+    air_lf_info info;
+    air_lf_pending pw;
+} unit_slot;
+
+typedef struct {
+    pthread_t thread, syncer;
+    int running, sync_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unit_slot slot[2];
+    int queue[2], q_len;   /* to write */
+    int squeue[2], sq_len; /* written, to fsync and rename */
+    int stop;
+    uint64_t seq;
+} unit_writer;
+
+static void slot_result(unit_slot *s, air_status st) {
+    s->st = st;
+    if (st)
+        snprintf(s->msg, sizeof s->msg, "%s", air_last_error());
+}
+
+static void pop(int *q, int *len) {
+    q[0] = q[1];
+    (*len)--;
+}
+
+static void *writer_main(void *arg) {
+    unit_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->q_len && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->q_len)
+            break;
+        unit_slot *s = &w->slot[w->queue[0]];
+        pthread_mutex_unlock(&w->mu);
+        air_status st = air_lf_builder_write_start(&s->b, s->path, &s->pw);
+        if (!st && !w->sync_running) /* no fsync thread: here */
+            st = air_lf_write_finish(&s->pw, &s->info);
+        slot_result(s, st);
+        pthread_mutex_lock(&w->mu);
+        if (!st && w->sync_running)
+            w->squeue[w->sq_len++] = w->queue[0];
+        else
+            s->written = 1;
+        pop(w->queue, &w->q_len);
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void *syncer_main(void *arg) {
+    unit_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->sq_len && !(w->stop && !w->q_len))
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->sq_len)
+            break;
+        unit_slot *s = &w->slot[w->squeue[0]];
+        pthread_mutex_unlock(&w->mu);
+        slot_result(s, air_lf_write_finish(&s->pw, &s->info));
+        pthread_mutex_lock(&w->mu);
+        s->written = 1;
+        pop(w->squeue, &w->sq_len);
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void writer_start(unit_writer *w) {
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->sync_running = pthread_create(&w->syncer, NULL, syncer_main, w) == 0;
+    w->running = pthread_create(&w->thread, NULL, writer_main, w) == 0;
+}
+
+/* Both threads finish what they were handed, then end. */
+static void writer_stop(unit_writer *w) {
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->running)
+        pthread_join(w->thread, NULL);
+    if (w->sync_running)
+        pthread_join(w->syncer, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+static void writer_submit(unit_writer *w, int i) {
+    unit_slot *s = &w->slot[i];
+    s->busy = 1;
+    s->written = 0;
+    s->seq = w->seq++;
+    if (!w->running) { /* no thread: write now */
+        slot_result(s, air_lf_builder_write(&s->b, s->path, &s->info));
+        s->written = 1;
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->queue[w->q_len++] = i;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void writer_wait(unit_writer *w, int i) {
+    if (!w->running)
+        return;
+    pthread_mutex_lock(&w->mu);
+    while (!w->slot[i].written)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* ---------------------------------------------------------------------------
@@ -426,6 +734,211 @@ static void add_unit_entry(cJSON *files, const char *path, const air_lf_info *in
     cJSON_AddItemToArray(files, f);
 }
 
+/* The split's state across units: the writer's two slots, the source
+ * bytes read for conversion, progress, the unit files' entries. */
+typedef struct {
+    air_source *src;
+    const air_split_options *opt;
+    const char *dir;
+    unit_writer w;
+    void *raw;
+    uint64_t raw_cap;
+    uint64_t budget; /* bytes of unit buffers the split may hold */
+    uint64_t total, done;
+    double t0;
+    air_lf_info *infos; /* per unit (index unit + 1) */
+    char **paths;
+} split_state;
+
+static const char *unit_label(int unit, int n_layer) {
+    return unit < 0 ? "the embeddings" : unit == n_layer ? "the output head" : "a layer";
+}
+
+static void report(split_state *S, uint64_t bytes) {
+    S->done += bytes;
+    if (S->opt->progress) {
+        double dt = now_s() - S->t0;
+        S->opt->progress(S->opt->progress_user, "split", S->done,
+                         S->total > S->done ? S->total : S->done,
+                         dt > 0 ? (double)S->done / dt : 0);
+    }
+}
+
+/* Takes back a slot the writer is done with: its result, progress, and the
+ * source's clean-up of the layer. */
+static air_status reap(split_state *S, int i) {
+    unit_slot *s = &S->w.slot[i];
+    writer_wait(&S->w, i);
+    s->busy = 0;
+    int n_layer = S->src->hp.n_layer;
+    if (s->st) {
+        air_err(s->st, "%s", s->msg);
+        return air_err_context(s->st, "splitting %s into %s", unit_label(s->unit, n_layer),
+                               s->path);
+    }
+    S->infos[s->unit + 1] = s->info;
+    report(S, s->info.file_bytes);
+    /* a part leaves the source whole: the other ranks' layers may share its shards */
+    if (s->unit >= 0 && s->unit < n_layer && S->src->done_with_layer && !S->opt->part)
+        S->src->done_with_layer(S->src, s->unit);
+    return AIR_OK;
+}
+
+/* Takes back every slot still with the writer, oldest first; the first
+ * error is returned (units written after it are complete files all the same). */
+static air_status reap_all(split_state *S) {
+    air_status first = AIR_OK;
+    char msg[1024] = "";
+    for (;;) {
+        int i = -1;
+        for (int k = 0; k < 2; k++)
+            if (S->w.slot[k].busy && (i < 0 || S->w.slot[k].seq < S->w.slot[i].seq))
+                i = k;
+        if (i < 0)
+            break;
+        air_status st = reap(S, i);
+        if (st && !first) {
+            first = st;
+            snprintf(msg, sizeof msg, "%s", air_last_error());
+        }
+    }
+    if (first)
+        air_err(first, "%s", msg);
+    return first;
+}
+
+/* The tensors of a unit: the embeddings, a layer or the head. */
+static int unit_wants(const air_hparams *hp, int unit, want *w, const char **src_name) {
+    int nw = 0;
+    if (unit == -1) {
+        w[nw] = (want){AIR_T_TOK_EMBD, 2, {hp->n_vocab, hp->n_embd}};
+        src_name[nw++] = AIR_T_TOK_EMBD;
+    } else if (unit == hp->n_layer) {
+        w[nw] = (want){AIR_T_OUT_NORM, 1, {hp->n_embd, 1}};
+        src_name[nw++] = AIR_T_OUT_NORM;
+        w[nw] = (want){AIR_T_OUTPUT, 2, {hp->n_vocab, hp->n_embd}};
+        src_name[nw++] = hp->tie_embeddings ? AIR_T_TOK_EMBD : AIR_T_OUTPUT;
+    } else {
+        nw = layer_wants(hp, unit, w);
+    }
+    return nw;
+}
+
+/* One unit into a free slot, handed to the writer. While the other slot is
+ * being written, this one is filled, unless both buffers together would pass
+ * the budget: then the other is finished (and its buffer freed) first. */
+static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
+    int i = *next_slot, o = 1 - i;
+    unit_slot *s = &S->w.slot[i], *other = &S->w.slot[o];
+    air_status st;
+    if (s->busy && (st = reap(S, i)))
+        return st;
+    if ((st = plan_unit(S->src, S->opt, u)))
+        return air_err_context(st, "splitting %s into %s",
+                               unit_label(u->id.unit, S->src->hp.n_layer),
+                               S->paths[u->id.unit + 1]);
+    if (other->busy && other->b.cap + u->data_bytes > S->budget && (st = reap(S, o)))
+        return st;
+    if (!other->busy && other->b.cap + u->data_bytes > S->budget)
+        air_lf_builder_free(&other->b);
+    if (s->b.cap > u->data_bytes * 2) /* much larger than needed now (the embeddings'): */
+        air_lf_builder_free(&s->b);  /* give it back */
+    s->unit = u->id.unit;
+    s->path = S->paths[u->id.unit + 1];
+    if ((st = fill_unit(S->src, S->opt, u, &s->b, &S->raw, &S->raw_cap)))
+        return st == AIR_ERR_ABORTED
+                   ? st
+                   : air_err_context(st, "splitting %s into %s",
+                                     unit_label(s->unit, S->src->hp.n_layer), s->path);
+    writer_submit(&S->w, i);
+    /* a source that deletes what was read: store this unit before the next read */
+    if (S->src->deletes_consumed && (st = reap(S, i)))
+        return st;
+    *next_slot = o;
+    return AIR_OK;
+}
+
+static air_status split_units(air_source *src, const char *dir, const air_split_options *opt,
+                              uint64_t model_id, uint64_t total, cJSON *files) {
+    const air_hparams *hp = &src->hp;
+    int n_units = hp->n_layer + 2;
+    split_state S = {.src = src, .opt = opt, .dir = dir, .total = total, .t0 = now_s()};
+    /* unit buffers: at most half of the memory this process may still take */
+    air_memlimit ml;
+    air_memlimit_read(&ml);
+    S.budget = ml.available == UINT64_MAX ? UINT64_MAX : ml.available / 2;
+    if (opt->buffer_budget)
+        S.budget = opt->buffer_budget;
+    S.infos = calloc((size_t)n_units, sizeof *S.infos);
+    S.paths = calloc((size_t)n_units, sizeof *S.paths);
+    int nw_max = layer_wants_max(hp) > 2 ? layer_wants_max(hp) : 2;
+    want *w = malloc(sizeof(want) * (size_t)nw_max);
+    planned *p = malloc(sizeof(planned) * (size_t)nw_max);
+    air_status st = AIR_OK;
+    if (!S.infos || !S.paths || !w || !p) {
+        st = air_err(AIR_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    writer_start(&S.w);
+    const uint64_t mid = model_id;
+    int next_slot = 0;
+    const int first = opt->part ? opt->first_unit : -1, last = opt->part ? opt->last_unit : hp->n_layer;
+    for (int unit = first; unit <= last && !st; unit++) {
+        char *path = S.paths[unit + 1] = unit_file(dir, unit, hp->n_layer);
+        if (!path) {
+            st = air_err(AIR_ERR_NOMEM, "out of memory");
+            break;
+        }
+        air_lf_ident id = {unit, (uint32_t)hp->n_layer, mid, 0};
+        /* a unit file of this very content, completely written, is kept */
+        if (air_lf_probe(path, &id, &S.infos[unit + 1], NULL) == AIR_OK) {
+            report(&S, S.infos[unit + 1].file_bytes);
+            if (unit >= 0 && unit < hp->n_layer && src->done_with_layer && !opt->part &&
+                (st = reap_all(&S)) == AIR_OK) /* after the units before it */
+                src->done_with_layer(src, unit);
+            continue;
+        }
+        air_err_clear();
+        const char *src_name[2] = {NULL, NULL};
+        int edge = unit < 0 || unit == hp->n_layer;
+        static const int no_layer[2] = {-1, -1};
+        unit_plan u = {id, w, unit_wants(hp, unit, w, src_name), edge ? no_layer : NULL,
+                       edge ? src_name : NULL, p, 0};
+        st = split_unit(&S, &u, &next_slot);
+    }
+    {
+        char keep[1024] = "";
+        if (st)
+            snprintf(keep, sizeof keep, "%s", air_last_error());
+        air_status wst = reap_all(&S);
+        if (st)
+            air_err(st, "%s", keep);
+        else
+            st = wst;
+    }
+    writer_stop(&S.w);
+    if (!st) {
+        for (int k = first + 1; k <= last + 1; k++)
+            add_unit_entry(files, S.paths[k], &S.infos[k]);
+        if (opt->progress) { /* the estimate is rough: end the bar at what was written */
+            double dt = now_s() - S.t0;
+            opt->progress(opt->progress_user, "split", S.done, S.done,
+                          dt > 0 ? (double)S.done / dt : 0);
+        }
+    }
+out:
+    for (int k = 0; k < 2; k++)
+        air_lf_builder_free(&S.w.slot[k].b);
+    for (int k = 0; S.paths && k < n_units; k++)
+        free(S.paths[k]);
+    free(S.paths);
+    free(S.infos);
+    free(S.raw);
+    free(w);
+    free(p);
+    return st;
+}
+
 air_status air_store_split(air_source *src, const char *dir, const air_split_options *opt) {
     const air_hparams *hp = &src->hp;
     air_status st = air_mkdirs(dir);
@@ -466,7 +979,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
         st = air_err(AIR_ERR_NOMEM, "out of memory");
         goto out;
     }
-    uint64_t total = 0, done = 0;
+    uint64_t total = 0;
     /* rough total for progress: two bytes per parameter */
     total = (uint64_t)hp->n_vocab * hp->n_embd * 2 * (hp->tie_embeddings ? 2 : 2);
     for (int l = first > 0 ? first : 0; l < hp->n_layer && l <= last; l++) {
@@ -474,57 +987,10 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
         for (int i = 0; i < nw; i++)
             total += (uint64_t)w[i].shape[0] * (w[i].n_dims == 2 ? (uint64_t)w[i].shape[1] : 1) * 2;
     }
-    double t0 = now_s();
-    for (int unit = first; unit <= last; unit++) {
-        char *path = unit_file(dir, unit, hp->n_layer);
-        air_lf_ident id = {unit, (uint32_t)hp->n_layer, model_id, 0};
-        air_lf_info info = {0};
-        /* a unit file of this very content, completely written, is kept */
-        int have = air_lf_probe(path, &id, &info, NULL) == AIR_OK;
-        if (!have) {
-            air_err_clear();
-            int nw = 0;
-            int src_layer[3] = {-1, -1, -1};
-            const char *src_name[3] = {NULL, NULL, NULL};
-            if (unit == -1) {
-                w[nw++] = (want){AIR_T_TOK_EMBD, 2, {hp->n_vocab, hp->n_embd}};
-                src_name[0] = AIR_T_TOK_EMBD;
-            } else if (unit == hp->n_layer) {
-                w[nw] = (want){AIR_T_OUT_NORM, 1, {hp->n_embd, 1}};
-                src_name[nw++] = AIR_T_OUT_NORM;
-                w[nw] = (want){AIR_T_OUTPUT, 2, {hp->n_vocab, hp->n_embd}};
-                src_name[nw++] = hp->tie_embeddings ? AIR_T_TOK_EMBD : AIR_T_OUTPUT;
-            } else {
-                nw = layer_wants(hp, unit, w);
-            }
-            st = write_unit(src, opt, &id, w, nw, unit < 0 || unit == hp->n_layer ? src_layer : NULL,
-                            unit < 0 || unit == hp->n_layer ? src_name : NULL, path, &info);
-            if (st) {
-                air_err_context(st, "splitting %s into %s",
-                                unit < 0 ? "the embeddings"
-                                         : unit == hp->n_layer ? "the output head" : "a layer",
-                                path);
-                free(path);
-                goto out;
-            }
-            /* a part leaves the source whole: the other ranks' layers may share its shards */
-            if (unit >= 0 && unit < hp->n_layer && src->done_with_layer && !opt->part)
-                src->done_with_layer(src, unit);
-        }
-        add_unit_entry(files, path, &info);
-        done += info.file_bytes;
-        if (opt->progress) {
-            double dt = now_s() - t0;
-            opt->progress(opt->progress_user, "split", done, total > done ? total : done,
-                          dt > 0 ? (double)done / dt : 0);
-        }
-        free(path);
-    }
-    if (opt->progress) { /* the estimate is rough: end the bar at what was written */
-        double dt = now_s() - t0;
-        opt->progress(opt->progress_user, "split", done, done, dt > 0 ? (double)done / dt : 0);
-    }
-    if (src->done_with_layer && !opt->part)
+    st = split_units(src, dir, opt, model_id, total, files);
+    if (st)
+        goto out;
+    if (src->done_with_layer && !opt->part) /* a part leaves the source whole */
         src->done_with_layer(src, hp->n_layer);
     /* the source's text files: copied when it has them, never left stale */
     const struct {

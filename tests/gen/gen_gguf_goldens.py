@@ -89,6 +89,13 @@ def random_blocks(qtype, n_blocks):
         else:
             bits = np.where((bits & 0x7F80) == 0x7F80, bits & 0xBFFF, bits)
         return bits.astype(np.uint16).view(np.uint8)
+    if qtype == T.MXFP4:
+        # its own generator, so the blocks of the other types (and the later
+        # fixtures) stay what they were before MXFP4 was added
+        r = np.random.default_rng(39)
+        raw = r.integers(0, 256, (n_blocks, ts), dtype=np.uint8)
+        raw[:, 0] = r.integers(0, 200, n_blocks)  # E8M0 exponents, including subnormal scales
+        return raw.reshape(-1)
     raw = rng.integers(0, 256, (n_blocks, ts), dtype=np.uint8)
     for off in SCALES[qtype]:
         raw[:, off:off + 2] = sane_f16(n_blocks)
@@ -97,7 +104,7 @@ def random_blocks(qtype, n_blocks):
 
 def gen_dequant():
     types = [T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0,
-             T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
+             T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.MXFP4]
 
     def build():
         w = gguf.GGUFWriter(None, "golden")

@@ -66,6 +66,20 @@ MODELS = {
 }
 
 
+def add_tiny_vocab(w, n_vocab):
+    """A small but consistent BPE vocabulary: the one merge uses and makes
+    tokens of the list (the tests feed token ids)."""
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(["<unk>", "<s>", "</s>", "<|eot|>", "t", "0", "t0"] +
+                     [f"x{i}" for i in range(n_vocab - 7)])
+    w.add_token_types([3, 3, 3, 3] + [1] * (n_vocab - 4))
+    w.add_token_merges(["t 0"])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_add_bos_token(False)
+
+
 def write_gguf(model, path, arch):
     cfg = model.config
     sd = {k: v.detach().to(torch.bfloat16).float().numpy() for k, v in model.state_dict().items()}
@@ -89,18 +103,7 @@ def write_gguf(model, path, arch):
         w.add_expert_feed_forward_length(ff)
     if arch == "qwen2moe":
         w.add_expert_shared_feed_forward_length(cfg.shared_expert_intermediate_size)
-    n_vocab = cfg.vocab_size
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    # a small but consistent BPE vocabulary: the one merge uses and makes
-    # tokens of the list (the tests feed token ids)
-    w.add_token_list(["<unk>", "<s>", "</s>", "<|eot|>", "t", "0", "t0"] +
-                     [f"x{i}" for i in range(n_vocab - 7)])
-    w.add_token_types([3, 3, 3, 3] + [1] * (n_vocab - 4))
-    w.add_token_merges(["t 0"])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_add_bos_token(False)
+    add_tiny_vocab(w, cfg.vocab_size)
     w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
     names = {"input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weight": "attn_q.weight",
              "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",

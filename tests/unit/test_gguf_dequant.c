@@ -12,7 +12,7 @@
 #include "test.h"
 
 static const char *const g_types[] = {"F32",  "F16",  "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
-                                      "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+                                      "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "MXFP4"};
 
 /* Compares n floats bit for bit; reports the first mismatch. */
 static int same_bits(const float *got, const float *exp, int64_t n, const char *what) {

@@ -231,7 +231,7 @@ static void check_moe(const char *model) {
 
 /* MoE GGUF files in llama.cpp's naming (stacked ffn_*_exps experts, made by
  * tests/gen/gen_gguf_moe.py) against llama-cpp-python and transformers. */
-static void check_gguf(const char *name, air_arch arch) {
+static void check_gguf(const char *name, air_arch arch, int n_expert) {
     char rel[256], text_path[256];
     snprintf(rel, sizeof rel, "models/%s/model.gguf", name);
     snprintf(text_path, sizeof text_path, "models/%s/golden.json", name);
@@ -244,7 +244,7 @@ static void check_gguf(const char *name, air_arch arch) {
     air_source *src;
     ASSERT_OK(air_source_open_gguf(test_data(rel), &src));
     ASSERT_EQ_INT(src->hp.arch, arch);
-    ASSERT_EQ_INT(src->hp.n_expert, 8);
+    ASSERT_EQ_INT(src->hp.n_expert, n_expert);
     char sname[128];
     snprintf(sname, sizeof sname, "store-%s", name);
     const char *store = test_tmp(sname);
@@ -273,11 +273,16 @@ static void check_gguf(const char *name, air_arch arch) {
         w_ll = a > w_ll ? a : w_ll;
         w_hf = b > w_hf ? b : w_hf;
     }
-    fprintf(stderr, "  %s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers\n", name, w_ll,
-            w_hf);
-    if (w_hf > 1e-4 || w_ll > 1e-4)
-        T_FAIL("%s: logits rel. error %.3g vs llama.cpp, %.3g vs transformers (bound 1e-4)", name,
-               w_ll, w_hf);
+    /* llama.cpp multiplies MXFP4 blocks by 8-bit activations: a looser bound */
+    const cJSON *lb = cJSON_GetObjectItem(g, "llama_cpp_rel_bound");
+    double ll_bound = cJSON_IsNumber(lb) ? lb->valuedouble : 1e-4;
+    fprintf(stderr,
+            "  %s: logits rel. error %.3g vs llama.cpp (bound %.3g), %.3g vs transformers\n", name,
+            w_ll, ll_bound, w_hf);
+    if (w_hf > 1e-4 || w_ll > ll_bound)
+        T_FAIL("%s: logits rel. error %.3g vs llama.cpp (bound %.3g), %.3g vs transformers (bound "
+               "1e-4)",
+               name, w_ll, ll_bound, w_hf);
     air_kv_free(&kv);
     ASSERT_OK(air_kv_init(&kv, hp, 128));
     air_gen_options go = {0};
@@ -290,7 +295,7 @@ static void check_gguf(const char *name, air_arch arch) {
     ASSERT_EQ_INT(n_out, ng);
     for (int i = 0; i < n_out; i++)
         if (out[i] != greedy[i])
-            T_FAIL("%s: greedy token %d is %d, llama.cpp gave %d", name, i, out[i], greedy[i]);
+            T_FAIL("%s: greedy token %d is %d, the reference gave %d", name, i, out[i], greedy[i]);
     free(out);
     free(all);
     air_kv_free(&kv);
@@ -299,15 +304,110 @@ static void check_gguf(const char *name, air_arch arch) {
 }
 
 TEST(gguf_qwen3moe) {
-    check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE);
+    check_gguf("gguf_qwen3moe", AIR_ARCH_QWEN3_MOE, 8);
 }
 /* qwen2moe: shared expert and its gate vector, q/k/v biases */
 TEST(gguf_qwen2moe) {
-    check_gguf("gguf_qwen2moe", AIR_ARCH_QWEN2_MOE);
+    check_gguf("gguf_qwen2moe", AIR_ARCH_QWEN2_MOE, 8);
 }
 /* Mixtral as llama.cpp stores it: "llama" with experts, Q/K rows permuted */
 TEST(gguf_mixtral) {
-    check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL);
+    check_gguf("gguf_mixtral", AIR_ARCH_MIXTRAL, 8);
+}
+
+/* deepseek2 as current converters write it: kv_b split into attn_k_b (per
+ * head, transposed) and attn_v_b, rebuilt at split time; sigmoid routing
+ * with exp_probs_b, expert groups, a shared expert, a dense first layer,
+ * YaRN with yarn_log_multiplier */
+TEST(gguf_deepseek2) {
+    check_gguf("gguf_deepseek2", AIR_ARCH_DEEPSEEK_V3, 16);
+}
+/* the same weights with one attn_kv_b, as older converters wrote it */
+TEST(gguf_deepseek2_kvb) {
+    check_gguf("gguf_deepseek2_kvb", AIR_ARCH_DEEPSEEK_V3, 16);
+}
+/* gpt-oss: sinks, biases, post_attention_norm, router and expert biases,
+ * sliding window on even layers, clamped SwiGLU, YaRN */
+TEST(gguf_gpt_oss) {
+    check_gguf("gguf_gpt_oss", AIR_ARCH_GPT_OSS, 16);
+}
+
+/* the same weights with the experts rounded to MXFP4 and stored as GGUF
+ * MXFP4 blocks, as released gpt-oss files hold them (greedy tokens from
+ * transformers: llama.cpp's 8-bit activations leave its path after 25) */
+TEST(gguf_gpt_oss_mxfp4) {
+    check_gguf("gguf_gpt_oss_mxfp4", AIR_ARCH_GPT_OSS, 16);
+}
+
+/* The bytes of a fixture GGUF with `what` (a key or tensor name, found with
+ * its u64 length prefix) changed: a u32 key's value set to v, or a name's
+ * bytes replaced by `rename` (same length); written to tmp_dir/model.gguf,
+ * whose path goes to out. */
+static void patched_gguf(const char *fixture, const char *what, uint32_t v, const char *rename,
+                         const char *tmp_dir, char *out, size_t cap) {
+    char *data;
+    size_t len;
+    ASSERT_OK(air_read_file(test_data(fixture), &data, &len));
+    size_t n = strlen(what);
+    int done = 0;
+    for (size_t i = 8; i + n + 8 <= len && !done; i++) {
+        uint64_t l;
+        memcpy(&l, data + i - 8, 8);
+        if (l != n || memcmp(data + i, what, n) != 0)
+            continue;
+        if (rename)
+            memcpy(data + i, rename, n);
+        else
+            memcpy(data + i + n + 4, &v, 4); /* after the u32 type tag */
+        done = 1;
+    }
+    ASSERT_TRUE(done);
+    snprintf(out, cap, "%s/model.gguf", test_tmp(tmp_dir));
+    FILE *f = fopen(out, "wb");
+    ASSERT_TRUE(f && fwrite(data, 1, len, f) == len);
+    fclose(f);
+    free(data);
+}
+
+/* DeepSeek-V2's softmax routing, and a layer whose kv_b is missing: errors
+ * that say what is wrong */
+TEST(gguf_deepseek2_errors) {
+    air_source *src = NULL;
+    char p[4096];
+    patched_gguf("models/gguf_deepseek2/model.gguf", "deepseek2.expert_gating_func", 1, NULL,
+                 "ds2-softmax", p, sizeof p);
+    ASSERT_ERR(air_source_open_gguf(p, &src), AIR_ERR_UNSUPPORTED, "sigmoid expert routing");
+    patched_gguf("models/gguf_deepseek2/model.gguf", "blk.1.attn_k_b.weight", 0,
+                 "blk.1.attn_x_b.weight", "ds2-nokb", p, sizeof p);
+    ASSERT_OK(air_source_open_gguf(p, &src));
+    air_split_options so = {0};
+    ASSERT_ERR(air_store_split(src, test_tmp("store-ds2-nokb"), &so), AIR_ERR_NOT_FOUND,
+               "layer 1 has neither attn_kv_b.weight nor attn_k_b.weight");
+    air_source_close(src);
+}
+
+/* The automatic RAM budget bounds the expert cache: with a reserve larger
+ * than any memory, it resolves to 0 and nothing is cached (the cache was
+ * once sized from AIR_RAM_AUTO itself and took every expert, which a
+ * memory cap then killed). */
+TEST(auto_budget_bounds_expert_cache) {
+    const char *store = split_model("qwen3_moe", "none");
+    ASSERT_TRUE(store != NULL);
+    air_engine_options o;
+    air_engine_default_options(&o);
+    o.n_threads = 2;
+    o.stream.ram_budget = AIR_RAM_AUTO;
+    o.stream.reserve_bytes = UINT64_MAX / 2;
+    air_engine *e = NULL;
+    ASSERT_OK(air_engine_open(store, &o, &e));
+    air_streamer_stats ss;
+    air_streamer_get_stats(air_engine_streamer(e), &ss);
+    air_experts_stats xs;
+    air_experts_get_stats(air_engine_experts(e), &xs);
+    ASSERT_EQ_INT(ss.ram_budget, 0);
+    ASSERT_EQ_INT(ss.n_pinned, 0);
+    ASSERT_EQ_INT(xs.cache_slots, 0);
+    air_engine_close(e);
 }
 
 TEST(qwen3_moe) {
@@ -345,6 +445,12 @@ int main(void) {
     RUN(gguf_qwen3moe);
     RUN(gguf_qwen2moe);
     RUN(gguf_mixtral);
+    RUN(gguf_deepseek2);
+    RUN(gguf_deepseek2_kvb);
+    RUN(gguf_gpt_oss);
+    RUN(gguf_gpt_oss_mxfp4);
+    RUN(gguf_deepseek2_errors);
+    RUN(auto_budget_bounds_expert_cache);
     RUN(qwen2_moe);
     RUN(mixtral);
     RUN(deepseek_v3);

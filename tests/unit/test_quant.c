@@ -215,11 +215,116 @@ TEST(nf4_block_quantizer_matches_code_search) {
     }
 }
 
+/* Every ISA's weight quantizers (air_row_from_f32 on a forced kernel table)
+ * write exactly the bytes of the scalar reference: random values at scales
+ * from subnormal to 1e30, values on the NF4 midpoints, values whose Q8
+ * product lies on or next to a rounding tie, zeros of both signs, all-zero
+ * blocks, NaN and infinities. */
+TEST(simd_quantizers_equal_the_reference) {
+    enum { N = 64 * 1024 };
+    static float x[N];
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    static const float scales[] = {1e-40f, 1e-30f, 1e-3f, 0.02f, 1.0f, 3.0f, 1e4f, 1e30f};
+    for (int b = 0; b < N / 64; b++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        int kind = (int)(r % 8);
+        float scale = scales[(r >> 8) % 8];
+        for (int i = 0; i < 64; i++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            float u = (float)((double)(r >> 11) / 9007199254740992.0 * 2 - 1);
+            float v = u * scale;
+            if (kind == 1) { /* NF4 midpoints with absmax 1 */
+                int m = (int)((r >> 5) % 15);
+                v = i == 0 ? 1.0f : (air_nf4_values[m] + air_nf4_values[m + 1]) * 0.5f;
+            } else if (kind == 2) { /* Q8 ties: x * 127 near k + 1/2, absmax 1 */
+                int k = (int)((r >> 5) % 127);
+                v = (float)((2 * k + 1) / 254.0);
+                for (int s = (int)((r >> 12) % 5); s > 0; s--)
+                    v = nextafterf(v, (r >> 20) & 1 ? 2.0f : -2.0f);
+                if ((r >> 21) & 1)
+                    v = -v;
+                if (i == 0)
+                    v = 1.0f;
+            } else if (kind == 3) {
+                static const float special[] = {0.0f, -0.0f, 1e-45f, -1e-45f, 1e-38f, -3e38f};
+                v = special[(r >> 5) % 6];
+            } else if (kind == 4) {
+                v = 0.0f;
+            }
+            x[b * 64 + i] = v;
+        }
+    }
+    x[64 * 9 + 5] = NAN;
+    x[64 * 10 + 2] = INFINITY;
+    x[64 * 11 + 40] = -INFINITY;
+    x[64 * 12 + 1] = NAN;
+    x[64 * 12 + 2] = -NAN;
+    static air_block_q8 q8_ref[N / 32], q8[N / 32];
+    static air_block_nf4 nf4_ref[N / 64], nf4[N / 64];
+    air_q8_quantize_row(x, q8_ref, N);
+    air_nf4_quantize_row(x, nf4_ref, N);
+    static const air_isa isas[] = {AIR_ISA_REF, AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
+    int ran = 0;
+    for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+        if (!air_kernels_force_isa(isas[k]))
+            continue;
+        ran++;
+        memset(q8, 0xa5, sizeof q8);
+        memset(nf4, 0xa5, sizeof nf4);
+        air_row_from_f32(AIR_DT_Q8, x, q8, N);
+        air_row_from_f32(AIR_DT_NF4, x, nf4, N);
+        for (int b = 0; b < N / 32; b++)
+            if (memcmp(&q8[b], &q8_ref[b], sizeof q8[b]) != 0)
+                T_FAIL("%s: Q8 block %d (x[0] = %.9g) differs from the reference",
+                       air_isa_name(isas[k]), b, x[b * 32]);
+        for (int b = 0; b < N / 64; b++)
+            if (memcmp(&nf4[b], &nf4_ref[b], sizeof nf4[b]) != 0)
+                T_FAIL("%s: NF4 block %d (x[0] = %.9g) differs from the reference",
+                       air_isa_name(isas[k]), b, x[b * 64]);
+    }
+    air_kernels_force_isa(AIR_ISA_REF);
+    ASSERT_TRUE(ran >= 1);
+    /* NaN and the weights of a block with an infinity get code 0 */
+    ASSERT_EQ_INT(q8_ref[9 * 2].qs[5], 0);
+    ASSERT_EQ_INT(q8_ref[10 * 2].qs[0], 0);
+}
+
+/* Every ISA's 16-bit float rows (air_row_to_f32) give the reference's bits
+ * for all 65536 values of f16 and of bf16 (NaN payloads, signaling ones
+ * included), at every offset of a row's tail. */
+TEST(half_rows_equal_the_reference_on_every_value) {
+    enum { N = 65536 + 13 };
+    static uint16_t h[N];
+    static float ref[N], got[N];
+    for (int i = 0; i < N; i++)
+        h[i] = (uint16_t)(i * 40503u); /* every value, in a scrambled order */
+    static const air_isa isas[] = {AIR_ISA_REF, AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
+    for (int t = 0; t < 2; t++) {
+        air_dtype dt = t ? AIR_DT_BF16 : AIR_DT_F16;
+        for (int i = 0; i < N; i++)
+            ref[i] = t ? air_bf16_to_f32(h[i]) : air_f16_to_f32(h[i]);
+        for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+            if (!air_kernels_force_isa(isas[k]))
+                continue;
+            for (int start = 0; start < 3; start++) {
+                memset(got, 0, sizeof got);
+                air_row_to_f32(dt, h + start, got + start, N - start);
+                if (memcmp(got + start, ref + start, sizeof(float) * (N - start)) != 0)
+                    T_FAIL("%s: %s row from %d differs from the reference", air_isa_name(isas[k]),
+                           t ? "bf16" : "f16", start);
+            }
+        }
+    }
+    air_kernels_force_isa(AIR_ISA_REF);
+}
+
 int main(void) {
     RUN(block_layout);
     RUN(nf4_code_ties_go_low);
     RUN(nf4_matches_bitsandbytes);
     RUN(q8_matches_bitsandbytes);
     RUN(nf4_block_quantizer_matches_code_search);
+    RUN(simd_quantizers_equal_the_reference);
+    RUN(half_rows_equal_the_reference_on_every_value);
     return test_summary();
 }

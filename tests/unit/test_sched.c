@@ -31,6 +31,7 @@ typedef struct {
     int done, completion_tokens, prompt_tokens;
     int stop_after; /* on_text returns 1 after this many pieces (0: never) */
     int pieces;
+    int drafted, accepted, sweeps; /* the result's speculation counts */
 } job;
 
 static void job_init(job *j) {
@@ -63,6 +64,9 @@ static void on_done(void *user, air_status st, const char *err, const air_result
         j->finish = r->finish_reason;
         j->completion_tokens = r->completion_tokens;
         j->prompt_tokens = r->prompt_tokens;
+        j->drafted = r->drafted;
+        j->accepted = r->accepted;
+        j->sweeps = r->sweeps;
     } else {
         j->text = strdup(err);
     }
@@ -391,6 +395,144 @@ TEST(queue_is_bounded_and_context_checked) {
     air_model_close(m);
 }
 
+/* Speculation per request: with lookup, with a draft (the model's own
+ * quantized copy), automatic and fixed budgets, concurrent requests give
+ * exactly what each gives alone through air_chat without speculation:
+ * greedy answers, a stop string, sampled and JSON answers with a seed. */
+typedef struct {
+    const char *name, *draft, *comp;
+    int lookup, draft_max;
+} sched_spec_cfg;
+
+#define SPEC_JOBS 7
+
+static void spec_params(int k, const cJSON *convs, air_message *msgs, int *n,
+                        air_gen_params *gp, const char **stop) {
+    *gp = air_gen_default_params();
+    gp->temperature = 0;
+    gp->max_tokens = 32;
+    int nc = cJSON_GetArraySize(convs);
+    *n = to_msgs(cJSON_GetObjectItem(cJSON_GetArrayItem(convs, k % nc), "messages"), msgs);
+    if (k == 3) { /* a stop string inside the greedy answer */
+        gp->stop = stop;
+        gp->n_stop = 1;
+    } else if (k == 4 || k == 5) { /* sampled; JSON mode */
+        gp->temperature = 1.0f;
+        gp->top_k = 0;
+        gp->top_p = 1.0f;
+        gp->min_p = 0;
+        gp->seed = 11 + (uint64_t)k;
+        gp->json = k == 5;
+    } else if (k == 6) { /* this request alone without speculation */
+        gp->speculative = 0;
+    }
+}
+
+TEST(speculation_per_request_matches_air_chat) {
+    air_model_params mp = air_model_default_params();
+    mp.compression = "none";
+    mp.cache_dir = g_cache;
+    mp.ram_budget = 0; /* streamed: lookup is on by default */
+    air_model *m = NULL;
+    ASSERT_OK(air_model_open(test_data("models/tiny_chat"), &mp, &m));
+    const cJSON *convs = cJSON_GetObjectItem(g_golden, "conversations");
+    /* the stop string: three characters from the middle of a greedy answer */
+    air_message msgs[8];
+    int n;
+    air_gen_params gp;
+    const char *stops[1] = {NULL};
+    spec_params(0, convs, msgs, &n, &gp, stops);
+    n = to_msgs(cJSON_GetObjectItem(cJSON_GetArrayItem(convs, 3 % cJSON_GetArraySize(convs)),
+                                    "messages"),
+                msgs);
+    gp.speculative = 0;
+    air_result full;
+    ASSERT_OK(air_chat(m, msgs, n, &gp, &full));
+    size_t len = strlen(full.text);
+    ASSERT_TRUE(len > 12);
+    char stop[4];
+    memcpy(stop, full.text + len / 2, 3);
+    stop[3] = 0;
+    stops[0] = stop;
+    air_result_free(&full);
+    /* each request alone, without speculation */
+    air_result alone[SPEC_JOBS];
+    for (int k = 0; k < SPEC_JOBS; k++) {
+        spec_params(k, convs, msgs, &n, &gp, stops);
+        gp.speculative = 0;
+        ASSERT_OK(air_chat(m, msgs, n, &gp, &alone[k]));
+    }
+    static const sched_spec_cfg cfgs[] = {
+        {"lookup (default when streamed)", NULL, NULL, -1, 0},
+        {"8bit copy draft + lookup, automatic", "models/tiny_chat", "8bit", 1, 0},
+        {"4bit copy draft, fixed 8", "models/tiny_chat", "4bit", 0, 8},
+    };
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        air_sched_params sp = air_sched_default_params();
+        sp.prefill_chunk = 9; /* prompts in chunks next to the others' candidates */
+        sp.draft_model = cfgs[c].draft ? test_data(cfgs[c].draft) : NULL;
+        sp.draft_compression = cfgs[c].comp;
+        sp.lookup = cfgs[c].lookup;
+        sp.draft_max = cfgs[c].draft_max;
+        air_sched *s = NULL;
+        ASSERT_OK(air_sched_start(m, &sp, &s));
+        job jobs[SPEC_JOBS];
+        air_request *reqs[SPEC_JOBS];
+        for (int k = 0; k < SPEC_JOBS; k++) {
+            job_init(&jobs[k]);
+            spec_params(k, convs, msgs, &n, &gp, stops);
+            gp.on_text = on_text;
+            gp.user = &jobs[k];
+            ASSERT_OK(air_sched_submit(s, msgs, n, NULL, &gp, on_done, &reqs[k]));
+        }
+        int drafted = 0, accepted = 0;
+        for (int k = 0; k < SPEC_JOBS; k++) {
+            job *j = &jobs[k];
+            job_wait(j);
+            ASSERT_OK(j->st);
+            if (strcmp(j->text, alone[k].text) != 0 || strcmp(j->finish, alone[k].finish_reason))
+                fprintf(stderr, "  %s, request %d:\n    alone: [%s] %s\n    sched: [%s] %s\n",
+                        cfgs[c].name, k, alone[k].finish_reason, alone[k].text, j->finish,
+                        j->text);
+            ASSERT_EQ_STR(j->text, alone[k].text);
+            ASSERT_EQ_STR(j->streamed.data ? j->streamed.data : "", alone[k].text);
+            ASSERT_EQ_STR(j->finish, alone[k].finish_reason);
+            ASSERT_EQ_INT(j->completion_tokens, alone[k].completion_tokens);
+            if (k == 6)
+                ASSERT_EQ_INT(j->drafted, 0); /* speculative = 0 for this request */
+            drafted += j->drafted;
+            accepted += j->accepted;
+            air_request_free(reqs[k]);
+            job_free(j);
+        }
+        air_sched_stats st;
+        air_sched_get_stats(s, &st);
+        fprintf(stderr,
+                "  %-36s same answers; %llu decode steps, %llu tokens (%.2f per step), "
+                "%llu/%llu candidates accepted\n",
+                cfgs[c].name, (unsigned long long)st.decode_steps,
+                (unsigned long long)st.decode_tokens,
+                st.decode_steps ? (double)st.decode_tokens / st.decode_steps : 0,
+                (unsigned long long)st.accepted, (unsigned long long)st.drafted);
+        ASSERT_TRUE(drafted > 0);
+        ASSERT_EQ_INT(st.drafted, drafted);
+        ASSERT_EQ_INT(st.accepted, accepted);
+        if (cfgs[c].draft) /* the model's own copy agrees: steps carry several tokens */
+            ASSERT_TRUE(accepted > 0 && st.decode_tokens > st.decode_steps);
+        /* a request naming another draft is refused */
+        gp = air_gen_default_params();
+        gp.draft_model = test_data("gguf/tiny_llama.gguf");
+        air_request *bad = NULL;
+        ASSERT_TRUE(air_sched_submit(s, msgs, n, NULL, &gp, on_done, &bad) ==
+                    AIR_ERR_UNSUPPORTED);
+        air_sched_stop(s);
+    }
+    for (int k = 0; k < SPEC_JOBS; k++)
+        air_result_free(&alone[k]);
+    air_model_close(m);
+    air_model_cache_clear();
+}
+
 int main(void) {
     snprintf(g_cache, sizeof g_cache, "%s", test_tmp("sched-cache"));
     char *text;
@@ -405,6 +547,7 @@ int main(void) {
     RUN(json_stop_and_cancel_per_request);
     RUN(tools_and_schemas_per_request_match_air_chat);
     RUN(queue_is_bounded_and_context_checked);
+    RUN(speculation_per_request_matches_air_chat);
     cJSON_Delete(g_golden);
     return test_summary();
 }

@@ -24,6 +24,8 @@
 #include "model/forward.h"
 #include "runtime/generate.h"
 #include "runtime/spec.h"
+#include "runtime/spec_share.h"
+#include "runtime/sweep.h"
 #include "source/source.h"
 #include "store/store.h"
 #include "test.h"
@@ -83,9 +85,11 @@ static int stop_cb(void *user, int32_t id) {
     return s->stop_after && ++s->seen >= s->stop_after;
 }
 
-/* Generates n tokens; spec NULL = plain. */
-static int gen(air_engine *e, const air_spec_options *spec, float temp, uint64_t seed, int n,
-               const int32_t *eos, int n_eos, int stop_after, int32_t *out, air_gen_stats *gs) {
+/* Generates n tokens after prompt; spec NULL = plain. */
+static int gen_after(air_engine *e, const int32_t *prompt, int n_prompt,
+                     const air_spec_options *spec, float temp, uint64_t seed, int n,
+                     const int32_t *eos, int n_eos, int stop_after, int32_t *out,
+                     air_gen_stats *gs) {
     air_kv kv;
     if (air_kv_init(&kv, air_engine_hparams(e), 256))
         return -1;
@@ -102,7 +106,7 @@ static int gen(air_engine *e, const air_spec_options *spec, float temp, uint64_t
     go.spec = spec;
     int32_t *ids = NULL;
     int n_out = -1;
-    air_status s = air_generate(e, &kv, k_prompt, N_PROMPT, &go, &ids, &n_out, gs);
+    air_status s = air_generate(e, &kv, prompt, n_prompt, &go, &ids, &n_out, gs);
     air_kv_free(&kv);
     if (s) {
         fprintf(stderr, "generate: %s\n", air_last_error());
@@ -112,6 +116,11 @@ static int gen(air_engine *e, const air_spec_options *spec, float temp, uint64_t
     memcpy(out, ids, sizeof(int32_t) * (size_t)n_out);
     free(ids);
     return n_out;
+}
+
+static int gen(air_engine *e, const air_spec_options *spec, float temp, uint64_t seed, int n,
+               const int32_t *eos, int n_eos, int stop_after, int32_t *out, air_gen_stats *gs) {
+    return gen_after(e, k_prompt, N_PROMPT, spec, temp, seed, n, eos, n_eos, stop_after, out, gs);
 }
 
 static air_spec_options spec_opts(air_engine *draft, int lookup, int max_nodes) {
@@ -731,6 +740,226 @@ TEST(api_refuses_other_vocabulary) {
     air_model_cache_clear();
 }
 
+/* ---- several sequences in one pass (runtime/sweep.h) --------------------- */
+
+#define SW_SEQS 4
+
+/* Sequence i's prompt: the test prompt rotated, so the sequences differ. */
+static void sw_prompt(int i, int32_t *p) {
+    for (int j = 0; j < N_PROMPT; j++)
+        p[j] = k_prompt[(j + 3 * i) % N_PROMPT] + (j == 0 ? i : 0);
+}
+
+static int sw_max_tokens(int i) {
+    return 44 - 7 * i;
+}
+
+/* Runs SW_SEQS sequences together (sequence i joins at step 2 i, prompts in
+ * chunks of 4 rows next to the others' decode and candidate rows), with
+ * speculation so (NULL: none); out[i] gets each output. */
+static int sweep_run(const air_spec_options *so, float temp, const int32_t *eos, int n_eos,
+                     int stop_after, int32_t out[][64], int *n_out, air_sweep_info *tot) {
+    air_seq seqs[SW_SEQS];
+    stopper stop[SW_SEQS];
+    air_seq *act[SW_SEQS];
+    air_sweep_spec sw;
+    memset(&sw, 0, sizeof sw);
+    sw.share.max_total = 128;
+    sw.draft_ok = 1;
+    memset(tot, 0, sizeof *tot);
+    int ok = 1, n_act = 0;
+    for (int i = 0; i < SW_SEQS; i++) {
+        int32_t p[N_PROMPT];
+        sw_prompt(i, p);
+        air_gen_options go = {0};
+        go.max_tokens = sw_max_tokens(i);
+        air_sampler_default_params(&go.sampler);
+        go.sampler.temperature = temp;
+        go.sampler.seed = 7 + (uint64_t)i;
+        go.eos_ids = eos;
+        go.n_eos = n_eos;
+        stop[i] = (stopper){stop_after, 0};
+        go.on_token = stop_cb;
+        go.user = &stop[i];
+        go.spec = so;
+        if (air_seq_init(&seqs[i], air_engine_hparams(g_llama), p, N_PROMPT, &go, NULL, 256)) {
+            fprintf(stderr, "seq: %s\n", air_last_error());
+            ok = 0;
+        }
+    }
+    for (int step = 0; ok && step < 400; step++) {
+        n_act = 0;
+        int live = 0;
+        for (int i = 0; i < SW_SEQS; i++)
+            if (step >= 2 * i) {
+                act[n_act++] = &seqs[i];
+                live += !seqs[i].done;
+            }
+        if (!live && n_act == SW_SEQS)
+            break;
+        air_sweep_info inf;
+        if (air_sweep_step(g_llama, act, n_act, 4, so ? &sw : NULL, &inf)) {
+            fprintf(stderr, "sweep: %s\n", air_last_error());
+            ok = 0;
+        }
+        tot->rows += inf.rows;
+        tot->decoded += inf.decoded;
+        tot->tokens += inf.tokens;
+        tot->drafted += inf.drafted;
+        tot->accepted += inf.accepted;
+    }
+    for (int i = 0; i < SW_SEQS; i++) {
+        if (seqs[i].err || !seqs[i].done) {
+            fprintf(stderr, "seq %d: %s\n", i, seqs[i].err ? seqs[i].errmsg : "not done");
+            ok = 0;
+        }
+        n_out[i] = seqs[i].n_gen;
+        memcpy(out[i], seqs[i].gen, sizeof(int32_t) * (size_t)seqs[i].n_gen);
+        air_seq_free(&seqs[i]);
+    }
+    return ok;
+}
+
+/* Every sequence of a speculative sweep run equals the sequence decoded
+ * plainly alone (air_generate). Returns the run's totals. */
+static void sweep_expect_same(const char *what, const air_spec_options *so, float temp,
+                              int eos_k, int stop_after, air_sweep_info *tot) {
+    int32_t out[SW_SEQS][64], alone[64], eos = -1;
+    int n_out[SW_SEQS];
+    air_gen_stats gs;
+    if (eos_k >= 0) { /* a token sequence q emits plainly from index eos_k on becomes EOS */
+        int32_t p[N_PROMPT];
+        int q = eos_k % SW_SEQS;
+        sw_prompt(q, p);
+        int n = gen_after(g_llama, p, N_PROMPT, NULL, temp, 7 + (uint64_t)q, sw_max_tokens(q),
+                          NULL, 0, 0, alone, &gs);
+        /* the first token from index eos_k on that sequence q has not emitted before */
+        int k = eos_k, seen = 1;
+        for (; k < n && seen; k += seen) {
+            seen = 0;
+            for (int j = 0; j < k; j++)
+                seen |= alone[j] == alone[k];
+        }
+        if (seen || k >= n)
+            T_FAIL("%s: no new token from index %d of sequence %d's plain output (%d tokens)",
+                   what, eos_k, q, n);
+        eos = alone[k];
+    }
+    if (!sweep_run(so, temp, eos_k >= 0 ? &eos : NULL, eos_k >= 0, stop_after, out, n_out, tot))
+        T_FAIL("%s: the sweep run failed", what);
+    int ended_by_eos = 0;
+    for (int i = 0; i < SW_SEQS; i++) {
+        int32_t p[N_PROMPT];
+        sw_prompt(i, p);
+        int n = gen_after(g_llama, p, N_PROMPT, NULL, temp, 7 + (uint64_t)i, sw_max_tokens(i),
+                          eos_k >= 0 ? &eos : NULL, eos_k >= 0, stop_after, alone, &gs);
+        if (n < 0 || n != n_out[i] || memcmp(alone, out[i], sizeof(int32_t) * (size_t)n) != 0)
+            T_FAIL("%s: sequence %d differs from plain decoding alone (%d vs %d tokens)", what, i,
+                   n_out[i], n);
+        ended_by_eos += gs.stopped_by_eos;
+    }
+    if (eos_k >= 0 && !ended_by_eos)
+        T_FAIL("%s: no sequence met the EOS id", what);
+    fprintf(stderr, "  %-40s %d decode steps, %d tokens (%.2f per step), %d/%d accepted\n", what,
+            tot->decoded, tot->tokens, tot->decoded ? (double)tot->tokens / tot->decoded : 0,
+            tot->accepted, tot->drafted);
+}
+
+TEST(sweep_greedy_identity) {
+    air_sweep_info tot;
+    air_spec_options so = spec_opts(NULL, 1, 8);
+    sweep_expect_same("sweep, lookup (8)", &so, 0, -1, 0, &tot);
+    ASSERT_TRUE(tot.drafted > 0);
+    so = spec_opts(g_llama4, 0, 8);
+    sweep_expect_same("sweep, 4bit copy draft, chain (8)", &so, 0, -1, 0, &tot);
+    /* the copy agrees most of the time: steps carry several tokens */
+    ASSERT_TRUE(tot.accepted > 0);
+    ASSERT_TRUE(tot.tokens > tot.decoded + tot.decoded / 2);
+    so = spec_opts(g_qwen2, 0, 32);
+    sweep_expect_same("sweep, other-weights draft, tree (32)", &so, 0, -1, 0, &tot);
+    ASSERT_TRUE(tot.drafted > 0);
+    so = spec_opts(g_llama4, 1, 0);
+    sweep_expect_same("sweep, lookup + 4bit draft, automatic", &so, 0, -1, 0, &tot);
+    ASSERT_TRUE(tot.drafted > 0);
+}
+
+TEST(sweep_sampled_identity) {
+    air_sweep_info tot;
+    air_spec_options so = spec_opts(g_llama4, 0, 16);
+    sweep_expect_same("sweep, sampled, 4bit draft (16)", &so, 0.8f, -1, 0, &tot);
+    ASSERT_TRUE(tot.accepted > 0);
+    so = spec_opts(g_qwen2, 1, 8);
+    sweep_expect_same("sweep, sampled, other-weights + lookup (8)", &so, 1.0f, -1, 0, &tot);
+}
+
+TEST(sweep_eos_and_stop_inside_accepted_run) {
+    air_sweep_info tot;
+    air_spec_options so = spec_opts(g_llama4, 1, 16);
+    static const int k_eos[] = {4, 9, 6, 7, 2, 21}; /* index k of sequence k % 4 */
+    for (int i = 0; i < 6; i++)
+        sweep_expect_same("sweep, EOS inside a run", &so, 0, k_eos[i], 0, &tot);
+    for (int k = 3; k < 25; k += 7)
+        sweep_expect_same("sweep, callback stop inside a run", &so, 0, -1, k, &tot);
+}
+
+/* The shared budget follows measured sweep costs (synthetic times). */
+static void share_plan_after(double (*pass_seconds)(int rows), int agree, int n, int *budget) {
+    air_spec_options o = {0};
+    o.lookup = 1;
+    o.n_vocab = 512;
+    o.streamed = 1;
+    air_spec *s[8] = {0};
+    int room[8];
+    for (int i = 0; i < n; i++) {
+        air_spec_new(&o, 1024, &s[i]);
+        room[i] = 64;
+    }
+    air_spec_share sh;
+    memset(&sh, 0, sizeof sh);
+    sh.max_total = 128;
+    int32_t hist[600];
+    for (int i = 0; i < 600; i++)
+        hist[i] = 10 + i % 7;
+    for (int k = 0; k < 16; k++) {
+        air_spec_share_plan(&sh, s, room, n, n, n, budget);
+        int rows = n;
+        for (int i = 0; i < n; i++) {
+            const air_spec_tree *t;
+            air_spec_propose(s[i], hist, 60 + k, budget[i], &t);
+            int depth = 0;
+            for (int j = 0; j < t->n; j++)
+                depth = t->depth[j] > depth ? t->depth[j] : depth;
+            air_spec_record(s[i], 1 + t->n, agree ? depth : 0);
+            rows += t->n;
+        }
+        air_spec_share_observe(&sh, rows, pass_seconds(rows));
+    }
+    air_spec_share_plan(&sh, s, room, n, n, n, budget);
+    for (int i = 0; i < n; i++)
+        air_spec_free(s[i]);
+}
+
+TEST(sweep_budget_from_measured_costs) {
+    int b[8];
+    /* streamed: a sweep costs the same with more rows: every sequence speculates */
+    share_plan_after(flat_cost, 1, 4, b);
+    fprintf(stderr, "  flat sweep cost, 4 sequences: budgets %d %d %d %d\n", b[0], b[1], b[2], b[3]);
+    for (int i = 0; i < 4; i++)
+        ASSERT_TRUE(b[i] >= 8);
+    /* the candidates of all sequences together stay within the cap */
+    ASSERT_TRUE(b[0] + b[1] + b[2] + b[3] <= 128);
+    /* resident: every row costs as much as a sequence's pass: off */
+    share_plan_after(linear_cost, 1, 4, b);
+    fprintf(stderr, "  sweep cost proportional to rows: budgets %d %d %d %d\n", b[0], b[1], b[2],
+            b[3]);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ_INT(b[i], 0);
+    /* wrong candidates never pay */
+    share_plan_after(resident_cost, 0, 4, b);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ_INT(b[i], 0);
+}
+
 int main(void) {
     const char *llama = split("llama", "none"), *qwen2 = split("qwen2", "none"),
                *llama4 = split("llama", "4bit");
@@ -749,6 +978,10 @@ int main(void) {
     RUN(chi_square_sampling);
     RUN(api_same_text_stops_json);
     RUN(api_refuses_other_vocabulary);
+    RUN(sweep_greedy_identity);
+    RUN(sweep_sampled_identity);
+    RUN(sweep_eos_and_stop_inside_accepted_run);
+    RUN(sweep_budget_from_measured_costs);
     air_engine_close(g_llama);
     air_engine_close(g_qwen2);
     air_engine_close(g_llama4);

@@ -1,11 +1,14 @@
 /*
  * test_store.c - model sources and the layer store: clear errors on broken
  * models, reuse of a complete store, resume of an interrupted split,
- * checksum verification, delete_original, single-file models.
+ * checksum verification, delete_original, single-file models, the same
+ * store bytes whatever ISA, thread count or way of reading made them.
  */
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/pool.h"
 #include "model/forward.h"
 #include "source/source.h"
 #include "store/store.h"
@@ -146,6 +149,149 @@ TEST(context_limit) {
     air_engine_close(e);
 }
 
+/* Every file of store a equals the file of the same name in b, byte for
+ * byte (the same source: the same model id); returns the number compared,
+ * or -1 at the first difference. */
+static int same_store_files(const char *a, const char *b) {
+    DIR *d = opendir(a);
+    struct dirent *e;
+    int n = 0;
+    while (d && n >= 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *pa = air_path_join(a, e->d_name), *pb = air_path_join(b, e->d_name);
+        char *da = NULL, *db = NULL;
+        size_t na = 0, nb = 0;
+        int same = air_read_file(pa, &da, &na) == AIR_OK && air_read_file(pb, &db, &nb) == AIR_OK &&
+                   na == nb && memcmp(da, db, na) == 0;
+        if (!same)
+            fprintf(stderr, "%s differs from %s\n", pa, pb);
+        n = same ? n + 1 : -1;
+        free(da);
+        free(db);
+        free(pa);
+        free(pb);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The split writes the same bytes whatever runs it: the scalar quantizers on
+ * one thread reading each tensor into a buffer (no view), or each SIMD ISA on
+ * three threads, each reading its own rows of the source file, while the writer
+ * threads write the previous unit. */
+TEST(split_bytes_do_not_depend_on_isa_threads_or_reading) {
+    const char *model = test_data("models/llama");
+    static const air_compression comps[] = {AIR_COMP_NONE, AIR_COMP_8BIT, AIR_COMP_4BIT};
+    static const air_isa isas[] = {AIR_ISA_AVX2, AIR_ISA_AVX512, AIR_ISA_NEON};
+    air_pool *pool = air_pool_create(3);
+    for (int c = 0; c < 3; c++) {
+        char ref[1024];
+        static const char *ref_names[] = {"isa-ref-none", "isa-ref-8", "isa-ref-4"};
+        snprintf(ref, sizeof ref, "%s", test_tmp(ref_names[c]));
+        air_source *src = NULL;
+        ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+        int n_units = src->hp.n_layer + 2;
+        ASSERT_TRUE(air_kernels_force_isa(AIR_ISA_REF));
+        src->locate = NULL; /* every tensor read into a buffer */
+        air_split_options so = {0};
+        so.compression = comps[c];
+        ASSERT_OK(air_store_split(src, ref, &so));
+        air_source_close(src);
+        for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+            if (!air_kernels_force_isa(isas[k]))
+                continue;
+            char name[64], dir[1024];
+            snprintf(name, sizeof name, "isa-%s-%d", air_isa_name(isas[k]), c);
+            snprintf(dir, sizeof dir, "%s", test_tmp(name)); /* emptied */
+            ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+            ASSERT_TRUE(src->locate != NULL);
+            so.pool = pool;
+            ASSERT_OK(air_store_split(src, dir, &so));
+            air_source_close(src);
+            so.pool = NULL;
+            if (same_store_files(ref, dir) < n_units + 1) /* units and manifest at least */
+                T_FAIL("%s store split with %s on 3 threads differs from the scalar one",
+                       air_compression_name(comps[c]), air_isa_name(isas[k]));
+        }
+    }
+    air_kernels_force_isa(AIR_ISA_REF);
+    air_pool_free(pool);
+}
+
+/* With room for one unit buffer only, each unit is written before the next
+ * is read: the same store. */
+TEST(split_within_a_one_buffer_budget) {
+    const char *model = test_data("models/llama");
+    char ref[1024], small[1024];
+    snprintf(ref, sizeof ref, "%s", test_tmp("budget-ref"));
+    snprintf(small, sizeof small, "%s", test_tmp("budget-one"));
+    air_pool *pool = air_pool_create(2);
+    air_split_options so = {0};
+    so.compression = AIR_COMP_4BIT;
+    so.pool = pool;
+    air_source *src = NULL;
+    ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+    int n_units = src->hp.n_layer + 2;
+    ASSERT_OK(air_store_split(src, ref, &so));
+    air_source_close(src);
+    so.buffer_budget = 1;
+    ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+    ASSERT_OK(air_store_split(src, small, &so));
+    air_source_close(src);
+    air_pool_free(pool);
+    ASSERT_TRUE(same_store_files(ref, small) >= n_units + 1);
+}
+
+/* A shard cut short after the source was opened (the split reads it then):
+ * an error naming the file and the byte, not a signal, and no unit file or
+ * temp file of the unit it was reading. */
+TEST(source_truncated_during_the_split) {
+    char model[1024], store[1024];
+    snprintf(model, sizeof model, "%s", test_tmp("trunc-model"));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cp -r '%s'/. '%s'/", test_data("models/llama"), model);
+    ASSERT_TRUE(system(cmd) == 0);
+    snprintf(store, sizeof store, "%s", test_tmp("trunc-store"));
+    air_source *src = NULL;
+    ASSERT_OK(air_source_open_hfdir(model, 0, &src));
+    DIR *d = opendir(model);
+    struct dirent *e;
+    int cut = 0;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 12 && strcmp(e->d_name + n - 12, ".safetensors") == 0) {
+            char *p = air_path_join(model, e->d_name);
+            struct stat sb;
+            if (stat(p, &sb) == 0 && truncate(p, sb.st_size / 2) == 0)
+                cut++;
+            free(p);
+        }
+    }
+    if (d)
+        closedir(d);
+    ASSERT_TRUE(cut > 0);
+    air_split_options so = {0};
+    so.compression = AIR_COMP_8BIT;
+    air_pool *pool = air_pool_create(2);
+    so.pool = pool;
+    air_status st = air_store_split(src, store, &so);
+    air_source_close(src);
+    air_pool_free(pool);
+    fprintf(stderr, "  %s\n", air_last_error());
+    ASSERT_TRUE(st == AIR_ERR_FORMAT || st == AIR_ERR_IO);
+    ASSERT_TRUE(strstr(air_last_error(), "safetensors") != NULL);
+    ASSERT_TRUE(strstr(air_last_error(), "at byte") != NULL);
+    ASSERT_TRUE(!air_store_exists(store));
+    d = opendir(store);
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".tmp"))
+            T_FAIL("%s left behind in %s", e->d_name, store);
+    if (d)
+        closedir(d);
+}
+
 TEST(single_file_equals_sharded) {
     char a[1024], b[1024];
     snprintf(a, sizeof a, "%s", test_tmp("sharded"));
@@ -269,6 +415,9 @@ int main(void) {
     RUN(corrupt_layer_is_detected);
     RUN(context_limit);
     RUN(single_file_equals_sharded);
+    RUN(split_bytes_do_not_depend_on_isa_threads_or_reading);
+    RUN(split_within_a_one_buffer_budget);
+    RUN(source_truncated_during_the_split);
     RUN(delete_original);
     RUN(parts_of_a_store);
     return test_summary();

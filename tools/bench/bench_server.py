@@ -15,6 +15,13 @@ The bench model of make_bench_model.py has no tokenizer; the server needs
 one, so the Llama-2 tokenizer of tests/fixtures/tokenizers/llama2 (32000
 ids, the bench model's vocabulary) is copied next to it when it is missing.
 
+With --speculation "ARGS" two servers run side by side, one with
+--no-speculation and one with ARGS (e.g. "--lookup", or "--draft MODEL"),
+and the rounds interleave over both, so their ratio is measured under the
+same load; the table adds tokens per request-sweep (tokens/step: 1 without
+speculation) and the acceptance rate from /metrics. --chat TEXT sends that
+user message to /v1/chat/completions instead of distinct raw prompts.
+
 Usage:
     tools/bench/make_bench_model.py /tmp/bench-model
     tools/bench/bench_server.py /tmp/bench-model --ram 0       # every layer streamed
@@ -22,7 +29,11 @@ Usage:
 Options: --compression C (default 4bit), --tokens N (per request, default
 16), --concurrency 1,4,8,16, --rounds R (the median of R rounds, run
 interleaved over the concurrencies; default 3), --binary
-PATH (default build/airllm), --cache-dir DIR.
+PATH (default build/airllm), --cache-dir DIR, --speculation "ARGS",
+--chat TEXT.
+
+    tools/bench/bench_server.py models/SmolLM2-135M-Instruct.Q4_1.gguf -c none --ram 0 \
+        --concurrency 1,4 --tokens 64 --speculation=--lookup --chat "Rewrite ..."
 """
 
 import argparse
@@ -45,7 +56,7 @@ WORDS = ("river mountain copper violet engine harbor lantern meadow orbit canyon
 
 
 def ensure_tokenizer(model_dir):
-    if os.path.isfile(os.path.join(model_dir, "tokenizer.json")):
+    if not os.path.isdir(model_dir) or os.path.isfile(os.path.join(model_dir, "tokenizer.json")):
         return
     src = os.path.join(REPO, "tests", "fixtures", "tokenizers", "llama2")
     for name in ("tokenizer.json", "tokenizer_config.json"):
@@ -55,9 +66,9 @@ def ensure_tokenizer(model_dir):
     print(f"copied the llama2 tokenizer into {model_dir}", file=sys.stderr)
 
 
-def start_server(args):
+def start_server(args, extra=()):
     cmd = [args.binary, "serve", args.model, "-c", args.compression, "--ram", args.ram,
-           "--port", "0", "--max-batch", "16", "--ctx", "256", "-q"]
+           "--port", "0", "--max-batch", "16", "--ctx", str(args.ctx), "-q", *extra]
     if args.cache_dir:
         cmd += ["--cache-dir", args.cache_dir]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -88,15 +99,20 @@ def metrics(base):
         return json.loads(r.read())["models"][0]
 
 
-def one_round(base, n, tokens):
+def one_round(base, n, tokens, chat=None):
     out = [None] * n
     go = threading.Barrier(n + 1)
 
     def client(i):
         prompt = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(8))
         go.wait()
-        out[i] = post(base + "/v1/completions", {"prompt": prompt, "max_tokens": tokens,
-                                                 "temperature": 0})
+        if chat:
+            out[i] = post(base + "/v1/chat/completions",
+                          {"messages": [{"role": "user", "content": chat}],
+                           "max_tokens": tokens, "temperature": 0})
+        else:
+            out[i] = post(base + "/v1/completions", {"prompt": prompt, "max_tokens": tokens,
+                                                     "temperature": 0})
     ts = [threading.Thread(target=client, args=(i,)) for i in range(n)]
     for t in ts:
         t.start()
@@ -108,8 +124,54 @@ def one_round(base, n, tokens):
     wall = time.monotonic() - t0
     m1 = metrics(base)
     toks = sum(r["usage"]["completion_tokens"] for r in out)
-    return {"n": n, "tokens": toks, "wall": wall, "tps": toks / wall,
-            "sweeps": m1["sweeps"] - m0["sweeps"], "rows": m1["rows"] - m0["rows"]}
+    d = {k: m1.get(k, 0) - m0.get(k, 0) for k in
+         ("sweeps", "rows", "decode_steps", "decode_tokens", "drafted", "accepted")}
+    text = [(r["choices"][0].get("message") or {}).get("content", r["choices"][0].get("text"))
+            for r in out]
+    return {"n": n, "tokens": toks, "wall": wall, "tps": toks / wall, "text": text, **d}
+
+
+def median(runs):
+    return sorted(runs, key=lambda r: r["tps"])[(len(runs) - 1) // 2]
+
+
+def compare(args, ns):
+    """Plain and speculative servers side by side, rounds interleaved."""
+    extra = args.speculation.split()
+    servers = [start_server(args, ["--no-speculation"]), start_server(args, extra)]
+    try:
+        for _, base in servers:
+            one_round(base, 1, 2, args.chat)  # warm-up
+        runs = {(s, n): [] for s in range(2) for n in ns}
+        same = True
+        for k in range(args.rounds):
+            for n in ns:
+                got = []
+                for s, (_, base) in enumerate(servers):
+                    r = one_round(base, n, args.tokens, args.chat)
+                    runs[(s, n)].append(r)
+                    got.append(r["text"])
+                    print(f"round {k + 1} {'spec' if s else 'plain'} N={n}: {r['tokens']} tokens "
+                          f"in {r['wall']:.2f} s = {r['tps']:.2f} tok/s, {r['sweeps']} sweeps",
+                          file=sys.stderr)
+                same &= got[0] == got[1]
+        print(f"\n`--ram {args.ram}`, {args.compression}, speculation `{args.speculation}`, "
+              f"{args.tokens} tokens per request, median of {args.rounds} interleaved rounds; "
+              f"answers {'identical' if same else 'DIFFERENT'} with and without:\n")
+        print("| concurrent | plain tok/s | spec tok/s | speed-up | plain tokens/sweep | "
+              "spec tokens/sweep | spec tokens/step | accepted |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n in ns:
+            p, q = median(runs[(0, n)]), median(runs[(1, n)])
+            acc = q["accepted"] / q["drafted"] if q["drafted"] else 0
+            print(f"| {n} | {p['tps']:.2f} | {q['tps']:.2f} | **{q['tps'] / p['tps']:.2f}×** | "
+                  f"{p['tokens'] / max(p['sweeps'], 1):.2f} | "
+                  f"{q['tokens'] / max(q['sweeps'], 1):.2f} | "
+                  f"{q['decode_tokens'] / max(q['decode_steps'], 1):.2f} | {100 * acc:.0f}% |")
+    finally:
+        for proc, _ in servers:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
 
 
 def main():
@@ -122,8 +184,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--binary", default=os.path.join(REPO, "build", "airllm"))
     ap.add_argument("--cache-dir")
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--speculation")
+    ap.add_argument("--chat")
     args = ap.parse_args()
     ensure_tokenizer(args.model)
+    if args.speculation:
+        compare(args, [int(x) for x in args.concurrency.split(",")])
+        return
     proc, base = start_server(args)
     try:
         one_round(base, 1, 2)  # warm-up: first reads, allocations
@@ -135,7 +203,7 @@ def main():
                 runs[n].append(r)
                 print(f"round {k + 1} N={n}: {r['tokens']} tokens in {r['wall']:.2f} s = "
                       f"{r['tps']:.2f} tok/s, {r['sweeps']} sweeps", file=sys.stderr)
-        rows = [sorted(runs[n], key=lambda r: r["tps"])[(len(runs[n]) - 1) // 2] for n in ns]
+        rows = [median(runs[n]) for n in ns]
         base_tps = rows[0]["tps"]
         print(f"\n`--ram {args.ram}`, {args.compression}, {args.tokens} tokens per request, "
               f"median of {args.rounds} interleaved rounds:\n")

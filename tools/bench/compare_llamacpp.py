@@ -16,9 +16,15 @@ and prints one markdown table with the ratio airllm.c / llama.cpp per row.
     python3 tools/bench/make_bench_model.py /tmp/bench-model
     python3 tools/bench/compare_llamacpp.py /tmp/bench-model --threads 2
 
-Needs numpy, gguf and llama-cpp-python (build it with -DGGML_NATIVE=ON for
-this CPU's SIMD: CMAKE_ARGS="-DGGML_NATIVE=ON" pip install llama-cpp-python),
-and build/airllm.
+The engines take turns, one repetition each, and the best repetition of each
+is kept, so a change in the machine's load reaches both.
+
+Needs numpy, gguf and llama-cpp-python built for this CPU's SIMD
+(CMAKE_ARGS="-DGGML_NATIVE=ON" pip install llama-cpp-python; on a virtual
+machine that reports AMX but cannot run its tile instructions, llama.cpp dies
+with SIGILL in tileloadd: build it with the x86 features named instead, e.g.
+-DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_VBMI=ON
+-DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF), and build/airllm.
 """
 import argparse
 import json
@@ -77,6 +83,16 @@ def permute_rows(w, n_head):
              .swapaxes(1, 2).reshape(w.shape))
 
 
+def add_id_vocab(w, vocab):
+    """A vocabulary of the model's size for token ids only, no text."""
+    w.add_tokenizer_model("llama")
+    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [f"<t{i}>".encode() for i in range(3, vocab)])
+    w.add_token_scores([0.0] * vocab)
+    w.add_token_types([2, 3, 3] + [1] * (vocab - 3))
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+
+
 def write_gguf(folder, path, qtype):
     import gguf
 
@@ -97,13 +113,7 @@ def write_gguf(folder, path, qtype):
     w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-5)))
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if qtype == gguf.GGMLQuantizationType.Q8_0
                     else gguf.LlamaFileType.MOSTLY_Q4_0)
-    # a byte-level vocabulary of the model's size: ids only, no text
-    w.add_tokenizer_model("llama")
-    w.add_token_list([b"<unk>", b"<s>", b"</s>"] + [f"<t{i}>".encode() for i in range(3, vocab)])
-    w.add_token_scores([0.0] * vocab)
-    w.add_token_types([2, 3, 3] + [1] * (vocab - 3))
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
+    add_id_vocab(w, vocab)
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight":
              "output_norm.weight", "lm_head.weight": "output.weight"}
     per_layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
@@ -135,52 +145,58 @@ def write_gguf(folder, path, qtype):
 # Measurements
 # ---------------------------------------------------------------------------
 
-def llamacpp(path, threads, prompts, n_gen, reps):
-    """{'tg': tokens/s, 'ppN': tokens/s}, best of reps."""
-    from llama_cpp import Llama
+class LlamaCpp:
+    """llama.cpp (llama-cpp-python) with the weights loaded into RAM, no mmap."""
 
-    llm = Llama(model_path=path, n_ctx=max(prompts) + n_gen + 8, n_batch=max(prompts),
-                n_ubatch=max(prompts), n_threads=threads, n_threads_batch=threads,
-                use_mmap=False, verbose=False)
-    rng = np.random.default_rng(1)
-    res = {}
-    for p in prompts:
-        best = 0.0
-        for _ in range(reps):
-            ids = [int(x) for x in rng.integers(3, llm.n_vocab(), size=p)]
+    def __init__(self, path, threads, prompts, n_gen):
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=path, n_ctx=max(prompts) + n_gen + 8,
+                         n_batch=max(prompts), n_ubatch=max(prompts), n_threads=threads,
+                         n_threads_batch=threads, use_mmap=False, verbose=False)
+        self.prompts, self.n_gen = prompts, n_gen
+        self.rng = np.random.default_rng(1)
+
+    def measure(self):
+        """{'tg': tokens/s, 'ppN': tokens/s} of one repetition."""
+        llm, res = self.llm, {}
+        for p in self.prompts:
+            ids = [int(x) for x in self.rng.integers(3, llm.n_vocab(), size=p)]
             llm.reset()
             t0 = time.perf_counter()
             llm.eval(ids)
-            best = max(best, p / (time.perf_counter() - t0))
-        res[f"pp{p}"] = best
-    best = 0.0
-    for _ in range(reps):
+            res[f"pp{p}"] = p / (time.perf_counter() - t0)
         llm.reset()
         llm.eval([1])
         t0 = time.perf_counter()
-        for k in range(n_gen):
+        for k in range(self.n_gen):
             llm.eval([3 + k])
-        best = max(best, n_gen / (time.perf_counter() - t0))
-    res["tg"] = best
-    del llm
-    return res
+        res["tg"] = self.n_gen / (time.perf_counter() - t0)
+        return res
 
 
-def ours(cli, folder, comp, threads, prompts, n_gen, reps, cache):
-    """The same figures from `airllm bench`, the store fully resident."""
+def ours(cli, folder, comp, threads, prompts, n_gen, cache):
+    """The same figures from `airllm bench` (one repetition), the store fully resident."""
     res = {}
     for p in prompts:
-        for _ in range(reps):
-            out = subprocess.run([cli, "bench", folder, "-c", comp, "--ram", "1T", "-t",
-                                  str(threads), "-p", str(p), "-g", str(n_gen), "-q",
-                                  "--cache-dir", cache],
-                                 check=True, capture_output=True, text=True).stdout
-            for line in out.splitlines():
-                m = re.match(r"\|\s*(pp\d+|tg\d+)\s*\|\s*([\d.]+)", line)
-                if m:
-                    key = "tg" if m.group(1).startswith("tg") else m.group(1)
-                    res[key] = max(res.get(key, 0.0), float(m.group(2)))
+        out = subprocess.run([cli, "bench", folder, "-c", comp, "--ram", "1T", "-t",
+                              str(threads), "-p", str(p), "-g", str(n_gen), "-q",
+                              "--cache-dir", cache],
+                             check=True, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            m = re.match(r"\|\s*(pp\d+|tg\d+)\s*\|\s*([\d.]+)", line)
+            if m:
+                key = "tg" if m.group(1).startswith("tg") else m.group(1)
+                res[key] = max(res.get(key, 0.0), float(m.group(2)))
     return res
+
+
+def best_of(runs):
+    out = {}
+    for r in runs:
+        for k, v in r.items():
+            out[k] = max(out.get(k, 0.0), v)
+    return out
 
 
 def main():
@@ -210,9 +226,18 @@ def main():
         if not os.path.exists(path):
             write_gguf(args.model, path + ".tmp", qtype)
             os.replace(path + ".tmp", path)
-        theirs = llamacpp(path, args.threads, prompts, args.gen, args.reps)
-        mine = ours(args.cli, args.model, ours_comp, args.threads, prompts, args.gen, args.reps,
-                    os.path.join(work, "stores"))
+        # the two engines take turns, one repetition each, so a change in the
+        # machine's load between repetitions reaches both; the best of each is kept
+        cache = os.path.join(work, "stores")
+        ours(args.cli, args.model, ours_comp, args.threads, [8], 1, cache)  # split first
+        lc = LlamaCpp(path, args.threads, prompts, args.gen)
+        t_runs, m_runs = [], []
+        for _ in range(args.reps):
+            t_runs.append(lc.measure())
+            m_runs.append(ours(args.cli, args.model, ours_comp, args.threads, prompts,
+                               args.gen, cache))
+        del lc
+        theirs, mine = best_of(t_runs), best_of(m_runs)
         for key in ["tg"] + [f"pp{p}" for p in prompts]:
             what = "decode" if key == "tg" else f"prefill of {key[2:]}"
             a, b = mine.get(key, 0.0), theirs.get(key, 0.0)

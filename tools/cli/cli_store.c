@@ -104,7 +104,7 @@ int cli_pull(int argc, char **argv) {
     if (info.split_seconds > 0) {
         /* split now: compare its write rate with the disk's */
         double dt = info.split_seconds, disk = disk_write_gbs(info.store_dir);
-        printf("split: %.1f s, %.3f GB/s of store written; ", dt, (double)disk_bytes / dt / 1e9);
+        printf("split: %.2f s, %.3f GB/s of store written; ", dt, (double)disk_bytes / dt / 1e9);
         if (disk > 0)
             printf("disk sequential write %.2f GB/s (O_DIRECT, 256 MiB)\n", disk);
         else

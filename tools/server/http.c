@@ -608,6 +608,19 @@ static char *metrics(server *s) {
         cJSON_AddNumberToObject(e, "tokens", (double)st.tokens);
         cJSON_AddNumberToObject(e, "kv_bytes", (double)st.kv_bytes);
         cJSON_AddNumberToObject(e, "kv_bytes_peak", (double)st.kv_bytes_peak);
+        /* decoding, per sweep and per request-sweep; speculation's candidates */
+        cJSON_AddNumberToObject(e, "decode_steps", (double)st.decode_steps);
+        cJSON_AddNumberToObject(e, "decode_tokens", (double)st.decode_tokens);
+        cJSON_AddNumberToObject(e, "tokens_per_sweep",
+                                st.sweeps ? (double)st.tokens / (double)st.sweeps : 0);
+        cJSON_AddNumberToObject(e, "tokens_per_step",
+                                st.decode_steps
+                                    ? (double)st.decode_tokens / (double)st.decode_steps
+                                    : 0);
+        cJSON_AddNumberToObject(e, "drafted", (double)st.drafted);
+        cJSON_AddNumberToObject(e, "accepted", (double)st.accepted);
+        cJSON_AddNumberToObject(e, "acceptance_rate",
+                                st.drafted ? (double)st.accepted / (double)st.drafted : 0);
         cJSON_AddItemToArray(a, e);
     }
     char *out = cJSON_PrintUnformatted(o);

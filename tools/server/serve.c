@@ -49,10 +49,15 @@ static void usage(FILE *f) {
                "                          --ram: layers get --ram minus this. Default: a quarter\n"
                "                          of --ram when --ram is given (> 0), else --max-batch\n"
                "                          full contexts\n"
-               "\n" CLI_MODEL_HELP "\n"
+               "\n" CLI_MODEL_HELP "\n" CLI_SPEC_HELP
+               "  Each decoding request adds its own candidates to a sweep; their number is\n"
+               "  chosen for the whole sweep from measured costs. A draft's cache per request\n"
+               "  counts against --kv-ram.\n"
+               "\n"
                "Examples:\n"
                "  airllm serve\n"
                "  airllm serve ./Qwen2.5-7B-Instruct --ram 4G --port 11434\n"
+               "  airllm serve Qwen/Qwen2.5-7B-Instruct --ram 2G --draft Qwen/Qwen2.5-0.5B-Instruct\n"
                "  AIRLLM_API_KEY=secret airllm serve --host 0.0.0.0\n");
 }
 
@@ -101,53 +106,56 @@ int cli_serve(int argc, char **argv) {
     if (api_key && !*api_key)
         api_key = NULL;
     air_sched_params sp = air_sched_default_params();
+    cli_spec_opts spo;
+    cli_spec_opts_init(&spo);
     long long max_body = 4 << 20, kv_ram = 0;
-    static struct option opts[] = {{"host", required_argument, 0, 3001},
-                                   {"port", required_argument, 0, 3002},
-                                   {"api-key", required_argument, 0, 3003},
-                                   {"max-batch", required_argument, 0, 3004},
-                                   {"ctx", required_argument, 0, 3005},
-                                   {"max-queue", required_argument, 0, 3006},
-                                   {"max-connections", required_argument, 0, 3007},
-                                   {"max-body", required_argument, 0, 3008},
-                                   {"kv-ram", required_argument, 0, 3009},
-                                   {"timeout", required_argument, 0, 3010},
+    static struct option opts[] = {{"host", required_argument, 0, 3101},
+                                   {"port", required_argument, 0, 3102},
+                                   {"api-key", required_argument, 0, 3103},
+                                   {"max-batch", required_argument, 0, 3104},
+                                   {"ctx", required_argument, 0, 3105},
+                                   {"max-queue", required_argument, 0, 3106},
+                                   {"max-connections", required_argument, 0, 3107},
+                                   {"max-body", required_argument, 0, 3108},
+                                   {"kv-ram", required_argument, 0, 3109},
+                                   {"timeout", required_argument, 0, 3110},
                                    {"help", no_argument, 0, 'h'},
                                    CLI_MODEL_OPTIONS,
+                                   CLI_SPEC_OPTIONS,
                                    {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "c:t:qh", opts, NULL)) != -1) {
-        if (cli_model_opt(&mo, c, optarg))
+        if (cli_model_opt(&mo, c, optarg) || cli_spec_opt(&spo, c, optarg))
             continue;
         switch (c) {
-        case 3001:
+        case 3101:
             host = optarg;
             break;
-        case 3002:
+        case 3102:
             port = atoi(optarg);
             break;
-        case 3003:
+        case 3103:
             api_key = *optarg ? optarg : NULL;
             break;
-        case 3004:
+        case 3104:
             sp.max_batch = atoi(optarg);
             break;
-        case 3005:
+        case 3105:
             ctx = atoi(optarg);
             break;
-        case 3006:
+        case 3106:
             sp.max_queue = atoi(optarg);
             break;
-        case 3007:
+        case 3107:
             max_conn = atoi(optarg);
             break;
-        case 3008:
+        case 3108:
             max_body = cli_parse_size(optarg);
             break;
-        case 3009:
+        case 3109:
             kv_ram = cli_parse_size(optarg);
             break;
-        case 3010:
+        case 3110:
             timeout_s = atoi(optarg);
             break;
         case 'h':
@@ -186,6 +194,14 @@ int cli_serve(int argc, char **argv) {
     if (ctx > 0 && mo.mp.max_seq_len < ctx)
         mo.mp.max_seq_len = ctx; /* the model's context must hold a request's */
     sp.max_seq_len = ctx;
+    /* speculation per request, as `run` takes it */
+    air_gen_params sgp = air_gen_default_params();
+    cli_spec_apply(&spo, &sgp);
+    sp.draft_model = sgp.draft_model;
+    sp.draft_compression = sgp.draft_compression;
+    sp.lookup = sgp.lookup;
+    sp.speculative = sgp.speculative;
+    sp.draft_max = sgp.draft_max;
 
     int n_models = argc - optind;
     char *default_model = NULL;

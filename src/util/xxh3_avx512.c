@@ -1,0 +1,6 @@
+/*
+ * xxh3_avx512.c - XXH3-64 built for AVX-512 (xxhash's own code, inlined; see xxh3.h).
+ */
+#include "util/xxh3_impl.h"
+
+AIR_XXH3_IMPL(air_xxh3_avx512);
