@@ -450,6 +450,31 @@ typedef struct {
 } air_sched_stats;
 void air_sched_get_stats(air_sched *s, air_sched_stats *out);
 
+/* ------------------------------------------------------------------------- */
+/* Several processes: pipeline parallelism over MPI (docs/mpi.md)            */
+/* ------------------------------------------------------------------------- */
+
+/* Joins the MPI job when the process was started by mpirun (Open MPI, or a
+ * PMI launcher) and does nothing otherwise; call it first, from the main
+ * thread, before any other call. In a job of N > 1 ranks, the first model
+ * each rank opens is split across them: every rank owns a contiguous range
+ * of its layers, sized by its own ram_budget, and splits only that range
+ * into its layer store. Rank 0 then uses the model as usual (generate, chat,
+ * the scheduler); every other rank calls air_pipeline_worker. Returns
+ * AIR_ERR_UNSUPPORTED under mpirun when the library was built without MPI. */
+air_status air_dist_init(int *argc, char ***argv);
+/* This process's rank (0 without MPI) and the number of ranks (1). */
+int air_dist_rank(void);
+int air_dist_size(void);
+/* Leaves the MPI job after a clean end (every rank calls it); a no-op
+ * without MPI. After a failure do not call it: end the process with a
+ * non-zero status and the launcher ends the other ranks. */
+void air_dist_finalize(void);
+/* Ranks > 0: runs this rank's layers of m for rank 0's passes until rank 0
+ * closes its model (AIR_OK) or a rank fails or stalls (an error naming it).
+ * AIR_ERR_INVALID_ARG on rank 0 or for a model that is not pipelined. */
+air_status air_pipeline_worker(air_model *m);
+
 /* Frees memory returned by the library (strings). */
 void air_free(void *p);
 

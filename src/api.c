@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "api_internal.h"
+#include "dist/pipeline.h"
 #include "source/gguf.h"
 #include "source/hub.h"
 #include "source/source.h"
@@ -183,6 +184,18 @@ static air_status load_text(air_model *m, const air_gguf *g) {
     return st;
 }
 
+/* The model source, to split from. */
+static air_status open_source(const char *model, const char *src_path, int is_gguf,
+                              const air_model_params *p, air_source **src) {
+    air_status st = is_gguf ? air_source_open_gguf(src_path, src)
+                            : air_source_open_hfdir(src_path, p->delete_original, src);
+    if (st)
+        return st;
+    free((*src)->name);
+    (*src)->name = strdup(model); /* the name `airllm list` shows */
+    return AIR_OK;
+}
+
 air_status air_model_open(const char *model, const air_model_params *params, air_model **out) {
     *out = NULL;
     if (!model || !*model)
@@ -249,16 +262,30 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     int current = 0;
     char *fp = air_source_fingerprint(src_path, is_gguf, !p.delete_original);
     st = air_store_check(m->store_dir, fp, &current);
+    /* one rank of an MPI pipeline: the layer ranges are planned together
+     * (from the hyper-parameters and each rank's RAM budget), and this rank
+     * splits and opens only its own */
+    int part = 0, first = -1, last = 0;
+    if (!st && air_pipe_available()) {
+        part = 1;
+        air_hparams php;
+        air_store *whole = NULL;
+        if (current && !(st = air_store_open(m->store_dir, &whole)))
+            php = *air_store_hparams(whole);
+        air_store_close(whole);
+        if (!current && !(st = open_source(model, src_path, is_gguf, &p, &src)))
+            php = src->hp;
+        if (!st)
+            st = air_pipe_plan(&php, comp, p.ram_budget, &first, &last);
+        if (!st && !current)
+            st = air_store_check_part(m->store_dir, fp, first, last, php.n_layer, &current);
+    }
     free(fp);
     if (st)
         goto fail;
     if (!current) {
-        st = is_gguf ? air_source_open_gguf(src_path, &src)
-                     : air_source_open_hfdir(src_path, p.delete_original, &src);
-        if (st)
+        if (!src && (st = open_source(model, src_path, is_gguf, &p, &src)))
             goto fail;
-        free(src->name);
-        src->name = strdup(model); /* the name `airllm list` shows */
         air_split_options so = {0};
         so.compression = comp;
         so.pool = air_pool_create(p.n_threads);
@@ -268,6 +295,9 @@ air_status air_model_open(const char *model, const air_model_params *params, air
         so.built = &built;
         so.should_abort = p.should_abort;
         so.abort_user = p.abort_user;
+        so.part = part;
+        so.first_unit = first;
+        so.last_unit = last;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         st = air_store_split(src, m->store_dir, &so);
@@ -277,11 +307,11 @@ air_status air_model_open(const char *model, const air_model_params *params, air
                                        (t1.tv_nsec - t0.tv_nsec) * 1e-9
                                  : 0;
         air_pool_free(so.pool);
-        air_source_close(src);
-        src = NULL;
         if (st)
             goto fail;
     }
+    air_source_close(src);
+    src = NULL;
 
     /* 3. the engine */
     air_engine_options eo;
@@ -292,15 +322,20 @@ air_status air_model_open(const char *model, const air_model_params *params, air
     eo.max_seq = p.max_seq_len;
     eo.vram_budget = p.vram_budget;
     air_device_parse(p.device, &eo.device); /* checked by check_params */
+    eo.part = part;
+    eo.first_unit = first;
+    eo.last_unit = last;
     if ((st = air_engine_open(m->store_dir, &eo, &m->engine)))
+        goto fail;
+    if (part && (st = air_pipe_attach(m->engine)))
         goto fail;
     const air_hparams *hp = air_engine_hparams(m->engine);
     for (int i = 0; i < hp->n_eos; i++)
         m->eos[m->n_eos++] = hp->eos_ids[i];
     m->max_seq = air_engine_max_seq(m->engine);
 
-    /* 4. tokenizer and chat template */
-    if ((st = load_text(m, gg)))
+    /* 4. tokenizer and chat template (rank 0's alone in a pipeline) */
+    if ((!part || air_dist_rank() == 0) && (st = load_text(m, gg)))
         goto fail;
     air_gguf_close(gg);
     free(src_path);
@@ -333,6 +368,12 @@ void air_model_close(air_model *m) {
     free(m->cache_dir);
     pthread_mutex_destroy(&m->mu);
     free(m);
+}
+
+air_status air_pipeline_worker(air_model *m) {
+    if (!m)
+        return air_err(AIR_ERR_INVALID_ARG, "air_pipeline_worker: no model");
+    return air_pipe_worker(m->engine);
 }
 
 void air_model_get_info(const air_model *m, air_model_info *info) {

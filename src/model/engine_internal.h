@@ -27,6 +27,10 @@ struct air_engine {
     int32_t *tree_prefix, *tree_off, *tree_slots;
     struct air_cuda_engine *cuda; /* the GPU backend (forward_cuda.c); NULL: the CPU */
     char cpu_reason[512];         /* device auto fell back to the CPU: why */
+    /* the layers run here, [lo, hi), and whether the embeddings and the head
+     * are here: all of them unless this is one rank of a pipeline */
+    int lo, hi, has_embed, has_head;
+    struct air_pipe *pipe; /* NULL: not a pipeline rank */
 };
 
 /* The GPU backend (forward_cuda.c). open: before the streamer exists;

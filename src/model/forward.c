@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/pipeline.h"
 #include "model/engine_internal.h"
 #include "runtime/experts.h"
 #include "util/error.h"
@@ -103,17 +104,36 @@ air_status air_engine_open(const char *store_dir, const air_engine_options *opt,
     air_engine *e = calloc(1, sizeof *e);
     if (!e)
         return air_err(AIR_ERR_NOMEM, "out of memory");
-    air_status st = air_store_open(store_dir, &e->store);
+    air_status st = opt->part ? air_store_open_part(store_dir, opt->first_unit, opt->last_unit,
+                                                    &e->store)
+                              : air_store_open(store_dir, &e->store);
     if (st)
         goto fail;
     e->hp = *air_store_hparams(e->store);
+    e->lo = opt->part ? (opt->first_unit > 0 ? opt->first_unit : 0) : 0;
+    e->hi = opt->part ? (opt->last_unit < e->hp.n_layer ? opt->last_unit + 1 : e->hp.n_layer)
+                      : e->hp.n_layer;
+    e->has_embed = air_store_has_unit(e->store, -1);
+    e->has_head = air_store_has_unit(e->store, e->hp.n_layer);
+    if (opt->part && e->hp.n_expert > 0) {
+        st = air_err(AIR_ERR_UNSUPPORTED, "a pipeline over several ranks does not run "
+                     "mixture-of-experts models yet; run %s in one process", store_dir);
+        goto fail;
+    }
     e->max_seq = opt->max_seq > 0 ? opt->max_seq
                  : e->hp.n_ctx_train > 0 && e->hp.n_ctx_train < 4096 ? e->hp.n_ctx_train
                                                                      : 4096;
     air_streamer_options so = opt->stream;
     so.reserve_bytes += air_kv_bytes(&e->hp, e->max_seq);
     uint8_t *skip = NULL; /* units the GPU keeps */
-    if (opt->device != AIR_DEVICE_CPU && (st = air_cuda_engine_open(e, opt, &skip)))
+    if (opt->part && opt->device == AIR_DEVICE_CUDA) {
+        st = air_err(AIR_ERR_UNSUPPORTED, "a pipeline rank runs its layers on the CPU; "
+                     "leave --device at auto or cpu under mpirun");
+        goto fail;
+    }
+    /* device auto in a pipeline rank: the CPU (the GPU backend runs whole models) */
+    if (opt->device != AIR_DEVICE_CPU && !opt->part &&
+        (st = air_cuda_engine_open(e, opt, &skip)))
         goto fail;
     so.skip = skip;
     st = air_streamer_create(e->store, &so, &e->streamer);
@@ -158,6 +178,7 @@ fail:
 void air_engine_close(air_engine *e) {
     if (!e)
         return;
+    air_pipe_detach(e);
     air_cuda_engine_close(e); /* before the streamer: it page-locked its buffers */
     air_experts_free(e->experts);
     air_streamer_free(e->streamer);
@@ -305,7 +326,16 @@ static air_status run_head(air_engine *e, const air_batch *b, float *x) {
     return AIR_OK;
 }
 
-air_status air_engine_forward(air_engine *e, const air_batch *b) {
+void air_engine_layer_range(const air_engine *e, int *lo, int *hi, int *has_embed, int *has_head) {
+    *lo = e->lo;
+    *hi = e->hi;
+    *has_embed = e->has_embed;
+    *has_head = e->has_head;
+}
+struct air_pipe *air_engine_pipe(const air_engine *e) { return e->pipe; }
+void air_engine_set_pipe(air_engine *e, struct air_pipe *p) { e->pipe = p; }
+
+air_status air_engine_pass_begin(air_engine *e, const air_batch *b) {
     const air_hparams *hp = &e->hp;
     if (b->n <= 0)
         return air_err(AIR_ERR_INVALID_ARG, "empty batch");
@@ -314,17 +344,14 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
             return air_err(AIR_ERR_LIMIT, "position %d is past the context length %d "
                            "(max_seq_len); start a new conversation or raise max_seq_len",
                            b->pos[r], b->kv[r]->max_seq);
-    float *x = malloc(sizeof(float) * (size_t)b->n * hp->n_embd);
     int half = hp->head_dim / 2;
     e->rope_cos = malloc(sizeof(float) * (size_t)b->n * half);
     e->rope_sin = malloc(sizeof(float) * (size_t)b->n * half);
-    air_status st = AIR_OK;
-    if (!x || !e->rope_cos || !e->rope_sin) {
-        st = air_err(AIR_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    if (!e->rope_cos || !e->rope_sin)
+        return air_err(AIR_ERR_NOMEM, "out of memory");
+    air_status st;
     if (b->parent && (st = tree_init(e, b)))
-        goto out;
+        return st;
     if (!b->parent)
         for (int r = 0; r < b->n; r++)
             b->kv[r]->up[b->pos[r]] = -1;
@@ -338,16 +365,24 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
                 e->rope_sin[(size_t)r * half + i] *= hp->rope_attn_factor;
             }
         }
-    if ((st = air_store_embed_rows(e->store, b->tokens, b->n, x)))
-        goto out;
+    return AIR_OK;
+}
+
+air_status air_engine_pass_embed(air_engine *e, const air_batch *b, float *x) {
+    const air_hparams *hp = &e->hp;
+    air_status st = air_store_embed_rows(e->store, b->tokens, b->n, x);
+    if (st)
+        return st;
     if (hp->embd_scale != 0.0f && hp->embd_scale != 1.0f) /* gemma: sqrt(n_embd) */
         for (size_t i = 0; i < (size_t)b->n * hp->n_embd; i++)
             x[i] *= hp->embd_scale;
-    if (e->cuda) {
-        st = air_cuda_engine_forward(e, b, x);
-        goto out;
-    }
-    for (int l = 0; l < hp->n_layer && !st; l++) {
+    return AIR_OK;
+}
+
+air_status air_engine_pass_layers(air_engine *e, const air_batch *b, float *x) {
+    const air_hparams *hp = &e->hp;
+    air_status st = AIR_OK;
+    for (int l = e->lo; l < e->hi && !st; l++) {
         if (e->should_abort && e->should_abort(e->abort_user)) {
             st = air_err(AIR_ERR_ABORTED, "aborted at layer %d of the forward pass", l);
             break;
@@ -363,16 +398,40 @@ air_status air_engine_forward(air_engine *e, const air_batch *b) {
             st = air_llama_layer(e, l, w, b, x);
         air_streamer_release(e->streamer, l);
     }
-    if (!st)
-        st = run_head(e, b, x);
-out:
-    free(x);
+    return st;
+}
+
+air_status air_engine_pass_head(air_engine *e, const air_batch *b, float *x) {
+    return run_head(e, b, x);
+}
+
+void air_engine_pass_end(air_engine *e) {
     free(e->rope_cos);
     free(e->rope_sin);
     free(e->tree_prefix);
     free(e->tree_off);
     e->rope_cos = e->rope_sin = NULL;
     e->tree_prefix = e->tree_off = NULL;
+}
+
+air_status air_engine_forward(air_engine *e, const air_batch *b) {
+    if (e->pipe)
+        return air_pipe_forward(e, b);
+    if (b->n <= 0)
+        return air_err(AIR_ERR_INVALID_ARG, "empty batch");
+    float *x = malloc(sizeof(float) * (size_t)b->n * e->hp.n_embd);
+    air_status st = x ? air_engine_pass_begin(e, b) : air_err(AIR_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = air_engine_pass_embed(e, b, x);
+    if (!st && e->cuda) /* layers and head on the GPU */
+        st = air_cuda_engine_forward(e, b, x);
+    else if (!st) {
+        st = air_engine_pass_layers(e, b, x);
+        if (!st)
+            st = air_engine_pass_head(e, b, x);
+    }
+    air_engine_pass_end(e);
+    free(x);
     return st;
 }
 

@@ -36,6 +36,9 @@ typedef struct {
     air_streamer_options stream;
     air_device device;
     uint64_t vram_budget; /* bytes of GPU memory to use; 0: what is free, less 1/16 headroom */
+    /* part = 1: only the units first_unit..last_unit of the store (-1 the
+     * embeddings, n_layer the head): one rank of a pipeline (dist/). */
+    int part, first_unit, last_unit;
 } air_engine_options;
 
 void air_engine_default_options(air_engine_options *o);
@@ -99,6 +102,23 @@ typedef struct {
 } air_batch;
 
 air_status air_engine_forward(air_engine *e, const air_batch *b);
+
+/* The pieces of a pass, for a pipeline rank that runs part of it
+ * (dist/pipeline.c); air_engine_forward is begin, embed, layers, head, end.
+ * begin checks the rows and prepares RoPE and tree rows; layers runs the
+ * engine's own layer range over x (rows, n_embd); head writes the logits of
+ * the wanted rows; end frees what begin made (also after a failure). */
+air_status air_engine_pass_begin(air_engine *e, const air_batch *b);
+air_status air_engine_pass_embed(air_engine *e, const air_batch *b, float *x);
+air_status air_engine_pass_layers(air_engine *e, const air_batch *b, float *x);
+air_status air_engine_pass_head(air_engine *e, const air_batch *b, float *x);
+void air_engine_pass_end(air_engine *e);
+/* The layers this engine runs: [*lo, *hi); whether it has the embeddings and
+ * the head. */
+void air_engine_layer_range(const air_engine *e, int *lo, int *hi, int *has_embed, int *has_head);
+/* The pipeline this engine is a rank of (dist/pipeline.h), or NULL. */
+struct air_pipe *air_engine_pipe(const air_engine *e);
+void air_engine_set_pipe(air_engine *e, struct air_pipe *p);
 
 /* One sequence: tokens[n] at positions kv->n_past..; advances kv->n_past.
  * logits: n_vocab floats for the last token, or n * n_vocab if all_logits. */

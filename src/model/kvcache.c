@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/pipeline.h"
 #include "util/error.h"
+
+static _Atomic uint64_t g_next_kv_id = 1;
 
 /* Floats per position and layer of k (and of v; latent attention has no v). */
 static size_t kv_row(const air_hparams *hp) {
@@ -25,6 +28,7 @@ air_status air_kv_init(air_kv *kv, const air_hparams *hp, int max_seq) {
     kv->max_seq = max_seq;
     kv->kv_dim = (int)kv_row(hp);
     kv->n_past = 0;
+    kv->id = g_next_kv_id++;
     size_t n = (size_t)hp->n_layer * (size_t)max_seq * (size_t)kv->kv_dim;
     kv->k = malloc(n * sizeof(float));
     kv->v = hp->kv_lora_rank > 0 ? NULL : malloc(n * sizeof(float));
@@ -40,6 +44,8 @@ air_status air_kv_init(air_kv *kv, const air_hparams *hp, int max_seq) {
 }
 
 void air_kv_free(air_kv *kv) {
+    if (kv->k)
+        air_pipe_note_kv_free(kv->id);
     free(kv->k);
     free(kv->v);
     free(kv->up);
@@ -48,6 +54,7 @@ void air_kv_free(air_kv *kv) {
 }
 
 void air_kv_keep_path(air_kv *kv, int base, const int32_t *slots, int n) {
+    air_pipe_note_keep_path(kv->id, base, slots, n);
     size_t row = sizeof(float) * (size_t)kv->kv_dim;
     for (int i = 0; i < n; i++) {
         int to = base + i, from = slots[i];

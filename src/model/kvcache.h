@@ -20,9 +20,12 @@ typedef struct {
     int n_past; /* positions filled */
     float *k, *v;
     int32_t *up; /* (max_seq) tree entries: the slot of each entry's parent, -1 for a root */
+    uint64_t id; /* unique in the process (air_kv_init): names the cache to pipeline ranks */
 } air_kv;
 
-/* Allocates the cache for max_seq positions. Free with air_kv_free(). */
+/* Allocates the cache for max_seq positions. Free with air_kv_free(). The
+ * memory of layers a pipeline rank does not run is never touched, so it takes
+ * address space, not RAM. */
 air_status air_kv_init(air_kv *kv, const air_hparams *hp, int max_seq);
 void air_kv_free(air_kv *kv);
 size_t air_kv_bytes(const air_hparams *hp, int max_seq);

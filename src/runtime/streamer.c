@@ -188,6 +188,10 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
         memcpy(s->skip, opt->skip, (size_t)s->n_units);
     for (int u = 0; u < s->n_units; u++) {
         s->unit_bytes[u] = air_store_unit_bytes(store, u);
+        if (!air_store_has_unit(store, u)) {
+            s->skip[u] = 1; /* another pipeline rank's unit */
+            continue;
+        }
         if (u < air_store_hparams(store)->n_layer &&
             air_hp_layer_is_moe(air_store_hparams(store), u)) {
             air_lf_table t;

@@ -59,14 +59,18 @@ uint64_t air_store_disk_bytes(const char *dir) {
     return t;
 }
 
-static air_status read_manifest(const char *dir, cJSON **out, int *old_version) {
-    char *mpath = air_path_join(dir, "manifest.json");
+static air_status read_manifest_named(const char *dir, const char *name, cJSON **out,
+                                      int *old_version) {
+    char *mpath = air_path_join(dir, name);
     char *text = NULL;
     size_t len;
     air_status st = air_read_file(mpath, &text, &len);
     if (st)
-        st = air_err(AIR_ERR_NOT_FOUND, "%s holds no complete layer store (no manifest.json); "
-                     "split the model first", dir);
+        st = strcmp(name, "manifest.json") == 0
+                 ? air_err(AIR_ERR_NOT_FOUND, "%s holds no complete layer store (no "
+                           "manifest.json); split the model first", dir)
+                 : air_err(AIR_ERR_NOT_FOUND, "%s holds no complete part of a layer store for "
+                           "these units (no %s); split that part first", dir, name);
     else
         st = air_manifest_parse(text, len, mpath, out, old_version);
     free(text);
@@ -74,19 +78,39 @@ static air_status read_manifest(const char *dir, cJSON **out, int *old_version) 
     return st;
 }
 
-air_status air_store_check(const char *dir, const char *fingerprint, int *current) {
+/* Whether the manifest `name` in dir is of the current format and of this
+ * source content. */
+static air_status check_named(const char *dir, const char *name, const char *fingerprint,
+                              int *current) {
     *current = 0;
-    if (!air_store_exists(dir))
+    char *p = air_path_join(dir, name);
+    int exists = air_path_exists(p);
+    free(p);
+    if (!exists)
         return AIR_OK;
     cJSON *m = NULL;
     int old = 0;
-    air_status st = read_manifest(dir, &m, &old);
+    air_status st = read_manifest_named(dir, name, &m, &old);
     if (st)
         return old ? (air_err_clear(), AIR_OK) : st;
     const cJSON *fp = cJSON_GetObjectItemCaseSensitive(m, "source_fingerprint");
     *current = cJSON_IsString(fp) && fingerprint && strcmp(fp->valuestring, fingerprint) == 0;
     cJSON_Delete(m);
     return AIR_OK;
+}
+
+air_status air_store_check_part(const char *dir, const char *fingerprint, int first, int last,
+                                int n_layer, int *current) {
+    air_status st = check_named(dir, "manifest.json", fingerprint, current);
+    if (st || *current || (first <= -1 && last >= n_layer))
+        return st;
+    char name[80];
+    air_store_manifest_name(first, last, n_layer, name, sizeof name);
+    return check_named(dir, name, fingerprint, current);
+}
+
+air_status air_store_check(const char *dir, const char *fingerprint, int *current) {
+    return check_named(dir, "manifest.json", fingerprint, current);
 }
 
 void air_store_close(air_store *s) {
@@ -244,26 +268,84 @@ static char *unit_file_name(int unit, int n_layer, char *buf, size_t size) {
     return buf;
 }
 
+/* n_layer of a store folder that holds only parts: from the hparams of the
+ * first part manifest found (0 when there is none). */
+static int part_n_layer(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while (d && !n && (e = readdir(d))) {
+        if (strncmp(e->d_name, "manifest-units-", 15) != 0)
+            continue;
+        cJSON *m = NULL;
+        int old = 0;
+        if (read_manifest_named(dir, e->d_name, &m, &old) == AIR_OK) {
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(m, "hparams");
+            const cJSON *nl = cJSON_GetObjectItemCaseSensitive(h, "n_layer");
+            n = cJSON_IsNumber(nl) ? nl->valueint : 0;
+        }
+        air_err_clear();
+        cJSON_Delete(m);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The unit a unit file name stands for: -1 embed.bin, n_layer head.bin,
+ * l layer_<l>.bin; -2 for any other file (a copied text file). */
+static int unit_of_name(const char *name, int n_layer) {
+    if (strcmp(name, "embed.bin") == 0)
+        return -1;
+    if (strcmp(name, "head.bin") == 0)
+        return n_layer;
+    char buf[64];
+    int l;
+    if (sscanf(name, "layer_%d.bin", &l) == 1 && l >= 0 && l < n_layer &&
+        strcmp(name, unit_file_name(l, n_layer, buf, sizeof buf)) == 0)
+        return l;
+    return -2;
+}
+
 air_status air_store_open(const char *dir, air_store **out) {
+    return air_store_open_part(dir, -1, INT32_MAX, out);
+}
+
+air_status air_store_open_part(const char *dir, int first, int last, air_store **out) {
     *out = NULL;
     air_store *s = calloc(1, sizeof *s);
     if (!s)
         return air_err(AIR_ERR_NOMEM, "out of memory");
     s->embed_fd = -1;
     s->dir = strdup(dir);
-    char *mpath = air_path_join(dir, "manifest.json");
+    /* the whole store's manifest, else the part's (it names first..last,
+     * which needs n_layer: read from the whole manifest's or any part's
+     * hparams, so the part is found by the range the caller gives) */
+    char mname[80] = "manifest.json";
+    int whole = air_store_exists(dir);
+    if (!whole && (first > -1 || last < INT32_MAX)) {
+        int n_layer = part_n_layer(dir);
+        if (n_layer > 0)
+            air_store_manifest_name(first, last < n_layer ? last : n_layer, n_layer, mname,
+                                    sizeof mname);
+    }
+    char *mpath = air_path_join(dir, mname);
     cJSON *m = NULL;
     int old;
-    air_status st = read_manifest(dir, &m, &old);
+    air_status st = read_manifest_named(dir, mname, &m, &old);
     if (st)
         goto fail;
     if ((st = air_hparams_from_json(cJSON_GetObjectItemCaseSensitive(m, "hparams"), mpath, &s->hp)))
         goto fail;
+    if (last > s->hp.n_layer)
+        last = s->hp.n_layer;
+    if (first < -1)
+        first = -1;
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "compression");
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(m, "files");
     if (!cJSON_IsString(c) || !air_compression_parse(c->valuestring, &s->comp) ||
         !parse_hex64(cJSON_GetObjectItemCaseSensitive(m, "model_id"), &s->model_id) ||
-        !cJSON_IsArray(files) || cJSON_GetArraySize(files) < s->hp.n_layer + 2) {
+        !cJSON_IsArray(files) || cJSON_GetArraySize(files) < (whole ? s->hp.n_layer + 2 : last - first + 1)) {
         st = air_err(AIR_ERR_FORMAT, "%s: compression, model_id or files missing or malformed; "
                      AIR_STORE_FIX, mpath);
         goto fail;
@@ -276,9 +358,10 @@ air_status air_store_open(const char *dir, air_store **out) {
         st = air_err(AIR_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    /* files[0] embed.bin, files[1..n_layer] the layers, files[n_layer+1]
-     * head.bin, then the copied text files */
-    int k = 0;
+    /* the unit files (embed.bin, layer_*.bin, head.bin: in unit order in a
+     * whole store's manifest), then the copied text files; units outside
+     * first..last are not opened */
+    int k = 0, prev = -2;
     const cJSON *f;
     cJSON_ArrayForEach(f, files) {
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(f, "name");
@@ -287,21 +370,27 @@ air_status air_store_open(const char *dir, air_store **out) {
             st = air_err(AIR_ERR_FORMAT, "%s: files[%d] is malformed; " AIR_STORE_FIX, mpath, k);
             goto fail;
         }
-        int unit = k - 1;
+        int unit = unit_of_name(nm->valuestring, s->hp.n_layer);
         k++;
-        if (unit > s->hp.n_layer) {
+        if (unit == -2 && prev >= first && (prev >= last || prev == s->hp.n_layer)) {
             if ((st = check_copy(dir, nm->valuestring, f)))
                 goto fail;
             continue;
         }
         char name[64];
         air_lf_ident want = {unit, (uint32_t)s->hp.n_layer, s->model_id, 0};
-        if (strcmp(nm->valuestring, unit_file_name(unit, s->hp.n_layer, name, sizeof name)) != 0 ||
+        if (unit != (prev == -2 ? (whole ? -1 : first) : prev + 1) ||
+            strcmp(nm->valuestring, unit_file_name(unit, s->hp.n_layer, name, sizeof name)) != 0 ||
             !parse_hex64(cJSON_GetObjectItemCaseSensitive(f, "header_xxh3"), &want.header_xxh3)) {
+            unit_file_name(prev == -2 ? (whole ? -1 : first) : prev + 1, s->hp.n_layer, name,
+                           sizeof name);
             st = air_err(AIR_ERR_FORMAT, "%s: files[%d] should be %s with its header checksum; "
                          AIR_STORE_FIX, mpath, k - 1, name);
             goto fail;
         }
+        prev = unit;
+        if (unit < first || unit > last)
+            continue;
         if (unit < 0) {
             if ((st = open_embed(s, &want, (uint64_t)by->valuedouble)))
                 goto fail;
@@ -319,6 +408,12 @@ air_status air_store_open(const char *dir, air_store **out) {
         }
         s->unit_bytes[unit] = info.file_bytes;
     }
+    if (prev < last) {
+        char name[64];
+        st = air_err(AIR_ERR_FORMAT, "%s lists no %s; " AIR_STORE_FIX, mpath,
+                     unit_file_name(prev + 1, s->hp.n_layer, name, sizeof name));
+        goto fail;
+    }
     cJSON_Delete(m);
     free(mpath);
     *out = s;
@@ -334,7 +429,12 @@ const air_hparams *air_store_hparams(const air_store *s) { return &s->hp; }
 air_compression air_store_compression(const air_store *s) { return s->comp; }
 const char *air_store_dir(const air_store *s) { return s->dir; }
 int air_store_n_units(const air_store *s) { return s->n_units; }
-const char *air_store_unit_path(const air_store *s, int u) { return s->unit_path[u]; }
+const char *air_store_unit_path(const air_store *s, int u) {
+    return s->unit_path[u] ? s->unit_path[u] : "(a unit another pipeline rank holds)";
+}
+int air_store_has_unit(const air_store *s, int u) {
+    return u < 0 ? s->embed_fd >= 0 : u < s->n_units && s->unit_path[u] != NULL;
+}
 uint64_t air_store_unit_bytes(const air_store *s, int u) { return s->unit_bytes[u]; }
 
 uint64_t air_store_total_bytes(const air_store *s) {
@@ -351,6 +451,9 @@ air_status air_store_load_unit(const air_store *s, int u, void *buf, uint64_t ca
 }
 
 air_status air_store_embed_rows(air_store *s, const int32_t *ids, int n, float *out) {
+    if (s->embed_fd < 0)
+        return air_err(AIR_ERR_INTERNAL, "%s: this part of the store holds no embeddings (another "
+                       "pipeline rank reads them)", s->dir);
     void *row = malloc(s->embed_row_bytes);
     if (!row)
         return air_err(AIR_ERR_NOMEM, "out of memory");

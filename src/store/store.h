@@ -45,10 +45,24 @@ typedef struct {
                    it complete (perhaps after waiting for another process) */
     int (*should_abort)(void *user); /* polled before each tensor; may be NULL */
     void *abort_user;
+    /* part = 1: only units first_unit..last_unit (-1 the embeddings, n_layer
+     * the head), recorded in their own manifest (air_store_manifest_name);
+     * what one rank of a pipeline needs. 0: the whole store. */
+    int part, first_unit, last_unit;
     uint64_t buffer_budget; /* bytes of unit buffers the split may hold (one unit filling while
                                the one before is written takes two); 0: half of the memory
                                available (cgroup limits included) */
 } air_split_options;
+
+/* The manifest file of the units first..last of a store of n_layer layers:
+ * "manifest.json" for the whole store (-1..n_layer), else
+ * "manifest-units-<first>-<last>.json". */
+void air_store_manifest_name(int first, int last, int n_layer, char *buf, size_t size);
+
+/* Bytes the unit file of `unit` will take for these hyper-parameters and
+ * compression (weights in bf16 where the source format is not known yet):
+ * what a pipeline plans its layer ranges with, before any split. */
+uint64_t air_store_unit_estimate(const air_hparams *hp, air_compression c, int unit);
 
 /* Writes the layer store for `src` into `dir` unless a complete store for the
  * same source content and compression is already there (then returns at
@@ -70,6 +84,10 @@ int air_store_exists(const char *dir);
  * older format version or of other source content (split it again). A
  * manifest that is corrupt is an error that says how to rebuild. */
 air_status air_store_check(const char *dir, const char *fingerprint, int *current);
+/* The same for the units first..last (a part, or the whole store when it is
+ * complete and current). */
+air_status air_store_check_part(const char *dir, const char *fingerprint, int first, int last,
+                                int n_layer, int *current);
 
 /* Bytes on disk of every file in a store folder: what `airllm list` and
  * `airllm pull` report. */
@@ -78,6 +96,12 @@ uint64_t air_store_disk_bytes(const char *dir);
 typedef struct air_store air_store;
 
 air_status air_store_open(const char *dir, air_store **out);
+/* Opens the units first..last only (-1: the embeddings, n_layer: the head),
+ * from the whole store's manifest when it is there, else from the part's. A
+ * unit outside the range is absent: air_store_has_unit says 0, its bytes are
+ * 0, and the embeddings of a store without unit -1 cannot be read. */
+air_status air_store_open_part(const char *dir, int first, int last, air_store **out);
+int air_store_has_unit(const air_store *s, int unit);
 void air_store_close(air_store *s);
 
 const air_hparams *air_store_hparams(const air_store *s);
@@ -92,7 +116,7 @@ uint64_t air_store_unit_bytes(const air_store *s, int unit);
  * unit of this store. */
 air_status air_store_load_unit(const air_store *s, int unit, void *buf, uint64_t cap,
                                uint64_t bytes, int flags, air_layer *out); /* AIR_LF_* flags */
-/* Total bytes of all streamed units. */
+/* Total bytes of all streamed units (present ones). */
 uint64_t air_store_total_bytes(const air_store *s);
 
 /* Reads the embedding rows of `n` token ids into out (n, n_embd) fp32, each

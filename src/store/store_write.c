@@ -165,6 +165,31 @@ static air_dtype target_dtype(air_compression c, const char *name, int n_dims, i
     return q;
 }
 
+uint64_t air_store_unit_estimate(const air_hparams *hp, air_compression c, int unit) {
+    want head[2] = {{AIR_T_OUT_NORM, 1, {hp->n_embd, 1}},
+                    {AIR_T_OUTPUT, 2, {hp->n_vocab, hp->n_embd}}};
+    want embed = {AIR_T_TOK_EMBD, 2, {hp->n_vocab, hp->n_embd}};
+    want *w = unit < 0 || unit >= hp->n_layer ? NULL : malloc(sizeof(want) * (size_t)layer_wants_max(hp));
+    const want *t = unit < 0 ? &embed : unit >= hp->n_layer ? head : w;
+    int n = unit < 0 ? 1 : unit >= hp->n_layer ? 2 : w ? layer_wants(hp, unit, w) : 0;
+    uint64_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t rows = t[i].n_dims == 2 ? t[i].shape[0] : 1;
+        int64_t k = t[i].n_dims == 2 ? t[i].shape[1] : t[i].shape[0];
+        air_dtype dt = target_dtype(c, t[i].name, t[i].n_dims, k, AIR_DT_BF16);
+        bytes += (uint64_t)rows * air_dtype_row_bytes(dt, k) + AIR_LF_ALIGN;
+    }
+    free(w);
+    return bytes;
+}
+
+void air_store_manifest_name(int first, int last, int n_layer, char *buf, size_t size) {
+    if (first <= -1 && last >= n_layer)
+        snprintf(buf, size, "manifest.json");
+    else
+        snprintf(buf, size, "manifest-units-%d-%d.json", first, last);
+}
+
 /* ---------------------------------------------------------------------------
  * conversion (parallel over rows)
  * ------------------------------------------------------------------------- */
@@ -753,7 +778,8 @@ static air_status reap(split_state *S, int i) {
     }
     S->infos[s->unit + 1] = s->info;
     report(S, s->info.file_bytes);
-    if (s->unit >= 0 && s->unit < n_layer && S->src->done_with_layer)
+    /* a part leaves the source whole: the other ranks' layers may share its shards */
+    if (s->unit >= 0 && s->unit < n_layer && S->src->done_with_layer && !S->opt->part)
         S->src->done_with_layer(S->src, s->unit);
     return AIR_OK;
 }
@@ -856,7 +882,8 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
     writer_start(&S.w);
     const uint64_t mid = model_id;
     int next_slot = 0;
-    for (int unit = -1; unit <= hp->n_layer && !st; unit++) {
+    const int first = opt->part ? opt->first_unit : -1, last = opt->part ? opt->last_unit : hp->n_layer;
+    for (int unit = first; unit <= last && !st; unit++) {
         char *path = S.paths[unit + 1] = unit_file(dir, unit, hp->n_layer);
         if (!path) {
             st = air_err(AIR_ERR_NOMEM, "out of memory");
@@ -866,7 +893,7 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
         /* a unit file of this very content, completely written, is kept */
         if (air_lf_probe(path, &id, &S.infos[unit + 1], NULL) == AIR_OK) {
             report(&S, S.infos[unit + 1].file_bytes);
-            if (unit >= 0 && unit < hp->n_layer && src->done_with_layer &&
+            if (unit >= 0 && unit < hp->n_layer && src->done_with_layer && !opt->part &&
                 (st = reap_all(&S)) == AIR_OK) /* after the units before it */
                 src->done_with_layer(src, unit);
             continue;
@@ -891,7 +918,7 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
     }
     writer_stop(&S.w);
     if (!st) {
-        for (int k = 0; k < n_units; k++)
+        for (int k = first + 1; k <= last + 1; k++)
             add_unit_entry(files, S.paths[k], &S.infos[k]);
         if (opt->progress) { /* the estimate is rough: end the bar at what was written */
             double dt = now_s() - S.t0;
@@ -920,7 +947,15 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     int lock_fd;
     if ((st = lock_store(dir, opt, &lock_fd)))
         return st;
-    char *manifest = air_path_join(dir, "manifest.json");
+    const int first = opt->part ? opt->first_unit : -1, last = opt->part ? opt->last_unit : hp->n_layer;
+    if (first < -1 || last > hp->n_layer || first > last) {
+        close(lock_fd);
+        return air_err(AIR_ERR_INVALID_ARG, "units %d..%d are not a range of a store of %d layers",
+                       first, last, hp->n_layer);
+    }
+    char mname[80];
+    air_store_manifest_name(first, last, hp->n_layer, mname, sizeof mname);
+    char *manifest = air_path_join(dir, mname);
     cJSON *files = NULL;
     want *w = NULL;
 
@@ -930,7 +965,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     int current = 0;
     if (opt->built)
         *opt->built = 0;
-    if (air_store_check(dir, src->fingerprint, &current) != AIR_OK)
+    if (air_store_check_part(dir, src->fingerprint, first, last, hp->n_layer, &current) != AIR_OK)
         air_err_clear();
     if (current)
         goto out;
@@ -947,7 +982,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     uint64_t total = 0;
     /* rough total for progress: two bytes per parameter */
     total = (uint64_t)hp->n_vocab * hp->n_embd * 2 * (hp->tie_embeddings ? 2 : 2);
-    for (int l = 0; l < hp->n_layer; l++) {
+    for (int l = first > 0 ? first : 0; l < hp->n_layer && l <= last; l++) {
         int nw = layer_wants(hp, l, w);
         for (int i = 0; i < nw; i++)
             total += (uint64_t)w[i].shape[0] * (w[i].n_dims == 2 ? (uint64_t)w[i].shape[1] : 1) * 2;
@@ -955,7 +990,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     st = split_units(src, dir, opt, model_id, total, files);
     if (st)
         goto out;
-    if (src->done_with_layer)
+    if (src->done_with_layer && !opt->part) /* a part leaves the source whole */
         src->done_with_layer(src, hp->n_layer);
     /* the source's text files: copied when it has them, never left stale */
     const struct {
@@ -985,6 +1020,10 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
     cJSON_AddStringToObject(m, "model_id", hex);
     cJSON_AddStringToObject(m, "source_fingerprint", src->fingerprint ? src->fingerprint : "");
     cJSON_AddItemToObject(m, "hparams", air_hparams_to_json(hp));
+    if (opt->part) {
+        cJSON_AddNumberToObject(m, "first_unit", first);
+        cJSON_AddNumberToObject(m, "last_unit", last);
+    }
     cJSON_AddItemToObject(m, "files", files);
     files = NULL;
     char *text = air_manifest_print(m);

@@ -337,6 +337,78 @@ TEST(delete_original) {
     free(cfg);
 }
 
+/* One pipeline rank's part: only its units are written, under their own
+ * manifest; the part opens alone, its other units absent; a range nobody
+ * split is a clear error; the whole store's manifest serves any range. */
+TEST(parts_of_a_store) {
+    const char *dir = test_tmp("parts");
+    air_source *src = NULL;
+    ASSERT_OK(air_source_open_hfdir(test_data("models/llama"), 0, &src));
+    const int nl = src->hp.n_layer; /* 3 */
+    air_split_options so = {0};
+    so.part = 1;
+    so.first_unit = 1;
+    so.last_unit = nl;
+    ASSERT_OK(air_store_split(src, dir, &so));
+    char *embed = air_path_join(dir, "embed.bin"), *l0 = air_path_join(dir, "layer_00000.bin"),
+         *pm = air_path_join(dir, "manifest-units-1-3.json");
+    ASSERT_TRUE(!air_path_exists(embed) && !air_path_exists(l0) && air_path_exists(pm));
+    ASSERT_TRUE(!air_store_exists(dir)); /* no whole manifest */
+    int current = 0;
+    ASSERT_OK(air_store_check_part(dir, src->fingerprint, 1, nl, nl, &current));
+    ASSERT_TRUE(current);
+    ASSERT_OK(air_store_check_part(dir, src->fingerprint, -1, 0, nl, &current));
+    ASSERT_TRUE(!current);
+
+    air_store *s = NULL;
+    ASSERT_OK(air_store_open_part(dir, 1, nl, &s));
+    ASSERT_TRUE(!air_store_has_unit(s, -1) && !air_store_has_unit(s, 0));
+    ASSERT_TRUE(air_store_has_unit(s, 1) && air_store_has_unit(s, nl));
+    ASSERT_EQ_INT(air_store_unit_bytes(s, 0), 0);
+    int32_t id = 5;
+    float row[256];
+    ASSERT_ERR(air_store_embed_rows(s, &id, 1, row), AIR_ERR_INTERNAL, "no embeddings");
+    air_store_close(s);
+    ASSERT_ERR(air_store_open_part(dir, -1, 0, &s), AIR_ERR_NOT_FOUND, "manifest-units--1-0.json");
+
+    /* an engine of the part runs layers 1..2 and has the head, not the embeddings */
+    air_engine_options eo;
+    air_engine_default_options(&eo);
+    eo.part = 1;
+    eo.first_unit = 1;
+    eo.last_unit = nl;
+    air_engine *e = NULL;
+    ASSERT_OK(air_engine_open(dir, &eo, &e));
+    int lo, hi, he, hh;
+    air_engine_layer_range(e, &lo, &hi, &he, &hh);
+    ASSERT_TRUE(lo == 1 && hi == nl && !he && hh);
+    air_engine_close(e);
+
+    /* the estimate the pipeline plans with is close to the files written */
+    air_store_check_part(dir, src->fingerprint, 1, nl, nl, &current);
+    for (int u = 1; u <= nl; u++) {
+        char name[32];
+        snprintf(name, sizeof name, u == nl ? "head.bin" : "layer_%05d.bin", u);
+        char *p = air_path_join(dir, name);
+        struct stat sb;
+        ASSERT_TRUE(stat(p, &sb) == 0);
+        uint64_t est = air_store_unit_estimate(&src->hp, AIR_COMP_NONE, u);
+        ASSERT_TRUE(est >= (uint64_t)sb.st_size / 2 && est <= (uint64_t)sb.st_size * 2);
+        free(p);
+    }
+
+    /* the whole store, split next to the part, serves any range */
+    air_split_options whole = {0};
+    ASSERT_OK(air_store_split(src, dir, &whole));
+    ASSERT_OK(air_store_open_part(dir, -1, 0, &s));
+    ASSERT_TRUE(air_store_has_unit(s, -1) && air_store_has_unit(s, 0) && !air_store_has_unit(s, 1));
+    air_store_close(s);
+    air_source_close(src);
+    free(embed);
+    free(l0);
+    free(pm);
+}
+
 int main(void) {
     RUN(broken_models_give_clear_errors);
     RUN(reuse_and_resume);
@@ -347,5 +419,6 @@ int main(void) {
     RUN(split_within_a_one_buffer_budget);
     RUN(source_truncated_during_the_split);
     RUN(delete_original);
+    RUN(parts_of_a_store);
     return test_summary();
 }

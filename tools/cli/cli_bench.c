@@ -19,6 +19,7 @@
 
 #include "api_internal.h"
 #include "cli.h"
+#include "dist/pipeline.h"
 #include "runtime/experts.h"
 #include "runtime/generate.h"
 #include "store/layerfile.h"
@@ -339,6 +340,11 @@ int cli_bench(int argc, char **argv) {
         fprintf(stderr, "airllm bench: name a model\n");
         return 2;
     }
+    if (sweep && air_dist_size() > 1) {
+        fprintf(stderr, "airllm bench: --ram-sweep opens engines of the whole model; run it "
+                        "without mpirun\n");
+        return 2;
+    }
     if (sweep && mo.mp.ram_budget == AIR_RAM_AUTO)
         mo.mp.ram_budget = 0; /* each budget opens its own engine: keep this one small */
     air_model *m = cli_open(model, &mo);
@@ -385,11 +391,14 @@ int cli_bench(int argc, char **argv) {
     air_streamer_get_stats(str, &s1);
     if (ex)
         air_experts_get_stats(ex, &x1);
+    air_pipe_stats ps1 = {0}, ps2 = {0};
+    air_pipe_get_stats(e, &ps1);
     t0 = now_s();
     for (int i = 0; i < tg && !st; i++)
         st = air_engine_eval(e, &kv, &ids[pp + i], 1, 0, logits);
     double t_tg = now_s() - t0;
     air_streamer_get_stats(str, &s2);
+    int piped = air_pipe_get_stats(e, &ps2);
     if (ex)
         air_experts_get_stats(ex, &x2);
     /* expert reads count with the layers' reads (mixture-of-experts models) */
@@ -473,6 +482,18 @@ int cli_bench(int argc, char **argv) {
                active > resident && disk_gbs > 0 ? disk_gbs * 1e9 / (double)(active - resident) : 0,
                routed ? 100.0 * (double)hits / (double)routed : 0);
         expect_mib += (double)(x2.cache_bytes + x2.buffer_bytes) / (1 << 20);
+    }
+    if (piped && ps2.passes > ps1.passes) {
+        /* a decode pass: rank 0's layers, then each other rank's, one hop
+         * between each and one back to rank 0 */
+        double n = (double)(ps2.passes - ps1.passes), wall = (ps2.pass_s - ps1.pass_s) / n * 1e3,
+               loc = (ps2.local_s - ps1.local_s) / n * 1e3,
+               rem = (ps2.remote_s - ps1.remote_s) / n * 1e3, rest = wall - loc - rem;
+        printf("\npipeline: %d ranks (the table is rank 0's: layers %d..%d and the embeddings); "
+               "a decode pass %.2f ms = rank 0 %.2f ms + the other ranks %.2f ms + messages and "
+               "waits %.2f ms (%d hops: %.3f ms per hop)\n",
+               ps2.ranks, ps2.lo, ps2.hi - 1, wall, loc, rem, rest, ps2.ranks,
+               rest / ps2.ranks);
     }
     printf("\npeak RSS: %.0f MiB (streaming buffers %s + pinned + KV cache %.1f MiB = %.0f MiB "
            "expected, plus activations and code)\n",

@@ -179,7 +179,22 @@ char *cli_default_model(void) {
     return NULL;
 }
 
+/* A pipeline rank above 0 (under mpirun): serves rank 0's passes with its
+ * layers of the model, then ends the process, whatever command it was given:
+ * rank 0 alone runs the command. */
+static void pipeline_worker(air_model *m) {
+    air_status st = air_pipeline_worker(m);
+    if (st)
+        fprintf(stderr, "airllm (rank %d): %s\n", air_dist_rank(), air_last_error());
+    air_model_close(m);
+    if (!st)
+        air_dist_finalize();
+    exit(st ? 1 : 0);
+}
+
 air_model *cli_open(const char *model, cli_model_opts *o) {
+    if (air_dist_rank() > 0)
+        o->quiet = 1; /* one progress bar: rank 0's */
     if (!o->quiet) {
         o->mp.progress = air_progress_bar_cb;
         o->mp.progress_user = &o->bar;
@@ -195,5 +210,7 @@ air_model *cli_open(const char *model, cli_model_opts *o) {
         o->rc = cli_exit_code(st);
         return NULL;
     }
+    if (air_dist_rank() > 0)
+        pipeline_worker(m);
     return m;
 }

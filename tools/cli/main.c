@@ -100,20 +100,32 @@ int main(int argc, char **argv) {
         printf("airllm %s\n%s\n", air_version(), air_system_info());
         return 0;
     }
+    /* under mpirun: join the job; the ranks above 0 serve rank 0's passes
+     * from the first model they open (cli_open) */
+    if (air_dist_init(&argc, &argv) != AIR_OK) {
+        fprintf(stderr, "airllm: %s\n", air_last_error());
+        return 1;
+    }
     argc--;
     argv++;
+    int rc = 2;
     if (!strcmp(cmd, "run"))
-        return cli_run(argc, argv);
-    if (!strcmp(cmd, "pull"))
-        return cli_pull(argc, argv);
-    if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
-        return cli_list(argc, argv);
-    if (!strcmp(cmd, "rm"))
-        return cli_rm(argc, argv);
-    if (!strcmp(cmd, "bench"))
-        return cli_bench(argc, argv);
-    if (!strcmp(cmd, "serve"))
-        return cli_serve(argc, argv);
-    fprintf(stderr, "airllm: unknown command '%s' (see airllm --help)\n", cmd);
-    return 2;
+        rc = cli_run(argc, argv);
+    else if (!strcmp(cmd, "pull"))
+        rc = cli_pull(argc, argv);
+    else if (!strcmp(cmd, "list") || !strcmp(cmd, "ls"))
+        rc = cli_list(argc, argv);
+    else if (!strcmp(cmd, "rm"))
+        rc = cli_rm(argc, argv);
+    else if (!strcmp(cmd, "bench"))
+        rc = cli_bench(argc, argv);
+    else if (!strcmp(cmd, "serve"))
+        rc = cli_serve(argc, argv);
+    else
+        fprintf(stderr, "airllm: unknown command '%s' (see airllm --help)\n", cmd);
+    /* a failed rank leaves without finalizing: the launcher then ends the
+     * other ranks instead of waiting for them */
+    if (rc == 0)
+        air_dist_finalize();
+    return rc;
 }

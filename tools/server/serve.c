@@ -229,7 +229,8 @@ int cli_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 0, bound = 0;
-    if (srv_start(&srv, host, port, max_conn, timeout_s, &bound)) {
+    /* under mpirun, ranks above 0 only serve rank 0's passes (cli_open) */
+    if (air_dist_rank() == 0 && srv_start(&srv, host, port, max_conn, timeout_s, &bound)) {
         rc = 1;
         goto out;
     }
