@@ -28,6 +28,7 @@ typedef struct {
     void *buf;
     air_layer layer;
     int unchecked; /* a whole file loaded with its data checksum left to the consumer */
+    double read_s; /* the time its read took */
 } slot;
 
 struct air_streamer {
@@ -81,6 +82,7 @@ static void load_slot(air_streamer *s, slot *sl, int u) {
     double dt = now_s() - t0;
     pthread_mutex_lock(&s->mu);
     sl->status = st;
+    sl->read_s = dt;
     if (st)
         snprintf(sl->err, sizeof sl->err, "%s", air_last_error());
     else {
@@ -376,5 +378,14 @@ void air_streamer_release(air_streamer *s, int u) {
 void air_streamer_get_stats(const air_streamer *s, air_streamer_stats *st) {
     pthread_mutex_lock((pthread_mutex_t *)&s->mu);
     *st = s->stats;
+    /* a unit read ahead counts once compute takes it (or drops it), so that
+     * the counts taken between two passes do not depend on how far the
+     * reader got */
+    if (s->has_thread)
+        for (int i = 0; i < 2; i++)
+            if (s->slots[i].state == READY && !s->slots[i].status) {
+                st->bytes_read -= s->unit_bytes[s->slots[i].unit];
+                st->read_seconds -= s->slots[i].read_s;
+            }
     pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
 }

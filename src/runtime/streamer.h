@@ -32,8 +32,10 @@ typedef struct {
 } air_streamer_options;
 
 typedef struct {
-    uint64_t bytes_read;  /* streamed bytes since creation */
-    double read_seconds;  /* time spent in reads */
+    /* streamed bytes since creation, and the time their reads took; a unit
+     * read ahead counts once compute takes it (or it is dropped) */
+    uint64_t bytes_read;
+    double read_seconds;
     double wait_seconds;  /* time compute waited for a unit */
     int n_pinned;
     uint64_t pinned_bytes;
