@@ -30,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -299,7 +301,31 @@ static air_status convert(air_pool *pool, const void *src, int fd, uint64_t off,
     atomic_init(&j.nomem, 0);
     atomic_init(&j.read_errno, 0);
     atomic_init(&j.bad_at, 0);
+    /* A tensor to convert is read through a mapping of its file: the threads
+     * convert straight from the page cache, without copying it first (the
+     * copy cost as much CPU time as the quantization). The file's size is
+     * checked first; a copy, or a file that cannot be mapped, is read. */
+    void *map = NULL;
+    size_t map_len = 0;
+    uint64_t need = off + (uint64_t)rows * j.sb;
+    struct stat fs;
+    if (!src && fd >= 0 && sdt != ddt && fstat(fd, &fs) == 0) {
+        if ((uint64_t)fs.st_size < need)
+            return air_err(AIR_ERR_FORMAT, "reading %s: unexpected end of file (truncated?) at "
+                           "byte %llu of the file", name, (unsigned long long)fs.st_size);
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), base = off / page * page;
+        map_len = (size_t)(need - base);
+        map = map_len ? mmap(NULL, map_len, PROT_READ, MAP_SHARED, fd, (off_t)base) : MAP_FAILED;
+        if (map == MAP_FAILED)
+            map = NULL;
+        else {
+            (void)madvise(map, map_len, MADV_SEQUENTIAL);
+            j.src = (const char *)map + (off - base);
+        }
+    }
     air_pool_run(pool, conv_rows, &j);
+    if (map)
+        munmap(map, map_len);
     int e = atomic_load(&j.read_errno);
     if (e)
         return air_err(e > 0 ? AIR_ERR_IO : AIR_ERR_FORMAT, "reading %s: %s at byte %llu of the "
@@ -472,6 +498,11 @@ static air_status fill_unit(air_source *src, const air_split_options *opt, const
  * the next one is written. The disk is kept busy.
  * ------------------------------------------------------------------------- */
 
+/* Unit buffers: one filling, the others being written or fsynced (each
+ * stays with the writer until its file is renamed), so that reading and
+ * converting rarely waits for the disk. */
+#define UNIT_SLOTS 4
+
 typedef struct {
     air_lf_builder b;
     char *path;
@@ -490,9 +521,9 @@ typedef struct {
     int running, sync_running;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unit_slot slot[2];
-    int queue[2], q_len;   /* to write */
-    int squeue[2], sq_len; /* written, to fsync and rename */
+    unit_slot slot[UNIT_SLOTS];
+    int queue[UNIT_SLOTS], q_len;   /* to write */
+    int squeue[UNIT_SLOTS], sq_len; /* written, to fsync and rename */
     int stop;
     uint64_t seq;
 } unit_writer;
@@ -504,7 +535,7 @@ static void slot_result(unit_slot *s, air_status st) {
 }
 
 static void pop(int *q, int *len) {
-    q[0] = q[1];
+    memmove(q, q + 1, sizeof(int) * (size_t)(*len - 1));
     (*len)--;
 }
 
@@ -791,7 +822,7 @@ static air_status reap_all(split_state *S) {
     char msg[1024] = "";
     for (;;) {
         int i = -1;
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < UNIT_SLOTS; k++)
             if (S->w.slot[k].busy && (i < 0 || S->w.slot[k].seq < S->w.slot[i].seq))
                 i = k;
         if (i < 0)
@@ -827,9 +858,27 @@ static int unit_wants(const air_hparams *hp, int unit, want *w, const char **src
 /* One unit into a free slot, handed to the writer. While the other slot is
  * being written, this one is filled, unless both buffers together would pass
  * the budget: then the other is finished (and its buffer freed) first. */
+/* The oldest slot other than i still with the writer; -1 if none. */
+static int oldest_busy(const split_state *S, int i) {
+    int o = -1;
+    for (int k = 0; k < UNIT_SLOTS; k++)
+        if (k != i && S->w.slot[k].busy && (o < 0 || S->w.slot[k].seq < S->w.slot[o].seq))
+            o = k;
+    return o;
+}
+
+/* Bytes of the unit buffers other than slot i's. */
+static uint64_t others_cap(const split_state *S, int i) {
+    uint64_t c = 0;
+    for (int k = 0; k < UNIT_SLOTS; k++)
+        if (k != i)
+            c += S->w.slot[k].b.cap;
+    return c;
+}
+
 static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
-    int i = *next_slot, o = 1 - i;
-    unit_slot *s = &S->w.slot[i], *other = &S->w.slot[o];
+    int i = *next_slot;
+    unit_slot *s = &S->w.slot[i];
     air_status st;
     if (s->busy && (st = reap(S, i)))
         return st;
@@ -837,10 +886,14 @@ static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
         return air_err_context(st, "splitting %s into %s",
                                unit_label(u->id.unit, S->src->hp.n_layer),
                                S->paths[u->id.unit + 1]);
-    if (other->busy && other->b.cap + u->data_bytes > S->budget && (st = reap(S, o)))
-        return st;
-    if (!other->busy && other->b.cap + u->data_bytes > S->budget)
-        air_lf_builder_free(&other->b);
+    /* the buffers together stay within the budget: the oldest units are
+     * written first, idle buffers given back */
+    for (int o; others_cap(S, i) + u->data_bytes > S->budget && (o = oldest_busy(S, i)) >= 0;)
+        if ((st = reap(S, o)))
+            return st;
+    for (int k = 0; k < UNIT_SLOTS && others_cap(S, i) + u->data_bytes > S->budget; k++)
+        if (k != i && !S->w.slot[k].busy)
+            air_lf_builder_free(&S->w.slot[k].b);
     if (s->b.cap > u->data_bytes * 2) /* much larger than needed now (the embeddings'): */
         air_lf_builder_free(&s->b);  /* give it back */
     s->unit = u->id.unit;
@@ -854,7 +907,7 @@ static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
     /* a source that deletes what was read: store this unit before the next read */
     if (S->src->deletes_consumed && (st = reap(S, i)))
         return st;
-    *next_slot = o;
+    *next_slot = (i + 1) % UNIT_SLOTS;
     return AIR_OK;
 }
 
@@ -927,7 +980,7 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
         }
     }
 out:
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < UNIT_SLOTS; k++)
         air_lf_builder_free(&S.w.slot[k].b);
     for (int k = 0; S.paths && k < n_units; k++)
         free(S.paths[k]);
