@@ -69,7 +69,7 @@ if [ "${1:-}" = "--prepare" ]; then
   mkdir -p "$(dirname "$BUNDLE")"
   tar -C "$BIN" -cJf "$BUNDLE" . || exit 1
   du -sh "$BUNDLE"
-  echo "gpu-check: $BUNDLE is ready: carry build-gpu to the GPU machine and run scripts/gpu-check.sh"
+  echo "gpu-check: $BUNDLE is ready: copy build-gpu/ to the GPU machine and run scripts/gpu-check.sh"
   exit 0
 fi
 
