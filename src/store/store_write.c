@@ -886,14 +886,24 @@ static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
         return air_err_context(st, "splitting %s into %s",
                                unit_label(u->id.unit, S->src->hp.n_layer),
                                S->paths[u->id.unit + 1]);
-    /* the buffers together stay within the budget: the oldest units are
-     * written first, idle buffers given back */
-    for (int o; others_cap(S, i) + u->data_bytes > S->budget && (o = oldest_busy(S, i)) >= 0;)
+    /* the buffers together stay within the budget: idle buffers are given
+     * back first, then the oldest units waited for (and their buffers given
+     * back) */
+    while (others_cap(S, i) + u->data_bytes > S->budget) {
+        int idle = -1;
+        for (int k = 0; k < UNIT_SLOTS && idle < 0; k++)
+            if (k != i && !S->w.slot[k].busy && S->w.slot[k].b.cap)
+                idle = k;
+        if (idle >= 0) {
+            air_lf_builder_free(&S->w.slot[idle].b);
+            continue;
+        }
+        int o = oldest_busy(S, i);
+        if (o < 0)
+            break;
         if ((st = reap(S, o)))
             return st;
-    for (int k = 0; k < UNIT_SLOTS && others_cap(S, i) + u->data_bytes > S->budget; k++)
-        if (k != i && !S->w.slot[k].busy)
-            air_lf_builder_free(&S->w.slot[k].b);
+    }
     if (s->b.cap > u->data_bytes * 2) /* much larger than needed now (the embeddings'): */
         air_lf_builder_free(&s->b);  /* give it back */
     s->unit = u->id.unit;
