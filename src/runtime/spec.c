@@ -82,6 +82,7 @@ struct air_spec {
     int lvl_n[N_LEVELS];
     double propose_s;         /* the last proposal's time */
     double trials, successes; /* agreement along the walks */
+    double lvl_trials[N_LEVELS], lvl_successes[N_LEVELS]; /* the same per budget level */
     int plain_run;            /* passes in a row at budget 0 */
     air_spec_stats st;
 };
@@ -510,9 +511,36 @@ double air_pass_costs_get(const air_pass_costs *c, int rows) {
  * accepted candidates'), and the draft's time to propose them. */
 static double expect_level(const air_spec *s, int l, double *draft_seconds) {
     double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
+    /* A larger tree holds the smaller ones, so it agrees at each depth at
+     * least as often: the agreement of level l is the best measured at a
+     * level up to l (each shrunk towards the overall rate), never less than
+     * the overall rate. Without this, the overall rate, measured mostly on
+     * the small trees in use, undervalues the large ones for good. */
+    double best = a;
+    for (int k = 1; k <= l; k++)
+        if (s->lvl_trials[k] > 0) {
+            double ak = (s->lvl_successes[k] + 2.0 * a) / (s->lvl_trials[k] + 2.0);
+            if (ak > best)
+                best = ak;
+        }
+    a = best;
     int n = k_levels[l];
-    double depth = s->lvl_n[l] ? s->lvl_depth[l] : tree_depth(n);
-    double passes = s->lvl_n[l] ? s->lvl_passes[l] : depth;
+    double depth = tree_depth(n), passes = depth;
+    if (s->lvl_n[l]) {
+        depth = s->lvl_depth[l];
+        passes = s->lvl_passes[l];
+    } else
+        /* not tried yet: the nearest smaller level tried, one level deeper
+         * (and one draft pass more) per doubling of the nodes */
+        for (int k = l - 1; k >= 1; k--)
+            if (s->lvl_n[k]) {
+                double more = (double)(l - k);
+                if (s->lvl_depth[k] + more < depth)
+                    depth = s->lvl_depth[k] + more;
+                if (s->lvl_passes[k] + more < passes)
+                    passes = s->lvl_passes[k] + more;
+                break;
+            }
     double e = 0, p = 1;
     for (int d = 0; d <= (int)(depth + 0.5); d++, p *= a)
         e += p;
@@ -534,9 +562,12 @@ void air_spec_record(air_spec *s, int rows, int accepted) {
     for (int i = 0; i < s->tree.n; i++)
         if (s->tree.depth[i] > depth)
             depth = s->tree.depth[i];
+    double tried = accepted + 1 < depth ? accepted + 1 : depth;
     s->successes += accepted;
-    s->trials += accepted + 1 < depth ? accepted + 1 : depth;
+    s->trials += tried;
     int l = level_of(s->asked);
+    s->lvl_successes[l] += accepted;
+    s->lvl_trials[l] += tried;
     double w = s->lvl_n[l] ? EMA : 1.0;
     s->lvl_depth[l] = (1 - w) * s->lvl_depth[l] + w * depth;
     s->lvl_passes[l] = (1 - w) * s->lvl_passes[l] + w * s->draft_passes;
