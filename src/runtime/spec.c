@@ -20,7 +20,8 @@
  *         two; a streamed pass barely grows with rows, a resident one does),
  *   d     the time of one draft pass (0 for lookup alone),
  *   a     the rate at which the target agrees with a candidate at the next
- *         depth of the walk (successes over trials along accepted paths).
+ *         depth of the walk (successes over trials along accepted paths), per
+ *         budget level: the best measured at a level up to it (expect_level).
  * A budget of n nodes reaches depth D(n) and costs D(n) draft passes, so its
  * rate is (1 + a + ... + a^D) / (c(n + 1) + D d) tokens per second; the best
  * budget wins, and 0 (plain decoding, 1 / c(1)) wins where speculation does
