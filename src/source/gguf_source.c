@@ -12,11 +12,13 @@
  * biases) are un-permuted on the way out, so every consumer sees the
  * Hugging Face row order that rotate-half RoPE expects.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kernels/pool.h"
 #include "source/gguf.h"
 #include "source/source.h"
 #include "util/error.h"
@@ -219,6 +221,36 @@ static air_status gg_info(air_source *s, int layer, const char *neutral, air_src
     return AIR_OK;
 }
 
+/* Rows [row0, row0 + rows) of a quantized tensor to fp32, split over the
+ * pool's threads (the file is mapped: each thread reads its own rows). An
+ * error is made again on the calling thread, for its message. */
+typedef struct {
+    const air_gguf *g;
+    const air_gguf_tensor *t;
+    float *dst;
+    int64_t row0, rows;
+    atomic_int bad;
+} dequant_job;
+
+static void dequant_part(void *ctx, int ith, int nth) {
+    dequant_job *j = ctx;
+    int64_t a = j->rows * ith / nth, b = j->rows * (ith + 1) / nth;
+    if (b > a && air_gguf_dequantize_rows(j->g, j->t, j->row0 + a, b - a, j->dst + a * j->t->ne[0]))
+        atomic_store(&j->bad, 1);
+}
+
+static air_status dequantize_rows(air_pool *pool, const air_gguf *g, const air_gguf_tensor *t,
+                                  int64_t row0, int64_t rows, float *dst) {
+    if (pool && air_pool_size(pool) > 1 && rows >= 64) {
+        dequant_job j = {g, t, dst, row0, rows, 0};
+        atomic_init(&j.bad, 0);
+        air_pool_run(pool, dequant_part, &j);
+        if (!atomic_load(&j.bad))
+            return AIR_OK;
+    }
+    return air_gguf_dequantize_rows(g, t, row0, rows, dst);
+}
+
 static air_status gg_read(air_source *s, int layer, const char *neutral, void *dst) {
     gg_impl *h = s->impl;
     const air_gguf_tensor *t, *kb, *vb;
@@ -236,7 +268,7 @@ static air_status gg_read(air_source *s, int layer, const char *neutral, void *d
             t->ggml_type == AIR_GGML_BF16)
             memcpy(dst, (const char *)air_gguf_tensor_data(h->g, t) + (size_t)expert * info.nbytes,
                    (size_t)info.nbytes);
-        else if ((st = air_gguf_dequantize_rows(h->g, t, (int64_t)expert * rows, rows, dst)))
+        else if ((st = dequantize_rows(s->pool, h->g, t, (int64_t)expert * rows, rows, dst)))
             return st;
         return AIR_OK;
     }
@@ -245,7 +277,8 @@ static air_status gg_read(air_source *s, int layer, const char *neutral, void *d
     if (t->ggml_type == AIR_GGML_F32 || t->ggml_type == AIR_GGML_F16 ||
         t->ggml_type == AIR_GGML_BF16)
         memcpy(dst, air_gguf_tensor_data(h->g, t), (size_t)t->size);
-    else if ((st = air_gguf_dequantize(h->g, t, dst)))
+    else if ((st = dequantize_rows(s->pool, h->g, t, 0,
+                                   t->ne[0] ? air_gguf_tensor_nelements(t) / t->ne[0] : 0, dst)))
         return st;
     int heads = permute_heads(s, neutral);
     if (heads) {

@@ -46,6 +46,9 @@ struct air_source {
     /* Set by a source whose done_with_layer deletes what was read: the
      * writer then stores each unit before it reads the next. */
     int deletes_consumed;
+    /* Threads read() may use (GGUF: dequantizing rows), set by the split
+     * while it reads; NULL: the calling thread alone. */
+    struct air_pool *pool;
     void (*close)(air_source *s);
     void *impl;
 };

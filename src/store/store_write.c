@@ -943,6 +943,7 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
         goto out;
     }
     writer_start(&S.w);
+    src->pool = opt->pool; /* the source may use the threads while it reads */
     const uint64_t mid = model_id;
     int next_slot = 0;
     const int first = opt->part ? opt->first_unit : -1, last = opt->part ? opt->last_unit : hp->n_layer;
@@ -980,6 +981,7 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
             st = wst;
     }
     writer_stop(&S.w);
+    src->pool = NULL;
     if (!st) {
         for (int k = first + 1; k <= last + 1; k++)
             add_unit_entry(files, S.paths[k], &S.infos[k]);
