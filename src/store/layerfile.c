@@ -479,17 +479,11 @@ air_status air_lf_bind(const char *path, const void *buf, uint64_t size, const a
     return bind_whole(path, buf, size, want, 1, out);
 }
 
-/* Reads of 16 MiB: with O_DIRECT, larger single reads were slower on the
- * disks measured (a 460 MiB unit: 2.8 GB/s in one read, 2.9-3.6 in 64 MiB
- * reads, 3.7-3.8 in 16 or 32 MiB reads), and the bench's disk probe reads
- * 16 MiB at a time. */
-#define READ_CHUNK (16u << 20)
-
 static air_status read_all(int fd, void *buf, uint64_t n, const char *path) {
     char *p = buf;
     uint64_t off = 0;
     while (off < n) {
-        uint64_t chunk = n - off > READ_CHUNK ? READ_CHUNK : n - off;
+        uint64_t chunk = n - off > (64u << 20) ? (64u << 20) : n - off;
         ssize_t r = pread(fd, p + off, chunk, (off_t)off);
         if (r < 0 && errno == EINTR)
             continue;

@@ -855,9 +855,6 @@ static int unit_wants(const air_hparams *hp, int unit, want *w, const char **src
     return nw;
 }
 
-/* One unit into a free slot, handed to the writer. While the other slot is
- * being written, this one is filled, unless both buffers together would pass
- * the budget: then the other is finished (and its buffer freed) first. */
 /* The oldest slot other than i still with the writer; -1 if none. */
 static int oldest_busy(const split_state *S, int i) {
     int o = -1;
@@ -876,6 +873,8 @@ static uint64_t others_cap(const split_state *S, int i) {
     return c;
 }
 
+/* One unit into the next slot (taken back from the writer first), handed
+ * to the writer. The slots' buffers together stay within the budget. */
 static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
     int i = *next_slot;
     unit_slot *s = &S->w.slot[i];
@@ -921,8 +920,10 @@ static air_status split_unit(split_state *S, unit_plan *u, int *next_slot) {
     return AIR_OK;
 }
 
+/* Units first..last (-1 the embeddings, n_layer the head) of the store. */
 static air_status split_units(air_source *src, const char *dir, const air_split_options *opt,
-                              uint64_t model_id, uint64_t total, cJSON *files) {
+                              int first, int last, uint64_t model_id, uint64_t total,
+                              cJSON *files) {
     const air_hparams *hp = &src->hp;
     int n_units = hp->n_layer + 2;
     split_state S = {.src = src, .opt = opt, .dir = dir, .total = total, .t0 = now_s()};
@@ -946,7 +947,6 @@ static air_status split_units(air_source *src, const char *dir, const air_split_
     src->pool = opt->pool; /* the source may use the threads while it reads */
     const uint64_t mid = model_id;
     int next_slot = 0;
-    const int first = opt->part ? opt->first_unit : -1, last = opt->part ? opt->last_unit : hp->n_layer;
     for (int unit = first; unit <= last && !st; unit++) {
         char *path = S.paths[unit + 1] = unit_file(dir, unit, hp->n_layer);
         if (!path) {
@@ -1052,7 +1052,7 @@ air_status air_store_split(air_source *src, const char *dir, const air_split_opt
         for (int i = 0; i < nw; i++)
             total += (uint64_t)w[i].shape[0] * (w[i].n_dims == 2 ? (uint64_t)w[i].shape[1] : 1) * 2;
     }
-    st = split_units(src, dir, opt, model_id, total, files);
+    st = split_units(src, dir, opt, first, last, model_id, total, files);
     if (st)
         goto out;
     if (src->done_with_layer && !opt->part) /* a part leaves the source whole */
