@@ -31,9 +31,8 @@ static double now_s(void) {
 }
 
 /* Sequential read of every unit file with O_DIRECT (no page cache), 16 MiB
- * per read, as the streamer reads them: GB/s. Each unit lands in a buffer
- * as large as the largest unit (at most 256 MiB), from its start, as a unit
- * lands in a streaming buffer: reads into one small reused buffer stay in
+ * per read: GB/s. Each unit lands in a buffer as large as the largest unit
+ * (at most 256 MiB), from its start, as a unit lands in a streaming buffer: reads into one small reused buffer stay in
  * the CPU's cache and measured up to 1.4x what a unit-sized destination in
  * RAM gets from the same disk. The buffer is freed, and the peak RSS reset
  * (see peak_rss_mib), before anything else is measured. */
