@@ -2,7 +2,7 @@
  * spec.c - candidate trees (n-gram lookup, resident draft) and the automatic
  * budget of candidate rows per pass.
  *
- * Lookup: for n-gram lengths 3, 2, 1, the most recent earlier occurrences of
+ * Lookup: for n-gram lengths 3, 2, 1 (3, 2 with a draft), the most recent earlier occurrences of
  * the sequence's last n tokens propose what followed them (at most a few
  * matches, merged into one trie).
  *
@@ -63,7 +63,20 @@ typedef struct {
     double node_prob[AIR_SPEC_MAX_NODES];
     int32_t node_slot[AIR_SPEC_MAX_NODES]; /* in the draft's cache */
     int nodes[MAX_WIDTH], nn;              /* the nodes of the current pass */
+    /* the draft's most probable children of each node it evaluated (index
+     * node + 1: 0 is the pending token), for the calibration */
+    int n_kid[AIR_SPEC_MAX_NODES + 1];
+    int32_t kid_id[AIR_SPEC_MAX_NODES + 1][MAX_WIDTH];
+    float kid_p[AIR_SPEC_MAX_NODES + 1][MAX_WIDTH];
 } grow_state;
+
+/* Calibration of the draft's probabilities: how often the target's token is
+ * a child the draft gives probability p, by bins of p, apart for the draft's
+ * most probable child (a greedy target takes it whenever both agree on the
+ * best token, whatever p) and the others. */
+#define CAL_BINS 9
+static const double k_cal_edge[CAL_BINS] = {0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.01};
+#define CAL_PRIOR 4.0 /* pseudo-observations at the draft's own probability */
 
 struct air_spec {
     air_spec_options o;
@@ -85,6 +98,7 @@ struct air_spec {
     double trials, successes; /* agreement along the walks */
     double lvl_trials[N_LEVELS], lvl_successes[N_LEVELS]; /* the same per budget level */
     int plain_run;            /* passes in a row at budget 0 */
+    double cal_hit[2][CAL_BINS], cal_try[2][CAL_BINS]; /* [0]: the most probable child */
     air_spec_stats st;
 };
 
@@ -182,10 +196,10 @@ static int add_child(air_spec_tree *t, int node, int32_t id, int budget) {
     return t->n++;
 }
 
-static void lookup(air_spec *s, const int32_t *h, int n, int budget) {
+static void lookup(air_spec *s, const int32_t *h, int n, int budget, int min_gram) {
     air_spec_tree *t = &s->tree;
     int matches = 0;
-    for (int g = 3; g >= 1 && t->n < budget && matches < LOOKUP_MAX_MATCHES; g--) {
+    for (int g = 3; g >= min_gram && t->n < budget && matches < LOOKUP_MAX_MATCHES; g--) {
         if (n < g + 1)
             continue;
         const int32_t *key = h + n - g;
@@ -240,15 +254,50 @@ static int tree_depth(int budget) {
     return budget < MAX_DEPTH ? budget : MAX_DEPTH;
 }
 
+static int cal_bin(double p) {
+    int b = 0;
+    while (b + 1 < CAL_BINS && p >= k_cal_edge[b])
+        b++;
+    return b;
+}
+
+/* The chance that the target's token is a child the draft gives
+ * probability p: measured per bin, starting from p itself. */
+static double calibrated(const air_spec *s, int rank, double p) {
+    int b = cal_bin(p), r = rank > 0;
+    return (s->cal_hit[r][b] + CAL_PRIOR * p) / (s->cal_try[r][b] + CAL_PRIOR);
+}
+
 /* Adds the `MAX_WIDTH` most probable children of a draft-evaluated node
- * (its logits lg) to the candidate pool. */
-static void pool_add(air_spec *s, int node, double prob, const float *lg) {
+ * (its logits lg) to the candidate pool, each valued by the chance that the
+ * target walks to it: its parent's times its own calibrated probability. */
+static void pool_add(air_spec *s, int node, double value, const float *lg) {
     grow_state *g = &s->g;
     int32_t ids[MAX_WIDTH];
     double p[MAX_WIDTH];
     int k = top_ids(lg, g->vocab, MAX_WIDTH, ids, p);
-    for (int j = 0; j < k; j++)
-        g->pool[g->np++] = (cand){prob * p[j], node, ids[j]};
+    g->n_kid[node + 1] = k;
+    for (int j = 0; j < k; j++) {
+        g->kid_id[node + 1][j] = ids[j];
+        g->kid_p[node + 1][j] = (float)p[j];
+        g->pool[g->np++] = (cand){value * calibrated(s, j, p[j]), node, ids[j]};
+    }
+}
+
+void air_spec_calibrate(air_spec *s, const int32_t *tokens, int n) {
+    const grow_state *g = &s->g;
+    const air_spec_tree *t = &s->tree;
+    int node = -1;
+    for (int i = 0; i < n; i++) {
+        /* the draft's children of this node against the target's token */
+        for (int j = 0; j < g->n_kid[node + 1]; j++) {
+            int b = cal_bin(g->kid_p[node + 1][j]), r = j > 0;
+            s->cal_try[r][b] += 1;
+            s->cal_hit[r][b] += g->kid_id[node + 1][j] == tokens[i];
+        }
+        if ((node = air_spec_child(t, node, tokens[i])) < 0)
+            break;
+    }
 }
 
 /* The tokens of h[0..n) the draft's cache holds (all but the last one at
@@ -362,14 +411,18 @@ air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist,
         air_spec *q = s[i];
         double t0 = now_s();
         q->tree.n = 0;
+        memset(q->g.n_kid, 0, sizeof q->g.n_kid);
         q->draft_passes = 0;
         q->propose_s = 0;
         int budget = max_nodes[i] > AIR_SPEC_MAX_NODES ? AIR_SPEC_MAX_NODES : max_nodes[i];
         q->asked = budget;
         if (budget <= 0 || n[i] <= 0)
             continue;
+        /* with a draft, lookup adds only the continuations of matches of 2
+         * and 3 tokens (a single token's are rarely right, and would take
+         * the draft's room), in half of the budget at most */
         if (q->o.lookup)
-            lookup(q, hist[i], n[i], budget);
+            lookup(q, hist[i], n[i], q->o.draft ? budget / 2 : budget, q->o.draft ? 2 : 1);
         q->propose_s = now_s() - t0;
         if (!q->o.draft || q->tree.n >= budget)
             continue;

@@ -108,6 +108,14 @@ int air_spec_child(const air_spec_tree *t, int node, int32_t id);
  * budget of the next passes, and the counts. */
 void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds);
 
+/* After a pass: the tokens its walk emitted (tokens[0] at the pending
+ * token's row, then one per accepted candidate), against the draft's
+ * probabilities of the children it proposed along the way. The draft's
+ * probabilities are calibrated with these counts (how often a child the
+ * draft gives probability p is the target's token, by bins of p), and the
+ * tree grows where the calibrated chance of being walked is largest. */
+void air_spec_calibrate(air_spec *s, const int32_t *tokens, int n);
+
 /* After a pass whose time a scheduler measures itself (several sequences
  * share it): the counts and the agreement along the walk only. */
 void air_spec_record(air_spec *s, int rows, int accepted);

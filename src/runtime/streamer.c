@@ -1,9 +1,17 @@
 /*
- * streamer.c - pinned units, two streaming slots and the reader thread.
+ * streamer.c - pinned units, two streaming buffers and the reader thread.
  *
- * Slot states: EMPTY -> LOADING (reader) -> READY -> INUSE (compute) -> EMPTY.
- * The reader fills any EMPTY slot with the next streamed unit of the cycle.
- * acquire(u) takes the slot holding u; if no slot holds or will hold u (the
+ * The two buffers ("buckets") are as large as the largest streamed unit.
+ * The reader packs the next units of the cycle into them one after the
+ * other, as many as fit: with small units it reads many ahead (while the
+ * head computes, or a draft model proposes between two passes, the first
+ * layers of the next pass come in), with one large unit per bucket it is
+ * the classic double buffer. A bucket is refilled from its start once
+ * every unit in it is released; the reader moves to the other bucket when
+ * the next unit does not fit.
+ *
+ * Entry states: LOADING (reader) -> READY -> INUSE (compute) -> free.
+ * acquire(u) takes the entry holding u; if none holds or will hold u (the
  * caller left the cycle, e.g. after an error), it discards what was read
  * ahead and restarts the cycle at u.
  */
@@ -18,18 +26,22 @@
 #include "util/error.h"
 #include "util/memlimit.h"
 
-enum { EMPTY, LOADING, READY, INUSE };
+enum { FREE, LOADING, READY, INUSE };
+
+/* units read ahead at most (entries of both buckets together) */
+#define MAX_ENTRIES 64
 
 typedef struct {
     int unit;
     int state;
+    int bucket;
     air_status status;
     char err[512];
     void *buf;
     air_layer layer;
     int unchecked; /* a whole file loaded with its data checksum left to the consumer */
     double read_s; /* the time its read took */
-} slot;
+} entry;
 
 struct air_streamer {
     air_store *store;
@@ -44,9 +56,14 @@ struct air_streamer {
     void **pin_buf;
     air_layer *pin_layer;
     /* streaming */
-    uint64_t slot_cap;
-    slot slots[2];
+    uint64_t slot_cap;     /* bytes of each bucket */
+    void *bucket[2];
+    uint64_t fill[2];      /* bytes placed in each bucket */
+    int live[2];           /* entries in each bucket not yet released */
+    int cur;               /* the bucket the reader fills */
+    entry ent[MAX_ENTRIES];
     int next_unit; /* next unit the reader will load */
+    int idle;      /* the reader waits: nothing to read, or no room */
     int stop;
     int has_thread;
     pthread_t thread;
@@ -70,21 +87,26 @@ static int next_streamed(const air_streamer *s, int u) {
     return -1;
 }
 
-/* Loads unit u into slot sl (no lock held). */
-static void load_slot(air_streamer *s, slot *sl, int u) {
+static uint64_t space_of(uint64_t bytes) {
+    return (bytes + AIR_LF_ALIGN - 1) / AIR_LF_ALIGN * AIR_LF_ALIGN;
+}
+
+/* Loads unit u into entry en (no lock held). */
+static void load_entry(air_streamer *s, entry *en, int u) {
     double t0 = now_s();
     /* the data checksum of a whole file is left to the consumer (acquire), so
      * this thread goes on to the next read at once */
-    air_status st = air_store_load_unit(s->store, u, sl->buf, s->slot_cap, s->unit_bytes[u],
+    air_status st = air_store_load_unit(s->store, u, en->buf, space_of(s->unit_bytes[u]),
+                                        s->unit_bytes[u],
                                         (s->opt.direct_io ? AIR_LF_DIRECT : 0) | AIR_LF_DEFER_DATA,
-                                        &sl->layer);
-    sl->unchecked = !st && s->unit_bytes[u] == air_store_unit_bytes(s->store, u);
+                                        &en->layer);
+    en->unchecked = !st && s->unit_bytes[u] == air_store_unit_bytes(s->store, u);
     double dt = now_s() - t0;
     pthread_mutex_lock(&s->mu);
-    sl->status = st;
-    sl->read_s = dt;
+    en->status = st;
+    en->read_s = dt;
     if (st)
-        snprintf(sl->err, sizeof sl->err, "%s", air_last_error());
+        snprintf(en->err, sizeof en->err, "%s", air_last_error());
     else {
         s->stats.bytes_read += s->unit_bytes[u];
         s->stats.read_seconds += dt;
@@ -92,30 +114,65 @@ static void load_slot(air_streamer *s, slot *sl, int u) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Frees an entry (lock held); a bucket with no live entry left starts over. */
+static void drop_entry(air_streamer *s, entry *en) {
+    en->state = FREE;
+    en->unit = -1;
+    if (--s->live[en->bucket] == 0)
+        s->fill[en->bucket] = 0;
+}
+
+/* Room for unit u (lock held): an entry placed in a bucket, or NULL when the
+ * reader must wait. It does not read a unit twice ahead: u must not be
+ * waiting in an entry already (one in use may be read again: a cycle of a
+ * single streamed unit). */
+static entry *place(air_streamer *s, int u) {
+    entry *en = NULL;
+    for (int i = 0; i < MAX_ENTRIES; i++) {
+        if (s->ent[i].state == FREE && !en)
+            en = &s->ent[i];
+        if (s->ent[i].unit == u && (s->ent[i].state == READY || s->ent[i].state == LOADING))
+            return NULL;
+    }
+    if (!en)
+        return NULL;
+    uint64_t need = space_of(s->unit_bytes[u]);
+    int b = s->cur;
+    if (s->fill[b] + need > s->slot_cap) {
+        b = 1 - b;
+        if (s->live[b] > 0)
+            return NULL;
+    }
+    s->cur = b;
+    en->unit = u;
+    en->bucket = b;
+    en->buf = (char *)s->bucket[b] + s->fill[b];
+    en->status = AIR_OK;
+    s->fill[b] += need;
+    s->live[b]++;
+    return en;
+}
+
 static void *reader_main(void *arg) {
     air_streamer *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        slot *free_slot = NULL;
-        while (!s->stop) {
-            for (int i = 0; i < 2 && !free_slot; i++)
-                if (s->slots[i].state == EMPTY)
-                    free_slot = &s->slots[i];
-            if (free_slot && s->next_unit >= 0)
-                break;
-            free_slot = NULL;
+        entry *en = NULL;
+        while (!s->stop && !(s->next_unit >= 0 && (en = place(s, s->next_unit)))) {
+            s->idle = 1;
+            pthread_cond_broadcast(&s->cv); /* for air_streamer_wait_idle */
             pthread_cond_wait(&s->cv, &s->mu);
         }
+        s->idle = 0;
         if (s->stop)
             break;
         int u = s->next_unit;
         s->next_unit = next_streamed(s, u);
-        free_slot->unit = u;
-        free_slot->state = LOADING;
+        en->state = LOADING;
         pthread_mutex_unlock(&s->mu);
-        load_slot(s, free_slot, u);
+        load_entry(s, en, u);
         pthread_mutex_lock(&s->mu);
-        free_slot->state = READY;
+        en->state = READY;
         pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -133,7 +190,7 @@ void air_streamer_free(air_streamer *s) {
         pthread_join(s->thread, NULL);
     }
     for (int i = 0; i < 2; i++)
-        free(s->slots[i].buf);
+        free(s->bucket[i]);
     for (int u = 0; u < s->n_units; u++)
         if (s->pin_buf)
             free(s->pin_buf[u]);
@@ -233,17 +290,16 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     for (int u = 0; u < s->n_units; u++)
         if (!s->pinned[u] && !s->skip[u] && s->unit_bytes[u] > s->slot_cap)
             s->slot_cap = s->unit_bytes[u];
+    s->slot_cap = space_of(s->slot_cap);
+    for (int i = 0; i < MAX_ENTRIES; i++)
+        s->ent[i].unit = -1;
     if (s->slot_cap && next_streamed(s, s->n_units - 1) >= 0) {
-        for (int i = 0; i < 2; i++) {
-            s->slots[i].buf = air_lf_alloc(s->slot_cap);
-            s->slots[i].state = EMPTY;
-            s->slots[i].unit = -1;
-            if (!s->slots[i].buf) {
+        for (int i = 0; i < 2; i++)
+            if (!(s->bucket[i] = air_lf_alloc(s->slot_cap))) {
                 st = air_err(AIR_ERR_NOMEM, "out of memory for two streaming buffers of %llu bytes",
                              (unsigned long long)s->slot_cap);
                 goto fail;
             }
-        }
         s->stats.buffer_bytes = 2 * s->slot_cap;
         s->next_unit = next_streamed(s, s->n_units - 1);
         if (opt->prefetch) {
@@ -274,9 +330,9 @@ int air_streamer_host_buffers(const air_streamer *s, void **ptr, uint64_t *bytes
             n++;
         }
     for (int i = 0; i < 2; i++)
-        if (s->slots[i].buf) {
+        if (s->bucket[i]) {
             if (n < cap) {
-                ptr[n] = s->slots[i].buf;
+                ptr[n] = s->bucket[i];
                 bytes[n] = s->slot_cap;
             }
             n++;
@@ -295,45 +351,46 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
     double t0 = now_s();
     air_status st = AIR_OK;
     if (!s->has_thread) {
-        /* synchronous: slot 0 */
-        slot *sl = &s->slots[0];
-        sl->unit = u;
-        load_slot(s, sl, u);
-        sl->state = INUSE;
-        st = sl->status;
-        if (!st && sl->unchecked) {
-            st = air_lf_check_data(air_store_unit_path(s->store, u), sl->buf);
-            sl->unchecked = 0;
+        /* synchronous: one unit at a time at the start of bucket 0 */
+        entry *en = &s->ent[0];
+        en->unit = u;
+        en->bucket = 0;
+        en->buf = s->bucket[0];
+        s->live[0] = 1;
+        load_entry(s, en, u);
+        en->state = INUSE;
+        st = en->status;
+        if (!st && en->unchecked) {
+            st = air_lf_check_data(air_store_unit_path(s->store, u), en->buf);
+            en->unchecked = 0;
         }
         if (st) {
-            if (sl->status)
-                air_err(st, "%s", sl->err);
-            sl->state = EMPTY;
-            sl->unit = -1;
+            if (en->status)
+                air_err(st, "%s", en->err);
+            drop_entry(s, en);
         }
-        *out = &sl->layer;
+        *out = &en->layer;
         s->stats.wait_seconds += now_s() - t0;
         return st;
     }
     pthread_mutex_lock(&s->mu);
-    slot *got = NULL;
+    entry *got = NULL;
     for (;;) {
-        slot *hit = NULL;
+        entry *hit = NULL;
         int coming = 0;
-        for (int i = 0; i < 2; i++) {
-            if (s->slots[i].unit == u && s->slots[i].state == READY)
-                hit = &s->slots[i];
-            if (s->slots[i].unit == u && s->slots[i].state == LOADING)
+        for (int i = 0; i < MAX_ENTRIES; i++) {
+            if (s->ent[i].unit == u && s->ent[i].state == READY && !hit)
+                hit = &s->ent[i];
+            if (s->ent[i].unit == u && s->ent[i].state == LOADING)
                 coming = 1;
         }
         if (hit) {
             hit->state = INUSE;
             st = hit->status;
             if (st) {
-                /* the caller gets no layer: free the slot now */
+                /* the caller gets no layer: free the entry now */
                 air_err(st, "%s", hit->err);
-                hit->state = EMPTY;
-                hit->unit = -1;
+                drop_entry(s, hit);
                 pthread_cond_broadcast(&s->cv);
             }
             *out = &hit->layer;
@@ -341,12 +398,10 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
             break;
         }
         if (!coming) {
-            /* out of cycle: drop read-ahead and restart at u */
-            for (int i = 0; i < 2; i++)
-                if (s->slots[i].state == READY) {
-                    s->slots[i].state = EMPTY;
-                    s->slots[i].unit = -1;
-                }
+            /* out of cycle: drop what was read ahead and restart at u */
+            for (int i = 0; i < MAX_ENTRIES; i++)
+                if (s->ent[i].state == READY)
+                    drop_entry(s, &s->ent[i]);
             s->next_unit = u;
             pthread_cond_broadcast(&s->cv);
         }
@@ -354,7 +409,7 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
     }
     s->stats.wait_seconds += now_s() - t0;
     pthread_mutex_unlock(&s->mu);
-    if (got && got->unchecked) { /* the slot is ours while INUSE */
+    if (got && got->unchecked) { /* the entry is ours while INUSE */
         got->unchecked = 0;
         if ((st = air_lf_check_data(air_store_unit_path(s->store, u), got->buf)))
             air_streamer_release(s, u);
@@ -365,13 +420,25 @@ air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out) {
 void air_streamer_release(air_streamer *s, int u) {
     if (s->pinned[u])
         return;
+    if (!s->has_thread) {
+        if (s->ent[0].state == INUSE && s->ent[0].unit == u)
+            drop_entry(s, &s->ent[0]);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
-    for (int i = 0; i < 2; i++)
-        if (s->slots[i].unit == u && s->slots[i].state == INUSE) {
-            s->slots[i].state = EMPTY;
-            s->slots[i].unit = -1;
-        }
+    for (int i = 0; i < MAX_ENTRIES; i++)
+        if (s->ent[i].unit == u && s->ent[i].state == INUSE)
+            drop_entry(s, &s->ent[i]);
     pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void air_streamer_wait_idle(air_streamer *s) {
+    if (!s->has_thread)
+        return;
+    pthread_mutex_lock(&s->mu);
+    while (!s->idle)
+        pthread_cond_wait(&s->cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -382,10 +449,12 @@ void air_streamer_get_stats(const air_streamer *s, air_streamer_stats *st) {
      * the counts taken between two passes do not depend on how far the
      * reader got */
     if (s->has_thread)
-        for (int i = 0; i < 2; i++)
-            if (s->slots[i].state == READY && !s->slots[i].status) {
-                st->bytes_read -= s->unit_bytes[s->slots[i].unit];
-                st->read_seconds -= s->slots[i].read_s;
+        for (int i = 0; i < MAX_ENTRIES; i++) {
+            st->read_ahead += s->ent[i].state == READY || s->ent[i].state == LOADING;
+            if (s->ent[i].state == READY && !s->ent[i].status) {
+                st->bytes_read -= s->unit_bytes[s->ent[i].unit];
+                st->read_seconds -= s->ent[i].read_s;
             }
+        }
     pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
 }

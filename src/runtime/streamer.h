@@ -5,8 +5,10 @@
  * A residency plan pins a fixed set of units in RAM (as many as the budget
  * holds: the head first, then layers from 0 — any fixed set saves the same
  * I/O on a cyclic scan, where LRU would evict exactly what comes next). The
- * other units stream through two buffers: with prefetching, a reader thread
- * loads the next unit of the cycle while the current one computes.
+ * other units stream through two buffers, each as large as the largest
+ * streamed unit: with prefetching, a reader thread fills them with the next
+ * units of the cycle, as many as fit (many small units, or one large one
+ * while the other buffer's computes).
  *
  * Peak memory of a fully streamed model: 2 x the largest unit.
  */
@@ -18,7 +20,7 @@
 #include "store/store.h"
 
 typedef struct {
-    int prefetch;        /* 1: reader thread one unit ahead (default) */
+    int prefetch;        /* 1: a reader thread reads ahead (default) */
     int direct_io;       /* 1: O_DIRECT reads where the file system allows */
     /* bytes of units to keep resident (0: stream all). AIR_RAM_AUTO: from the
      * memory this process can still take (MemAvailable, or the room under its
@@ -37,6 +39,7 @@ typedef struct {
     uint64_t bytes_read;
     double read_seconds;
     double wait_seconds;  /* time compute waited for a unit */
+    int read_ahead;       /* units read (or being read) and not yet taken */
     int n_pinned;
     uint64_t pinned_bytes;
     uint64_t buffer_bytes; /* streaming buffers */
@@ -54,6 +57,10 @@ void air_streamer_free(air_streamer *s);
  * by the caller. */
 air_status air_streamer_acquire(air_streamer *s, int u, const air_layer **out);
 void air_streamer_release(air_streamer *s, int u);
+
+/* Returns once the reader thread has nothing more to read ahead (its
+ * buffers are full), e.g. before measuring the disk without it. */
+void air_streamer_wait_idle(air_streamer *s);
 
 void air_streamer_get_stats(const air_streamer *s, air_streamer_stats *st);
 int air_streamer_is_pinned(const air_streamer *s, int u);

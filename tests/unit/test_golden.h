@@ -22,7 +22,7 @@ typedef struct {
     int n_greedy;
 } golden;
 
-static int load_golden(const char *model, golden *g) {
+static inline int load_golden(const char *model, golden *g) {
     char rel[256];
     snprintf(rel, sizeof rel, "models/%s/golden.json", model);
     char *text;
@@ -41,7 +41,7 @@ static int load_golden(const char *model, golden *g) {
 }
 
 /* ||a - b|| / ||b|| */
-static double rel_err(const float *a, const cJSON *b, int n) {
+static inline double rel_err(const float *a, const cJSON *b, int n) {
     double num = 0, den = 0;
     for (int i = 0; i < n; i++) {
         double bv = cJSON_GetArrayItem(b, i)->valuedouble;
@@ -51,7 +51,7 @@ static double rel_err(const float *a, const cJSON *b, int n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-static const char *split_model(const char *model, const char *comp) {
+static inline const char *split_model(const char *model, const char *comp) {
     static char dir[4][1024];
     static int k;
     char *d = dir[k++ & 3];
@@ -77,7 +77,7 @@ static const char *split_model(const char *model, const char *comp) {
     return d;
 }
 
-static air_engine *open_engine(const char *store, int prefetch, uint64_t budget) {
+static inline air_engine *open_engine(const char *store, int prefetch, uint64_t budget) {
     air_engine_options o;
     air_engine_default_options(&o);
     o.n_threads = 2;

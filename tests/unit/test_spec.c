@@ -29,6 +29,7 @@
 #include "source/source.h"
 #include "store/store.h"
 #include "test.h"
+#include "test_tiny_llama.h"
 #include "util/strbuf.h"
 
 static const char *split(const char *model, const char *comp) {
@@ -371,100 +372,8 @@ TEST(budget_from_measured_costs) {
 #define TV_FF 64
 #define TV_LAYERS 2
 
-static uint64_t tv_rng;
-static float tv_rand(float scale) {
-    tv_rng = tv_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return ((float)((tv_rng >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f) * scale;
-}
-
-/* model.safetensors (f32) + config.json for a random llama with seed. */
 static const char *write_tiny_vocab(const char *name, uint64_t seed) {
-    static char dirs[2][1024];
-    static int k;
-    char *dir = dirs[k++ & 1];
-    snprintf(dir, 1024, "%s", test_tmp(name));
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
-    if (system(cmd) != 0)
-        return NULL;
-    struct {
-        char name[64];
-        int rows, cols; /* cols 0: a vector */
-        float scale;
-    } t[4 + TV_LAYERS * 9];
-    int n = 0;
-#define TV_T(nm, r, c, sc)                                                                         \
-    do {                                                                                           \
-        snprintf(t[n].name, sizeof t[n].name, "%s", nm);                                           \
-        t[n].rows = r, t[n].cols = c, t[n].scale = sc;                                             \
-        n++;                                                                                       \
-    } while (0)
-    TV_T("model.embed_tokens.weight", TV_VOCAB, TV_D, 1.0f);
-    for (int l = 0; l < TV_LAYERS; l++) {
-        static const char *names[9] = {
-            "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-            "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-            "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
-        static const int rows[9] = {TV_D, TV_D, TV_D, TV_D, TV_D, TV_D, TV_FF, TV_FF, TV_D};
-        static const int cols[9] = {0, TV_D, TV_D, TV_D, TV_D, 0, TV_D, TV_D, TV_FF};
-        for (int i = 0; i < 9; i++) {
-            char nm[64];
-            snprintf(nm, sizeof nm, "model.layers.%d.%s", l, names[i]);
-            TV_T(nm, rows[i], cols[i], 0.3f);
-        }
-    }
-    TV_T("model.norm.weight", TV_D, 0, 1.0f);
-    TV_T("lm_head.weight", TV_VOCAB, TV_D, 0.4f);
-    char hdr[8192];
-    size_t hl = 0, off = 0;
-    hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "{");
-    for (int i = 0; i < n; i++) {
-        size_t bytes = sizeof(float) * (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
-        if (t[i].cols)
-            hl += (size_t)snprintf(
-                hdr + hl, sizeof hdr - hl,
-                "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
-                i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + bytes);
-        else
-            hl += (size_t)snprintf(
-                hdr + hl, sizeof hdr - hl,
-                "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
-                i ? "," : "", t[i].name, t[i].rows, off, off + bytes);
-        off += bytes;
-    }
-    hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "}");
-    while (hl % 8)
-        hdr[hl++] = ' ';
-    char path[1100];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return NULL;
-    uint64_t len = hl;
-    fwrite(&len, 8, 1, f);
-    fwrite(hdr, 1, hl, f);
-    tv_rng = seed;
-    for (int i = 0; i < n; i++) {
-        int m = t[i].rows * (t[i].cols ? t[i].cols : 1);
-        for (int j = 0; j < m; j++) {
-            float v = t[i].cols ? tv_rand(t[i].scale) : 1.0f + tv_rand(0.1f);
-            fwrite(&v, sizeof v, 1, f);
-        }
-    }
-    fclose(f);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    f = fopen(path, "w");
-    if (!f)
-        return NULL;
-    fprintf(f,
-            "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\","
-            "\"vocab_size\":%d,\"hidden_size\":%d,\"intermediate_size\":%d,"
-            "\"num_hidden_layers\":%d,\"num_attention_heads\":4,\"num_key_value_heads\":4,"
-            "\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6,\"rope_theta\":10000.0,"
-            "\"tie_word_embeddings\":false,\"bos_token_id\":0,\"eos_token_id\":3}\n",
-            TV_VOCAB, TV_D, TV_FF, TV_LAYERS);
-    fclose(f);
-    return dir;
+    return write_tiny_llama(name, seed, TV_VOCAB, TV_D, TV_FF, TV_LAYERS);
 }
 
 static air_engine *open_tiny_vocab(const char *name, uint64_t seed) {

@@ -390,6 +390,7 @@ int cli_bench(int argc, char **argv) {
     const air_hparams *hp = air_engine_hparams(e);
     air_streamer *str = air_engine_streamer(e);
     uint64_t disk_bytes;
+    air_streamer_wait_idle(str); /* its read-ahead would share the disk with the probe */
     double disk_gbs = disk_bandwidth(s, &disk_bytes);
     if (sweep) {
         int rc = cli_bench_ram_sweep(m, sweep, pp > 16 ? 16 : pp, tg,
