@@ -209,6 +209,8 @@ air_status air_spec_setup(air_model *m, const air_gen_params *p, air_model **dra
                            "speculative decoding does not support yet", p->draft_model);
         }
         so->draft = (*draft)->engine;
+        uint64_t tb = air_store_total_bytes(air_engine_store(e));
+        so->draft_ratio = tb ? (double)air_store_total_bytes(air_engine_store(so->draft)) / tb : 0;
         int nd = air_engine_hparams(so->draft)->n_vocab;
         if (nd < so->n_vocab)
             so->n_vocab = nd;

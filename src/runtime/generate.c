@@ -61,6 +61,8 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
     }
     if (opt->spec && (st = air_spec_new(opt->spec, kv->max_seq, &spec)))
         goto out;
+    if (spec)
+        air_spec_start(spec, n_prompt);
     memcpy(hist, prompt, sizeof(int32_t) * (size_t)n_prompt);
     if (opt->should_abort && opt->should_abort(opt->user)) {
         st = air_err(AIR_ERR_ABORTED, "generation aborted");

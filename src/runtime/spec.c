@@ -98,6 +98,11 @@ struct air_spec {
     double trials, successes; /* agreement along the walks */
     double lvl_trials[N_LEVELS], lvl_successes[N_LEVELS]; /* the same per budget level */
     int plain_run;            /* passes in a row at budget 0 */
+    int probe;                /* the next proposal only measures a candidate row's cost */
+    int probed;               /* the last proposal did */
+    int seq_len;              /* tokens of the sequence (prompt + emitted) */
+    double pass_hint;         /* a plain target pass, for guessing the draft's cost */
+    double sync_row_s;        /* one row of catching the draft's cache up */
     double cal_hit[2][CAL_BINS], cal_try[2][CAL_BINS]; /* [0]: the most probable child */
     air_spec_stats st;
 };
@@ -124,6 +129,7 @@ air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out) 
     if (s->o.max_nodes > AIR_SPEC_MAX_NODES)
         s->o.max_nodes = AIR_SPEC_MAX_NODES;
     s->cur = level_of(o->streamed ? 8 : 0); /* resident: plain until the first re-probe */
+    s->costs.grow = !o->streamed;
     if (o->draft) {
         const air_hparams *hp = air_engine_hparams(o->draft);
         s->dvocab = hp->n_vocab;
@@ -150,6 +156,18 @@ void air_spec_free(air_spec *s) {
         air_kv_free(&s->dkv);
     free(s->dhist);
     free(s);
+}
+
+void air_spec_start(air_spec *s, int n_prompt) {
+    s->seq_len = n_prompt;
+}
+
+void air_spec_hint(air_spec *s, double plain_pass_s) {
+    s->pass_hint = plain_pass_s;
+}
+
+void air_spec_probe(air_spec *s) {
+    s->probe = 1;
 }
 
 int air_spec_level_nodes(int level) {
@@ -395,6 +413,7 @@ static air_status draft_pass(air_spec *const *s, const int *in, int count, const
     for (int i = 0; i < count; i++) {
         air_spec *q = s[in[i]];
         q->draft_passes++;
+        q->st.draft_passes++;
         q->draft_pass_s = q->draft_pass_s > 0 ? (1 - EMA) * q->draft_pass_s + EMA * share : share;
         q->propose_s += share;
     }
@@ -411,6 +430,7 @@ air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist,
         air_spec *q = s[i];
         double t0 = now_s();
         q->tree.n = 0;
+        q->probed = 0;
         memset(q->g.n_kid, 0, sizeof q->g.n_kid);
         q->draft_passes = 0;
         q->propose_s = 0;
@@ -418,6 +438,16 @@ air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist,
         q->asked = budget;
         if (budget <= 0 || n[i] <= 0)
             continue;
+        if (q->probe) { /* a candidate row's cost only: lookup's, or the pending token again */
+            q->probe = 0;
+            q->probed = 1;
+            if (q->o.lookup)
+                lookup(q, hist[i], n[i], 1, 1);
+            if (q->tree.n == 0)
+                add_child(&q->tree, -1, hist[i][n[i] - 1], 1);
+            q->propose_s = now_s() - t0;
+            continue;
+        }
         /* with a draft, lookup adds only the continuations of matches of 2
          * and 3 tokens (a single token's are rarely right, and would take
          * the draft's room), in half of the budget at most */
@@ -470,8 +500,15 @@ air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist,
         r += m;
     }
     air_batch b = {r, tok, pos, kvs, want, lg, slot, par};
+    double t_sync = now_s();
     if ((st = draft_pass(s, in, n_in, &b)))
         goto out;
+    if (r >= 8) /* a catch-up of many rows: its time per row */
+        for (int k = 0; k < n_in; k++) {
+            air_spec *q = s[in[k]];
+            double row = (now_s() - t_sync) / r;
+            q->sync_row_s = q->sync_row_s > 0 ? (1 - EMA) * q->sync_row_s + EMA * row : row;
+        }
     for (int k = 0; k < n_in; k++) {
         air_spec *q = s[in[k]];
         memcpy(q->dhist + q->n_dhist, hist[in[k]] + q->n_dhist,
@@ -564,7 +601,7 @@ double air_pass_costs_get(const air_pass_costs *c, int rows) {
 /* Expected tokens of a pass at budget level l (the pending token's and the
  * accepted candidates'), and the draft's time to propose them. */
 static double expect_level(const air_spec *s, int l, double *draft_seconds) {
-    double a = (s->successes + 1.4) / (s->trials + 2.0); /* prior 0.7 */
+    double a = (s->successes + 1.0) / (s->trials + 2.0); /* prior 0.5 */
     /* A larger tree holds the smaller ones, so it agrees at each depth at
      * least as often: the agreement of level l is the best measured at a
      * level up to l (each shrunk towards the overall rate), never less than
@@ -598,7 +635,20 @@ static double expect_level(const air_spec *s, int l, double *draft_seconds) {
     double e = 0, p = 1;
     for (int d = 0; d <= (int)(depth + 0.5); d++, p *= a)
         e += p;
-    *draft_seconds = s->o.draft && n > 0 ? passes * s->draft_pass_s : 0;
+    *draft_seconds = 0;
+    if (s->o.draft && n > 0) {
+        /* until measured, a draft pass next to a resident target costs 1.5
+         * x draft_ratio of a plain pass (a quantized draft does more work
+         * per byte than its target: 4bit SmolLM2-135M, 0.15 of the bytes,
+         * 0.21 of the time), and a row of catching up a third of a draft
+         * pass (measured there: 0.3) */
+        double d = s->draft_pass_s > 0 ? s->draft_pass_s
+                   : s->o.streamed ? 0 /* next to a streamed pass: try it and see */
+                   : (s->o.draft_ratio > 0 ? 1.5 * s->o.draft_ratio : 1.0) * s->pass_hint;
+        double row = s->sync_row_s > 0 ? s->sync_row_s : d / 3;
+        int unseen = s->seq_len - s->n_dhist;
+        *draft_seconds = passes * d + (unseen > 0 ? unseen * row / REPROBE_AFTER : 0);
+    }
     return e;
 }
 
@@ -610,8 +660,9 @@ void air_spec_record(air_spec *s, int rows, int accepted) {
     s->st.sweeps++;
     s->st.drafted += rows - 1;
     s->st.accepted += accepted;
-    if (rows <= 1)
-        return;
+    s->seq_len += 1 + accepted;
+    if (rows <= 1 || s->probed)
+        return; /* a probe's candidate says nothing of the agreement */
     int depth = 0;
     for (int i = 0; i < s->tree.n; i++)
         if (s->tree.depth[i] > depth)
@@ -644,6 +695,7 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
     double c1 = air_pass_costs_get(&s->costs, 1);
     if (c1 <= 0)
         return;
+    s->pass_hint = c1;
     int best = 0;
     double best_rate = 1.0 / c1;
     for (int l = 1; l < N_LEVELS; l++) {
@@ -660,6 +712,7 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
     if (s->plain_run >= REPROBE_AFTER) {
         s->plain_run = 0;
         best = 1;
+        s->probe = 1;
     }
     s->cur = best;
 }

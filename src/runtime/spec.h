@@ -41,7 +41,11 @@ typedef struct {
     int max_nodes;     /* candidate rows per pass; 0 = automatic (from measured costs) */
     int n_vocab;       /* ids a candidate may carry (both vocabularies' common range) */
     int streamed;      /* the target streams some of its layers: start the automatic
-                          budget high (a pass costs about the same with more rows) */
+                          budget high (a pass costs about the same with more rows);
+                          otherwise a pass is taken to grow with its rows */
+    double draft_ratio; /* the draft's weights over the target's, in bytes: until a
+                           draft pass is measured, it is taken to cost 1.5 x this
+                           fraction of a plain target pass (0: unknown, as much as one) */
 } air_spec_options;
 
 /* A candidate tree: node i carries tokens[i] and hangs under node parent[i]
@@ -58,6 +62,7 @@ typedef struct {
     int drafted;          /* candidate nodes sent to the target */
     int accepted;         /* candidate nodes the walk followed */
     double draft_seconds; /* time spent proposing */
+    int draft_passes;     /* passes of the draft model */
 } air_spec_stats;
 
 typedef struct air_spec air_spec;
@@ -66,6 +71,20 @@ typedef struct air_spec air_spec;
  * positions plus room for its candidates). */
 air_status air_spec_new(const air_spec_options *o, int max_seq, air_spec **out);
 void air_spec_free(air_spec *s);
+
+/* The sequence starts with n_prompt tokens (what the draft's cache will
+ * have to catch up with the first time it is used). */
+void air_spec_start(air_spec *s, int n_prompt);
+
+/* The time of a plain target pass for this sequence, for the draft's cost
+ * guessed before it is measured (air_spec_expect; air_spec_observe sets it
+ * from its own measurements). */
+void air_spec_hint(air_spec *s, double plain_pass_s);
+
+/* The next proposal only measures the cost of a candidate row: its one
+ * candidate comes from lookup or repeats the pending token, and the draft
+ * is not run (and its cache not caught up) for it. */
+void air_spec_probe(air_spec *s);
 
 /* Candidate nodes for the next pass (0: make it a plain pass). */
 int air_spec_budget(const air_spec *s);
@@ -123,7 +142,9 @@ void air_spec_record(air_spec *s, int rows, int accepted);
 /* What a pass giving this sequence `nodes` candidates is expected to yield:
  * the tokens it emits (1 + the expected accepted candidates, from the
  * measured agreement and tree depth), and in *draft_seconds the time the
- * draft spends proposing them (0 for lookup alone). */
+ * draft spends proposing them (0 for lookup alone): its passes (guessed
+ * from draft_ratio until measured) plus a share of catching its cache up
+ * with the tokens it has not seen (spread over 32 passes). */
 double air_spec_expect(const air_spec *s, int nodes, double *draft_seconds);
 
 /* The budget levels tried by the automatic budget: 0, 1, 2, 4, ..., 64. */

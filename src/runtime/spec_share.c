@@ -37,6 +37,9 @@ void air_spec_share_plan(air_spec_share *sh, air_spec *const *spec, const int *r
     /* plain decoding is the yardstick: a pass of this size is measured first */
     if (n_auto == 0 || !air_pass_costs_known(&sh->costs, rows))
         return;
+    for (int i = 0; i < n; i++) /* for drafts whose passes are not measured yet */
+        if (spec[i])
+            air_spec_hint(spec[i], air_pass_costs_get(&sh->costs, base_rows));
     int *lv = calloc((size_t)n, sizeof *lv); /* budget levels */
     if (!lv)
         return; /* plain */
@@ -84,7 +87,8 @@ void air_spec_share_plan(air_spec_share *sh, air_spec *const *spec, const int *r
         if (!spec[i] || room[i] <= 0 || air_spec_fixed(spec[i]) > 0)
             continue;
         if (sh->plain_run >= REPROBE_AFTER && total < sh->max_total) {
-            lv[i] = 1;
+            lv[i] = 1; /* a candidate row's cost, without running the draft */
+            air_spec_probe(spec[i]);
             total++;
         }
         budget[i] = air_spec_level_nodes(lv[i]);

@@ -70,8 +70,8 @@ air_status air_seq_init(air_seq *s, const air_hparams *hp, const int32_t *prompt
         s->kv = kv;
     else if (!(st = air_kv_init(&s->own_kv, hp, air_seq_kv_positions(n_prompt, cap, max_seq))))
         s->kv = &s->own_kv;
-    if (!st && opt->spec)
-        st = air_spec_new(opt->spec, s->kv->max_seq, &s->spec);
+    if (!st && opt->spec && !(st = air_spec_new(opt->spec, s->kv->max_seq, &s->spec)))
+        air_spec_start(s->spec, n_prompt);
     return st;
 }
 

@@ -365,6 +365,61 @@ TEST(budget_from_measured_costs) {
     ASSERT_TRUE(b >= 8);
 }
 
+/* A resident target and a draft never run yet: the draft's cost is guessed
+ * from its size before it is paid (a probe only measures a candidate row,
+ * with the pending token repeated, without the draft). Synthetic pass times:
+ * c1 a plain pass, c2 a pass of two or more rows. Returns the draft passes
+ * made over `passes` passes (-1 on error). */
+static int draft_passes_after(double c1, double c2, double ratio, int passes) {
+    air_spec_options o = spec_opts(g_llama4, 0, 0);
+    o.streamed = 0;
+    o.draft_ratio = ratio;
+    air_spec *s;
+    if (air_spec_new(&o, 1024, &s))
+        return -1;
+    air_spec_start(s, N_PROMPT);
+    int32_t hist[256];
+    for (int i = 0; i < 256; i++)
+        hist[i] = i < N_PROMPT ? k_prompt[i] : 20 + (i * 37) % 400;
+    int n = N_PROMPT, probes = 0;
+    for (int k = 0; k < passes && n < 200; k++) {
+        const air_spec_tree *t = NULL;
+        int budget = air_spec_budget(s), rows = 1;
+        air_spec_stats a, b;
+        air_spec_get_stats(s, &a);
+        if (budget > 0) {
+            if (air_spec_propose(s, hist, n, budget, &t))
+                return -1;
+            rows = 1 + t->n;
+        }
+        air_spec_get_stats(s, &b);
+        if (t && b.draft_passes == a.draft_passes) { /* a probe: the pending token again */
+            if (t->n != 1 || t->tokens[0] != hist[n - 1]) {
+                fprintf(stderr, "  a probe proposed %d nodes\n", t->n);
+                return -1;
+            }
+            probes++;
+        }
+        air_spec_observe(s, rows, 0, 1, (rows > 1 ? c2 : c1) + b.draft_seconds - a.draft_seconds);
+        n++;
+    }
+    air_spec_stats st;
+    air_spec_get_stats(s, &st);
+    air_spec_free(s);
+    fprintf(stderr, "  c2/c1 %.2f, draft %.3f of the target: %d probes, %d draft passes\n",
+            c2 / c1, ratio, probes, st.draft_passes);
+    return probes >= 1 ? st.draft_passes : -1;
+}
+
+TEST(resident_draft_priced_before_use) {
+    /* a small model: two rows cost 1.25 passes, the draft 0.15 of the bytes:
+     * speculation cannot pay, the draft never runs */
+    ASSERT_EQ_INT(draft_passes_after(0.010, 0.0125, 0.15, 100), 0);
+    /* a memory-bound model: two rows cost what one does, the draft is 1/70
+     * of it: after the probe, the draft runs */
+    ASSERT_TRUE(draft_passes_after(0.010, 0.010, 1.0 / 70, 100) > 0);
+}
+
 /* ---- a 4-token-vocabulary llama, written as an HF folder ---------------- */
 
 #define TV_VOCAB 4
@@ -884,6 +939,7 @@ int main(void) {
     RUN(sampled_identity);
     RUN(eos_and_stop_inside_accepted_run);
     RUN(budget_from_measured_costs);
+    RUN(resident_draft_priced_before_use);
     RUN(chi_square_sampling);
     RUN(api_same_text_stops_json);
     RUN(api_refuses_other_vocabulary);
