@@ -93,6 +93,8 @@ struct air_spec {
     double draft_pass_s;                              /* one draft pass */
     int draft_passes;                                 /* in the last proposal */
     double lvl_depth[N_LEVELS], lvl_passes[N_LEVELS]; /* measured tree depth, draft passes */
+    double lvl_step[N_LEVELS]; /* a whole step (proposing and pass) at each level */
+    int lvl_step_n[N_LEVELS];
     int lvl_n[N_LEVELS];
     double propose_s;         /* the last proposal's time */
     double trials, successes; /* agreement along the walks */
@@ -686,6 +688,13 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
         return;
     /* the target's share of the pass */
     air_pass_costs_add(&s->costs, rows, seconds - (rows > 1 ? s->propose_s : 0));
+    /* and the whole step at its level: a streamed target reads ahead while
+     * the draft proposes, so the two do not simply add up */
+    int lv = level_of(s->asked);
+    if (rows > 1 && !s->probed && lv > 0) {
+        s->lvl_step[lv] = s->lvl_step_n[lv] ? (1 - EMA) * s->lvl_step[lv] + EMA * seconds : seconds;
+        s->lvl_step_n[lv]++;
+    }
     /* plain decoding is the yardstick: measure it once before comparing */
     if (!air_pass_costs_known(&s->costs, 1)) {
         s->cur = 0;
@@ -700,7 +709,8 @@ void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double se
     double best_rate = 1.0 / c1;
     for (int l = 1; l < N_LEVELS; l++) {
         double d, e = expect_level(s, l, &d);
-        double cost = air_pass_costs_get(&s->costs, k_levels[l] + 1) + d;
+        double cost = s->lvl_step_n[l] ? s->lvl_step[l]
+                                       : air_pass_costs_get(&s->costs, k_levels[l] + 1) + d;
         if (cost > 0 && e / cost > best_rate) {
             best_rate = e / cost;
             best = l;
