@@ -3,7 +3,8 @@
 # `airllm bench` running plain and speculative greedy decoding of the same
 # prompt in the same process:
 #   1. the default model (SmolLM2-135M) at compression none, fully streamed
-#      (--ram 0), with its own 4bit copy as the resident draft;
+#      (--ram 0), with its own 4bit copy as the resident draft (three
+#      prompts), then its 8bit copy;
 #   2. the same with n-gram lookup on a "rewrite this paragraph with one
 #      change" prompt;
 #   3. the same model fully resident (--ram 64G): the automatic budget must
@@ -23,6 +24,8 @@ mkdir -p "$work"
 smol="$(scripts/fetch-default-model.sh)"
 g="${SPEC_BENCH_TOKENS:-64}"
 story="Write a short story about a robot who learns to paint."
+sky="Explain why the sky is blue in three sentences."
+market="Describe a busy market in a small town."
 rewrite="Rewrite the following paragraph, changing only the color of the car from red to blue, \
 and keep every other word exactly as it is: The old red car stood at the end of the road, \
 covered in dust and leaves. Every morning the neighbours walked past it on their way to the \
@@ -34,6 +37,15 @@ echo "## $(date -u +%Y-%m-%d) on $(nproc) cores, $(grep -m1 'model name' /proc/c
 echo; echo "### 1. SmolLM2-135M, compression none, streamed (--ram 0), draft: its 4bit copy"
 build/airllm bench "$smol" -c none --ram 0 --cache-dir "$cache" -q -p 64 -g "$g" \
   --draft "$smol" --draft-compression 4bit --no-lookup --prompt "$story" --rows
+for p in "$sky" "$market"; do
+  build/airllm bench "$smol" -c none --ram 0 --cache-dir "$cache" -q -p 16 -g "$g" \
+    --draft "$smol" --draft-compression 4bit --no-lookup --prompt "$p"
+done
+echo; echo "### 1b. the same with its 8bit copy as the draft"
+for p in "$story" "$sky" "$market"; do
+  build/airllm bench "$smol" -c none --ram 0 --cache-dir "$cache" -q -p 16 -g "$g" \
+    --draft "$smol" --draft-compression 8bit --no-lookup --prompt "$p"
+done
 
 echo; echo "### 2. SmolLM2-135M, compression none, streamed (--ram 0), lookup, rewrite prompt"
 build/airllm bench "$smol" -c none --ram 0 --cache-dir "$cache" -q -p 16 -g "$g" \
