@@ -114,9 +114,8 @@ air_status air_generate(air_engine *e, air_kv *kv, const int32_t *prompt, int n_
             path[n_path++] = air_spec_slot(base, c);
         }
         if (spec && stt.sweeps > 0) {
-            air_spec_calibrate(spec, gen + n - emitted, emitted);
             double t = now_s();
-            air_spec_observe(spec, 1 + tree->n, n_path, emitted, t - t_pass);
+            air_spec_observe(spec, 1 + tree->n, n_path, gen + n - emitted, emitted, t - t_pass);
             t_pass = t;
         }
         stt.accepted += n_path;

@@ -304,7 +304,10 @@ static void pool_add(air_spec *s, int node, double value, const float *lg) {
     }
 }
 
-void air_spec_calibrate(air_spec *s, const int32_t *tokens, int n) {
+/* The walk's tokens (tokens[0] at the pending token's row, then one per
+ * accepted candidate) against the draft's children along the walked path:
+ * the counts of the calibration. */
+static void calibrate(air_spec *s, const int32_t *tokens, int n) {
     const grow_state *g = &s->g;
     const air_spec_tree *t = &s->tree;
     int node = -1;
@@ -505,12 +508,11 @@ air_status air_spec_propose_many(air_spec *const *s, const int32_t *const *hist,
     double t_sync = now_s();
     if ((st = draft_pass(s, in, n_in, &b)))
         goto out;
-    if (r >= 8) /* a catch-up of many rows: its time per row */
-        for (int k = 0; k < n_in; k++) {
-            air_spec *q = s[in[k]];
-            double row = (now_s() - t_sync) / r;
-            q->sync_row_s = q->sync_row_s > 0 ? (1 - EMA) * q->sync_row_s + EMA * row : row;
-        }
+    double row = (now_s() - t_sync) / r; /* a catch-up of many rows: its time per row */
+    for (int k = 0; k < n_in && r >= 8; k++) {
+        air_spec *q = s[in[k]];
+        q->sync_row_s = q->sync_row_s > 0 ? (1 - EMA) * q->sync_row_s + EMA * row : row;
+    }
     for (int k = 0; k < n_in; k++) {
         air_spec *q = s[in[k]];
         memcpy(q->dhist + q->n_dhist, hist[in[k]] + q->n_dhist,
@@ -658,11 +660,14 @@ double air_spec_expect(const air_spec *s, int nodes, double *draft_seconds) {
     return expect_level(s, level_of(nodes), draft_seconds);
 }
 
-void air_spec_record(air_spec *s, int rows, int accepted) {
+void air_spec_record(air_spec *s, int rows, int accepted, const int32_t *emitted,
+                     int n_emitted) {
     s->st.sweeps++;
     s->st.drafted += rows - 1;
     s->st.accepted += accepted;
-    s->seq_len += 1 + accepted;
+    s->seq_len += n_emitted;
+    if (emitted)
+        calibrate(s, emitted, n_emitted);
     if (rows <= 1 || s->probed)
         return; /* a probe's candidate says nothing of the agreement */
     int depth = 0;
@@ -681,9 +686,9 @@ void air_spec_record(air_spec *s, int rows, int accepted) {
     s->lvl_n[l]++;
 }
 
-void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds) {
-    (void)tokens;
-    air_spec_record(s, rows, accepted);
+void air_spec_observe(air_spec *s, int rows, int accepted, const int32_t *emitted,
+                      int n_emitted, double seconds) {
+    air_spec_record(s, rows, accepted, emitted, n_emitted);
     if (s->o.max_nodes > 0)
         return;
     /* the target's share of the pass */

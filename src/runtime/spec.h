@@ -14,7 +14,7 @@
  *     walk: sample from the pending row's logits; while the token is a child
  *           (air_spec_child), take that child's row and sample again
  *     air_kv_keep_path(kv, base, slots of the rows walked, count)
- *     air_spec_observe(s, rows, tokens emitted, seconds)
+ *     air_spec_observe(s, rows, accepted, tokens emitted, seconds)
  *
  * Sampling from the target at every node of the walk and following a child
  * only when it carries the sampled token is the rejection rule for
@@ -122,22 +122,23 @@ static inline int32_t air_spec_slot(int base, int node) {
 /* The child of `node` (-1: the pending token) that carries id, or -1. */
 int air_spec_child(const air_spec_tree *t, int node, int32_t id);
 
-/* After a pass of `rows` rows (1 + candidates) that emitted `tokens` tokens
- * in `seconds` (proposing included): updates the measured rates and the
- * budget of the next passes, and the counts. */
-void air_spec_observe(air_spec *s, int rows, int accepted, int tokens, double seconds);
-
-/* After a pass: the tokens its walk emitted (tokens[0] at the pending
- * token's row, then one per accepted candidate), against the draft's
- * probabilities of the children it proposed along the way. The draft's
- * probabilities are calibrated with these counts (how often a child the
- * draft gives probability p is the target's token, by bins of p), and the
- * tree grows where the calibrated chance of being walked is largest. */
-void air_spec_calibrate(air_spec *s, const int32_t *tokens, int n);
+/* After a pass of `rows` rows (1 + candidates) whose walk followed
+ * `accepted` candidates and emitted emitted[0..n_emitted) (emitted[0] at the
+ * pending token's row, then one per accepted candidate; EOS excluded) in
+ * `seconds` (proposing included): updates the measured rates and the budget
+ * of the next passes, and the counts. The emitted tokens are also checked
+ * against the draft's children along the walked path: the counts that
+ * calibrate the draft's probabilities (how often a child the draft gives
+ * probability p is the target's token, by bins of p), by which the next
+ * trees grow. emitted may be NULL: no calibration. */
+void air_spec_observe(air_spec *s, int rows, int accepted, const int32_t *emitted,
+                      int n_emitted, double seconds);
 
 /* After a pass whose time a scheduler measures itself (several sequences
- * share it): the counts and the agreement along the walk only. */
-void air_spec_record(air_spec *s, int rows, int accepted);
+ * share it): air_spec_observe without the time (counts, agreement,
+ * calibration). */
+void air_spec_record(air_spec *s, int rows, int accepted, const int32_t *emitted,
+                     int n_emitted);
 
 /* What a pass giving this sequence `nodes` candidates is expected to yield:
  * the tokens it emits (1 + the expected accepted candidates, from the

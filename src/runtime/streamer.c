@@ -69,6 +69,7 @@ struct air_streamer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t idle_cv; /* the reader went idle (air_streamer_wait_idle) */
     air_streamer_stats stats;
 };
 
@@ -159,8 +160,10 @@ static void *reader_main(void *arg) {
     for (;;) {
         entry *en = NULL;
         while (!s->stop && !(s->next_unit >= 0 && (en = place(s, s->next_unit)))) {
-            s->idle = 1;
-            pthread_cond_broadcast(&s->cv); /* for air_streamer_wait_idle */
+            if (!s->idle) {
+                s->idle = 1;
+                pthread_cond_broadcast(&s->idle_cv);
+            }
             pthread_cond_wait(&s->cv, &s->mu);
         }
         s->idle = 0;
@@ -201,6 +204,7 @@ void air_streamer_free(air_streamer *s) {
     free(s->unit_bytes);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->idle_cv);
     free(s);
 }
 
@@ -233,6 +237,7 @@ air_status air_streamer_create(air_store *store, const air_streamer_options *opt
     s->n_units = air_store_n_units(store);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->idle_cv, NULL);
     s->pinned = calloc((size_t)s->n_units, 1);
     s->pin_buf = calloc((size_t)s->n_units, sizeof(void *));
     s->pin_layer = calloc((size_t)s->n_units, sizeof(air_layer));
@@ -438,7 +443,7 @@ void air_streamer_wait_idle(air_streamer *s) {
         return;
     pthread_mutex_lock(&s->mu);
     while (!s->idle)
-        pthread_cond_wait(&s->cv, &s->mu);
+        pthread_cond_wait(&s->idle_cv, &s->mu);
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -328,10 +328,8 @@ air_status air_sweep_step(air_engine *e, air_seq *const *seqs, int n, int max_pr
         s->sweeps++;
         s->drafted += t ? t->n : 0;
         s->accepted += acc;
-        if (s->spec) {
-            air_spec_calibrate(s->spec, s->gen + n0, s->n_gen - n0);
-            air_spec_record(s->spec, t ? 1 + t->n : 1, acc);
-        }
+        if (s->spec)
+            air_spec_record(s->spec, t ? 1 + t->n : 1, acc, s->gen + n0, s->n_gen - n0);
         inf.decoded++;
         inf.tokens += s->n_gen - n0 + s->stopped_by_eos;
         inf.drafted += t ? t->n : 0;

@@ -328,7 +328,7 @@ static int budget_after(double (*pass_seconds)(int rows), int agree, int passes)
         for (int i = 0; i < t->n; i++)
             depth = t->depth[i] > depth ? t->depth[i] : depth;
         int acc = agree ? depth : 0;
-        air_spec_observe(s, 1 + t->n, acc, acc + 1, pass_seconds(1 + t->n));
+        air_spec_observe(s, 1 + t->n, acc, NULL, acc + 1, pass_seconds(1 + t->n));
     }
     int b = air_spec_budget(s);
     air_spec_free(s);
@@ -400,7 +400,8 @@ static int draft_passes_after(double c1, double c2, double ratio, int passes) {
             }
             probes++;
         }
-        air_spec_observe(s, rows, 0, 1, (rows > 1 ? c2 : c1) + b.draft_seconds - a.draft_seconds);
+        air_spec_observe(s, rows, 0, NULL, 1,
+                         (rows > 1 ? c2 : c1) + b.draft_seconds - a.draft_seconds);
         n++;
     }
     air_spec_stats st;
@@ -893,7 +894,7 @@ static void share_plan_after(double (*pass_seconds)(int rows), int agree, int n,
             int depth = 0;
             for (int j = 0; j < t->n; j++)
                 depth = t->depth[j] > depth ? t->depth[j] : depth;
-            air_spec_record(s[i], 1 + t->n, agree ? depth : 0);
+            air_spec_record(s[i], 1 + t->n, agree ? depth : 0, NULL, 1 + (agree ? depth : 0));
             rows += t->n;
         }
         air_spec_share_observe(&sh, rows, pass_seconds(rows));
