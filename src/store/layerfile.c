@@ -20,6 +20,15 @@
 #include "util/error.h"
 #include "util/xxh3.h"
 
+/* A layer file that cannot be opened (errno set): a missing one is a store
+ * that lost a file. */
+static air_status open_error(const char *path) {
+    if (errno == ENOENT)
+        return air_err(AIR_ERR_NOT_FOUND, "cannot open %s: %s (the store is missing this file); "
+                       AIR_STORE_FIX, path, strerror(errno));
+    return air_err(AIR_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+}
+
 static uint64_t align_up(uint64_t v) { return (v + AIR_LF_ALIGN - 1) / AIR_LF_ALIGN * AIR_LF_ALIGN; }
 
 void *air_lf_alloc(uint64_t bytes) {
@@ -374,8 +383,7 @@ air_status air_lf_probe(const char *path, const air_lf_ident *want, air_lf_info 
                         air_lf_entry *entries) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
-                       path, strerror(errno));
+        return open_error(path);
     air_lf_header h;
     struct stat sb;
     uint8_t *region = NULL;
@@ -517,8 +525,7 @@ air_status air_lf_load(const char *path, void *buf, uint64_t cap, int direct,
                        const air_lf_ident *want, air_layer *out) {
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
-                       path, strerror(errno));
+        return open_error(path);
     if ((uint64_t)sb.st_size > cap)
         return air_err(AIR_ERR_FORMAT, "%s: file is %llu bytes, larger than the manifest says "
                        "(%llu); " AIR_STORE_FIX, path, (unsigned long long)sb.st_size,
@@ -560,8 +567,7 @@ air_status air_lf_read_table(const char *path, air_lf_table *out) {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
-                       path, strerror(errno));
+        return open_error(path);
     struct stat sb;
     uint8_t *region = NULL;
     air_status st = AIR_OK;
@@ -609,8 +615,7 @@ air_status air_lf_load_prefix(const char *path, void *buf, uint64_t cap, uint64_
     if (fd < 0)
         fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return air_err(errno == ENOENT ? AIR_ERR_NOT_FOUND : AIR_ERR_IO, "cannot open %s: %s",
-                       path, strerror(errno));
+        return open_error(path);
     struct stat sb;
     air_status st = AIR_OK;
     if (fstat(fd, &sb) != 0)
