@@ -32,10 +32,11 @@ static double now_s(void) {
 
 /* Sequential read of every unit file with O_DIRECT (no page cache), 16 MiB
  * per read: GB/s. Each unit lands in a buffer as large as the largest unit
- * (at most 256 MiB), from its start, as a unit lands in a streaming buffer: reads into one small reused buffer stay in
- * the CPU's cache and measured up to 1.4x what a unit-sized destination in
- * RAM gets from the same disk. The buffer is freed, and the peak RSS reset
- * (see peak_rss_mib), before anything else is measured. */
+ * (at most 256 MiB), as a unit lands in a streaming buffer: reads into one
+ * small reused buffer stay in the CPU's cache and measured up to 1.4x what a
+ * unit-sized destination in RAM gets from the same disk. The buffer is
+ * freed, and the peak RSS reset (see peak_rss_mib), before anything else is
+ * measured. */
 static double disk_bandwidth(air_store *s, uint64_t *bytes) {
     const size_t chunk = 16u << 20;
     uint64_t largest = 0;
